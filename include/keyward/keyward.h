@@ -1,0 +1,33 @@
+/* keyward.h — the umbrella header of libkeyward.
+ *
+ * keyward issues, stores (hashed), verifies and enforces scoped API keys and
+ * finds leaked ones.  The library is split by concern, one header each:
+ *   key.h    key format, checksum, mask, hashing (no I/O)
+ *   scope.h  scope parsing and satisfaction
+ *   store.h  persistence behind one interface (SQLite, PostgreSQL)
+ *   policy.h which route may be called by which credential
+ * Errors are negative ints (kw_err) with kw_strerror(), as in libuv. */
+#ifndef KEYWARD_H
+#define KEYWARD_H
+
+#define KW_VERSION "0.1.0"
+
+typedef enum kw_err {
+    KW_OK = 0,
+    KW_ERR_INVALID = -1,   /* malformed input */
+    KW_ERR_NOMEM = -2,
+    KW_ERR_NOTFOUND = -3,
+    KW_ERR_EXISTS = -4,    /* unique constraint */
+    KW_ERR_DB = -5,        /* storage failure */
+    KW_ERR_CRYPTO = -6,    /* CSPRNG / digest failure */
+    KW_ERR_LIMIT = -7,     /* a count or size limit was reached */
+    KW_ERR_UNAVAILABLE = -8, /* backend unreachable; retry later */
+    KW_ERR_IO = -9
+} kw_err;
+
+const char *kw_strerror(int err);
+
+#include "keyward/key.h"
+#include "keyward/scope.h"
+
+#endif

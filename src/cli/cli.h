@@ -1,0 +1,13 @@
+/* cli.h — the keyward subcommands.  Each takes the arguments after its own
+ * name (argv[0] is the subcommand) and returns the process exit status. */
+#ifndef KW_CLI_H
+#define KW_CLI_H
+
+int kw_cli_init(int argc, char **argv);
+int kw_cli_serve(int argc, char **argv);
+int kw_cli_key(int argc, char **argv);
+int kw_cli_scan(int argc, char **argv);
+int kw_cli_redact(int argc, char **argv);
+int kw_cli_hook(int argc, char **argv);
+
+#endif
