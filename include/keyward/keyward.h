@@ -27,6 +27,16 @@ typedef enum kw_err {
 
 const char *kw_strerror(int err);
 
+#include <stdint.h>
+
+/* Wall clock in microseconds since the Unix epoch.  Tests may pin it with
+ * kw_clock_set() (0 restores the real clock) so nothing has to sleep. */
+int64_t kw_now(void);
+void kw_clock_set(int64_t fixed_us);
+/* ISO-8601 UTC with microseconds: "2026-11-25T22:56:12.123456Z". */
+#define KW_TIME_TEXT 32
+void kw_time_format(int64_t us, char out[KW_TIME_TEXT]);
+
 #include "keyward/key.h"
 #include "keyward/scope.h"
 

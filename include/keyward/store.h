@@ -1,0 +1,192 @@
+/* store.h — keyward's persistence interface.
+ *
+ * One interface, several backends (SQLite embedded default, PostgreSQL for
+ * several instances).  Records are plain structs with fixed-size fields so
+ * the hot read paths (key lookup by hash) need no allocation; the few
+ * variable-size fields (flag filters, activity detail) are heap strings owned
+ * by the record and released with the matching *_clear function.  Lists are
+ * delivered through callbacks so a backend never builds an array the caller
+ * must free.  Every function returns KW_OK or a negative kw_err. */
+#ifndef KEYWARD_STORE_H
+#define KEYWARD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyward/key.h"
+
+typedef int64_t kw_time;  /* microseconds since the Unix epoch; 0 = null */
+
+#define KW_ID_LEN 36          /* uuid text / opaque key ids */
+#define KW_EMAIL_MAX 254
+#define KW_NAME_MAX 400       /* bytes: 200 UTF-8 chars worst case fits */
+#define KW_LABEL_MAX_CHARS 40
+#define KW_LABEL_MAX 164      /* bytes: 40 UTF-8 chars of up to 4 bytes */
+#define KW_SECURE_MAX 128     /* "sha256$…" or "pbkdf2_sha256$…" */
+#define KW_JSON_LIST_MAX 4096 /* scopes / scoped_teams / scoped_orgs as JSON text */
+#define KW_MAX_PERSONAL_KEYS 10
+
+/* Membership levels, PostHog's values. */
+enum { KW_LEVEL_MEMBER = 1, KW_LEVEL_ADMIN = 8, KW_LEVEL_OWNER = 15 };
+
+typedef struct kw_store kw_store;
+
+typedef struct kw_user {
+    int64_t id;
+    char uuid[KW_ID_LEN + 1];
+    char email[KW_EMAIL_MAX + 1];
+    char first_name[KW_NAME_MAX + 1];
+    int is_active;
+    kw_time created_at;
+} kw_user;
+
+typedef struct kw_org {
+    char id[KW_ID_LEN + 1];
+    char name[KW_NAME_MAX + 1];
+    kw_time created_at;
+} kw_org;
+
+typedef struct kw_project {
+    int64_t id;
+    char uuid[KW_ID_LEN + 1];
+    char org_id[KW_ID_LEN + 1];
+    char name[KW_NAME_MAX + 1];
+    /* The public phc_ token: public by design (embedded in apps, returned by
+     * GET /api/projects/:id/), so it is stored as is, like PostHog does. */
+    char api_token[KW_KEY_MAX_LEN + 1];
+    kw_time created_at;
+} kw_project;
+
+typedef struct kw_pkey {
+    char id[KW_ID_LEN + 1];
+    int64_t user_id;
+    char label[KW_LABEL_MAX + 1];
+    char secure_value[KW_SECURE_MAX + 1];
+    char mask_value[KW_MASK_MAX];
+    kw_time created_at;
+    kw_time last_used_at;
+    kw_time last_rolled_at;
+    /* JSON arrays as text; "" = SQL NULL.  scopes NULL means no access. */
+    char scopes[KW_JSON_LIST_MAX];
+    char scoped_teams[KW_JSON_LIST_MAX];
+    char scoped_orgs[KW_JSON_LIST_MAX];
+} kw_pkey;
+
+typedef struct kw_flag {
+    int64_t id;
+    int64_t project_id;
+    char key[KW_NAME_MAX + 1];
+    char name[KW_NAME_MAX + 1];
+    char *filters;  /* JSON object text, heap, owned */
+    int active;
+    int deleted;
+    int ensure_experience_continuity;
+    int64_t version;
+    int64_t created_by;  /* user id, 0 = none */
+    kw_time created_at;
+    kw_time updated_at;
+} kw_flag;
+
+typedef struct kw_activity {
+    char id[KW_ID_LEN + 1];
+    int64_t project_id;     /* 0 = organization-level */
+    char org_id[KW_ID_LEN + 1];
+    int64_t user_id;        /* 0 = system */
+    char activity[32];      /* created, updated, deleted, rolled, revoked, leaked */
+    char scope[32];         /* PersonalAPIKey, FeatureFlag, … */
+    char item_id[KW_ID_LEN + 1];
+    char *detail;           /* JSON object text, heap, owned */
+    char ip_address[64];
+    kw_time created_at;
+} kw_activity;
+
+typedef struct kw_activity_query {
+    int64_t project_id;
+    const char *const *scopes;  /* NULL-terminated, or NULL for all */
+    int64_t user_id;            /* 0 = any */
+    const char *item_id;        /* NULL = any */
+    kw_time before;             /* 0 = none: entries strictly older (cursor) */
+    const char *before_id;      /* tie-break for equal created_at */
+    int ascending;
+    int64_t limit;
+    int64_t offset;
+} kw_activity_query;
+
+typedef int (*kw_user_cb)(void *ctx, const kw_user *user);
+typedef int (*kw_org_cb)(void *ctx, const kw_org *org, int level);
+typedef int (*kw_project_cb)(void *ctx, const kw_project *project);
+typedef int (*kw_pkey_cb)(void *ctx, const kw_pkey *key);
+typedef int (*kw_flag_cb)(void *ctx, const kw_flag *flag);
+typedef int (*kw_activity_cb)(void *ctx, const kw_activity *entry);
+
+/* url: a file path or "sqlite:PATH" (SQLite), "postgresql://…" (PostgreSQL).
+ * Applies pending migrations before returning. */
+int kw_store_open(const char *url, kw_store **out);
+void kw_store_close(kw_store *store);
+const char *kw_store_backend(const kw_store *store);
+/* Current schema version (after migrations). */
+int kw_store_schema_version(kw_store *store, int *version);
+
+/* Groups writes on the calling thread's connection into one transaction. */
+int kw_store_begin(kw_store *store);
+int kw_store_commit(kw_store *store);
+void kw_store_rollback(kw_store *store);
+
+/* Users, organizations, memberships. */
+int kw_store_user_count(kw_store *store, int64_t *count);
+int kw_store_user_create(kw_store *store, kw_user *user);       /* fills id, uuid, created_at */
+int kw_store_user_get(kw_store *store, int64_t id, kw_user *out);
+int kw_store_user_by_email(kw_store *store, const char *email, kw_user *out);
+int kw_store_user_set_active(kw_store *store, int64_t id, int active);
+int kw_store_org_create(kw_store *store, kw_org *org);          /* fills id, created_at */
+int kw_store_org_get(kw_store *store, const char *id, kw_org *out);
+int kw_store_membership_set(kw_store *store, int64_t user_id, const char *org_id, int level);
+/* KW_ERR_NOTFOUND when the user is not a member. */
+int kw_store_membership_level(kw_store *store, int64_t user_id, const char *org_id, int *level);
+int kw_store_user_orgs(kw_store *store, int64_t user_id, kw_org_cb cb, void *ctx);
+
+/* Projects. */
+int kw_store_project_create(kw_store *store, kw_project *project);  /* fills id, uuid, created_at */
+int kw_store_project_get(kw_store *store, int64_t id, kw_project *out);
+int kw_store_project_by_token(kw_store *store, const char *api_token, kw_project *out);
+/* Projects of every organization the user belongs to, by id. */
+int kw_store_user_projects(kw_store *store, int64_t user_id, kw_project_cb cb, void *ctx);
+int kw_store_project_set_token(kw_store *store, int64_t id, const char *api_token);
+
+/* Personal API keys.  Insert fails with KW_ERR_LIMIT when the user already
+ * has `max_per_user` keys (checked atomically with the insert). */
+int kw_store_pkey_insert(kw_store *store, const kw_pkey *key, int max_per_user);
+int kw_store_pkey_get(kw_store *store, int64_t user_id, const char *id, kw_pkey *out);
+int kw_store_pkey_list(kw_store *store, int64_t user_id, kw_pkey_cb cb, void *ctx); /* newest first */
+int kw_store_pkey_update(kw_store *store, const kw_pkey *key);  /* label, scopes, scoped_* */
+int kw_store_pkey_roll(kw_store *store, int64_t user_id, const char *id,
+                       const char *secure_value, const char *mask_value, kw_time now);
+int kw_store_pkey_delete(kw_store *store, int64_t user_id, const char *id);
+/* Verification lookup through the unique index on secure_value. */
+int kw_store_pkey_by_hash(kw_store *store, const char *secure_value, kw_pkey *out);
+/* Sets last_used_at = now unless it was set within the last `interval`
+ * (one conditional UPDATE: concurrent callers write at most once). */
+int kw_store_pkey_touch(kw_store *store, const char *id, kw_time now, kw_time interval);
+/* Rewrites a legacy hash as sha256 (only if still `old_value`). */
+int kw_store_pkey_rehash(kw_store *store, const char *id, const char *old_value,
+                         const char *new_value);
+/* How many stored personal keys still carry a legacy pbkdf2 hash. */
+int kw_store_pkey_legacy_count(kw_store *store, int64_t *count);
+
+/* Feature flags.  Insert fails with KW_ERR_EXISTS on a duplicate live key. */
+void kw_flag_clear(kw_flag *flag);
+int kw_store_flag_insert(kw_store *store, kw_flag *flag);  /* fills id, version, times */
+int kw_store_flag_get(kw_store *store, int64_t project_id, int64_t id, kw_flag *out);
+enum kw_flag_order { KW_FLAG_NEWEST_FIRST, KW_FLAG_BY_KEY };
+int kw_store_flag_list(kw_store *store, int64_t project_id, enum kw_flag_order order,
+                       int include_deleted, kw_flag_cb cb, void *ctx);
+int kw_store_flag_update(kw_store *store, kw_flag *flag);  /* bumps version, updated_at */
+
+/* Activity log. */
+void kw_activity_clear(kw_activity *entry);
+int kw_store_activity_insert(kw_store *store, kw_activity *entry);  /* fills id if empty */
+int kw_store_activity_list(kw_store *store, const kw_activity_query *query,
+                           kw_activity_cb cb, void *ctx);
+int kw_store_activity_count(kw_store *store, const kw_activity_query *query, int64_t *count);
+
+#endif

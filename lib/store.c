@@ -1,0 +1,100 @@
+/* store.c — backend selection and the public kw_store_* entry points.
+ *
+ * Each entry point forwards through the backend's vtable; keeping the
+ * forwarding in one file means a new backend only fills a struct. */
+#include "store_backend.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+int kw_store_open(const char *url, kw_store **out)
+{
+    *out = NULL;
+    if (!url || !*url) return KW_ERR_INVALID;
+    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+        return kw_store_pg_open(url, out);
+    if (strncmp(url, "sqlite:", 7) == 0) url += 7;
+    return kw_store_sqlite_open(url, out);
+}
+
+void kw_store_close(kw_store *store)
+{
+    if (store) store->ops->close(store);
+}
+
+const char *kw_store_backend(const kw_store *store) { return store->ops->name; }
+
+void kw_flag_clear(kw_flag *flag)
+{
+    free(flag->filters);
+    flag->filters = NULL;
+}
+
+void kw_activity_clear(kw_activity *entry)
+{
+    free(entry->detail);
+    entry->detail = NULL;
+}
+
+int kw_uuid_v4(char out[KW_ID_LEN + 1])
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) return KW_ERR_CRYPTO;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    static const char HEX[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = HEX[b[i] >> 4];
+        *p++ = HEX[b[i] & 15];
+    }
+    *p = '\0';
+    return KW_OK;
+}
+
+#define FORWARD(name, params, args) \
+    int kw_store_##name params { return store->ops->name args; }
+
+FORWARD(schema_version, (kw_store *store, int *v), (store, v))
+FORWARD(begin, (kw_store *store), (store))
+FORWARD(commit, (kw_store *store), (store))
+void kw_store_rollback(kw_store *store) { store->ops->rollback(store); }
+FORWARD(user_count, (kw_store *store, int64_t *n), (store, n))
+FORWARD(user_create, (kw_store *store, kw_user *u), (store, u))
+FORWARD(user_get, (kw_store *store, int64_t id, kw_user *u), (store, id, u))
+FORWARD(user_by_email, (kw_store *store, const char *e, kw_user *u), (store, e, u))
+FORWARD(user_set_active, (kw_store *store, int64_t id, int a), (store, id, a))
+FORWARD(org_create, (kw_store *store, kw_org *o), (store, o))
+FORWARD(org_get, (kw_store *store, const char *id, kw_org *o), (store, id, o))
+FORWARD(membership_set, (kw_store *store, int64_t u, const char *o, int l), (store, u, o, l))
+FORWARD(membership_level, (kw_store *store, int64_t u, const char *o, int *l), (store, u, o, l))
+FORWARD(user_orgs, (kw_store *store, int64_t u, kw_org_cb cb, void *c), (store, u, cb, c))
+FORWARD(project_create, (kw_store *store, kw_project *p), (store, p))
+FORWARD(project_get, (kw_store *store, int64_t id, kw_project *p), (store, id, p))
+FORWARD(project_by_token, (kw_store *store, const char *t, kw_project *p), (store, t, p))
+FORWARD(user_projects, (kw_store *store, int64_t u, kw_project_cb cb, void *c), (store, u, cb, c))
+FORWARD(project_set_token, (kw_store *store, int64_t id, const char *t), (store, id, t))
+FORWARD(pkey_insert, (kw_store *store, const kw_pkey *k, int max), (store, k, max))
+FORWARD(pkey_get, (kw_store *store, int64_t u, const char *id, kw_pkey *k), (store, u, id, k))
+FORWARD(pkey_list, (kw_store *store, int64_t u, kw_pkey_cb cb, void *c), (store, u, cb, c))
+FORWARD(pkey_update, (kw_store *store, const kw_pkey *k), (store, k))
+FORWARD(pkey_roll, (kw_store *store, int64_t u, const char *id, const char *sv, const char *m, kw_time now),
+        (store, u, id, sv, m, now))
+FORWARD(pkey_delete, (kw_store *store, int64_t u, const char *id), (store, u, id))
+FORWARD(pkey_by_hash, (kw_store *store, const char *sv, kw_pkey *k), (store, sv, k))
+FORWARD(pkey_touch, (kw_store *store, const char *id, kw_time now, kw_time iv), (store, id, now, iv))
+FORWARD(pkey_rehash, (kw_store *store, const char *id, const char *o, const char *n), (store, id, o, n))
+FORWARD(pkey_legacy_count, (kw_store *store, int64_t *n), (store, n))
+FORWARD(flag_insert, (kw_store *store, kw_flag *f), (store, f))
+FORWARD(flag_get, (kw_store *store, int64_t p, int64_t id, kw_flag *f), (store, p, id, f))
+FORWARD(flag_list, (kw_store *store, int64_t p, enum kw_flag_order o, int d, kw_flag_cb cb, void *c),
+        (store, p, o, d, cb, c))
+FORWARD(flag_update, (kw_store *store, kw_flag *f), (store, f))
+FORWARD(activity_insert, (kw_store *store, kw_activity *a), (store, a))
+FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity_cb cb, void *c),
+        (store, q, cb, c))
+FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))

@@ -1,0 +1,62 @@
+/* store_backend.h — what a storage backend implements (internal).
+ *
+ * kw_store is a vtable pointer followed by the backend's own state; the
+ * public kw_store_* functions in store.c forward through it.  A backend is
+ * selected by the URL given to kw_store_open. */
+#ifndef KW_STORE_BACKEND_H
+#define KW_STORE_BACKEND_H
+
+#include "keyward/store.h"
+
+struct kw_store_ops {
+    const char *name;
+    void (*close)(kw_store *);
+    int (*schema_version)(kw_store *, int *);
+    int (*begin)(kw_store *);
+    int (*commit)(kw_store *);
+    void (*rollback)(kw_store *);
+    int (*user_count)(kw_store *, int64_t *);
+    int (*user_create)(kw_store *, kw_user *);
+    int (*user_get)(kw_store *, int64_t, kw_user *);
+    int (*user_by_email)(kw_store *, const char *, kw_user *);
+    int (*user_set_active)(kw_store *, int64_t, int);
+    int (*org_create)(kw_store *, kw_org *);
+    int (*org_get)(kw_store *, const char *, kw_org *);
+    int (*membership_set)(kw_store *, int64_t, const char *, int);
+    int (*membership_level)(kw_store *, int64_t, const char *, int *);
+    int (*user_orgs)(kw_store *, int64_t, kw_org_cb, void *);
+    int (*project_create)(kw_store *, kw_project *);
+    int (*project_get)(kw_store *, int64_t, kw_project *);
+    int (*project_by_token)(kw_store *, const char *, kw_project *);
+    int (*user_projects)(kw_store *, int64_t, kw_project_cb, void *);
+    int (*project_set_token)(kw_store *, int64_t, const char *);
+    int (*pkey_insert)(kw_store *, const kw_pkey *, int);
+    int (*pkey_get)(kw_store *, int64_t, const char *, kw_pkey *);
+    int (*pkey_list)(kw_store *, int64_t, kw_pkey_cb, void *);
+    int (*pkey_update)(kw_store *, const kw_pkey *);
+    int (*pkey_roll)(kw_store *, int64_t, const char *, const char *, const char *, kw_time);
+    int (*pkey_delete)(kw_store *, int64_t, const char *);
+    int (*pkey_by_hash)(kw_store *, const char *, kw_pkey *);
+    int (*pkey_touch)(kw_store *, const char *, kw_time, kw_time);
+    int (*pkey_rehash)(kw_store *, const char *, const char *, const char *);
+    int (*pkey_legacy_count)(kw_store *, int64_t *);
+    int (*flag_insert)(kw_store *, kw_flag *);
+    int (*flag_get)(kw_store *, int64_t, int64_t, kw_flag *);
+    int (*flag_list)(kw_store *, int64_t, enum kw_flag_order, int, kw_flag_cb, void *);
+    int (*flag_update)(kw_store *, kw_flag *);
+    int (*activity_insert)(kw_store *, kw_activity *);
+    int (*activity_list)(kw_store *, const kw_activity_query *, kw_activity_cb, void *);
+    int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
+};
+
+struct kw_store {
+    const struct kw_store_ops *ops;
+};
+
+int kw_store_sqlite_open(const char *path, kw_store **out);
+int kw_store_pg_open(const char *url, kw_store **out);
+
+/* Shared by backends: a fresh random uuid (v4 text form). */
+int kw_uuid_v4(char out[KW_ID_LEN + 1]);
+
+#endif
