@@ -56,7 +56,5 @@ struct kw_store {
 int kw_store_sqlite_open(const char *path, kw_store **out);
 int kw_store_pg_open(const char *url, kw_store **out);
 
-/* Shared by backends: a fresh random uuid (v4 text form). */
-int kw_uuid_v4(char out[KW_ID_LEN + 1]);
 
 #endif

@@ -31,6 +31,9 @@ enum { KW_LEVEL_MEMBER = 1, KW_LEVEL_ADMIN = 8, KW_LEVEL_OWNER = 15 };
 
 typedef struct kw_store kw_store;
 
+/* A fresh random uuid (v4 text form): ids of organizations, keys, entries. */
+int kw_uuid_v4(char out[KW_ID_LEN + 1]);
+
 typedef struct kw_user {
     int64_t id;
     char uuid[KW_ID_LEN + 1];

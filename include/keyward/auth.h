@@ -1,0 +1,59 @@
+/* auth.h — who is calling: verify a presented key into a principal.
+ *
+ * The verifier turns "phx_…" into the user it acts for, with the key's
+ * scopes and project/organization narrowing.  Bad format or checksum is
+ * refused before any I/O; otherwise it is one index probe by hash (legacy
+ * pbkdf2 forms are tried only when such rows exist).  last_used_at is
+ * written at most once per hour per key, on a background thread, so a
+ * request never waits on a write. */
+#ifndef KEYWARD_AUTH_H
+#define KEYWARD_AUTH_H
+
+#include "keyward/key.h"
+#include "keyward/scope.h"
+#include "keyward/store.h"
+
+#define KW_MAX_SCOPED 64
+
+typedef enum kw_cred_source { KW_SRC_HEADER = 0, KW_SRC_BODY, KW_SRC_QUERY } kw_cred_source;
+
+typedef struct kw_principal {
+    kw_key_kind kind;        /* KW_KEY_NONE: anonymous or a session */
+    int session;             /* a signed-in person (console, or the CLI acting as a user) */
+    kw_cred_source source;
+    int64_t user_id;         /* personal keys */
+    char key_id[KW_ID_LEN + 1];
+    int64_t project_id;      /* phs_ / phc_ */
+    kw_scopes scopes;
+    int n_scoped_teams;      /* -1: not narrowed */
+    int64_t scoped_teams[KW_MAX_SCOPED];
+    int n_scoped_orgs;       /* -1: not narrowed */
+    char scoped_orgs[KW_MAX_SCOPED][KW_ID_LEN + 1];
+} kw_principal;
+
+typedef enum kw_verify_result {
+    KW_VERIFY_OK = 0,
+    KW_VERIFY_INVALID,      /* unknown, revoked, malformed, bad checksum, inactive user */
+    KW_VERIFY_UNAVAILABLE   /* storage failed: answer 503, never accept */
+} kw_verify_result;
+
+typedef struct kw_verifier kw_verifier;
+
+int kw_verifier_new(kw_store *store, kw_verifier **out);
+void kw_verifier_free(kw_verifier *v);  /* flushes pending last_used writes */
+
+/* Verifies a personal key (phx_).  Fills *out on KW_VERIFY_OK. */
+kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
+                                    kw_principal *out);
+
+/* Scopes, scoped_teams and scoped_organizations JSON text → principal
+ * fields.  Used by verification and by the "never grant more than you
+ * hold" checks. */
+int kw_principal_load_scopes(kw_principal *p, const char *scopes_json,
+                             const char *teams_json, const char *orgs_json);
+
+/* True when the principal's project/org narrowing admits this project. */
+int kw_principal_team_allowed(const kw_principal *p, int64_t project_id);
+int kw_principal_org_allowed(const kw_principal *p, const char *org_id);
+
+#endif

@@ -1,0 +1,91 @@
+/* policy.h — which credential may call which route, declared as one table.
+ *
+ * As in PostHog, every route states the key types it accepts, the scope it
+ * needs and whether it acts inside a project; kw_policy_check applies that
+ * declaration in one place, so no handler repeats (or forgets) a check.
+ * Routes are matched on a normalized path: no trailing slash, and
+ * /api/environments/:id/… is read as /api/projects/:id/…. */
+#ifndef KEYWARD_POLICY_H
+#define KEYWARD_POLICY_H
+
+#include <stddef.h>
+
+#include "keyward/auth.h"
+#include "keyward/problem.h"
+#include "keyward/store.h"
+
+/* Who may call (bitmask). */
+enum {
+    KW_CRED_NONE = 1 << 0,      /* no credential needed */
+    KW_CRED_PERSONAL = 1 << 1,  /* phx_ */
+    KW_CRED_SECRET = 1 << 2,    /* phs_ */
+    KW_CRED_PROJECT = 1 << 3,   /* phc_ */
+    KW_CRED_SESSION = 1 << 4    /* console session */
+};
+
+typedef enum kw_route_id {
+    KW_ROUTE_HEALTH,
+    KW_ROUTE_ME,
+    KW_ROUTE_PROJECT_LIST,
+    KW_ROUTE_PROJECT_GET,
+    KW_ROUTE_PROJECT_RESET_TOKEN,
+    KW_ROUTE_PKEY_LIST,
+    KW_ROUTE_PKEY_CREATE,
+    KW_ROUTE_PKEY_CURRENT,
+    KW_ROUTE_PKEY_GET,
+    KW_ROUTE_PKEY_UPDATE,
+    KW_ROUTE_PKEY_DELETE,
+    KW_ROUTE_PKEY_ROLL,
+    KW_ROUTE_FLAG_LIST,
+    KW_ROUTE_FLAG_CREATE,
+    KW_ROUTE_FLAG_GET,
+    KW_ROUTE_FLAG_UPDATE,
+    KW_ROUTE_FLAG_DELETE,
+    KW_ROUTE_ACTIVITY_LIST,
+    KW_ROUTE_COUNT
+} kw_route_id;
+
+typedef struct kw_route {
+    kw_route_id id;
+    const char *method;
+    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any */
+    unsigned credentials;     /* KW_CRED_* */
+    const char *scope;        /* required scope, NULL = none */
+    int min_level;            /* membership level needed in the project's org */
+    /* 403 text when a personal key lacks the scope; NULL = the standard
+     * "API key missing required scope '…'". */
+    const char *scope_denied;
+} kw_route;
+
+#define KW_ROUTE_MAX_PARAM 128
+
+typedef struct kw_route_match {
+    const kw_route *route;
+    char project[KW_ROUTE_MAX_PARAM];  /* raw :project segment, "" if none */
+    char id[KW_ROUTE_MAX_PARAM];       /* raw :id segment, "" if none */
+} kw_route_match;
+
+typedef enum kw_match_result { KW_MATCH_OK, KW_MATCH_NO_ROUTE, KW_MATCH_BAD_METHOD } kw_match_result;
+
+/* Matches method + path (no query string). */
+kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out);
+
+const kw_route *kw_policy_routes(size_t *count);
+
+/* The verdict for one request.  `principal` is the verified caller (kind
+ * KW_KEY_NONE when no credential came).  On success *project is filled for
+ * project routes (the resolved :project, "@current" included) and *level
+ * with the caller's membership level.  On refusal *problem says why. */
+int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *principal,
+                    kw_project *project, int *level, kw_problem *problem);
+
+/* The refusal for a credential the route does not accept at all, decided
+ * from the key's prefix before any verification (so a phs_ key on an admin
+ * route gets 403 without a database lookup).  0 when the kind is accepted. */
+int kw_policy_refuse_kind(const kw_route *route, kw_key_kind kind, kw_cred_source source,
+                          kw_problem *problem);
+
+/* The 401 for an invalid personal key presented from `source`. */
+void kw_policy_invalid_personal(kw_cred_source source, kw_problem *problem);
+
+#endif

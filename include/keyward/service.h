@@ -1,0 +1,63 @@
+/* service.h — the operations both the HTTP API and the CLI perform.
+ *
+ * Each takes the acting principal, validates its input (a JSON object, the
+ * same one the API receives, so the CLI cannot bypass a rule), changes the
+ * store, and writes the activity log.  On refusal it returns non-zero and
+ * fills *problem; nothing is changed.  Key values are returned once, in
+ * `value`, and never logged. */
+#ifndef KEYWARD_SERVICE_H
+#define KEYWARD_SERVICE_H
+
+#include <jansson.h>
+
+#include "keyward/auth.h"
+#include "keyward/problem.h"
+#include "keyward/store.h"
+
+typedef struct kw_call {
+    kw_store *store;
+    const kw_principal *actor;
+    const char *ip;  /* for the activity log; may be NULL */
+} kw_call;
+
+/* Personal API keys. */
+int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out,
+                   char value[KW_KEY_LEN + 1], kw_problem *problem);
+int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
+                   kw_problem *problem);
+int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
+                 kw_problem *problem);
+int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *problem);
+/* Loads the actor's own key (`id` may be "@current"); 404 otherwise. */
+int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *problem);
+
+/* Feature flags (project-scoped; the policy has already checked access). */
+int kw_flag_create(const kw_call *c, int64_t project_id, const json_t *body, kw_flag *out,
+                   kw_problem *problem);
+int kw_flag_update(const kw_call *c, int64_t project_id, const char *id, const json_t *body,
+                   kw_flag *out, kw_problem *problem);
+int kw_flag_delete(const kw_call *c, int64_t project_id, const char *id, kw_problem *problem);
+int kw_flag_load(const kw_call *c, int64_t project_id, const char *id, kw_flag *out,
+                 kw_problem *problem);
+
+/* Projects. */
+int kw_project_reset_token(const kw_call *c, kw_project *project, kw_problem *problem);
+
+/* Bootstrap: first user, organization (owner) and project, and a phx_ key
+ * with scope "*".  Refuses when the store already has a user. */
+int kw_bootstrap(kw_store *store, const char *email, const char *org_name,
+                 const char *project_name, kw_user *user, kw_project *project,
+                 char value[KW_KEY_LEN + 1], kw_problem *problem);
+
+/* Activity log: one entry; `changes` (a JSON array, may be NULL) is
+ * stolen.  Personal-key events fan out to every project the key reaches. */
+int kw_audit_record(const kw_call *c, int64_t project_id, const char *org_id,
+                    const char *activity, const char *scope, const char *item_id,
+                    const char *name, json_t *changes);
+int kw_audit_personal_key(const kw_call *c, const kw_pkey *key, const char *activity,
+                          json_t *changes);
+/* {"type","action","field","before","after"}; before/after are stolen. */
+json_t *kw_audit_change(const char *type, const char *action, const char *field,
+                        json_t *before, json_t *after);
+
+#endif

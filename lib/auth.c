@@ -1,0 +1,225 @@
+/* auth.c — verification of presented keys, and the principal helpers.
+ *
+ * kw_verify_personal is the request hot path for admin routes: prefix and
+ * checksum are checked without I/O, then one probe of the unique index on
+ * secure_value.  Legacy pbkdf2 forms (keys imported from PostHog) cost two
+ * PBKDF2 runs, so they are tried only for legacy-length keys and only while
+ * the store still holds such rows; a match is rewritten as sha256 at once,
+ * as PostHog does, so it is paid once per key.
+ *
+ * last_used_at: PostHog writes it on use, at most hourly.  A request never
+ * waits for that write: it is handed to a background thread through a small
+ * ring; if the ring is full the touch is dropped (the next request an hour
+ * on will try again), which bounds memory and never blocks. */
+#include "keyward/auth.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+#define TOUCH_INTERVAL_US ((int64_t)3600 * 1000000)
+#define TOUCH_RING 256
+#define LEGACY_SALT "posthog_personal_api_key"
+
+struct kw_verifier {
+    kw_store *store;
+    _Atomic int64_t legacy_rows;
+    pthread_mutex_t lock;  /* guards the touch ring only */
+    pthread_cond_t wake;
+    char ring[TOUCH_RING][KW_ID_LEN + 1];
+    int64_t ring_time[TOUCH_RING];
+    unsigned head, tail;
+    int stopping;
+    pthread_t thread;
+};
+
+static void *touch_thread(void *arg)
+{
+    kw_verifier *v = arg;
+    char id[KW_ID_LEN + 1];
+    pthread_mutex_lock(&v->lock);
+    for (;;) {
+        while (v->head == v->tail && !v->stopping) pthread_cond_wait(&v->wake, &v->lock);
+        if (v->head == v->tail) break;  /* stopping and drained */
+        unsigned slot = v->tail++ % TOUCH_RING;
+        memcpy(id, v->ring[slot], sizeof id);
+        int64_t when = v->ring_time[slot];
+        pthread_mutex_unlock(&v->lock);
+        kw_store_pkey_touch(v->store, id, when, TOUCH_INTERVAL_US);
+        pthread_mutex_lock(&v->lock);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+static void touch_later(kw_verifier *v, const char *id, int64_t now)
+{
+    pthread_mutex_lock(&v->lock);
+    if (v->head - v->tail < TOUCH_RING) {
+        unsigned slot = v->head++ % TOUCH_RING;
+        strcpy(v->ring[slot], id);
+        v->ring_time[slot] = now;
+        pthread_cond_signal(&v->wake);
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
+int kw_verifier_new(kw_store *store, kw_verifier **out)
+{
+    kw_verifier *v = calloc(1, sizeof *v);
+    if (!v) return KW_ERR_NOMEM;
+    v->store = store;
+    int64_t legacy = 0;
+    int rc = kw_store_pkey_legacy_count(store, &legacy);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    atomic_store(&v->legacy_rows, legacy);
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->wake, NULL);
+    if (pthread_create(&v->thread, NULL, touch_thread, v)) {
+        pthread_mutex_destroy(&v->lock);
+        pthread_cond_destroy(&v->wake);
+        free(v);
+        return KW_ERR_NOMEM;
+    }
+    *out = v;
+    return KW_OK;
+}
+
+void kw_verifier_free(kw_verifier *v)
+{
+    if (!v) return;
+    pthread_mutex_lock(&v->lock);
+    v->stopping = 1;
+    pthread_cond_signal(&v->wake);
+    pthread_mutex_unlock(&v->lock);
+    pthread_join(v->thread, NULL);
+    pthread_mutex_destroy(&v->lock);
+    pthread_cond_destroy(&v->wake);
+    free(v);
+}
+
+/* Looks the key up by its legacy pbkdf2 forms; on a hit rewrites the row
+ * as sha256 so the next verification is a plain probe. */
+static int find_legacy(kw_verifier *v, const char *key, size_t len, kw_pkey *row)
+{
+    static const unsigned ITERATIONS[] = {260000, 390000};
+    for (size_t i = 0; i < sizeof ITERATIONS / sizeof ITERATIONS[0]; i++) {
+        char stored[KW_SECURE_MAX + 1];
+        if (kw_key_hash_pbkdf2(key, len, ITERATIONS[i], LEGACY_SALT, stored, sizeof stored))
+            return KW_ERR_CRYPTO;
+        int rc = kw_store_pkey_by_hash(v->store, stored, row);
+        if (rc == KW_ERR_NOTFOUND) continue;
+        if (rc) return rc;
+        if (kw_key_hash_verify(key, len, row->secure_value) != KW_HASH_MATCH_UPGRADE)
+            return KW_ERR_NOTFOUND;
+        char upgraded[KW_HASH_LEN + 1];
+        if (!kw_key_hash(key, len, upgraded) &&
+            !kw_store_pkey_rehash(v->store, row->id, stored, upgraded)) {
+            strcpy(row->secure_value, upgraded);
+            atomic_fetch_sub(&v->legacy_rows, 1);
+        }
+        return KW_OK;
+    }
+    return KW_ERR_NOTFOUND;
+}
+
+kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len, kw_principal *out)
+{
+    kw_key_info info;
+    if (kw_key_classify(key, len, &info) == KW_FORMAT_INVALID || info.kind != KW_KEY_PERSONAL)
+        return KW_VERIFY_INVALID;
+    char hash[KW_HASH_LEN + 1];
+    if (kw_key_hash(key, len, hash)) return KW_VERIFY_UNAVAILABLE;
+    /* 12 KiB of JSON list text: one buffer per thread, neither on the
+     * server thread's stack nor allocated per request. */
+    static _Thread_local kw_pkey row_buf;
+    kw_pkey *row = &row_buf;
+    kw_verify_result result = KW_VERIFY_INVALID;
+    int rc = kw_store_pkey_by_hash(v->store, hash, row);
+    if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY &&
+        atomic_load_explicit(&v->legacy_rows, memory_order_relaxed) > 0)
+        rc = find_legacy(v, key, len, row);
+    if (rc) {
+        result = rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
+        goto done;
+    }
+    kw_user user;
+    rc = kw_store_user_get(v->store, row->user_id, &user);
+    if (rc) {
+        result = rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
+        goto done;
+    }
+    if (!user.is_active) goto done;
+    memset(out, 0, sizeof *out);
+    out->kind = KW_KEY_PERSONAL;
+    out->user_id = row->user_id;
+    strcpy(out->key_id, row->id);
+    if (kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs)) goto done;
+    int64_t now = kw_now();
+    if (!row->last_used_at || now - row->last_used_at >= TOUCH_INTERVAL_US)
+        touch_later(v, row->id, now);
+    result = KW_VERIFY_OK;
+done:
+    return result;
+}
+
+int kw_principal_load_scopes(kw_principal *p, const char *scopes_json, const char *teams_json,
+                             const char *orgs_json)
+{
+    memset(&p->scopes, 0, sizeof p->scopes);
+    p->n_scoped_teams = -1;
+    p->n_scoped_orgs = -1;
+    json_t *list;
+    size_t i;
+    json_t *item;
+    /* A NULL or unreadable scopes list grants nothing (SPEC §3). Unknown
+     * names in stored rows are ignored rather than widening access. */
+    if (scopes_json && *scopes_json && (list = json_loads(scopes_json, 0, NULL))) {
+        json_array_foreach(list, i, item)
+            if (json_is_string(item)) kw_scopes_add(&p->scopes, json_string_value(item));
+        json_decref(list);
+    }
+    if (teams_json && *teams_json && (list = json_loads(teams_json, 0, NULL))) {
+        if (json_is_array(list) && json_array_size(list) > 0) {
+            p->n_scoped_teams = 0;
+            json_array_foreach(list, i, item)
+                if (json_is_integer(item) && p->n_scoped_teams < KW_MAX_SCOPED)
+                    p->scoped_teams[p->n_scoped_teams++] = json_integer_value(item);
+        }
+        json_decref(list);
+    }
+    if (orgs_json && *orgs_json && (list = json_loads(orgs_json, 0, NULL))) {
+        if (json_is_array(list) && json_array_size(list) > 0) {
+            p->n_scoped_orgs = 0;
+            json_array_foreach(list, i, item)
+                if (json_is_string(item) && json_string_length(item) <= KW_ID_LEN &&
+                    p->n_scoped_orgs < KW_MAX_SCOPED)
+                    strcpy(p->scoped_orgs[p->n_scoped_orgs++], json_string_value(item));
+        }
+        json_decref(list);
+    }
+    return KW_OK;
+}
+
+int kw_principal_team_allowed(const kw_principal *p, int64_t project_id)
+{
+    if (p->n_scoped_teams < 0) return 1;
+    for (int i = 0; i < p->n_scoped_teams; i++)
+        if (p->scoped_teams[i] == project_id) return 1;
+    return 0;
+}
+
+int kw_principal_org_allowed(const kw_principal *p, const char *org_id)
+{
+    if (p->n_scoped_orgs < 0) return 1;
+    for (int i = 0; i < p->n_scoped_orgs; i++)
+        if (strcmp(p->scoped_orgs[i], org_id) == 0) return 1;
+    return 0;
+}

@@ -1,0 +1,303 @@
+/* pkey.c — personal API key operations shared by the API and the CLI.
+ *
+ * The rules (PostHog's, plus keyward's "never more than you hold"):
+ * a label of at most 40 characters; a non-empty list of known scopes; teams
+ * and organizations the user belongs to; at most 10 keys per user; a key
+ * created or changed by another key never exceeds that key's scopes or its
+ * project/organization narrowing.  The plaintext exists only in the
+ * caller's `value` buffer; the store gets the hash and the mask. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/service.h"
+#include "validate.h"
+
+#define MAX_SCOPE_ITEMS 100
+
+static int server_problem(kw_problem *p, int rc)
+{
+    if (rc == KW_ERR_UNAVAILABLE)
+        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
+    else
+        kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
+    return 1;
+}
+
+/* Dumps a validated list as compact JSON into a fixed column buffer. */
+static int store_list(const json_t *list, char *dst, size_t size, const char *field, kw_problem *p)
+{
+    dst[0] = '\0';
+    if (!list) return 0;
+    char *text = json_dumps(list, JSON_COMPACT);
+    if (!text) return server_problem(p, KW_ERR_NOMEM);
+    size_t n = strlen(text);
+    if (n >= size) {
+        free(text);
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", field, "Ensure this field is shorter.");
+        return 1;
+    }
+    memcpy(dst, text, n + 1);
+    free(text);
+    return 0;
+}
+
+static int check_scopes(const kw_call *c, const json_t *list, kw_problem *p)
+{
+    if (json_array_size(list) == 0) {
+        kw_problem_set(p, KW_P_VALIDATION, "empty", "scopes", "This list may not be empty.");
+        return 1;
+    }
+    if (json_array_size(list) > MAX_SCOPE_ITEMS) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes",
+                       "Ensure this field has no more than %d elements.", MAX_SCOPE_ITEMS);
+        return 1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        kw_scopes one = {0, 0, 0};
+        if (!json_is_string(item) || kw_scopes_add(&one, json_string_value(item))) {
+            char shown[128];
+            if (json_is_string(item))
+                snprintf(shown, sizeof shown, "%s", json_string_value(item));
+            else
+                snprintf(shown, sizeof shown, "%s", kw_v_type_name(item));
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes", "Invalid scope: %s", shown);
+            return 1;
+        }
+        if (!c->actor->session && !kw_scopes_within(&one, &c->actor->scopes)) {
+            kw_problem_set(p, KW_P_PERMISSION, NULL, "scopes",
+                           "Scope '%s' can not be granted: the API key making this request "
+                           "does not hold it.", json_string_value(item));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int check_teams(const kw_call *c, int64_t user_id, const json_t *list, kw_problem *p)
+{
+    size_t i;
+    json_t *item;
+    if (json_array_size(list) > KW_MAX_SCOPED) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scoped_teams",
+                       "Ensure this field has no more than %d elements.", KW_MAX_SCOPED);
+        return 1;
+    }
+    json_array_foreach(list, i, item) {
+        if (!json_is_integer(item)) {
+            kw_problem_set(p, KW_P_VALIDATION, "invalid", "scoped_teams",
+                           "A valid integer is required.");
+            return 1;
+        }
+        kw_project project;
+        int level;
+        int rc = kw_store_project_get(c->store, json_integer_value(item), &project);
+        if (!rc) rc = kw_store_membership_level(c->store, user_id, project.org_id, &level);
+        if (rc == KW_ERR_NOTFOUND || (!rc && !kw_principal_team_allowed(c->actor, project.id))) {
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_teams",
+                           "You must be a member of all teams that you are scoping the key to.");
+            return 1;
+        }
+        if (rc) return server_problem(p, rc);
+    }
+    /* A narrowed key may only create keys narrowed at least as much. */
+    if (c->actor->n_scoped_teams >= 0 && json_array_size(list) == 0) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_teams",
+                       "You must be a member of all teams that you are scoping the key to.");
+        return 1;
+    }
+    return 0;
+}
+
+static int check_orgs(const kw_call *c, int64_t user_id, const json_t *list, kw_problem *p)
+{
+    size_t i;
+    json_t *item;
+    if (json_array_size(list) > KW_MAX_SCOPED) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scoped_organizations",
+                       "Ensure this field has no more than %d elements.", KW_MAX_SCOPED);
+        return 1;
+    }
+    json_array_foreach(list, i, item) {
+        int level;
+        if (!json_is_string(item) || json_string_length(item) > KW_ID_LEN) {
+            kw_problem_set(p, KW_P_VALIDATION, "invalid", "scoped_organizations",
+                           "Must be a valid UUID.");
+            return 1;
+        }
+        int rc = kw_store_membership_level(c->store, user_id, json_string_value(item), &level);
+        if (rc == KW_ERR_NOTFOUND ||
+            (!rc && !kw_principal_org_allowed(c->actor, json_string_value(item)))) {
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_organizations",
+                           "You must be a member of all organizations that you are scoping the key to.");
+            return 1;
+        }
+        if (rc) return server_problem(p, rc);
+    }
+    if (c->actor->n_scoped_orgs >= 0 && json_array_size(list) == 0) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_organizations",
+                       "You must be a member of all organizations that you are scoping the key to.");
+        return 1;
+    }
+    return 0;
+}
+
+/* Validates the fields present in `body` and writes them into *key.
+ * `creating` makes label and scopes required. */
+static int apply_fields(const kw_call *c, const json_t *body, int creating, kw_pkey *key,
+                        json_t *changes, kw_problem *p)
+{
+    const char *label;
+    json_t *scopes, *teams, *orgs;
+    if (kw_v_object(body, p)) return 1;
+    if (kw_v_string(body, "label", creating, KW_LABEL_MAX_CHARS, 0, &label, p)) return 1;
+    if (kw_v_list(body, "scopes", creating, 0, &scopes, p)) return 1;
+    if (scopes && check_scopes(c, scopes, p)) return 1;
+    /* Checked also when absent on create: a narrowed actor must narrow. */
+    if (kw_v_list(body, "scoped_teams", 0, 1, &teams, p)) return 1;
+    if ((creating || json_object_get(body, "scoped_teams")) && check_teams(c, key->user_id, teams, p))
+        return 1;
+    if (kw_v_list(body, "scoped_organizations", 0, 1, &orgs, p)) return 1;
+    if ((creating || json_object_get(body, "scoped_organizations")) &&
+        check_orgs(c, key->user_id, orgs, p))
+        return 1;
+
+    char before[KW_JSON_LIST_MAX];
+    if (label && strcmp(label, key->label) != 0) {
+        if (changes && !creating)
+            json_array_append_new(changes, kw_audit_change("PersonalAPIKey", "changed", "label",
+                                                           json_string(key->label), json_string(label)));
+        snprintf(key->label, sizeof key->label, "%s", label);
+    }
+    struct {
+        const json_t *list;
+        char *column;
+        const char *field;
+    } lists[] = {{scopes, key->scopes, "scopes"},
+                 {teams, key->scoped_teams, "scoped_teams"},
+                 {orgs, key->scoped_orgs, "scoped_organizations"}};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        if (!json_object_get(body, lists[i].field)) continue;
+        memcpy(before, lists[i].column, sizeof before);
+        if (store_list(lists[i].list, lists[i].column, KW_JSON_LIST_MAX, lists[i].field, p)) return 1;
+        if (changes && !creating && strcmp(before, lists[i].column) != 0)
+            json_array_append_new(
+                changes, kw_audit_change("PersonalAPIKey", "changed", lists[i].field,
+                                         before[0] ? json_loads(before, 0, NULL) : json_null(),
+                                         lists[i].list ? json_deep_copy(lists[i].list) : json_null()));
+    }
+    return 0;
+}
+
+static int new_value(kw_pkey *key, char value[KW_KEY_LEN + 1], kw_problem *p)
+{
+    int rc = kw_key_generate(KW_KEY_PERSONAL, value);
+    if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
+    if (rc) return server_problem(p, rc);
+    kw_key_mask(value, KW_KEY_LEN, key->mask_value);
+    return 0;
+}
+
+int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *p)
+{
+    if (strcmp(id, "@current") == 0) id = c->actor->key_id;
+    int rc = *id ? kw_store_pkey_get(c->store, c->actor->user_id, id, out) : KW_ERR_NOTFOUND;
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
+        return 1;
+    }
+    return rc ? server_problem(p, rc) : 0;
+}
+
+/* Ends the transaction around a change and its audit entries: both land
+ * or neither does. */
+static int commit_or_rollback(const kw_call *c, int rc, kw_problem *p)
+{
+    if (rc) {
+        kw_store_rollback(c->store);
+        return server_problem(p, rc);
+    }
+    rc = kw_store_commit(c->store);
+    if (rc) {
+        kw_store_rollback(c->store);
+        return server_problem(p, rc);
+    }
+    return 0;
+}
+
+int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char value[KW_KEY_LEN + 1],
+                   kw_problem *p)
+{
+    memset(out, 0, sizeof *out);
+    out->user_id = c->actor->user_id;
+    if (apply_fields(c, body, 1, out, NULL, p)) return 1;
+    if (kw_uuid_v4(out->id) || new_value(out, value, p)) return server_problem(p, KW_ERR_CRYPTO);
+    out->created_at = kw_now();
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    rc = kw_store_pkey_insert(c->store, out, KW_MAX_PERSONAL_KEYS);
+    if (rc == KW_ERR_LIMIT) {
+        kw_store_rollback(c->store);
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
+                       "You can only have %d personal API keys. Remove an existing key before "
+                       "creating a new one.", KW_MAX_PERSONAL_KEYS);
+        return 1;
+    }
+    if (!rc) rc = kw_audit_personal_key(c, out, "created", NULL);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out, kw_problem *p)
+{
+    if (kw_pkey_load(c, id, out, p)) return 1;
+    json_t *changes = json_array();
+    if (!changes) return server_problem(p, KW_ERR_NOMEM);
+    if (apply_fields(c, body, 0, out, changes, p)) {
+        json_decref(changes);
+        return 1;
+    }
+    if (json_array_size(changes) == 0) {  /* nothing changed: nothing to write or log */
+        json_decref(changes);
+        return 0;
+    }
+    int rc = kw_store_begin(c->store);
+    if (rc) {
+        json_decref(changes);
+        return server_problem(p, rc);
+    }
+    rc = kw_store_pkey_update(c->store, out);
+    if (!rc)
+        rc = kw_audit_personal_key(c, out, "updated", changes);
+    else
+        json_decref(changes);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
+                 kw_problem *p)
+{
+    if (kw_pkey_load(c, id, out, p)) return 1;
+    if (new_value(out, value, p)) return 1;
+    out->last_rolled_at = kw_now();
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
+                            out->last_rolled_at);
+    if (!rc) rc = kw_audit_personal_key(c, out, "rolled", NULL);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *p)
+{
+    static _Thread_local kw_pkey key;
+    if (kw_pkey_load(c, id, &key, p)) return 1;
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    /* Audit first: the fan-out reads the key's narrowing from the row. */
+    rc = kw_audit_personal_key(c, &key, "deleted", NULL);
+    if (!rc) rc = kw_store_pkey_delete(c->store, key.user_id, key.id);
+    return commit_or_rollback(c, rc, p);
+}

@@ -1,0 +1,276 @@
+/* policy.c — the route table and the one function that applies it.
+ *
+ * Every HTTP route of keyward is a row below: method, path pattern, which
+ * credential kinds may call it, the scope it needs and the membership level
+ * it needs inside the project's organization.  The HTTP layer matches a
+ * request to a row and calls kw_policy_check before any handler runs;
+ * handlers never check credentials themselves.  The table is tested as a
+ * table (tests/unit/test_policy.c). */
+#include "keyward/policy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+#define ADMIN (KW_CRED_PERSONAL | KW_CRED_SESSION)
+
+static const kw_route ROUTES[] = {
+    {KW_ROUTE_HEALTH, "GET", "/_health", KW_CRED_NONE, NULL, 0, NULL},
+    {KW_ROUTE_ME, "GET", "/api/users/@me", ADMIN, "user:read", 0, NULL},
+    {KW_ROUTE_PROJECT_LIST, "GET", "/api/projects", ADMIN, "project:read", 0, NULL},
+    {KW_ROUTE_PROJECT_GET, "GET", "/api/projects/:project", ADMIN, "project:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_PROJECT_RESET_TOKEN, "PATCH", "/api/projects/:project/reset_token", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    /* PostHog lets a personal key only read itself; keyward also lets it
+     * manage personal keys when it holds the keyward-only scope, so a
+     * rotation script can run with a key instead of a browser session. */
+    {KW_ROUTE_PKEY_LIST, "GET", "/api/personal_api_keys", ADMIN, "personal_api_key:read", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_PKEY_CREATE, "POST", "/api/personal_api_keys", ADMIN, "personal_api_key:write", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_PKEY_CURRENT, "GET", "/api/personal_api_keys/@current", ADMIN, NULL, 0, NULL},
+    {KW_ROUTE_PKEY_GET, "GET", "/api/personal_api_keys/:id", ADMIN, "personal_api_key:read", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_PKEY_UPDATE, "PATCH", "/api/personal_api_keys/:id", ADMIN, "personal_api_key:write", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_PKEY_DELETE, "DELETE", "/api/personal_api_keys/:id", ADMIN, "personal_api_key:write", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_PKEY_ROLL, "POST", "/api/personal_api_keys/:id/roll", ADMIN, "personal_api_key:write", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
+    {KW_ROUTE_FLAG_LIST, "GET", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:read",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_FLAG_CREATE, "POST", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:write",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_FLAG_GET, "GET", "/api/projects/:project/feature_flags/:id", ADMIN, "feature_flag:read",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_FLAG_UPDATE, "PATCH", "/api/projects/:project/feature_flags/:id", ADMIN,
+     "feature_flag:write", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_FLAG_DELETE, "DELETE", "/api/projects/:project/feature_flags/:id", ADMIN,
+     "feature_flag:write", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ACTIVITY_LIST, "GET", "/api/projects/:project/activity_log", ADMIN, "activity_log:read",
+     KW_LEVEL_MEMBER, NULL},
+};
+_Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
+
+const kw_route *kw_policy_routes(size_t *count)
+{
+    *count = sizeof ROUTES / sizeof ROUTES[0];
+    return ROUTES;
+}
+
+/* Next path segment of `*p` (skipping '/'); length in *len, NULL at end. */
+static const char *next_segment(const char **p, size_t *len)
+{
+    const char *s = *p;
+    while (*s == '/') s++;
+    if (!*s) return NULL;
+    const char *e = strchr(s, '/');
+    if (!e) e = s + strlen(s);
+    *len = (size_t)(e - s);
+    *p = e;
+    return s;
+}
+
+static int is_project_ref(const char *seg, size_t len)
+{
+    if (len == 8 && memcmp(seg, "@current", 8) == 0) return 1;
+    if (len == 0 || len > 18) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (seg[i] < '0' || seg[i] > '9') return 0;
+    return 1;
+}
+
+static int copy_param(char *dst, const char *seg, size_t len)
+{
+    if (len >= KW_ROUTE_MAX_PARAM) return 0;
+    memcpy(dst, seg, len);
+    dst[len] = '\0';
+    return 1;
+}
+
+/* Path matches the pattern segment by segment; fills the params. */
+static int path_matches(const char *pattern, const char *path, kw_route_match *m)
+{
+    const char *pp = pattern, *sp = path;
+    size_t plen, slen;
+    const char *pseg, *sseg;
+    int first = 1;
+    m->project[0] = m->id[0] = '\0';
+    for (;;) {
+        pseg = next_segment(&pp, &plen);
+        sseg = next_segment(&sp, &slen);
+        if (!pseg || !sseg) return !pseg && !sseg;
+        /* /api/environments/:id/… is PostHog's newer name for a project. */
+        if (!first && plen == 8 && memcmp(pseg, "projects", 8) == 0 && slen == 12 &&
+            memcmp(sseg, "environments", 12) == 0)
+            continue;
+        first = 0;
+        if (plen == 8 && memcmp(pseg, ":project", 8) == 0) {
+            if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
+        } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
+            if (!copy_param(m->id, sseg, slen)) return 0;
+        } else if (plen != slen || memcmp(pseg, sseg, plen) != 0) {
+            return 0;
+        }
+    }
+}
+
+kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out)
+{
+    int path_seen = 0;
+    /* HEAD is GET without a body, as HTTP says. */
+    if (strcmp(method, "HEAD") == 0) method = "GET";
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        if (!path_matches(ROUTES[i].pattern, path, out)) continue;
+        if (strcmp(ROUTES[i].method, method) == 0) {
+            out->route = &ROUTES[i];
+            return KW_MATCH_OK;
+        }
+        path_seen = 1;
+    }
+    out->route = NULL;
+    return path_seen ? KW_MATCH_BAD_METHOD : KW_MATCH_NO_ROUTE;
+}
+
+void kw_policy_invalid_personal(kw_cred_source source, kw_problem *problem)
+{
+    static const char *const WHERE[] = {"Authorization header", "body", "query string"};
+    kw_problem_set(problem, KW_P_AUTH_FAILED, NULL, NULL,
+                   "Personal API key found in request %s is invalid.", WHERE[source]);
+}
+
+int kw_policy_refuse_kind(const kw_route *route, kw_key_kind kind, kw_cred_source source,
+                          kw_problem *problem)
+{
+    switch (kind) {
+    case KW_KEY_PERSONAL:
+        if (route->credentials & KW_CRED_PERSONAL) return 0;
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, KW_MSG_PERSONAL_UNSUPPORTED);
+        return 1;
+    case KW_KEY_SECRET:
+        if (route->credentials & KW_CRED_SECRET) return 0;
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, KW_MSG_SECRET_UNSUPPORTED);
+        return 1;
+    case KW_KEY_PROJECT:
+        if (route->credentials & KW_CRED_PROJECT) return 0;
+        /* PostHog reads any bearer token on /api/ as a personal key. */
+        kw_policy_invalid_personal(source, problem);
+        return 1;
+    default:
+        kw_policy_invalid_personal(source, problem);
+        return 1;
+    }
+}
+
+struct first_project {
+    const kw_principal *principal;
+    kw_project *out;
+    int found;
+};
+
+static int pick_first_project(void *ctx, const kw_project *p)
+{
+    struct first_project *fp = ctx;
+    if (!kw_principal_team_allowed(fp->principal, p->id) ||
+        !kw_principal_org_allowed(fp->principal, p->org_id))
+        return 0;
+    *fp->out = *p;
+    fp->found = 1;
+    return 1;  /* stop */
+}
+
+/* Resolves the :project segment to a stored project, or a 404. */
+static int resolve_project(kw_store *store, const char *ref, const kw_principal *pr,
+                           kw_project *project, kw_problem *problem)
+{
+    int rc;
+    if (strcmp(ref, "@current") == 0) {
+        if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
+            rc = kw_store_project_get(store, pr->project_id, project);
+        } else {
+            struct first_project fp = {pr, project, 0};
+            rc = kw_store_user_projects(store, pr->user_id, pick_first_project, &fp);
+            if (rc == 1) rc = KW_OK;
+            if (!rc && !fp.found) rc = KW_ERR_NOTFOUND;
+        }
+    } else {
+        errno = 0;
+        long long id = strtoll(ref, NULL, 10);
+        rc = errno ? KW_ERR_NOTFOUND : kw_store_project_get(store, id, project);
+    }
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_problem_set(problem, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
+        return 1;
+    }
+    if (rc) {
+        kw_problem_set(problem, KW_P_UNAVAILABLE, NULL, NULL, KW_MSG_SERVER_ERROR);
+        return 1;
+    }
+    return 0;
+}
+
+int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *pr,
+                    kw_project *project, int *level, kw_problem *problem)
+{
+    const kw_route *route = m->route;
+    *level = 0;
+    if (route->credentials & KW_CRED_NONE) return 0;
+    if (pr->kind == KW_KEY_NONE && !pr->session) {
+        kw_problem_set(problem, KW_P_NOT_AUTHENTICATED, NULL, NULL, KW_MSG_NOT_AUTHENTICATED);
+        return 1;
+    }
+    if (route->scope && !pr->session) {
+        int object;
+        kw_scope_action action;
+        if (kw_scope_parse(route->scope, &object, &action) ||
+            !kw_scopes_allow(&pr->scopes, object, action)) {
+            if (route->scope_denied && pr->kind == KW_KEY_PERSONAL)
+                kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, "%s", route->scope_denied);
+            else
+                kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                               "API key missing required scope '%s'", route->scope);
+            return 1;
+        }
+    }
+    if (!m->project[0]) return 0;
+    if (resolve_project(store, m->project, pr, project, problem)) return 1;
+    if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
+        if (project->id != pr->project_id) {
+            kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                           "API key does not have access to the requested project: ID %lld.",
+                           (long long)project->id);
+            return 1;
+        }
+        return 0;
+    }
+    /* A person reaches only projects of their organizations; anything else
+     * is "Not found." so ids of other tenants are not confirmed. */
+    int rc = kw_store_membership_level(store, pr->user_id, project->org_id, level);
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_problem_set(problem, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
+        return 1;
+    }
+    if (rc) {
+        kw_problem_set(problem, KW_P_UNAVAILABLE, NULL, NULL, KW_MSG_SERVER_ERROR);
+        return 1;
+    }
+    if (!kw_principal_team_allowed(pr, project->id)) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                       "API key does not have access to the requested project: ID %lld.",
+                       (long long)project->id);
+        return 1;
+    }
+    if (!kw_principal_org_allowed(pr, project->org_id)) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                       "API key does not have access to the requested organization: ID %s.",
+                       project->org_id);
+        return 1;
+    }
+    if (*level < route->min_level) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, KW_MSG_INSUFFICIENT_LEVEL);
+        return 1;
+    }
+    return 0;
+}

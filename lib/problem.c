@@ -1,0 +1,41 @@
+/* problem.c — status, type and default code of each problem kind, in one
+ * table, so every refusal of the same kind looks the same on the wire. */
+#include "keyward/problem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    int status;
+    const char *type;
+    const char *code;
+} KINDS[] = {
+    [KW_P_NONE] = {200, NULL, NULL},
+    [KW_P_VALIDATION] = {400, "validation_error", "invalid_input"},
+    [KW_P_AUTH_FAILED] = {401, "authentication_error", "authentication_failed"},
+    [KW_P_NOT_AUTHENTICATED] = {401, "authentication_error", "not_authenticated"},
+    [KW_P_KEY_EXPIRED] = {401, "authentication_error", "key_expired"},
+    [KW_P_PERMISSION] = {403, "authentication_error", "permission_denied"},
+    [KW_P_NOT_FOUND] = {404, "invalid_request", "not_found"},
+    [KW_P_METHOD] = {405, "invalid_request", "method_not_allowed"},
+    [KW_P_TOO_LARGE] = {413, "invalid_request", "payload_too_large"},
+    [KW_P_UNSUPPORTED_MEDIA] = {415, "invalid_request", "unsupported_media_type"},
+    [KW_P_THROTTLED] = {429, "throttled_error", "throttled"},
+    [KW_P_SERVER] = {500, "server_error", "error"},
+    [KW_P_UNAVAILABLE] = {503, "server_error", "service_unavailable"},
+};
+
+void kw_problem_set(kw_problem *p, kw_problem_kind kind, const char *code, const char *attr,
+                    const char *fmt, ...)
+{
+    p->kind = kind;
+    p->status = KINDS[kind].status;
+    p->type = KINDS[kind].type;
+    p->code = code ? code : KINDS[kind].code;
+    p->attr = attr;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->detail, sizeof p->detail, fmt, ap);
+    va_end(ap);
+}

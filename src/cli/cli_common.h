@@ -1,0 +1,17 @@
+/* cli_common.h — helpers shared by the command modules. */
+#ifndef KW_CLI_COMMON_H
+#define KW_CLI_COMMON_H
+
+#include "keyward/auth.h"
+#include "keyward/problem.h"
+#include "keyward/store.h"
+
+/* --db, else $KEYWARD_DATABASE_URL, else keyward.db */
+const char *kw_cli_db_url(const char *option);
+kw_store *kw_cli_open_store(const char *option);
+/* The shell user acts as the person with that email (all their rights,
+ * none beyond: membership checks still apply). 0, or an exit status. */
+int kw_cli_act_as(kw_store *store, const char *email, kw_principal *out);
+void kw_cli_print_problem(const char *cmd, const kw_problem *p);
+
+#endif

@@ -1,0 +1,99 @@
+/* h_projects.c — health, the current user, and projects. */
+#include <string.h>
+
+#include "http/http.h"
+#include "keyward/keyward.h"
+
+void kw_h_health(kw_http_req *req, kw_http_resp *resp)
+{
+    (void)req;
+    kw_resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+struct collect {
+    const kw_principal *principal;
+    kw_store *store;
+    json_t *list;
+    int64_t skip, limit, count;
+};
+
+static int add_org(void *ctx, const kw_org *org, int level)
+{
+    struct collect *c = ctx;
+    json_array_append_new(c->list, json_pack("{s:s, s:s, s:i}", "id", org->id, "name", org->name,
+                                             "membership_level", level));
+    return 0;
+}
+
+static int add_project(void *ctx, const kw_project *p)
+{
+    struct collect *c = ctx;
+    if (!kw_principal_team_allowed(c->principal, p->id) ||
+        !kw_principal_org_allowed(c->principal, p->org_id))
+        return 0;
+    c->count++;
+    if (c->count <= c->skip || (int64_t)json_array_size(c->list) >= c->limit) return 0;
+    kw_org org;
+    json_array_append_new(c->list, kw_json_project(p, kw_store_org_get(c->store, p->org_id, &org)
+                                                          ? NULL : &org));
+    return 0;
+}
+
+void kw_h_me(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_user user;
+    kw_store *store = req->app->store;
+    if (kw_store_user_get(store, req->principal.user_id, &user)) {
+        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
+        return;
+    }
+    struct collect orgs = {&req->principal, store, json_array(), 0, 1000, 0};
+    kw_store_user_orgs(store, user.id, add_org, &orgs);
+    struct collect first = {&req->principal, store, json_array(), 0, 1, 0};
+    kw_store_user_projects(store, user.id, add_project, &first);
+    json_t *me = kw_json_user_basic(&user);
+    json_object_set_new(me, "is_active", json_boolean(user.is_active));
+    json_object_set_new(me, "date_joined", kw_json_time(user.created_at));
+    json_t *team = json_array_get(first.list, 0);
+    json_object_set(me, "team", team ? team : json_null());
+    json_t *org0 = json_array_get(orgs.list, 0);
+    json_object_set(me, "organization", org0 ? org0 : json_null());
+    json_object_set_new(me, "organizations", orgs.list);
+    json_decref(first.list);
+    kw_resp_json(resp, 200, me);
+}
+
+void kw_h_project_list(kw_http_req *req, kw_http_resp *resp)
+{
+    int64_t limit, offset;
+    kw_req_page(req, 100, 1000, &limit, &offset);
+    struct collect c = {&req->principal, req->app->store, json_array(), offset, limit, 0};
+    if (kw_store_user_projects(req->app->store, req->principal.user_id, add_project, &c)) {
+        json_decref(c.list);
+        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
+        return;
+    }
+    kw_resp_json(resp, 200, kw_page_json(req, c.count, limit, offset, c.list));
+}
+
+static json_t *project_json(kw_http_req *req)
+{
+    kw_org org;
+    int have_org = kw_store_org_get(req->app->store, req->project.org_id, &org) == KW_OK;
+    return kw_json_project(&req->project, have_org ? &org : NULL);
+}
+
+void kw_h_project_get(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_resp_json(resp, 200, project_json(req));
+}
+
+void kw_h_project_reset_token(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_problem p;
+    if (kw_project_reset_token(&req->call, &req->project, &p)) {
+        kw_resp_problem(resp, &p);
+        return;
+    }
+    kw_resp_json(resp, 200, project_json(req));
+}

@@ -1,0 +1,107 @@
+/* http.h — the keyward HTTP layer (internal to the program).
+ *
+ * server.c owns libmicrohttpd: it reads bodies (with the size limit) and
+ * hands a kw_http_req to dispatch.c, which matches the route, verifies the
+ * credential and applies the policy table once; only then does a handler
+ * (h_*.c) run.  Handlers fill a kw_http_resp; every error body is built by
+ * kw_resp_problem, in one place. */
+#ifndef KW_HTTP_H
+#define KW_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "keyward/auth.h"
+#include "keyward/policy.h"
+#include "keyward/service.h"
+#include "keyward/store.h"
+
+#define KW_MAX_BODY (1024 * 1024)
+
+typedef struct kw_app {
+    kw_store *store;
+    kw_verifier *verifier;
+    size_t max_body;
+} kw_app;
+
+typedef struct kw_http_req {
+    kw_app *app;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    const char *body;
+    size_t body_len;
+    json_t *json;           /* parsed body, or NULL when there is none */
+    char ip[64];
+    kw_route_match match;
+    kw_principal principal;
+    kw_project project;     /* the route's :project, resolved by the policy */
+    int level;              /* caller's membership level in project's org */
+    kw_call call;
+} kw_http_req;
+
+#define KW_RESP_MAX_HEADERS 6
+
+typedef struct kw_http_resp {
+    int status;
+    json_t *body;           /* owned; NULL = empty body */
+    const char *header_names[KW_RESP_MAX_HEADERS];
+    char header_values[KW_RESP_MAX_HEADERS][96];
+    int n_headers;
+} kw_http_resp;
+
+typedef void (*kw_handler)(kw_http_req *req, kw_http_resp *resp);
+
+/* dispatch.c */
+void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp);
+
+/* respond.c */
+void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body */
+void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
+void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);
+void kw_resp_header(kw_http_resp *resp, const char *name, const char *value);
+const char *kw_req_query(const kw_http_req *req, const char *name);
+/* Absolute URL of this path with the given query ("limit=…&offset=…"). */
+json_t *kw_req_url(const kw_http_req *req, const char *query);
+/* limit/offset pagination, DRF's shape {count, next, previous, results}. */
+void kw_req_page(const kw_http_req *req, int64_t default_limit, int64_t max_limit,
+                 int64_t *limit, int64_t *offset);
+json_t *kw_page_json(const kw_http_req *req, int64_t count, int64_t limit, int64_t offset,
+                     json_t *results);
+
+/* serialize.c — PostHog's JSON shapes. */
+json_t *kw_json_time(kw_time t);
+json_t *kw_json_user_basic(const kw_user *user);
+json_t *kw_json_user_by_id(kw_store *store, int64_t user_id);
+json_t *kw_json_project(const kw_project *project, const kw_org *org);
+json_t *kw_json_pkey(const kw_pkey *key, const char *value);
+json_t *kw_json_flag(kw_store *store, const kw_flag *flag);
+
+/* handlers, one per route id */
+void kw_h_health(kw_http_req *, kw_http_resp *);
+void kw_h_me(kw_http_req *, kw_http_resp *);
+void kw_h_project_list(kw_http_req *, kw_http_resp *);
+void kw_h_project_get(kw_http_req *, kw_http_resp *);
+void kw_h_project_reset_token(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_list(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_create(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_get(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_update(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_delete(kw_http_req *, kw_http_resp *);
+void kw_h_pkey_roll(kw_http_req *, kw_http_resp *);
+void kw_h_flag_list(kw_http_req *, kw_http_resp *);
+void kw_h_flag_create(kw_http_req *, kw_http_resp *);
+void kw_h_flag_get(kw_http_req *, kw_http_resp *);
+void kw_h_flag_update(kw_http_req *, kw_http_resp *);
+void kw_h_flag_delete(kw_http_req *, kw_http_resp *);
+void kw_h_activity_list(kw_http_req *, kw_http_resp *);
+
+/* server.c */
+typedef struct kw_server kw_server;
+int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out,
+                    char *err, size_t errsz);
+void kw_server_stop(kw_server *server);
+/* The port actually bound (useful with port 0). */
+unsigned kw_server_port(const kw_server *server);
+
+#endif

@@ -1,0 +1,85 @@
+/* respond.c — building responses: JSON bodies, the one error shape,
+ * headers, query parameters and DRF-style pagination. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
+{
+    json_decref(resp->body);
+    resp->status = status;
+    resp->body = body;
+}
+
+void kw_resp_problem(kw_http_resp *resp, const kw_problem *p)
+{
+    kw_resp_json(resp, p->status,
+                 json_pack("{s:s, s:s, s:s, s:s?}", "type", p->type, "code", p->code, "detail",
+                           p->detail, "attr", p->attr));
+    if (p->kind == KW_P_UNAVAILABLE) kw_resp_header(resp, "Retry-After", "1");
+}
+
+void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail)
+{
+    kw_problem p;
+    kw_problem_set(&p, kind, NULL, attr, "%s", detail);
+    kw_resp_problem(resp, &p);
+}
+
+void kw_resp_header(kw_http_resp *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= KW_RESP_MAX_HEADERS) return;
+    resp->header_names[resp->n_headers] = name;
+    snprintf(resp->header_values[resp->n_headers], sizeof resp->header_values[0], "%s", value);
+    resp->n_headers++;
+}
+
+const char *kw_req_query(const kw_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+json_t *kw_req_url(const kw_http_req *req, const char *query)
+{
+    const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+    char url[1024];
+    int n = snprintf(url, sizeof url, "http://%s%s?%s", host ? host : "localhost", req->path, query);
+    if (n < 0 || (size_t)n >= sizeof url) return json_null();
+    return json_string(url);
+}
+
+static int64_t query_int(const kw_http_req *req, const char *name, int64_t fallback)
+{
+    const char *v = kw_req_query(req, name);
+    if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 12) return fallback;
+    return strtoll(v, NULL, 10);
+}
+
+void kw_req_page(const kw_http_req *req, int64_t default_limit, int64_t max_limit, int64_t *limit,
+                 int64_t *offset)
+{
+    *limit = query_int(req, "limit", default_limit);
+    if (*limit <= 0) *limit = default_limit;
+    if (*limit > max_limit) *limit = max_limit;
+    *offset = query_int(req, "offset", 0);
+}
+
+json_t *kw_page_json(const kw_http_req *req, int64_t count, int64_t limit, int64_t offset,
+                     json_t *results)
+{
+    char q[96];
+    json_t *next = json_null(), *prev = json_null();
+    if (offset + limit < count) {
+        snprintf(q, sizeof q, "limit=%lld&offset=%lld", (long long)limit, (long long)(offset + limit));
+        next = kw_req_url(req, q);
+    }
+    if (offset > 0) {
+        int64_t p = offset - limit > 0 ? offset - limit : 0;
+        snprintf(q, sizeof q, "limit=%lld&offset=%lld", (long long)limit, (long long)p);
+        prev = kw_req_url(req, q);
+    }
+    return json_pack("{s:I, s:o, s:o, s:o}", "count", (json_int_t)count, "next", next, "previous",
+                     prev, "results", results);
+}
