@@ -6,6 +6,7 @@
  *   scope.h  scope parsing and satisfaction
  *   store.h  persistence behind one interface (SQLite, PostgreSQL)
  *   policy.h which route may be called by which credential
+ *   flags.h  PostHog feature-flag evaluation (no I/O; include it directly)
  * Errors are negative ints (kw_err) with kw_strerror(), as in libuv. */
 #ifndef KEYWARD_H
 #define KEYWARD_H

@@ -1,0 +1,80 @@
+/* flags.h — feature-flag evaluation, PostHog-compatible (no I/O).
+ *
+ * keyward answers POST /flags?v=2 and /decide for PostHog SDKs, so a flag
+ * must evaluate here exactly as PostHog's own flag service evaluates it:
+ * same SHA-1 rollout buckets, same variant bands, same property operators,
+ * same reason codes and descriptions.  This module is that evaluation and
+ * nothing else: it takes a flag definition as jansson JSON in PostHog's shape
+ * (what /flags/definitions serves) plus the caller's distinct_id and
+ * properties, and returns one result.  Shaping the HTTP response, loading
+ * flags from the store and caching are the HTTP layer's job.
+ *
+ * The semantics, and what is not supported (cohorts, flag dependencies,
+ * experience continuity, date operators, per-condition group aggregation),
+ * are written down in docs/flags.md. */
+#ifndef KEYWARD_FLAGS_H
+#define KEYWARD_FLAGS_H
+
+#include <jansson.h>
+
+#define KW_FLAG_DESCRIPTION_MAX 96  /* incl. NUL */
+
+/* Why a flag evaluated as it did.  The codes and descriptions are PostHog's
+ * (its flags service, /flags?v=2 "reason"). */
+typedef enum kw_flag_reason {
+    KW_FLAG_REASON_CONDITION_MATCH = 0,   /* "condition_match": "Matched condition set N" */
+    KW_FLAG_REASON_NO_CONDITION_MATCH,    /* "no_condition_match": "No matching condition set" */
+    KW_FLAG_REASON_OUT_OF_ROLLOUT_BOUND,  /* "out_of_rollout_bound": "Out of rollout bound" */
+    KW_FLAG_REASON_NO_GROUP_TYPE,         /* "no_group_type": "No group type" */
+    KW_FLAG_REASON_FLAG_DISABLED          /* "flag_disabled": "Feature flag is disabled" */
+} kw_flag_reason;
+
+typedef struct kw_flag_result {
+    int enabled;                          /* 1 when the flag is on for this caller */
+    const char *variant;                  /* borrowed from the flag; NULL = none */
+    kw_flag_reason reason;
+    const char *reason_code;              /* static string, e.g. "condition_match" */
+    int condition_index;                  /* 0-based; -1 = none (JSON null) */
+    char reason_description[KW_FLAG_DESCRIPTION_MAX];
+    json_t *payload;                      /* borrowed from the flag; NULL when none
+                                             or when the flag is not enabled */
+} kw_flag_result;
+
+/* Evaluation input besides the flag.  Every JSON pointer may be NULL.
+ *   person_properties   {"email": "...", ...}
+ *   groups              {"company": "acme-inc", ...}   group type name -> key
+ *   group_properties    {"company": {"plan": "pro"}, ...}
+ *   group_type_mapping  {"0": "company", ...}          index -> type name
+ * The last three are only read for flags with aggregation_group_type_index. */
+typedef struct kw_flag_context {
+    const char *distinct_id;
+    const json_t *person_properties;
+    const json_t *groups;
+    const json_t *group_properties;
+    const json_t *group_type_mapping;
+} kw_flag_context;
+
+/* Evaluate one flag.  Returns KW_OK and fills *out, or KW_ERR_INVALID when
+ * the flag is not an object with a string "key" or distinct_id is NULL
+ * (*out then holds a disabled result).  Malformed parts inside a valid flag
+ * (a bad regex, a non-numeric rollout) never fail the call: they make the
+ * affected condition not match, as PostHog does. */
+int kw_flag_evaluate(const json_t *flag, const kw_flag_context *ctx, kw_flag_result *out);
+
+/* PostHog's bucketing hash: the first 15 hex digits of
+ * sha1("<key>.<id><salt>") as an integer, divided by 0xFFFFFFFFFFFFFFF.
+ * Uniform in [0, 1].  salt is "" for rollout and "variant" for variants. */
+double kw_flag_hash(const char *key, const char *bucketing_id, const char *salt);
+
+/* The variant whose cumulative band [min, max) holds
+ * kw_flag_hash(key, id, "variant"), or NULL when the flag has no variants or
+ * the bands do not reach the hash.  The string is borrowed from the flag. */
+const char *kw_flag_matching_variant(const json_t *flag, const char *bucketing_id);
+
+/* One property filter against a properties object (NULL = none).  Returns
+ * 1 match, 0 no match.  Cohort and flag-dependency filters never match here. */
+int kw_flag_match_property(const json_t *filter, const json_t *properties);
+
+const char *kw_flag_reason_code(kw_flag_reason reason);
+
+#endif
