@@ -1,0 +1,455 @@
+"""kwtest.py — shared helpers for keyward's HTTP integration tests.
+
+Every test talks to a real `keyward serve` on loopback, over a temporary
+SQLite database made by `keyward init`.  Extra users, organizations, projects
+and memberships (for which no HTTP endpoint exists yet) are written straight
+into the database file before the server starts.
+
+The binary is $KEYWARD_BIN (set by ctest); when unset, the usual build
+directories next to the source tree are tried.
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+KEY_RE = re.compile(r"^phx_[0-9A-Za-z]{54}$")
+MAX_BODY = 1024 * 1024
+
+MSG_NOT_PROVIDED = "Authentication credentials were not provided."
+MSG_INVALID_HEADER = "Personal API key found in request Authorization header is invalid."
+MSG_INVALID_QUERY = "Personal API key found in request query string is invalid."
+MSG_INVALID_BODY = "Personal API key found in request body is invalid."
+MSG_PERSONAL_UNSUPPORTED = "This action does not support Personal API Key access"
+MSG_SECRET_UNSUPPORTED = "This action does not support project secret API key access"
+MSG_LEVEL = "You don't have sufficient permissions in the project."
+MSG_LIMIT = ("You can only have 10 personal API keys. Remove an existing key before "
+             "creating a new one.")
+
+
+def find_binary():
+    env = os.environ.get("KEYWARD_BIN")
+    if env:
+        return env
+    for d in ("build-it", "build"):
+        p = os.path.join(ROOT, d, "keyward")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("set KEYWARD_BIN to the keyward binary")
+
+
+BIN = find_binary()
+
+
+# --------------------------------------------------------------------------
+# Keys
+
+def checksum(prefix, random_part):
+    v = zlib.crc32((prefix + random_part).encode()) & 0xFFFFFFFF
+    out = ""
+    for _ in range(6):
+        out = BASE62[v % 62] + out
+        v //= 62
+    return out
+
+
+def checksum_ok(key):
+    prefix, body = key[:4], key[4:]
+    return len(body) == 54 and checksum(prefix, body[:48]) == body[48:]
+
+
+def make_key(prefix="phx_"):
+    """A well-formed keyward key (valid checksum) that no database holds."""
+    rnd = "".join(secrets.choice(BASE62) for _ in range(48))
+    return prefix + rnd + checksum(prefix, rnd)
+
+
+def bad_checksum(key):
+    """Same key with the checksum's last digit changed (still base62)."""
+    last = key[-1]
+    return key[:-1] + ("0" if last != "0" else "1")
+
+
+def legacy_key(body_len=45):
+    return "phx_" + "".join(secrets.choice(BASE62) for _ in range(body_len))
+
+
+def sha256_secure(key):
+    return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def pbkdf2_secure(key, iterations):
+    salt = "posthog_personal_api_key"
+    dk = hashlib.pbkdf2_hmac("sha256", key.encode(), salt.encode(), iterations)
+    return "pbkdf2_sha256$%d$%s$%s" % (iterations, salt, base64.b64encode(dk).decode())
+
+
+def mask(key):
+    return key[:4] + "..." + key[-4:]
+
+
+def now_us():
+    return int(time.time() * 1_000_000)
+
+
+# --------------------------------------------------------------------------
+# CLI
+
+def run_cli(*args, check=False, timeout=30, env=None):
+    proc = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError("keyward %s failed (%d): %s%s" % (
+            " ".join(map(str, args)), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def parse_phx(text):
+    m = re.findall(r"phx_[0-9A-Za-z]+", text)
+    if not m:
+        raise AssertionError("no phx_ key in output: %r" % text)
+    return m[-1]
+
+
+def parse_phc(text):
+    m = re.findall(r"phc_[0-9A-Za-z]+", text)
+    if not m:
+        raise AssertionError("no phc_ token in output: %r" % text)
+    return m[-1]
+
+
+# --------------------------------------------------------------------------
+# Database
+
+class Env:
+    """A temporary directory with a keyward database made by `keyward init`.
+
+    After init: user A (id 1, a@x.io) owns org A, which holds project 1."""
+
+    def __init__(self, email="a@x.io", org="Acme", project="Web"):
+        self.tmp = tempfile.TemporaryDirectory(prefix="kwtest-")
+        self.dir = self.tmp.name
+        self.db = os.path.join(self.dir, "kw.db")
+        proc = run_cli("init", "--email", email, "--org", org, "--project", project,
+                       "--db", self.db, check=True)
+        self.init_output = proc.stdout
+        self.key = parse_phx(proc.stdout)
+        self.token = parse_phc(proc.stdout)
+        self.email = email
+        with self.connect() as c:
+            self.org_a = c.execute("SELECT id FROM organizations").fetchone()[0]
+            self.user_a = c.execute("SELECT id FROM users WHERE email=?", (email,)).fetchone()[0]
+
+    def cleanup(self):
+        self.tmp.cleanup()
+
+    def connect(self):
+        c = sqlite3.connect(self.db, timeout=10, isolation_level=None)
+        c.execute("PRAGMA busy_timeout=10000")
+        return _Closing(c)
+
+    def sql(self, query, args=()):
+        with self.connect() as c:
+            return c.execute(query, args).fetchall()
+
+    def add_user(self, email, is_active=1):
+        with self.connect() as c:
+            cur = c.execute(
+                "INSERT INTO users(uuid, email, first_name, password_hash, is_active, created_at) "
+                "VALUES (?,?,?,?,?,?)", (str(uuid.uuid4()), email, email.split("@")[0], None,
+                                         is_active, now_us()))
+            return cur.lastrowid
+
+    def add_org(self, name):
+        oid = str(uuid.uuid4())
+        with self.connect() as c:
+            c.execute("INSERT INTO organizations(id, name, created_at) VALUES (?,?,?)",
+                      (oid, name, now_us()))
+        return oid
+
+    def add_membership(self, user_id, org_id, level):
+        with self.connect() as c:
+            c.execute("INSERT INTO memberships(user_id, org_id, level, created_at) VALUES (?,?,?,?)",
+                      (user_id, org_id, level, now_us()))
+
+    def add_project(self, org_id, name):
+        with self.connect() as c:
+            cur = c.execute(
+                "INSERT INTO projects(uuid, org_id, name, api_token, created_at) VALUES (?,?,?,?,?)",
+                (str(uuid.uuid4()), org_id, name, make_key("phc_"), now_us()))
+            return cur.lastrowid
+
+    def cli_key_create(self, email, label, scopes="*", teams=None):
+        args = ["key", "create", "--email", email, "--label", label, "--scopes", scopes,
+                "--db", self.db]
+        if teams:
+            args += ["--teams", teams]
+        proc = run_cli(*args, check=True)
+        return parse_phx(proc.stdout)
+
+    def add_legacy_key(self, user_id, key, secure_value, scopes='["*"]', label="imported"):
+        kid = str(uuid.uuid4())
+        with self.connect() as c:
+            c.execute(
+                "INSERT INTO personal_api_keys(id, user_id, label, secure_value, mask_value, "
+                "created_at, last_used_at, last_rolled_at, scopes, scoped_teams, "
+                "scoped_organizations) VALUES (?,?,?,?,?,?,NULL,NULL,?,NULL,NULL)",
+                (kid, user_id, label, secure_value, mask(key), now_us(), scopes))
+        return kid
+
+    def tenants(self):
+        """Adds user B (owner of org B with project 2), user C (member of
+        org A) and returns their keys with scope '*'.  Call before serving."""
+        self.org_b = self.add_org("Beta")
+        self.user_b = self.add_user("b@y.io")
+        self.add_membership(self.user_b, self.org_b, 15)
+        self.project_b = self.add_project(self.org_b, "Beta web")
+        self.user_c = self.add_user("c@x.io")
+        self.add_membership(self.user_c, self.org_a, 1)
+        self.key_b = self.cli_key_create("b@y.io", "b key")
+        self.key_c = self.cli_key_create("c@x.io", "c key")
+
+    def db_bytes(self):
+        out = b""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            p = self.db + suffix
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    out += f.read()
+        return out
+
+
+class _Closing:
+    def __init__(self, c):
+        self.c = c
+
+    def __enter__(self):
+        return self.c
+
+    def __exit__(self, *exc):
+        self.c.close()
+        return False
+
+
+# --------------------------------------------------------------------------
+# Server
+
+LISTEN_RE = re.compile(r"^keyward \S+ listening on http://127\.0\.0\.1:(\d+) \(sqlite store\)$")
+
+
+class Server:
+    def __init__(self, db, workdir, extra_args=()):
+        self.stderr_path = os.path.join(workdir, "serve-%d.stderr" % id(self))
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", "127.0.0.1:0", "--db", db] + list(extra_args),
+            stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
+        self.listen_line = self._read_line(10.0)
+        m = LISTEN_RE.match(self.listen_line)
+        if not m:
+            self.kill()
+            raise AssertionError("unexpected listening line %r; stderr: %s" %
+                                 (self.listen_line, self.stderr()))
+        self.port = int(m.group(1))
+        self.stopped = False
+
+    def _read_line(self, timeout):
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise AssertionError("server did not print its listening line in %ss" % timeout)
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    self.kill()
+                    raise AssertionError("server exited before listening: %s" % self.stderr())
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode()
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._close()
+
+    def _close(self):
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Sends `sig` and returns the exit code (None if it did not exit)."""
+        if self.stopped:
+            return self.proc.returncode
+        self.stopped = True
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self._close()
+        return rc
+
+    # HTTP -----------------------------------------------------------------
+
+    def request(self, method, path, key=None, body=None, raw=None, headers=None, timeout=10):
+        """Returns (status, headers, json-or-None).  `body` is JSON-encoded;
+        `raw` (bytes/str) is sent as is.  The raw text is in self.last_text."""
+        h = {}
+        if key is not None:
+            h["Authorization"] = "Bearer " + key
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        elif raw is not None:
+            data = raw.encode() if isinstance(raw, str) else raw
+            h["Content-Type"] = "application/json"
+        if headers:
+            h.update(headers)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in h.items():
+                conn.putheader(k, v)
+            if data is not None:
+                conn.putheader("Content-Length", str(len(data)))
+            conn.endheaders()
+            if data is not None:
+                try:
+                    conn.send(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server may answer (413) before reading the body
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", errors="replace")
+            status, hdrs = resp.status, resp.headers
+        finally:
+            conn.close()
+        self.last_text = text
+        parsed = None
+        if text:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+        return status, hdrs, parsed
+
+    def get(self, path, key=None, **kw):
+        return self.request("GET", path, key=key, **kw)
+
+    def post(self, path, body=None, key=None, **kw):
+        return self.request("POST", path, key=key, body=body, **kw)
+
+    def patch(self, path, body=None, key=None, **kw):
+        return self.request("PATCH", path, key=key, body=body, **kw)
+
+    def delete(self, path, key=None, **kw):
+        return self.request("DELETE", path, key=key, **kw)
+
+
+# --------------------------------------------------------------------------
+# Test base
+
+class KWTestCase(unittest.TestCase):
+    """Each test gets a fresh database (user A, org A, project 1) and, unless
+    `serve_in_setup` is False, a running server in self.srv.  setup_db() runs
+    between init and serve, for direct database writes."""
+
+    serve_in_setup = True
+
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.cleanup)
+        self.key = self.env.key
+        self.token = self.env.token
+        self.setup_db()
+        self.srv = None
+        if self.serve_in_setup:
+            self.start_server()
+
+    def setup_db(self):
+        pass
+
+    def start_server(self):
+        self.srv = Server(self.env.db, self.env.dir)
+        self.addCleanup(self._stop_server, self.srv)
+        return self.srv
+
+    def _stop_server(self, srv):
+        if srv.stopped:
+            return
+        rc = srv.stop(signal.SIGTERM, 5.0)
+        self.assertEqual(rc, 0, "server did not exit cleanly on SIGTERM within 5 s (rc=%r); "
+                                "stderr:\n%s" % (rc, srv.stderr()))
+
+    # assertions -----------------------------------------------------------
+
+    def assertProblem(self, result, status, code, detail=None, attr="__any__",
+                      type_=None):
+        st, hdrs, body = result
+        ctx = "body=%r" % (body,)
+        self.assertEqual(st, status, ctx)
+        self.assertIsInstance(body, dict, ctx)
+        self.assertEqual(list(body.keys()), ["type", "code", "detail", "attr"], ctx)
+        expected_type = type_ or {
+            400: "validation_error", 401: "authentication_error", 403: "authentication_error",
+            404: "invalid_request", 405: "invalid_request", 413: "invalid_request",
+            429: "throttled_error", 500: "server_error"}.get(status)
+        if expected_type:
+            self.assertEqual(body["type"], expected_type, ctx)
+        self.assertEqual(body["code"], code, ctx)
+        if detail is not None:
+            self.assertEqual(body["detail"], detail, ctx)
+        if attr != "__any__":
+            self.assertEqual(body["attr"], attr, ctx)
+        self.assertTrue(hdrs.get("Content-Type", "").startswith("application/json"), ctx)
+        return body
+
+    def assertStatus(self, result, status):
+        st, _, body = result
+        self.assertEqual(st, status, "body=%r" % (body,))
+        return body
+
+    def poll(self, fn, timeout=5.0, interval=0.02):
+        """Calls fn until it returns a truthy value or timeout; returns the
+        last value.  Bounded polling only."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = fn()
+            if v or time.monotonic() >= deadline:
+                return v
+            time.sleep(interval)
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,263 @@
+/* test_policy.c — the route table, tested as a table: matching, key kinds,
+ * scopes, membership, narrowing and levels against a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyward/keyward.h"
+#include "keyward/policy.h"
+
+static void test_match_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        kw_match_result result;
+        kw_route_id id;
+        const char *project, *item;
+    } CASES[] = {
+        {"GET", "/_health", KW_MATCH_OK, KW_ROUTE_HEALTH, "", ""},
+        {"GET", "/_health/", KW_MATCH_OK, KW_ROUTE_HEALTH, "", ""},
+        {"POST", "/_health", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"HEAD", "/_health", KW_MATCH_OK, KW_ROUTE_HEALTH, "", ""},
+        {"GET", "/api/users/@me/", KW_MATCH_OK, KW_ROUTE_ME, "", ""},
+        {"GET", "/api/projects", KW_MATCH_OK, KW_ROUTE_PROJECT_LIST, "", ""},
+        {"GET", "/api/projects/12/", KW_MATCH_OK, KW_ROUTE_PROJECT_GET, "12", ""},
+        {"GET", "/api/environments/12/", KW_MATCH_OK, KW_ROUTE_PROJECT_GET, "12", ""},
+        {"GET", "/api/projects/@current", KW_MATCH_OK, KW_ROUTE_PROJECT_GET, "@current", ""},
+        {"GET", "/api/projects/abc/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"PATCH", "/api/projects/3/reset_token/", KW_MATCH_OK, KW_ROUTE_PROJECT_RESET_TOKEN, "3", ""},
+        {"GET", "/api/projects/3/reset_token/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/personal_api_keys/", KW_MATCH_OK, KW_ROUTE_PKEY_LIST, "", ""},
+        {"POST", "/api/personal_api_keys", KW_MATCH_OK, KW_ROUTE_PKEY_CREATE, "", ""},
+        {"GET", "/api/personal_api_keys/@current/", KW_MATCH_OK, KW_ROUTE_PKEY_CURRENT, "", ""},
+        {"GET", "/api/personal_api_keys/k1/", KW_MATCH_OK, KW_ROUTE_PKEY_GET, "", "k1"},
+        {"PATCH", "/api/personal_api_keys/k1", KW_MATCH_OK, KW_ROUTE_PKEY_UPDATE, "", "k1"},
+        {"DELETE", "/api/personal_api_keys/k1/", KW_MATCH_OK, KW_ROUTE_PKEY_DELETE, "", "k1"},
+        {"POST", "/api/personal_api_keys/k1/roll/", KW_MATCH_OK, KW_ROUTE_PKEY_ROLL, "", "k1"},
+        {"PUT", "/api/personal_api_keys/k1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/environments/7/feature_flags/", KW_MATCH_OK, KW_ROUTE_FLAG_LIST, "7", ""},
+        {"POST", "/api/projects/7/feature_flags", KW_MATCH_OK, KW_ROUTE_FLAG_CREATE, "7", ""},
+        {"PATCH", "/api/projects/7/feature_flags/9/", KW_MATCH_OK, KW_ROUTE_FLAG_UPDATE, "7", "9"},
+        {"GET", "/api/projects/7/activity_log", KW_MATCH_OK, KW_ROUTE_ACTIVITY_LIST, "7", ""},
+        {"GET", "/api/environmentsx/7/activity_log", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/api/projects/7/feature_flags/9/extra", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        kw_route_match m;
+        kw_match_result r = kw_policy_match(CASES[i].method, CASES[i].path, &m);
+        if (r != CASES[i].result) fail_msg("%s %s: got %d", CASES[i].method, CASES[i].path, r);
+        if (r != KW_MATCH_OK) continue;
+        assert_int_equal(m.route->id, CASES[i].id);
+        assert_string_equal(m.project, CASES[i].project);
+        assert_string_equal(m.id, CASES[i].item);
+    }
+}
+
+/* Every route declares who may call it; admin routes never take phs_/phc_. */
+static void test_table_invariants(void **state)
+{
+    (void)state;
+    size_t n;
+    const kw_route *routes = kw_policy_routes(&n);
+    assert_int_equal(n, KW_ROUTE_COUNT);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(routes[i].id, (kw_route_id)i);
+        assert_true(routes[i].credentials != 0);
+        if (strncmp(routes[i].pattern, "/api/", 5) == 0) {
+            assert_false(routes[i].credentials & (KW_CRED_SECRET | KW_CRED_PROJECT | KW_CRED_NONE));
+        }
+        if (routes[i].scope) {
+            int obj;
+            kw_scope_action act;
+            assert_int_equal(kw_scope_parse(routes[i].scope, &obj, &act), KW_OK);
+            /* Reads need :read, writes need :write. */
+            assert_int_equal(act, strcmp(routes[i].method, "GET") == 0 ? KW_SCOPE_READ : KW_SCOPE_WRITE);
+        }
+    }
+}
+
+static void test_refuse_kind(void **state)
+{
+    (void)state;
+    kw_route_match m;
+    kw_problem p;
+    kw_policy_match("GET", "/api/projects/", &m);
+    assert_false(kw_policy_refuse_kind(m.route, KW_KEY_PERSONAL, KW_SRC_HEADER, &p));
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
+    assert_int_equal(p.status, 403);
+    assert_string_equal(p.detail, "This action does not support project secret API key access");
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PROJECT, KW_SRC_HEADER, &p));
+    assert_int_equal(p.status, 401);
+    assert_string_equal(p.detail, "Personal API key found in request Authorization header is invalid.");
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_NONE, KW_SRC_QUERY, &p));
+    assert_string_equal(p.detail, "Personal API key found in request query string is invalid.");
+    kw_policy_invalid_personal(KW_SRC_BODY, &p);
+    assert_string_equal(p.detail, "Personal API key found in request body is invalid.");
+}
+
+struct fixture {
+    char path[64];
+    kw_store *store;
+    kw_user alice, bob, carol;
+    kw_project p1, p2, p3;  /* p1, p3 in org A; p2 in org B */
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/kw_policy_%d.db", (int)getpid());
+    unlink(f->path);
+    assert_int_equal(kw_store_open(f->path, &f->store), KW_OK);
+    kw_org a = {0}, b = {0};
+    strcpy(a.name, "A");
+    strcpy(b.name, "B");
+    kw_store_org_create(f->store, &a);
+    kw_store_org_create(f->store, &b);
+    kw_user *users[] = {&f->alice, &f->bob, &f->carol};
+    const char *emails[] = {"alice@a", "bob@b", "carol@a"};
+    for (int i = 0; i < 3; i++) {
+        strcpy(users[i]->email, emails[i]);
+        users[i]->is_active = 1;
+        assert_int_equal(kw_store_user_create(f->store, users[i]), KW_OK);
+    }
+    kw_store_membership_set(f->store, f->alice.id, a.id, KW_LEVEL_OWNER);
+    kw_store_membership_set(f->store, f->bob.id, b.id, KW_LEVEL_OWNER);
+    kw_store_membership_set(f->store, f->carol.id, a.id, KW_LEVEL_MEMBER);
+    kw_project *projects[] = {&f->p1, &f->p2, &f->p3};
+    const char *orgs[] = {a.id, b.id, a.id};
+    for (int i = 0; i < 3; i++) {
+        strcpy(projects[i]->org_id, orgs[i]);
+        strcpy(projects[i]->name, "P");
+        kw_key_generate(KW_KEY_PROJECT, projects[i]->api_token);
+        assert_int_equal(kw_store_project_create(f->store, projects[i]), KW_OK);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    kw_store_close(f->store);
+    unlink(f->path);
+    char wal[80];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", f->path);
+    unlink(wal);
+    free(f);
+    return 0;
+}
+
+static kw_principal personal(int64_t user_id, const char *scopes, const char *teams)
+{
+    kw_principal p;
+    memset(&p, 0, sizeof p);
+    p.kind = KW_KEY_PERSONAL;
+    p.user_id = user_id;
+    kw_principal_load_scopes(&p, scopes, teams, NULL);
+    return p;
+}
+
+/* status of `method path` for principal (200 = allowed by the policy) */
+static int verdict(struct fixture *f, const char *method, const char *path, const kw_principal *pr,
+                   char *detail)
+{
+    kw_route_match m;
+    assert_int_equal(kw_policy_match(method, path, &m), KW_MATCH_OK);
+    kw_project project;
+    int level;
+    kw_problem p;
+    if (!kw_policy_check(f->store, &m, pr, &project, &level, &p)) return 200;
+    if (detail) strcpy(detail, p.detail);
+    return p.status;
+}
+
+static void test_check_table(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], detail[512];
+    kw_principal anon;
+    memset(&anon, 0, sizeof anon);
+    kw_principal alice_all = personal(f->alice.id, "[\"*\"]", NULL);
+    kw_principal alice_flags = personal(f->alice.id, "[\"feature_flag:read\"]", NULL);
+    kw_principal alice_p1 = personal(f->alice.id, "[\"*\"]", "[1]");
+    kw_principal bob_all = personal(f->bob.id, "[\"*\"]", NULL);
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    kw_principal nothing = personal(f->alice.id, NULL, NULL);
+
+    assert_int_equal(verdict(f, "GET", "/_health", &anon, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/api/projects/", &anon, detail), 401);
+    assert_string_equal(detail, "Authentication credentials were not provided.");
+    assert_int_equal(verdict(f, "GET", "/api/projects/", &alice_all, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/api/projects/", &nothing, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'project:read'");
+
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &alice_flags, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &alice_flags, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'feature_flag:write'");
+    /* Another organization's project: not found, never confirmed. */
+    assert_int_equal(verdict(f, "GET", path, &bob_all, detail), 404);
+    assert_string_equal(detail, "Not found.");
+    /* A project that does not exist at all: the same answer. */
+    assert_int_equal(verdict(f, "GET", "/api/projects/999999/feature_flags/", &alice_all, NULL), 404);
+    /* scoped_teams narrows within the user's own organization. */
+    snprintf(path, sizeof path, "/api/projects/%lld/", (long long)f->p3.id);
+    assert_int_equal(verdict(f, "GET", path, &alice_all, NULL), 200);
+    assert_int_equal(verdict(f, "GET", path, &alice_p1, detail), 403);
+    char want[128];
+    snprintf(want, sizeof want, "API key does not have access to the requested project: ID %lld.",
+             (long long)f->p3.id);
+    assert_string_equal(detail, want);
+    /* Level: members may read, only admins reset the token. */
+    snprintf(path, sizeof path, "/api/projects/%lld/reset_token/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "PATCH", path, &carol_all, detail), 403);
+    assert_string_equal(detail, "You don't have sufficient permissions in the project.");
+    assert_int_equal(verdict(f, "PATCH", path, &alice_all, NULL), 200);
+    /* Personal keys: the keyward scope, with PostHog's refusal text. */
+    assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/", &alice_flags, detail), 403);
+    assert_string_equal(detail, "This action does not support Personal API Key access");
+    assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/@current/", &alice_flags, NULL), 200);
+    /* @current resolves to a project the key may reach. */
+    assert_int_equal(verdict(f, "GET", "/api/projects/@current/", &alice_p1, NULL), 200);
+}
+
+static void test_secret_key_project_binding(void **state)
+{
+    struct fixture *f = *state;
+    kw_principal secret;
+    memset(&secret, 0, sizeof secret);
+    secret.kind = KW_KEY_SECRET;
+    secret.project_id = f->p1.id;
+    secret.n_scoped_teams = secret.n_scoped_orgs = -1;
+    kw_scopes_add(&secret.scopes, "feature_flag:read");
+    char path[128], detail[512];
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p2.id);
+    assert_int_equal(verdict(f, "GET", path, &secret, detail), 403);
+    char want[128];
+    snprintf(want, sizeof want, "API key does not have access to the requested project: ID %lld.",
+             (long long)f->p2.id);
+    assert_string_equal(detail, want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_match_table),
+        cmocka_unit_test(test_table_invariants),
+        cmocka_unit_test(test_refuse_kind),
+        cmocka_unit_test_setup_teardown(test_check_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
