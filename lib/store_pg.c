@@ -7,7 +7,8 @@
  * none, constraint violations return KW_ERR_EXISTS, and lists come in the
  * same order.  Connections, statement preparation and error mapping live in
  * store_pg_conn.c (one connection per thread; see there for why); this file
- * holds the SQL, the row decoding and the migrations.
+ * holds the SQL, the row decoding and the migrations; the activity log's
+ * composed queries are in store_pg_activity.c.
  *
  * Migrations run in one transaction that first takes
  * pg_advisory_xact_lock(MIGRATION_LOCK): several instances starting at once
@@ -109,98 +110,59 @@ static const char *const SQL[ST_COUNT] = {
 
 /* ---- columns ------------------------------------------------------------- */
 
-static int64_t col_int(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-static int col_bool(const PGresult *r, int row, int col)
-{
-    return PQgetvalue(r, row, col)[0] == 't';
-}
-
-static void col_copy(const PGresult *r, int row, int col, char *dst, size_t size)
-{
-    size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
-    if (n >= size) n = size - 1;
-    if (n) memcpy(dst, PQgetvalue(r, row, col), n);
-    dst[n] = '\0';
-}
-
-static char *col_dup(const PGresult *r, int row, int col)
-{
-    return strdup(PQgetvalue(r, row, col));
-}
-
 static void read_user(const PGresult *r, int i, kw_user *u)
 {
     memset(u, 0, sizeof *u);
-    u->id = col_int(r, i, 0);
-    col_copy(r, i, 1, u->uuid, sizeof u->uuid);
-    col_copy(r, i, 2, u->email, sizeof u->email);
-    col_copy(r, i, 3, u->first_name, sizeof u->first_name);
-    u->is_active = col_bool(r, i, 4);
-    u->created_at = col_int(r, i, 5);
+    u->id = kw_pg_col_int(r, i, 0);
+    kw_pg_col_copy(r, i, 1, u->uuid, sizeof u->uuid);
+    kw_pg_col_copy(r, i, 2, u->email, sizeof u->email);
+    kw_pg_col_copy(r, i, 3, u->first_name, sizeof u->first_name);
+    u->is_active = kw_pg_col_bool(r, i, 4);
+    u->created_at = kw_pg_col_int(r, i, 5);
 }
 
 static void read_project(const PGresult *r, int i, kw_project *p)
 {
     memset(p, 0, sizeof *p);
-    p->id = col_int(r, i, 0);
-    col_copy(r, i, 1, p->uuid, sizeof p->uuid);
-    col_copy(r, i, 2, p->org_id, sizeof p->org_id);
-    col_copy(r, i, 3, p->name, sizeof p->name);
-    col_copy(r, i, 4, p->api_token, sizeof p->api_token);
-    p->created_at = col_int(r, i, 5);
+    p->id = kw_pg_col_int(r, i, 0);
+    kw_pg_col_copy(r, i, 1, p->uuid, sizeof p->uuid);
+    kw_pg_col_copy(r, i, 2, p->org_id, sizeof p->org_id);
+    kw_pg_col_copy(r, i, 3, p->name, sizeof p->name);
+    kw_pg_col_copy(r, i, 4, p->api_token, sizeof p->api_token);
+    p->created_at = kw_pg_col_int(r, i, 5);
 }
 
 static void read_pkey(const PGresult *r, int i, kw_pkey *k)
 {
-    col_copy(r, i, 0, k->id, sizeof k->id);
-    k->user_id = col_int(r, i, 1);
-    col_copy(r, i, 2, k->label, sizeof k->label);
-    col_copy(r, i, 3, k->secure_value, sizeof k->secure_value);
-    col_copy(r, i, 4, k->mask_value, sizeof k->mask_value);
-    k->created_at = col_int(r, i, 5);
-    k->last_used_at = col_int(r, i, 6);
-    k->last_rolled_at = col_int(r, i, 7);
-    col_copy(r, i, 8, k->scopes, sizeof k->scopes);
-    col_copy(r, i, 9, k->scoped_teams, sizeof k->scoped_teams);
-    col_copy(r, i, 10, k->scoped_orgs, sizeof k->scoped_orgs);
+    kw_pg_col_copy(r, i, 0, k->id, sizeof k->id);
+    k->user_id = kw_pg_col_int(r, i, 1);
+    kw_pg_col_copy(r, i, 2, k->label, sizeof k->label);
+    kw_pg_col_copy(r, i, 3, k->secure_value, sizeof k->secure_value);
+    kw_pg_col_copy(r, i, 4, k->mask_value, sizeof k->mask_value);
+    k->created_at = kw_pg_col_int(r, i, 5);
+    k->last_used_at = kw_pg_col_int(r, i, 6);
+    k->last_rolled_at = kw_pg_col_int(r, i, 7);
+    kw_pg_col_copy(r, i, 8, k->scopes, sizeof k->scopes);
+    kw_pg_col_copy(r, i, 9, k->scoped_teams, sizeof k->scoped_teams);
+    kw_pg_col_copy(r, i, 10, k->scoped_orgs, sizeof k->scoped_orgs);
 }
 
 static int read_flag(const PGresult *r, int i, kw_flag *f)
 {
     memset(f, 0, sizeof *f);
-    f->id = col_int(r, i, 0);
-    f->project_id = col_int(r, i, 1);
-    col_copy(r, i, 2, f->key, sizeof f->key);
-    col_copy(r, i, 3, f->name, sizeof f->name);
-    f->filters = col_dup(r, i, 4);
-    f->active = col_bool(r, i, 5);
-    f->deleted = col_bool(r, i, 6);
-    f->ensure_experience_continuity = col_bool(r, i, 7);
-    f->version = col_int(r, i, 8);
-    f->created_by = col_int(r, i, 9);
-    f->created_at = col_int(r, i, 10);
-    f->updated_at = col_int(r, i, 11);
+    f->id = kw_pg_col_int(r, i, 0);
+    f->project_id = kw_pg_col_int(r, i, 1);
+    kw_pg_col_copy(r, i, 2, f->key, sizeof f->key);
+    kw_pg_col_copy(r, i, 3, f->name, sizeof f->name);
+    f->filters = kw_pg_col_dup(r, i, 4);
+    f->active = kw_pg_col_bool(r, i, 5);
+    f->deleted = kw_pg_col_bool(r, i, 6);
+    f->ensure_experience_continuity = kw_pg_col_bool(r, i, 7);
+    f->version = kw_pg_col_int(r, i, 8);
+    f->created_by = kw_pg_col_int(r, i, 9);
+    f->created_at = kw_pg_col_int(r, i, 10);
+    f->updated_at = kw_pg_col_int(r, i, 11);
     return f->filters ? KW_OK : KW_ERR_NOMEM;
-}
-
-static int read_activity(const PGresult *r, int i, kw_activity *a)
-{
-    memset(a, 0, sizeof *a);
-    col_copy(r, i, 0, a->id, sizeof a->id);
-    a->project_id = col_int(r, i, 1);
-    col_copy(r, i, 2, a->org_id, sizeof a->org_id);
-    a->user_id = col_int(r, i, 3);
-    col_copy(r, i, 4, a->activity, sizeof a->activity);
-    col_copy(r, i, 5, a->scope, sizeof a->scope);
-    col_copy(r, i, 6, a->item_id, sizeof a->item_id);
-    a->detail = col_dup(r, i, 7);
-    col_copy(r, i, 8, a->ip_address, sizeof a->ip_address);
-    a->created_at = col_int(r, i, 9);
-    return a->detail ? KW_OK : KW_ERR_NOMEM;
 }
 
 /* ---- statement helpers --------------------------------------------------- */
@@ -235,7 +197,7 @@ static int count_stmt(struct pg_store *s, int id, int64_t *count)
     PGresult *r;
     int rc = query_one(s, id, NULL, &r);
     if (rc) return rc;
-    *count = col_int(r, 0, 0);
+    *count = kw_pg_col_int(r, 0, 0);
     PQclear(r);
     return KW_OK;
 }
@@ -246,7 +208,7 @@ static int insert_returning(struct pg_store *s, int id, const struct pg_params *
     PGresult *r;
     int rc = query_one(s, id, p, &r);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
-    *new_id = col_int(r, 0, 0);
+    *new_id = kw_pg_col_int(r, 0, 0);
     PQclear(r);
     return KW_OK;
 }
@@ -320,9 +282,9 @@ static int pg_org_get(kw_store *b, const char *id, kw_org *o)
     PGresult *r;
     int rc = query_one(P(b), ST_ORG_GET, &p, &r);
     if (rc) return rc;
-    col_copy(r, 0, 0, o->id, sizeof o->id);
-    col_copy(r, 0, 1, o->name, sizeof o->name);
-    o->created_at = col_int(r, 0, 2);
+    kw_pg_col_copy(r, 0, 0, o->id, sizeof o->id);
+    kw_pg_col_copy(r, 0, 1, o->name, sizeof o->name);
+    o->created_at = kw_pg_col_int(r, 0, 2);
     PQclear(r);
     return KW_OK;
 }
@@ -345,7 +307,7 @@ static int pg_membership_level(kw_store *b, int64_t user_id, const char *org_id,
     PGresult *r;
     int rc = query_one(P(b), ST_MEMBER_LEVEL, &p, &r);
     if (rc) return rc;
-    *level = (int)col_int(r, 0, 0);
+    *level = (int)kw_pg_col_int(r, 0, 0);
     PQclear(r);
     return KW_OK;
 }
@@ -359,10 +321,10 @@ static int pg_user_orgs(kw_store *b, int64_t user_id, kw_org_cb cb, void *ctx)
     if (rc) return rc;
     for (int i = 0, n = PQntuples(r); !rc && i < n; i++) {
         kw_org o;
-        col_copy(r, i, 0, o.id, sizeof o.id);
-        col_copy(r, i, 1, o.name, sizeof o.name);
-        o.created_at = col_int(r, i, 2);
-        rc = cb(ctx, &o, (int)col_int(r, i, 3));
+        kw_pg_col_copy(r, i, 0, o.id, sizeof o.id);
+        kw_pg_col_copy(r, i, 1, o.name, sizeof o.name);
+        o.created_at = kw_pg_col_int(r, i, 2);
+        rc = cb(ctx, &o, (int)kw_pg_col_int(r, i, 3));
     }
     PQclear(r);
     return rc;
@@ -450,7 +412,7 @@ static int pg_pkey_insert(kw_store *b, const kw_pkey *k, int max_per_user)
     PGresult *r;
     int rc = query_one(P(b), ST_PKEY_INSERT, &p, &r);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
-    rc = col_bool(r, 0, 0) ? KW_OK : KW_ERR_LIMIT;
+    rc = kw_pg_col_bool(r, 0, 0) ? KW_OK : KW_ERR_LIMIT;
     PQclear(r);
     return rc;
 }
@@ -643,85 +605,6 @@ static int pg_activity_insert(kw_store *b, kw_activity *a)
     return write_stmt(P(b), ST_ACTIVITY_INSERT, &p, 0);
 }
 
-/* The activity filters are optional, so the statement is composed from
- * fixed fragments; every value is a bound parameter, numbered in the order
- * it is added (PostgreSQL rejects parameters a statement does not use).
- * The varying shapes are run with PQexecParams rather than prepared. */
-static void activity_sql(const kw_activity_query *q, int count_only, char *sql, size_t size,
-                         struct pg_params *p)
-{
-    size_t n = (size_t)snprintf(sql, size, "SELECT %s FROM activity_log WHERE project_id = $1",
-                                count_only ? "COUNT(*)" : ACTIVITY_COLS);
-    kw_pg_int(p, q->project_id);
-    int scope_count = 0;
-    if (q->scopes)
-        while (q->scopes[scope_count] && scope_count < 16) scope_count++;
-    if (scope_count) {
-        n += (size_t)snprintf(sql + n, size - n, " AND scope IN (");
-        for (int i = 0; i < scope_count; i++) {
-            kw_pg_text(p, q->scopes[i]);
-            n += (size_t)snprintf(sql + n, size - n, "%s$%d", i ? ", " : "", p->n);
-        }
-        n += (size_t)snprintf(sql + n, size - n, ")");
-    }
-    if (q->user_id) {
-        kw_pg_int(p, q->user_id);
-        n += (size_t)snprintf(sql + n, size - n, " AND user_id = $%d", p->n);
-    }
-    if (q->item_id) {
-        kw_pg_text(p, q->item_id);
-        n += (size_t)snprintf(sql + n, size - n, " AND item_id = $%d", p->n);
-    }
-    if (q->before && !count_only) {
-        /* Same cursor as SQLite: without before_id, "" / "~" sort before /
-         * after every id (ids are COLLATE "C"). */
-        kw_pg_int(p, q->before);
-        kw_pg_text(p, q->before_id ? q->before_id : (q->ascending ? "" : "~"));
-        n += (size_t)snprintf(sql + n, size - n,
-                              q->ascending ? " AND (created_at > $%d OR (created_at = $%d AND id > $%d))"
-                                           : " AND (created_at < $%d OR (created_at = $%d AND id < $%d))",
-                              p->n - 1, p->n - 1, p->n);
-    }
-    if (!count_only) {
-        kw_pg_int(p, q->limit > 0 ? q->limit : 100);
-        kw_pg_int(p, q->offset > 0 ? q->offset : 0);
-        snprintf(sql + n, size - n, " ORDER BY created_at %s, id %s LIMIT $%d OFFSET $%d",
-                 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC", p->n - 1, p->n);
-    }
-}
-
-static int pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx)
-{
-    char sql[1024];
-    struct pg_params p = {0};
-    activity_sql(q, 0, sql, sizeof sql, &p);
-    PGresult *r;
-    int rc = kw_pg_run_sql(P(b), sql, &p, &r);
-    if (rc) return rc;
-    for (int i = 0, n = PQntuples(r); !rc && i < n; i++) {
-        kw_activity a;
-        rc = read_activity(r, i, &a);
-        if (!rc) rc = cb(ctx, &a);
-        kw_activity_clear(&a);
-    }
-    PQclear(r);
-    return rc;
-}
-
-static int pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count)
-{
-    char sql[1024];
-    struct pg_params p = {0};
-    activity_sql(q, 1, sql, sizeof sql, &p);
-    PGresult *r;
-    *count = 0;
-    int rc = kw_pg_run_sql(P(b), sql, &p, &r);
-    if (rc) return rc;
-    if (PQntuples(r) == 1) *count = col_int(r, 0, 0);
-    PQclear(r);
-    return KW_OK;
-}
-
 /* ---- schema, transactions, lifecycle ------------------------------------- */
 
 static int migrate(struct pg_store *s)
@@ -741,7 +624,7 @@ static int migrate(struct pg_store *s)
     int current = 0;
     PGresult *r = NULL;
     if (!rc) rc = kw_pg_run(s, ST_SCHEMA_VERSION, NULL, &r);
-    if (!rc) current = (int)col_int(r, 0, 0);
+    if (!rc) current = (int)kw_pg_col_int(r, 0, 0);
     PQclear(r);
     for (int v = current + 1; !rc && v <= kw_pg_migration_count; v++) {
         rc = kw_pg_exec(c, kw_pg_migrations[v - 1]);
@@ -765,7 +648,7 @@ static int pg_schema_version(kw_store *b, int *version)
     PGresult *r;
     int rc = query_one(P(b), ST_SCHEMA_VERSION, NULL, &r);
     if (rc) return rc;
-    *version = (int)col_int(r, 0, 0);
+    *version = (int)kw_pg_col_int(r, 0, 0);
     PQclear(r);
     return KW_OK;
 }
@@ -840,8 +723,8 @@ static const struct kw_store_ops PG_OPS = {
     .flag_list = pg_flag_list,
     .flag_update = pg_flag_update,
     .activity_insert = pg_activity_insert,
-    .activity_list = pg_activity_list,
-    .activity_count = pg_activity_count,
+    .activity_list = kw_pg_activity_list,
+    .activity_count = kw_pg_activity_count,
 };
 
 int kw_store_pg_open(const char *url, kw_store **out)

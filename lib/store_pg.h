@@ -8,6 +8,8 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "store_backend.h"
 
@@ -54,6 +56,14 @@ int kw_pg_run(struct pg_store *s, int id, const struct pg_params *p, PGresult **
 int kw_pg_run_sql(struct pg_store *s, const char *sql, const struct pg_params *p, PGresult **out);
 /* Runs parameterless SQL (may hold several statements). */
 int kw_pg_exec(struct pg_conn *c, const char *sql);
+/* Column readers for row `row`; NULL reads as 0 / "" / false. */
+int64_t kw_pg_col_int(const PGresult *r, int row, int col);
+int kw_pg_col_bool(const PGresult *r, int row, int col);
+void kw_pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+char *kw_pg_col_dup(const PGresult *r, int row, int col);  /* heap; NULL on ENOMEM */
+/* The activity log (store_pg_activity.c). */
+int kw_pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx);
+int kw_pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count);
 /* Maps a failed result (or a NULL one) to a kw_err. */
 int kw_pg_error(PGconn *db, const PGresult *res);
 

@@ -53,6 +53,30 @@ void kw_pg_int_or_null(struct pg_params *p, int64_t v)
         kw_pg_text(p, NULL);
 }
 
+/* Column readers: NULL reads as 0 / "", as in the SQLite backend. */
+int64_t kw_pg_col_int(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+int kw_pg_col_bool(const PGresult *r, int row, int col)
+{
+    return PQgetvalue(r, row, col)[0] == 't';
+}
+
+void kw_pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size)
+{
+    size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+    if (n >= size) n = size - 1;
+    if (n) memcpy(dst, PQgetvalue(r, row, col), n);
+    dst[n] = '\0';
+}
+
+char *kw_pg_col_dup(const PGresult *r, int row, int col)
+{
+    return strdup(PQgetvalue(r, row, col));
+}
+
 /* The library never writes to the terminal: NOTICEs ("relation already
  * exists, skipping") are dropped. */
 static void quiet_notice(void *arg, const char *message)
@@ -187,35 +211,71 @@ static int take_result(PGconn *db, PGresult *res, PGresult **out)
     return rc;
 }
 
+/* Inside an explicit transaction a failed statement would abort the whole
+ * transaction in PostgreSQL, while in SQLite only the statement is undone
+ * and the caller may go on (e.g. treat KW_ERR_EXISTS as "already there")
+ * and commit.  To answer alike, each statement run inside a transaction is
+ * fenced by a savepoint, rolled back to on failure.  That costs two more
+ * round trips per statement, but only in explicit transactions, which
+ * keyward uses for rare multi-row writes, never on the verification path. */
+static int fence(struct pg_conn *c, int in_tx, int rc)
+{
+    if (!in_tx) return rc;
+    if (rc && PQstatus(c->db) == CONNECTION_OK)
+        kw_pg_exec(c, "ROLLBACK TO SAVEPOINT kw_stmt");
+    else if (!rc)
+        rc = kw_pg_exec(c, "RELEASE SAVEPOINT kw_stmt");
+    return rc;
+}
+
+static int fence_open(struct pg_conn *c, int *in_tx)
+{
+    *in_tx = PQtransactionStatus(c->db) == PQTRANS_INTRANS;
+    return *in_tx ? kw_pg_exec(c, "SAVEPOINT kw_stmt") : KW_OK;
+}
+
 int kw_pg_run(struct pg_store *s, int id, const struct pg_params *p, PGresult **out)
 {
     *out = NULL;
     if (id < 0 || id >= s->stmt_count) return KW_ERR_INVALID;
     struct pg_conn *c;
-    int rc = kw_pg_conn_get(s, &c);
+    int in_tx, rc = kw_pg_conn_get(s, &c);
     if (rc) return rc;
     char name[16];
     snprintf(name, sizeof name, "kw%d", id);
     if (!c->prepared[id]) {
-        PGresult *res = PQprepare(c->db, name, s->sql[id], 0, NULL);
+        /* Prepared outside the savepoint: a PREPARE is not undone by
+         * ROLLBACK TO, and it does not fail on data. */
         PGresult *ok = NULL;
-        rc = take_result(c->db, res, &ok);
-        if (rc) return rc;
+        rc = take_result(c->db, PQprepare(c->db, name, s->sql[id], 0, NULL), &ok);
         PQclear(ok);
+        if (rc) return rc;
         c->prepared[id] = 1;
     }
+    if ((rc = fence_open(c, &in_tx))) return rc;
     PGresult *res = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-    return take_result(c->db, res, out);
+    rc = fence(c, in_tx, take_result(c->db, res, out));
+    if (rc && *out) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int kw_pg_run_sql(struct pg_store *s, const char *sql, const struct pg_params *p, PGresult **out)
 {
     *out = NULL;
     struct pg_conn *c;
-    int rc = kw_pg_conn_get(s, &c);
+    int in_tx, rc = kw_pg_conn_get(s, &c);
     if (rc) return rc;
+    if ((rc = fence_open(c, &in_tx))) return rc;
     PGresult *res = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
-    return take_result(c->db, res, out);
+    rc = fence(c, in_tx, take_result(c->db, res, out));
+    if (rc && *out) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int kw_pg_exec(struct pg_conn *c, const char *sql)
