@@ -831,6 +831,33 @@ static void test_transactions(void **state)
     assert_int_equal(n, 2);
 }
 
+/* ---- PostgreSQL only ----------------------------------------------------- */
+
+/* The server drops the session (restart, failover, idle kill): the call in
+ * flight fails as KW_ERR_UNAVAILABLE, the next one reconnects and prepares
+ * its statements again. */
+static void test_pg_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    kw_store *s = f->store;
+    int64_t uid = make_user(s, "re@example.com");
+    kw_user u;
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);  /* statement now prepared */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND pid <> pg_backend_pid(); END $$",
+             f->dbname);
+    assert_int_equal(pg_admin(sql), 0);
+    usleep(100000);
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_ERR_UNAVAILABLE);
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);
+    assert_string_equal(u.email, "re@example.com");
+    int64_t n = 0;
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 1);
+}
+
 /* ---- runner -------------------------------------------------------------- */
 
 #define CASES(setup)                                                           \
@@ -863,5 +890,9 @@ int main(void)
     }
     const struct CMUnitTest pg_tests[] = CASES(setup_pg);
     failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown),
+    };
+    failed += cmocka_run_group_tests_name("store/postgresql-only", pg_only, NULL, NULL);
     return failed;
 }
