@@ -6,5 +6,7 @@
 
 extern const char *const kw_sqlite_migrations[];
 extern const int kw_sqlite_migration_count;
+extern const char *const kw_pg_migrations[];
+extern const int kw_pg_migration_count;
 
 #endif

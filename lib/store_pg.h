@@ -1,0 +1,70 @@
+/* store_pg.h — internals shared by the PostgreSQL backend's two files.
+ *
+ * store_pg_conn.c owns connections (one per thread, reconnecting), running
+ * statements and mapping libpq errors; store_pg.c owns the SQL and the
+ * kw_store_ops.  Parameters always travel as text through $n placeholders. */
+#ifndef KW_STORE_PG_H
+#define KW_STORE_PG_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store_backend.h"
+
+#define PG_MAX_STMTS 48
+#define PG_MAX_PARAMS 32
+
+struct pg_conn {
+    PGconn *db;
+    struct pg_store *store;
+    unsigned char prepared[PG_MAX_STMTS];  /* PQprepare done on this session */
+    struct pg_conn *prev, *next;           /* every connection, for close */
+};
+
+struct pg_store {
+    kw_store base;
+    char *url;
+    const char *const *sql;  /* the statement table, indexed by statement id */
+    int stmt_count;
+    pthread_key_t tls;
+    pthread_mutex_t conns_lock;  /* guards the list only */
+    struct pg_conn *conns;
+};
+
+/* Text parameters for one statement; numbers are formatted into buf. */
+struct pg_params {
+    int n;
+    const char *v[PG_MAX_PARAMS];
+    char buf[PG_MAX_PARAMS][24];
+};
+
+void kw_pg_text(struct pg_params *p, const char *v);         /* NULL stays NULL */
+void kw_pg_text_or_null(struct pg_params *p, const char *v);  /* "" = NULL */
+void kw_pg_int(struct pg_params *p, int64_t v);
+void kw_pg_int_or_null(struct pg_params *p, int64_t v);       /* 0 = NULL */
+
+int kw_pg_store_init(struct pg_store *s, const char *url, const char *const *sql, int count);
+void kw_pg_store_fini(struct pg_store *s);
+/* The calling thread's connection, opened or re-established if needed. */
+int kw_pg_conn_get(struct pg_store *s, struct pg_conn **out);
+/* Runs prepared statement `id` (preparing it on first use per connection).
+ * On KW_OK *out holds the result (PQclear it); on error *out is NULL. */
+int kw_pg_run(struct pg_store *s, int id, const struct pg_params *p, PGresult **out);
+/* Runs ad-hoc parameterized SQL (PQexecParams) on the thread's connection. */
+int kw_pg_run_sql(struct pg_store *s, const char *sql, const struct pg_params *p, PGresult **out);
+/* Runs parameterless SQL (may hold several statements). */
+int kw_pg_exec(struct pg_conn *c, const char *sql);
+/* Column readers for row `row`; NULL reads as 0 / "" / false. */
+int64_t kw_pg_col_int(const PGresult *r, int row, int col);
+int kw_pg_col_bool(const PGresult *r, int row, int col);
+void kw_pg_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+char *kw_pg_col_dup(const PGresult *r, int row, int col);  /* heap; NULL on ENOMEM */
+/* The activity log (store_pg_activity.c). */
+int kw_pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx);
+int kw_pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count);
+/* Maps a failed result (or a NULL one) to a kw_err. */
+int kw_pg_error(PGconn *db, const PGresult *res);
+
+#endif

@@ -1,0 +1,111 @@
+/* store_pg_activity.c — the activity log queries of the PostgreSQL backend.
+ *
+ * kw_store_activity_list/count take optional filters (scopes, user, item,
+ * cursor), so unlike every other query their SQL is not one fixed prepared
+ * statement: it is composed here from fixed fragments, and every value is a
+ * bound $n parameter.  Kept apart from store_pg.c, which holds the fixed
+ * statements, to keep both files short. */
+#include "store_pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+#define ACTIVITY_COLS "id, project_id, org_id, user_id, activity, scope, item_id, detail, " \
+                      "ip_address, created_at"
+
+static int read_activity(const PGresult *r, int i, kw_activity *a)
+{
+    memset(a, 0, sizeof *a);
+    kw_pg_col_copy(r, i, 0, a->id, sizeof a->id);
+    a->project_id = kw_pg_col_int(r, i, 1);
+    kw_pg_col_copy(r, i, 2, a->org_id, sizeof a->org_id);
+    a->user_id = kw_pg_col_int(r, i, 3);
+    kw_pg_col_copy(r, i, 4, a->activity, sizeof a->activity);
+    kw_pg_col_copy(r, i, 5, a->scope, sizeof a->scope);
+    kw_pg_col_copy(r, i, 6, a->item_id, sizeof a->item_id);
+    a->detail = kw_pg_col_dup(r, i, 7);
+    kw_pg_col_copy(r, i, 8, a->ip_address, sizeof a->ip_address);
+    a->created_at = kw_pg_col_int(r, i, 9);
+    return a->detail ? KW_OK : KW_ERR_NOMEM;
+}
+
+/* The activity filters are optional, so the statement is composed from
+ * fixed fragments; every value is a bound parameter, numbered in the order
+ * it is added (PostgreSQL rejects parameters a statement does not use).
+ * The varying shapes are run with PQexecParams rather than prepared. */
+static void activity_sql(const kw_activity_query *q, int count_only, char *sql, size_t size,
+                         struct pg_params *p)
+{
+    size_t n = (size_t)snprintf(sql, size, "SELECT %s FROM activity_log WHERE project_id = $1",
+                                count_only ? "COUNT(*)" : ACTIVITY_COLS);
+    kw_pg_int(p, q->project_id);
+    int scope_count = 0;
+    if (q->scopes)
+        while (q->scopes[scope_count] && scope_count < 16) scope_count++;
+    if (scope_count) {
+        n += (size_t)snprintf(sql + n, size - n, " AND scope IN (");
+        for (int i = 0; i < scope_count; i++) {
+            kw_pg_text(p, q->scopes[i]);
+            n += (size_t)snprintf(sql + n, size - n, "%s$%d", i ? ", " : "", p->n);
+        }
+        n += (size_t)snprintf(sql + n, size - n, ")");
+    }
+    if (q->user_id) {
+        kw_pg_int(p, q->user_id);
+        n += (size_t)snprintf(sql + n, size - n, " AND user_id = $%d", p->n);
+    }
+    if (q->item_id) {
+        kw_pg_text(p, q->item_id);
+        n += (size_t)snprintf(sql + n, size - n, " AND item_id = $%d", p->n);
+    }
+    if (q->before && !count_only) {
+        /* Same cursor as SQLite: without before_id, "" / "~" sort before /
+         * after every id (ids are COLLATE "C"). */
+        kw_pg_int(p, q->before);
+        kw_pg_text(p, q->before_id ? q->before_id : (q->ascending ? "" : "~"));
+        n += (size_t)snprintf(sql + n, size - n,
+                              q->ascending ? " AND (created_at > $%d OR (created_at = $%d AND id > $%d))"
+                                           : " AND (created_at < $%d OR (created_at = $%d AND id < $%d))",
+                              p->n - 1, p->n - 1, p->n);
+    }
+    if (!count_only) {
+        kw_pg_int(p, q->limit > 0 ? q->limit : 100);
+        kw_pg_int(p, q->offset > 0 ? q->offset : 0);
+        snprintf(sql + n, size - n, " ORDER BY created_at %s, id %s LIMIT $%d OFFSET $%d",
+                 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC", p->n - 1, p->n);
+    }
+}
+
+int kw_pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx)
+{
+    char sql[1024];
+    struct pg_params p = {0};
+    activity_sql(q, 0, sql, sizeof sql, &p);
+    PGresult *r;
+    int rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
+    if (rc) return rc;
+    for (int i = 0, n = PQntuples(r); !rc && i < n; i++) {
+        kw_activity a;
+        rc = read_activity(r, i, &a);
+        if (!rc) rc = cb(ctx, &a);
+        kw_activity_clear(&a);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int kw_pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count)
+{
+    char sql[1024];
+    struct pg_params p = {0};
+    activity_sql(q, 1, sql, sizeof sql, &p);
+    PGresult *r;
+    *count = 0;
+    int rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 1) *count = kw_pg_col_int(r, 0, 0);
+    PQclear(r);
+    return KW_OK;
+}

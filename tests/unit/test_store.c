@@ -1,0 +1,898 @@
+/* test_store.c — the store conformance suite.
+ *
+ * The same checks run against every backend: SQLite (a temp file) always,
+ * and PostgreSQL when KEYWARD_TEST_PG_URL points at a server the suite may
+ * create databases on (scripts/pg-test-cluster starts a throwaway one).
+ * Each test gets a fresh store: a new SQLite file, or a new PostgreSQL
+ * database named after the pid and a counter, dropped afterwards, so runs
+ * never collide.  The clock is pinned where times matter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyward/keyward.h"
+#include "keyward/store.h"
+
+enum backend { BACKEND_SQLITE, BACKEND_PG };
+
+struct fixture {
+    enum backend backend;
+    char url[1024];
+    char path[256];    /* sqlite: the file */
+    char dbname[64];   /* pg: the database */
+    kw_store *store;
+};
+
+static const char *pg_admin_url;
+static int db_counter;
+
+/* pg URL with the database part replaced: scheme://authority/DB?params */
+static int pg_url_for(const char *admin, const char *db, char *out, size_t size)
+{
+    const char *auth = strstr(admin, "://");
+    if (!auth) return -1;
+    auth += 3;
+    const char *q = strchr(auth, '?');
+    const char *slash = strchr(auth, '/');
+    if (slash && q && slash > q) slash = NULL;
+    size_t head = (size_t)((slash ? slash : q ? q : auth + strlen(auth)) - admin);
+    int n = snprintf(out, size, "%.*s/%s%s", (int)head, admin, db, q ? q : "");
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static int pg_admin(const char *sql)
+{
+    PGconn *db = PQconnectdb(pg_admin_url);
+    int ok = PQstatus(db) == CONNECTION_OK;
+    if (ok) {
+        PGresult *r = PQexec(db, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) fprintf(stderr, "test_store: %s: %s", sql, PQerrorMessage(db));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "test_store: cannot connect: %s", PQerrorMessage(db));
+    }
+    PQfinish(db);
+    return ok ? 0 : -1;
+}
+
+static int open_store(struct fixture *f)
+{
+    return kw_store_open(f->url, &f->store);
+}
+
+static int setup_sqlite(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->backend = BACKEND_SQLITE;
+    snprintf(f->path, sizeof f->path, "/tmp/kw-test-store-%ld-%d.db", (long)getpid(), ++db_counter);
+    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    kw_clock_set(0);
+    if (open_store(f)) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_pg(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->backend = BACKEND_PG;
+    char sql[128];
+    snprintf(f->dbname, sizeof f->dbname, "kwtest_%ld_%d", (long)getpid(), ++db_counter);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->dbname);
+    kw_clock_set(0);
+    if (pg_url_for(pg_admin_url, f->dbname, f->url, sizeof f->url) || pg_admin(sql)) {
+        free(f);
+        return -1;
+    }
+    int rc = open_store(f);
+    if (rc) {
+        fprintf(stderr, "test_store: open %s: %s\n", f->url, kw_strerror(rc));
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    kw_store_close(f->store);
+    kw_clock_set(0);
+    if (f->backend == BACKEND_SQLITE) {
+        char p[300];
+        unlink(f->path);
+        snprintf(p, sizeof p, "%s-wal", f->path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", f->path);
+        unlink(p);
+    } else {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->dbname);
+        pg_admin(sql);
+    }
+    free(f);
+    return 0;
+}
+
+#define STORE(state) (((struct fixture *)*(state))->store)
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int64_t make_user(kw_store *s, const char *email)
+{
+    kw_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.first_name, sizeof u.first_name, "Name");
+    u.is_active = 1;
+    assert_int_equal(kw_store_user_create(s, &u), KW_OK);
+    assert_true(u.id > 0);
+    return u.id;
+}
+
+static void make_pkey(kw_pkey *k, const char *id, int64_t user_id, const char *secure, kw_time at)
+{
+    memset(k, 0, sizeof *k);
+    snprintf(k->id, sizeof k->id, "%s", id);
+    k->user_id = user_id;
+    snprintf(k->label, sizeof k->label, "label %s", id);
+    snprintf(k->secure_value, sizeof k->secure_value, "%s", secure);
+    snprintf(k->mask_value, sizeof k->mask_value, "phx_...%.4s", id);
+    k->created_at = at;
+    snprintf(k->scopes, sizeof k->scopes, "[\"*\"]");
+}
+
+static int64_t make_project(kw_store *s, int64_t user_id, const char *token)
+{
+    kw_org o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.name, sizeof o.name, "Org");
+    assert_int_equal(kw_store_org_create(s, &o), KW_OK);
+    assert_int_equal(kw_store_membership_set(s, user_id, o.id, KW_LEVEL_OWNER), KW_OK);
+    kw_project p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.org_id, sizeof p.org_id, "%s", o.id);
+    snprintf(p.name, sizeof p.name, "Project");
+    snprintf(p.api_token, sizeof p.api_token, "%s", token);
+    assert_int_equal(kw_store_project_create(s, &p), KW_OK);
+    return p.id;
+}
+
+/* Collects ids (text) or ints from list callbacks, in order. */
+struct seen {
+    int n;
+    char ids[32][KW_NAME_MAX + 1];
+    int64_t nums[32];
+    int stop_after;  /* > 0: return 1 from the callback after this many */
+};
+
+static int seen_pkey(void *ctx, const kw_pkey *k)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", k->id);
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int seen_flag(void *ctx, const kw_flag *f)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", f->key);
+    s->nums[s->n++] = f->id;
+    return 0;
+}
+
+static int seen_activity(void *ctx, const kw_activity *a)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", a->id);
+    s->nums[s->n++] = a->created_at;
+    return 0;
+}
+
+static int seen_org(void *ctx, const kw_org *o, int level)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", o->id);
+    s->nums[s->n++] = level;
+    return 0;
+}
+
+static int seen_project(void *ctx, const kw_project *p)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", p->api_token);
+    s->nums[s->n++] = p->id;
+    return 0;
+}
+
+/* ---- schema -------------------------------------------------------------- */
+
+static void test_migrations_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    int v1 = 0, v2 = 0;
+    assert_int_equal(kw_store_schema_version(f->store, &v1), KW_OK);
+    assert_true(v1 >= 1);
+    make_user(f->store, "keep@example.com");
+    kw_store_close(f->store);
+    /* Opening again applies nothing and keeps the data. */
+    assert_int_equal(open_store(f), KW_OK);
+    assert_int_equal(kw_store_schema_version(f->store, &v2), KW_OK);
+    assert_int_equal(v1, v2);
+    /* A second store on the same database at the same time is fine too. */
+    kw_store *other;
+    assert_int_equal(kw_store_open(f->url, &other), KW_OK);
+    int64_t n = 0;
+    assert_int_equal(kw_store_user_count(other, &n), KW_OK);
+    assert_int_equal(n, 1);
+    kw_store_close(other);
+    assert_string_equal(kw_store_backend(f->store), f->backend == BACKEND_PG ? "postgresql" : "sqlite");
+}
+
+/* ---- users, orgs, projects ------------------------------------------------ */
+
+static void test_users(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t n = -1;
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 0);
+    int64_t id = make_user(s, "ada@example.com");
+    kw_user u;
+    assert_int_equal(kw_store_user_get(s, id, &u), KW_OK);
+    assert_string_equal(u.email, "ada@example.com");
+    assert_string_equal(u.first_name, "Name");
+    assert_int_equal(u.is_active, 1);
+    assert_int_equal(strlen(u.uuid), KW_ID_LEN);
+    assert_true(u.created_at > 0);
+    kw_user by;
+    assert_int_equal(kw_store_user_by_email(s, "ada@example.com", &by), KW_OK);
+    assert_int_equal(by.id, id);
+    assert_string_equal(by.uuid, u.uuid);
+    assert_int_equal(kw_store_user_by_email(s, "nobody@example.com", &by), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_user_get(s, id + 1000, &by), KW_ERR_NOTFOUND);
+
+    kw_user dup;
+    memset(&dup, 0, sizeof dup);
+    snprintf(dup.email, sizeof dup.email, "ada@example.com");
+    assert_int_equal(kw_store_user_create(s, &dup), KW_ERR_EXISTS);
+
+    assert_int_equal(kw_store_user_set_active(s, id, 0), KW_OK);
+    assert_int_equal(kw_store_user_get(s, id, &u), KW_OK);
+    assert_int_equal(u.is_active, 0);
+    assert_int_equal(kw_store_user_set_active(s, id + 1000, 1), KW_ERR_NOTFOUND);
+    int64_t id2 = make_user(s, "bob@example.com");
+    assert_true(id2 != id);
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 2);
+}
+
+static void test_orgs_memberships(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "m@example.com");
+    kw_org a, b, got;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    snprintf(a.name, sizeof a.name, "Alpha");
+    snprintf(b.name, sizeof b.name, "Beta");
+    kw_clock_set(1000000);
+    assert_int_equal(kw_store_org_create(s, &a), KW_OK);
+    kw_clock_set(2000000);
+    assert_int_equal(kw_store_org_create(s, &b), KW_OK);
+    assert_int_equal(kw_store_org_get(s, a.id, &got), KW_OK);
+    assert_string_equal(got.name, "Alpha");
+    assert_int_equal(got.created_at, 1000000);
+    assert_int_equal(kw_store_org_get(s, "00000000-0000-4000-8000-000000000000", &got),
+                     KW_ERR_NOTFOUND);
+
+    int level = 0;
+    assert_int_equal(kw_store_membership_level(s, uid, a.id, &level), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_membership_set(s, uid, b.id, KW_LEVEL_MEMBER), KW_OK);
+    assert_int_equal(kw_store_membership_set(s, uid, a.id, KW_LEVEL_MEMBER), KW_OK);
+    assert_int_equal(kw_store_membership_set(s, uid, a.id, KW_LEVEL_ADMIN), KW_OK);  /* upsert */
+    assert_int_equal(kw_store_membership_level(s, uid, a.id, &level), KW_OK);
+    assert_int_equal(level, KW_LEVEL_ADMIN);
+
+    struct seen seen = {0};
+    assert_int_equal(kw_store_user_orgs(s, uid, seen_org, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], a.id);  /* by created_at */
+    assert_int_equal(seen.nums[0], KW_LEVEL_ADMIN);
+    assert_string_equal(seen.ids[1], b.id);
+    assert_int_equal(seen.nums[1], KW_LEVEL_MEMBER);
+}
+
+static void test_projects(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "p@example.com");
+    int64_t other = make_user(s, "q@example.com");
+    int64_t p1 = make_project(s, uid, "phc_one");
+    int64_t p2 = make_project(s, uid, "phc_two");
+    make_project(s, other, "phc_three");
+    assert_true(p2 > p1);
+
+    kw_project p;
+    assert_int_equal(kw_store_project_get(s, p1, &p), KW_OK);
+    assert_string_equal(p.api_token, "phc_one");
+    assert_string_equal(p.name, "Project");
+    assert_int_equal(strlen(p.uuid), KW_ID_LEN);
+    assert_int_equal(kw_store_project_by_token(s, "phc_two", &p), KW_OK);
+    assert_int_equal(p.id, p2);
+    assert_int_equal(kw_store_project_by_token(s, "phc_none", &p), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_project_get(s, p2 + 100, &p), KW_ERR_NOTFOUND);
+
+    struct seen seen = {0};
+    assert_int_equal(kw_store_user_projects(s, uid, seen_project, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.nums[0], p1);
+    assert_int_equal(seen.nums[1], p2);
+
+    assert_int_equal(kw_store_project_set_token(s, p1, "phc_new"), KW_OK);
+    assert_int_equal(kw_store_project_by_token(s, "phc_new", &p), KW_OK);
+    assert_int_equal(p.id, p1);
+    assert_int_equal(kw_store_project_set_token(s, p1, "phc_two"), KW_ERR_EXISTS);
+    assert_int_equal(kw_store_project_set_token(s, p2 + 100, "phc_x"), KW_ERR_NOTFOUND);
+}
+
+/* ---- personal API keys --------------------------------------------------- */
+
+static void test_pkey_crud(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "k@example.com");
+    int64_t other = make_user(s, "o@example.com");
+    kw_pkey k;
+    make_pkey(&k, "key-a", uid, "sha256$aaa", 1000);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-c", uid, "sha256$ccc", 3000);
+    k.scoped_teams[0] = '\0';
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-b", uid, "sha256$bbb", 3000);  /* same time as key-c: id breaks the tie */
+    snprintf(k.scoped_teams, sizeof k.scoped_teams, "[1,2]");
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-o", other, "sha256$ooo", 5000);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+
+    kw_pkey got;
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-b", &got), KW_OK);
+    assert_string_equal(got.label, "label key-b");
+    assert_string_equal(got.secure_value, "sha256$bbb");
+    assert_string_equal(got.mask_value, "phx_...key-");
+    assert_string_equal(got.scopes, "[\"*\"]");
+    assert_string_equal(got.scoped_teams, "[1,2]");
+    assert_string_equal(got.scoped_orgs, "");
+    assert_int_equal(got.created_at, 3000);
+    assert_int_equal(got.last_used_at, 0);
+    assert_int_equal(got.last_rolled_at, 0);
+    /* Another user's key is not found through this user. */
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-o", &got), KW_ERR_NOTFOUND);
+
+    struct seen seen = {0};
+    assert_int_equal(kw_store_pkey_list(s, uid, seen_pkey, &seen), KW_OK);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.ids[0], "key-c");
+    assert_string_equal(seen.ids[1], "key-b");
+    assert_string_equal(seen.ids[2], "key-a");
+    /* A callback's non-zero return stops the walk and is returned. */
+    struct seen first = {.stop_after = 1};
+    assert_int_equal(kw_store_pkey_list(s, uid, seen_pkey, &first), 1);
+    assert_int_equal(first.n, 1);
+
+    /* update: label, scopes, scoped_*; "" means NULL */
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-a", &got), KW_OK);
+    snprintf(got.label, sizeof got.label, "renamed");
+    got.scopes[0] = '\0';
+    snprintf(got.scoped_orgs, sizeof got.scoped_orgs, "[\"o1\"]");
+    assert_int_equal(kw_store_pkey_update(s, &got), KW_OK);
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-a", &got), KW_OK);
+    assert_string_equal(got.label, "renamed");
+    assert_string_equal(got.scopes, "");
+    assert_string_equal(got.scoped_orgs, "[\"o1\"]");
+    got.user_id = other;
+    assert_int_equal(kw_store_pkey_update(s, &got), KW_ERR_NOTFOUND);
+
+    /* roll: new hash and mask, old hash no longer verifies */
+    assert_int_equal(kw_store_pkey_roll(s, uid, "key-a", "sha256$zzz", "phx_...zzzz", 7000), KW_OK);
+    assert_int_equal(kw_store_pkey_by_hash(s, "sha256$aaa", &got), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_pkey_by_hash(s, "sha256$zzz", &got), KW_OK);
+    assert_string_equal(got.id, "key-a");
+    assert_int_equal(got.user_id, uid);
+    assert_string_equal(got.mask_value, "phx_...zzzz");
+    assert_int_equal(got.last_rolled_at, 7000);
+    assert_int_equal(kw_store_pkey_roll(s, other, "key-a", "sha256$yyy", "m", 8000), KW_ERR_NOTFOUND);
+    /* rolling onto another key's hash violates the unique index */
+    assert_int_equal(kw_store_pkey_roll(s, uid, "key-a", "sha256$bbb", "m", 8000), KW_ERR_EXISTS);
+
+    /* delete */
+    assert_int_equal(kw_store_pkey_delete(s, other, "key-a"), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_pkey_delete(s, uid, "key-a"), KW_OK);
+    assert_int_equal(kw_store_pkey_delete(s, uid, "key-a"), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_pkey_by_hash(s, "sha256$zzz", &got), KW_ERR_NOTFOUND);
+}
+
+static void test_pkey_unique_secure_value(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "u@example.com");
+    kw_pkey k;
+    make_pkey(&k, "key-1", uid, "sha256$same", 1);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-2", uid, "sha256$same", 2);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_ERR_EXISTS);
+    make_pkey(&k, "key-1", uid, "sha256$other", 2);  /* duplicate id */
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_ERR_EXISTS);
+}
+
+static void test_pkey_touch(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "t@example.com");
+    kw_pkey k, got;
+    make_pkey(&k, "key-t", uid, "sha256$ttt", 1);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    const kw_time interval = 60000000;
+    assert_int_equal(kw_store_pkey_touch(s, "key-t", 100000000, interval), KW_OK);
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-t", &got), KW_OK);
+    assert_int_equal(got.last_used_at, 100000000);
+    /* within the interval: no write */
+    assert_int_equal(kw_store_pkey_touch(s, "key-t", 100000000 + interval - 1, interval), KW_OK);
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-t", &got), KW_OK);
+    assert_int_equal(got.last_used_at, 100000000);
+    /* once the interval has passed: written */
+    assert_int_equal(kw_store_pkey_touch(s, "key-t", 100000000 + interval, interval), KW_OK);
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-t", &got), KW_OK);
+    assert_int_equal(got.last_used_at, 100000000 + interval);
+    /* unknown key: nothing to do, not an error */
+    assert_int_equal(kw_store_pkey_touch(s, "key-none", 1, interval), KW_OK);
+}
+
+static void test_pkey_rehash(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "r@example.com");
+    kw_pkey k, got;
+    make_pkey(&k, "key-l", uid, "pbkdf2_sha256$260000$salt$hash", 1);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-m", uid, "sha256$modern", 2);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    int64_t n = -1;
+    assert_int_equal(kw_store_pkey_legacy_count(s, &n), KW_OK);
+    assert_int_equal(n, 1);
+    /* only if still the old value */
+    assert_int_equal(kw_store_pkey_rehash(s, "key-l", "pbkdf2_sha256$wrong", "sha256$new"), KW_OK);
+    assert_int_equal(kw_store_pkey_get(s, uid, "key-l", &got), KW_OK);
+    assert_string_equal(got.secure_value, "pbkdf2_sha256$260000$salt$hash");
+    assert_int_equal(kw_store_pkey_rehash(s, "key-l", "pbkdf2_sha256$260000$salt$hash", "sha256$new"),
+                     KW_OK);
+    assert_int_equal(kw_store_pkey_by_hash(s, "sha256$new", &got), KW_OK);
+    assert_string_equal(got.id, "key-l");
+    assert_int_equal(kw_store_pkey_legacy_count(s, &n), KW_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_pkey_limit(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "l@example.com");
+    int64_t other = make_user(s, "l2@example.com");
+    kw_pkey k;
+    char id[32], sv[64];
+    for (int i = 0; i < KW_MAX_PERSONAL_KEYS; i++) {
+        snprintf(id, sizeof id, "key-%d", i);
+        snprintf(sv, sizeof sv, "sha256$%d", i);
+        make_pkey(&k, id, uid, sv, i + 1);
+        assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    }
+    make_pkey(&k, "key-over", uid, "sha256$over", 100);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_ERR_LIMIT);
+    /* the limit is per user */
+    make_pkey(&k, "key-other", other, "sha256$other", 100);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    /* freeing a slot allows one more */
+    assert_int_equal(kw_store_pkey_delete(s, uid, "key-3"), KW_OK);
+    make_pkey(&k, "key-over", uid, "sha256$over", 100);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-over2", uid, "sha256$over2", 100);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_ERR_LIMIT);
+}
+
+/* Several threads (each on its own connection) race to create keys for one
+ * user: exactly max_per_user succeed. */
+struct race {
+    kw_store *store;
+    int64_t user_id;
+    int thread;
+    int ok, limit, other;
+};
+
+static void *race_thread(void *arg)
+{
+    struct race *r = arg;
+    for (int i = 0; i < 5; i++) {
+        kw_pkey k;
+        char id[32], sv[64];
+        snprintf(id, sizeof id, "race-%d-%d", r->thread, i);
+        snprintf(sv, sizeof sv, "sha256$race-%d-%d", r->thread, i);
+        make_pkey(&k, id, r->user_id, sv, 1000 + i);
+        int rc = kw_store_pkey_insert(r->store, &k, KW_MAX_PERSONAL_KEYS);
+        if (rc == KW_OK)
+            r->ok++;
+        else if (rc == KW_ERR_LIMIT)
+            r->limit++;
+        else
+            r->other++;
+    }
+    return NULL;
+}
+
+static void test_pkey_limit_concurrent(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "race@example.com");
+    enum { THREADS = 4 };
+    pthread_t t[THREADS];
+    struct race r[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (struct race){.store = s, .user_id = uid, .thread = i};
+        assert_int_equal(pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+    }
+    int ok = 0, limit = 0, other = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += r[i].ok;
+        limit += r[i].limit;
+        other += r[i].other;
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, KW_MAX_PERSONAL_KEYS);
+    assert_int_equal(limit, THREADS * 5 - KW_MAX_PERSONAL_KEYS);
+    struct seen seen = {0};
+    assert_int_equal(kw_store_pkey_list(s, uid, seen_pkey, &seen), KW_OK);
+    assert_int_equal(seen.n, KW_MAX_PERSONAL_KEYS);
+}
+
+/* ---- feature flags ------------------------------------------------------- */
+
+static int64_t add_flag(kw_store *s, int64_t project_id, const char *key, int64_t created_by)
+{
+    kw_flag f;
+    memset(&f, 0, sizeof f);
+    f.project_id = project_id;
+    snprintf(f.key, sizeof f.key, "%s", key);
+    snprintf(f.name, sizeof f.name, "Flag %s", key);
+    f.filters = strdup("{\"groups\":[]}");
+    f.active = 1;
+    f.created_by = created_by;
+    int rc = kw_store_flag_insert(s, &f);
+    kw_flag_clear(&f);
+    if (rc) return rc;
+    assert_int_equal(f.version, 1);
+    return f.id;
+}
+
+static void test_flags(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "f@example.com");
+    int64_t pid = make_project(s, uid, "phc_flags");
+    int64_t pid2 = make_project(s, uid, "phc_flags2");
+    kw_clock_set(1000);
+    int64_t beta = add_flag(s, pid, "beta", uid);
+    kw_clock_set(2000);
+    int64_t alpha = add_flag(s, pid, "alpha", 0);
+    kw_clock_set(3000);
+    int64_t gamma = add_flag(s, pid, "gamma", 0);
+    assert_true(beta > 0 && alpha > 0 && gamma > 0);
+    /* a duplicate live key is refused; the same key in another project is fine */
+    assert_int_equal(add_flag(s, pid, "beta", 0), KW_ERR_EXISTS);
+    assert_true(add_flag(s, pid2, "beta", 0) > 0);
+
+    kw_flag f;
+    assert_int_equal(kw_store_flag_get(s, pid, beta, &f), KW_OK);
+    assert_string_equal(f.key, "beta");
+    assert_string_equal(f.name, "Flag beta");
+    assert_string_equal(f.filters, "{\"groups\":[]}");
+    assert_int_equal(f.active, 1);
+    assert_int_equal(f.deleted, 0);
+    assert_int_equal(f.ensure_experience_continuity, 0);
+    assert_int_equal(f.version, 1);
+    assert_int_equal(f.created_by, uid);
+    assert_int_equal(f.created_at, 1000);
+    assert_int_equal(f.updated_at, 1000);
+    kw_flag_clear(&f);
+    assert_int_equal(kw_store_flag_get(s, pid2, beta, &f), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_flag_get(s, pid, alpha, &f), KW_OK);
+    assert_int_equal(f.created_by, 0);
+
+    /* update bumps version and updated_at */
+    kw_clock_set(4000);
+    f.active = 0;
+    f.ensure_experience_continuity = 1;
+    snprintf(f.name, sizeof f.name, "Alpha!");
+    assert_int_equal(kw_store_flag_update(s, &f), KW_OK);
+    assert_int_equal(f.version, 2);
+    kw_flag_clear(&f);
+    assert_int_equal(kw_store_flag_get(s, pid, alpha, &f), KW_OK);
+    assert_int_equal(f.version, 2);
+    assert_int_equal(f.updated_at, 4000);
+    assert_int_equal(f.created_at, 2000);
+    assert_int_equal(f.active, 0);
+    assert_int_equal(f.ensure_experience_continuity, 1);
+    assert_string_equal(f.name, "Alpha!");
+    /* renaming onto a live key is refused */
+    snprintf(f.key, sizeof f.key, "gamma");
+    assert_int_equal(kw_store_flag_update(s, &f), KW_ERR_EXISTS);
+    kw_flag_clear(&f);
+
+    /* soft delete frees the key */
+    assert_int_equal(kw_store_flag_get(s, pid, beta, &f), KW_OK);
+    f.deleted = 1;
+    assert_int_equal(kw_store_flag_update(s, &f), KW_OK);
+    kw_flag_clear(&f);
+    kw_clock_set(5000);
+    int64_t beta2 = add_flag(s, pid, "beta", 0);
+    assert_true(beta2 > 0 && beta2 != beta);
+
+    struct seen seen = {0};
+    assert_int_equal(kw_store_flag_list(s, pid, KW_FLAG_NEWEST_FIRST, 0, seen_flag, &seen), KW_OK);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.nums[0], beta2);
+    assert_int_equal(seen.nums[1], gamma);
+    assert_int_equal(seen.nums[2], alpha);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_flag_list(s, pid, KW_FLAG_BY_KEY, 1, seen_flag, &seen), KW_OK);
+    assert_int_equal(seen.n, 4);
+    assert_string_equal(seen.ids[0], "alpha");
+    assert_int_equal(seen.nums[1], beta);   /* deleted beta: lower id first */
+    assert_int_equal(seen.nums[2], beta2);
+    assert_string_equal(seen.ids[3], "gamma");
+
+    kw_flag missing;
+    memset(&missing, 0, sizeof missing);
+    missing.project_id = pid;
+    missing.id = gamma + 1000;
+    snprintf(missing.key, sizeof missing.key, "nope");
+    assert_int_equal(kw_store_flag_update(s, &missing), KW_ERR_NOTFOUND);
+}
+
+/* ---- activity log -------------------------------------------------------- */
+
+static void add_activity(kw_store *s, const char *id, int64_t project_id, int64_t user_id,
+                         const char *scope, const char *item_id, kw_time at)
+{
+    kw_activity a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "%s", id);
+    a.project_id = project_id;
+    a.user_id = user_id;
+    snprintf(a.activity, sizeof a.activity, "created");
+    snprintf(a.scope, sizeof a.scope, "%s", scope);
+    if (item_id) snprintf(a.item_id, sizeof a.item_id, "%s", item_id);
+    a.detail = strdup("{\"name\":\"x\"}");
+    snprintf(a.ip_address, sizeof a.ip_address, "127.0.0.1");
+    a.created_at = at;
+    assert_int_equal(kw_store_activity_insert(s, &a), KW_OK);
+    kw_activity_clear(&a);
+}
+
+static void test_activity(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "a@example.com");
+    int64_t u2 = make_user(s, "a2@example.com");
+    int64_t pid = make_project(s, uid, "phc_act");
+    add_activity(s, "a1", pid, uid, "FeatureFlag", "1", 100);
+    add_activity(s, "a2", pid, u2, "PersonalAPIKey", "k1", 200);
+    add_activity(s, "a3", pid, uid, "FeatureFlag", "2", 300);
+    add_activity(s, "a4", pid, 0, "Project", NULL, 300);  /* same time as a3 */
+    add_activity(s, "a5", pid, uid, "FeatureFlag", "1", 400);
+    add_activity(s, "a6", pid + 1, uid, "FeatureFlag", "1", 500);  /* other project */
+
+    /* id filled when empty */
+    kw_activity a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.activity, sizeof a.activity, "deleted");
+    snprintf(a.scope, sizeof a.scope, "Other");
+    a.project_id = pid + 2;
+    assert_int_equal(kw_store_activity_insert(s, &a), KW_OK);
+    assert_int_equal(strlen(a.id), KW_ID_LEN);
+    assert_true(a.created_at > 0);
+
+    kw_activity_query q = {.project_id = pid};
+    struct seen seen = {0};
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 5);
+    const char *desc[] = {"a5", "a4", "a3", "a2", "a1"};
+    for (int i = 0; i < 5; i++) assert_string_equal(seen.ids[i], desc[i]);
+    int64_t n = 0;
+    assert_int_equal(kw_store_activity_count(s, &q, &n), KW_OK);
+    assert_int_equal(n, 5);
+
+    /* entry contents */
+    q.item_id = "k1";
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.ids[0], "a2");
+    assert_int_equal(seen.nums[0], 200);
+    q.item_id = NULL;
+
+    /* scopes */
+    const char *const scopes[] = {"PersonalAPIKey", "Project", NULL};
+    q.scopes = scopes;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "a4");
+    assert_string_equal(seen.ids[1], "a2");
+    assert_int_equal(kw_store_activity_count(s, &q, &n), KW_OK);
+    assert_int_equal(n, 2);
+    q.scopes = NULL;
+
+    /* user + item */
+    q.user_id = uid;
+    q.item_id = "1";
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "a5");
+    assert_string_equal(seen.ids[1], "a1");
+    assert_int_equal(kw_store_activity_count(s, &q, &n), KW_OK);
+    assert_int_equal(n, 2);
+    q.user_id = 0;
+    q.item_id = NULL;
+
+    /* cursor: strictly before (300, "a4") -> a3 (same time, smaller id), a2, a1 */
+    q.before = 300;
+    q.before_id = "a4";
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.ids[0], "a3");
+    assert_string_equal(seen.ids[1], "a2");
+    /* the count ignores the cursor */
+    assert_int_equal(kw_store_activity_count(s, &q, &n), KW_OK);
+    assert_int_equal(n, 5);
+    /* without before_id: every entry at that time is included */
+    q.before_id = NULL;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 4);
+    assert_string_equal(seen.ids[0], "a4");
+
+    /* ascending, after (300, "a3") -> a4, a5 */
+    q.ascending = 1;
+    q.before_id = "a3";
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "a4");
+    assert_string_equal(seen.ids[1], "a5");
+    q.before = 0;
+    q.before_id = NULL;
+
+    /* ascending with limit/offset */
+    q.limit = 2;
+    q.offset = 1;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "a2");
+    assert_string_equal(seen.ids[1], "a3");
+    q.ascending = 0;
+    q.offset = 4;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.ids[0], "a1");
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static void test_transactions(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t n = 0;
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    make_user(s, "gone@example.com");
+    kw_store_rollback(s);
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 0);
+
+    /* A failed statement undoes itself only; the transaction goes on. */
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    make_user(s, "one@example.com");
+    kw_user dup;
+    memset(&dup, 0, sizeof dup);
+    snprintf(dup.email, sizeof dup.email, "one@example.com");
+    assert_int_equal(kw_store_user_create(s, &dup), KW_ERR_EXISTS);
+    make_user(s, "two@example.com");
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 2);
+}
+
+/* ---- PostgreSQL only ----------------------------------------------------- */
+
+/* The server drops the session (restart, failover, idle kill): the call in
+ * flight fails as KW_ERR_UNAVAILABLE, the next one reconnects and prepares
+ * its statements again. */
+static void test_pg_reconnect(void **state)
+{
+    struct fixture *f = *state;
+    kw_store *s = f->store;
+    int64_t uid = make_user(s, "re@example.com");
+    kw_user u;
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);  /* statement now prepared */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN PERFORM pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND pid <> pg_backend_pid(); END $$",
+             f->dbname);
+    assert_int_equal(pg_admin(sql), 0);
+    usleep(100000);
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_ERR_UNAVAILABLE);
+    assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);
+    assert_string_equal(u.email, "re@example.com");
+    int64_t n = 0;
+    assert_int_equal(kw_store_user_count(s, &n), KW_OK);
+    assert_int_equal(n, 1);
+}
+
+/* ---- runner -------------------------------------------------------------- */
+
+#define CASES(setup)                                                           \
+    {                                                                          \
+        cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(test_orgs_memberships, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_pkey_crud, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_pkey_unique_secure_value, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_pkey_touch, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_pkey_rehash, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_pkey_limit, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_pkey_limit_concurrent, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_flags, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(test_activity, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \
+    }
+
+int main(void)
+{
+    const struct CMUnitTest sqlite_tests[] = CASES(setup_sqlite);
+    int failed = cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
+
+    pg_admin_url = getenv("KEYWARD_TEST_PG_URL");
+    if (!pg_admin_url || !*pg_admin_url) {
+        printf("[  SKIPPED ] store/postgresql: KEYWARD_TEST_PG_URL is not set "
+               "(start a server with scripts/pg-test-cluster start)\n");
+        return failed;
+    }
+    const struct CMUnitTest pg_tests[] = CASES(setup_pg);
+    failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, NULL, NULL);
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown),
+    };
+    failed += cmocka_run_group_tests_name("store/postgresql-only", pg_only, NULL, NULL);
+    return failed;
+}
