@@ -18,13 +18,10 @@
 #define FLAG_NAME_MAX_CHARS 100
 #define FILTERS_MAX_BYTES (64 * 1024)
 
+/* A storage failure (never "not found": callers map that themselves). */
 static int flag_server_problem(kw_problem *p, int rc)
 {
-    if (rc == KW_ERR_UNAVAILABLE)
-        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
-    else
-        kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
-    return 1;
+    return kw_problem_from_store(p, rc == KW_ERR_NOTFOUND || rc == KW_OK ? KW_ERR_DB : rc);
 }
 
 static int check_filters(const json_t *filters, kw_problem *p)
@@ -170,11 +167,7 @@ int kw_flag_load(const kw_call *c, int64_t project_id, const char *id, kw_flag *
         kw_flag_clear(out);
         rc = KW_ERR_NOTFOUND;
     }
-    if (rc == KW_ERR_NOTFOUND) {
-        kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
-        return 1;
-    }
-    return rc ? flag_server_problem(p, rc) : 0;
+    return kw_problem_from_store(p, rc);
 }
 
 static int finish_write(const kw_call *c, int rc, kw_flag *f, kw_problem *p)

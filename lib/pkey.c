@@ -16,13 +16,10 @@
 
 #define MAX_SCOPE_ITEMS 100
 
+/* A storage failure (never "not found": callers map that themselves). */
 static int server_problem(kw_problem *p, int rc)
 {
-    if (rc == KW_ERR_UNAVAILABLE)
-        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
-    else
-        kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
-    return 1;
+    return kw_problem_from_store(p, rc == KW_ERR_NOTFOUND || rc == KW_OK ? KW_ERR_DB : rc);
 }
 
 /* Dumps a validated list as compact JSON into a fixed column buffer. */
@@ -192,6 +189,31 @@ static int apply_fields(const kw_call *c, const json_t *body, int creating, kw_p
     return 0;
 }
 
+/* Rolling or changing a key hands its powers to the caller (roll returns
+ * the new value), so a key may do that only to keys it covers: scopes
+ * within its own, and reach no wider than its own narrowing. */
+static int refuse_broader(const kw_call *c, const kw_pkey *key, kw_problem *p)
+{
+    if (c->actor->session) return 0;
+    kw_principal target;
+    kw_principal_load_scopes(&target, key->scopes, key->scoped_teams, key->scoped_orgs);
+    int covered = kw_scopes_within(&target.scopes, &c->actor->scopes);
+    if (c->actor->n_scoped_teams >= 0) {
+        covered = covered && target.n_scoped_teams >= 0;
+        for (int i = 0; covered && i < target.n_scoped_teams; i++)
+            covered = kw_principal_team_allowed(c->actor, target.scoped_teams[i]);
+    }
+    if (c->actor->n_scoped_orgs >= 0) {
+        covered = covered && target.n_scoped_orgs >= 0;
+        for (int i = 0; covered && i < target.n_scoped_orgs; i++)
+            covered = kw_principal_org_allowed(c->actor, target.scoped_orgs[i]);
+    }
+    if (covered) return 0;
+    kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
+                   "This key holds access the API key making this request does not hold.");
+    return 1;
+}
+
 static int new_value(kw_pkey *key, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     int rc = kw_key_generate(KW_KEY_PERSONAL, value);
@@ -204,12 +226,8 @@ static int new_value(kw_pkey *key, char value[KW_KEY_LEN + 1], kw_problem *p)
 int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *p)
 {
     if (strcmp(id, "@current") == 0) id = c->actor->key_id;
-    int rc = *id ? kw_store_pkey_get(c->store, c->actor->user_id, id, out) : KW_ERR_NOTFOUND;
-    if (rc == KW_ERR_NOTFOUND) {
-        kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
-        return 1;
-    }
-    return rc ? server_problem(p, rc) : 0;
+    return kw_problem_from_store(
+        p, *id ? kw_store_pkey_get(c->store, c->actor->user_id, id, out) : KW_ERR_NOTFOUND);
 }
 
 /* Ends the transaction around a change and its audit entries: both land
@@ -252,7 +270,7 @@ int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char valu
 
 int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out, kw_problem *p)
 {
-    if (kw_pkey_load(c, id, out, p)) return 1;
+    if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
     json_t *changes = json_array();
     if (!changes) return server_problem(p, KW_ERR_NOMEM);
     if (apply_fields(c, body, 0, out, changes, p)) {
@@ -279,7 +297,7 @@ int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey
 int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
                  kw_problem *p)
 {
-    if (kw_pkey_load(c, id, out, p)) return 1;
+    if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
     if (new_value(out, value, p)) return 1;
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);

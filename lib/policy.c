@@ -200,15 +200,7 @@ static int resolve_project(kw_store *store, const char *ref, const kw_principal 
         long long id = strtoll(ref, NULL, 10);
         rc = errno ? KW_ERR_NOTFOUND : kw_store_project_get(store, id, project);
     }
-    if (rc == KW_ERR_NOTFOUND) {
-        kw_problem_set(problem, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
-        return 1;
-    }
-    if (rc) {
-        kw_problem_set(problem, KW_P_UNAVAILABLE, NULL, NULL, KW_MSG_SERVER_ERROR);
-        return 1;
-    }
-    return 0;
+    return kw_problem_from_store(problem, rc);
 }
 
 int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *pr,
@@ -247,15 +239,9 @@ int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal
     }
     /* A person reaches only projects of their organizations; anything else
      * is "Not found." so ids of other tenants are not confirmed. */
-    int rc = kw_store_membership_level(store, pr->user_id, project->org_id, level);
-    if (rc == KW_ERR_NOTFOUND) {
-        kw_problem_set(problem, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
+    if (kw_problem_from_store(problem,
+                              kw_store_membership_level(store, pr->user_id, project->org_id, level)))
         return 1;
-    }
-    if (rc) {
-        kw_problem_set(problem, KW_P_UNAVAILABLE, NULL, NULL, KW_MSG_SERVER_ERROR);
-        return 1;
-    }
     if (!kw_principal_team_allowed(pr, project->id)) {
         kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
                        "API key does not have access to the requested project: ID %lld.",

@@ -2,6 +2,8 @@
  * table, so every refusal of the same kind looks the same on the wire. */
 #include "keyward/problem.h"
 
+#include "keyward/keyward.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +27,19 @@ static const struct {
     [KW_P_SERVER] = {500, "server_error", "error"},
     [KW_P_UNAVAILABLE] = {503, "server_error", "service_unavailable"},
 };
+
+int kw_problem_from_store(kw_problem *p, int rc)
+{
+    switch (rc) {
+    case KW_OK: return 0;
+    case KW_ERR_NOTFOUND: kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND); break;
+    case KW_ERR_UNAVAILABLE:
+        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
+        break;
+    default: kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR); break;
+    }
+    return 1;
+}
 
 void kw_problem_set(kw_problem *p, kw_problem_kind kind, const char *code, const char *attr,
                     const char *fmt, ...)

@@ -36,6 +36,11 @@ typedef struct kw_problem {
 void kw_problem_set(kw_problem *p, kw_problem_kind kind, const char *code, const char *attr,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Maps a storage result to its problem: KW_OK → 0 (nothing set);
+ * KW_ERR_NOTFOUND → 404 "Not found."; KW_ERR_UNAVAILABLE → 503; anything
+ * else → 500.  Returns 1 when it set a problem. */
+int kw_problem_from_store(kw_problem *p, int rc);
+
 /* The canonical texts, shared by every caller that needs them. */
 #define KW_MSG_NOT_AUTHENTICATED "Authentication credentials were not provided."
 #define KW_MSG_NOT_FOUND "Not found."
