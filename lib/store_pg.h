@@ -1,8 +1,10 @@
-/* store_pg.h — internals shared by the PostgreSQL backend's two files.
+/* store_pg.h — internals shared by the PostgreSQL backend's files.
  *
  * store_pg_conn.c owns connections (one per thread, reconnecting), running
- * statements and mapping libpq errors; store_pg.c owns the SQL and the
- * kw_store_ops.  Parameters always travel as text through $n placeholders. */
+ * statements, column decoding and mapping libpq errors; store_pg.c owns the
+ * fixed SQL, the migrations and the kw_store_ops; store_pg_activity.c the
+ * composed activity-log queries.  Parameters always travel as text through
+ * $n placeholders: no value is ever spliced into SQL. */
 #ifndef KW_STORE_PG_H
 #define KW_STORE_PG_H
 

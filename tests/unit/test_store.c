@@ -6,6 +6,9 @@
  * Each test gets a fresh store: a new SQLite file, or a new PostgreSQL
  * database named after the pid and a counter, dropped afterwards, so runs
  * never collide.  The clock is pinned where times matter. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* strdup, nanosleep, getpid under -std=c11 */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyward/keyward.h"
@@ -849,13 +853,57 @@ static void test_pg_reconnect(void **state)
              "WHERE datname = '%s' AND pid <> pg_backend_pid(); END $$",
              f->dbname);
     assert_int_equal(pg_admin(sql), 0);
-    usleep(100000);
+    nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
     assert_int_equal(kw_store_user_get(s, uid, &u), KW_ERR_UNAVAILABLE);
     assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);
     assert_string_equal(u.email, "re@example.com");
     int64_t n = 0;
     assert_int_equal(kw_store_user_count(s, &n), KW_OK);
     assert_int_equal(n, 1);
+}
+
+/* Several instances starting at once on an empty database: the advisory
+ * lock makes them apply the migrations once, one after the other. */
+struct opener {
+    const char *url;
+    int rc;
+    int version;
+};
+
+static void *open_thread(void *arg)
+{
+    struct opener *o = arg;
+    kw_store *s = NULL;
+    o->rc = kw_store_open(o->url, &s);
+    if (!o->rc) o->rc = kw_store_schema_version(s, &o->version);
+    kw_store_close(s);
+    return NULL;
+}
+
+static void test_pg_concurrent_migrations(void **state)
+{
+    struct fixture *f = *state;
+    int version = 0;
+    assert_int_equal(kw_store_schema_version(f->store, &version), KW_OK);
+    char db[96], url[1100], sql[160];
+    snprintf(db, sizeof db, "%s_fresh", f->dbname);
+    assert_int_equal(pg_url_for(pg_admin_url, db, url, sizeof url), 0);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    assert_int_equal(pg_admin(sql), 0);
+    enum { THREADS = 6 };
+    pthread_t t[THREADS];
+    struct opener o[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        o[i] = (struct opener){.url = url, .rc = -100};
+        assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    pg_admin(sql);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(o[i].rc, KW_OK);
+        assert_int_equal(o[i].version, version);
+    }
 }
 
 /* ---- runner -------------------------------------------------------------- */
@@ -892,6 +940,7 @@ int main(void)
     failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, NULL, NULL);
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_concurrent_migrations, setup_pg, teardown),
     };
     failed += cmocka_run_group_tests_name("store/postgresql-only", pg_only, NULL, NULL);
     return failed;
