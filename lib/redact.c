@@ -153,7 +153,8 @@ static int process(kw_redactor *r, int at_eof)
 {
     if (r->len == 0) return KW_OK;
     r->nspans = 0;
-    int rc = kw_scan_buffer(r->engine, r->scratch, r->buf, r->len, 0, collect_span, r);
+    int rc = kw_scan_buffer(r->engine, r->scratch, r->buf, r->len,
+                            at_eof ? 0 : KW_SCAN_PARTIAL, collect_span, r);
     if (rc) return rc;
     size_t boundary = choose_boundary(r, at_eof);
     if ((rc = emit(r, boundary))) return rc;

@@ -344,7 +344,7 @@ int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char 
         const kw_scan_rule *rule = &rules->items[c->rule];
         kw_scan_span span;
         if (!rule->needs_start && c->to < rule->anchor_len) continue;
-        if (rule->extract(rule, data, len, c->from, c->to, &span) && push_found(s, c->rule, rule->priority, &span))
+        if (rule->extract(rule, data, len, c->from, c->to, flags, &span) && push_found(s, c->rule, rule->priority, &span))
             return KW_ERR_NOMEM;
     }
     resolve_overlaps(s);

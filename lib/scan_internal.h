@@ -30,9 +30,9 @@ typedef struct kw_scan_span {
 
 struct kw_scan_rule;
 /* Given the anchor match [from, to) (from is meaningful only for user rules
- * and the PCRE2 backend), fills *span and returns 1 when it is a finding. */
+ * and the PCRE2 backend) and the KW_SCAN_* flags, fills *span and returns 1 when it is a finding. */
 typedef int (*kw_scan_extract_fn)(const struct kw_scan_rule *rule, const char *data, size_t len,
-                                  size_t from, size_t to, kw_scan_span *span);
+                                  size_t from, size_t to, unsigned flags, kw_scan_span *span);
 
 typedef struct kw_scan_rule {
     char *id;

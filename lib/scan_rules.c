@@ -123,10 +123,11 @@ static size_t extend(const char *data, size_t len, size_t pos, int charset, size
 
 /* phx_/phs_/phc_: a 54-char body must carry a valid checksum (high
  * confidence); 20..53 chars is a legacy PostHog key (medium). */
-static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t len, size_t from,
-                           size_t to, kw_scan_span *span)
+static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t len,
+                           size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
+    (void)flags;
     size_t start = to - rule->anchor_len;
     if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
     size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
@@ -150,10 +151,11 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
 }
 
 /* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe). */
-static int extract_token(const kw_scan_rule *rule, const char *data, size_t len, size_t from,
-                         size_t to, kw_scan_span *span)
+static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
+                         size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
+    (void)flags;
     size_t start = to - rule->anchor_len;
     if (start > 0 && in_charset(rule->charset, (unsigned char)data[start - 1])) return 0;
     if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
@@ -173,9 +175,10 @@ static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`';
 /* The value after `name = `: quoted (up to the same quote) or bare (up to
  * whitespace or punctuation that ends a value in code and config files). */
 static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t len,
-                              size_t from, size_t to, kw_scan_span *span)
+                              size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
+    (void)flags;
     size_t p = to;
     unsigned char quote = 0;
     while (p < len && (data[p] == ' ' || data[p] == '\t')) p++;
@@ -188,7 +191,7 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
     while (p < len && p < limit) {
         unsigned char c = (unsigned char)data[p];
         if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
-        if (quote ? c == quote : (is_quote(c) || strchr(",;)]}<>", c) != NULL)) break;
+        if (quote ? c == quote : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL)) break;
         p++;
     }
     if (quote && (p >= len || (unsigned char)data[p] != quote)) return 0; /* unterminated */
@@ -210,10 +213,11 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
 }
 
 /* eyJ<header>.eyJ<payload>.<signature> */
-static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len, size_t from,
-                       size_t to, kw_scan_span *span)
+static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
+                       size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
+    (void)flags;
     size_t start = to - rule->anchor_len;
     size_t limit = start + KW_SCAN_MAX_SECRET;
     if (start > 0 && (in_charset(KW_CHARSET_WORD, (unsigned char)data[start - 1]) ||
@@ -246,8 +250,8 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len, s
 /* -----BEGIN ... PRIVATE KEY-----: reported at the BEGIN line; the secret
  * (what is masked and fingerprinted) is the body up to the END line, or
  * everything after the header (bounded) when the END line is missing. */
-static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len, size_t from,
-                       size_t to, kw_scan_span *span)
+static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
+                       size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
     size_t lowest = to > 80 ? to - 80 : 0, header = SIZE_MAX;
@@ -265,6 +269,15 @@ static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len, s
     size_t body_end = footer ? (size_t)(footer - data) : body + window;
     while (body_end > body && isspace((unsigned char)data[body_end - 1])) body_end--;
     size_t n = body_end - body;
+    if (!footer && (flags & KW_SCAN_PARTIAL) && body + window == len) {
+        /* the block may go on in the caller's next buffer: report it as
+         * reaching the end, so the caller holds it back */
+        span->report = header;
+        span->start = body;
+        span->len = len - body;
+        span->confidence = rule->confidence;
+        return 1;
+    }
     if (n < 32 || kw_scan_entropy(data + body, n) < rule->min_entropy) return 0;
     if (contains_nocase(data + body, n < 64 ? n : 64, "...") ||
         contains_nocase(data + body, n < 64 ? n : 64, "<"))
@@ -277,10 +290,11 @@ static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len, s
 }
 
 /* User rules: the whole match, with an optional entropy floor. */
-static int extract_user(const kw_scan_rule *rule, const char *data, size_t len, size_t from,
-                        size_t to, kw_scan_span *span)
+static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
+                        size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)len;
+    (void)flags;
     size_t n = to - from;
     if (n == 0 || n > KW_SCAN_MAX_SECRET) return 0;
     if (rule->min_entropy > 0 && kw_scan_entropy(data + from, n) < rule->min_entropy) return 0;

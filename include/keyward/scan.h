@@ -82,7 +82,9 @@ void kw_scan_scratch_free(kw_scan_scratch *scratch);
 
 enum {
     KW_SCAN_LOCATE = 1 << 0,     /* fill line/column and fingerprint */
-    KW_SCAN_HONOR_ALLOW = 1 << 1 /* drop findings on lines containing keyward:allow */
+    KW_SCAN_HONOR_ALLOW = 1 << 1, /* drop findings on lines containing keyward:allow */
+    KW_SCAN_PARTIAL = 1 << 2      /* more data follows: also report a private key block
+                                     cut by the end of the buffer (for streaming callers) */
 };
 
 /* Called once per finding, in order of offset.  `data` is the scanned
