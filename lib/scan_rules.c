@@ -172,22 +172,40 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
 
 static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`'; }
 
-/* The value after `name = `: quoted (up to the same quote) or bare (up to
- * whitespace or punctuation that ends a value in code and config files). */
+/* True when every part of v between separators (-_./) is all lowercase,
+ * all uppercase or all digits: "user-client-123", "DEFAULT_VALUE".  Random
+ * secrets mix classes inside a part; a random 12+ char base62 part is all
+ * one case with probability under 1e-4. */
+static int looks_like_identifier(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        int lower = 0, upper = 0, digit = 0, other = 0;
+        for (; i < n && !strchr("-_./", v[i]); i++) {
+            unsigned char c = (unsigned char)v[i];
+            lower |= islower(c) != 0;
+            upper |= isupper(c) != 0;
+            digit |= isdigit(c) != 0;
+            other |= !isalnum(c);
+        }
+        if (other || lower + upper + digit > 1) return 0;
+        i++;
+    }
+    return 1;
+}
+
+/* The value after `name = `.  The anchor ends `anchor_len` chars into the
+ * value (so names with short values never reach this function); the
+ * value is quoted (up to the same quote) or bare (up to whitespace or
+ * punctuation that ends a value in code and config files). */
 static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t len,
                               size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
     (void)flags;
-    size_t p = to;
-    unsigned char quote = 0;
-    while (p < len && (data[p] == ' ' || data[p] == '\t')) p++;
-    if (p < len && is_quote((unsigned char)data[p])) {
-        quote = (unsigned char)data[p++];
-    } else if (p == to && p > 0 && is_quote((unsigned char)data[p - 1])) {
-        quote = (unsigned char)data[p - 1];
-    }
-    size_t start = p, limit = start + rule->max_len + 1;
+    size_t start = to - rule->anchor_len, p = start, limit = start + rule->max_len + 1;
+    unsigned char quote = start > 0 && is_quote((unsigned char)data[start - 1])
+                              ? (unsigned char)data[start - 1] : 0;
     while (p < len && p < limit) {
         unsigned char c = (unsigned char)data[p];
         if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
@@ -204,7 +222,8 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
         for (size_t i = 0; i < n; i++)
             if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
     }
-    if (kw_scan_is_placeholder(v, n) || char_classes(v, n) < 2) return 0;
+    if (kw_scan_is_placeholder(v, n) || char_classes(v, n) < 2 || looks_like_identifier(v, n))
+        return 0;
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
     span->len = n;
@@ -306,7 +325,8 @@ static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
 
 /* ---- the built-in table --------------------------------------------- */
 
-#define ASSIGN "[a-z0-9_.-]{0,20}[\"']?\\s{0,3}(?::=|=>|=|:)\\s{0,3}[\"'`]?"
+/* name suffix, optional closing quote, separator, optional opening quote */
+#define ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
 
 typedef struct builtin_rule {
     const char *id, *description, *pattern;
@@ -330,8 +350,8 @@ static const builtin_rule BUILTINS[] = {
      "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, KW_CHARSET_UPPER_DIGIT,
      KW_SCAN_HIGH, 9, 3.0, 20, 20},
     {"aws-secret-access-key", "AWS secret access key assignment",
-     "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN, 0, extract_assignment, KW_CHARSET_BASE62,
-     KW_SCAN_HIGH, 5, 3.5, 40, 40},
+     "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, extract_assignment,
+     KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
     {"github-token", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_)",
      "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      40, 255},
@@ -351,8 +371,8 @@ static const builtin_rule BUILTINS[] = {
      KW_SCAN_MEDIUM, 4, 0, 0, 0},
     {"generic-secret-assignment", "High-entropy value assigned to a secret-like name",
      "(?i)(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"
-     "client[_-]?secret|private[_-]?key)" ASSIGN,
-     0, extract_assignment, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
+     "client[_-]?secret|private[_-]?key)" ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}",
+     12, extract_assignment, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
 };
 
 const char *kw_scan_confidence_name(kw_scan_confidence c)
