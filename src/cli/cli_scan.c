@@ -19,7 +19,7 @@ static void scan_usage(FILE *out)
     fprintf(out,
             "usage: keyward scan [PATH...] [-] [--staged] [--git-history [--since REV]]\n"
             "                    [--format text|json|sarif] [--baseline FILE] [--rules FILE]\n"
-            "                    [--max-size BYTES] [--threads N]\n"
+            "                    [--max-size BYTES] [--threads N] [--no-ignore]\n"
             "\n"
             "Finds PostHog/keyward keys (phx_, phs_, phc_) and other secrets.\n"
             "  PATH...          files or directories (default: .); '-' reads stdin\n"
@@ -31,6 +31,7 @@ static void scan_usage(FILE *out)
             "  --rules FILE     add the rules of FILE (see docs/scanner.md)\n"
             "  --max-size N     skip files larger than N bytes (default 10485760)\n"
             "  --threads N      worker threads (default: one per CPU)\n"
+            "  --no-ignore      walk directories without applying .gitignore\n"
             "A line containing 'keyward:allow' is never reported.\n"
             "Exit status: 0 clean, 1 findings, 2 usage or error.\n");
 }
@@ -55,7 +56,7 @@ fail:
 int kw_cli_scan(int argc, char **argv)
 {
     enum { OPT_STAGED = 256, OPT_HISTORY, OPT_SINCE, OPT_FORMAT, OPT_BASELINE, OPT_RULES,
-           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS };
+           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS, OPT_NO_IGNORE };
     static const struct option OPTIONS[] = {
         {"staged", no_argument, NULL, OPT_STAGED},
         {"git-history", no_argument, NULL, OPT_HISTORY},
@@ -66,6 +67,7 @@ int kw_cli_scan(int argc, char **argv)
         {"verify", required_argument, NULL, OPT_VERIFY},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"no-ignore", no_argument, NULL, OPT_NO_IGNORE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -95,6 +97,7 @@ int kw_cli_scan(int argc, char **argv)
             ctx.threads = (unsigned)strtoul(optarg, &end, 10);
             if (*end || !*optarg) goto usage_error;
             break;
+        case OPT_NO_IGNORE: ctx.no_ignore = 1; break;
         case 'h': scan_usage(stdout); return 0;
         default: goto usage_error;
         }

@@ -38,6 +38,7 @@ typedef struct cli_scan_ctx {
     uint64_t max_size;
     unsigned threads;
     int progress;             /* stderr is a TTY */
+    int no_ignore;            /* walk directories without asking git (.gitignore not applied) */
     cli_findings findings;
 } cli_scan_ctx;
 

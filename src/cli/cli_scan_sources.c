@@ -199,7 +199,7 @@ int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count)
             fprintf(stderr, "keyward scan: %s: %s\n", paths[i], strerror(errno));
             rc = -1;
         } else if (S_ISDIR(st.st_mode)) {
-            rc = cli_git_in_work_tree(paths[i]) ? walk_git(&list, paths[i])
+            rc = !ctx->no_ignore && cli_git_in_work_tree(paths[i]) ? walk_git(&list, paths[i])
                                                  : walk_plain(&list, paths[i]);
         } else {
             rc = path_push(&list, strdup(paths[i]));
