@@ -1,0 +1,183 @@
+/* redact.c — streaming redactor: bytes in, the same bytes out with every
+ * key and secret replaced by its mask ("phx_...a1B2").
+ *
+ * Input accumulates in one buffer (1 MiB).  Whenever the newly fed bytes
+ * contain a newline, or the buffer is full, the whole buffer is scanned in
+ * Hyperscan block mode and everything up to the last newline is written
+ * out; the unfinished last line stays for the next round.  So:
+ *   - a secret split across read() boundaries is always seen whole, since
+ *     secrets never contain a newline and only complete lines are cut off;
+ *   - a log pipe gets each complete line as soon as it arrives (one write
+ *     per fed chunk: line-buffered behaviour without a flush per line);
+ *   - big files go at block-scan speed: clean regions are written straight
+ *     from the buffer, only buffers with findings are rewritten.
+ * Two cases need care.  A line longer than the buffer is cut
+ * KW_SCAN_MAX_SECRET bytes before its end, and a token touching the end of
+ * the buffer is held back whole.  A private key block is reported at its
+ * BEGIN line but its secret (the base64 body) spans lines: while its END
+ * line has not arrived the block is held back, up to the buffer size.
+ * keyward:allow comments are ignored here on purpose: a log redactor should
+ * not be switched off by the data it filters. */
+#include "scan_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+#define REDACT_BUFFER (1u << 20)
+
+typedef struct redact_span {
+    size_t report, start, len;
+    char mask[KW_MASK_MAX];
+} redact_span;
+
+struct kw_redactor {
+    const kw_scan_engine *engine;
+    kw_scan_scratch *scratch;
+    kw_redact_write_fn write;
+    void *ctx;
+    char *buf;
+    size_t len, cap;
+    char *out;
+    size_t out_cap;
+    redact_span *spans;
+    size_t nspans, spans_cap;
+    uint64_t count;
+};
+
+int kw_redact_new(const kw_scan_engine *engine, kw_redact_write_fn write_fn, void *ctx,
+                  kw_redactor **out)
+{
+    kw_redactor *r = calloc(1, sizeof *r);
+    if (!r) return KW_ERR_NOMEM;
+    r->engine = engine;
+    r->write = write_fn;
+    r->ctx = ctx;
+    r->cap = REDACT_BUFFER;
+    r->buf = malloc(r->cap);
+    int rc = r->buf ? kw_scan_scratch_new(engine, &r->scratch) : KW_ERR_NOMEM;
+    if (rc) {
+        kw_redact_free(r);
+        return rc;
+    }
+    *out = r;
+    return KW_OK;
+}
+
+void kw_redact_free(kw_redactor *r)
+{
+    if (!r) return;
+    kw_scan_scratch_free(r->scratch);
+    free(r->buf);
+    free(r->out);
+    free(r->spans);
+    free(r);
+}
+
+uint64_t kw_redact_count(const kw_redactor *r) { return r->count; }
+
+static int collect_span(const kw_scan_finding *f, const char *data, void *ctx)
+{
+    (void)data;
+    kw_redactor *r = ctx;
+    if (r->nspans == r->spans_cap) {
+        size_t cap = r->spans_cap ? r->spans_cap * 2 : 32;
+        redact_span *s = realloc(r->spans, cap * sizeof *s);
+        if (!s) return KW_ERR_NOMEM;
+        r->spans = s;
+        r->spans_cap = cap;
+    }
+    redact_span *s = &r->spans[r->nspans++];
+    s->report = f->offset;
+    s->start = f->secret_offset;
+    s->len = f->secret_len;
+    memcpy(s->mask, f->mask, sizeof s->mask);
+    return 0;
+}
+
+/* Where this round may cut the buffer: after the last newline (all of it
+ * at end of input), moved so no secret is cut or judged incomplete. */
+static size_t choose_boundary(const kw_redactor *r, int at_eof)
+{
+    if (at_eof) return r->len;
+    const char *nl = memrchr(r->buf, '\n', r->len);
+    size_t boundary = nl ? (size_t)(nl - r->buf) + 1
+                         : (r->len > KW_SCAN_MAX_SECRET ? r->len - KW_SCAN_MAX_SECRET : 0);
+    int full = r->len == r->cap;
+    /* A secret that reaches the end of the buffer may go on in the next
+     * chunk (or be a private key still waiting for its END line): hold it
+     * back from where it is reported, unless that would stall a full buffer. */
+    for (size_t i = 0; i < r->nspans; i++) {
+        const redact_span *s = &r->spans[i];
+        if (s->start + s->len == r->len && s->report < boundary && (s->report > 0 || !full))
+            boundary = s->report;
+    }
+    for (size_t i = 0; i < r->nspans; i++) {
+        const redact_span *s = &r->spans[i];
+        if (s->start < boundary && s->start + s->len > boundary) boundary = s->start + s->len;
+    }
+    return boundary;
+}
+
+static int emit(kw_redactor *r, size_t boundary)
+{
+    size_t needed = boundary + r->nspans * KW_MASK_MAX;
+    size_t w = 0, pos = 0, replaced = 0;
+    for (size_t i = 0; i < r->nspans; i++)
+        if (r->spans[i].start + r->spans[i].len <= boundary) replaced++;
+    if (replaced == 0) return boundary ? r->write(r->buf, boundary, r->ctx) : 0;
+    if (needed > r->out_cap) {
+        char *bigger = realloc(r->out, needed);
+        if (!bigger) return KW_ERR_NOMEM;
+        r->out = bigger;
+        r->out_cap = needed;
+    }
+    for (size_t i = 0; i < r->nspans; i++) {
+        const redact_span *s = &r->spans[i];
+        if (s->start + s->len > boundary || s->start < pos) continue;
+        memcpy(r->out + w, r->buf + pos, s->start - pos);
+        w += s->start - pos;
+        size_t mlen = strlen(s->mask);
+        memcpy(r->out + w, s->mask, mlen);
+        w += mlen;
+        pos = s->start + s->len;
+        r->count++;
+    }
+    memcpy(r->out + w, r->buf + pos, boundary - pos);
+    w += boundary - pos;
+    return r->write(r->out, w, r->ctx);
+}
+
+static int process(kw_redactor *r, int at_eof)
+{
+    if (r->len == 0) return KW_OK;
+    r->nspans = 0;
+    int rc = kw_scan_buffer(r->engine, r->scratch, r->buf, r->len,
+                            at_eof ? 0 : KW_SCAN_PARTIAL, collect_span, r);
+    if (rc) return rc;
+    size_t boundary = choose_boundary(r, at_eof);
+    if ((rc = emit(r, boundary))) return rc;
+    memmove(r->buf, r->buf + boundary, r->len - boundary);
+    r->len -= boundary;
+    return KW_OK;
+}
+
+int kw_redact_feed(kw_redactor *r, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = r->cap - r->len < len ? r->cap - r->len : len;
+        memcpy(r->buf + r->len, data, n);
+        int has_newline = memchr(data, '\n', n) != NULL;
+        r->len += n;
+        data += n;
+        len -= n;
+        if (has_newline || r->len == r->cap) {
+            int rc = process(r, 0);
+            if (rc) return rc;
+        }
+    }
+    return KW_OK;
+}
+
+int kw_redact_finish(kw_redactor *r) { return process(r, 1); }

@@ -1,0 +1,69 @@
+/* scan_internal.h — what scan_rules.c, scan.c and redact.c share.
+ *
+ * The regex engine only finds *anchors*: a short, cheap pattern that marks
+ * where a candidate secret ends or begins (for built-in rules usually a
+ * fixed-length prefix, so its start is `to - anchor_len` without asking
+ * Hyperscan for start-of-match tracking, which is slower and inflates the
+ * database).  Each rule then has an `extract` function that walks the bytes
+ * around the anchor to find the whole secret and decides whether it is one
+ * (checksum, length, entropy, placeholder words).  User rules are plain
+ * regexes whose whole match is the secret; they use HS_FLAG_SOM_LEFTMOST. */
+#ifndef KW_SCAN_INTERNAL_H
+#define KW_SCAN_INTERNAL_H
+
+#include <stddef.h>
+
+#include "keyward/scan.h"
+
+/* Longest secret a rule may report, in bytes; the redactor keeps at least
+ * this much context when it must cut inside a line.  Private key blocks
+ * are the exception and are handled by the redactor's line logic. */
+#define KW_SCAN_MAX_SECRET 4096
+/* How far past a BEGIN line we look for the END line of a private key. */
+#define KW_SCAN_MAX_PEM 65536
+
+typedef struct kw_scan_span {
+    size_t report;        /* offset reported as the finding's location */
+    size_t start, len;    /* the secret */
+    kw_scan_confidence confidence;
+} kw_scan_span;
+
+struct kw_scan_rule;
+/* Given the anchor match [from, to) (from is meaningful only for user rules
+ * and the PCRE2 backend) and the KW_SCAN_* flags, fills *span and returns 1 when it is a finding. */
+typedef int (*kw_scan_extract_fn)(const struct kw_scan_rule *rule, const char *data, size_t len,
+                                  size_t from, size_t to, unsigned flags, kw_scan_span *span);
+
+typedef struct kw_scan_rule {
+    char *id;
+    char *description;
+    char *pattern;            /* anchor pattern (built-in) or full regex (user) */
+    int caseless;             /* user rules: match ignoring case */
+    int charset;              /* KW_CHARSET_*: what a token body may contain */
+    int needs_start;          /* user rule: report [from, to) as is */
+    size_t anchor_len;        /* fixed-length anchors: start = to - anchor_len */
+    kw_scan_extract_fn extract;
+    kw_scan_confidence confidence;
+    int priority;             /* on overlap the higher priority wins */
+    double min_entropy;       /* bits per char; 0 = no check */
+    size_t min_len;           /* secret length bounds (0 = none) */
+    size_t max_len;
+} kw_scan_rule;
+
+struct kw_scan_rules {
+    kw_scan_rule *items;
+    size_t count, cap;
+};
+
+/* Shared helpers, in scan_rules.c. */
+double kw_scan_entropy(const char *s, size_t len);
+int kw_scan_is_placeholder(const char *s, size_t len);
+
+enum {
+    KW_CHARSET_BASE62 = 0,   /* 0-9A-Za-z */
+    KW_CHARSET_UPPER_DIGIT,  /* 0-9A-Z (AWS key ids) */
+    KW_CHARSET_WORD,         /* 0-9A-Za-z_ */
+    KW_CHARSET_DASHED        /* 0-9A-Za-z- (Slack) */
+};
+
+#endif

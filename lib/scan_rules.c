@@ -1,0 +1,686 @@
+/* scan_rules.c — what a secret looks like: the built-in rules, the checks
+ * that turn an anchor match into a finding, and the user rules file parser.
+ *
+ * Every built-in rule is an (anchor pattern, extract function) pair.  The
+ * pattern is deliberately short and literal-led ("phx_" + 20 base62 chars)
+ * so Hyperscan can run all rules at memory speed; the extract function,
+ * called only on the rare anchor hit, finds the whole token and applies the
+ * judgement a regex cannot: the keyward CRC32 checksum (a 54-char body with
+ * a bad checksum is a near miss, not a finding), Shannon entropy, and the
+ * placeholder words that mark documentation and test fixtures
+ * (AKIAIOSFODNN7EXAMPLE, "your_api_key", "xxxx", "${TOKEN}").
+ *
+ * User rules file: a TOML-like list of [rule] sections with key = value
+ * lines (id, pattern, description, confidence, min_entropy, caseless); the
+ * whole regex match is the secret.  Documented in docs/scanner.md. */
+#include "scan_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+
+/* ---- shared checks -------------------------------------------------- */
+
+/* log2 without libm (the library links no -lm): split x into 2^e * m with
+ * m in [1, 2), then log2(m) = 2/ln2 * atanh((m-1)/(m+1)) by its series.
+ * Good to ~1e-9, far finer than an entropy threshold needs. */
+static double log2_of(double x)
+{
+    int e = 0;
+    while (x >= 2.0) { x /= 2.0; e++; }
+    while (x < 1.0) { x *= 2.0; e--; }
+    double t = (x - 1.0) / (x + 1.0), t2 = t * t, term = t, sum = 0.0;
+    for (int k = 1; k < 40; k += 2) {
+        sum += term / k;
+        term *= t2;
+    }
+    return e + 2.0 * sum / 0.69314718055994530942;
+}
+
+double kw_scan_entropy(const char *s, size_t len)
+{
+    if (len == 0) return 0.0;
+    unsigned counts[256] = {0};
+    for (size_t i = 0; i < len; i++) counts[(unsigned char)s[i]]++;
+    double bits = 0.0;
+    for (int c = 0; c < 256; c++) {
+        if (!counts[c]) continue;
+        double p = (double)counts[c] / (double)len;
+        bits -= p * log2_of(p);
+    }
+    return bits;
+}
+
+/* Case-insensitive substring search over a bounded buffer. */
+static int contains_nocase(const char *s, size_t len, const char *word)
+{
+    size_t wl = strlen(word);
+    if (wl > len) return 0;
+    for (size_t i = 0; i + wl <= len; i++) {
+        size_t j = 0;
+        while (j < wl && tolower((unsigned char)s[i + j]) == word[j]) j++;
+        if (j == wl) return 1;
+    }
+    return 0;
+}
+
+/* Words that only appear in examples, templates and test data.  A random
+ * 48-char base62 string contains one of the 4-char sequences with a
+ * probability around 1e-5, which we accept. */
+static const char *const PLACEHOLDER_WORDS[] = {
+    "example", "xxxx", "your_", "your-", "yourkey", "changeme", "placeholder", "dummy",
+    "redacted", "sample", "insert", "1234", "abcd", "${", "{{", "<", ">", "%s", "...",
+};
+
+int kw_scan_is_placeholder(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
+        if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
+    /* A run of 5 identical chars ("aaaaa", "00000") is a filler. */
+    size_t run = 1;
+    for (size_t i = 1; i < len; i++) {
+        run = s[i] == s[i - 1] ? run + 1 : 1;
+        if (run >= 5) return 1;
+    }
+    return 0;
+}
+
+/* How many of {lower, upper, digit} occur: random tokens have >= 2. */
+static int char_classes(const char *s, size_t len)
+{
+    int lower = 0, upper = 0, digit = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        lower |= islower(c) != 0;
+        upper |= isupper(c) != 0;
+        digit |= isdigit(c) != 0;
+    }
+    return lower + upper + digit;
+}
+
+static int in_charset(int charset, unsigned char c)
+{
+    if (kw_is_base62(c)) return charset != KW_CHARSET_UPPER_DIGIT || !islower(c);
+    if (c == '_') return charset == KW_CHARSET_WORD;
+    if (c == '-') return charset == KW_CHARSET_DASHED;
+    return 0;
+}
+
+static int is_word_char(unsigned char c) { return kw_is_base62(c) || c == '_'; }
+
+static size_t extend(const char *data, size_t len, size_t pos, int charset, size_t limit)
+{
+    while (pos < len && pos < limit && in_charset(charset, (unsigned char)data[pos])) pos++;
+    return pos;
+}
+
+/* ---- extract functions ---------------------------------------------- */
+
+/* phx_/phs_/phc_: a 54-char body must carry a valid checksum (high
+ * confidence); 20..53 chars is a legacy PostHog key (medium). */
+static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t len,
+                           size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)from;
+    (void)flags;
+    size_t start = to - rule->anchor_len;
+    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
+    if (end < len && (data[end] == '_' || data[end] == '-')) return 0; /* an identifier */
+    size_t body_len = end - start - KW_KEY_PREFIX_LEN;
+    const char *body = data + start + KW_KEY_PREFIX_LEN;
+    if (body_len == KW_KEY_BODY_LEN) {
+        if (!kw_key_checksum_ok(data + start, body, body_len)) return 0;
+        span->confidence = KW_SCAN_HIGH;
+    } else if (body_len >= KW_KEY_LEGACY_MIN_BODY && body_len < KW_KEY_BODY_LEN) {
+        if (kw_scan_is_placeholder(body, body_len) || char_classes(body, body_len) < 2 ||
+            kw_scan_entropy(body, body_len) < rule->min_entropy)
+            return 0;
+        span->confidence = KW_SCAN_MEDIUM;
+    } else {
+        return 0;
+    }
+    span->report = span->start = start;
+    span->len = end - start;
+    return 1;
+}
+
+/* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe). */
+static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
+                         size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)from;
+    (void)flags;
+    size_t start = to - rule->anchor_len;
+    if (start > 0 && in_charset(rule->charset, (unsigned char)data[start - 1])) return 0;
+    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
+    size_t n = end - start;
+    if (n < rule->min_len || n > rule->max_len) return 0;
+    if (kw_scan_is_placeholder(data + start, n)) return 0;
+    if (rule->min_entropy > 0 && kw_scan_entropy(data + start, n) < rule->min_entropy) return 0;
+    span->report = span->start = start;
+    span->len = n;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
+static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`'; }
+
+/* True when every part of v between separators (-_./) is all lowercase,
+ * all uppercase or all digits: "user-client-123", "DEFAULT_VALUE".  Random
+ * secrets mix classes inside a part; a random 12+ char base62 part is all
+ * one case with probability under 1e-4. */
+static int looks_like_identifier(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        int lower = 0, upper = 0, digit = 0, other = 0;
+        for (; i < n && !strchr("-_./", v[i]); i++) {
+            unsigned char c = (unsigned char)v[i];
+            lower |= islower(c) != 0;
+            upper |= isupper(c) != 0;
+            digit |= isdigit(c) != 0;
+            other |= !isalnum(c);
+        }
+        if (other || lower + upper + digit > 1) return 0;
+        i++;
+    }
+    return 1;
+}
+
+/* The value after `name = `.  The anchor ends `anchor_len` chars into the
+ * value (so names with short values never reach this function); the
+ * value is quoted (up to the same quote) or bare (up to whitespace or
+ * punctuation that ends a value in code and config files). */
+static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t len,
+                              size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)from;
+    (void)flags;
+    size_t start = to - rule->anchor_len, p = start, limit = start + rule->max_len + 1;
+    unsigned char quote = start > 0 && is_quote((unsigned char)data[start - 1])
+                              ? (unsigned char)data[start - 1] : 0;
+    while (p < len && p < limit) {
+        unsigned char c = (unsigned char)data[p];
+        if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
+        if (quote ? c == quote : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL)) break;
+        p++;
+    }
+    if (quote && (p >= len || (unsigned char)data[p] != quote)) return 0; /* unterminated */
+    size_t n = p - start;
+    const char *v = data + start;
+    if (n < rule->min_len || n > rule->max_len) return 0;
+    if (!quote && (memchr(v, '.', n) || strchr("$%&@*(", v[0]))) return 0; /* code, not data */
+    if (contains_nocase(v, n, "://")) return 0;
+    if (rule->charset == KW_CHARSET_BASE62) { /* AWS secret: exactly base64 */
+        for (size_t i = 0; i < n; i++)
+            if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
+    }
+    if (kw_scan_is_placeholder(v, n) || char_classes(v, n) < 2 || looks_like_identifier(v, n))
+        return 0;
+    if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
+    span->report = span->start = start;
+    span->len = n;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
+/* eyJ<header>.eyJ<payload>.<signature> */
+static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
+                       size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)from;
+    (void)flags;
+    size_t start = to - rule->anchor_len;
+    size_t limit = start + KW_SCAN_MAX_SECRET;
+    if (start > 0 && (in_charset(KW_CHARSET_WORD, (unsigned char)data[start - 1]) ||
+                      data[start - 1] == '-' || data[start - 1] == '.'))
+        return 0;
+    size_t p = start;
+    for (int segment = 0; segment < 3; segment++) {
+        size_t seg_start = p;
+        while (p < len && p < limit &&
+               (in_charset(KW_CHARSET_WORD, (unsigned char)data[p]) || data[p] == '-'))
+            p++;
+        size_t seg_len = p - seg_start;
+        if (segment == 1 && (seg_len < 4 || memcmp(data + seg_start, "eyJ", 3) != 0)) return 0;
+        if (segment == 2) {
+            if (seg_len < 16) return 0;
+            /* jwt.io's documentation token */
+            if (seg_len == 43 && memcmp(data + seg_start, "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV", 34) == 0)
+                return 0;
+        } else {
+            if (p >= len || data[p] != '.') return 0;
+            p++;
+        }
+    }
+    span->report = span->start = start;
+    span->len = p - start;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
+/* -----BEGIN ... PRIVATE KEY-----: reported at the BEGIN line; the secret
+ * (what is masked and fingerprinted) is the body up to the END line, or
+ * everything after the header (bounded) when the END line is missing. */
+static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
+                       size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)from;
+    size_t lowest = to > 80 ? to - 80 : 0, header = SIZE_MAX;
+    for (size_t i = to; i-- > lowest;) {
+        if (i + 10 <= len && memcmp(data + i, "-----BEGIN", 10) == 0) {
+            header = i;
+            break;
+        }
+    }
+    if (header == SIZE_MAX) return 0;
+    size_t body = to;
+    while (body < len && (data[body] == '\r' || data[body] == '\n' || data[body] == ' ')) body++;
+    size_t window = len - body < KW_SCAN_MAX_PEM ? len - body : KW_SCAN_MAX_PEM;
+    const char *footer = memmem(data + body, window, "-----END", 8);
+    size_t body_end = footer ? (size_t)(footer - data) : body + window;
+    while (body_end > body && isspace((unsigned char)data[body_end - 1])) body_end--;
+    size_t n = body_end - body;
+    if (!footer && (flags & KW_SCAN_PARTIAL) && body + window == len) {
+        /* the block may go on in the caller's next buffer: report it as
+         * reaching the end, so the caller holds it back */
+        span->report = header;
+        span->start = body;
+        span->len = len - body;
+        span->confidence = rule->confidence;
+        return 1;
+    }
+    if (n < 32 || kw_scan_entropy(data + body, n) < rule->min_entropy) return 0;
+    if (contains_nocase(data + body, n < 64 ? n : 64, "...") ||
+        contains_nocase(data + body, n < 64 ? n : 64, "<"))
+        return 0;
+    span->report = header;
+    span->start = body;
+    span->len = n;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
+/* User rules: the whole match, with an optional entropy floor. */
+static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
+                        size_t from, size_t to, unsigned flags, kw_scan_span *span)
+{
+    (void)len;
+    (void)flags;
+    size_t n = to - from;
+    if (n == 0 || n > KW_SCAN_MAX_SECRET) return 0;
+    if (rule->min_entropy > 0 && kw_scan_entropy(data + from, n) < rule->min_entropy) return 0;
+    span->report = span->start = from;
+    span->len = n;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
+/* ---- the built-in table --------------------------------------------- */
+
+/* name suffix, optional closing quote, separator, optional opening quote */
+#define ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
+
+typedef struct builtin_rule {
+    const char *id, *description, *pattern;
+    size_t anchor_len;
+    kw_scan_extract_fn extract;
+    int charset;
+    kw_scan_confidence confidence;
+    int priority;
+    double min_entropy;
+    size_t min_len, max_len;
+} builtin_rule;
+
+static const builtin_rule BUILTINS[] = {
+    {"posthog-personal-api-key", "PostHog/keyward personal API key (phx_)",
+     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+    {"posthog-project-secret-key", "PostHog/keyward project secret API key (phs_)",
+     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+    {"posthog-project-token", "PostHog/keyward project token (phc_)",
+     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+    {"aws-access-key-id", "AWS access key id",
+     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, KW_CHARSET_UPPER_DIGIT,
+     KW_SCAN_HIGH, 9, 3.0, 20, 20},
+    {"aws-secret-access-key", "AWS secret access key assignment",
+     "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, extract_assignment,
+     KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
+    {"github-token", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_)",
+     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     40, 255},
+    {"github-fine-grained-pat", "GitHub fine-grained personal access token",
+     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
+     40, 255},
+    {"slack-token", "Slack token (xoxb-, xoxp-, ...)",
+     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
+     15, 255},
+    {"stripe-live-key", "Stripe live secret or restricted key",
+     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     28, 255},
+    {"private-key", "Private key block",
+     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, KW_CHARSET_BASE62,
+     KW_SCAN_HIGH, 9, 3.0, 0, 0},
+    {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, KW_CHARSET_WORD,
+     KW_SCAN_MEDIUM, 4, 0, 0, 0},
+    {"generic-secret-assignment", "High-entropy value assigned to a secret-like name",
+     "(?i)(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"
+     "client[_-]?secret|private[_-]?key)" ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}",
+     12, extract_assignment, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
+};
+
+const char *kw_scan_confidence_name(kw_scan_confidence c)
+{
+    return c == KW_SCAN_HIGH ? "high" : "medium";
+}
+
+static int rules_push(kw_scan_rules *rules, kw_scan_rule **out)
+{
+    if (rules->count == rules->cap) {
+        size_t cap = rules->cap ? rules->cap * 2 : 16;
+        kw_scan_rule *items = realloc(rules->items, cap * sizeof *items);
+        if (!items) return KW_ERR_NOMEM;
+        rules->items = items;
+        rules->cap = cap;
+    }
+    *out = &rules->items[rules->count++];
+    memset(*out, 0, sizeof **out);
+    return KW_OK;
+}
+
+int kw_scan_rules_new(kw_scan_rules **out)
+{
+    kw_scan_rules *rules = calloc(1, sizeof *rules);
+    if (!rules) return KW_ERR_NOMEM;
+    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++) {
+        const builtin_rule *b = &BUILTINS[i];
+        kw_scan_rule *r;
+        if (rules_push(rules, &r)) goto nomem;
+        r->id = strdup(b->id);
+        r->description = strdup(b->description);
+        r->pattern = strdup(b->pattern);
+        if (!r->id || !r->description || !r->pattern) goto nomem;
+        r->anchor_len = b->anchor_len;
+        r->extract = b->extract;
+        r->charset = b->charset;
+        r->confidence = b->confidence;
+        r->priority = b->priority;
+        r->min_entropy = b->min_entropy;
+        r->min_len = b->min_len;
+        r->max_len = b->max_len;
+    }
+    *out = rules;
+    return KW_OK;
+nomem:
+    kw_scan_rules_free(rules);
+    return KW_ERR_NOMEM;
+}
+
+void kw_scan_rules_free(kw_scan_rules *rules)
+{
+    if (!rules) return;
+    for (size_t i = 0; i < rules->count; i++) {
+        free(rules->items[i].id);
+        free(rules->items[i].description);
+        free(rules->items[i].pattern);
+    }
+    free(rules->items);
+    free(rules);
+}
+
+size_t kw_scan_rules_count(const kw_scan_rules *rules) { return rules->count; }
+const char *kw_scan_rule_id(const kw_scan_rules *rules, size_t i) { return rules->items[i].id; }
+const char *kw_scan_rule_description(const kw_scan_rules *rules, size_t i)
+{
+    return rules->items[i].description;
+}
+
+/* ---- user rules file ------------------------------------------------ */
+
+typedef struct parser {
+    const char *name;
+    int line;
+    char *err;
+    size_t errsz;
+} parser;
+
+static int parse_error(parser *ps, const char *fmt, ...)
+{
+    if (ps->err && ps->errsz) {
+        int n = snprintf(ps->err, ps->errsz, "%s:%d: ", ps->name, ps->line);
+        if (n >= 0 && (size_t)n < ps->errsz) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(ps->err + n, ps->errsz - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return KW_ERR_INVALID;
+}
+
+/* Parses a value: "basic string" (escapes \" \\ \n \t), 'literal string'
+ * (no escapes: best for regexes), or a bare word/number.  Writes a
+ * malloc'd copy into *out. */
+static int parse_value(parser *ps, const char *s, const char *end, char **out)
+{
+    while (end > s && isspace((unsigned char)end[-1])) end--;
+    size_t n = (size_t)(end - s);
+    char *v = malloc(n + 1);
+    if (!v) return KW_ERR_NOMEM;
+    size_t w = 0;
+    if (n >= 1 && (s[0] == '"' || s[0] == '\'')) {
+        char q = s[0];
+        size_t i = 1;
+        for (; i < n && s[i] != q; i++) {
+            if (q == '"' && s[i] == '\\' && i + 1 < n) {
+                char e = s[++i];
+                v[w++] = e == 'n' ? '\n' : e == 't' ? '\t' : e;
+            } else {
+                v[w++] = s[i];
+            }
+        }
+        if (i >= n) {
+            free(v);
+            return parse_error(ps, "unterminated string");
+        }
+        /* only a comment may follow the closing quote */
+        const char *rest = s + i + 1;
+        while (rest < end && isspace((unsigned char)*rest)) rest++;
+        if (rest < end && *rest != '#') {
+            free(v);
+            return parse_error(ps, "unexpected text after string");
+        }
+    } else {
+        const char *hash = memchr(s, '#', n);
+        if (hash) n = (size_t)(hash - s);
+        while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+        memcpy(v, s, n);
+        w = n;
+    }
+    v[w] = '\0';
+    *out = v;
+    return KW_OK;
+}
+
+static int valid_id(const char *id)
+{
+    if (!*id) return 0;
+    for (const char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) return 0;
+    return 1;
+}
+
+static int finish_rule(parser *ps, kw_scan_rules *rules, kw_scan_rule *r, int section_line)
+{
+    int saved = ps->line;
+    ps->line = section_line;
+    int rc = KW_OK;
+    if (!r->id) rc = parse_error(ps, "rule without id");
+    else if (!r->pattern) rc = parse_error(ps, "rule '%s' without pattern", r->id);
+    else {
+        for (size_t i = 0; i + 1 < rules->count; i++)
+            if (strcmp(rules->items[i].id, r->id) == 0) {
+                rc = parse_error(ps, "duplicate rule id '%s'", r->id);
+                break;
+            }
+    }
+    if (rc == KW_OK && !r->description) {
+        r->description = strdup(r->id);
+        if (!r->description) rc = KW_ERR_NOMEM;
+    }
+    ps->line = saved;
+    return rc;
+}
+
+static int set_field(parser *ps, kw_scan_rule *r, const char *key, size_t klen, char *value)
+{
+#define KEY_IS(k) (klen == strlen(k) && memcmp(key, k, klen) == 0)
+    char *end;
+    if (KEY_IS("id")) {
+        if (!valid_id(value)) goto bad_value;
+        free(r->id);
+        r->id = value;
+    } else if (KEY_IS("pattern")) {
+        if (!*value) goto bad_value;
+        free(r->pattern);
+        r->pattern = value;
+    } else if (KEY_IS("description")) {
+        free(r->description);
+        r->description = value;
+    } else if (KEY_IS("confidence")) {
+        if (strcmp(value, "high") == 0) r->confidence = KW_SCAN_HIGH;
+        else if (strcmp(value, "medium") == 0) r->confidence = KW_SCAN_MEDIUM;
+        else goto bad_value;
+        free(value);
+    } else if (KEY_IS("min_entropy")) {
+        errno = 0;
+        r->min_entropy = strtod(value, &end);
+        if (errno || *end || r->min_entropy < 0 || r->min_entropy > 8) goto bad_value;
+        free(value);
+    } else if (KEY_IS("caseless")) {
+        if (strcmp(value, "true") == 0) r->caseless = 1;
+        else if (strcmp(value, "false") == 0) r->caseless = 0;
+        else goto bad_value;
+        free(value);
+    } else {
+        free(value);
+        return parse_error(ps, "unknown key '%.*s'", (int)klen, key);
+    }
+    return KW_OK;
+bad_value:
+    free(value);
+    return parse_error(ps, "bad value for '%.*s'", (int)klen, key);
+#undef KEY_IS
+}
+
+int kw_scan_rules_load_string(kw_scan_rules *rules, const char *text, const char *name,
+                              char *err, size_t errsz)
+{
+    parser ps = {name ? name : "<rules>", 0, err, errsz};
+    size_t first_new = rules->count;
+    kw_scan_rule *current = NULL;
+    int section_line = 0, rc = KW_OK;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        if (!eol) eol = p + strlen(p);
+        ps.line++;
+        const char *s = p, *e = eol;
+        p = *eol ? eol + 1 : eol;
+        while (s < e && isspace((unsigned char)*s)) s++;
+        while (e > s && isspace((unsigned char)e[-1])) e--;
+        if (s == e || *s == '#') continue;
+        if (*s == '[') {
+            if (!((e - s == 6 && memcmp(s, "[rule]", 6) == 0) ||
+                  (e - s == 8 && memcmp(s, "[[rule]]", 8) == 0))) {
+                rc = parse_error(&ps, "expected [rule]");
+                goto fail;
+            }
+            if (current && (rc = finish_rule(&ps, rules, current, section_line))) goto fail;
+            if ((rc = rules_push(rules, &current))) goto fail;
+            current->extract = extract_user;
+            current->needs_start = 1;
+            current->confidence = KW_SCAN_HIGH;
+            current->priority = 8;
+            section_line = ps.line;
+            continue;
+        }
+        const char *eq = memchr(s, '=', (size_t)(e - s));
+        if (!eq) {
+            rc = parse_error(&ps, "expected key = value");
+            goto fail;
+        }
+        if (!current) {
+            rc = parse_error(&ps, "key outside a [rule] section");
+            goto fail;
+        }
+        const char *key_end = eq;
+        while (key_end > s && isspace((unsigned char)key_end[-1])) key_end--;
+        const char *v = eq + 1;
+        while (v < e && isspace((unsigned char)*v)) v++;
+        char *value = NULL;
+        if ((rc = parse_value(&ps, v, e, &value))) goto fail;
+        if ((rc = set_field(&ps, current, s, (size_t)(key_end - s), value))) goto fail;
+    }
+    if (current && (rc = finish_rule(&ps, rules, current, section_line))) goto fail;
+    return KW_OK;
+fail:
+    /* leave the set as it was before this file */
+    for (size_t i = first_new; i < rules->count; i++) {
+        free(rules->items[i].id);
+        free(rules->items[i].description);
+        free(rules->items[i].pattern);
+    }
+    rules->count = first_new;
+    return rc;
+}
+
+int kw_scan_rules_load_file(kw_scan_rules *rules, const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    int rc = KW_ERR_IO;
+    if (!f) {
+        if (err && errsz) snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return KW_ERR_IO;
+    }
+    size_t cap = 4096, len = 0, n;
+    text = malloc(cap);
+    if (!text) {
+        rc = KW_ERR_NOMEM;
+        goto cleanup;
+    }
+    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            if (cap >= (1u << 24)) {
+                if (err && errsz) snprintf(err, errsz, "%s: rules file too large", path);
+                rc = KW_ERR_LIMIT;
+                goto cleanup;
+            }
+            char *bigger = realloc(text, cap * 2);
+            if (!bigger) {
+                rc = KW_ERR_NOMEM;
+                goto cleanup;
+            }
+            text = bigger;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) {
+        if (err && errsz) snprintf(err, errsz, "%s: read error", path);
+        goto cleanup;
+    }
+    text[len] = '\0';
+    rc = kw_scan_rules_load_string(rules, text, path, err, errsz);
+cleanup:
+    free(text);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,178 @@
+/* cli_git.c — running git: capture its output, stream it, or keep one
+ * `git cat-file --batch` process to fetch many blobs without a fork each.
+ *
+ * posix_spawnp with an argv array (no shell), stdin from /dev/null so git
+ * never waits on the terminal, and stderr discarded where git's complaint
+ * ("not a git repository") is an expected answer rather than an error. */
+#include "cli/cli_git.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int spawn(const char *const argv[], int stdin_fd, int stdout_fd, int keep_stderr,
+                 pid_t *pid)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (stdin_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+    else posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
+    if (!keep_stderr) posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(pid, argv[0], &actions, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc == 0 ? 0 : -1;
+}
+
+int cli_wait(pid_t pid)
+{
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int cli_run_capture(const char *const argv[], int keep_stderr, char **out, size_t *len)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    pid_t pid;
+    if (spawn(argv, -1, fds[1], keep_stderr, &pid) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    close(fds[1]);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int failed = buf == NULL;
+    while (!failed) {
+        if (n + 1 >= cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                failed = 1;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t r = read(fds[0], buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fds[0]);
+    int status = cli_wait(pid);
+    if (failed) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = n;
+    return status;
+}
+
+FILE *cli_spawn_reader(const char *const argv[], pid_t *pid)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return NULL;
+    if (spawn(argv, -1, fds[1], 1, pid) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    if (!f) {
+        close(fds[0]);
+        cli_wait(*pid);
+    }
+    return f;
+}
+
+int cli_git_in_work_tree(const char *dir)
+{
+    const char *argv[] = {"git", "-C", dir, "rev-parse", "--is-inside-work-tree", NULL};
+    char *out = NULL;
+    int status = cli_run_capture(argv, 0, &out, NULL);
+    int inside = status == 0 && out && strncmp(out, "true", 4) == 0;
+    free(out);
+    return inside;
+}
+
+struct cli_git_batch {
+    pid_t pid;
+    FILE *to_git;
+    FILE *from_git;
+};
+
+int cli_git_batch_open(cli_git_batch **out)
+{
+    int in[2], outp[2];
+    if (pipe2(in, O_CLOEXEC) != 0) return -1;
+    if (pipe2(outp, O_CLOEXEC) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    cli_git_batch *b = calloc(1, sizeof *b);
+    const char *argv[] = {"git", "cat-file", "--batch", NULL};
+    if (!b || spawn(argv, in[0], outp[1], 1, &b->pid) != 0) {
+        free(b);
+        close(in[0]);
+        close(in[1]);
+        close(outp[0]);
+        close(outp[1]);
+        return -1;
+    }
+    close(in[0]);
+    close(outp[1]);
+    b->to_git = fdopen(in[1], "w");
+    b->from_git = fdopen(outp[0], "r");
+    if (!b->to_git || !b->from_git) {
+        cli_git_batch_close(b);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+int cli_git_batch_get(cli_git_batch *b, const char *name, char **buf, size_t *cap, size_t *len)
+{
+    if (strchr(name, '\n')) return 1; /* cannot be asked on a line protocol */
+    if (fprintf(b->to_git, "%s\n", name) < 0 || fflush(b->to_git) != 0) return -1;
+    char header[512];
+    if (!fgets(header, sizeof header, b->from_git)) return -1;
+    /* "<oid> <type> <size>\n" or "<name> missing\n" */
+    char *last_space = strrchr(header, ' ');
+    if (!last_space || strstr(header, " missing") || strstr(header, " ambiguous")) return 1;
+    size_t size = strtoull(last_space + 1, NULL, 10);
+    if (size + 1 > *cap) {
+        char *bigger = realloc(*buf, size + 1);
+        if (!bigger) return -1;
+        *buf = bigger;
+        *cap = size + 1;
+    }
+    if (fread(*buf, 1, size, b->from_git) != size) return -1;
+    (*buf)[size] = '\0';
+    if (fgetc(b->from_git) != '\n') return -1;
+    *len = size;
+    return 0;
+}
+
+void cli_git_batch_close(cli_git_batch *b)
+{
+    if (!b) return;
+    if (b->to_git) fclose(b->to_git);
+    if (b->from_git) fclose(b->from_git);
+    if (b->pid > 0) cli_wait(b->pid);
+    free(b);
+}

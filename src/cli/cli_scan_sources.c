@@ -1,0 +1,487 @@
+/* cli_scan_sources.c — where `keyward scan` gets its bytes.
+ *
+ *   paths    files as given; directories inside a git work tree through
+ *            `git ls-files -co --exclude-standard -z` (so .gitignore is
+ *            honoured exactly as git does), others by a walk that skips .git
+ *            and never follows a symlink.  All files go to one worker pool.
+ *   stdin    read whole, scanned once.
+ *   staged   `git diff --cached --name-only -z --diff-filter=ACMR`, then
+ *            each blob `:path` from one `git cat-file --batch` process.
+ *   history  `git log -p --all` (or `--all ^REV`), streamed: the added
+ *            lines of each file diff are gathered into one buffer with a
+ *            map to their line numbers in the new file, and scanned at once.
+ *            A secret is so reported once, at the commit that added it. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli_git.h"
+#include "cli/cli_scan.h"
+#include "keyward/keyward.h"
+
+/* ---- findings list -------------------------------------------------- */
+
+int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *file,
+                     const char *commit, size_t line_override)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        cli_finding *items = realloc(list->items, cap * sizeof *items);
+        if (!items) return KW_ERR_NOMEM;
+        list->items = items;
+        list->cap = cap;
+    }
+    cli_finding *c = &list->items[list->count];
+    memset(c, 0, sizeof *c);
+    c->file = strdup(file);
+    if (!c->file) return KW_ERR_NOMEM;
+    if (commit) snprintf(c->commit, sizeof c->commit, "%s", commit);
+    c->line = line_override ? line_override : f->line;
+    c->column = f->column;
+    c->rule_id = f->rule_id;
+    c->rule_description = f->rule_description;
+    c->confidence = f->confidence;
+    memcpy(c->mask, f->mask, sizeof c->mask);
+    memcpy(c->fingerprint, f->fingerprint, sizeof c->fingerprint);
+    list->count++;
+    return KW_OK;
+}
+
+static int by_location(const void *pa, const void *pb)
+{
+    const cli_finding *a = pa, *b = pb;
+    int c = strcmp(a->file, b->file);
+    if (c) return c;
+    if (a->line != b->line) return a->line < b->line ? -1 : 1;
+    if (a->column != b->column) return a->column < b->column ? -1 : 1;
+    return strcmp(a->rule_id, b->rule_id);
+}
+
+void cli_findings_sort(cli_findings *list)
+{
+    if (list->count > 1) qsort(list->items, list->count, sizeof *list->items, by_location);
+}
+
+void cli_findings_free(cli_findings *list)
+{
+    for (size_t i = 0; i < list->count; i++) free(list->items[i].file);
+    free(list->items);
+    list->items = NULL;
+    list->count = list->cap = 0;
+}
+
+/* ---- path lists ----------------------------------------------------- */
+
+typedef struct path_list {
+    char **items;
+    size_t count, cap;
+} path_list;
+
+static int path_push(path_list *l, char *owned)
+{
+    if (!owned) return -1;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        char **items = realloc(l->items, cap * sizeof *items);
+        if (!items) {
+            free(owned);
+            return -1;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->count++] = owned;
+    return 0;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+    if (strcmp(dir, ".") == 0) return strdup(name);
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    char *p = malloc(dl + 1 + strlen(name) + 1);
+    if (p) sprintf(p, "%.*s/%s", (int)dl, dir, name);
+    return p;
+}
+
+static int walk_git(path_list *l, const char *dir)
+{
+    const char *argv[] = {"git", "-C", dir, "ls-files", "-co", "--exclude-standard", "-z", NULL};
+    char *out = NULL;
+    size_t len = 0;
+    if (cli_run_capture(argv, 1, &out, &len) != 0) {
+        free(out);
+        fprintf(stderr, "keyward scan: git ls-files failed in %s\n", dir);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        const char *name = out + i;
+        size_t n = strlen(name);
+        if (n) rc = path_push(l, join_path(dir, name));
+        i += n + 1;
+    }
+    free(out);
+    return rc;
+}
+
+static int walk_plain(path_list *l, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "keyward scan: %s: %s\n", dir, strerror(errno));
+        return 0; /* an unreadable directory is skipped, not fatal */
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".git"))
+            continue;
+        char *path = join_path(dir, e->d_name);
+        struct stat st;
+        if (!path) {
+            rc = -1;
+        } else if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode)) {
+            free(path); /* symlinks are never followed */
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = walk_plain(l, path);
+            free(path);
+        } else if (S_ISREG(st.st_mode)) {
+            rc = path_push(l, path);
+        } else {
+            free(path);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+typedef struct pool_ctx {
+    cli_scan_ctx *ctx;
+    path_list *paths;
+    size_t done;
+    int failed;
+} pool_ctx;
+
+static int on_pool_finding(size_t index, const kw_scan_finding *f, const char *data, void *arg)
+{
+    (void)data;
+    pool_ctx *p = arg;
+    if (cli_findings_add(&p->ctx->findings, f, p->paths->items[index], NULL, 0)) {
+        p->failed = 1;
+        return KW_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void on_pool_file(size_t index, kw_scan_file_status status, void *arg)
+{
+    pool_ctx *p = arg;
+    if (status == KW_SCAN_FILE_ERROR)
+        fprintf(stderr, "%skeyward scan: cannot read %s\n", p->ctx->progress ? "\r\033[K" : "",
+                p->paths->items[index]);
+    p->done++;
+    if (p->ctx->progress && (p->done % 256 == 0 || p->done == p->paths->count))
+        fprintf(stderr, "\r\033[Kscanned %zu/%zu files", p->done, p->paths->count);
+}
+
+int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count)
+{
+    path_list list = {0};
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        struct stat st;
+        if (lstat(paths[i], &st) != 0) {
+            fprintf(stderr, "keyward scan: %s: %s\n", paths[i], strerror(errno));
+            rc = -1;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = !ctx->no_ignore && cli_git_in_work_tree(paths[i]) ? walk_git(&list, paths[i])
+                                                 : walk_plain(&list, paths[i]);
+        } else {
+            rc = path_push(&list, strdup(paths[i]));
+        }
+    }
+    pool_ctx p = {.ctx = ctx, .paths = &list};
+    if (rc == 0 && list.count) {
+        kw_scan_files_opts opts = {
+            .threads = ctx->threads,
+            .max_size = ctx->max_size,
+            .flags = KW_SCAN_LOCATE | KW_SCAN_HONOR_ALLOW,
+            .on_finding = on_pool_finding,
+            .on_file = on_pool_file,
+            .ctx = &p,
+        };
+        int err = kw_scan_files(ctx->engine, (const char *const *)list.items, list.count, &opts);
+        if (ctx->progress) fprintf(stderr, "\r\033[K");
+        if (err) {
+            fprintf(stderr, "keyward scan: %s\n", kw_strerror(err));
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; i < list.count; i++) free(list.items[i]);
+    free(list.items);
+    return rc;
+}
+
+/* ---- single buffers: stdin and staged blobs ------------------------- */
+
+typedef struct buffer_ctx {
+    cli_scan_ctx *ctx;
+    const char *file;
+    const char *commit;
+    const size_t *line_map; /* history: buffer line -> line in the new file */
+    size_t line_map_len;
+} buffer_ctx;
+
+static int on_buffer_finding(const kw_scan_finding *f, const char *data, void *arg)
+{
+    (void)data;
+    buffer_ctx *b = arg;
+    size_t line = 0;
+    if (b->line_map && f->line >= 1 && f->line <= b->line_map_len) line = b->line_map[f->line - 1];
+    return cli_findings_add(&b->ctx->findings, f, b->file, b->commit, line);
+}
+
+static int scan_one(cli_scan_ctx *ctx, buffer_ctx *b, const char *data, size_t len)
+{
+    int rc = kw_scan_buffer(ctx->engine, ctx->scratch, data, len,
+                            KW_SCAN_LOCATE | KW_SCAN_HONOR_ALLOW, on_buffer_finding, b);
+    if (rc) fprintf(stderr, "keyward scan: %s: %s\n", b->file, kw_strerror(rc));
+    return rc;
+}
+
+int cli_scan_stdin(cli_scan_ctx *ctx)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    int rc = -1;
+    if (!buf) goto cleanup;
+    for (;;) {
+        if (len == cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) goto cleanup;
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t n = read(0, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            fprintf(stderr, "keyward scan: stdin: %s\n", strerror(errno));
+            goto cleanup;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    buffer_ctx b = {.ctx = ctx, .file = "-"};
+    rc = scan_one(ctx, &b, buf, len);
+cleanup:
+    free(buf);
+    return rc;
+}
+
+int cli_scan_staged(cli_scan_ctx *ctx)
+{
+    const char *argv[] = {"git", "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR",
+                          NULL};
+    char *names = NULL, *blob = NULL, *query = NULL;
+    size_t names_len = 0, cap = 0, len = 0;
+    cli_git_batch *batch = NULL;
+    int rc = -1;
+    if (cli_run_capture(argv, 1, &names, &names_len) != 0) {
+        fprintf(stderr, "keyward scan: --staged needs a git repository\n");
+        goto cleanup;
+    }
+    if (names_len == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (cli_git_batch_open(&batch) != 0) {
+        fprintf(stderr, "keyward scan: cannot run git cat-file\n");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < names_len;) {
+        const char *name = names + i;
+        size_t n = strlen(name);
+        i += n + 1;
+        if (!n) continue;
+        free(query);
+        if (!(query = malloc(n + 2))) goto cleanup;
+        sprintf(query, ":%s", name);
+        int got = cli_git_batch_get(batch, query, &blob, &cap, &len);
+        if (got < 0) {
+            fprintf(stderr, "keyward scan: cannot read staged %s\n", name);
+            goto cleanup;
+        }
+        if (got > 0 || (ctx->max_size && len > ctx->max_size) || kw_scan_looks_binary(blob, len))
+            continue;
+        buffer_ctx b = {.ctx = ctx, .file = name};
+        if (scan_one(ctx, &b, blob, len)) goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    cli_git_batch_close(batch);
+    free(names);
+    free(blob);
+    free(query);
+    return rc;
+}
+
+/* ---- history -------------------------------------------------------- */
+
+typedef struct file_diff {
+    char commit[41];
+    char *file;
+    char *text;       /* added lines, '\n'-terminated */
+    size_t len, cap;
+    size_t *line_map; /* per added line: its number in the new file */
+    size_t lines, lines_cap;
+} file_diff;
+
+static int diff_add_line(file_diff *d, const char *s, size_t n, size_t new_line)
+{
+    if (d->len + n + 1 > d->cap) {
+        size_t cap = d->cap ? d->cap : 4096;
+        while (cap < d->len + n + 1) cap *= 2;
+        char *t = realloc(d->text, cap);
+        if (!t) return -1;
+        d->text = t;
+        d->cap = cap;
+    }
+    if (d->lines == d->lines_cap) {
+        size_t cap = d->lines_cap ? d->lines_cap * 2 : 256;
+        size_t *m = realloc(d->line_map, cap * sizeof *m);
+        if (!m) return -1;
+        d->line_map = m;
+        d->lines_cap = cap;
+    }
+    memcpy(d->text + d->len, s, n);
+    d->len += n;
+    d->text[d->len++] = '\n';
+    d->line_map[d->lines++] = new_line;
+    return 0;
+}
+
+static int diff_flush(cli_scan_ctx *ctx, file_diff *d)
+{
+    int rc = 0;
+    if (d->file && d->len && !kw_scan_looks_binary(d->text, d->len)) {
+        buffer_ctx b = {.ctx = ctx, .file = d->file, .commit = d->commit,
+                        .line_map = d->line_map, .line_map_len = d->lines};
+        rc = scan_one(ctx, &b, d->text, d->len);
+    }
+    free(d->file);
+    d->file = NULL;
+    d->len = 0;
+    d->lines = 0;
+    return rc;
+}
+
+/* "+++ b/path" (git may quote unusual names: "+++ \"b/p\\tq\""; we strip
+ * the quotes and keep escapes as they are, which is good enough to name it). */
+static char *diff_path(const char *s)
+{
+    size_t n = strcspn(s, "\n");
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (n >= 2 && s[0] == 'b' && s[1] == '/') {
+        s += 2;
+        n -= 2;
+    }
+    return strndup(s, n);
+}
+
+int cli_scan_history(cli_scan_ctx *ctx, const char *since)
+{
+    char *not_since = NULL;
+    const char *argv[16];
+    int a = 0;
+    argv[a++] = "git";
+    argv[a++] = "-c";
+    argv[a++] = "core.quotepath=off";
+    argv[a++] = "log";
+    argv[a++] = "-p";
+    argv[a++] = "--no-color";
+    argv[a++] = "--no-ext-diff";
+    argv[a++] = "--no-textconv";
+    argv[a++] = "--format=format:commit %H";
+    argv[a++] = "--all";
+    if (since) {
+        if (!(not_since = malloc(strlen(since) + 2))) return -1;
+        sprintf(not_since, "^%s", since);
+        argv[a++] = not_since;
+    }
+    argv[a++] = "--";
+    argv[a] = NULL;
+    pid_t pid;
+    FILE *log = cli_spawn_reader(argv, &pid);
+    if (!log) {
+        free(not_since);
+        fprintf(stderr, "keyward scan: cannot run git log\n");
+        return -1;
+    }
+    file_diff d = {0};
+    char *line = NULL;
+    size_t line_cap = 0, new_line = 0;
+    long old_left = 0, new_left = 0; /* lines still to come in the current hunk */
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &line_cap, log)) > 0) {
+        if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+        if (old_left > 0 || new_left > 0) {
+            if (line[0] == '+') {
+                rc = diff_add_line(&d, line + 1, (size_t)n - 1, new_line++);
+                new_left--;
+            } else if (line[0] == '-') {
+                old_left--;
+            } else if (line[0] == ' ' || n == 0) {
+                old_left--;
+                new_left--;
+                new_line++;
+            } /* '\\ No newline at end of file' changes nothing */
+            continue;
+        }
+        if (strncmp(line, "commit ", 7) == 0) {
+            rc = diff_flush(ctx, &d);
+            snprintf(d.commit, sizeof d.commit, "%s", line + 7);
+        } else if (strncmp(line, "diff --git ", 11) == 0) {
+            rc = diff_flush(ctx, &d);
+        } else if (strncmp(line, "+++ ", 4) == 0) {
+            free(d.file);
+            d.file = strcmp(line + 4, "/dev/null") ? diff_path(line + 4) : NULL;
+        } else if (strncmp(line, "@@ -", 4) == 0) {
+            /* @@ -a[,b] +c[,d] @@ */
+            long old_start = 0, old_count = 1, new_start = 0, new_count = 1;
+            char *p = line + 4;
+            old_start = strtol(p, &p, 10);
+            if (*p == ',') old_count = strtol(p + 1, &p, 10);
+            if (*p == ' ' && p[1] == '+') {
+                new_start = strtol(p + 2, &p, 10);
+                if (*p == ',') new_count = strtol(p + 1, &p, 10);
+            }
+            (void)old_start;
+            old_left = old_count;
+            new_left = new_count;
+            new_line = (size_t)new_start;
+        }
+    }
+    if (rc == 0) rc = diff_flush(ctx, &d);
+    else fprintf(stderr, "keyward scan: out of memory reading history\n");
+    free(line);
+    free(d.file);
+    free(d.text);
+    free(d.line_map);
+    fclose(log);
+    int status = cli_wait(pid);
+    free(not_since);
+    if (rc == 0 && status != 0) {
+        fprintf(stderr, "keyward scan: git log failed (not a repository, or bad --since?)\n");
+        rc = -1;
+    }
+    return rc;
+}

@@ -1,0 +1,351 @@
+"""Integration tests for `keyward scan`, `keyward redact` and `keyward hook`.
+
+Runs the real binary (env KEYWARD_BIN) against the fixture corpus and
+against throwaway git repositories made in temp dirs.  Keys are generated
+here the way lib/key.c does (48 random base62 chars + base62 CRC32)."""
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+
+BIN = os.environ.get("KEYWARD_BIN", "keyward")
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "fixtures", "scan")
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def keyward_key(prefix="phx_"):
+    body = "".join(secrets.choice(BASE62) for _ in range(48))
+    crc = zlib.crc32((prefix + body).encode())
+    digits = ""
+    for _ in range(6):
+        digits = BASE62[crc % 62] + digits
+        crc //= 62
+    return prefix + body + digits
+
+
+def mask(key):
+    return key[:4] + "..." + key[-4:]
+
+
+def run(args, cwd=None, stdin=None, env=None):
+    return subprocess.run([BIN] + args, cwd=cwd, input=stdin, capture_output=True, env=env,
+                          timeout=120)
+
+
+class GitRepo:
+    """A temp git repository with an isolated config."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="kw_git_")
+        self.env = dict(os.environ, HOME=self.dir, GIT_CONFIG_NOSYSTEM="1",
+                        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+        self.git("init", "-q")
+
+    def git(self, *args, check=True):
+        return subprocess.run(["git"] + list(args), cwd=self.dir, env=self.env,
+                              capture_output=True, text=True, check=check)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def keyward(self, *args):
+        return subprocess.run([BIN] + list(args), cwd=self.dir, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CorpusTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kw_corpus_")
+        self.corpus = os.path.join(self.tmp, "corpus")
+        shutil.copytree(os.path.join(FIXTURES, "corpus"), self.corpus)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def expected(self):
+        with open(os.path.join(FIXTURES, "expected.txt")) as f:
+            return sorted(line.strip() for line in f if line.strip())
+
+    def test_text_output_matches_expected_findings(self):
+        r = run(["scan", "."], cwd=self.corpus)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        found = []
+        for line in r.stdout.decode().splitlines():
+            file, lineno, col, rest = line.split(":", 3)
+            rule, confidence, masked = rest.split()[:3]
+            self.assertIn(confidence, ("high", "medium"))
+            self.assertRegex(masked, r"^(.{4}\.\.\..{4}|\*{8})$")
+            found.append(f"{file}:{lineno}:{rule}")
+        self.assertEqual(sorted(found), self.expected())
+
+    def test_output_never_contains_a_secret(self):
+        with open(os.path.join(self.corpus, "config", "settings.py")) as f:
+            key = re.search(r"phx_[0-9A-Za-z]{54}", f.read()).group(0)
+        self.assertTrue(key.startswith("phx_") and len(key) == 58)
+        for fmt in ("text", "json", "sarif"):
+            r = run(["scan", "--format", fmt, "."], cwd=self.corpus)
+            self.assertNotIn(key.encode(), r.stdout + r.stderr)
+            self.assertNotIn(key[4:40].encode(), r.stdout)
+
+    def test_json_and_baseline(self):
+        r = run(["scan", "--format", "json", "."], cwd=self.corpus)
+        self.assertEqual(r.returncode, 1)
+        findings = json.loads(r.stdout)
+        self.assertEqual(len(findings), len(self.expected()))
+        for f in findings:
+            self.assertEqual(set(f), {"file", "line", "column", "rule", "confidence", "mask",
+                                      "fingerprint"})
+            self.assertRegex(f["fingerprint"], "^[0-9a-f]{64}$")
+        baseline = os.path.join(self.tmp, "baseline.json")
+        with open(baseline, "wb") as f:
+            f.write(r.stdout)
+        r = run(["scan", "--baseline", baseline, "."], cwd=self.corpus)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(r.stdout, b"")
+        # a new secret is still reported
+        key = keyward_key("phs_")
+        with open(os.path.join(self.corpus, "new.txt"), "w") as f:
+            f.write(f"k = {key}\n")
+        r = run(["scan", "--baseline", baseline, "."], cwd=self.corpus)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout.decode().strip(),
+                         f"new.txt:1:5: posthog-project-secret-key high {mask(key)}")
+
+    def test_sarif_structure(self):
+        r = run(["scan", "--format", "sarif", "."], cwd=self.corpus)
+        self.assertEqual(r.returncode, 1)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["version"], "2.1.0")
+        self.assertIn("sarif", doc["$schema"])
+        self.assertEqual(len(doc["runs"]), 1)
+        driver = doc["runs"][0]["tool"]["driver"]
+        self.assertEqual(driver["name"], "keyward")
+        rule_ids = {rule["id"] for rule in driver["rules"]}
+        for rule in driver["rules"]:
+            self.assertTrue(rule["shortDescription"]["text"])
+        results = doc["runs"][0]["results"]
+        self.assertEqual(len(results), len(self.expected()))
+        for res in results:
+            self.assertIn(res["ruleId"], rule_ids)
+            self.assertIn(res["level"], ("error", "warning"))
+            self.assertTrue(res["message"]["text"])
+            loc = res["locations"][0]["physicalLocation"]
+            self.assertFalse(loc["artifactLocation"]["uri"].startswith("/"))
+            self.assertGreaterEqual(loc["region"]["startLine"], 1)
+            self.assertGreaterEqual(loc["region"]["startColumn"], 1)
+            self.assertRegex(res["partialFingerprints"]["keyward/v1"], "^[0-9a-f]{64}$")
+
+    def test_single_file_and_max_size(self):
+        r = run(["scan", "deploy/.env"], cwd=self.corpus)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(len(r.stdout.splitlines()), 3)
+        r = run(["scan", "--max-size", "100", "deploy/.env"], cwd=self.corpus)
+        self.assertEqual(r.returncode, 0)
+
+
+class ScanTest(unittest.TestCase):
+    def test_stdin_and_exit_codes(self):
+        key = keyward_key("phc_")
+        r = run(["scan", "-"], stdin=f"hello\nposthog.init('{key}')\n".encode())
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout.decode(), f"-:2:15: posthog-project-token high {mask(key)}\n")
+        r = run(["scan", "-"], stdin=b"nothing to see\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b""))
+        for bad in (["scan", "--format", "xml", "-"], ["scan", "--bogus"],
+                    ["scan", "--since", "HEAD"]):
+            self.assertEqual(run(bad, stdin=b"").returncode, 2, bad)
+
+    def test_user_rules_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.toml")
+            with open(rules, "w") as f:
+                f.write("[rule]\nid = \"acme-token\"\npattern = 'acme_[0-9a-f]{32}'\n"
+                        "description = \"ACME API token\"\n")
+            token = "acme_" + secrets.token_hex(16)
+            r = run(["scan", "--rules", rules, "-"], stdin=f"x={token}\n".encode())
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"-:1:3: acme-token high acme...", r.stdout)
+            with open(rules, "w") as f:
+                f.write("[rule]\nid = \"x\"\n")
+            r = run(["scan", "--rules", rules, "-"], stdin=b"")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(b"without pattern", r.stderr)
+
+    def test_plain_directory_skips_symlinks_and_binaries(self):
+        with tempfile.TemporaryDirectory() as d:
+            outside = os.path.join(d, "outside.txt")
+            tree = os.path.join(d, "tree")
+            os.makedirs(os.path.join(tree, "sub"))
+            with open(outside, "w") as f:
+                f.write(keyward_key() + "\n")
+            os.symlink(outside, os.path.join(tree, "link.txt"))
+            os.symlink(d, os.path.join(tree, "sub", "up"))
+            with open(os.path.join(tree, "sub", "blob.bin"), "wb") as f:
+                f.write(b"\0" + keyward_key().encode())
+            key = keyward_key("phs_")
+            with open(os.path.join(tree, "sub", "real.txt"), "w") as f:
+                f.write(key + "\n")
+            r = run(["scan", tree])
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stdout.decode(),
+                             f"{tree}/sub/real.txt:1:1: posthog-project-secret-key high {mask(key)}\n")
+
+
+class GitTest(unittest.TestCase):
+    def setUp(self):
+        self.repo = GitRepo()
+
+    def tearDown(self):
+        self.repo.close()
+
+    def test_gitignore_respected(self):
+        key = keyward_key()
+        self.repo.write(".gitignore", "secrets.local\n")
+        self.repo.write("secrets.local", key + "\n")
+        self.repo.write("app/untracked.py", f"K = '{key}'\n")
+        r = self.repo.keyward("scan", ".")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, f"app/untracked.py:1:6: posthog-personal-api-key high {mask(key)}\n")
+
+    def test_staged_only(self):
+        key = keyward_key()
+        self.repo.write("clean.txt", "hello\n")
+        self.repo.git("add", "clean.txt")
+        self.repo.write("clean.txt", f"hello {key}\n")  # not staged
+        r = self.repo.keyward("scan", "--staged")
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        self.repo.git("add", "clean.txt")
+        self.repo.write("clean.txt", "hello\n")  # staged version still has it
+        r = self.repo.keyward("scan", "--staged")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, f"clean.txt:1:7: posthog-personal-api-key high {mask(key)}\n")
+
+    def test_git_history_finds_removed_key(self):
+        key = keyward_key("phs_")
+        self.repo.write("README", "intro\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "first")
+        first = self.repo.git("rev-parse", "HEAD").stdout.strip()
+        self.repo.write("config/app.ini", f"[api]\nname = demo\nkey = {key}\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "add key")
+        leaked = self.repo.git("rev-parse", "HEAD").stdout.strip()
+        self.repo.write("config/app.ini", "[api]\nname = demo\nkey = from-env\n")
+        self.repo.git("commit", "-qam", "remove key")
+        self.assertEqual(self.repo.keyward("scan", ".").returncode, 0)
+        r = self.repo.keyward("scan", "--git-history", "--format", "json")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        findings = json.loads(r.stdout)
+        self.assertEqual(len(findings), 1)
+        f = findings[0]
+        self.assertEqual((f["file"], f["line"], f["column"], f["rule"], f["commit"]),
+                         ("config/app.ini", 3, 7, "posthog-project-secret-key", leaked))
+        r = self.repo.keyward("scan", "--git-history")
+        self.assertIn(f"config/app.ini:3:7: posthog-project-secret-key high {mask(key)} "
+                      f"commit={leaked}", r.stdout)
+        r = self.repo.keyward("scan", "--git-history", "--since", leaked)
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        r = self.repo.keyward("scan", "--git-history", "--since", first)
+        self.assertEqual(r.returncode, 1)
+
+    def test_hook_blocks_and_allows(self):
+        r = self.repo.keyward("hook", "install")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hook = os.path.join(self.repo.dir, ".git", "hooks", "pre-commit")
+        self.assertTrue(os.access(hook, os.X_OK))
+        self.repo.write("ok.txt", "nothing secret\n")
+        self.repo.git("add", "ok.txt")
+        c = self.repo.git("commit", "-qm", "clean", check=False)
+        self.assertEqual(c.returncode, 0, c.stderr)
+        key = keyward_key()
+        self.repo.write("leak.py", f"KEY = '{key}'\n")
+        self.repo.git("add", "leak.py")
+        c = self.repo.git("commit", "-qm", "leak", check=False)
+        self.assertNotEqual(c.returncode, 0)
+        self.assertIn("commit blocked", c.stderr)
+        self.assertIn(mask(key), c.stdout + c.stderr)
+        self.assertNotIn(key, c.stdout + c.stderr)
+        self.assertEqual(self.repo.git("rev-list", "--count", "HEAD").stdout.strip(), "1")
+        # keyward:allow lets a known false positive through
+        self.repo.write("leak.py", f"KEY = '{key}'  # keyward:allow\n")
+        self.repo.git("add", "leak.py")
+        self.assertEqual(self.repo.git("commit", "-qm", "allowed", check=False).returncode, 0)
+        r = self.repo.keyward("hook", "uninstall")
+        self.assertEqual(r.returncode, 0)
+        self.assertFalse(os.path.exists(hook))
+
+    def test_hook_keeps_foreign_hook(self):
+        hook = os.path.join(self.repo.dir, ".git", "hooks", "pre-commit")
+        os.makedirs(os.path.dirname(hook), exist_ok=True)
+        with open(hook, "w") as f:
+            f.write("#!/bin/sh\necho theirs\n")
+        r = self.repo.keyward("hook", "install")
+        self.assertNotEqual(r.returncode, 0)
+        with open(hook) as f:
+            self.assertIn("theirs", f.read())
+        self.assertNotEqual(self.repo.keyward("hook", "uninstall").returncode, 0)
+        self.assertTrue(os.path.exists(hook))
+        r = self.repo.keyward("hook", "install", "--force")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(hook) as f:
+            self.assertIn("keyward-hook", f.read())
+        with open(hook + ".keyward-backup") as f:
+            self.assertIn("theirs", f.read())
+        self.assertEqual(self.repo.keyward("hook", "install").returncode, 0)  # re-install
+
+
+class RedactTest(unittest.TestCase):
+    def test_redacts_and_keeps_other_bytes(self):
+        k1, k2 = keyward_key(), keyward_key("phc_")
+        aws = "AKIA" + "".join(secrets.choice(BASE62[:36]) for _ in range(16))
+        text = (f"2024-01-01 GET /flags?token={k2} 200\n\tplain \xe9 line\r\n"
+                f"auth: Bearer {k1}\nid={aws}\nno newline at end").encode("latin-1")
+        r = run(["redact"], stdin=text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        expected = (f"2024-01-01 GET /flags?token={mask(k2)} 200\n\tplain \xe9 line\r\n"
+                    f"auth: Bearer {mask(k1)}\nid={mask(aws)}\nno newline at end").encode("latin-1")
+        self.assertEqual(r.stdout, expected)
+
+    def test_large_input(self):
+        key = keyward_key()
+        line = b"some ordinary log line with numbers 12345 and words\n"
+        blob = line * 50000 + f"leak {key}\n".encode() + line * 50000
+        r = run(["redact"], stdin=blob)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(len(r.stdout), len(blob) - len(key) + len(mask(key)))
+        self.assertNotIn(key.encode(), r.stdout)
+
+    def test_line_by_line_pipe(self):
+        key = keyward_key()
+        p = subprocess.Popen([BIN, "redact"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            p.stdin.write(f"first {key}\n".encode())
+            p.stdin.flush()
+            self.assertEqual(p.stdout.readline(), f"first {mask(key)}\n".encode())
+            p.stdin.write(b"second\n")
+            p.stdin.flush()
+            self.assertEqual(p.stdout.readline(), b"second\n")
+        finally:
+            p.stdin.close()
+            p.wait(timeout=10)
+        self.assertEqual(p.returncode, 0)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(BIN) and shutil.which(BIN) is None:
+        sys.exit(f"KEYWARD_BIN not found: {BIN}")
+    unittest.main(verbosity=2)

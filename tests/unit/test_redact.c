@@ -1,0 +1,205 @@
+/* test_redact.c — the streaming redactor: same output whatever the chunk
+ * sizes (down to 1 byte), nothing but secrets changed, complete lines
+ * released at once, private key blocks and over-long lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/scan.h"
+
+typedef struct sink {
+    char *data;
+    size_t len, cap;
+} sink;
+
+static int to_sink(const char *data, size_t len, void *ctx)
+{
+    sink *s = ctx;
+    if (s->len + len + 1 > s->cap) {
+        s->cap = (s->len + len + 1) * 2;
+        s->data = realloc(s->data, s->cap);
+    }
+    memcpy(s->data + s->len, data, len);
+    s->len += len;
+    s->data[s->len] = '\0';
+    return 0;
+}
+
+typedef struct fixture {
+    kw_scan_rules *rules;
+    kw_scan_engine *engine;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    char err[256];
+    assert_int_equal(kw_scan_rules_new(&fx->rules), KW_OK);
+    assert_int_equal(kw_scan_engine_new(fx->rules, &fx->engine, err, sizeof err), KW_OK);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    kw_scan_engine_free(fx->engine);
+    kw_scan_rules_free(fx->rules);
+    free(fx);
+    return 0;
+}
+
+/* Redacts `in` fed in chunks of `chunk` bytes; returns the output. */
+static sink redact(fixture *fx, const char *in, size_t len, size_t chunk, uint64_t *count)
+{
+    sink out = {0};
+    kw_redactor *r;
+    assert_int_equal(kw_redact_new(fx->engine, to_sink, &out, &r), KW_OK);
+    for (size_t i = 0; i < len; i += chunk)
+        assert_int_equal(kw_redact_feed(r, in + i, len - i < chunk ? len - i : chunk), KW_OK);
+    assert_int_equal(kw_redact_finish(r), KW_OK);
+    if (count) *count = kw_redact_count(r);
+    kw_redact_free(r);
+    if (!out.data) out.data = calloc(1, 1);
+    return out;
+}
+
+static void test_one_byte_chunks(void **state)
+{
+    fixture *fx = *state;
+    char k1[KW_KEY_LEN + 1], k2[KW_KEY_LEN + 1], in[1024], expected[1024], m1[KW_MASK_MAX],
+        m2[KW_MASK_MAX];
+    kw_key_generate(KW_KEY_PERSONAL, k1);
+    kw_key_generate(KW_KEY_SECRET, k2);
+    kw_key_mask(k1, strlen(k1), m1);
+    kw_key_mask(k2, strlen(k2), m2);
+    snprintf(in, sizeof in, "GET /api?personal_api_key=%s HTTP/1.1\nplain line\n%s\tlast", k1, k2);
+    snprintf(expected, sizeof expected, "GET /api?personal_api_key=%s HTTP/1.1\nplain line\n%s\tlast",
+             m1, m2);
+    for (size_t chunk = 1; chunk <= 97; chunk += (chunk < 8 ? 1 : 13)) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunk, &count);
+        assert_string_equal(out.data, expected);
+        assert_int_equal(count, 2);
+        free(out.data);
+    }
+}
+
+static void test_every_split_point(void **state)
+{
+    fixture *fx = *state;
+    char key[KW_KEY_LEN + 1], in[256];
+    kw_key_generate(KW_KEY_PROJECT, key);
+    snprintf(in, sizeof in, "token=%s\n", key);
+    size_t len = strlen(in);
+    for (size_t split = 1; split < len; split++) {
+        sink out = {0};
+        kw_redactor *r;
+        assert_int_equal(kw_redact_new(fx->engine, to_sink, &out, &r), KW_OK);
+        kw_redact_feed(r, in, split);
+        kw_redact_feed(r, in + split, len - split);
+        kw_redact_finish(r);
+        assert_null(strstr(out.data, key));
+        assert_non_null(strstr(out.data, "phc_..."));
+        kw_redact_free(r);
+        free(out.data);
+    }
+}
+
+static void test_clean_input_unchanged(void **state)
+{
+    fixture *fx = *state;
+    size_t len = 3u << 20; /* several buffers */
+    char *in = malloc(len + 1);
+    for (size_t i = 0; i < len; i++) in[i] = (i % 61 == 60) ? '\n' : (char)('a' + i % 26);
+    in[len] = '\0';
+    uint64_t count;
+    sink out = redact(fx, in, len, 65536, &count);
+    assert_int_equal(out.len, len);
+    assert_memory_equal(out.data, in, len);
+    assert_int_equal(count, 0);
+    free(out.data);
+    free(in);
+}
+
+static void test_complete_lines_released(void **state)
+{
+    fixture *fx = *state;
+    sink out = {0};
+    kw_redactor *r;
+    assert_int_equal(kw_redact_new(fx->engine, to_sink, &out, &r), KW_OK);
+    kw_redact_feed(r, "first line\nsecond", 17);
+    assert_non_null(out.data);
+    assert_string_equal(out.data, "first line\n");
+    kw_redact_feed(r, " half\n", 6);
+    assert_string_equal(out.data, "first line\nsecond half\n");
+    kw_redact_finish(r);
+    kw_redact_free(r);
+    free(out.data);
+}
+
+static void test_private_key_across_chunks(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "log: key follows\n-----BEGIN EC PRIVATE KEY-----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+                     "AwEHoUQDQgAEr7Tq9Lm2Xc4Vb8Nk1Hj6Gf3Ds5Ap0Qw7Ze2Rt9Yu4Io1Pa6Sd3Fg==\n"
+                     "-----END EC PRIVATE KEY-----\nafter\n";
+    for (size_t chunk = 1; chunk < 80; chunk += 7) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunk, &count);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+        assert_null(strstr(out.data, "Yu4Io1Pa6Sd3"));
+        assert_non_null(strstr(out.data, "MHcC...Fg=="));
+        assert_non_null(strstr(out.data, "-----BEGIN EC PRIVATE KEY-----\n"));
+        assert_non_null(strstr(out.data, "\n-----END EC PRIVATE KEY-----\nafter\n"));
+        free(out.data);
+    }
+}
+
+static void test_line_longer_than_buffer(void **state)
+{
+    fixture *fx = *state;
+    char key[KW_KEY_LEN + 1];
+    kw_key_generate(KW_KEY_PERSONAL, key);
+    size_t len = (1u << 20) * 2 + 12345;
+    char *in = malloc(len + 1);
+    memset(in, 'x', len);
+    for (size_t i = 0; i < len; i += 997) in[i] = ' ';
+    /* keys around the first cut (buffer size minus the kept tail) and the
+     * buffer edges */
+    size_t at[] = {(1u << 20) - 4096 - 20, (1u << 20) - 30, (1u << 20) + 5, len - 70};
+    for (size_t i = 0; i < 4; i++) {
+        in[at[i] - 1] = ' ';
+        memcpy(in + at[i], key, KW_KEY_LEN);
+        in[at[i] + KW_KEY_LEN] = ' ';
+    }
+    in[len] = '\0';
+    uint64_t count;
+    sink out = redact(fx, in, len, 1u << 16, &count);
+    assert_int_equal(count, 4);
+    assert_null(memmem(out.data, out.len, key, KW_KEY_LEN));
+    free(out.data);
+    free(in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_byte_chunks),
+        cmocka_unit_test(test_every_split_point),
+        cmocka_unit_test(test_clean_input_unchanged),
+        cmocka_unit_test(test_complete_lines_released),
+        cmocka_unit_test(test_private_key_across_chunks),
+        cmocka_unit_test(test_line_longer_than_buffer),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
