@@ -28,6 +28,7 @@
 struct kw_verifier {
     kw_store *store;
     _Atomic int64_t legacy_rows;
+    _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
     pthread_mutex_t lock;  /* guards the touch ring only */
     pthread_cond_t wake;
     char ring[TOUCH_RING][KW_ID_LEN + 1];
@@ -130,6 +131,20 @@ static int find_legacy(kw_verifier *v, const char *key, size_t len, kw_pkey *row
     return KW_ERR_NOTFOUND;
 }
 
+/* Whether any pbkdf2 rows exist, re-read at most once a second so rows
+ * imported by another process are found soon, while a flood of made-up
+ * legacy-length keys costs one indexed count a second, never PBKDF2 runs. */
+static int legacy_rows_exist(kw_verifier *v)
+{
+    if (atomic_load_explicit(&v->legacy_rows, memory_order_relaxed) > 0) return 1;
+    int64_t now = kw_now(), last = atomic_load(&v->legacy_checked_at);
+    if (now - last < 1000000 || !atomic_compare_exchange_strong(&v->legacy_checked_at, &last, now))
+        return 0;
+    int64_t count = 0;
+    if (kw_store_pkey_legacy_count(v->store, &count) == KW_OK) atomic_store(&v->legacy_rows, count);
+    return count > 0;
+}
+
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len, kw_principal *out)
 {
     kw_key_info info;
@@ -143,8 +158,7 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     kw_pkey *row = &row_buf;
     kw_verify_result result = KW_VERIFY_INVALID;
     int rc = kw_store_pkey_by_hash(v->store, hash, row);
-    if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY &&
-        atomic_load_explicit(&v->legacy_rows, memory_order_relaxed) > 0)
+    if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY && legacy_rows_exist(v))
         rc = find_legacy(v, key, len, row);
     if (rc) {
         result = rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;

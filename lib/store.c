@@ -97,4 +97,5 @@ FORWARD(flag_update, (kw_store *store, kw_flag *f), (store, f))
 FORWARD(activity_insert, (kw_store *store, kw_activity *a), (store, a))
 FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity_cb cb, void *c),
         (store, q, cb, c))
+FORWARD(auth_generation, (kw_store *store, int64_t *g), (store, g))
 FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))

@@ -32,7 +32,7 @@ enum stmt_id {
     ST_PKEY_INSERT, ST_PKEY_GET, ST_PKEY_LIST, ST_PKEY_UPDATE, ST_PKEY_ROLL, ST_PKEY_DELETE,
     ST_PKEY_BY_HASH, ST_PKEY_TOUCH, ST_PKEY_REHASH, ST_PKEY_LEGACY_COUNT,
     ST_FLAG_INSERT, ST_FLAG_GET, ST_FLAG_LIST_NEWEST, ST_FLAG_LIST_BY_KEY, ST_FLAG_UPDATE,
-    ST_ACTIVITY_INSERT, ST_SCHEMA_VERSION,
+    ST_ACTIVITY_INSERT, ST_SCHEMA_VERSION, ST_AUTH_GENERATION,
     ST_COUNT
 };
 
@@ -86,8 +86,11 @@ static const char *const SQL[ST_COUNT] = {
                       "AND (last_used_at IS NULL OR last_used_at <= $2::bigint - $3::bigint)",
     [ST_PKEY_REHASH] = "UPDATE personal_api_keys SET secure_value = $3 "
                        "WHERE id = $1 AND secure_value = $2",
+    /* A range on the unique index: O(log n), not a scan, since it is
+     * asked again whenever a legacy-length key misses. */
     [ST_PKEY_LEGACY_COUNT] = "SELECT COUNT(*) FROM personal_api_keys "
-                             "WHERE secure_value LIKE 'pbkdf2%'",
+                             "WHERE secure_value >= 'pbkdf2_sha256$' AND secure_value < 'pbkdf2_sha256%'",
+    [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
     [ST_FLAG_INSERT] = "INSERT INTO feature_flags(project_id, key, name, filters, active, deleted, "
                        "ensure_experience_continuity, version, created_by, created_at, updated_at) "
                        "VALUES ($1, $2, $3, $4, $5::integer <> 0, FALSE, $6::integer <> 0, 1, $7, "
@@ -515,6 +518,11 @@ static int pg_pkey_legacy_count(kw_store *b, int64_t *count)
     return count_stmt(P(b), ST_PKEY_LEGACY_COUNT, count);
 }
 
+static int pg_auth_generation(kw_store *b, int64_t *generation)
+{
+    return count_stmt(P(b), ST_AUTH_GENERATION, generation);
+}
+
 /* ---- feature flags ------------------------------------------------------- */
 
 static int pg_flag_insert(kw_store *b, kw_flag *f)
@@ -718,6 +726,7 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_touch = pg_pkey_touch,
     .pkey_rehash = pg_pkey_rehash,
     .pkey_legacy_count = pg_pkey_legacy_count,
+    .auth_generation = pg_auth_generation,
     .flag_insert = pg_flag_insert,
     .flag_get = pg_flag_get,
     .flag_list = pg_flag_list,

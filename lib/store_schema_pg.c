@@ -115,6 +115,31 @@ const char *const kw_pg_migrations[] = {
     "      p_scopes, p_teams, p_orgs);"
     "  RETURN TRUE;"
     " END $fn$;",
+
+    /* 2: the auth generation (see store_schema_sqlite.c, migration 2).  The
+     * trigger also NOTIFYs keyward_auth so instances that LISTEN drop their
+     * caches at once instead of at their next poll. */
+    "CREATE TABLE kw_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
+    "INSERT INTO kw_meta VALUES ('auth_generation', 1);"
+    "CREATE FUNCTION kw_bump_auth_generation() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "DECLARE g BIGINT; BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation' RETURNING value INTO g;"
+    "  PERFORM pg_notify('keyward_auth', g::text);"
+    "  RETURN NULL;"
+    "END $$;"
+    "CREATE TRIGGER personal_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  scoped_teams, scoped_organizations, user_id ON personal_api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER personal_api_keys_auth_delete AFTER DELETE ON personal_api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER project_secret_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  project_id ON project_secret_api_keys FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER project_secret_api_keys_auth_delete AFTER DELETE ON project_secret_api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER users_auth_update AFTER UPDATE OF is_active ON users"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER users_auth_delete AFTER DELETE ON users"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();",
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

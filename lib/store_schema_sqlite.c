@@ -87,6 +87,27 @@ const char *const kw_sqlite_migrations[] = {
     "  ip_address TEXT,"
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX activity_log_project ON activity_log(project_id, created_at, id);",
+
+    /* 2: the auth generation — bumped, in the writing transaction, by every
+     * change that can alter a verification result, so verification caches in
+     * other processes and instances notice by reading one row.  last_used_at
+     * touches are not among them (they would flush caches hourly). */
+    "CREATE TABLE kw_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO kw_meta VALUES ('auth_generation', 1);"
+    "CREATE TRIGGER personal_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  scoped_teams, scoped_organizations, user_id ON personal_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER personal_api_keys_auth_delete AFTER DELETE ON personal_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER project_secret_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  project_id ON project_secret_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER project_secret_api_keys_auth_delete AFTER DELETE ON project_secret_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER users_auth_update AFTER UPDATE OF is_active ON users BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER users_auth_delete AFTER DELETE ON users BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
 };
 
 const int kw_sqlite_migration_count =

@@ -26,6 +26,7 @@ enum stmt_id {
     ST_PKEY_BY_HASH, ST_PKEY_TOUCH, ST_PKEY_REHASH, ST_PKEY_LEGACY_COUNT,
     ST_FLAG_INSERT, ST_FLAG_GET, ST_FLAG_LIST_NEWEST, ST_FLAG_LIST_BY_KEY, ST_FLAG_UPDATE,
     ST_ACTIVITY_INSERT,
+    ST_AUTH_GENERATION,
     ST_COUNT
 };
 
@@ -76,8 +77,10 @@ static const char *const SQL[ST_COUNT] = {
                       "AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
     [ST_PKEY_REHASH] = "UPDATE personal_api_keys SET secure_value = ?3 "
                        "WHERE id = ?1 AND secure_value = ?2",
+    /* A range on the unique index: O(log n), not a scan, since it is
+     * asked again whenever a legacy-length key misses. */
     [ST_PKEY_LEGACY_COUNT] = "SELECT COUNT(*) FROM personal_api_keys "
-                             "WHERE secure_value LIKE 'pbkdf2%'",
+                             "WHERE secure_value >= 'pbkdf2_sha256$' AND secure_value < 'pbkdf2_sha256%'",
     [ST_FLAG_INSERT] = "INSERT INTO feature_flags(project_id, key, name, filters, active, deleted, "
                        "ensure_experience_continuity, version, created_by, created_at, updated_at) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 1, ?7, ?8, ?8)",
@@ -92,6 +95,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ACTIVITY_INSERT] = "INSERT INTO activity_log(id, project_id, org_id, user_id, activity, "
                            "scope, item_id, detail, ip_address, created_at) "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
 };
 
 struct conn {
@@ -606,6 +610,11 @@ static int sq_pkey_legacy_count(kw_store *b, int64_t *count)
     return count_query(S(b), ST_PKEY_LEGACY_COUNT, count);
 }
 
+static int sq_auth_generation(kw_store *b, int64_t *generation)
+{
+    return count_query(S(b), ST_AUTH_GENERATION, generation);
+}
+
 static int sq_flag_insert(kw_store *b, kw_flag *f)
 {
     sqlite3_stmt *st = stmt(S(b), ST_FLAG_INSERT);
@@ -908,6 +917,7 @@ static const struct kw_store_ops SQLITE_OPS = {
     .activity_insert = sq_activity_insert,
     .activity_list = sq_activity_list,
     .activity_count = sq_activity_count,
+    .auth_generation = sq_auth_generation,
 };
 
 int kw_store_sqlite_open(const char *path, kw_store **out)

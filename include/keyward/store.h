@@ -192,4 +192,10 @@ int kw_store_activity_list(kw_store *store, const kw_activity_query *query,
                            kw_activity_cb cb, void *ctx);
 int kw_store_activity_count(kw_store *store, const kw_activity_query *query, int64_t *count);
 
+/* The auth generation: a counter the database bumps, in the writing
+ * transaction, whenever a key is rolled, re-scoped or deleted or a user is
+ * (de)activated or deleted.  Verification caches compare it to drop
+ * entries written by other processes or instances. */
+int kw_store_auth_generation(kw_store *store, int64_t *generation);
+
 #endif
