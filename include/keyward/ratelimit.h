@@ -1,0 +1,23 @@
+/* ratelimit.h — per-key rate limits (token buckets, in memory).
+ *
+ * A key with rate_limit_per_minute = N may burst N requests and refills at
+ * N per minute.  Buckets live in a fixed, sharded table keyed by key id, so
+ * the check is one short per-shard critical section and never allocates.
+ * The limit is per instance: behind a load balancer with k instances a key
+ * gets at most k × N per minute (docs/rate-limits.md says so). */
+#ifndef KEYWARD_RATELIMIT_H
+#define KEYWARD_RATELIMIT_H
+
+#include <stdint.h>
+
+typedef struct kw_ratelimit kw_ratelimit;
+
+int kw_ratelimit_new(unsigned slots, kw_ratelimit **out);
+void kw_ratelimit_free(kw_ratelimit *rl);
+
+/* Takes one token for `key_id` under a limit of `per_minute` at time `now`
+ * (microseconds).  Returns 0 when allowed; otherwise the number of whole
+ * seconds (≥ 1) after which a token will be available (Retry-After). */
+int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now);
+
+#endif
