@@ -51,6 +51,20 @@ static const kw_route ROUTES[] = {
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_ACTIVITY_LIST, "GET", "/api/projects/:project/activity_log", ADMIN, "activity_log:read",
      KW_LEVEL_MEMBER, NULL},
+    /* Project secret keys: members may see them, only project admins may
+     * create, change, roll or delete one (PostHog's rule). */
+    {KW_ROUTE_PSK_LIST, "GET", "/api/projects/:project/project_secret_api_keys", ADMIN,
+     "project:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_PSK_CREATE, "POST", "/api/projects/:project/project_secret_api_keys", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_GET, "GET", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_PSK_UPDATE, "PATCH", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_DELETE, "DELETE", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_ROLL, "POST", "/api/projects/:project/project_secret_api_keys/:id/roll", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 

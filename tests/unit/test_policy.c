@@ -48,6 +48,13 @@ static void test_match_table(void **state)
         {"GET", "/api/projects/7/activity_log", KW_MATCH_OK, KW_ROUTE_ACTIVITY_LIST, "7", ""},
         {"GET", "/api/environmentsx/7/activity_log", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/api/projects/7/feature_flags/9/extra", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/api/projects/7/project_secret_api_keys/", KW_MATCH_OK, KW_ROUTE_PSK_LIST, "7", ""},
+        {"POST", "/api/environments/7/project_secret_api_keys", KW_MATCH_OK, KW_ROUTE_PSK_CREATE, "7", ""},
+        {"GET", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_OK, KW_ROUTE_PSK_GET, "7", "s1"},
+        {"PATCH", "/api/projects/7/project_secret_api_keys/s1", KW_MATCH_OK, KW_ROUTE_PSK_UPDATE, "7", "s1"},
+        {"DELETE", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_OK, KW_ROUTE_PSK_DELETE, "7", "s1"},
+        {"POST", "/api/projects/7/project_secret_api_keys/s1/roll/", KW_MATCH_OK, KW_ROUTE_PSK_ROLL, "7", "s1"},
+        {"PUT", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
     };
@@ -95,6 +102,22 @@ static void test_refuse_kind(void **state)
     assert_true(kw_policy_refuse_kind(m.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
     assert_int_equal(p.status, 403);
     assert_string_equal(p.detail, "This action does not support project secret API key access");
+    /* phs_ never manages keys, not even its own project's. */
+    static const char *const ADMIN_ONLY[][2] = {
+        {"GET", "/api/projects/1/project_secret_api_keys/"},
+        {"POST", "/api/projects/1/project_secret_api_keys/"},
+        {"POST", "/api/projects/1/project_secret_api_keys/s/roll/"},
+        {"DELETE", "/api/projects/1/project_secret_api_keys/s/"},
+        {"GET", "/api/projects/1/feature_flags/"},
+        {"GET", "/api/personal_api_keys/"},
+    };
+    for (size_t i = 0; i < sizeof ADMIN_ONLY / sizeof ADMIN_ONLY[0]; i++) {
+        kw_route_match am;
+        assert_int_equal(kw_policy_match(ADMIN_ONLY[i][0], ADMIN_ONLY[i][1], &am), KW_MATCH_OK);
+        assert_true(kw_policy_refuse_kind(am.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
+        assert_int_equal(p.status, 403);
+        assert_string_equal(p.detail, "This action does not support project secret API key access");
+    }
     assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PROJECT, KW_SRC_HEADER, &p));
     assert_int_equal(p.status, 401);
     assert_string_equal(p.detail, "Personal API key found in request Authorization header is invalid.");
@@ -228,6 +251,18 @@ static void test_check_table(void **state)
     assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/", &alice_flags, detail), 403);
     assert_string_equal(detail, "This action does not support Personal API Key access");
     assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/@current/", &alice_flags, NULL), 200);
+    /* Project secret keys: members read, project admins write. */
+    snprintf(path, sizeof path, "/api/projects/%lld/project_secret_api_keys/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &carol_all, detail), 403);
+    assert_string_equal(detail, "You don't have sufficient permissions in the project.");
+    assert_int_equal(verdict(f, "POST", path, &alice_all, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &alice_flags, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'project:write'");
+    assert_int_equal(verdict(f, "GET", path, &bob_all, NULL), 404);
+    snprintf(path, sizeof path, "/api/projects/%lld/project_secret_api_keys/x/roll/",
+             (long long)f->p1.id);
+    assert_int_equal(verdict(f, "POST", path, &carol_all, NULL), 403);
     /* @current resolves to a project the key may reach. */
     assert_int_equal(verdict(f, "GET", "/api/projects/@current/", &alice_p1, NULL), 200);
 }
