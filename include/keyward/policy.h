@@ -36,6 +36,7 @@ typedef enum kw_route_id {
     KW_ROUTE_PKEY_UPDATE,
     KW_ROUTE_PKEY_DELETE,
     KW_ROUTE_PKEY_ROLL,
+    KW_ROUTE_FLAG_DEFS_PROJECT,
     KW_ROUTE_FLAG_LIST,
     KW_ROUTE_FLAG_CREATE,
     KW_ROUTE_FLAG_GET,
@@ -48,6 +49,8 @@ typedef enum kw_route_id {
     KW_ROUTE_PSK_UPDATE,
     KW_ROUTE_PSK_DELETE,
     KW_ROUTE_PSK_ROLL,
+    KW_ROUTE_FLAG_DEFS_LEGACY,
+    KW_ROUTE_FLAG_DEFS,
     KW_ROUTE_COUNT
 } kw_route_id;
 

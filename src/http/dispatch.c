@@ -37,6 +37,9 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_PSK_UPDATE] = kw_h_psk_update,
     [KW_ROUTE_PSK_DELETE] = kw_h_psk_delete,
     [KW_ROUTE_PSK_ROLL] = kw_h_psk_roll,
+    [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
+    [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
+    [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
 };
 
 /* The presented credential, or NULL. */

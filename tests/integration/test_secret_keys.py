@@ -139,5 +139,129 @@ class SecretKeyAccess(kwtest.KWTestCase):
                                kwtest.MSG_SECRET_UNSUPPORTED)
 
 
+class FlagDefinitions(kwtest.KWTestCase):
+    """The execution route: phs_ (and phx_) fetch flag definitions."""
+
+    base = "/api/projects/1/project_secret_api_keys/"
+
+    def setup_db(self):
+        self.env.tenants()
+
+    def make_phs(self, project=1, scopes=("feature_flag:read",), key=None, label="sdk"):
+        r = self.srv.post("/api/projects/%d/project_secret_api_keys/" % project,
+                          {"label": label, "scopes": list(scopes)}, key=key or self.key)
+        return self.assertStatus(r, 201)["value"]
+
+    def make_flag(self, key, active=True, project=1, api_key=None):
+        r = self.srv.post("/api/projects/%d/feature_flags/" % project, {
+            "key": key, "name": key.upper(), "active": active,
+            "filters": {"groups": [{"properties": [], "rollout_percentage": 50}]}},
+            key=api_key or self.key)
+        return self.assertStatus(r, 201)
+
+    def test_definitions_body_etag_304(self):
+        self.make_flag("zeta")
+        self.make_flag("alpha", active=False)
+        gone = self.make_flag("gone")
+        self.assertStatus(self.srv.delete("/api/projects/1/feature_flags/%d/" % gone["id"],
+                                          key=self.key), 204)
+        phs = self.make_phs()
+        path = "/flags/definitions?token=%s&send_cohorts" % self.token
+        st, hdrs, body = self.srv.get(path, key=phs)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(list(body.keys()), ["flags", "group_type_mapping", "cohorts",
+                                             "minimal_flag_called_events",
+                                             "property_matching_version"])
+        self.assertEqual([f["key"] for f in body["flags"]], ["alpha", "zeta"])
+        self.assertEqual(list(body["flags"][0].keys()), [
+            "id", "team_id", "name", "key", "filters", "deleted", "active",
+            "ensure_experience_continuity", "version"])
+        self.assertFalse(body["flags"][0]["active"])
+        self.assertEqual(body["flags"][1]["team_id"], 1)
+        self.assertEqual(body["group_type_mapping"], {})
+        self.assertEqual(body["cohorts"], {})
+        self.assertIs(body["minimal_flag_called_events"], False)
+        self.assertEqual(body["property_matching_version"], 1)
+        etag = hdrs["ETag"]
+        self.assertRegex(etag, r'^W/"[0-9a-f]{32}"$')
+        self.assertEqual(hdrs["Cache-Control"], "private, must-revalidate")
+        st2, hdrs2, body2 = self.srv.get(path, key=phs, headers={"If-None-Match": etag})
+        self.assertEqual(st2, 304)
+        self.assertEqual(self.srv.last_text, "")
+        self.assertEqual(hdrs2["ETag"], etag)
+        self.assertEqual(hdrs2["Cache-Control"], "private, must-revalidate")
+        # a change gives a new ETag and a full body
+        self.make_flag("beta")
+        st3, hdrs3, body3 = self.srv.get(path, key=phs, headers={"If-None-Match": etag})
+        self.assertEqual(st3, 200)
+        self.assertNotEqual(hdrs3["ETag"], etag)
+        self.assertEqual([f["key"] for f in body3["flags"]], ["alpha", "beta", "zeta"])
+        # the same definitions on the older routes, and without ?token= for phs_
+        for p in ("/api/feature_flag/local_evaluation/?token=%s" % self.token,
+                  "/api/feature_flag/local_evaluation",
+                  "/flags/definitions",
+                  "/api/projects/1/feature_flags/local_evaluation/",
+                  "/api/environments/1/feature_flags/local_evaluation"):
+            got = self.assertStatus(self.srv.get(p, key=phs), 200)
+            self.assertEqual(got, body3, p)
+        # a personal key with the scope works too
+        self.assertStatus(self.srv.get(path, key=self.key), 200)
+        # last_used_at is recorded (off the request path)
+        self.assertTrue(self.poll(lambda: self.env.sql(
+            "SELECT last_used_at FROM project_secret_api_keys")[0][0]))
+
+    def test_refusals(self):
+        phs = self.make_phs()
+        # no credential
+        self.assertProblem(self.srv.get("/flags/definitions?token=" + self.token), 401,
+                           "not_authenticated", kwtest.MSG_NOT_PROVIDED)
+        # a phs_ of project 1 with the token of project 2
+        token_b = self.env.sql("SELECT api_token FROM projects WHERE id=?",
+                               (self.env.project_b,))[0][0]
+        self.assertProblem(self.srv.get("/flags/definitions?token=" + token_b, key=phs), 401,
+                           "authentication_failed", MSG_SECRET_INVALID)
+        # unknown and bad-checksum phs_
+        self.assertProblem(self.srv.get("/flags/definitions?token=" + self.token,
+                                        key=kwtest.make_key("phs_")),
+                           401, "authentication_failed", MSG_SECRET_INVALID)
+        self.assertProblem(self.srv.get("/flags/definitions?token=" + self.token,
+                                        key=kwtest.bad_checksum(phs)),
+                           401, "authentication_failed", MSG_SECRET_INVALID)
+        # phs_ of project 1 on project 2's local_evaluation route
+        self.assertProblem(self.srv.get("/api/projects/%d/feature_flags/local_evaluation/"
+                                        % self.env.project_b, key=phs), 403, "permission_denied")
+        # a phs_ without feature_flag:read
+        ep = self.make_phs(scopes=("endpoint:read",), label="endpoints")
+        self.assertProblem(self.srv.get("/flags/definitions", key=ep), 403, "permission_denied",
+                           "API key missing required scope 'feature_flag:read'")
+        # phc_ is not a credential here
+        self.assertProblem(self.srv.get("/flags/definitions", key=self.token), 401,
+                           "authentication_failed")
+        # a person outside the token's organization
+        self.assertProblem(self.srv.get("/flags/definitions?token=" + self.token,
+                                        key=self.env.key_b), 404, "not_found")
+
+    def test_roll_invalidates_old_value(self):
+        r = self.assertStatus(self.srv.post(self.base, {"label": "r", "scopes": ["feature_flag:read"]},
+                                            key=self.key), 201)
+        old = r["value"]
+        self.assertStatus(self.srv.get("/flags/definitions", key=old), 200)
+        new = self.assertStatus(self.srv.post(self.base + r["id"] + "/roll/", key=self.key),
+                                200)["value"]
+        self.assertProblem(self.srv.get("/flags/definitions", key=old), 401,
+                           "authentication_failed", MSG_SECRET_INVALID)
+        self.assertStatus(self.srv.get("/flags/definitions", key=new), 200)
+
+    def test_creator_deactivated(self):
+        # user C becomes an admin of org A and creates a phs_ key
+        self.env.sql("UPDATE memberships SET level=8 WHERE user_id=?", (self.env.user_c,))
+        phs = self.make_phs(key=self.env.key_c, label="by c")
+        self.make_flag("f1")
+        self.env.sql("UPDATE users SET is_active=0 WHERE id=?", (self.env.user_c,))
+        self.assertStatus(self.srv.get("/flags/definitions?token=" + self.token, key=phs), 200)
+        self.assertProblem(self.srv.get("/api/projects/", key=self.env.key_c), 401,
+                           "authentication_failed", kwtest.MSG_INVALID_HEADER)
+
+
 if __name__ == "__main__":
     kwtest.main()

@@ -55,6 +55,15 @@ static void test_match_table(void **state)
         {"DELETE", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_OK, KW_ROUTE_PSK_DELETE, "7", "s1"},
         {"POST", "/api/projects/7/project_secret_api_keys/s1/roll/", KW_MATCH_OK, KW_ROUTE_PSK_ROLL, "7", "s1"},
         {"PUT", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/projects/7/feature_flags/local_evaluation/", KW_MATCH_OK,
+         KW_ROUTE_FLAG_DEFS_PROJECT, "7", ""},
+        {"GET", "/api/environments/7/feature_flags/local_evaluation", KW_MATCH_OK,
+         KW_ROUTE_FLAG_DEFS_PROJECT, "7", ""},
+        {"GET", "/api/projects/7/feature_flags/9/", KW_MATCH_OK, KW_ROUTE_FLAG_GET, "7", "9"},
+        {"GET", "/api/feature_flag/local_evaluation/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS_LEGACY, "", ""},
+        {"GET", "/flags/definitions", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
+        {"HEAD", "/flags/definitions/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
+        {"POST", "/flags/definitions", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
     };
@@ -69,7 +78,8 @@ static void test_match_table(void **state)
     }
 }
 
-/* Every route declares who may call it; admin routes never take phs_/phc_. */
+/* Every route declares who may call it; admin routes never take phs_/phc_:
+ * under /api/ only the flag-definition (execution) routes accept phs_. */
 static void test_table_invariants(void **state)
 {
     (void)state;
@@ -79,8 +89,16 @@ static void test_table_invariants(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(routes[i].id, (kw_route_id)i);
         assert_true(routes[i].credentials != 0);
+        int execution = routes[i].id == KW_ROUTE_FLAG_DEFS_PROJECT ||
+                        routes[i].id == KW_ROUTE_FLAG_DEFS_LEGACY || routes[i].id == KW_ROUTE_FLAG_DEFS;
         if (strncmp(routes[i].pattern, "/api/", 5) == 0) {
-            assert_false(routes[i].credentials & (KW_CRED_SECRET | KW_CRED_PROJECT | KW_CRED_NONE));
+            assert_false(routes[i].credentials & (KW_CRED_PROJECT | KW_CRED_NONE));
+            if (!execution) assert_false(routes[i].credentials & KW_CRED_SECRET);
+        }
+        if (routes[i].credentials & KW_CRED_SECRET) {
+            assert_true(execution);
+            assert_string_equal(routes[i].method, "GET");
+            assert_string_equal(routes[i].scope, "feature_flag:read");
         }
         if (routes[i].scope) {
             int obj;
@@ -267,6 +285,40 @@ static void test_check_table(void **state)
     assert_int_equal(verdict(f, "GET", "/api/projects/@current/", &alice_p1, NULL), 200);
 }
 
+static void test_secret_key_execution_routes(void **state)
+{
+    struct fixture *f = *state;
+    kw_principal secret, endpoint_only, anon;
+    memset(&secret, 0, sizeof secret);
+    secret.kind = KW_KEY_SECRET;
+    secret.project_id = f->p1.id;
+    secret.n_scoped_teams = secret.n_scoped_orgs = -1;
+    endpoint_only = secret;
+    kw_scopes_add(&secret.scopes, "feature_flag:read");
+    kw_scopes_add(&endpoint_only.scopes, "endpoint:read");
+    memset(&anon, 0, sizeof anon);
+    char path[128], detail[512];
+    kw_route_match m;
+    kw_problem p;
+    assert_int_equal(kw_policy_match("GET", "/flags/definitions", &m), KW_MATCH_OK);
+    assert_false(kw_policy_refuse_kind(m.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
+    assert_false(kw_policy_refuse_kind(m.route, KW_KEY_PERSONAL, KW_SRC_HEADER, &p));
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PROJECT, KW_SRC_HEADER, &p));
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &secret, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/api/feature_flag/local_evaluation", &secret, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &anon, detail), 401);
+    assert_string_equal(detail, "Authentication credentials were not provided.");
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &endpoint_only, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'feature_flag:read'");
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/local_evaluation/",
+             (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &secret, NULL), 200);
+    /* another project's definitions on the project route: refused */
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/local_evaluation/",
+             (long long)f->p2.id);
+    assert_int_equal(verdict(f, "GET", path, &secret, NULL), 403);
+}
+
 static void test_secret_key_project_binding(void **state)
 {
     struct fixture *f = *state;
@@ -293,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_refuse_kind),
         cmocka_unit_test_setup_teardown(test_check_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_execution_routes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
