@@ -41,26 +41,35 @@ static int add_def(void *ctx, const kw_flag *f)
     return 0;
 }
 
-/* The project to serve, checked against the caller; 0 or a refusal in *p. */
+/* The project to serve, checked against the caller; 0 or a refusal in *p.
+ * On the project route the path decides (the policy has checked it) and a
+ * ?token= only has to agree with a phs_ key; elsewhere ?token= decides,
+ * else the phs_ key's own project. */
 static int resolve(kw_http_req *req, kw_project *project, kw_problem *p)
 {
     kw_store *store = req->app->store;
     const kw_principal *pr = &req->principal;
     const char *token = kw_req_query(req, "token");
-    int rc;
+    int secret = pr->kind == KW_KEY_SECRET;
+    kw_project by_token;
+    int rc = KW_ERR_NOTFOUND;
     if (token && *token) {
-        rc = kw_store_project_by_token(store, token, project);
+        rc = kw_store_project_by_token(store, token, &by_token);
         if (rc && rc != KW_ERR_NOTFOUND) goto unavailable;
-        if (pr->kind == KW_KEY_SECRET && (rc || project->id != pr->project_id)) goto secret_invalid;
-        if (rc) {
-            kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL,
-                           "Project API key invalid. You can find your project API key in your "
-                           "project settings.");
-            return 1;
-        }
-    } else if (req->match.project[0]) {
-        *project = req->project;  /* resolved by the policy */
-    } else if (pr->kind == KW_KEY_SECRET) {
+        if (secret && (rc || by_token.id != pr->project_id)) goto secret_invalid;
+    }
+    if (req->match.project[0]) {
+        *project = req->project;
+        return 0;
+    }
+    if (!rc) {
+        *project = by_token;
+    } else if (token && *token) {
+        kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL,
+                       "Project API key invalid. You can find your project API key in your "
+                       "project settings.");
+        return 1;
+    } else if (secret) {
         rc = kw_store_project_get(store, pr->project_id, project);
         if (rc == KW_ERR_NOTFOUND) goto secret_invalid;
         if (rc) goto unavailable;
@@ -70,8 +79,7 @@ static int resolve(kw_http_req *req, kw_project *project, kw_problem *p)
                        "settings.");
         return 1;
     }
-    if (pr->kind == KW_KEY_SECRET) return 0;
-    if (req->match.project[0] && project->id == req->project.id) return 0;
+    if (secret) return 0;
     /* A person: the same membership/narrowing checks as any project route. */
     kw_route_match m = req->match;
     snprintf(m.project, sizeof m.project, "%lld", (long long)project->id);

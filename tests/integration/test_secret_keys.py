@@ -220,6 +220,9 @@ class FlagDefinitions(kwtest.KWTestCase):
                                (self.env.project_b,))[0][0]
         self.assertProblem(self.srv.get("/flags/definitions?token=" + token_b, key=phs), 401,
                            "authentication_failed", MSG_SECRET_INVALID)
+        self.assertProblem(self.srv.get("/api/projects/1/feature_flags/local_evaluation/?token="
+                                        + token_b, key=phs), 401,
+                           "authentication_failed", MSG_SECRET_INVALID)
         # unknown and bad-checksum phs_
         self.assertProblem(self.srv.get("/flags/definitions?token=" + self.token,
                                         key=kwtest.make_key("phs_")),
