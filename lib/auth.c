@@ -1,6 +1,7 @@
 /* auth.c — verification of presented keys, and the principal helpers.
  *
- * kw_verify_personal is the request hot path for admin routes: prefix and
+ * kw_verify_secret does the same for project secret keys (phs_), which
+ * need no user lookup.  kw_verify_personal is the request hot path for admin routes: prefix and
  * checksum are checked without I/O, then one probe of the unique index on
  * secure_value.  Legacy pbkdf2 forms (keys imported from PostHog) cost two
  * PBKDF2 runs, so they are tried only for legacy-length keys and only while
@@ -31,7 +32,10 @@ struct kw_verifier {
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
     pthread_mutex_t lock;  /* guards the touch ring only */
     pthread_cond_t wake;
+    /* Pending last_used_at writes: key id, kind (personal or secret: two
+     * tables) and the time of use. */
     char ring[TOUCH_RING][KW_ID_LEN + 1];
+    kw_key_kind ring_kind[TOUCH_RING];
     int64_t ring_time[TOUCH_RING];
     unsigned head, tail;
     int stopping;
@@ -49,20 +53,25 @@ static void *touch_thread(void *arg)
         unsigned slot = v->tail++ % TOUCH_RING;
         memcpy(id, v->ring[slot], sizeof id);
         int64_t when = v->ring_time[slot];
+        kw_key_kind kind = v->ring_kind[slot];
         pthread_mutex_unlock(&v->lock);
-        kw_store_pkey_touch(v->store, id, when, TOUCH_INTERVAL_US);
+        if (kind == KW_KEY_SECRET)
+            kw_store_psk_touch(v->store, id, when, TOUCH_INTERVAL_US);
+        else
+            kw_store_pkey_touch(v->store, id, when, TOUCH_INTERVAL_US);
         pthread_mutex_lock(&v->lock);
     }
     pthread_mutex_unlock(&v->lock);
     return NULL;
 }
 
-static void touch_later(kw_verifier *v, const char *id, int64_t now)
+static void touch_later(kw_verifier *v, kw_key_kind kind, const char *id, int64_t now)
 {
     pthread_mutex_lock(&v->lock);
     if (v->head - v->tail < TOUCH_RING) {
         unsigned slot = v->head++ % TOUCH_RING;
         strcpy(v->ring[slot], id);
+        v->ring_kind[slot] = kind;
         v->ring_time[slot] = now;
         pthread_cond_signal(&v->wake);
     }
@@ -178,10 +187,34 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     if (kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs)) goto done;
     int64_t now = kw_now();
     if (!row->last_used_at || now - row->last_used_at >= TOUCH_INTERVAL_US)
-        touch_later(v, row->id, now);
+        touch_later(v, KW_KEY_PERSONAL, row->id, now);
     result = KW_VERIFY_OK;
 done:
     return result;
+}
+
+/* A project secret key belongs to its project: no user is looked up, so
+ * it keeps working when its creator is deactivated or deleted.  No legacy
+ * hash forms: PostHog stores phs_ keys as sha256 only. */
+kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, kw_principal *out)
+{
+    kw_key_info info;
+    if (kw_key_classify(key, len, &info) == KW_FORMAT_INVALID || info.kind != KW_KEY_SECRET)
+        return KW_VERIFY_INVALID;
+    char hash[KW_HASH_LEN + 1];
+    if (kw_key_hash(key, len, hash)) return KW_VERIFY_UNAVAILABLE;
+    static _Thread_local kw_psk row;
+    int rc = kw_store_psk_by_hash(v->store, hash, &row);
+    if (rc) return rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
+    memset(out, 0, sizeof *out);
+    out->kind = KW_KEY_SECRET;
+    out->project_id = row.project_id;
+    strcpy(out->key_id, row.id);
+    kw_principal_load_scopes(out, row.scopes, NULL, NULL);
+    int64_t now = kw_now();
+    if (!row.last_used_at || now - row.last_used_at >= TOUCH_INTERVAL_US)
+        touch_later(v, KW_KEY_SECRET, row.id, now);
+    return KW_VERIFY_OK;
 }
 
 int kw_principal_load_scopes(kw_principal *p, const char *scopes_json, const char *teams_json,

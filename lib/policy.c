@@ -15,6 +15,8 @@
 #include "keyward/keyward.h"
 
 #define ADMIN (KW_CRED_PERSONAL | KW_CRED_SESSION)
+/* Execution routes machines call: a project secret key is welcome too. */
+#define EXEC (KW_CRED_SECRET | KW_CRED_PERSONAL | KW_CRED_SESSION)
 
 static const kw_route ROUTES[] = {
     {KW_ROUTE_HEALTH, "GET", "/_health", KW_CRED_NONE, NULL, 0, NULL},
@@ -39,6 +41,10 @@ static const kw_route ROUTES[] = {
      KW_MSG_PERSONAL_UNSUPPORTED},
     {KW_ROUTE_PKEY_ROLL, "POST", "/api/personal_api_keys/:id/roll", ADMIN, "personal_api_key:write", 0,
      KW_MSG_PERSONAL_UNSUPPORTED},
+    /* Flag definitions for local evaluation.  Listed before the
+     * feature_flags/:id rows: the first matching row wins. */
+    {KW_ROUTE_FLAG_DEFS_PROJECT, "GET", "/api/projects/:project/feature_flags/local_evaluation", EXEC,
+     "feature_flag:read", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_LIST, "GET", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_CREATE, "POST", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:write",
@@ -51,6 +57,25 @@ static const kw_route ROUTES[] = {
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_ACTIVITY_LIST, "GET", "/api/projects/:project/activity_log", ADMIN, "activity_log:read",
      KW_LEVEL_MEMBER, NULL},
+    /* Project secret keys: members may see them, only project admins may
+     * create, change, roll or delete one (PostHog's rule). */
+    {KW_ROUTE_PSK_LIST, "GET", "/api/projects/:project/project_secret_api_keys", ADMIN,
+     "project:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_PSK_CREATE, "POST", "/api/projects/:project/project_secret_api_keys", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_GET, "GET", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_PSK_UPDATE, "PATCH", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_DELETE, "DELETE", "/api/projects/:project/project_secret_api_keys/:id", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_PSK_ROLL, "POST", "/api/projects/:project/project_secret_api_keys/:id/roll", ADMIN,
+     "project:write", KW_LEVEL_ADMIN, NULL},
+    /* The project comes from ?token=phc_… or from the phs_ key; the
+     * handler resolves and checks it (h_flag_defs.c). */
+    {KW_ROUTE_FLAG_DEFS_LEGACY, "GET", "/api/feature_flag/local_evaluation", EXEC, "feature_flag:read",
+     0, NULL},
+    {KW_ROUTE_FLAG_DEFS, "GET", "/flags/definitions", EXEC, "feature_flag:read", 0, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 

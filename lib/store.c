@@ -89,6 +89,17 @@ FORWARD(pkey_by_hash, (kw_store *store, const char *sv, kw_pkey *k), (store, sv,
 FORWARD(pkey_touch, (kw_store *store, const char *id, kw_time now, kw_time iv), (store, id, now, iv))
 FORWARD(pkey_rehash, (kw_store *store, const char *id, const char *o, const char *n), (store, id, o, n))
 FORWARD(pkey_legacy_count, (kw_store *store, int64_t *n), (store, n))
+FORWARD(psk_insert, (kw_store *store, const kw_psk *k, int max), (store, k, max))
+FORWARD(psk_get, (kw_store *store, int64_t p, const char *id, kw_psk *k), (store, p, id, k))
+FORWARD(psk_list, (kw_store *store, int64_t p, int64_t l, int64_t o, kw_psk_cb cb, void *c),
+        (store, p, l, o, cb, c))
+FORWARD(psk_count, (kw_store *store, int64_t p, int64_t *n), (store, p, n))
+FORWARD(psk_update, (kw_store *store, const kw_psk *k), (store, k))
+FORWARD(psk_roll, (kw_store *store, int64_t p, const char *id, const char *sv, const char *m, kw_time now),
+        (store, p, id, sv, m, now))
+FORWARD(psk_delete, (kw_store *store, int64_t p, const char *id), (store, p, id))
+FORWARD(psk_by_hash, (kw_store *store, const char *sv, kw_psk *k), (store, sv, k))
+FORWARD(psk_touch, (kw_store *store, const char *id, kw_time now, kw_time iv), (store, id, now, iv))
 FORWARD(flag_insert, (kw_store *store, kw_flag *f), (store, f))
 FORWARD(flag_get, (kw_store *store, int64_t p, int64_t id, kw_flag *f), (store, p, id, f))
 FORWARD(flag_list, (kw_store *store, int64_t p, enum kw_flag_order o, int d, kw_flag_cb cb, void *c),

@@ -40,6 +40,15 @@ struct kw_store_ops {
     int (*pkey_touch)(kw_store *, const char *, kw_time, kw_time);
     int (*pkey_rehash)(kw_store *, const char *, const char *, const char *);
     int (*pkey_legacy_count)(kw_store *, int64_t *);
+    int (*psk_insert)(kw_store *, const kw_psk *, int);
+    int (*psk_get)(kw_store *, int64_t, const char *, kw_psk *);
+    int (*psk_list)(kw_store *, int64_t, int64_t, int64_t, kw_psk_cb, void *);
+    int (*psk_count)(kw_store *, int64_t, int64_t *);
+    int (*psk_update)(kw_store *, const kw_psk *);
+    int (*psk_roll)(kw_store *, int64_t, const char *, const char *, const char *, kw_time);
+    int (*psk_delete)(kw_store *, int64_t, const char *);
+    int (*psk_by_hash)(kw_store *, const char *, kw_psk *);
+    int (*psk_touch)(kw_store *, const char *, kw_time, kw_time);
     int (*flag_insert)(kw_store *, kw_flag *);
     int (*flag_get)(kw_store *, int64_t, int64_t, kw_flag *);
     int (*flag_list)(kw_store *, int64_t, enum kw_flag_order, int, kw_flag_cb, void *);
@@ -56,6 +65,30 @@ struct kw_store {
 
 int kw_store_sqlite_open(const char *path, kw_store **out);
 int kw_store_pg_open(const char *url, kw_store **out);
+
+/* store_sqlite_psk.c: the project secret key operations of the SQLite
+ * backend, on the helpers store_sqlite.c exports for it. */
+struct sqlite3_stmt;
+struct sqlite3_stmt *kw_sq_stmt(kw_store *b, int id);  /* id from enum kw_sq_psk_stmt */
+int kw_sq_finish(struct sqlite3_stmt *st, int rc);
+int kw_sq_step_one(struct sqlite3_stmt *st);
+int kw_sq_exec_write(kw_store *b, struct sqlite3_stmt *st, int must_change);
+int kw_sq_map_rc(int rc);
+void kw_sq_copy_col(struct sqlite3_stmt *st, int col, char *dst, size_t size);
+enum kw_sq_psk_stmt {
+    KW_SQ_PSK_INSERT, KW_SQ_PSK_GET, KW_SQ_PSK_LIST, KW_SQ_PSK_COUNT, KW_SQ_PSK_UPDATE,
+    KW_SQ_PSK_ROLL, KW_SQ_PSK_DELETE, KW_SQ_PSK_BY_HASH, KW_SQ_PSK_TOUCH, KW_SQ_PSK_COUNT_STMTS
+};
+extern const char *const kw_sq_psk_sql[KW_SQ_PSK_COUNT_STMTS];
+int kw_sq_psk_insert(kw_store *, const kw_psk *, int);
+int kw_sq_psk_get(kw_store *, int64_t, const char *, kw_psk *);
+int kw_sq_psk_list(kw_store *, int64_t, int64_t, int64_t, kw_psk_cb, void *);
+int kw_sq_psk_count(kw_store *, int64_t, int64_t *);
+int kw_sq_psk_update(kw_store *, const kw_psk *);
+int kw_sq_psk_roll(kw_store *, int64_t, const char *, const char *, const char *, kw_time);
+int kw_sq_psk_delete(kw_store *, int64_t, const char *);
+int kw_sq_psk_by_hash(kw_store *, const char *, kw_psk *);
+int kw_sq_psk_touch(kw_store *, const char *, kw_time, kw_time);
 
 
 #endif

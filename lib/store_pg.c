@@ -33,6 +33,8 @@ enum stmt_id {
     ST_PKEY_BY_HASH, ST_PKEY_TOUCH, ST_PKEY_REHASH, ST_PKEY_LEGACY_COUNT,
     ST_FLAG_INSERT, ST_FLAG_GET, ST_FLAG_LIST_NEWEST, ST_FLAG_LIST_BY_KEY, ST_FLAG_UPDATE,
     ST_ACTIVITY_INSERT, ST_SCHEMA_VERSION, ST_AUTH_GENERATION,
+    ST_PSK_INSERT, ST_PSK_GET, ST_PSK_LIST, ST_PSK_COUNT, ST_PSK_UPDATE, ST_PSK_ROLL, ST_PSK_DELETE,
+    ST_PSK_BY_HASH, ST_PSK_TOUCH,
     ST_COUNT
 };
 
@@ -42,6 +44,8 @@ enum stmt_id {
                   "last_rolled_at, scopes, scoped_teams, scoped_organizations"
 #define FLAG_COLS "id, project_id, key, name, filters, active, deleted, " \
                   "ensure_experience_continuity, version, created_by, created_at, updated_at"
+#define PSK_COLS "id, project_id, label, secure_value, mask_value, created_at, created_by, " \
+                 "last_used_at, last_rolled_at, scopes"
 #define ACTIVITY_COLS "id, project_id, org_id, user_id, activity, scope, item_id, detail, " \
                       "ip_address, created_at"
 
@@ -107,7 +111,23 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ACTIVITY_INSERT] = "INSERT INTO activity_log(" ACTIVITY_COLS ") "
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+    /* Limit check + insert in one call: see kw_psk_insert in migration 2. */
+    [ST_PSK_INSERT] = "SELECT kw_psk_insert($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [ST_PSK_GET] = "SELECT " PSK_COLS " FROM project_secret_api_keys "
+                   "WHERE project_id = $1 AND id = $2",
+    [ST_PSK_LIST] = "SELECT " PSK_COLS " FROM project_secret_api_keys WHERE project_id = $1 "
+                    "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+    [ST_PSK_COUNT] = "SELECT COUNT(*) FROM project_secret_api_keys WHERE project_id = $1",
+    [ST_PSK_UPDATE] = "UPDATE project_secret_api_keys SET label = $3, scopes = $4 "
+                      "WHERE project_id = $1 AND id = $2",
+    [ST_PSK_ROLL] = "UPDATE project_secret_api_keys SET secure_value = $3, mask_value = $4, "
+                    "last_rolled_at = $5 WHERE project_id = $1 AND id = $2",
+    [ST_PSK_DELETE] = "DELETE FROM project_secret_api_keys WHERE project_id = $1 AND id = $2",
+    [ST_PSK_BY_HASH] = "SELECT " PSK_COLS " FROM project_secret_api_keys WHERE secure_value = $1",
+    [ST_PSK_TOUCH] = "UPDATE project_secret_api_keys SET last_used_at = $2::bigint WHERE id = $1 "
+                     "AND (last_used_at IS NULL OR last_used_at <= $2::bigint - $3::bigint)",
 };
+_Static_assert(ST_COUNT <= PG_MAX_STMTS, "raise PG_MAX_STMTS");
 
 #define P(base) ((struct pg_store *)(base))
 
@@ -523,6 +543,139 @@ static int pg_auth_generation(kw_store *b, int64_t *generation)
     return count_stmt(P(b), ST_AUTH_GENERATION, generation);
 }
 
+/* ---- project secret API keys -------------------------------------------- */
+
+static void read_psk(const PGresult *r, int i, kw_psk *k)
+{
+    kw_pg_col_copy(r, i, 0, k->id, sizeof k->id);
+    k->project_id = kw_pg_col_int(r, i, 1);
+    kw_pg_col_copy(r, i, 2, k->label, sizeof k->label);
+    kw_pg_col_copy(r, i, 3, k->secure_value, sizeof k->secure_value);
+    kw_pg_col_copy(r, i, 4, k->mask_value, sizeof k->mask_value);
+    k->created_at = kw_pg_col_int(r, i, 5);
+    k->created_by = kw_pg_col_int(r, i, 6);
+    k->last_used_at = kw_pg_col_int(r, i, 7);
+    k->last_rolled_at = kw_pg_col_int(r, i, 8);
+    kw_pg_col_copy(r, i, 9, k->scopes, sizeof k->scopes);
+}
+
+static int pg_psk_insert(kw_store *b, const kw_psk *k, int max_per_project)
+{
+    struct pg_params p = {0};
+    kw_pg_text(&p, k->id);
+    kw_pg_int(&p, k->project_id);
+    kw_pg_text(&p, k->label);
+    kw_pg_text(&p, k->secure_value);
+    kw_pg_text(&p, k->mask_value);
+    kw_pg_int(&p, k->created_at);
+    kw_pg_int_or_null(&p, k->created_by);
+    kw_pg_text(&p, k->scopes);
+    kw_pg_int(&p, max_per_project);
+    PGresult *r;
+    int rc = query_one(P(b), ST_PSK_INSERT, &p, &r);
+    if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
+    rc = kw_pg_col_bool(r, 0, 0) ? KW_OK : KW_ERR_LIMIT;
+    PQclear(r);
+    return rc;
+}
+
+static int psk_lookup(struct pg_store *s, int id, const struct pg_params *p, kw_psk *out)
+{
+    PGresult *r;
+    int rc = query_one(s, id, p, &r);
+    if (rc) return rc;
+    read_psk(r, 0, out);
+    PQclear(r);
+    return KW_OK;
+}
+
+static int pg_psk_get(kw_store *b, int64_t project_id, const char *id, kw_psk *out)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, project_id);
+    kw_pg_text(&p, id);
+    return psk_lookup(P(b), ST_PSK_GET, &p, out);
+}
+
+static int pg_psk_by_hash(kw_store *b, const char *secure_value, kw_psk *out)
+{
+    struct pg_params p = {0};
+    kw_pg_text(&p, secure_value);
+    return psk_lookup(P(b), ST_PSK_BY_HASH, &p, out);
+}
+
+static int pg_psk_list(kw_store *b, int64_t project_id, int64_t limit, int64_t offset, kw_psk_cb cb,
+                       void *ctx)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, project_id);
+    kw_pg_int(&p, limit);
+    kw_pg_int(&p, offset);
+    PGresult *r;
+    int rc = kw_pg_run(P(b), ST_PSK_LIST, &p, &r);
+    if (rc) return rc;
+    kw_psk *k = malloc(sizeof *k);
+    if (!k) rc = KW_ERR_NOMEM;
+    for (int i = 0, n = PQntuples(r); !rc && i < n; i++) {
+        read_psk(r, i, k);
+        rc = cb(ctx, k);
+    }
+    free(k);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_psk_count(kw_store *b, int64_t project_id, int64_t *count)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, project_id);
+    PGresult *r;
+    int rc = query_one(P(b), ST_PSK_COUNT, &p, &r);
+    if (rc) return rc;
+    *count = kw_pg_col_int(r, 0, 0);
+    PQclear(r);
+    return KW_OK;
+}
+
+static int pg_psk_update(kw_store *b, const kw_psk *k)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, k->project_id);
+    kw_pg_text(&p, k->id);
+    kw_pg_text(&p, k->label);
+    kw_pg_text(&p, k->scopes);
+    return write_stmt(P(b), ST_PSK_UPDATE, &p, 1);
+}
+
+static int pg_psk_roll(kw_store *b, int64_t project_id, const char *id, const char *secure_value,
+                       const char *mask_value, kw_time now)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, project_id);
+    kw_pg_text(&p, id);
+    kw_pg_text(&p, secure_value);
+    kw_pg_text(&p, mask_value);
+    kw_pg_int(&p, now);
+    return write_stmt(P(b), ST_PSK_ROLL, &p, 1);
+}
+
+static int pg_psk_delete(kw_store *b, int64_t project_id, const char *id)
+{
+    struct pg_params p = {0};
+    kw_pg_int(&p, project_id);
+    kw_pg_text(&p, id);
+    return write_stmt(P(b), ST_PSK_DELETE, &p, 1);
+}
+
+static int pg_psk_touch(kw_store *b, const char *id, kw_time now, kw_time interval)
+{
+    struct pg_params p = {0};
+    kw_pg_text(&p, id);
+    kw_pg_int(&p, now);
+    kw_pg_int(&p, interval);
+    return write_stmt(P(b), ST_PSK_TOUCH, &p, 0);
+}
+
 /* ---- feature flags ------------------------------------------------------- */
 
 static int pg_flag_insert(kw_store *b, kw_flag *f)
@@ -727,6 +880,15 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_rehash = pg_pkey_rehash,
     .pkey_legacy_count = pg_pkey_legacy_count,
     .auth_generation = pg_auth_generation,
+    .psk_insert = pg_psk_insert,
+    .psk_get = pg_psk_get,
+    .psk_list = pg_psk_list,
+    .psk_count = pg_psk_count,
+    .psk_update = pg_psk_update,
+    .psk_roll = pg_psk_roll,
+    .psk_delete = pg_psk_delete,
+    .psk_by_hash = pg_psk_by_hash,
+    .psk_touch = pg_psk_touch,
     .flag_insert = pg_flag_insert,
     .flag_get = pg_flag_get,
     .flag_list = pg_flag_list,

@@ -115,8 +115,25 @@ const char *const kw_pg_migrations[] = {
     "      p_scopes, p_teams, p_orgs);"
     "  RETURN TRUE;"
     " END $fn$;",
+    /* 2: kw_psk_insert(), the project secret key limit checked atomically
+     * with the insert, for the same reason as kw_pkey_insert above: lock
+     * the project's row, then count with a fresh snapshot. */
+    "CREATE FUNCTION kw_psk_insert(p_id TEXT, p_project BIGINT, p_label TEXT, p_secure TEXT,"
+    "    p_mask TEXT, p_created BIGINT, p_created_by BIGINT, p_scopes TEXT, p_max INTEGER)"
+    "  RETURNS BOOLEAN LANGUAGE plpgsql VOLATILE AS $fn$"
+    " BEGIN"
+    "  PERFORM 1 FROM projects WHERE id = p_project FOR NO KEY UPDATE;"
+    "  IF (SELECT COUNT(*) FROM project_secret_api_keys WHERE project_id = p_project) >= p_max THEN"
+    "    RETURN FALSE;"
+    "  END IF;"
+    "  INSERT INTO project_secret_api_keys(id, project_id, label, secure_value, mask_value,"
+    "      created_at, created_by, last_used_at, last_rolled_at, scopes)"
+    "    VALUES (p_id, p_project, p_label, p_secure, p_mask, p_created, p_created_by, NULL, NULL,"
+    "      p_scopes);"
+    "  RETURN TRUE;"
+    " END $fn$;",
 
-    /* 2: the auth generation (see store_schema_sqlite.c, migration 2).  The
+    /* 3: the auth generation (see store_schema_sqlite.c, migration 3).  The
      * trigger also NOTIFYs keyward_auth so instances that LISTEN drop their
      * caches at once instead of at their next poll. */
     "CREATE TABLE kw_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"

@@ -87,8 +87,13 @@ const char *const kw_sqlite_migrations[] = {
     "  ip_address TEXT,"
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX activity_log_project ON activity_log(project_id, created_at, id);",
+    /* 2: nothing for SQLite.  PostgreSQL's migration 2 adds kw_psk_insert();
+     * SQLite needs no function for an atomic limit check (writers are
+     * serialized), but the numbers stay aligned so a version means the
+     * same schema on both backends. */
+    "SELECT 1;",
 
-    /* 2: the auth generation — bumped, in the writing transaction, by every
+    /* 3: the auth generation — bumped, in the writing transaction, by every
      * change that can alter a verification result, so verification caches in
      * other processes and instances notice by reading one row.  last_used_at
      * touches are not among them (they would flush caches hourly). */

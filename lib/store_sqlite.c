@@ -101,6 +101,7 @@ static const char *const SQL[ST_COUNT] = {
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
+    sqlite3_stmt *psk_stmts[KW_SQ_PSK_COUNT_STMTS];  /* store_sqlite_psk.c's */
     struct conn *next;  /* every connection, for close */
 };
 
@@ -237,6 +238,26 @@ static int exec_sql(sqlite3 *db, const char *sql)
 {
     return map_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
+
+/* The helpers store_sqlite_psk.c uses (declared in store_backend.h). */
+sqlite3_stmt *kw_sq_stmt(kw_store *b, int id)
+{
+    struct conn *c = conn_get((struct sqlite_store *)b);
+    if (!c || id < 0 || id >= KW_SQ_PSK_COUNT_STMTS) return NULL;
+    if (!c->psk_stmts[id] && sqlite3_prepare_v3(c->db, kw_sq_psk_sql[id], -1,
+                                                SQLITE_PREPARE_PERSISTENT, &c->psk_stmts[id],
+                                                NULL) != SQLITE_OK)
+        return NULL;
+    return c->psk_stmts[id];
+}
+int kw_sq_finish(sqlite3_stmt *st, int rc) { return finish(st, rc); }
+int kw_sq_step_one(sqlite3_stmt *st) { return step_one(st); }
+int kw_sq_exec_write(kw_store *b, sqlite3_stmt *st, int must_change)
+{
+    return exec_write((struct sqlite_store *)b, st, must_change);
+}
+int kw_sq_map_rc(int rc) { return map_rc(rc); }
+void kw_sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size) { copy_col(st, col, dst, size); }
 
 /* ---- rows ---------------------------------------------------------------- */
 
@@ -837,6 +858,7 @@ static void sqlite_close(kw_store *base)
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->stmts[i]);
+        for (int i = 0; i < KW_SQ_PSK_COUNT_STMTS; i++) sqlite3_finalize(c->psk_stmts[i]);
         sqlite3_close(c->db);
         free(c);
     }
@@ -910,6 +932,15 @@ static const struct kw_store_ops SQLITE_OPS = {
     .pkey_touch = sq_pkey_touch,
     .pkey_rehash = sq_pkey_rehash,
     .pkey_legacy_count = sq_pkey_legacy_count,
+    .psk_insert = kw_sq_psk_insert,
+    .psk_get = kw_sq_psk_get,
+    .psk_list = kw_sq_psk_list,
+    .psk_count = kw_sq_psk_count,
+    .psk_update = kw_sq_psk_update,
+    .psk_roll = kw_sq_psk_roll,
+    .psk_delete = kw_sq_psk_delete,
+    .psk_by_hash = kw_sq_psk_by_hash,
+    .psk_touch = kw_sq_psk_touch,
     .flag_insert = sq_flag_insert,
     .flag_get = sq_flag_get,
     .flag_list = sq_flag_list,

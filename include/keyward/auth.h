@@ -46,6 +46,10 @@ void kw_verifier_free(kw_verifier *v);  /* flushes pending last_used writes */
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
                                     kw_principal *out);
 
+/* Verifies a project secret key (phs_): principal kind KW_KEY_SECRET with
+ * project_id and scopes.  Independent of its creator's account. */
+kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, kw_principal *out);
+
 /* Scopes, scoped_teams and scoped_organizations JSON text → principal
  * fields.  Used by verification and by the "never grant more than you
  * hold" checks. */

@@ -31,6 +31,18 @@ int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *problem);
 /* Loads the actor's own key (`id` may be "@current"); 404 otherwise. */
 int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *problem);
 
+/* Project secret API keys (phs_) of `project`; the policy has already
+ * checked the caller's access and level. */
+int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *body, kw_psk *out,
+                  char value[KW_KEY_LEN + 1], kw_problem *problem);
+int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
+                  kw_psk *out, kw_problem *problem);
+int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_psk *out,
+                char value[KW_KEY_LEN + 1], kw_problem *problem);
+int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *problem);
+int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *out,
+                kw_problem *problem);
+
 /* Feature flags (project-scoped; the policy has already checked access). */
 int kw_flag_create(const kw_call *c, int64_t project_id, const json_t *body, kw_flag *out,
                    kw_problem *problem);

@@ -25,6 +25,7 @@ typedef int64_t kw_time;  /* microseconds since the Unix epoch; 0 = null */
 #define KW_SECURE_MAX 128     /* "sha256$…" or "pbkdf2_sha256$…" */
 #define KW_JSON_LIST_MAX 4096 /* scopes / scoped_teams / scoped_orgs as JSON text */
 #define KW_MAX_PERSONAL_KEYS 10
+#define KW_MAX_SECRET_KEYS 50   /* project secret keys per project */
 
 /* Membership levels, PostHog's values. */
 enum { KW_LEVEL_MEMBER = 1, KW_LEVEL_ADMIN = 8, KW_LEVEL_OWNER = 15 };
@@ -75,6 +76,21 @@ typedef struct kw_pkey {
     char scoped_orgs[KW_JSON_LIST_MAX];
 } kw_pkey;
 
+/* A project secret key (phs_): belongs to the project, not to a person, so
+ * it keeps working when its creator leaves; created_by is informational. */
+typedef struct kw_psk {
+    char id[KW_ID_LEN + 1];
+    int64_t project_id;
+    char label[KW_LABEL_MAX + 1];
+    char secure_value[KW_SECURE_MAX + 1];
+    char mask_value[KW_MASK_MAX];
+    kw_time created_at;
+    int64_t created_by;  /* user id, 0 = null */
+    kw_time last_used_at;
+    kw_time last_rolled_at;
+    char scopes[KW_JSON_LIST_MAX];  /* JSON array text, never NULL */
+} kw_psk;
+
 typedef struct kw_flag {
     int64_t id;
     int64_t project_id;
@@ -119,6 +135,7 @@ typedef int (*kw_user_cb)(void *ctx, const kw_user *user);
 typedef int (*kw_org_cb)(void *ctx, const kw_org *org, int level);
 typedef int (*kw_project_cb)(void *ctx, const kw_project *project);
 typedef int (*kw_pkey_cb)(void *ctx, const kw_pkey *key);
+typedef int (*kw_psk_cb)(void *ctx, const kw_psk *key);
 typedef int (*kw_flag_cb)(void *ctx, const kw_flag *flag);
 typedef int (*kw_activity_cb)(void *ctx, const kw_activity *entry);
 
@@ -175,6 +192,22 @@ int kw_store_pkey_rehash(kw_store *store, const char *id, const char *old_value,
                          const char *new_value);
 /* How many stored personal keys still carry a legacy pbkdf2 hash. */
 int kw_store_pkey_legacy_count(kw_store *store, int64_t *count);
+
+/* Project secret API keys.  Insert fails with KW_ERR_LIMIT when the
+ * project already has `max_per_project` keys (checked atomically with the
+ * insert) and KW_ERR_EXISTS on a duplicate (project, label). */
+int kw_store_psk_insert(kw_store *store, const kw_psk *key, int max_per_project);
+int kw_store_psk_get(kw_store *store, int64_t project_id, const char *id, kw_psk *out);
+int kw_store_psk_list(kw_store *store, int64_t project_id, int64_t limit, int64_t offset,
+                      kw_psk_cb cb, void *ctx);  /* newest first */
+int kw_store_psk_count(kw_store *store, int64_t project_id, int64_t *count);
+int kw_store_psk_update(kw_store *store, const kw_psk *key);  /* label, scopes */
+int kw_store_psk_roll(kw_store *store, int64_t project_id, const char *id,
+                      const char *secure_value, const char *mask_value, kw_time now);
+int kw_store_psk_delete(kw_store *store, int64_t project_id, const char *id);
+int kw_store_psk_by_hash(kw_store *store, const char *secure_value, kw_psk *out);
+/* As kw_store_pkey_touch. */
+int kw_store_psk_touch(kw_store *store, const char *id, kw_time now, kw_time interval);
 
 /* Feature flags.  Insert fails with KW_ERR_EXISTS on a duplicate live key. */
 void kw_flag_clear(kw_flag *flag);

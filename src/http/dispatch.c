@@ -31,6 +31,15 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_FLAG_UPDATE] = kw_h_flag_update,
     [KW_ROUTE_FLAG_DELETE] = kw_h_flag_delete,
     [KW_ROUTE_ACTIVITY_LIST] = kw_h_activity_list,
+    [KW_ROUTE_PSK_LIST] = kw_h_psk_list,
+    [KW_ROUTE_PSK_CREATE] = kw_h_psk_create,
+    [KW_ROUTE_PSK_GET] = kw_h_psk_get,
+    [KW_ROUTE_PSK_UPDATE] = kw_h_psk_update,
+    [KW_ROUTE_PSK_DELETE] = kw_h_psk_delete,
+    [KW_ROUTE_PSK_ROLL] = kw_h_psk_roll,
+    [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
+    [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
+    [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
 };
 
 /* The presented credential, or NULL. */
@@ -86,14 +95,21 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         return 1;
     }
     kw_verify_result result = KW_VERIFY_INVALID;
+    /* phs_ is read from the Authorization header only (SPEC §4). */
+    int secret = kind == KW_KEY_SECRET && source == KW_SRC_HEADER;
     if (kind == KW_KEY_PERSONAL && len <= KW_KEY_MAX_LEN)
         result = kw_verify_personal(req->app->verifier, token, len, pr);
+    else if (secret && len <= KW_KEY_MAX_LEN)
+        result = kw_verify_secret(req->app->verifier, token, len, pr);
     if (result == KW_VERIFY_UNAVAILABLE) {
         kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
         return 1;
     }
     if (result != KW_VERIFY_OK) {
-        kw_policy_invalid_personal(source, &p);
+        if (secret)
+            kw_problem_set(&p, KW_P_AUTH_FAILED, NULL, NULL, KW_MSG_SECRET_INVALID);
+        else
+            kw_policy_invalid_personal(source, &p);
         kw_resp_problem(resp, &p);
         return 1;
     }

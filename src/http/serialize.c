@@ -78,3 +78,19 @@ json_t *kw_json_flag(kw_store *store, const kw_flag *f)
     json_object_set_new(o, "ensure_experience_continuity", json_boolean(f->ensure_experience_continuity));
     return o;
 }
+
+/* PostHog's ProjectSecretAPIKeySerializer field order. */
+json_t *kw_json_psk(kw_store *store, const kw_psk *k, const char *value)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(k->id));
+    json_object_set_new(o, "label", json_string(k->label));
+    json_object_set_new(o, "value", value ? json_string(value) : json_null());
+    json_object_set_new(o, "mask_value", json_string(k->mask_value));
+    json_object_set_new(o, "created_at", kw_json_time(k->created_at));
+    json_object_set_new(o, "created_by", kw_json_user_by_id(store, k->created_by));
+    json_object_set_new(o, "last_used_at", kw_json_time(k->last_used_at));
+    json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
+    json_object_set_new(o, "scopes", list_or_empty(k->scopes));
+    return o;
+}

@@ -441,6 +441,22 @@ class KWTestCase(unittest.TestCase):
         self.assertEqual(st, status, "body=%r" % (body,))
         return body
 
+    # SPEC §9: a change made outside this server process (another instance,
+    # the CLI, a direct database write) is seen within 1 s.  Changes made
+    # through this server's own API are checked without any wait.
+    OUTSIDE_CHANGE_BOUND = 1.5
+
+    def eventually(self, request, status):
+        """Repeats `request()` (bounded by OUTSIDE_CHANGE_BOUND) until it
+        answers `status`; returns the last (status, headers, body)."""
+        last = []
+
+        def attempt():
+            last[:] = [request()]
+            return last[0][0] == status
+        self.poll(attempt, timeout=self.OUTSIDE_CHANGE_BOUND, interval=0.05)
+        return last[0]
+
     def poll(self, fn, timeout=5.0, interval=0.02):
         """Calls fn until it returns a truthy value or timeout; returns the
         last value.  Bounded polling only."""

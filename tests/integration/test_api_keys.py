@@ -180,6 +180,38 @@ class TestCreate(KeysBase):
         # the server is still fine afterwards
         self.assertEqual(self.snapshot(), before)
 
+    def test_chunked_body_over_1mib(self):
+        import http.client
+        before = self.snapshot()
+        conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
+        try:
+            conn.putrequest("POST", PK)
+            conn.putheader("Authorization", "Bearer " + self.key)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            chunk = b"a" * 65536
+            try:
+                head = b'{"label":"x","scopes":["*"],"pad":"'
+                conn.send(b"%x\r\n%s\r\n" % (len(head), head))
+                for _ in range(20):
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                conn.send(b'2\r\n"}\r\n0\r\n\r\n')
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            resp = conn.getresponse()
+            body = resp.read()
+            self.assertEqual(resp.status, 413, body)
+            self.assertIn(b"payload_too_large", body)
+        finally:
+            conn.close()
+        self.assertEqual(self.snapshot(), before)
+
+    def test_413_has_security_headers(self):
+        st, hdrs, _ = self.srv.request("POST", PK, key=self.key, raw="x" * (kwtest.MAX_BODY + 1))
+        self.assertEqual(st, 413)
+        self.assertEqual(hdrs.get("X-Content-Type-Options"), "nosniff")
+
     def test_body_just_under_1mib_is_read(self):
         pad = kwtest.MAX_BODY - 100
         raw = '{"label": "big", "scopes": ["*"], "pad": "' + "a" * pad + '"}'
@@ -279,6 +311,41 @@ class TestRollDeleteUpdate(KeysBase):
         # same value still works (PATCH does not roll)
         self.assertStatus(self.srv.get("/api/projects/1/feature_flags/", key=created["value"]), 200)
 
+    def test_narrowing_takes_effect_at_once(self):
+        created = self.create_ok("narrowed", ["feature_flag:write", "user:read"])
+        v, path = created["value"], PK + created["id"] + "/"
+        # warm any verification path with the wide scopes first
+        self.assertStatus(self.srv.get("/api/users/@me/", key=v), 200)
+        self.assertStatus(self.srv.post("/api/projects/1/feature_flags/", {"key": "w1"}, key=v), 201)
+        self.assertStatus(self.srv.patch(path, {"scopes": ["feature_flag:read"]}, key=self.key), 200)
+        self.assertProblem(self.srv.post("/api/projects/1/feature_flags/", {"key": "w2"}, key=v),
+                           403, "permission_denied",
+                           "API key missing required scope 'feature_flag:write'")
+        self.assertProblem(self.srv.get("/api/users/@me/", key=v), 403, "permission_denied")
+        self.assertStatus(self.srv.get("/api/projects/1/feature_flags/", key=v), 200)
+        # team narrowing too
+        p2 = self.env.add_project(self.env.org_a, "second")
+        self.assertStatus(self.srv.get("/api/projects/%d/feature_flags/" % p2, key=v), 200)
+        self.assertStatus(self.srv.patch(path, {"scoped_teams": [1]}, key=self.key), 200)
+        self.assertProblem(self.srv.get("/api/projects/%d/feature_flags/" % p2, key=v), 403,
+                           "permission_denied",
+                           "API key does not have access to the requested project: ID %d." % p2)
+
+    def test_revocation_through_api_is_immediate_after_warm_use(self):
+        created = self.create_ok("warm", ["user:read"])
+        v = created["value"]
+        for _ in range(3):
+            self.assertStatus(self.srv.get("/api/users/@me/", key=v), 200)
+        self.assertEqual(self.srv.delete(PK + created["id"] + "/", key=self.key)[0], 204)
+        self.assertProblem(self.srv.get("/api/users/@me/", key=v), 401, "authentication_failed",
+                           MSG_INVALID_HEADER)
+        other = self.create_ok("warm2", ["user:read"])
+        for _ in range(3):
+            self.assertStatus(self.srv.get("/api/users/@me/", key=other["value"]), 200)
+        self.assertStatus(self.srv.post(PK + other["id"] + "/roll/", key=self.key), 200)
+        self.assertProblem(self.srv.get("/api/users/@me/", key=other["value"]), 401,
+                           "authentication_failed", MSG_INVALID_HEADER)
+
     def test_patch_invalid_changes_nothing(self):
         created = self.create_ok("stable", ["feature_flag:read"])
         path = PK + created["id"] + "/"
@@ -297,7 +364,8 @@ class TestRollDeleteUpdate(KeysBase):
         a = self.assertStatus(self.srv.get(PK + created["id"], key=self.key), 200)
         b = self.assertStatus(self.srv.get(PK + created["id"] + "/", key=self.key), 200)
         self.assertEqual(a, b)
-        self.assertEqual(self.srv.get(PK.rstrip("/"), key=self.key)[2], self.listing())
+        self.assertEqual([k["id"] for k in self.srv.get(PK.rstrip("/"), key=self.key)[2]],
+                         [k["id"] for k in self.listing()])
         self.assertStatus(self.srv.post(PK.rstrip("/"), {"label": "ns", "scopes": ["*"]},
                                         key=self.key), 201)
         self.assertStatus(self.srv.post(PK + created["id"] + "/roll", key=self.key), 200)
@@ -390,6 +458,36 @@ class TestWhoMayManageKeys(KeysBase):
         self.assertIsNone((body or {}).get("value"), "a '*' key value leaked to a narrower key")
         self.assertEqual(self.db_keys(), before)
 
+    def test_team_scoped_writer_cannot_unscope_itself(self):
+        writer = self.create_ok("scoped writer", ["personal_api_key:write"], scoped_teams=[1])
+        path = PK + writer["id"] + "/"
+        before = self.db_keys()
+        for body in ({"scoped_teams": []}, {"scoped_teams": None}):
+            with self.subTest(body=body):
+                st, _, err = self.srv.patch(path, body, key=writer["value"])
+                self.assertIn(st, (400, 403), err)
+        self.assertEqual(self.db_keys(), before)
+
+    def test_write_key_cannot_roll_a_broader_scoped_key(self):
+        """A team-scoped writer rolling an unscoped key would obtain an
+        unscoped credential."""
+        writer = self.create_ok("w", ["personal_api_key:write"], scoped_teams=[1])["value"]
+        wide = self.create_ok("wide", ["personal_api_key:write"])
+        before = self.db_keys()
+        st, _, body = self.srv.post(PK + wide["id"] + "/roll/", key=writer)
+        self.assertIn(st, (400, 403), body)
+        self.assertEqual(self.db_keys(), before)
+
+    def test_concurrent_creates_respect_the_limit(self):
+        import concurrent.futures
+        def one(i):
+            return self.create("c%d" % i)[0]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(one, range(16)))
+        self.assertEqual(sorted(statuses), [201] * 9 + [400] * 7, statuses)
+        self.assertEqual(len(self.listing()), 10)
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM personal_api_keys")[0][0], 10)
+
     def test_team_scoped_writer_cannot_create_unscoped_key(self):
         writer = self.create_ok("scoped writer", ["personal_api_key:write"], scoped_teams=[1])
         st, _, err = self.create("wide", ["personal_api_key:write"], key=writer["value"])
@@ -473,6 +571,27 @@ class TestLastUsed(KeysBase):
         self.assertIsNone(self.last_used(k1["id"]))
 
 
+class TestLegacyImportWhileServing(KeysBase):
+    """SPEC §2: stored pbkdf2 forms are tried after sha256.  A row imported
+    while the server runs (e.g. on another instance, or by a migration
+    script) must verify too."""
+
+    def test_row_imported_while_serving(self):
+        key = legacy_key(45)
+        kid = self.env.add_legacy_key(self.env.user_a, key, pbkdf2_secure(key, 260000))
+        self.assertStatus(self.eventually(lambda: self.srv.get("/api/users/@me/", key=key), 200),
+                          200)
+        self.assertEqual(self.env.sql("SELECT secure_value FROM personal_api_keys WHERE id=?",
+                                      (kid,))[0][0], sha256_secure(key))
+
+    def test_sha256_legacy_length_row(self):
+        """A legacy-length key stored as sha256 (already upgraded) verifies."""
+        key = legacy_key(41)
+        self.env.add_legacy_key(self.env.user_a, key, sha256_secure(key))
+        self.assertStatus(self.eventually(lambda: self.srv.get("/api/users/@me/", key=key), 200),
+                          200)
+
+
 class TestLegacyImport(KeysBase):
     def setup_db(self):
         self.legacy = {}
@@ -485,6 +604,10 @@ class TestLegacyImport(KeysBase):
         self.no_scopes_id = self.env.add_legacy_key(
             self.env.user_a, self.no_scopes_key, pbkdf2_secure(self.no_scopes_key, 260000),
             scopes=None, label="legacy no scopes")
+        self.empty_scopes_key = legacy_key(44)
+        self.env.add_legacy_key(
+            self.env.user_a, self.empty_scopes_key, pbkdf2_secure(self.empty_scopes_key, 390000),
+            scopes="[]", label="legacy empty scopes")
 
     def stored(self, kid):
         return self.env.sql("SELECT secure_value FROM personal_api_keys WHERE id=?", (kid,))[0][0]
@@ -514,6 +637,9 @@ class TestLegacyImport(KeysBase):
                            "permission_denied", "API key missing required scope 'project:read'")
         self.assertProblem(self.srv.get("/api/users/@me/", key=self.no_scopes_key), 403,
                            "permission_denied")
+        self.assertProblem(self.srv.get("/api/projects/1/feature_flags/",
+                                        key=self.empty_scopes_key), 403, "permission_denied",
+                           "API key missing required scope 'feature_flag:read'")
 
     def test_legacy_rows_listed_with_their_mask(self):
         listed = {k["id"]: k for k in self.listing()}

@@ -48,6 +48,22 @@ static void test_match_table(void **state)
         {"GET", "/api/projects/7/activity_log", KW_MATCH_OK, KW_ROUTE_ACTIVITY_LIST, "7", ""},
         {"GET", "/api/environmentsx/7/activity_log", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/api/projects/7/feature_flags/9/extra", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/api/projects/7/project_secret_api_keys/", KW_MATCH_OK, KW_ROUTE_PSK_LIST, "7", ""},
+        {"POST", "/api/environments/7/project_secret_api_keys", KW_MATCH_OK, KW_ROUTE_PSK_CREATE, "7", ""},
+        {"GET", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_OK, KW_ROUTE_PSK_GET, "7", "s1"},
+        {"PATCH", "/api/projects/7/project_secret_api_keys/s1", KW_MATCH_OK, KW_ROUTE_PSK_UPDATE, "7", "s1"},
+        {"DELETE", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_OK, KW_ROUTE_PSK_DELETE, "7", "s1"},
+        {"POST", "/api/projects/7/project_secret_api_keys/s1/roll/", KW_MATCH_OK, KW_ROUTE_PSK_ROLL, "7", "s1"},
+        {"PUT", "/api/projects/7/project_secret_api_keys/s1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/projects/7/feature_flags/local_evaluation/", KW_MATCH_OK,
+         KW_ROUTE_FLAG_DEFS_PROJECT, "7", ""},
+        {"GET", "/api/environments/7/feature_flags/local_evaluation", KW_MATCH_OK,
+         KW_ROUTE_FLAG_DEFS_PROJECT, "7", ""},
+        {"GET", "/api/projects/7/feature_flags/9/", KW_MATCH_OK, KW_ROUTE_FLAG_GET, "7", "9"},
+        {"GET", "/api/feature_flag/local_evaluation/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS_LEGACY, "", ""},
+        {"GET", "/flags/definitions", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
+        {"HEAD", "/flags/definitions/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
+        {"POST", "/flags/definitions", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
     };
@@ -62,7 +78,8 @@ static void test_match_table(void **state)
     }
 }
 
-/* Every route declares who may call it; admin routes never take phs_/phc_. */
+/* Every route declares who may call it; admin routes never take phs_/phc_:
+ * under /api/ only the flag-definition (execution) routes accept phs_. */
 static void test_table_invariants(void **state)
 {
     (void)state;
@@ -72,8 +89,16 @@ static void test_table_invariants(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(routes[i].id, (kw_route_id)i);
         assert_true(routes[i].credentials != 0);
+        int execution = routes[i].id == KW_ROUTE_FLAG_DEFS_PROJECT ||
+                        routes[i].id == KW_ROUTE_FLAG_DEFS_LEGACY || routes[i].id == KW_ROUTE_FLAG_DEFS;
         if (strncmp(routes[i].pattern, "/api/", 5) == 0) {
-            assert_false(routes[i].credentials & (KW_CRED_SECRET | KW_CRED_PROJECT | KW_CRED_NONE));
+            assert_false(routes[i].credentials & (KW_CRED_PROJECT | KW_CRED_NONE));
+            if (!execution) assert_false(routes[i].credentials & KW_CRED_SECRET);
+        }
+        if (routes[i].credentials & KW_CRED_SECRET) {
+            assert_true(execution);
+            assert_string_equal(routes[i].method, "GET");
+            assert_string_equal(routes[i].scope, "feature_flag:read");
         }
         if (routes[i].scope) {
             int obj;
@@ -95,6 +120,22 @@ static void test_refuse_kind(void **state)
     assert_true(kw_policy_refuse_kind(m.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
     assert_int_equal(p.status, 403);
     assert_string_equal(p.detail, "This action does not support project secret API key access");
+    /* phs_ never manages keys, not even its own project's. */
+    static const char *const ADMIN_ONLY[][2] = {
+        {"GET", "/api/projects/1/project_secret_api_keys/"},
+        {"POST", "/api/projects/1/project_secret_api_keys/"},
+        {"POST", "/api/projects/1/project_secret_api_keys/s/roll/"},
+        {"DELETE", "/api/projects/1/project_secret_api_keys/s/"},
+        {"GET", "/api/projects/1/feature_flags/"},
+        {"GET", "/api/personal_api_keys/"},
+    };
+    for (size_t i = 0; i < sizeof ADMIN_ONLY / sizeof ADMIN_ONLY[0]; i++) {
+        kw_route_match am;
+        assert_int_equal(kw_policy_match(ADMIN_ONLY[i][0], ADMIN_ONLY[i][1], &am), KW_MATCH_OK);
+        assert_true(kw_policy_refuse_kind(am.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
+        assert_int_equal(p.status, 403);
+        assert_string_equal(p.detail, "This action does not support project secret API key access");
+    }
     assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PROJECT, KW_SRC_HEADER, &p));
     assert_int_equal(p.status, 401);
     assert_string_equal(p.detail, "Personal API key found in request Authorization header is invalid.");
@@ -228,8 +269,54 @@ static void test_check_table(void **state)
     assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/", &alice_flags, detail), 403);
     assert_string_equal(detail, "This action does not support Personal API Key access");
     assert_int_equal(verdict(f, "GET", "/api/personal_api_keys/@current/", &alice_flags, NULL), 200);
+    /* Project secret keys: members read, project admins write. */
+    snprintf(path, sizeof path, "/api/projects/%lld/project_secret_api_keys/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &carol_all, detail), 403);
+    assert_string_equal(detail, "You don't have sufficient permissions in the project.");
+    assert_int_equal(verdict(f, "POST", path, &alice_all, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &alice_flags, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'project:write'");
+    assert_int_equal(verdict(f, "GET", path, &bob_all, NULL), 404);
+    snprintf(path, sizeof path, "/api/projects/%lld/project_secret_api_keys/x/roll/",
+             (long long)f->p1.id);
+    assert_int_equal(verdict(f, "POST", path, &carol_all, NULL), 403);
     /* @current resolves to a project the key may reach. */
     assert_int_equal(verdict(f, "GET", "/api/projects/@current/", &alice_p1, NULL), 200);
+}
+
+static void test_secret_key_execution_routes(void **state)
+{
+    struct fixture *f = *state;
+    kw_principal secret, endpoint_only, anon;
+    memset(&secret, 0, sizeof secret);
+    secret.kind = KW_KEY_SECRET;
+    secret.project_id = f->p1.id;
+    secret.n_scoped_teams = secret.n_scoped_orgs = -1;
+    endpoint_only = secret;
+    kw_scopes_add(&secret.scopes, "feature_flag:read");
+    kw_scopes_add(&endpoint_only.scopes, "endpoint:read");
+    memset(&anon, 0, sizeof anon);
+    char path[128], detail[512];
+    kw_route_match m;
+    kw_problem p;
+    assert_int_equal(kw_policy_match("GET", "/flags/definitions", &m), KW_MATCH_OK);
+    assert_false(kw_policy_refuse_kind(m.route, KW_KEY_SECRET, KW_SRC_HEADER, &p));
+    assert_false(kw_policy_refuse_kind(m.route, KW_KEY_PERSONAL, KW_SRC_HEADER, &p));
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PROJECT, KW_SRC_HEADER, &p));
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &secret, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/api/feature_flag/local_evaluation", &secret, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &anon, detail), 401);
+    assert_string_equal(detail, "Authentication credentials were not provided.");
+    assert_int_equal(verdict(f, "GET", "/flags/definitions", &endpoint_only, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'feature_flag:read'");
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/local_evaluation/",
+             (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &secret, NULL), 200);
+    /* another project's definitions on the project route: refused */
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/local_evaluation/",
+             (long long)f->p2.id);
+    assert_int_equal(verdict(f, "GET", path, &secret, NULL), 403);
 }
 
 static void test_secret_key_project_binding(void **state)
@@ -258,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_refuse_kind),
         cmocka_unit_test_setup_teardown(test_check_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_execution_routes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

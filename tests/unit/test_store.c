@@ -906,6 +906,130 @@ static void test_pg_concurrent_migrations(void **state)
     }
 }
 
+/* ---- project secret API keys ------------------------------------------- */
+
+static void make_psk(kw_psk *k, const char *id, int64_t project_id, int64_t by, kw_time at)
+{
+    memset(k, 0, sizeof *k);
+    snprintf(k->id, sizeof k->id, "%s", id);
+    k->project_id = project_id;
+    snprintf(k->label, sizeof k->label, "label %s", id);
+    snprintf(k->secure_value, sizeof k->secure_value, "sha256$%s", id);
+    snprintf(k->mask_value, sizeof k->mask_value, "phs_...%.4s", id);
+    k->created_at = at;
+    k->created_by = by;
+    snprintf(k->scopes, sizeof k->scopes, "[\"feature_flag:read\"]");
+}
+
+static int seen_psk(void *ctx, const kw_psk *k)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n++], sizeof s->ids[0], "%s", k->id);
+    return s->stop_after > 0 && s->n >= s->stop_after;
+}
+
+static void test_psk_crud(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "psk@example.com");
+    int64_t p1 = make_project(s, uid, "phc_psk1");
+    int64_t p2 = make_project(s, uid, "phc_psk2");
+    kw_psk k, got;
+    make_psk(&k, "psk-a", p1, uid, 10);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    make_psk(&k, "psk-b", p1, 0, 20);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    make_psk(&k, "psk-c", p2, uid, 30);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    /* duplicate label in the same project; the same label elsewhere is fine */
+    make_psk(&k, "psk-d", p1, uid, 40);
+    snprintf(k.label, sizeof k.label, "label psk-a");
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_ERR_EXISTS);
+    k.project_id = p2;
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+
+    assert_int_equal(kw_store_psk_get(s, p1, "psk-a", &got), KW_OK);
+    assert_string_equal(got.label, "label psk-a");
+    assert_string_equal(got.secure_value, "sha256$psk-a");
+    assert_string_equal(got.scopes, "[\"feature_flag:read\"]");
+    assert_int_equal(got.created_by, uid);
+    assert_int_equal(got.created_at, 10);
+    assert_int_equal(got.last_used_at, 0);
+    assert_int_equal(kw_store_psk_get(s, p1, "psk-b", &got), KW_OK);
+    assert_int_equal(got.created_by, 0);
+    /* another project's key is not found */
+    assert_int_equal(kw_store_psk_get(s, p2, "psk-a", &got), KW_ERR_NOTFOUND);
+
+    struct seen seen = {0};
+    assert_int_equal(kw_store_psk_list(s, p1, 100, 0, seen_psk, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "psk-b");
+    assert_string_equal(seen.ids[1], "psk-a");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_psk_list(s, p1, 1, 1, seen_psk, &seen), KW_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.ids[0], "psk-a");
+    int64_t n = 0;
+    assert_int_equal(kw_store_psk_count(s, p1, &n), KW_OK);
+    assert_int_equal(n, 2);
+
+    assert_int_equal(kw_store_psk_get(s, p1, "psk-a", &got), KW_OK);
+    snprintf(got.label, sizeof got.label, "renamed");
+    snprintf(got.scopes, sizeof got.scopes, "[\"endpoint:read\"]");
+    assert_int_equal(kw_store_psk_update(s, &got), KW_OK);
+    assert_int_equal(kw_store_psk_get(s, p1, "psk-a", &got), KW_OK);
+    assert_string_equal(got.label, "renamed");
+    assert_string_equal(got.scopes, "[\"endpoint:read\"]");
+    snprintf(got.label, sizeof got.label, "label psk-b");
+    assert_int_equal(kw_store_psk_update(s, &got), KW_ERR_EXISTS);
+
+    assert_int_equal(kw_store_psk_roll(s, p1, "psk-a", "sha256$new", "phs_...new1", 99), KW_OK);
+    assert_int_equal(kw_store_psk_by_hash(s, "sha256$psk-a", &got), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_psk_by_hash(s, "sha256$new", &got), KW_OK);
+    assert_string_equal(got.id, "psk-a");
+    assert_int_equal(got.project_id, p1);
+    assert_int_equal(got.last_rolled_at, 99);
+    assert_string_equal(got.mask_value, "phs_...new1");
+    assert_int_equal(kw_store_psk_roll(s, p2, "psk-a", "sha256$x", "m", 1), KW_ERR_NOTFOUND);
+
+    assert_int_equal(kw_store_psk_delete(s, p2, "psk-a"), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_psk_delete(s, p1, "psk-a"), KW_OK);
+    assert_int_equal(kw_store_psk_get(s, p1, "psk-a", &got), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_psk_count(s, p1, &n), KW_OK);
+    assert_int_equal(n, 1);
+}
+
+static void test_psk_touch_limit(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "pskt@example.com");
+    int64_t pid = make_project(s, uid, "phc_pskt");
+    kw_psk k, got;
+    make_psk(&k, "psk-t", pid, uid, 1);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    const kw_time interval = 60000000;
+    assert_int_equal(kw_store_psk_touch(s, "psk-t", 100000000, interval), KW_OK);
+    assert_int_equal(kw_store_psk_touch(s, "psk-t", 100000000 + interval - 1, interval), KW_OK);
+    assert_int_equal(kw_store_psk_get(s, pid, "psk-t", &got), KW_OK);
+    assert_int_equal(got.last_used_at, 100000000);
+    assert_int_equal(kw_store_psk_touch(s, "psk-t", 100000000 + interval, interval), KW_OK);
+    assert_int_equal(kw_store_psk_get(s, pid, "psk-t", &got), KW_OK);
+    assert_int_equal(got.last_used_at, 100000000 + interval);
+    assert_int_equal(kw_store_psk_touch(s, "psk-none", 1, interval), KW_OK);
+    /* the limit: 3 keys allowed, the 4th refused */
+    for (int i = 0; i < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "psk-l%d", i);
+        make_psk(&k, id, pid, uid, 2 + i);
+        assert_int_equal(kw_store_psk_insert(s, &k, 3), KW_OK);
+    }
+    make_psk(&k, "psk-over", pid, uid, 9);
+    assert_int_equal(kw_store_psk_insert(s, &k, 3), KW_ERR_LIMIT);
+    /* the key belongs to the project: its creator's state does not matter */
+    assert_int_equal(kw_store_user_set_active(s, uid, 0), KW_OK);
+    assert_int_equal(kw_store_psk_by_hash(s, "sha256$psk-t", &got), KW_OK);
+}
+
 /* ---- runner -------------------------------------------------------------- */
 
 #define CASES(setup)                                                           \
@@ -920,6 +1044,8 @@ static void test_pg_concurrent_migrations(void **state)
         cmocka_unit_test_setup_teardown(test_pkey_rehash, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_pkey_limit, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_pkey_limit_concurrent, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_psk_crud, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_psk_touch_limit, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),          \
         cmocka_unit_test_setup_teardown(test_activity, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \

@@ -1,0 +1,246 @@
+/* psk.c — project secret API key (phs_) operations, shared by the API and
+ * the CLI.
+ *
+ * A project secret key belongs to a project, not to a person: it is what a
+ * server-side SDK uses to fetch flag definitions for local evaluation or to
+ * run an endpoint.  So its scopes are limited to the three read scopes those
+ * machines need (PostHog's rule, with PostHog's texts), it keeps working
+ * when its creator leaves, and created_by is only a record of who made it.
+ * The rules: a label of at most 40 characters, unique in the project; a
+ * non-empty list of the allowed scopes; at most 50 keys per project.  The
+ * store write and its activity entry land in one transaction.  The
+ * plaintext exists only in the caller's `value` buffer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/service.h"
+#include "validate.h"
+
+#define AUDIT_SCOPE "ProjectSecretAPIKey"
+#define MAX_SCOPE_ITEMS 100
+
+/* Sorted, as PostHog lists them in its refusal text. */
+static const char *const ALLOWED[] = {"endpoint:read", "experiment:read", "feature_flag:read"};
+
+static int server_problem(kw_problem *p, int rc)
+{
+    if (rc == KW_ERR_UNAVAILABLE)
+        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
+    else
+        kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
+    return 1;
+}
+
+static int is_allowed(const char *scope)
+{
+    for (size_t i = 0; i < sizeof ALLOWED / sizeof ALLOWED[0]; i++)
+        if (strcmp(scope, ALLOWED[i]) == 0) return 1;
+    return 0;
+}
+
+static int check_scopes(const json_t *list, kw_problem *p)
+{
+    if (json_array_size(list) == 0) {
+        kw_problem_set(p, KW_P_VALIDATION, "empty", "scopes", "This list may not be empty.");
+        return 1;
+    }
+    if (json_array_size(list) > MAX_SCOPE_ITEMS) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes",
+                       "Ensure this field has no more than %d elements.", MAX_SCOPE_ITEMS);
+        return 1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        if (!json_is_string(item)) {
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes", "Invalid scope: %s",
+                           kw_v_type_name(item));
+            return 1;
+        }
+        const char *s = json_string_value(item);
+        if (is_allowed(s)) continue;
+        kw_scopes one = {0, 0, 0};
+        if (strcmp(s, "*") == 0)
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes",
+                           "Wildcard scope '*' is not allowed for project API keys. Please "
+                           "specify explicit scopes.");
+        else if (kw_scopes_add(&one, s) == 0)
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes",
+                           "Scope '%.128s' can not be assigned to a project secret API key. "
+                           "Allowed scopes: %s, %s, %s", s, ALLOWED[0], ALLOWED[1], ALLOWED[2]);
+        else
+            kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes", "Invalid scope: %.128s", s);
+        return 1;
+    }
+    return 0;
+}
+
+/* Validates the fields present in `body` and writes them into *key;
+ * `creating` makes both required.  Changes are appended to `changes`. */
+static int apply_fields(const json_t *body, int creating, kw_psk *key, json_t *changes,
+                        kw_problem *p)
+{
+    const char *label;
+    json_t *scopes;
+    if (kw_v_object(body, p)) return 1;
+    if (kw_v_string(body, "label", creating, KW_LABEL_MAX_CHARS, 0, &label, p)) return 1;
+    if (kw_v_list(body, "scopes", creating, 0, &scopes, p)) return 1;
+    if (scopes && check_scopes(scopes, p)) return 1;
+    if (label && strcmp(label, key->label) != 0) {
+        if (changes)
+            json_array_append_new(changes, kw_audit_change(AUDIT_SCOPE, "changed", "label",
+                                                           json_string(key->label), json_string(label)));
+        snprintf(key->label, sizeof key->label, "%s", label);
+    }
+    if (scopes) {
+        char *text = json_dumps(scopes, JSON_COMPACT);
+        if (!text) return server_problem(p, KW_ERR_NOMEM);
+        if (strlen(text) >= sizeof key->scopes) {
+            free(text);
+            kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes", "Ensure this field is shorter.");
+            return 1;
+        }
+        if (strcmp(text, key->scopes) != 0) {
+            if (changes)
+                json_array_append_new(
+                    changes, kw_audit_change(AUDIT_SCOPE, "changed", "scopes",
+                                             key->scopes[0] ? json_loads(key->scopes, 0, NULL) : json_null(),
+                                             json_deep_copy(scopes)));
+            strcpy(key->scopes, text);
+        }
+        free(text);
+    }
+    return 0;
+}
+
+static int duplicate_label(const kw_psk *key, kw_problem *p)
+{
+    kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
+                   "Project secret API key with label '%.164s' already exists.", key->label);
+    return 1;
+}
+
+static int new_value(kw_psk *key, char value[KW_KEY_LEN + 1], kw_problem *p)
+{
+    int rc = kw_key_generate(KW_KEY_SECRET, value);
+    if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
+    if (rc) return server_problem(p, rc);
+    kw_key_mask(value, KW_KEY_LEN, key->mask_value);
+    return 0;
+}
+
+/* Ends the transaction around a change and its audit entry. */
+static int commit_or_rollback(const kw_call *c, int rc, kw_problem *p)
+{
+    if (rc) {
+        kw_store_rollback(c->store);
+        return server_problem(p, rc);
+    }
+    rc = kw_store_commit(c->store);
+    if (rc) {
+        kw_store_rollback(c->store);
+        return server_problem(p, rc);
+    }
+    return 0;
+}
+
+static int audit(const kw_call *c, const kw_project *project, const kw_psk *key,
+                 const char *activity, json_t *changes)
+{
+    return kw_audit_record(c, project->id, project->org_id, activity, AUDIT_SCOPE, key->id,
+                           key->label, changes);
+}
+
+int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *out, kw_problem *p)
+{
+    int rc = *id ? kw_store_psk_get(c->store, project_id, id, out) : KW_ERR_NOTFOUND;
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
+        return 1;
+    }
+    return rc ? server_problem(p, rc) : 0;
+}
+
+int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *body, kw_psk *out,
+                  char value[KW_KEY_LEN + 1], kw_problem *p)
+{
+    memset(out, 0, sizeof *out);
+    out->project_id = project->id;
+    out->created_by = c->actor->user_id;
+    if (apply_fields(body, 1, out, NULL, p)) return 1;
+    if (kw_uuid_v4(out->id)) return server_problem(p, KW_ERR_CRYPTO);
+    if (new_value(out, value, p)) return 1;
+    out->created_at = kw_now();
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    rc = kw_store_psk_insert(c->store, out, KW_MAX_SECRET_KEYS);
+    if (rc == KW_ERR_LIMIT || rc == KW_ERR_EXISTS) {
+        kw_store_rollback(c->store);
+        if (rc == KW_ERR_EXISTS) return duplicate_label(out, p);
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
+                       "You can only have %d project secret API keys. Remove an existing key "
+                       "before creating a new one.", KW_MAX_SECRET_KEYS);
+        return 1;
+    }
+    if (!rc) rc = audit(c, project, out, "created", NULL);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
+                  kw_psk *out, kw_problem *p)
+{
+    if (kw_psk_load(c, project->id, id, out, p)) return 1;
+    json_t *changes = json_array();
+    if (!changes) return server_problem(p, KW_ERR_NOMEM);
+    if (apply_fields(body, 0, out, changes, p)) {
+        json_decref(changes);
+        return 1;
+    }
+    if (json_array_size(changes) == 0) {  /* nothing changed: nothing to write or log */
+        json_decref(changes);
+        return 0;
+    }
+    int rc = kw_store_begin(c->store);
+    if (rc) {
+        json_decref(changes);
+        return server_problem(p, rc);
+    }
+    rc = kw_store_psk_update(c->store, out);
+    if (rc == KW_ERR_EXISTS) {
+        json_decref(changes);
+        kw_store_rollback(c->store);
+        return duplicate_label(out, p);
+    }
+    if (!rc)
+        rc = audit(c, project, out, "updated", changes);
+    else
+        json_decref(changes);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_psk *out,
+                char value[KW_KEY_LEN + 1], kw_problem *p)
+{
+    if (kw_psk_load(c, project->id, id, out, p)) return 1;
+    if (new_value(out, value, p)) return 1;
+    out->last_rolled_at = kw_now();
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    rc = kw_store_psk_roll(c->store, out->project_id, out->id, out->secure_value, out->mask_value,
+                           out->last_rolled_at);
+    if (!rc) rc = audit(c, project, out, "rolled", NULL);
+    return commit_or_rollback(c, rc, p);
+}
+
+int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *p)
+{
+    static _Thread_local kw_psk key;
+    if (kw_psk_load(c, project->id, id, &key, p)) return 1;
+    int rc = kw_store_begin(c->store);
+    if (rc) return server_problem(p, rc);
+    rc = kw_store_psk_delete(c->store, key.project_id, key.id);
+    if (!rc) rc = audit(c, project, &key, "deleted", NULL);
+    return commit_or_rollback(c, rc, p);
+}
