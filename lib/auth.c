@@ -1,9 +1,13 @@
 /* auth.c — verification of presented keys, and the principal helpers.
  *
+ * The hot path: prefix and checksum are checked without I/O; the key's
+ * SHA-256 is looked up in the verification cache (vcache.c) and only on a
+ * miss in the store — one probe of the unique index on secure_value.
  * kw_verify_secret does the same for project secret keys (phs_), which
- * need no user lookup.  kw_verify_personal is the request hot path for admin routes: prefix and
- * checksum are checked without I/O, then one probe of the unique index on
- * secure_value.  Legacy pbkdf2 forms (keys imported from PostHog) cost two
+ * need no user lookup.  Cached answers are dropped at once by local writes
+ * (kw_verifier_invalidate) and within GENERATION_POLL_MS of a write by
+ * another process or instance (the store's auth generation, polled by the
+ * maintenance thread).  Legacy pbkdf2 forms (keys imported from PostHog) cost two
  * PBKDF2 runs, so they are tried only for legacy-length keys and only while
  * the store still holds such rows; a match is rewritten as sha256 at once,
  * as PostHog does, so it is paid once per key.
@@ -19,15 +23,25 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyward/keyward.h"
+#include "keyward/vcache.h"
 
 #define TOUCH_INTERVAL_US ((int64_t)3600 * 1000000)
 #define TOUCH_RING 256
 #define LEGACY_SALT "posthog_personal_api_key"
+/* How often the maintenance thread reads the store's auth generation: the
+ * bound on how long a revocation made by another process or instance can
+ * go unnoticed by this one's cache. */
+#define GENERATION_POLL_MS 200
+#define CACHE_SLOTS (64 * 1024)
+/* Even an untouched entry is re-read from the store after this long. */
+#define CACHE_TTL_US ((int64_t)300 * 1000000)
 
 struct kw_verifier {
     kw_store *store;
+    kw_vcache *cache;
     _Atomic int64_t legacy_rows;
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
     pthread_mutex_t lock;  /* guards the touch ring only */
@@ -42,13 +56,41 @@ struct kw_verifier {
     pthread_t thread;
 };
 
-static void *touch_thread(void *arg)
+static void poll_generation(kw_verifier *v)
+{
+    int64_t generation;
+    if (kw_store_auth_generation(v->store, &generation) == KW_OK)
+        kw_vcache_sync(v->cache, generation);
+    else
+        kw_vcache_bump(v->cache);  /* cannot tell what changed: trust nothing cached */
+}
+
+/* The maintenance thread: writes last_used_at touches and polls the auth
+ * generation, so neither ever runs on a request thread. */
+static void *maintenance_thread(void *arg)
 {
     kw_verifier *v = arg;
     char id[KW_ID_LEN + 1];
+    int64_t next_poll = 0;
     pthread_mutex_lock(&v->lock);
     for (;;) {
-        while (v->head == v->tail && !v->stopping) pthread_cond_wait(&v->wake, &v->lock);
+        while (v->head == v->tail && !v->stopping) {
+            int64_t now = kw_now();
+            if (now >= next_poll) {
+                pthread_mutex_unlock(&v->lock);
+                poll_generation(v);
+                pthread_mutex_lock(&v->lock);
+                next_poll = now + GENERATION_POLL_MS * 1000;
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += GENERATION_POLL_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&v->wake, &v->lock, &until);
+            if (kw_now() < next_poll) next_poll = 0;  /* a pinned test clock: poll anyway */
+        }
         if (v->head == v->tail) break;  /* stopping and drained */
         unsigned slot = v->tail++ % TOUCH_RING;
         memcpy(id, v->ring[slot], sizeof id);
@@ -83,18 +125,22 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
     kw_verifier *v = calloc(1, sizeof *v);
     if (!v) return KW_ERR_NOMEM;
     v->store = store;
-    int64_t legacy = 0;
+    int64_t legacy = 0, generation = 0;
     int rc = kw_store_pkey_legacy_count(store, &legacy);
+    if (!rc) rc = kw_store_auth_generation(store, &generation);
+    if (!rc) rc = kw_vcache_new(CACHE_SLOTS, CACHE_TTL_US, &v->cache);
     if (rc) {
         free(v);
         return rc;
     }
+    kw_vcache_sync(v->cache, generation);
     atomic_store(&v->legacy_rows, legacy);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
-    if (pthread_create(&v->thread, NULL, touch_thread, v)) {
+    if (pthread_create(&v->thread, NULL, maintenance_thread, v)) {
         pthread_mutex_destroy(&v->lock);
         pthread_cond_destroy(&v->wake);
+        kw_vcache_free(v->cache);
         free(v);
         return KW_ERR_NOMEM;
     }
@@ -112,7 +158,26 @@ void kw_verifier_free(kw_verifier *v)
     pthread_join(v->thread, NULL);
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
+    kw_vcache_free(v->cache);
     free(v);
+}
+
+void kw_verifier_invalidate(kw_verifier *v)
+{
+    if (v) kw_vcache_bump(v->cache);
+}
+
+/* A cache hit: the principal as verified, and the hourly touch if due. */
+static int from_cache(kw_verifier *v, const unsigned char *digest, kw_principal *out)
+{
+    int64_t last_used;
+    if (!kw_vcache_get(v->cache, digest, out, &last_used)) return 0;
+    int64_t now = kw_now();
+    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
+        touch_later(v, out->kind, out->key_id, now);
+        kw_vcache_touched(v->cache, digest, now);
+    }
+    return 1;
 }
 
 /* Looks the key up by its legacy pbkdf2 forms; on a hit rewrites the row
@@ -159,8 +224,14 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     kw_key_info info;
     if (kw_key_classify(key, len, &info) == KW_FORMAT_INVALID || info.kind != KW_KEY_PERSONAL)
         return KW_VERIFY_INVALID;
+    unsigned char digest[32];
+    if (kw_key_digest(key, len, digest)) return KW_VERIFY_UNAVAILABLE;
+    if (from_cache(v, digest, out)) return KW_VERIFY_OK;
+    /* Read before the store: a revocation landing after this read makes
+     * the put below a no-op, so a stale row is never cached. */
+    uint64_t generation = kw_vcache_generation(v->cache);
     char hash[KW_HASH_LEN + 1];
-    if (kw_key_hash(key, len, hash)) return KW_VERIFY_UNAVAILABLE;
+    kw_key_hash_from_digest(digest, hash);
     /* 12 KiB of JSON list text: one buffer per thread, neither on the
      * server thread's stack nor allocated per request. */
     static _Thread_local kw_pkey row_buf;
@@ -185,9 +256,12 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     out->user_id = row->user_id;
     strcpy(out->key_id, row->id);
     if (kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs)) goto done;
-    int64_t now = kw_now();
-    if (!row->last_used_at || now - row->last_used_at >= TOUCH_INTERVAL_US)
+    int64_t now = kw_now(), last_used = row->last_used_at;
+    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_PERSONAL, row->id, now);
+        last_used = now;
+    }
+    kw_vcache_put(v->cache, digest, out, last_used, generation);
     result = KW_VERIFY_OK;
 done:
     return result;
@@ -201,8 +275,12 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     kw_key_info info;
     if (kw_key_classify(key, len, &info) == KW_FORMAT_INVALID || info.kind != KW_KEY_SECRET)
         return KW_VERIFY_INVALID;
+    unsigned char digest[32];
+    if (kw_key_digest(key, len, digest)) return KW_VERIFY_UNAVAILABLE;
+    if (from_cache(v, digest, out)) return out->kind == KW_KEY_SECRET ? KW_VERIFY_OK : KW_VERIFY_INVALID;
+    uint64_t generation = kw_vcache_generation(v->cache);
     char hash[KW_HASH_LEN + 1];
-    if (kw_key_hash(key, len, hash)) return KW_VERIFY_UNAVAILABLE;
+    kw_key_hash_from_digest(digest, hash);
     static _Thread_local kw_psk row;
     int rc = kw_store_psk_by_hash(v->store, hash, &row);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
@@ -211,9 +289,12 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     out->project_id = row.project_id;
     strcpy(out->key_id, row.id);
     kw_principal_load_scopes(out, row.scopes, NULL, NULL);
-    int64_t now = kw_now();
-    if (!row.last_used_at || now - row.last_used_at >= TOUCH_INTERVAL_US)
+    int64_t now = kw_now(), last_used = row.last_used_at;
+    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_SECRET, row.id, now);
+        last_used = now;
+    }
+    kw_vcache_put(v->cache, digest, out, last_used, generation);
     return KW_VERIFY_OK;
 }
 

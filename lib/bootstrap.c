@@ -9,6 +9,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "txn.h"
 
 int kw_bootstrap(kw_store *store, const char *email, const char *org_name, const char *project_name,
                  kw_user *user, kw_project *project, char value[KW_KEY_LEN + 1], kw_problem *p)
@@ -46,7 +47,7 @@ int kw_bootstrap(kw_store *store, const char *email, const char *org_name, const
     owner.user_id = user->id;
     owner.scopes.wildcard = 1;
     owner.n_scoped_teams = owner.n_scoped_orgs = -1;
-    kw_call call = {store, &owner, NULL};
+    kw_call call = {store, &owner, NULL, NULL};
     static _Thread_local kw_pkey key;
     json_t *body = json_pack("{s:s, s:[s]}", "label", "keyward init", "scopes", "*");
     if (!body) {
@@ -73,7 +74,7 @@ int kw_project_reset_token(const kw_call *c, kw_project *project, kw_problem *p)
     char token[KW_KEY_LEN + 1];
     int rc = kw_key_generate(KW_KEY_PROJECT, token);
     if (!rc) rc = kw_store_begin(c->store);
-    if (rc) goto fail;
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_project_set_token(c->store, project->id, token);
     if (!rc) {
         char item[32];
@@ -83,15 +84,7 @@ int kw_project_reset_token(const kw_call *c, kw_project *project, kw_problem *p)
         rc = kw_audit_record(c, project->id, project->org_id, "updated", "Project", item,
                              project->name, changes);
     }
-    if (!rc) rc = kw_store_commit(c->store);
-    if (rc) {
-        kw_store_rollback(c->store);
-        goto fail;
-    }
+    if (kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p)) return 1;
     strcpy(project->api_token, token);
     return 0;
-fail:
-    kw_problem_set(p, rc == KW_ERR_UNAVAILABLE ? KW_P_UNAVAILABLE : KW_P_SERVER, NULL, NULL,
-                   KW_MSG_SERVER_ERROR);
-    return 1;
 }

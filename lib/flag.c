@@ -12,17 +12,12 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "txn.h"
 #include "validate.h"
 
 #define FLAG_KEY_MAX_CHARS 400
 #define FLAG_NAME_MAX_CHARS 100
 #define FILTERS_MAX_BYTES (64 * 1024)
-
-/* A storage failure (never "not found": callers map that themselves). */
-static int flag_server_problem(kw_problem *p, int rc)
-{
-    return kw_problem_from_store(p, rc == KW_ERR_NOTFOUND || rc == KW_OK ? KW_ERR_DB : rc);
-}
 
 static int check_filters(const json_t *filters, kw_problem *p)
 {
@@ -118,7 +113,7 @@ static int apply_flag_fields(const json_t *body, int creating, kw_flag *f, json_
         if (kw_v_bool(body, bools[i].field, &present[i], &values[i], p)) return 1;
 
     char *filters_text = filters ? json_dumps(filters, JSON_COMPACT) : NULL;
-    if (filters && !filters_text) return flag_server_problem(p, KW_ERR_NOMEM);
+    if (filters && !filters_text) return kw_storage_problem(p, KW_ERR_NOMEM);
     if (filters_text && strlen(filters_text) > FILTERS_MAX_BYTES) {
         free(filters_text);
         kw_problem_set(p, KW_P_VALIDATION, "max_length", "filters", "Filters are too large.");
@@ -140,7 +135,7 @@ static int apply_flag_fields(const json_t *body, int creating, kw_flag *f, json_
         f->filters = filters_text;
     } else if (!f->filters) {
         f->filters = strdup("{\"groups\":[]}");
-        if (!f->filters) return flag_server_problem(p, KW_ERR_NOMEM);
+        if (!f->filters) return kw_storage_problem(p, KW_ERR_NOMEM);
     }
     for (int i = 0; i < 3; i++) {
         if (!present[i] || *bools[i].dst == values[i]) continue;
@@ -178,13 +173,8 @@ static int finish_write(const kw_call *c, int rc, kw_flag *f, kw_problem *p)
                        "There is already a feature flag with this key.");
         return 1;
     }
-    if (!rc) rc = kw_store_commit(c->store);
-    if (rc) {
-        kw_store_rollback(c->store);
-        return flag_server_problem(p, rc);
-    }
     (void)f;
-    return 0;
+    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 
 int kw_flag_create(const kw_call *c, int64_t project_id, const json_t *body, kw_flag *out,
@@ -200,7 +190,7 @@ int kw_flag_create(const kw_call *c, int64_t project_id, const json_t *body, kw_
     }
     out->deleted = 0;
     int rc = kw_store_begin(c->store);
-    if (rc) return flag_server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_flag_insert(c->store, out);
     if (!rc) {
         char item[32];
@@ -220,7 +210,7 @@ static int update_flag(const kw_call *c, kw_flag *f, json_t *changes, const char
     int rc = kw_store_begin(c->store);
     if (rc) {
         json_decref(changes);
-        return flag_server_problem(p, rc);
+        return kw_storage_problem(p, rc);
     }
     rc = kw_store_flag_update(c->store, f);
     if (!rc) {
@@ -241,7 +231,7 @@ int kw_flag_update(const kw_call *c, int64_t project_id, const char *id, const j
     if (!changes || apply_flag_fields(body, 0, out, changes, p)) {
         json_decref(changes);
         kw_flag_clear(out);
-        return changes ? 1 : flag_server_problem(p, KW_ERR_NOMEM);
+        return changes ? 1 : kw_storage_problem(p, KW_ERR_NOMEM);
     }
     if (json_array_size(changes) == 0) {
         json_decref(changes);

@@ -158,13 +158,23 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int kw_key_digest(const char *key, size_t len, unsigned char out[32])
+{
+    return SHA256((const unsigned char *)key, len, out) ? KW_OK : KW_ERR_CRYPTO;
+}
+
+void kw_key_hash_from_digest(const unsigned char digest[32], char out[KW_HASH_LEN + 1])
+{
+    memcpy(out, "sha256$", 7);
+    hex_encode(digest, 32, out + 7);
+}
+
 int kw_key_hash(const char *key, size_t len, char out[KW_HASH_LEN + 1])
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    if (!SHA256((const unsigned char *)key, len, digest)) return KW_ERR_CRYPTO;
-    memcpy(out, "sha256$", 7);
-    hex_encode(digest, sizeof digest, out + 7);
-    return KW_OK;
+    int rc = kw_key_digest(key, len, digest);
+    if (!rc) kw_key_hash_from_digest(digest, out);
+    return rc;
 }
 
 int kw_ct_equal(const void *a, const void *b, size_t len)

@@ -12,15 +12,10 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "txn.h"
 #include "validate.h"
 
 #define MAX_SCOPE_ITEMS 100
-
-/* A storage failure (never "not found": callers map that themselves). */
-static int server_problem(kw_problem *p, int rc)
-{
-    return kw_problem_from_store(p, rc == KW_ERR_NOTFOUND || rc == KW_OK ? KW_ERR_DB : rc);
-}
 
 /* Dumps a validated list as compact JSON into a fixed column buffer. */
 static int store_list(const json_t *list, char *dst, size_t size, const char *field, kw_problem *p)
@@ -28,7 +23,7 @@ static int store_list(const json_t *list, char *dst, size_t size, const char *fi
     dst[0] = '\0';
     if (!list) return 0;
     char *text = json_dumps(list, JSON_COMPACT);
-    if (!text) return server_problem(p, KW_ERR_NOMEM);
+    if (!text) return kw_storage_problem(p, KW_ERR_NOMEM);
     size_t n = strlen(text);
     if (n >= size) {
         free(text);
@@ -98,7 +93,7 @@ static int check_teams(const kw_call *c, int64_t user_id, const json_t *list, kw
                            "You must be a member of all teams that you are scoping the key to.");
             return 1;
         }
-        if (rc) return server_problem(p, rc);
+        if (rc) return kw_storage_problem(p, rc);
     }
     /* A narrowed key may only create keys narrowed at least as much. */
     if (c->actor->n_scoped_teams >= 0 && json_array_size(list) == 0) {
@@ -132,7 +127,7 @@ static int check_orgs(const kw_call *c, int64_t user_id, const json_t *list, kw_
                            "You must be a member of all organizations that you are scoping the key to.");
             return 1;
         }
-        if (rc) return server_problem(p, rc);
+        if (rc) return kw_storage_problem(p, rc);
     }
     if (c->actor->n_scoped_orgs >= 0 && json_array_size(list) == 0) {
         kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_organizations",
@@ -218,7 +213,7 @@ static int new_value(kw_pkey *key, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     int rc = kw_key_generate(KW_KEY_PERSONAL, value);
     if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     kw_key_mask(value, KW_KEY_LEN, key->mask_value);
     return 0;
 }
@@ -230,32 +225,16 @@ int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *p)
         p, *id ? kw_store_pkey_get(c->store, c->actor->user_id, id, out) : KW_ERR_NOTFOUND);
 }
 
-/* Ends the transaction around a change and its audit entries: both land
- * or neither does. */
-static int commit_or_rollback(const kw_call *c, int rc, kw_problem *p)
-{
-    if (rc) {
-        kw_store_rollback(c->store);
-        return server_problem(p, rc);
-    }
-    rc = kw_store_commit(c->store);
-    if (rc) {
-        kw_store_rollback(c->store);
-        return server_problem(p, rc);
-    }
-    return 0;
-}
-
 int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char value[KW_KEY_LEN + 1],
                    kw_problem *p)
 {
     memset(out, 0, sizeof *out);
     out->user_id = c->actor->user_id;
     if (apply_fields(c, body, 1, out, NULL, p)) return 1;
-    if (kw_uuid_v4(out->id) || new_value(out, value, p)) return server_problem(p, KW_ERR_CRYPTO);
+    if (kw_uuid_v4(out->id) || new_value(out, value, p)) return kw_storage_problem(p, KW_ERR_CRYPTO);
     out->created_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_pkey_insert(c->store, out, KW_MAX_PERSONAL_KEYS);
     if (rc == KW_ERR_LIMIT) {
         kw_store_rollback(c->store);
@@ -265,14 +244,14 @@ int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char valu
         return 1;
     }
     if (!rc) rc = kw_audit_personal_key(c, out, "created", NULL);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 
 int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out, kw_problem *p)
 {
     if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
     json_t *changes = json_array();
-    if (!changes) return server_problem(p, KW_ERR_NOMEM);
+    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
     if (apply_fields(c, body, 0, out, changes, p)) {
         json_decref(changes);
         return 1;
@@ -284,14 +263,14 @@ int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey
     int rc = kw_store_begin(c->store);
     if (rc) {
         json_decref(changes);
-        return server_problem(p, rc);
+        return kw_storage_problem(p, rc);
     }
     rc = kw_store_pkey_update(c->store, out);
     if (!rc)
         rc = kw_audit_personal_key(c, out, "updated", changes);
     else
         json_decref(changes);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
 int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
@@ -301,11 +280,11 @@ int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_K
     if (new_value(out, value, p)) return 1;
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
                             out->last_rolled_at);
     if (!rc) rc = kw_audit_personal_key(c, out, "rolled", NULL);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
 int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *p)
@@ -313,9 +292,9 @@ int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *p)
     static _Thread_local kw_pkey key;
     if (kw_pkey_load(c, id, &key, p)) return 1;
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     /* Audit first: the fan-out reads the key's narrowing from the row. */
     rc = kw_audit_personal_key(c, &key, "deleted", NULL);
     if (!rc) rc = kw_store_pkey_delete(c->store, key.user_id, key.id);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }

@@ -16,6 +16,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "txn.h"
 #include "validate.h"
 
 #define AUDIT_SCOPE "ProjectSecretAPIKey"
@@ -23,15 +24,6 @@
 
 /* Sorted, as PostHog lists them in its refusal text. */
 static const char *const ALLOWED[] = {"endpoint:read", "experiment:read", "feature_flag:read"};
-
-static int server_problem(kw_problem *p, int rc)
-{
-    if (rc == KW_ERR_UNAVAILABLE)
-        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, "The database is unavailable; retry later.");
-    else
-        kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
-    return 1;
-}
 
 static int is_allowed(const char *scope)
 {
@@ -96,7 +88,7 @@ static int apply_fields(const json_t *body, int creating, kw_psk *key, json_t *c
     }
     if (scopes) {
         char *text = json_dumps(scopes, JSON_COMPACT);
-        if (!text) return server_problem(p, KW_ERR_NOMEM);
+        if (!text) return kw_storage_problem(p, KW_ERR_NOMEM);
         if (strlen(text) >= sizeof key->scopes) {
             free(text);
             kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes", "Ensure this field is shorter.");
@@ -126,23 +118,8 @@ static int new_value(kw_psk *key, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     int rc = kw_key_generate(KW_KEY_SECRET, value);
     if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     kw_key_mask(value, KW_KEY_LEN, key->mask_value);
-    return 0;
-}
-
-/* Ends the transaction around a change and its audit entry. */
-static int commit_or_rollback(const kw_call *c, int rc, kw_problem *p)
-{
-    if (rc) {
-        kw_store_rollback(c->store);
-        return server_problem(p, rc);
-    }
-    rc = kw_store_commit(c->store);
-    if (rc) {
-        kw_store_rollback(c->store);
-        return server_problem(p, rc);
-    }
     return 0;
 }
 
@@ -160,7 +137,7 @@ int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *ou
         kw_problem_set(p, KW_P_NOT_FOUND, NULL, NULL, KW_MSG_NOT_FOUND);
         return 1;
     }
-    return rc ? server_problem(p, rc) : 0;
+    return rc ? kw_storage_problem(p, rc) : 0;
 }
 
 int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *body, kw_psk *out,
@@ -170,11 +147,11 @@ int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *bod
     out->project_id = project->id;
     out->created_by = c->actor->user_id;
     if (apply_fields(body, 1, out, NULL, p)) return 1;
-    if (kw_uuid_v4(out->id)) return server_problem(p, KW_ERR_CRYPTO);
+    if (kw_uuid_v4(out->id)) return kw_storage_problem(p, KW_ERR_CRYPTO);
     if (new_value(out, value, p)) return 1;
     out->created_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_psk_insert(c->store, out, KW_MAX_SECRET_KEYS);
     if (rc == KW_ERR_LIMIT || rc == KW_ERR_EXISTS) {
         kw_store_rollback(c->store);
@@ -185,7 +162,7 @@ int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *bod
         return 1;
     }
     if (!rc) rc = audit(c, project, out, "created", NULL);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 
 int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
@@ -193,7 +170,7 @@ int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, c
 {
     if (kw_psk_load(c, project->id, id, out, p)) return 1;
     json_t *changes = json_array();
-    if (!changes) return server_problem(p, KW_ERR_NOMEM);
+    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
     if (apply_fields(body, 0, out, changes, p)) {
         json_decref(changes);
         return 1;
@@ -205,7 +182,7 @@ int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, c
     int rc = kw_store_begin(c->store);
     if (rc) {
         json_decref(changes);
-        return server_problem(p, rc);
+        return kw_storage_problem(p, rc);
     }
     rc = kw_store_psk_update(c->store, out);
     if (rc == KW_ERR_EXISTS) {
@@ -217,7 +194,7 @@ int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, c
         rc = audit(c, project, out, "updated", changes);
     else
         json_decref(changes);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
 int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_psk *out,
@@ -227,11 +204,11 @@ int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_
     if (new_value(out, value, p)) return 1;
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_psk_roll(c->store, out->project_id, out->id, out->secure_value, out->mask_value,
                            out->last_rolled_at);
     if (!rc) rc = audit(c, project, out, "rolled", NULL);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
 int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *p)
@@ -239,8 +216,8 @@ int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, k
     static _Thread_local kw_psk key;
     if (kw_psk_load(c, project->id, id, &key, p)) return 1;
     int rc = kw_store_begin(c->store);
-    if (rc) return server_problem(p, rc);
+    if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_psk_delete(c->store, key.project_id, key.id);
     if (!rc) rc = audit(c, project, &key, "deleted", NULL);
-    return commit_or_rollback(c, rc, p);
+    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }

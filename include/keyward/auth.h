@@ -41,6 +41,10 @@ typedef struct kw_verifier kw_verifier;
 
 int kw_verifier_new(kw_store *store, kw_verifier **out);
 void kw_verifier_free(kw_verifier *v);  /* flushes pending last_used writes */
+/* A local write changed what verification answers (revoke, roll, re-scope,
+ * deactivation): drop every cached verification at once.  NULL is a no-op.
+ * Writes by other processes are noticed through the store's generation. */
+void kw_verifier_invalidate(kw_verifier *v);
 
 /* Verifies a personal key (phx_).  Fills *out on KW_VERIFY_OK. */
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,

@@ -64,6 +64,9 @@ void kw_key_mask(const char *key, size_t len, char out[KW_MASK_MAX]);
 
 /* "sha256$" + hex(sha256(key)) into out[KW_HASH_LEN + 1]. */
 int kw_key_hash(const char *key, size_t len, char out[KW_HASH_LEN + 1]);
+/* The raw SHA-256 of a key, and its stored text form. */
+int kw_key_digest(const char *key, size_t len, unsigned char out[32]);
+void kw_key_hash_from_digest(const unsigned char digest[32], char out[KW_HASH_LEN + 1]);
 
 /* Result of checking a presented key against a stored secure_value. */
 typedef enum kw_hash_match {

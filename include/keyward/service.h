@@ -17,7 +17,8 @@
 typedef struct kw_call {
     kw_store *store;
     const kw_principal *actor;
-    const char *ip;  /* for the activity log; may be NULL */
+    const char *ip;           /* for the activity log; may be NULL */
+    kw_verifier *verifier;    /* told of revocations; NULL outside the server */
 } kw_call;
 
 /* Personal API keys. */

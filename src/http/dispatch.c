@@ -142,5 +142,6 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     req->call.store = req->app->store;
     req->call.actor = &req->principal;
     req->call.ip = req->ip;
+    req->call.verifier = req->app->verifier;
     HANDLERS[req->match.route->id](req, resp);
 }
