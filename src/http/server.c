@@ -1,8 +1,8 @@
 /* server.c — libmicrohttpd glue: listen, read bodies, send responses.
  *
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
- * without a body is dispatched on MHD's first callback, with no per-request
- * state allocated; a body is accumulated up to KW_MAX_BODY and anything
+ * without a body needs no per-request state (a static marker stands in);
+ * a body is accumulated up to KW_MAX_BODY and anything
  * larger is answered 413 as soon as Content-Length says so (or as soon as a
  * chunked body crosses the limit), without reading the rest.  Connection
  * limits and timeouts keep slow clients from holding every thread. */
@@ -27,8 +27,9 @@ struct body {
     int too_large;
 };
 
-/* con_cls marker for requests dispatched on the first callback. */
-static char NO_BODY;
+/* con_cls markers: a request without a body, and one refused with 413
+ * before its body was read. */
+static char NO_BODY, TOO_LARGE;
 
 static void add_common_headers(struct MHD_Response *r)
 {
@@ -123,19 +124,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
         if (cl && strtoull(cl, NULL, 10) > app->max_body) {
-            *con_cls = &NO_BODY;
+            *con_cls = &TOO_LARGE;
             return too_large(conn, app->max_body);
         }
+        /* Answering only on the next callback, once MHD has read the whole
+         * request, keeps the connection alive; a marker, not an allocation,
+         * stands for "no body". */
         if ((!cl || strtoull(cl, NULL, 10) == 0) && !te) {
             *con_cls = &NO_BODY;
-            return run(app, conn, url, method, NULL, 0);
+            return MHD_YES;
         }
         struct body *b = calloc(1, sizeof *b);
         if (!b) return MHD_NO;
         *con_cls = b;
         return MHD_YES;
     }
-    if (*con_cls == &NO_BODY) return MHD_YES;  /* response already queued */
+    if (*con_cls == &NO_BODY) {
+        *upload_data_size = 0;
+        return run(app, conn, url, method, NULL, 0);
+    }
+    if (*con_cls == &TOO_LARGE) return MHD_YES;  /* 413 already queued */
     struct body *b = *con_cls;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -168,7 +176,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)toe;
-    if (*con_cls && *con_cls != &NO_BODY) {
+    if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE) {
         struct body *b = *con_cls;
         free(b->data);
         free(b);
