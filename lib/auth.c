@@ -44,6 +44,7 @@ struct kw_verifier {
     kw_vcache *cache;
     _Atomic int64_t legacy_rows;
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
+    _Atomic int64_t last_poll_ok;       /* last time the auth generation was read */
     pthread_mutex_t lock;  /* guards the touch ring only */
     pthread_cond_t wake;
     /* Pending last_used_at writes: key id, kind (personal or secret: two
@@ -56,13 +57,21 @@ struct kw_verifier {
     pthread_t thread;
 };
 
+/* When the store cannot be reached, keys verified before the outage keep
+ * working from the cache for this long after the last successful poll —
+ * the bounded window in which a revocation made elsewhere could go unseen.
+ * After it, cached answers are refused too and requests get 503. */
+#define DEGRADED_GRACE_US ((int64_t)30 * 1000000)
+
 static void poll_generation(kw_verifier *v)
 {
     int64_t generation;
-    if (kw_store_auth_generation(v->store, &generation) == KW_OK)
+    if (kw_store_auth_generation(v->store, &generation) == KW_OK) {
         kw_vcache_sync(v->cache, generation);
-    else
-        kw_vcache_bump(v->cache);  /* cannot tell what changed: trust nothing cached */
+        atomic_store(&v->last_poll_ok, kw_now());
+    }
+    /* On failure keep the entries: everything cached was verified, and no
+     * revocation can have been seen since (we could not read any). */
 }
 
 /* The maintenance thread: writes last_used_at touches and polls the auth
@@ -134,6 +143,7 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
         return rc;
     }
     kw_vcache_sync(v->cache, generation);
+    atomic_store(&v->last_poll_ok, kw_now());
     atomic_store(&v->legacy_rows, legacy);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
@@ -170,9 +180,10 @@ void kw_verifier_invalidate(kw_verifier *v)
 /* A cache hit: the principal as verified, and the hourly touch if due. */
 static int from_cache(kw_verifier *v, const unsigned char *digest, kw_principal *out)
 {
-    int64_t last_used;
+    int64_t last_used, now = kw_now();
+    if (now - atomic_load_explicit(&v->last_poll_ok, memory_order_relaxed) > DEGRADED_GRACE_US)
+        return 0;  /* store unreachable for too long: cached answers expire too */
     if (!kw_vcache_get(v->cache, digest, out, &last_used)) return 0;
-    int64_t now = kw_now();
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, out->kind, out->key_id, now);
         kw_vcache_touched(v->cache, digest, now);
