@@ -1,9 +1,12 @@
 """kwtest.py — shared helpers for keyward's HTTP integration tests.
 
 Every test talks to a real `keyward serve` on loopback, over a temporary
-SQLite database made by `keyward init`.  Extra users, organizations, projects
-and memberships (for which no HTTP endpoint exists yet) are written straight
-into the database file before the server starts.
+database made by `keyward init`: a SQLite file, or — when
+KEYWARD_TEST_BACKEND=postgresql and KEYWARD_TEST_PG_URL points at a test
+cluster (scripts/pg-test-cluster) — a fresh PostgreSQL database per test.
+Extra users, organizations, projects and memberships (for which no HTTP
+endpoint exists yet) are written straight into the database; in PostgreSQL
+mode through psql, behind the same small connection interface.
 
 The binary is $KEYWARD_BIN (set by ctest); when unset, the usual build
 directories next to the source tree are tried.
@@ -32,6 +35,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KEY_RE = re.compile(r"^phx_[0-9A-Za-z]{54}$")
 MAX_BODY = 1024 * 1024
+
+BACKEND = os.environ.get("KEYWARD_TEST_BACKEND", "sqlite")
+PG_ADMIN_URL = os.environ.get("KEYWARD_TEST_PG_URL", "")
+# ctest reads this exit code as "skipped" (SKIP_RETURN_CODE).
+SKIP_EXIT = 77
 
 MSG_NOT_PROVIDED = "Authentication credentials were not provided."
 MSG_INVALID_HEADER = "Personal API key found in request Authorization header is invalid."
@@ -138,6 +146,91 @@ def parse_phc(text):
 # --------------------------------------------------------------------------
 # Database
 
+# --------------------------------------------------------------------------
+# PostgreSQL mode: a sqlite3-like connection over psql
+
+_PG_DB_COUNTER = [0]
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    # Untyped quoted literals: PostgreSQL coerces them to the column's type,
+    # so the tests' 0/1 for booleans and ints for bigints work unchanged.
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _pg_url_for(dbname):
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return base + "/" + dbname
+
+
+def _psql(url, sql):
+    proc = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\\N",
+                           "-v", "ON_ERROR_STOP=1",
+                           "-d", url, "-c", sql], capture_output=True, timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError("psql failed: %s\n%s" % (sql, proc.stderr.decode(errors="replace")))
+    return proc.stdout.decode()
+
+
+def _pg_value(text):
+    """psql's text back to what sqlite3 would return: ints, 0/1 for
+    booleans, None for NULL (printed as \\N)."""
+    if text == "\\N":
+        return None
+    if text in ("t", "f"):
+        return 1 if text == "t" else 0
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+class _PgCursor:
+    def __init__(self, rows, lastrowid):
+        self.rows = rows
+        self.lastrowid = lastrowid
+
+    def fetchall(self):
+        return self.rows
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+
+class _PgConn:
+    """Just enough of sqlite3.Connection for these tests: execute() with ?
+    placeholders, fetchone/fetchall, lastrowid for tables with integer ids."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def execute(self, query, args=()):
+        parts = query.split("?")
+        if len(parts) - 1 != len(args):
+            raise ValueError("placeholder count mismatch in %r" % query)
+        sql = parts[0] + "".join(_pg_literal(a) + p for a, p in zip(args, parts[1:]))
+        sql = re.sub(r"\b(is_active|active|deleted)\s*=\s*([01])\b", r"\1 = '\2'", sql)
+        if query.startswith("PRAGMA"):
+            return _PgCursor([], None)
+        returning = bool(re.match(r"\s*INSERT INTO (users|projects|feature_flags)\b", sql)) \
+            and "RETURNING" not in sql
+        if returning:
+            sql += " RETURNING id"
+        rows = []
+        for line in _psql(self.url, sql).splitlines():
+            if line == "":
+                continue
+            rows.append(tuple(_pg_value(v) for v in line.split("\x1f")))
+        lastrowid = rows[0][0] if returning and rows else None
+        return _PgCursor([] if returning else rows, lastrowid)
+
+    def close(self):
+        pass
+
+
+def pg_available():
+    return BACKEND == "postgresql" and bool(PG_ADMIN_URL)
+
+
 class Env:
     """A temporary directory with a keyward database made by `keyward init`.
 
@@ -146,7 +239,14 @@ class Env:
     def __init__(self, email="a@x.io", org="Acme", project="Web"):
         self.tmp = tempfile.TemporaryDirectory(prefix="kwtest-")
         self.dir = self.tmp.name
-        self.db = os.path.join(self.dir, "kw.db")
+        self.pg_dbname = None
+        if BACKEND == "postgresql":
+            _PG_DB_COUNTER[0] += 1
+            self.pg_dbname = "kwt_%d_%d" % (os.getpid(), _PG_DB_COUNTER[0])
+            _psql(PG_ADMIN_URL, "CREATE DATABASE %s" % self.pg_dbname)
+            self.db = _pg_url_for(self.pg_dbname)
+        else:
+            self.db = os.path.join(self.dir, "kw.db")
         proc = run_cli("init", "--email", email, "--org", org, "--project", project,
                        "--db", self.db, check=True)
         self.init_output = proc.stdout
@@ -159,8 +259,12 @@ class Env:
 
     def cleanup(self):
         self.tmp.cleanup()
+        if self.pg_dbname:
+            _psql(PG_ADMIN_URL, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.pg_dbname)
 
     def connect(self):
+        if self.pg_dbname:
+            return _Closing(_PgConn(self.db))
         c = sqlite3.connect(self.db, timeout=10, isolation_level=None)
         c.execute("PRAGMA busy_timeout=10000")
         return _Closing(c)
@@ -227,6 +331,9 @@ class Env:
         self.key_c = self.cli_key_create("c@x.io", "c key")
 
     def db_bytes(self):
+        if self.pg_dbname:
+            return subprocess.run(["pg_dump", "-d", self.db], capture_output=True,
+                                  check=True, timeout=60).stdout
         out = b""
         for suffix in ("", "-wal", "-shm", "-journal"):
             p = self.db + suffix
@@ -251,7 +358,7 @@ class _Closing:
 # --------------------------------------------------------------------------
 # Server
 
-LISTEN_RE = re.compile(r"^keyward \S+ listening on http://127\.0\.0\.1:(\d+) \(sqlite store\)$")
+LISTEN_RE = re.compile(r"^keyward \S+ listening on http://127\.0\.0\.1:(\d+) \((sqlite|postgresql) store\)$")
 
 
 class Server:
@@ -469,4 +576,8 @@ class KWTestCase(unittest.TestCase):
 
 
 def main():
+    if BACKEND == "postgresql" and not PG_ADMIN_URL:
+        print("SKIPPED: KEYWARD_TEST_BACKEND=postgresql needs KEYWARD_TEST_PG_URL "
+              "(start one with scripts/pg-test-cluster start)")
+        sys.exit(SKIP_EXIT)
     unittest.main(verbosity=2)

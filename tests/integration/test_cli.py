@@ -214,7 +214,7 @@ class TestServe(KWTestCase):
         srv = Server(self.env.db, self.env.dir)
         self.assertRegex(srv.listen_line,
                          r"^keyward \d+\.\d+\.\d+ listening on http://127\.0\.0\.1:\d+ "
-                         r"\(sqlite store\)$")
+                         r"\((sqlite|postgresql) store\)$")
         self.assertGreater(srv.port, 0)
         self.assertEqual(srv.get("/_health")[0], 200)
         self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.stderr())
