@@ -325,13 +325,13 @@ static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
 
 /* ---- the built-in table --------------------------------------------- */
 
-/* name suffix, optional closing quote, separator, optional opening quote */
-#define ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
+#define ASSIGN KW_SCAN_ASSIGN
 
 typedef struct builtin_rule {
     const char *id, *description, *pattern;
     size_t anchor_len;
     kw_scan_extract_fn extract;
+    kw_scan_find_fn find;
     int charset;
     kw_scan_confidence confidence;
     int priority;
@@ -341,38 +341,39 @@ typedef struct builtin_rule {
 
 static const builtin_rule BUILTINS[] = {
     {"posthog-personal-api-key", "PostHog/keyward personal API key (phx_)",
-     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"posthog-project-secret-key", "PostHog/keyward project secret API key (phs_)",
-     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"posthog-project-token", "PostHog/keyward project token (phc_)",
-     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"aws-access-key-id", "AWS access key id",
-     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, KW_CHARSET_UPPER_DIGIT,
+     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, NULL, KW_CHARSET_UPPER_DIGIT,
      KW_SCAN_HIGH, 9, 3.0, 20, 20},
     {"aws-secret-access-key", "AWS secret access key assignment",
      "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, extract_assignment,
-     KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
+     NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
     {"github-token", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_)",
-     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      40, 255},
     {"github-fine-grained-pat", "GitHub fine-grained personal access token",
-     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
+     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, NULL, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
      40, 255},
     {"slack-token", "Slack token (xoxb-, xoxp-, ...)",
-     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
+     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, NULL, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
      15, 255},
     {"stripe-live-key", "Stripe live secret or restricted key",
-     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      28, 255},
     {"private-key", "Private key block",
-     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, KW_CHARSET_BASE62,
+     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, NULL, KW_CHARSET_BASE62,
      KW_SCAN_HIGH, 9, 3.0, 0, 0},
-    {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, KW_CHARSET_WORD,
+    {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, NULL, KW_CHARSET_WORD,
      KW_SCAN_MEDIUM, 4, 0, 0, 0},
+    /* found by kw_scan_generic_find (scan_generic.c): as a regex this
+     * one rule cost more than all the others together */
     {"generic-secret-assignment", "High-entropy value assigned to a secret-like name",
-     "(?i)(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"
-     "client[_-]?secret|private[_-]?key)" ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}",
-     12, extract_assignment, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
+     KW_SCAN_GENERIC_ANCHOR, KW_SCAN_GENERIC_ANCHOR_VALUE, extract_assignment,
+     kw_scan_generic_find, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
 };
 
 const char *kw_scan_confidence_name(kw_scan_confidence c)
@@ -408,6 +409,7 @@ int kw_scan_rules_new(kw_scan_rules **out)
         if (!r->id || !r->description || !r->pattern) goto nomem;
         r->anchor_len = b->anchor_len;
         r->extract = b->extract;
+        r->find = b->find;
         r->charset = b->charset;
         r->confidence = b->confidence;
         r->priority = b->priority;
