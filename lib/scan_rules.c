@@ -79,8 +79,20 @@ static const char *const PLACEHOLDER_WORDS[] = {
 
 int kw_scan_is_placeholder(const char *s, size_t len)
 {
-    for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
-        if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
+    /* Runs on every anchor hit that gets this far, so lowercase once and
+     * let memmem search (the "C" locale's tolower is ASCII-only too). */
+    char lower[512];
+    if (len <= sizeof lower) {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
+            if (memmem(lower, len, PLACEHOLDER_WORDS[i], strlen(PLACEHOLDER_WORDS[i]))) return 1;
+    } else {
+        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
+            if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
+    }
     /* A run of 5 identical chars ("aaaaa", "00000") is a filler. */
     size_t run = 1;
     for (size_t i = 1; i < len; i++) {
@@ -222,7 +234,8 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
         for (size_t i = 0; i < n; i++)
             if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
     }
-    if (kw_scan_is_placeholder(v, n) || char_classes(v, n) < 2 || looks_like_identifier(v, n))
+    /* cheapest first; all three are plain predicates */
+    if (char_classes(v, n) < 2 || looks_like_identifier(v, n) || kw_scan_is_placeholder(v, n))
         return 0;
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
