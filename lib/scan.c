@@ -5,7 +5,9 @@
  * Hyperscan (block mode) runs all rules in one pass over the buffer; the
  * match callback only appends (rule, from, to) to a per-scratch array that
  * grows geometrically and is reused across scans, so the hot loop does not
- * allocate.  After the pass, each candidate goes through its rule's extract
+ * allocate.  Rules with a native finder (the generic assignment rule, see
+ * scan_generic.c) are left out of the database and add their candidates
+ * to the same array after the pass.  Then each candidate goes through its rule's extract
  * function (scan_rules.c), overlapping findings are resolved by rule
  * priority (a phx_ key inside `token = "..."` is reported once, as a phx_
  * key), and the survivors are located (line, column), masked,
