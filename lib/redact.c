@@ -10,7 +10,9 @@
  *   - a log pipe gets each complete line as soon as it arrives (one write
  *     per fed chunk: line-buffered behaviour without a flush per line);
  *   - big files go at block-scan speed: clean regions are written straight
- *     from the buffer, only buffers with findings are rewritten.
+ *     from the buffer, only buffers with findings are rewritten, and a
+ *     caller that reads with kw_redact_space/commit reads straight into the
+ *     buffer (no copy at all between read() and write() for clean input).
  * Two cases need care.  A line longer than the buffer is cut
  * KW_SCAN_MAX_SECRET bytes before its end, and a token touching the end of
  * the buffer is held back whole.  A private key block is reported at its
@@ -177,6 +179,21 @@ int kw_redact_feed(kw_redactor *r, const char *data, size_t len)
             if (rc) return rc;
         }
     }
+    return KW_OK;
+}
+
+char *kw_redact_space(kw_redactor *r, size_t *room)
+{
+    *room = r->cap - r->len; /* never 0: a full buffer is processed at once */
+    return r->buf + r->len;
+}
+
+int kw_redact_commit(kw_redactor *r, size_t n)
+{
+    if (n > r->cap - r->len) return KW_ERR_INVALID;
+    int has_newline = memchr(r->buf + r->len, '\n', n) != NULL;
+    r->len += n;
+    if (has_newline || r->len == r->cap) return process(r, 0);
     return KW_OK;
 }
 

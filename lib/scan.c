@@ -5,7 +5,9 @@
  * Hyperscan (block mode) runs all rules in one pass over the buffer; the
  * match callback only appends (rule, from, to) to a per-scratch array that
  * grows geometrically and is reused across scans, so the hot loop does not
- * allocate.  After the pass, each candidate goes through its rule's extract
+ * allocate.  Rules with a native finder (the generic assignment rule, see
+ * scan_generic.c) are left out of the database and add their candidates
+ * to the same array after the pass.  Then each candidate goes through its rule's extract
  * function (scan_rules.c), overlapping findings are resolved by rule
  * priority (a phx_ key inside `token = "..."` is reported once, as a phx_
  * key), and the survivors are located (line, column), masked,
@@ -87,18 +89,27 @@ int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *e
     hs_compile_error_t *compile_error = NULL;
     if (!engine || !patterns || !flags || !ids) goto cleanup;
     engine->rules = rules;
+    unsigned m = 0; /* rules the database runs: all but the natively found ones */
     for (size_t i = 0; i < n; i++) {
         const kw_scan_rule *r = &rules->items[i];
-        patterns[i] = r->pattern;
-        ids[i] = (unsigned)i;
-        flags[i] = 0;
-        if (r->needs_start) flags[i] |= HS_FLAG_SOM_LEFTMOST;
-        if (r->caseless) flags[i] |= HS_FLAG_CASELESS;
+        if (r->find) continue;
+        patterns[m] = r->pattern;
+        ids[m] = (unsigned)i;
+        flags[m] = 0;
+        if (r->needs_start) flags[m] |= HS_FLAG_SOM_LEFTMOST;
+        if (r->caseless) flags[m] |= HS_FLAG_CASELESS;
+        m++;
     }
-    if (hs_compile_multi(patterns, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &engine->db,
+    if (m == 0) { /* nothing for Hyperscan to do */
+        *out = engine;
+        engine = NULL;
+        rc = KW_OK;
+        goto cleanup;
+    }
+    if (hs_compile_multi(patterns, flags, ids, m, HS_MODE_BLOCK, NULL, &engine->db,
                          &compile_error) != HS_SUCCESS) {
         int at = compile_error ? compile_error->expression : -1;
-        set_err(err, errsz, "rule '%s': %s", at >= 0 ? rules->items[at].id : "?",
+        set_err(err, errsz, "rule '%s': %s", at >= 0 ? rules->items[ids[at]].id : "?",
                 compile_error ? compile_error->message : "compile failed");
         hs_free_compile_error(compile_error);
         rc = KW_ERR_INVALID;
@@ -128,7 +139,7 @@ int kw_scan_scratch_new(const kw_scan_engine *engine, kw_scan_scratch **out)
 {
     kw_scan_scratch *s = calloc(1, sizeof *s);
     if (!s) return KW_ERR_NOMEM;
-    if (hs_clone_scratch(engine->prototype, &s->hs) != HS_SUCCESS) {
+    if (engine->prototype && hs_clone_scratch(engine->prototype, &s->hs) != HS_SUCCESS) {
         free(s);
         return KW_ERR_NOMEM;
     }
@@ -151,6 +162,7 @@ int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *e
     if (!engine->codes) goto nomem;
     for (size_t i = 0; i < rules->count; i++) {
         const kw_scan_rule *r = &rules->items[i];
+        if (r->find) continue; /* found natively; codes[i] stays NULL */
         int errcode;
         PCRE2_SIZE erroffset;
         engine->codes[i] = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
@@ -236,6 +248,7 @@ static int find_candidates(const kw_scan_engine *engine, kw_scan_scratch *s, con
                            size_t len)
 {
     if (len > UINT_MAX) return KW_ERR_LIMIT;
+    if (!engine->db) return KW_OK;
     hs_error_t e = hs_scan(engine->db, data, (unsigned)len, 0, s->hs, on_hs_match, s);
     if (s->out_of_memory) return KW_ERR_NOMEM;
     return e == HS_SUCCESS ? KW_OK : KW_ERR_INVALID;
@@ -245,6 +258,7 @@ static int find_candidates(const kw_scan_engine *engine, kw_scan_scratch *s, con
                            size_t len)
 {
     for (size_t i = 0; i < engine->rules->count; i++) {
+        if (!engine->codes[i]) continue; /* a native rule */
         size_t offset = 0;
         while (offset <= len) {
             int m = pcre2_match(engine->codes[i], (PCRE2_SPTR)data, len, offset, 0,
@@ -259,6 +273,32 @@ static int find_candidates(const kw_scan_engine *engine, kw_scan_scratch *s, con
     return KW_OK;
 }
 #endif
+
+typedef struct native_ctx {
+    kw_scan_scratch *s;
+    unsigned rule;
+} native_ctx;
+
+static int on_native_anchor(size_t to, void *ctx)
+{
+    native_ctx *n = ctx;
+    return push_candidate(n->s, n->rule, to, to);
+}
+
+/* The rules whose anchors are found in C (scan_generic.c), after the
+ * regex pass: their candidates join the same list. */
+static int find_native_candidates(const kw_scan_engine *engine, kw_scan_scratch *s,
+                                  const char *data, size_t len)
+{
+    for (size_t i = 0; i < engine->rules->count; i++) {
+        const kw_scan_rule *r = &engine->rules->items[i];
+        if (!r->find) continue;
+        native_ctx n = {s, (unsigned)i};
+        r->find(data, len, on_native_anchor, &n);
+        if (s->out_of_memory) return KW_ERR_NOMEM;
+    }
+    return KW_OK;
+}
 
 static int push_found(kw_scan_scratch *s, unsigned rule, int priority, const kw_scan_span *span)
 {
@@ -338,6 +378,7 @@ int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char 
     s->nfound = 0;
     s->out_of_memory = 0;
     int rc = find_candidates(engine, s, data, len);
+    if (!rc) rc = find_native_candidates(engine, s, data, len);
     if (rc) return rc;
     for (size_t i = 0; i < s->ncands; i++) {
         const candidate *c = &s->cands[i];

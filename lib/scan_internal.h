@@ -29,6 +29,28 @@ typedef struct kw_scan_span {
 } kw_scan_span;
 
 struct kw_scan_rule;
+
+/* Receives an anchor's end offset from a native finder; non-zero stops. */
+typedef int (*kw_scan_anchor_fn)(size_t to, void *ctx);
+/* A built-in rule whose anchors are found in C rather than by the regex
+ * engine (its `pattern` is then only the reference the finder matches). */
+typedef int (*kw_scan_find_fn)(const char *data, size_t len, kw_scan_anchor_fn fn, void *ctx);
+
+/* The generic-secret-assignment anchor (the regex the finder in
+ * scan_generic.c implements) and how many value chars it ends into. */
+#define KW_SCAN_GENERIC_NAMES                                                                    \
+    "(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"              \
+    "client[_-]?secret|private[_-]?key)"
+/* name suffix, optional closing quote, separator, optional opening quote */
+#define KW_SCAN_ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
+#define KW_SCAN_GENERIC_ANCHOR_VALUE 12
+#define KW_SCAN_GENERIC_ANCHOR                                                                   \
+    "(?i)" KW_SCAN_GENERIC_NAMES KW_SCAN_ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}"
+int kw_scan_generic_find(const char *data, size_t len, kw_scan_anchor_fn fn, void *ctx);
+/* Tests: 0 scalar, 1 SSE2, 2 AVX2 (x86-64 only; else scalar).  The caller
+ * must know the CPU has what it asks for. */
+int kw_scan_generic_find_with(int level, const char *data, size_t len, kw_scan_anchor_fn fn,
+                              void *ctx);
 /* Given the anchor match [from, to) (from is meaningful only for user rules
  * and the PCRE2 backend) and the KW_SCAN_* flags, fills *span and returns 1 when it is a finding. */
 typedef int (*kw_scan_extract_fn)(const struct kw_scan_rule *rule, const char *data, size_t len,
@@ -43,6 +65,7 @@ typedef struct kw_scan_rule {
     int needs_start;          /* user rule: report [from, to) as is */
     size_t anchor_len;        /* fixed-length anchors: start = to - anchor_len */
     kw_scan_extract_fn extract;
+    kw_scan_find_fn find;     /* non-NULL: anchors come from this, not the regex engine */
     kw_scan_confidence confidence;
     int priority;             /* on overlap the higher priority wins */
     double min_entropy;       /* bits per char; 0 = no check */

@@ -79,8 +79,20 @@ static const char *const PLACEHOLDER_WORDS[] = {
 
 int kw_scan_is_placeholder(const char *s, size_t len)
 {
-    for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
-        if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
+    /* Runs on every anchor hit that gets this far, so lowercase once and
+     * let memmem search (the "C" locale's tolower is ASCII-only too). */
+    char lower[512];
+    if (len <= sizeof lower) {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
+            if (memmem(lower, len, PLACEHOLDER_WORDS[i], strlen(PLACEHOLDER_WORDS[i]))) return 1;
+    } else {
+        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
+            if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
+    }
     /* A run of 5 identical chars ("aaaaa", "00000") is a filler. */
     size_t run = 1;
     for (size_t i = 1; i < len; i++) {
@@ -222,7 +234,8 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
         for (size_t i = 0; i < n; i++)
             if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
     }
-    if (kw_scan_is_placeholder(v, n) || char_classes(v, n) < 2 || looks_like_identifier(v, n))
+    /* cheapest first; all three are plain predicates */
+    if (char_classes(v, n) < 2 || looks_like_identifier(v, n) || kw_scan_is_placeholder(v, n))
         return 0;
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
@@ -325,13 +338,13 @@ static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
 
 /* ---- the built-in table --------------------------------------------- */
 
-/* name suffix, optional closing quote, separator, optional opening quote */
-#define ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
+#define ASSIGN KW_SCAN_ASSIGN
 
 typedef struct builtin_rule {
     const char *id, *description, *pattern;
     size_t anchor_len;
     kw_scan_extract_fn extract;
+    kw_scan_find_fn find;
     int charset;
     kw_scan_confidence confidence;
     int priority;
@@ -341,38 +354,39 @@ typedef struct builtin_rule {
 
 static const builtin_rule BUILTINS[] = {
     {"posthog-personal-api-key", "PostHog/keyward personal API key (phx_)",
-     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"posthog-project-secret-key", "PostHog/keyward project secret API key (phs_)",
-     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"posthog-project-token", "PostHog/keyward project token (phc_)",
-     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
     {"aws-access-key-id", "AWS access key id",
-     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, KW_CHARSET_UPPER_DIGIT,
+     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, NULL, KW_CHARSET_UPPER_DIGIT,
      KW_SCAN_HIGH, 9, 3.0, 20, 20},
     {"aws-secret-access-key", "AWS secret access key assignment",
      "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, extract_assignment,
-     KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
+     NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
     {"github-token", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_)",
-     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      40, 255},
     {"github-fine-grained-pat", "GitHub fine-grained personal access token",
-     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
+     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, NULL, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
      40, 255},
     {"slack-token", "Slack token (xoxb-, xoxp-, ...)",
-     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
+     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, NULL, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
      15, 255},
     {"stripe-live-key", "Stripe live secret or restricted key",
-     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      28, 255},
     {"private-key", "Private key block",
-     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, KW_CHARSET_BASE62,
+     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, NULL, KW_CHARSET_BASE62,
      KW_SCAN_HIGH, 9, 3.0, 0, 0},
-    {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, KW_CHARSET_WORD,
+    {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, NULL, KW_CHARSET_WORD,
      KW_SCAN_MEDIUM, 4, 0, 0, 0},
+    /* found by kw_scan_generic_find (scan_generic.c): as a regex this
+     * one rule cost more than all the others together */
     {"generic-secret-assignment", "High-entropy value assigned to a secret-like name",
-     "(?i)(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"
-     "client[_-]?secret|private[_-]?key)" ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}",
-     12, extract_assignment, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
+     KW_SCAN_GENERIC_ANCHOR, KW_SCAN_GENERIC_ANCHOR_VALUE, extract_assignment,
+     kw_scan_generic_find, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
 };
 
 const char *kw_scan_confidence_name(kw_scan_confidence c)
@@ -408,6 +422,7 @@ int kw_scan_rules_new(kw_scan_rules **out)
         if (!r->id || !r->description || !r->pattern) goto nomem;
         r->anchor_len = b->anchor_len;
         r->extract = b->extract;
+        r->find = b->find;
         r->charset = b->charset;
         r->confidence = b->confidence;
         r->priority = b->priority;

@@ -140,6 +140,10 @@ typedef int (*kw_redact_write_fn)(const char *data, size_t len, void *ctx);
 int kw_redact_new(const kw_scan_engine *engine, kw_redact_write_fn write_fn, void *ctx,
                   kw_redactor **out);
 int kw_redact_feed(kw_redactor *r, const char *data, size_t len);
+/* Zero-copy feeding, the same as kw_redact_feed of those bytes: read up to
+ * *room (> 0) bytes into the returned pointer, then commit how many. */
+char *kw_redact_space(kw_redactor *r, size_t *room);
+int kw_redact_commit(kw_redactor *r, size_t n);
 /* Flushes what is held back; call once at end of input. */
 int kw_redact_finish(kw_redactor *r);
 void kw_redact_free(kw_redactor *r);

@@ -1,8 +1,9 @@
 /* cli_redact.c — `keyward redact`: stdin to stdout, every key and secret
  * replaced by its mask.  The streaming logic lives in lib/redact.c; this
- * file reads big chunks (so a large file goes at block-scan speed) and
- * writes whatever the redactor releases at once, which for a log pipe is
- * each complete line as it arrives. */
+ * file reads straight into the redactor's 1 MiB buffer (so a large file
+ * goes at block-scan speed with no copy) and writes whatever the redactor
+ * releases at once, which for a log pipe is each complete line as it
+ * arrives. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -14,8 +15,6 @@
 #include "cli/cli.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
-
-#define READ_CHUNK (1u << 20)
 
 static int write_all(const char *data, size_t len, void *ctx)
 {
@@ -66,23 +65,20 @@ int kw_cli_redact(int argc, char **argv)
     kw_scan_rules *rules = NULL;
     kw_scan_engine *engine = NULL;
     kw_redactor *redactor = NULL;
-    char *chunk = NULL;
     int status = 2, rc;
     if (cli_load_engine(rules_path, &rules, &engine)) return 2;
     if ((rc = kw_redact_new(engine, write_all, NULL, &redactor))) goto fail;
-    if (!(chunk = malloc(READ_CHUNK))) {
-        rc = KW_ERR_NOMEM;
-        goto fail;
-    }
     for (;;) {
-        ssize_t n = read(0, chunk, READ_CHUNK);
+        size_t room;
+        char *space = kw_redact_space(redactor, &room);
+        ssize_t n = read(0, space, room);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             rc = KW_ERR_IO;
             goto fail;
         }
         if (n == 0) break;
-        if ((rc = kw_redact_feed(redactor, chunk, (size_t)n))) goto fail;
+        if ((rc = kw_redact_commit(redactor, (size_t)n))) goto fail;
     }
     if ((rc = kw_redact_finish(redactor))) goto fail;
     status = 0;
@@ -90,7 +86,6 @@ int kw_cli_redact(int argc, char **argv)
 fail:
     if (!(rc == KW_ERR_IO && errno == EPIPE)) fprintf(stderr, "keyward redact: %s\n", kw_strerror(rc));
 cleanup:
-    free(chunk);
     kw_redact_free(redactor);
     kw_scan_engine_free(engine);
     kw_scan_rules_free(rules);

@@ -191,6 +191,54 @@ static void test_line_longer_than_buffer(void **state)
     free(in);
 }
 
+/* kw_redact_space/commit (reading straight into the buffer) gives what
+ * kw_redact_feed gives, whatever the read sizes. */
+static void test_space_commit_same_as_feed(void **state)
+{
+    fixture *fx = *state;
+    char key[KW_KEY_LEN + 1];
+    kw_key_generate(KW_KEY_SECRET, key);
+    size_t len = (3u << 20) + 777;
+    char *in = malloc(len + 1);
+    for (size_t i = 0; i < len; i++) in[i] = (i % 71 == 70) ? '\n' : (char)('a' + i % 23);
+    size_t at[] = {100, (1u << 20) - 40, (1u << 20) + 3, (2u << 20) - 10, len - 80};
+    for (size_t i = 0; i < 5; i++) {
+        in[at[i] - 1] = ' ';
+        memcpy(in + at[i], key, KW_KEY_LEN);
+        in[at[i] + KW_KEY_LEN] = ' ';
+    }
+    snprintf(in + 300, 80, " password = \"c9F2kQ8mZ1rT7vX4bN6wP3yL\" ");
+    in[strlen(in + 300) + 300] = ' ';
+    in[len] = '\0';
+    uint64_t want_count;
+    sink want = redact(fx, in, len, 1u << 20, &want_count);
+    assert_int_equal(want_count, 6);
+    static const size_t READS[] = {1, 7, 4093, 65536, 1u << 20, 3u << 20};
+    for (size_t k = 0; k < sizeof READS / sizeof READS[0]; k++) {
+        sink out = {0};
+        kw_redactor *r;
+        assert_int_equal(kw_redact_new(fx->engine, to_sink, &out, &r), KW_OK);
+        for (size_t i = 0; i < len;) {
+            size_t room;
+            char *space = kw_redact_space(r, &room);
+            assert_true(room > 0);
+            size_t n = READS[k] < room ? READS[k] : room;
+            if (n > len - i) n = len - i;
+            memcpy(space, in + i, n);
+            assert_int_equal(kw_redact_commit(r, n), KW_OK);
+            i += n;
+        }
+        assert_int_equal(kw_redact_finish(r), KW_OK);
+        assert_int_equal(kw_redact_count(r), want_count);
+        kw_redact_free(r);
+        assert_int_equal(out.len, want.len);
+        assert_memory_equal(out.data, want.data, want.len);
+        free(out.data);
+    }
+    free(want.data);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_complete_lines_released),
         cmocka_unit_test(test_private_key_across_chunks),
         cmocka_unit_test(test_line_longer_than_buffer),
+        cmocka_unit_test(test_space_commit_same_as_feed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,11 @@
 
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
+#include "scan_internal.h"
+
+#ifdef KW_HAVE_HYPERSCAN
+#include <hs/hs.h>
+#endif
 
 typedef struct collected {
     size_t count;
@@ -306,6 +311,96 @@ static void test_scan_files_pool(void **state)
     rmdir(dir);
 }
 
+#ifdef KW_HAVE_HYPERSCAN
+typedef struct ends {
+    size_t n;
+    size_t at[4096];
+} ends;
+
+static int on_hs_end(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                     void *ctx)
+{
+    (void)id;
+    (void)from;
+    (void)flags;
+    ends *e = ctx;
+    if (e->n < 4096) e->at[e->n++] = (size_t)to;
+    return 0;
+}
+
+static int on_native_end(size_t to, void *ctx)
+{
+    ends *e = ctx;
+    if (e->n < 4096) e->at[e->n++] = to;
+    return 0;
+}
+
+static int by_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The native generic-assignment finder reports exactly the end offsets the
+ * regex it replaces reports, on random text built from the pieces that
+ * matter (names in all cases, separators, quotes, blanks, values). */
+static void test_generic_finder_matches_regex(void **state)
+{
+    (void)state;
+    static const char *const PIECES[] = {
+        "token", "TOKEN", "Token", "secret", "SeCrEt", "client_secret", "client-Secret",
+        "password", "PASSWD", "pass", "word", "wd", "pwd", "pw", "d", "api", "API", "key", "Key",
+        "access", "auth", "private", "_", "-", ".", "=", ":", "=>", ":=", "==", " ", "  ", "\t",
+        "\"", "'", "`", "x", "Zq8/vR3mXk2Lp9", "c9F2kQ8mZ1rT7vX4", "abc", "12345", "(", ")",
+        "\n", ",", "a1_B2-c3.d4~e5!f6@g7#h8%i9^j0&k*", "kr", "cr", "sw", "ke", "é",
+    };
+    const size_t npieces = sizeof PIECES / sizeof PIECES[0];
+    hs_database_t *db = NULL;
+    hs_scratch_t *scratch = NULL;
+    hs_compile_error_t *cerr = NULL;
+    assert_int_equal(hs_compile(KW_SCAN_GENERIC_ANCHOR, 0, HS_MODE_BLOCK, NULL, &db, &cerr),
+                     HS_SUCCESS);
+    assert_int_equal(hs_alloc_scratch(db, &scratch), HS_SUCCESS);
+    static char text[8192];
+    static ends want, got;
+    int max_level = 0;
+#ifdef __x86_64__
+    __builtin_cpu_init();
+    max_level = __builtin_cpu_supports("avx2") ? 2 : 1;
+#endif
+    uint64_t seed = 12345;
+    size_t total = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 0;
+        int pieces = 1 + (int)((seed >> 33) % 120);
+        for (int i = 0; i < pieces; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const char *p = PIECES[(seed >> 33) % npieces];
+            size_t n = strlen(p);
+            if (len + n >= sizeof text) break;
+            memcpy(text + len, p, n);
+            len += n;
+        }
+        want.n = got.n = 0;
+        assert_int_equal(hs_scan(db, text, (unsigned)len, 0, scratch, on_hs_end, &want),
+                         HS_SUCCESS);
+        qsort(want.at, want.n, sizeof want.at[0], by_size);
+        for (int level = 0; level <= max_level; level++) {
+            got.n = 0;
+            assert_int_equal(kw_scan_generic_find_with(level, text, len, on_native_end, &got), 0);
+            qsort(got.at, got.n, sizeof got.at[0], by_size);
+            if (want.n != got.n || memcmp(want.at, got.at, want.n * sizeof want.at[0]) != 0)
+                fail_msg("level %d: regex %zu ends, finder %zu ends, in: %.*s", level, want.n,
+                         got.n, (int)len, text);
+        }
+        total += want.n;
+    }
+    assert_true(total > 1000); /* the pieces do make anchors */
+    hs_free_scratch(scratch);
+    hs_free_database(db);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +415,9 @@ int main(void)
         cmocka_unit_test(test_user_rules),
         cmocka_unit_test(test_user_rules_errors),
         cmocka_unit_test_setup_teardown(test_scan_files_pool, setup, teardown),
+#ifdef KW_HAVE_HYPERSCAN
+        cmocka_unit_test(test_generic_finder_matches_regex),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
