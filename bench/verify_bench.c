@@ -20,11 +20,12 @@
  *
  * Times are for comparison within one run on one machine, not absolutes.
  *
- *   kw_bench_verify [--seconds S] [--threads T] [N ...]
+ *   kw_bench_verify [--seconds S] [--threads T] [--only TEXT] [N ...]
  *
  * Default N: 1000 and 100000; with BENCH_FULL=1 also 1000000.  S (default
  * 1) is the budget per case; T (default 2) the thread count of the scaling
- * rows. */
+ * rows; --only runs just the cases whose name contains TEXT (for a
+ * profiler: perf record kw_bench_verify --only kw_verify_personal,). */
 #include <errno.h>
 #include <limits.h>
 #include <openssl/sha.h>
@@ -326,6 +327,8 @@ static void print_row(const char *name, int threads, const struct result *r, dou
            r->ns_per_op / base_ns);
 }
 
+static const char *only; /* --only: case name filter, or NULL */
+
 static int bench_n(size_t n, double seconds, int threads)
 {
     struct bench b;
@@ -377,6 +380,7 @@ static int bench_n(size_t n, double seconds, int threads)
     int failed = 0;
     struct result r, sha1 = {0, 0}, ver1 = {0, 0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (only && i && !strstr(cases[i].name, only)) continue;
         int f = run_case(&b, cases[i].fn, 1, seconds, &r);
         if (f) fprintf(stderr, "kw_bench_verify: unexpected result in %s\n", cases[i].name);
         failed |= f;
@@ -385,6 +389,7 @@ static int bench_n(size_t n, double seconds, int threads)
         print_row(cases[i].name, 1, &r, sha1.ns_per_op);
     }
     struct result shaT, verT;
+    if (only) goto out;
     failed |= run_case(&b, op_sha256, threads, seconds, &shaT);
     print_row("(a) SHA-256, scaling", threads, &shaT, sha1.ns_per_op);
     failed |= run_case(&b, op_verify, threads, seconds, &verT);
@@ -394,8 +399,8 @@ static int bench_n(size_t n, double seconds, int threads)
            "verify **%.2f×**, sha256 %.2f× (the machine's own ceiling).\n",
            ver1.ns_per_op / sha1.ns_per_op, ver1.ns_per_op / sha1.ns_per_op <= 3 ? "met" : "NOT met",
            threads, verT.ops_per_s / ver1.ops_per_s, shaT.ops_per_s / sha1.ops_per_s);
+out:
     fflush(stdout);
-
     kw_verifier_free(b.verifier);
     kw_store_close(b.store);
     remove_db(path);
@@ -418,10 +423,12 @@ int main(int argc, char **argv)
             seconds = strtod(argv[++i], NULL);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else if (argv[i][0] >= '1' && argv[i][0] <= '9' && n_ns < 16)
             ns[n_ns++] = (size_t)strtoull(argv[i], NULL, 10);
         else {
-            fprintf(stderr, "usage: kw_bench_verify [--seconds S] [--threads T] [N ...]\n"
+            fprintf(stderr, "usage: kw_bench_verify [--seconds S] [--threads T] [--only TEXT] [N ...]\n"
                             "  default N: 1000 100000 (and 1000000 with BENCH_FULL=1)\n");
             return 2;
         }
