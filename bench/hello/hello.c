@@ -1,0 +1,142 @@
+/* hello.c — kw_bench_hello: the HTTP reference server for bench/run.
+ *
+ * A libmicrohttpd hello-world whose daemon is started exactly as
+ * src/http/server.c starts keyward's (same flags, thread pool size, limits,
+ * timeouts, completion callback), answering every request with
+ * {"status":"ok"} and Content-Type application/json.  Whatever keyward
+ * spends above this server's cost on the same machine, in the same run, is
+ * keyward's own: routing, JSON, headers, verification, storage.
+ *
+ * Deliberately minimal: the body is a static buffer (no JSON library), and
+ * only Content-Type is added; keyward's GET /_health also builds its body
+ * with jansson and adds four more headers (nosniff, frame, referrer,
+ * cache-control), which is part of what the /_health ratio shows.
+ *
+ *   kw_bench_hello [--listen HOST:PORT] [--threads N]
+ *
+ * Prints "kw_bench_hello listening on http://HOST:PORT" once ready (port 0
+ * picks a free port) and runs until SIGTERM or SIGINT. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char BODY[] = "{\"status\":\"ok\"}";
+
+static char NO_BODY;  /* con_cls marker, as in server.c */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)cls;
+    (void)url;
+    (void)method;
+    (void)version;
+    (void)upload_data;
+    if (*con_cls == NULL) {
+        /* Answer on the first callback, like keyward does for bodiless
+         * requests; a body (never sent by the benchmark) is drained. */
+        *con_cls = &NO_BODY;
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            sizeof BODY - 1, (void *)BODY, MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    *con_cls = NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: kw_bench_hello [--listen HOST:PORT] [--threads N]\n"
+                 "  defaults: 127.0.0.1:0 (a free port, printed), one thread per CPU\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = "127.0.0.1:0";
+    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (threads < 1 || threads > 256) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* IPv4 HOST:PORT only: the benchmark binds loopback. */
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host) {
+        usage(stderr);
+        return 2;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    if (!host[0] || strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "kw_bench_hello: invalid listen address '%s'\n", listen);
+        return 2;
+    }
+
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Keep in step with kw_server_start() in src/http/server.c. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "kw_bench_hello: cannot listen on %s\n", listen);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    printf("kw_bench_hello listening on http://%s:%u\n", host, info ? info->port : 0);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    MHD_stop_daemon(d);
+    return 0;
+}
