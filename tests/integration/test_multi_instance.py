@@ -1,0 +1,93 @@
+"""Several `keyward serve` instances on one database (SPEC §9, issue 6):
+a key revoked, rolled or re-scoped on instance A is refused by instance B
+within 1 second, even though B had it cached.  Runs on SQLite (two
+processes, one file) and, as integration_pg_*, on PostgreSQL.  The measured
+delays are printed so the run log documents them."""
+import time
+
+import kwtest
+from kwtest import KWTestCase, MSG_INVALID_HEADER
+
+PK = "/api/personal_api_keys/"
+BOUND = 1.0  # seconds: SPEC §9
+
+
+class TwoInstances(KWTestCase):
+    def setUp(self):
+        super().setUp()
+        self.a = self.srv
+        self.b = self.start_server()
+
+    def new_key(self, scopes=("*",)):
+        st, _, body = self.a.post(PK, {"label": "shared", "scopes": list(scopes)}, key=self.key)
+        self.assertEqual(st, 201, body)
+        # Warm B's verification cache.
+        for _ in range(3):
+            self.assertStatus(self.b.get("/api/users/@me/", key=body["value"]), 200)
+        return body
+
+    def delay_until(self, request, status, bound):
+        """Seconds from now until request() answers `status` (polling every
+        5 ms), or fails the test after `bound`."""
+        start = time.monotonic()
+        while True:
+            st, _, body = request()
+            elapsed = time.monotonic() - start
+            if st == status:
+                return elapsed, body
+            if elapsed > bound:
+                self.fail("still %d after %.3fs (want %d): %r" % (st, elapsed, status, body))
+            time.sleep(0.005)
+
+    def test_revoke_on_a_is_refused_by_b(self):
+        k = self.new_key()
+        st, _, _ = self.a.delete(PK + k["id"] + "/", key=self.key)
+        self.assertEqual(st, 204)
+        delay, body = self.delay_until(lambda: self.b.get("/api/users/@me/", key=k["value"]), 401,
+                                       BOUND)
+        self.assertEqual(body["detail"], MSG_INVALID_HEADER)
+        print("\n[%s] revoke on A refused by B after %.0f ms" % (kwtest.BACKEND, delay * 1000))
+        # And it stays refused.
+        for _ in range(20):
+            self.assertStatus(self.b.get("/api/users/@me/", key=k["value"]), 401)
+
+    def test_roll_on_a_is_refused_by_b(self):
+        k = self.new_key()
+        st, _, rolled = self.a.post(PK + k["id"] + "/roll/", key=self.key)
+        self.assertEqual(st, 200, rolled)
+        delay, _ = self.delay_until(lambda: self.b.get("/api/users/@me/", key=k["value"]), 401, BOUND)
+        print("\n[%s] roll on A: old value refused by B after %.0f ms" % (kwtest.BACKEND, delay * 1000))
+        self.assertStatus(self.b.get("/api/users/@me/", key=rolled["value"]), 200)
+
+    def test_scope_narrowed_on_a_is_enforced_by_b(self):
+        k = self.new_key()
+        st, _, _ = self.a.patch(PK + k["id"] + "/", {"scopes": ["feature_flag:read"]}, key=self.key)
+        self.assertEqual(st, 200)
+        delay, body = self.delay_until(lambda: self.b.get("/api/users/@me/", key=k["value"]), 403,
+                                       BOUND)
+        self.assertEqual(body["detail"], "API key missing required scope 'user:read'")
+        print("\n[%s] scope change on A enforced by B after %.0f ms" % (kwtest.BACKEND, delay * 1000))
+
+    def test_deactivation_outside_any_server(self):
+        k = self.new_key()
+        self.env.sql("UPDATE users SET is_active=0 WHERE id=?", (self.env.user_a,))
+        for srv in (self.a, self.b):
+            delay, _ = self.delay_until(lambda: srv.get("/api/users/@me/", key=k["value"]), 401, BOUND)
+        print("\n[%s] direct deactivation seen by both after %.0f ms" % (kwtest.BACKEND, delay * 1000))
+
+    def test_writes_on_both_share_limits(self):
+        # 10-key limit holds across instances (one database).
+        made = 1  # the init key
+        for i in range(9):
+            srv = self.a if i % 2 else self.b
+            st, _, body = srv.post(PK, {"label": "k%d" % i, "scopes": ["*"]}, key=self.key)
+            self.assertEqual(st, 201, body)
+            made += 1
+        st, _, body = self.b.post(PK, {"label": "over", "scopes": ["*"]}, key=self.key)
+        self.assertEqual(st, 400, body)
+        st, _, listing = self.a.get(PK, key=self.key)
+        self.assertEqual(len(listing), made)
+
+
+if __name__ == "__main__":
+    kwtest.main()
