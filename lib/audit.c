@@ -23,8 +23,17 @@ json_t *kw_audit_change(const char *type, const char *action, const char *field,
 int kw_audit_record(const kw_call *c, int64_t project_id, const char *org_id, const char *activity,
                     const char *scope, const char *item_id, const char *name, json_t *changes)
 {
-    json_t *detail = json_pack("{s:s?, s:o, s:n, s:n, s:n}", "name", name, "changes",
-                               changes ? changes : json_array(), "context", "short_id", "type");
+    return kw_audit_record_context(c, project_id, org_id, activity, scope, item_id, name, changes,
+                                   NULL);
+}
+
+int kw_audit_record_context(const kw_call *c, int64_t project_id, const char *org_id,
+                            const char *activity, const char *scope, const char *item_id,
+                            const char *name, json_t *changes, json_t *context)
+{
+    json_t *detail = json_pack("{s:s?, s:o, s:o, s:n, s:n}", "name", name, "changes",
+                               changes ? changes : json_array(), "context",
+                               context ? context : json_null(), "short_id", "type");
     if (!detail) return KW_ERR_NOMEM;
     kw_activity entry;
     memset(&entry, 0, sizeof entry);
@@ -74,14 +83,22 @@ static int collect_reachable(void *ctx, const kw_project *p)
 int kw_audit_personal_key(const kw_call *c, const kw_pkey *key, const char *activity,
                           json_t *changes)
 {
+    return kw_audit_personal_key_context(c, key, activity, changes, NULL);
+}
+
+int kw_audit_personal_key_context(const kw_call *c, const kw_pkey *key, const char *activity,
+                                  json_t *changes, json_t *context)
+{
     struct reach r;
     memset(&r, 0, sizeof r);
     kw_principal_load_scopes(&r.narrowing, NULL, key->scoped_teams, key->scoped_orgs);
     int rc = kw_store_user_projects(c->store, key->user_id, collect_reachable, &r);
     for (size_t i = 0; !rc && i < r.n; i++)
-        rc = kw_audit_record(c, r.ids[i], r.orgs[i], activity, "PersonalAPIKey", key->id,
-                             key->label, changes ? json_deep_copy(changes) : NULL);
+        rc = kw_audit_record_context(c, r.ids[i], r.orgs[i], activity, "PersonalAPIKey", key->id,
+                                     key->label, changes ? json_deep_copy(changes) : NULL,
+                                     context ? json_deep_copy(context) : NULL);
     json_decref(changes);
+    json_decref(context);
     free(r.ids);
     free(r.orgs);
     return rc;

@@ -76,6 +76,17 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_FLAG_DEFS_LEGACY, "GET", "/api/feature_flag/local_evaluation", EXEC, "feature_flag:read",
      0, NULL},
     {KW_ROUTE_FLAG_DEFS, "GET", "/flags/definitions", EXEC, "feature_flag:read", 0, NULL},
+    /* Leak reports come from GitHub or anyone who found a key: no
+     * credential, the token itself is the proof (and, when configured,
+     * the reporter's signature, checked by the handler: h_leak.c). */
+    {KW_ROUTE_LEAK_REPORT, "POST", "/api/secret_scanning/report", KW_CRED_NONE, NULL, 0, NULL},
+    /* Asking whether keys are live without revoking them needs a trusted
+     * caller: any personal key (no particular scope). */
+    {KW_ROUTE_LEAK_VERIFY, "POST", "/api/secret_scanning/verify", ADMIN, NULL, 0, NULL},
+    /* Departure: PATCH {"is_active": false}.  PostHog's users endpoint
+     * needs user:write; the organization admin level is checked against
+     * the target's organizations in lib/user.c (there is no :project). */
+    {KW_ROUTE_USER_UPDATE, "PATCH", "/api/users/:id", ADMIN, "user:write", 0, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 

@@ -51,6 +51,10 @@ typedef enum kw_route_id {
     KW_ROUTE_PSK_ROLL,
     KW_ROUTE_FLAG_DEFS_LEGACY,
     KW_ROUTE_FLAG_DEFS,
+    /* leak reports and departure (branch leak) */
+    KW_ROUTE_LEAK_REPORT,
+    KW_ROUTE_LEAK_VERIFY,
+    KW_ROUTE_USER_UPDATE,
     KW_ROUTE_COUNT
 } kw_route_id;
 

@@ -73,4 +73,24 @@ int kw_audit_personal_key(const kw_call *c, const kw_pkey *key, const char *acti
 json_t *kw_audit_change(const char *type, const char *action, const char *field,
                         json_t *before, json_t *after);
 
+/* The same with detail.context set (e.g. {"reason": "leaked", "url": …});
+ * `context` (may be NULL) is stolen. */
+int kw_audit_record_context(const kw_call *c, int64_t project_id, const char *org_id,
+                            const char *activity, const char *scope, const char *item_id,
+                            const char *name, json_t *changes, json_t *context);
+int kw_audit_personal_key_context(const kw_call *c, const kw_pkey *key, const char *activity,
+                                  json_t *changes, json_t *context);
+
+/* Users: activate or deactivate (departure).  A deactivated user's
+ * personal keys stop verifying at once; project secret keys they created
+ * keep working.  With c->actor NULL the caller is the operator at the
+ * shell (who holds the database anyway): no membership check.  Otherwise
+ * the actor must be an admin (level >= 8) of an organization the target
+ * belongs to, allowed by the key's scoped_organizations, at a level no
+ * lower than the target's there, and not the target; a user the actor
+ * shares no organization with is "Not found.".  Writes an activity entry
+ * (scope User) to every project of the target's organizations. */
+int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *out,
+                       kw_problem *problem);
+
 #endif

@@ -20,6 +20,7 @@ static void scan_usage(FILE *out)
             "usage: keyward scan [PATH...] [-] [--staged] [--git-history [--since REV]]\n"
             "                    [--format text|json|sarif] [--baseline FILE] [--rules FILE]\n"
             "                    [--max-size BYTES] [--threads N] [--no-ignore]\n"
+            "                    [--verify URL [--verify-key phx_…]]\n"
             "\n"
             "Finds PostHog/keyward keys (phx_, phs_, phc_) and other secrets.\n"
             "  PATH...          files or directories (default: .); '-' reads stdin\n"
@@ -32,6 +33,9 @@ static void scan_usage(FILE *out)
             "  --max-size N     skip files larger than N bytes (default 10485760)\n"
             "  --threads N      worker threads (default: one per CPU)\n"
             "  --no-ignore      walk directories without applying .gitignore\n"
+            "  --verify URL     ask the keyward server at URL whether the keyward keys found\n"
+            "                   are live (nothing is revoked); needs a personal key from\n"
+            "                   --verify-key or $KEYWARD_API_KEY\n"
             "A line containing 'keyward:allow' is never reported.\n"
             "Exit status: 0 clean, 1 findings, 2 usage or error.\n");
 }
@@ -56,7 +60,7 @@ fail:
 int kw_cli_scan(int argc, char **argv)
 {
     enum { OPT_STAGED = 256, OPT_HISTORY, OPT_SINCE, OPT_FORMAT, OPT_BASELINE, OPT_RULES,
-           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS, OPT_NO_IGNORE };
+           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS, OPT_NO_IGNORE, OPT_VERIFY_KEY };
     static const struct option OPTIONS[] = {
         {"staged", no_argument, NULL, OPT_STAGED},
         {"git-history", no_argument, NULL, OPT_HISTORY},
@@ -68,11 +72,13 @@ int kw_cli_scan(int argc, char **argv)
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-ignore", no_argument, NULL, OPT_NO_IGNORE},
+        {"verify-key", required_argument, NULL, OPT_VERIFY_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int staged = 0, history = 0;
     const char *since = NULL, *format = "text", *baseline = NULL, *rules_path = NULL;
+    const char *verify_url = NULL, *verify_key = getenv("KEYWARD_API_KEY");
     cli_scan_ctx ctx = {.max_size = 10u << 20, .progress = isatty(2)};
     char *end;
     int opt;
@@ -85,10 +91,8 @@ int kw_cli_scan(int argc, char **argv)
         case OPT_FORMAT: format = optarg; break;
         case OPT_BASELINE: baseline = optarg; break;
         case OPT_RULES: rules_path = optarg; break;
-        case OPT_VERIFY:
-            fprintf(stderr, "keyward scan: --verify is not available yet "
-                            "(the server endpoint does not exist)\n");
-            return 2;
+        case OPT_VERIFY: verify_url = optarg; break;
+        case OPT_VERIFY_KEY: verify_key = optarg; break;
         case OPT_MAX_SIZE:
             ctx.max_size = strtoull(optarg, &end, 10);
             if (*end || !*optarg) goto usage_error;
@@ -116,6 +120,11 @@ int kw_cli_scan(int argc, char **argv)
     }
     if (staged && history) {
         fprintf(stderr, "keyward scan: choose one of --staged and --git-history\n");
+        goto usage_error;
+    }
+    if (verify_url && (!verify_key || !*verify_key)) {
+        fprintf(stderr, "keyward scan: --verify needs a personal API key (--verify-key or "
+                        "$KEYWARD_API_KEY)\n");
         goto usage_error;
     }
 
@@ -148,6 +157,7 @@ int kw_cli_scan(int argc, char **argv)
     }
     if (rc) goto cleanup;
     if (baseline && cli_baseline_filter(&ctx.findings, baseline)) goto cleanup;
+    if (verify_url && cli_verify_findings(&ctx.findings, verify_url, verify_key)) goto cleanup;
 
     if (strcmp(format, "json") == 0) rc = cli_report_json(stdout, &ctx.findings);
     else if (strcmp(format, "sarif") == 0) rc = cli_report_sarif(stdout, &ctx.findings, rules);

@@ -19,6 +19,10 @@ typedef struct cli_finding {
     kw_scan_confidence confidence;
     char mask[KW_MASK_MAX];
     char fingerprint[KW_SCAN_FINGERPRINT_LEN + 1];
+    /* --verify: a keyward-format key (checksum holds) kept so the server
+     * can be asked about it; never printed, wiped on free.  "" otherwise. */
+    char key[KW_KEY_LEN + 1];
+    int live;         /* -1 not asked, 0 not live, 1 live */
 } cli_finding;
 
 typedef struct cli_findings {
@@ -26,9 +30,11 @@ typedef struct cli_findings {
     size_t count, cap;
 } cli_findings;
 
-/* Copies a library finding with its origin; 0 or KW_ERR_NOMEM. */
-int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *file,
-                     const char *commit, size_t line_override);
+/* Copies a library finding with its origin; 0 or KW_ERR_NOMEM.  `data`
+ * is the scanned buffer (the secret is at f->secret_offset); a keyward key
+ * found there is kept for --verify. */
+int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *data,
+                     const char *file, const char *commit, size_t line_override);
 void cli_findings_sort(cli_findings *list);
 void cli_findings_free(cli_findings *list);
 
@@ -59,5 +65,11 @@ int cli_baseline_filter(cli_findings *list, const char *path);
 void cli_report_text(FILE *out, const cli_findings *list);
 int cli_report_json(FILE *out, const cli_findings *list);
 int cli_report_sarif(FILE *out, const cli_findings *list, const kw_scan_rules *rules);
+
+/* --verify (cli_scan_verify.c): asks the keyward server at base_url which
+ * of the keyward keys found are live (POST /api/secret_scanning/verify/,
+ * with a personal key), without revoking anything; sets each finding's
+ * `live`.  0, or -1 after printing why. */
+int cli_verify_findings(cli_findings *list, const char *base_url, const char *api_key);
 
 #endif

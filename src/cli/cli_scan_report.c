@@ -21,6 +21,7 @@ void cli_report_text(FILE *out, const cli_findings *list)
         fprintf(out, "%s:%zu:%zu: %s %s %s", f->file, f->line, f->column, f->rule_id,
                 kw_scan_confidence_name(f->confidence), f->mask);
         if (f->commit[0]) fprintf(out, " commit=%s", f->commit);
+        if (f->live == 1) fputs(" (live)", out);
         fputc('\n', out);
     }
 }
@@ -37,6 +38,7 @@ static json_t *finding_json(const cli_finding *f)
     json_object_set_new(o, "mask", json_string(f->mask));
     json_object_set_new(o, "fingerprint", json_string(f->fingerprint));
     if (f->commit[0]) json_object_set_new(o, "commit", json_string(f->commit));
+    if (f->live >= 0) json_object_set_new(o, "live", json_boolean(f->live));
     return o;
 }
 
@@ -80,8 +82,12 @@ int cli_report_sarif(FILE *out, const cli_findings *list, const kw_scan_rules *r
             "text", message, "locations", "physicalLocation", "artifactLocation", "uri", f->file,
             "region", "startLine", (json_int_t)f->line, "startColumn", (json_int_t)f->column,
             "partialFingerprints", "keyward/v1", f->fingerprint);
-        if (result && f->commit[0])
-            json_object_set_new(result, "properties", json_pack("{s:s}", "commit", f->commit));
+        if (result && (f->commit[0] || f->live >= 0)) {
+            json_t *props = json_object();
+            if (f->commit[0]) json_object_set_new(props, "commit", json_string(f->commit));
+            if (f->live >= 0) json_object_set_new(props, "live", json_boolean(f->live));
+            json_object_set_new(result, "properties", props);
+        }
         json_array_append_new(results, result);
     }
     json_t *doc = json_pack(

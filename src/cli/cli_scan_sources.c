@@ -12,6 +12,7 @@
  *            map to their line numbers in the new file, and scanned at once.
  *            A secret is so reported once, at the commit that added it. */
 #include <dirent.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +26,8 @@
 
 /* ---- findings list -------------------------------------------------- */
 
-int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *file,
-                     const char *commit, size_t line_override)
+int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *data,
+                     const char *file, const char *commit, size_t line_override)
 {
     if (list->count == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 64;
@@ -47,6 +48,12 @@ int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *f
     c->confidence = f->confidence;
     memcpy(c->mask, f->mask, sizeof c->mask);
     memcpy(c->fingerprint, f->fingerprint, sizeof c->fingerprint);
+    c->live = -1;
+    if (data && f->secret_len == KW_KEY_LEN &&
+        kw_key_classify(data + f->secret_offset, f->secret_len, NULL) == KW_FORMAT_KEYWARD) {
+        memcpy(c->key, data + f->secret_offset, KW_KEY_LEN);
+        c->key[KW_KEY_LEN] = '\0';
+    }
     list->count++;
     return KW_OK;
 }
@@ -68,7 +75,10 @@ void cli_findings_sort(cli_findings *list)
 
 void cli_findings_free(cli_findings *list)
 {
-    for (size_t i = 0; i < list->count; i++) free(list->items[i].file);
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i].file);
+        OPENSSL_cleanse(list->items[i].key, sizeof list->items[i].key);
+    }
     free(list->items);
     list->items = NULL;
     list->count = list->cap = 0;
@@ -169,9 +179,8 @@ typedef struct pool_ctx {
 
 static int on_pool_finding(size_t index, const kw_scan_finding *f, const char *data, void *arg)
 {
-    (void)data;
     pool_ctx *p = arg;
-    if (cli_findings_add(&p->ctx->findings, f, p->paths->items[index], NULL, 0)) {
+    if (cli_findings_add(&p->ctx->findings, f, data, p->paths->items[index], NULL, 0)) {
         p->failed = 1;
         return KW_ERR_NOMEM;
     }
@@ -239,11 +248,10 @@ typedef struct buffer_ctx {
 
 static int on_buffer_finding(const kw_scan_finding *f, const char *data, void *arg)
 {
-    (void)data;
     buffer_ctx *b = arg;
     size_t line = 0;
     if (b->line_map && f->line >= 1 && f->line <= b->line_map_len) line = b->line_map[f->line - 1];
-    return cli_findings_add(&b->ctx->findings, f, b->file, b->commit, line);
+    return cli_findings_add(&b->ctx->findings, f, data, b->file, b->commit, line);
 }
 
 static int scan_one(cli_scan_ctx *ctx, buffer_ctx *b, const char *data, size_t len)

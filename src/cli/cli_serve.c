@@ -12,6 +12,7 @@
 #include "cli/cli_common.h"
 #include "http/http.h"
 #include "keyward/keyward.h"
+#include "keyward/leak.h"
 
 static void usage(FILE *out)
 {
@@ -20,17 +21,22 @@ static void usage(FILE *out)
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
-            "  --threads  HTTP worker threads (default: one per CPU)\n");
+            "  --threads  HTTP worker threads (default: one per CPU)\n"
+            "  --leak-report-keys FILE\n"
+            "             accept leak reports (POST /api/secret_scanning/report/) only when\n"
+            "             signed with one of these ECDSA P-256 public keys (PEM blocks each\n"
+            "             after a 'key_identifier: ID' line, or GitHub's JSON document)\n");
 }
 
 int kw_cli_serve(int argc, char **argv)
 {
     const char *listen = getenv("KEYWARD_LISTEN");
-    const char *db = NULL;
+    const char *db = NULL, *leak_keys_path = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"leak-report-keys", required_argument, 0, 'k'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -40,6 +46,7 @@ int kw_cli_serve(int argc, char **argv)
         case 'l': listen = optarg; break;
         case 'd': db = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
+        case 'k': leak_keys_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -59,13 +66,25 @@ int kw_cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    kw_leak_keys *leak_keys = NULL;
+    if (leak_keys_path) {
+        char err[320];
+        if (kw_leak_keys_load(leak_keys_path, &leak_keys, err, sizeof err)) {
+            fprintf(stderr, "keyward serve: --leak-report-keys %s\n", err);
+            return 1;
+        }
+    }
     kw_store *store = kw_cli_open_store(db);
-    if (!store) return 1;
-    kw_app app = {store, NULL, KW_MAX_BODY};
+    if (!store) {
+        kw_leak_keys_free(leak_keys);
+        return 1;
+    }
+    kw_app app = {store, NULL, KW_MAX_BODY, leak_keys};
     int rc = kw_verifier_new(store, &app.verifier);
     if (rc) {
         fprintf(stderr, "keyward serve: %s\n", kw_strerror(rc));
         kw_store_close(store);
+        kw_leak_keys_free(leak_keys);
         return 1;
     }
     kw_server *server;
@@ -74,6 +93,7 @@ int kw_cli_serve(int argc, char **argv)
         fprintf(stderr, "keyward serve: %s\n", err);
         kw_verifier_free(app.verifier);
         kw_store_close(store);
+        kw_leak_keys_free(leak_keys);
         return 1;
     }
     char host[128];
@@ -88,5 +108,6 @@ int kw_cli_serve(int argc, char **argv)
     kw_server_stop(server);
     kw_verifier_free(app.verifier);
     kw_store_close(store);
+    kw_leak_keys_free(leak_keys);
     return 0;
 }

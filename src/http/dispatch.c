@@ -40,6 +40,9 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
+    [KW_ROUTE_LEAK_REPORT] = kw_h_leak_report,
+    [KW_ROUTE_LEAK_VERIFY] = kw_h_leak_verify,
+    [KW_ROUTE_USER_UPDATE] = kw_h_user_update,
 };
 
 /* The presented credential, or NULL. */

@@ -22,6 +22,9 @@ typedef struct kw_app {
     kw_store *store;
     kw_verifier *verifier;
     size_t max_body;
+    /* Public keys leak reports must be signed with (--leak-report-keys);
+     * NULL: reports are accepted unsigned. */
+    const struct kw_leak_keys *leak_keys;
 } kw_app;
 
 typedef struct kw_http_req {
@@ -103,6 +106,9 @@ void kw_h_psk_get(kw_http_req *, kw_http_resp *);
 void kw_h_psk_update(kw_http_req *, kw_http_resp *);
 void kw_h_psk_delete(kw_http_req *, kw_http_resp *);
 void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
+void kw_h_leak_report(kw_http_req *, kw_http_resp *);
+void kw_h_leak_verify(kw_http_req *, kw_http_resp *);
+void kw_h_user_update(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;

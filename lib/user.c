@@ -1,0 +1,133 @@
+/* user.c — departure: deactivating (and reactivating) a user.
+ *
+ * When someone leaves, their personal keys must stop working at once,
+ * while the project secret keys they created keep the company's servers
+ * running (those belong to the project).  Verification already refuses a
+ * personal key whose user is inactive, so deactivation is one UPDATE; the
+ * transaction drops this process's verification cache when it commits and
+ * the auth generation (bumped by the users trigger) tells other processes
+ * within their poll interval.
+ *
+ * Who may do it: an organization admin (level >= 8) acting in an
+ * organization the target belongs to, at a level no lower than the
+ * target's there (an admin cannot deactivate an owner), and never on
+ * themself (so the last admin cannot lock the organization out by
+ * accident).  is_active is instance-wide, as in PostHog: a user who belongs
+ * to two organizations is deactivated in both.  A key narrowed to projects
+ * (scoped_teams) cannot do it: deactivation is not a project action. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/service.h"
+#include "txn.h"
+
+#define MAX_ORGS 256
+
+struct org_levels {
+    size_t n;
+    char ids[MAX_ORGS][KW_ID_LEN + 1];
+    int levels[MAX_ORGS];
+};
+
+static int collect_org(void *ctx, const kw_org *org, int level)
+{
+    struct org_levels *o = ctx;
+    if (o->n == MAX_ORGS) return 1;
+    strcpy(o->ids[o->n], org->id);
+    o->levels[o->n++] = level;
+    return 0;
+}
+
+/* Projects of the target's organizations: where the entry is written. */
+struct project_list {
+    size_t n;
+    int64_t ids[MAX_ORGS];
+    char orgs[MAX_ORGS][KW_ID_LEN + 1];
+};
+
+static int collect_project(void *ctx, const kw_project *p)
+{
+    struct project_list *list = ctx;
+    if (list->n == MAX_ORGS) return 1;
+    list->ids[list->n] = p->id;
+    strcpy(list->orgs[list->n++], p->org_id);
+    return 0;
+}
+
+/* 0 when the actor may change the target; otherwise 1 with *p set. */
+static int check_actor(const kw_call *c, const kw_user *target, const struct org_levels *orgs,
+                       int active, kw_problem *p)
+{
+    const kw_principal *a = c->actor;
+    int shared = 0, allowed = 0;
+    for (size_t i = 0; i < orgs->n && !allowed; i++) {
+        int level;
+        int rc = kw_store_membership_level(c->store, a->user_id, orgs->ids[i], &level);
+        if (rc == KW_ERR_NOTFOUND || !kw_principal_org_allowed(a, orgs->ids[i])) continue;
+        if (rc) return kw_storage_problem(p, rc);
+        shared = 1;
+        allowed = level >= KW_LEVEL_ADMIN && level >= orgs->levels[i];
+    }
+    /* Users of other organizations are not confirmed to exist. */
+    if (!shared && a->user_id != target->id) return kw_problem_from_store(p, KW_ERR_NOTFOUND);
+    if (!active && a->user_id == target->id) {
+        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL, "You cannot deactivate yourself.");
+        return 1;
+    }
+    if (a->n_scoped_teams >= 0) {
+        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
+                       "API key is limited to projects; deactivating a user is an organization action.");
+        return 1;
+    }
+    if (!allowed && a->user_id != target->id) {
+        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
+                       "You don't have sufficient permissions in the organization.");
+        return 1;
+    }
+    return 0;
+}
+
+int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *out, kw_problem *p)
+{
+    int rc = kw_store_user_get(c->store, user_id, out);
+    if (rc) return kw_problem_from_store(p, rc);
+    struct org_levels *orgs = calloc(1, sizeof *orgs);
+    if (!orgs) return kw_storage_problem(p, KW_ERR_NOMEM);
+    rc = kw_store_user_orgs(c->store, user_id, collect_org, orgs);
+    if (rc < 0) {
+        free(orgs);
+        return kw_storage_problem(p, rc);
+    }
+    if (c->actor && check_actor(c, out, orgs, active, p)) {
+        free(orgs);
+        return 1;
+    }
+    free(orgs);
+    active = active ? 1 : 0;
+    if (out->is_active == active) return 0;  /* nothing to change or log */
+
+    struct project_list *projects = calloc(1, sizeof *projects);
+    if (!projects) return kw_storage_problem(p, KW_ERR_NOMEM);
+    rc = kw_store_user_projects(c->store, user_id, collect_project, projects);
+    if (rc > 0) rc = KW_OK;
+    if (!rc) rc = kw_store_begin(c->store);
+    if (rc) {
+        free(projects);
+        return kw_storage_problem(p, rc);
+    }
+    rc = kw_store_user_set_active(c->store, user_id, active);
+    char item_id[24];
+    snprintf(item_id, sizeof item_id, "%lld", (long long)user_id);
+    for (size_t i = 0; !rc && i < projects->n; i++)
+        rc = kw_audit_record(c, projects->ids[i], projects->orgs[i],
+                             active ? "activated" : "deactivated", "User", item_id, out->email,
+                             json_pack("[o]", kw_audit_change("User", "changed", "is_active",
+                                                              json_boolean(!active),
+                                                              json_boolean(active))));
+    free(projects);
+    if (kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p)) return 1;
+    out->is_active = active;
+    return 0;
+}

@@ -1,0 +1,151 @@
+/* h_leak.c — leak reports (GitHub secret-scanning partner format) and the
+ * read-only liveness check `keyward scan --verify` uses.
+ *
+ * POST /api/secret_scanning/report/ takes [{token, type, url, source}] and
+ * answers GitHub's shape, one object per token: {token_hash, token_type,
+ * label} with label "true_positive" for a live key (now revoked) or a
+ * current project token (logged), "false_positive" otherwise, plus
+ * keyward's "action" (revoked | logged | none).  The token is never echoed:
+ * token_hash is its hex sha256.  No credential is needed — the reporter
+ * presents the token — but when the server holds reporter public keys the
+ * report must carry a valid Github-Public-Key-Signature over the raw body.
+ * POST /api/secret_scanning/verify/ (personal key) answers {token_hash,
+ * token_type, live} and changes nothing.  The work is in lib/leak.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "keyward/keyward.h"
+#include "keyward/leak.h"
+#include "validate.h"
+
+/* An optional string field of an item: absent or null → NULL. */
+static int opt_string(const json_t *item, const char *field, size_t max, const char **out,
+                      size_t index, kw_problem *p)
+{
+    json_t *v = json_object_get(item, field);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || json_string_length(v) > max) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid", NULL,
+                       "Item %zu: \"%s\" must be a string of at most %zu characters.", index, field,
+                       max);
+        return 1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* The body as items; 0, or 1 with *p set (400). */
+static int parse_items(const json_t *body, kw_leak_item **out, size_t *n, kw_problem *p)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(body)) {
+        kw_problem_set(p, KW_P_VALIDATION, "not_a_list", NULL,
+                       "Expected a list of items but got type \"%s\".",
+                       body ? kw_v_type_name(body) : "NoneType");
+        return 1;
+    }
+    size_t count = json_array_size(body);
+    if (count > KW_LEAK_MAX_ITEMS) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", NULL,
+                       "Ensure this field has no more than %d elements.", KW_LEAK_MAX_ITEMS);
+        return 1;
+    }
+    kw_leak_item *items = calloc(count ? count : 1, sizeof *items);
+    if (!items) return kw_problem_from_store(p, KW_ERR_NOMEM);
+    for (size_t i = 0; i < count; i++) {
+        json_t *item = json_array_get(body, i);
+        json_t *token = json_object_get(item, "token");
+        if (!json_is_object(item) || !json_is_string(token) || json_string_length(token) == 0) {
+            kw_problem_set(p, KW_P_VALIDATION, "required", "token",
+                           "Item %zu: an object with a non-empty \"token\" string is required.", i);
+            free(items);
+            return 1;
+        }
+        items[i].token = json_string_value(token);
+        items[i].token_len = json_string_length(token);
+        if (opt_string(item, "type", KW_LEAK_FIELD_MAX, &items[i].type, i, p) ||
+            opt_string(item, "url", KW_LEAK_URL_MAX, &items[i].url, i, p) ||
+            opt_string(item, "source", KW_LEAK_FIELD_MAX, &items[i].source, i, p)) {
+            free(items);
+            return 1;
+        }
+    }
+    *out = items;
+    *n = count;
+    return 0;
+}
+
+/* 0 when the report may be processed; otherwise a 401 is in resp. */
+static int check_signature(const kw_http_req *req, kw_http_resp *resp)
+{
+    const kw_leak_keys *keys = req->app->leak_keys;
+    if (!keys) return 0;  /* unsigned reports accepted: see docs/security.md */
+    const char *kid =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Github-Public-Key-Identifier");
+    const char *sig =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Github-Public-Key-Signature");
+    if (!kid || !sig || !*kid || !*sig) {
+        kw_resp_error(resp, KW_P_NOT_AUTHENTICATED, NULL,
+                      "This server accepts signed reports only: the Github-Public-Key-Identifier "
+                      "and Github-Public-Key-Signature headers are required.");
+        return 1;
+    }
+    if (kw_leak_signature_verify(keys, kid, sig, req->body ? req->body : "", req->body_len)) {
+        kw_resp_error(resp, KW_P_AUTH_FAILED, NULL, "The report's signature is invalid.");
+        return 1;
+    }
+    return 0;
+}
+
+static void run(kw_http_req *req, kw_http_resp *resp, int revoke)
+{
+    kw_leak_item *items;
+    size_t n;
+    kw_problem p;
+    if (parse_items(req->json, &items, &n, &p)) {
+        kw_resp_problem(resp, &p);
+        return;
+    }
+    kw_leak_result *results = calloc(n ? n : 1, sizeof *results);
+    if (!results) {
+        free(items);
+        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
+        return;
+    }
+    if (kw_leak_process(&req->call, items, n, revoke, results, &p)) {
+        kw_resp_problem(resp, &p);
+        goto done;
+    }
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const kw_leak_result *r = &results[i];
+        json_t *o = json_pack("{s:s, s:s?}", "token_hash", r->token_hash, "token_type",
+                              items[i].type);
+        if (revoke) {
+            int positive = r->outcome == KW_LEAK_REVOKED || r->outcome == KW_LEAK_LOGGED;
+            json_object_set_new(o, "label", json_string(positive ? "true_positive" : "false_positive"));
+            json_object_set_new(o, "action",
+                                json_string(r->outcome == KW_LEAK_REVOKED  ? "revoked"
+                                            : r->outcome == KW_LEAK_LOGGED ? "logged"
+                                                                           : "none"));
+        } else {
+            json_object_set_new(o, "live", json_boolean(r->outcome == KW_LEAK_LIVE));
+        }
+        json_array_append_new(out, o);
+    }
+    kw_resp_json(resp, 200, out);
+done:
+    free(results);
+    free(items);
+}
+
+void kw_h_leak_report(kw_http_req *req, kw_http_resp *resp)
+{
+    if (check_signature(req, resp)) return;
+    run(req, resp, 1);
+}
+
+void kw_h_leak_verify(kw_http_req *req, kw_http_resp *resp) { run(req, resp, 0); }

@@ -1,0 +1,202 @@
+"""test_leak_report.py — POST /api/secret_scanning/report/ and /verify/.
+
+The report (GitHub's secret-scanning partner format) needs no credential:
+a live phx_ or phs_ key in it is revoked at once and the activity log says
+where it leaked; a current phc_ token is only logged; anything else is a
+false positive, and the token is never echoed.  /verify/ answers the same
+question without revoking, for personal-key holders only.  With
+--leak-report-keys the server takes signed reports only (ECDSA P-256 over
+the raw body, made here with the openssl command).
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kwtest  # noqa: E402
+
+REPORT = "/api/secret_scanning/report/"
+VERIFY = "/api/secret_scanning/verify/"
+
+
+def sha(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LeakReport(kwtest.KWTestCase):
+    def setup_db(self):
+        self.env.tenants()
+
+    def make_psk(self):
+        st, _, body = self.srv.post("/api/projects/1/project_secret_api_keys/",
+                                    {"label": "sdk", "scopes": ["feature_flag:read"]}, key=self.key)
+        self.assertEqual(st, 201, body)
+        return body["value"]
+
+    def flag_defs(self, phs):
+        return self.srv.get("/flags/definitions?token=" + self.token, key=phs)
+
+    def test_live_personal_key_is_revoked_at_once(self):
+        leaked = self.env.key_c
+        self.assertStatus(self.srv.get("/api/users/@me/", key=leaked), 200)
+        item = {"token": leaked, "type": "posthog_personal_api_key",
+                "url": "https://github.com/acme/app/blob/abc/config.py", "source": "content"}
+        st, _, body = self.srv.post(REPORT, [item])
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body, [{"token_hash": sha(leaked), "token_type": "posthog_personal_api_key",
+                                 "label": "true_positive", "action": "revoked"}])
+        self.assertNotIn(leaked, self.srv.last_text)
+        # stops working at once (no wait: this server made the change)
+        self.assertProblem(self.srv.get("/api/users/@me/", key=leaked), 401, "authentication_failed")
+        rows = self.env.sql("SELECT project_id, user_id, detail, ip_address FROM activity_log "
+                            "WHERE activity='revoked' AND scope='PersonalAPIKey'")
+        self.assertEqual([r[0] for r in rows], [1])  # every project C reaches: org A's
+        detail = json.loads(rows[0][2])
+        self.assertEqual(detail["context"], {"reason": "leaked", "url": item["url"],
+                                             "source": "content", "type": item["type"]})
+        self.assertIsNone(rows[0][1])  # no acting user
+        self.assertEqual(rows[0][3], "127.0.0.1")
+        self.assertNotIn(leaked, self.env.db_bytes().decode("latin-1"))
+        # the owner sees it through the API
+        st, _, log = self.srv.get("/api/projects/1/activity_log/?scope=PersonalAPIKey", key=self.key)
+        self.assertEqual(st, 200)
+        self.assertEqual(log["results"][0]["activity"], "revoked")
+        # reported again: gone, so a false positive now
+        st, _, body = self.srv.post(REPORT, [item])
+        self.assertEqual(body[0]["label"], "false_positive")
+
+    def test_secret_key_revoked_and_project_token_only_logged(self):
+        phs = self.make_psk()
+        self.assertStatus(self.flag_defs(phs), 200)
+        st, _, body = self.srv.post(REPORT, [
+            {"token": phs, "type": "posthog_project_secret_key", "url": "https://gist.github.com/x",
+             "source": "gist"},
+            {"token": self.token, "type": "posthog_project_token", "url": "https://x", "source": "content"},
+        ])
+        self.assertEqual(st, 200, body)
+        self.assertEqual([(b["label"], b["action"]) for b in body],
+                         [("true_positive", "revoked"), ("true_positive", "logged")])
+        self.assertProblem(self.flag_defs(phs), 401, None, "Secret API token is invalid.")
+        # the public token is not reset: apps keep working; an admin decides
+        st, _, proj = self.srv.get("/api/projects/1/", key=self.key)
+        self.assertEqual(proj["api_token"], self.token)
+        acts = self.env.sql("SELECT activity, scope, item_id, detail FROM activity_log "
+                            "WHERE activity IN ('revoked','leaked') ORDER BY created_at")
+        self.assertEqual([(a[0], a[1]) for a in acts],
+                         [("revoked", "ProjectSecretAPIKey"), ("leaked", "Project")])
+        self.assertEqual(acts[1][2], "1")
+        self.assertEqual(json.loads(acts[0][3])["context"]["url"], "https://gist.github.com/x")
+
+    def test_unknown_tokens_are_false_positives_without_echo(self):
+        unknown = kwtest.make_key("phx_")
+        bad = kwtest.bad_checksum(self.env.key_b)
+        items = [{"token": t, "type": "x", "url": "u", "source": "content"}
+                 for t in (unknown, bad, "hello", kwtest.legacy_key(), kwtest.make_key("phs_"),
+                           kwtest.make_key("phc_"))]
+        st, _, body = self.srv.post(REPORT, items)
+        self.assertEqual(st, 200, body)
+        self.assertEqual([b["label"] for b in body], ["false_positive"] * len(items))
+        self.assertEqual([b["token_hash"] for b in body], [sha(i["token"]) for i in items])
+        for i in items:
+            self.assertNotIn(i["token"], self.srv.last_text)
+        # B's key, reported with a broken checksum, is untouched
+        self.assertStatus(self.srv.get("/api/users/@me/", key=self.env.key_b), 200)
+        self.assertEqual(self.env.sql("SELECT count(*) FROM activity_log WHERE activity "
+                                      "IN ('revoked','leaked')")[0][0], 0)
+
+    def test_no_credential_needed_and_bad_shapes(self):
+        # a credential is ignored, not required
+        st, _, body = self.srv.post(REPORT, [], key="phx_garbage")
+        self.assertEqual((st, body), (200, []))
+        self.assertProblem(self.srv.post(REPORT, {"token": "x"}), 400, "not_a_list")
+        self.assertProblem(self.srv.request("POST", REPORT), 400, "not_a_list")
+        self.assertProblem(self.srv.post(REPORT, [{"type": "x"}]), 400, "required", attr="token")
+        self.assertProblem(self.srv.post(REPORT, ["phx_abc"]), 400, "required")
+        self.assertProblem(self.srv.post(REPORT, [{"token": "a", "url": 5}]), 400, "invalid")
+        self.assertProblem(self.srv.post(REPORT, [{"token": "a", "url": "u" * 3000}]), 400, "invalid")
+        many = [{"token": "t%d" % i} for i in range(1001)]
+        self.assertProblem(self.srv.post(REPORT, many), 400, "max_length")
+        st, _, body = self.srv.post(REPORT, many[:1000])
+        self.assertEqual((st, len(body)), (200, 1000))
+        self.assertProblem(self.srv.get(REPORT), 405, "method_not_allowed")
+
+    def test_verify_needs_a_personal_key_and_revokes_nothing(self):
+        phs = self.make_psk()
+        items = [{"token": self.env.key_c, "type": "a"}, {"token": phs, "type": "b"},
+                 {"token": self.token, "type": "c"}, {"token": kwtest.make_key(), "type": "d"}]
+        self.assertProblem(self.srv.post(VERIFY, items), 401, "not_authenticated")
+        self.assertProblem(self.srv.post(VERIFY, items, key=phs), 403, "permission_denied")
+        self.assertProblem(self.srv.post(VERIFY, items, key=self.token), 401, "authentication_failed")
+        st, _, body = self.srv.post(VERIFY, items, key=self.env.key_b)  # any personal key
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body, [
+            {"token_hash": sha(self.env.key_c), "token_type": "a", "live": True},
+            {"token_hash": sha(phs), "token_type": "b", "live": True},
+            {"token_hash": sha(self.token), "token_type": "c", "live": True},
+            {"token_hash": sha(items[3]["token"]), "token_type": "d", "live": False}])
+        self.assertStatus(self.srv.get("/api/users/@me/", key=self.env.key_c), 200)
+        self.assertStatus(self.flag_defs(phs), 200)
+        self.assertEqual(self.env.sql("SELECT count(*) FROM activity_log WHERE activity "
+                                      "IN ('revoked','leaked')")[0][0], 0)
+        # a deactivated user's key is not live
+        self.env.sql("UPDATE users SET is_active=0 WHERE id=?", (self.env.user_c,))
+        st, _, body = self.srv.post(VERIFY, items[:1], key=self.key)
+        self.assertFalse(body[0]["live"])
+
+
+@unittest.skipUnless(shutil.which("openssl"), "the openssl command is needed to sign reports")
+class SignedReports(kwtest.KWTestCase):
+    serve_in_setup = False
+
+    def openssl(self, *args, data=None):
+        return subprocess.run(["openssl"] + list(args), input=data, capture_output=True, check=True).stdout
+
+    def setUp(self):
+        super().setUp()
+        d = self.env.dir
+        self.priv = os.path.join(d, "k.pem")
+        self.openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", self.priv)
+        pub = self.openssl("ec", "-in", self.priv, "-pubout").decode()
+        self.keys = os.path.join(d, "keys.pem")
+        with open(self.keys, "w") as f:
+            f.write("# the reporter's keys\nkey_identifier: k1\n" + pub)
+        self.srv = kwtest.Server(self.env.db, d, ["--leak-report-keys", self.keys])
+        self.addCleanup(self._stop_server, self.srv)
+
+    def sign(self, raw):
+        sig = self.openssl("dgst", "-sha256", "-sign", self.priv, data=raw)
+        import base64
+        return base64.b64encode(sig).decode()
+
+    def test_signed_only(self):
+        leaked = self.key
+        raw = json.dumps([{"token": leaked, "type": "t", "url": "https://x", "source": "content"}]).encode()
+        self.assertProblem(self.srv.request("POST", REPORT, raw=raw), 401, "not_authenticated")
+        bad = {"Github-Public-Key-Identifier": "k1", "Github-Public-Key-Signature": self.sign(raw + b" ")}
+        self.assertProblem(self.srv.request("POST", REPORT, raw=raw, headers=bad), 401,
+                           "authentication_failed")
+        other = {"Github-Public-Key-Identifier": "k2", "Github-Public-Key-Signature": self.sign(raw)}
+        self.assertProblem(self.srv.request("POST", REPORT, raw=raw, headers=other), 401,
+                           "authentication_failed")
+        self.assertStatus(self.srv.get("/api/users/@me/", key=leaked), 200)  # nothing revoked yet
+        good = {"Github-Public-Key-Identifier": "k1", "Github-Public-Key-Signature": self.sign(raw)}
+        st, _, body = self.srv.request("POST", REPORT, raw=raw, headers=good)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body[0]["label"], "true_positive")
+        self.assertProblem(self.srv.get("/api/users/@me/", key=leaked), 401, "authentication_failed")
+
+    def test_bad_key_file_refused_at_start(self):
+        with open(self.keys, "w") as f:
+            f.write("no keys here\n")
+        proc = kwtest.run_cli("serve", "--listen", "127.0.0.1:0", "--db", self.env.db,
+                              "--leak-report-keys", self.keys, timeout=10)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("no public key", proc.stderr)
+
+
+if __name__ == "__main__":
+    kwtest.main()
