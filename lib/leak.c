@@ -135,12 +135,14 @@ static int process_one(const kw_call *c, const kw_leak_item *it, int revoke, str
             return 0;
         }
         r->outcome = KW_LEAK_REVOKED;
+        r->owner_user_id = s->pkey.user_id;
         return revoke_personal(c, it, s, p);
     case KW_KEY_SECRET:
         rc = kw_store_psk_by_hash(c->store, hash, &s->psk);
         if (rc == KW_ERR_NOTFOUND) return 0;
         if (rc) return kw_storage_problem(p, rc);
         r->outcome = revoke ? KW_LEAK_REVOKED : KW_LEAK_LIVE;
+        r->owner_project_id = s->psk.project_id;
         return revoke ? revoke_secret(c, it, s, p) : 0;
     case KW_KEY_PROJECT: {
         char token[KW_KEY_MAX_LEN + 1];
@@ -150,6 +152,7 @@ static int process_one(const kw_call *c, const kw_leak_item *it, int revoke, str
         if (rc == KW_ERR_NOTFOUND) return 0;
         if (rc) return kw_storage_problem(p, rc);
         r->outcome = revoke ? KW_LEAK_LOGGED : KW_LEAK_LIVE;
+        r->owner_project_id = s->project.id;
         return revoke ? log_public_token(c, it, s, p) : 0;
     }
     default:

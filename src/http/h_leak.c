@@ -131,6 +131,13 @@ static void run(kw_http_req *req, kw_http_resp *resp, int revoke)
                                 json_string(r->outcome == KW_LEAK_REVOKED  ? "revoked"
                                             : r->outcome == KW_LEAK_LOGGED ? "logged"
                                                                            : "none"));
+            json_t *owner = json_null();
+            if (r->owner_user_id)
+                owner = json_pack("{s:s, s:I}", "type", "user", "id", (json_int_t)r->owner_user_id);
+            else if (r->owner_project_id)
+                owner = json_pack("{s:s, s:I}", "type", "project", "id",
+                                  (json_int_t)r->owner_project_id);
+            json_object_set_new(o, "owner", owner);
         } else {
             json_object_set_new(o, "live", json_boolean(r->outcome == KW_LEAK_LIVE));
         }
