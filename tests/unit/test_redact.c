@@ -165,6 +165,27 @@ static void test_private_key_across_chunks(void **state)
     }
 }
 
+/* Found by fuzz_redact: a block whose body and END marker share the last,
+ * unterminated line.  The first round cut after the BEGIN line, leaving the
+ * body in the buffer without its header, so it was never redacted when the
+ * input came in one piece (it was, fed in small chunks). */
+static void test_private_key_body_on_last_line(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "-----BEGIN PRIVATE KEY-----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49"
+                     "-----END PRIVATE KEY-----";
+    size_t chunks[] = {strlen(in), 1, 30, 47};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunks[i], &count);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+        assert_string_equal(out.data, "-----BEGIN PRIVATE KEY-----\nMHcC...SM49-----END PRIVATE KEY-----");
+        free(out.data);
+    }
+}
+
 static void test_line_longer_than_buffer(void **state)
 {
     fixture *fx = *state;
@@ -200,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_complete_lines_released),
         cmocka_unit_test(test_private_key_across_chunks),
         cmocka_unit_test(test_line_longer_than_buffer),
+        cmocka_unit_test(test_private_key_body_on_last_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
