@@ -186,6 +186,26 @@ static void test_private_key_body_on_last_line(void **state)
     }
 }
 
+/* Found by fuzz_redact: a header followed on its line by "-----BEGIN".
+ * The block was reported at that second "-----BEGIN" (inside the header's
+ * closing dashes), so a round that held the block back cut the header in
+ * two and the body was never found again: fed in chunks, it leaked. */
+static void test_private_key_header_followed_by_begin(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "-----BEGIN PRIVATE KEY-----BEGIN ----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+                     "-----END PRIVATE KEY-----\n";
+    for (size_t chunk = 1; chunk < 100; chunk += 3) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunk, &count);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+        assert_non_null(strstr(out.data, "-----BEGIN PRIVATE KEY-----"));
+        free(out.data);
+    }
+}
+
 static void test_line_longer_than_buffer(void **state)
 {
     fixture *fx = *state;
@@ -222,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_private_key_across_chunks),
         cmocka_unit_test(test_line_longer_than_buffer),
         cmocka_unit_test(test_private_key_body_on_last_line),
+        cmocka_unit_test(test_private_key_header_followed_by_begin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
