@@ -41,6 +41,48 @@ int kw_problem_from_store(kw_problem *p, int rc)
     return 1;
 }
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms,
+ * no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return n;
+}
+
+/* The detail ends up in a JSON string, and jansson refuses invalid UTF-8
+ * (the whole error body would be lost).  It can hold request bytes (an
+ * unknown method, a scope name) or be cut inside a character by the
+ * buffer size: replace every byte that does not start a valid sequence. */
+static void utf8_repair(char *text)
+{
+    unsigned char *s = (unsigned char *)text;
+    while (*s) {
+        size_t n = utf8_sequence(s);
+        if (n == 0) {
+            *s++ = '?';
+        } else {
+            s += n;
+        }
+    }
+}
+
 void kw_problem_set(kw_problem *p, kw_problem_kind kind, const char *code, const char *attr,
                     const char *fmt, ...)
 {
@@ -53,4 +95,5 @@ void kw_problem_set(kw_problem *p, kw_problem_kind kind, const char *code, const
     va_start(ap, fmt);
     vsnprintf(p->detail, sizeof p->detail, fmt, ap);
     va_end(ap);
+    utf8_repair(p->detail);
 }

@@ -108,11 +108,14 @@ static size_t choose_boundary(const kw_redactor *r, int at_eof)
                          : (r->len > KW_SCAN_MAX_SECRET ? r->len - KW_SCAN_MAX_SECRET : 0);
     int full = r->len == r->cap;
     /* A secret that reaches the end of the buffer may go on in the next
-     * chunk (or be a private key still waiting for its END line): hold it
-     * back from where it is reported, unless that would stall a full buffer. */
+     * chunk (or be a private key still waiting for its END line), and a
+     * private key whose body starts after the cut would be separated from
+     * its BEGIN line, so the next round could not find it: hold either back
+     * from where it is reported, unless that would stall a full buffer. */
     for (size_t i = 0; i < r->nspans; i++) {
         const redact_span *s = &r->spans[i];
-        if (s->start + s->len == r->len && s->report < boundary && (s->report > 0 || !full))
+        if ((s->start + s->len == r->len || s->start >= boundary) && s->report < boundary &&
+            (s->report > 0 || !full))
             boundary = s->report;
     }
     for (size_t i = 0; i < r->nspans; i++) {

@@ -279,6 +279,9 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
     return 1;
 }
 
+/* strlen("-----BEGIN" "PRIVATE KEY" "-----"): the shortest anchor. */
+#define PEM_MIN_ANCHOR 26
+
 /* -----BEGIN ... PRIVATE KEY-----: reported at the BEGIN line; the secret
  * (what is masked and fingerprinted) is the body up to the END line, or
  * everything after the header (bounded) when the END line is missing. */
@@ -286,8 +289,14 @@ static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
                        size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
+    /* The BEGIN of this anchor is at least PEM_MIN_ANCHOR bytes before its
+     * end: searching back from there skips a "-----BEGIN" that starts in
+     * the closing dashes ("...KEY-----BEGIN"), which is not the header.
+     * The report offset must be the real header, since the redactor holds
+     * a block back from there and must find it again in the next round. */
+    if (to < PEM_MIN_ANCHOR) return 0;
     size_t lowest = to > 80 ? to - 80 : 0, header = SIZE_MAX;
-    for (size_t i = to; i-- > lowest;) {
+    for (size_t i = to - PEM_MIN_ANCHOR + 1; i-- > lowest;) {
         if (i + 10 <= len && memcmp(data + i, "-----BEGIN", 10) == 0) {
             header = i;
             break;

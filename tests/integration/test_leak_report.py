@@ -48,7 +48,8 @@ class LeakReport(kwtest.KWTestCase):
         st, _, body = self.srv.post(REPORT, [item])
         self.assertEqual(st, 200, body)
         self.assertEqual(body, [{"token_hash": sha(leaked), "token_type": "posthog_personal_api_key",
-                                 "label": "true_positive", "action": "revoked"}])
+                                 "label": "true_positive", "action": "revoked",
+                                 "owner": {"type": "user", "id": self.env.user_c}}])
         self.assertNotIn(leaked, self.srv.last_text)
         # stops working at once (no wait: this server made the change)
         self.assertProblem(self.srv.get("/api/users/@me/", key=leaked), 401, "authentication_failed")
@@ -80,6 +81,8 @@ class LeakReport(kwtest.KWTestCase):
         self.assertEqual(st, 200, body)
         self.assertEqual([(b["label"], b["action"]) for b in body],
                          [("true_positive", "revoked"), ("true_positive", "logged")])
+        self.assertEqual([b["owner"] for b in body],
+                         [{"type": "project", "id": 1}, {"type": "project", "id": 1}])
         self.assertProblem(self.flag_defs(phs), 401, None, "Secret API token is invalid.")
         # the public token is not reset: apps keep working; an admin decides
         st, _, proj = self.srv.get("/api/projects/1/", key=self.key)

@@ -165,6 +165,47 @@ static void test_private_key_across_chunks(void **state)
     }
 }
 
+/* Found by fuzz_redact: a block whose body and END marker share the last,
+ * unterminated line.  The first round cut after the BEGIN line, leaving the
+ * body in the buffer without its header, so it was never redacted when the
+ * input came in one piece (it was, fed in small chunks). */
+static void test_private_key_body_on_last_line(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "-----BEGIN PRIVATE KEY-----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49"
+                     "-----END PRIVATE KEY-----";
+    size_t chunks[] = {strlen(in), 1, 30, 47};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunks[i], &count);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+        assert_string_equal(out.data, "-----BEGIN PRIVATE KEY-----\nMHcC...SM49-----END PRIVATE KEY-----");
+        free(out.data);
+    }
+}
+
+/* Found by fuzz_redact: a header followed on its line by "-----BEGIN".
+ * The block was reported at that second "-----BEGIN" (inside the header's
+ * closing dashes), so a round that held the block back cut the header in
+ * two and the body was never found again: fed in chunks, it leaked. */
+static void test_private_key_header_followed_by_begin(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "-----BEGIN PRIVATE KEY-----BEGIN ----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+                     "-----END PRIVATE KEY-----\n";
+    for (size_t chunk = 1; chunk < 100; chunk += 3) {
+        uint64_t count;
+        sink out = redact(fx, in, strlen(in), chunk, &count);
+        assert_int_equal(count, 1);
+        assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+        assert_non_null(strstr(out.data, "-----BEGIN PRIVATE KEY-----"));
+        free(out.data);
+    }
+}
+
 static void test_line_longer_than_buffer(void **state)
 {
     fixture *fx = *state;
@@ -249,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_private_key_across_chunks),
         cmocka_unit_test(test_line_longer_than_buffer),
         cmocka_unit_test(test_space_commit_same_as_feed),
+        cmocka_unit_test(test_private_key_body_on_last_line),
+        cmocka_unit_test(test_private_key_header_followed_by_begin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
