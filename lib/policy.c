@@ -9,6 +9,7 @@
 #include "keyward/policy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,11 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_FLAG_DEFS_LEGACY, "GET", "/api/feature_flag/local_evaluation", EXEC, "feature_flag:read",
      0, NULL},
     {KW_ROUTE_FLAG_DEFS, "GET", "/flags/definitions", EXEC, "feature_flag:read", 0, NULL},
+    /* Remote evaluation: only the project token (phc_), read from the JSON
+     * body (token, api_key or $token), never from Authorization; dispatch
+     * verifies it and the principal carries the project. */
+    {KW_ROUTE_FLAGS_EVAL, "POST", "/flags", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_DECIDE, "POST", "/decide", KW_CRED_PROJECT, NULL, 0, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 
@@ -157,6 +163,32 @@ kw_match_result kw_policy_match(const char *method, const char *path, kw_route_m
     }
     out->route = NULL;
     return path_seen ? KW_MATCH_BAD_METHOD : KW_MATCH_NO_ROUTE;
+}
+
+size_t kw_policy_allow(const char *path, char *out, size_t size)
+{
+    static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    int seen[sizeof METHODS / sizeof METHODS[0]] = {0};
+    size_t matched = 0;
+    kw_route_match m;
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        if (!path_matches(ROUTES[i].pattern, path, &m)) continue;
+        matched++;
+        for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
+            if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;
+    }
+    seen[1] |= seen[0];  /* HEAD wherever GET */
+    out[0] = '\0';
+    if (!matched) return 0;
+    size_t n = 0;
+    for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
+        if (seen[j]) {
+            int w = snprintf(out + n, size - n, "%s, ", METHODS[j]);
+            if (w < 0 || (size_t)w >= size - n) break;
+            n += (size_t)w;
+        }
+    snprintf(out + n, size - n, "OPTIONS");
+    return matched;
 }
 
 void kw_policy_invalid_personal(kw_cred_source source, kw_problem *problem)

@@ -51,6 +51,8 @@ typedef enum kw_route_id {
     KW_ROUTE_PSK_ROLL,
     KW_ROUTE_FLAG_DEFS_LEGACY,
     KW_ROUTE_FLAG_DEFS,
+    KW_ROUTE_FLAGS_EVAL,
+    KW_ROUTE_DECIDE,
     KW_ROUTE_COUNT
 } kw_route_id;
 
@@ -80,6 +82,11 @@ typedef enum kw_match_result { KW_MATCH_OK, KW_MATCH_NO_ROUTE, KW_MATCH_BAD_METH
 kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out);
 
 const kw_route *kw_policy_routes(size_t *count);
+
+/* The methods some route serves on `path`, as an Allow header value
+ * ("GET, HEAD, OPTIONS"; HEAD wherever GET, OPTIONS always).  Returns the
+ * number of routes whose path matched; 0 (and "") when none did. */
+size_t kw_policy_allow(const char *path, char *out, size_t size);
 
 /* The verdict for one request.  `principal` is the verified caller (kind
  * KW_KEY_NONE when no credential came).  On success *project is filled for
