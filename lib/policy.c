@@ -43,18 +43,19 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_PKEY_ROLL, "POST", "/api/personal_api_keys/:id/roll", ADMIN, "personal_api_key:write", 0,
      KW_MSG_PERSONAL_UNSUPPORTED},
     /* Flag definitions for local evaluation.  Listed before the
-     * feature_flags/:id rows: the first matching row wins. */
+     * feature_flags/:num rows: the first matching row wins.  Flag ids are
+     * numbers (:num), so PATCH …/local_evaluation is a 405, not a flag. */
     {KW_ROUTE_FLAG_DEFS_PROJECT, "GET", "/api/projects/:project/feature_flags/local_evaluation", EXEC,
      "feature_flag:read", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_LIST, "GET", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_CREATE, "POST", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:write",
      KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_GET, "GET", "/api/projects/:project/feature_flags/:id", ADMIN, "feature_flag:read",
+    {KW_ROUTE_FLAG_GET, "GET", "/api/projects/:project/feature_flags/:num", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_UPDATE, "PATCH", "/api/projects/:project/feature_flags/:id", ADMIN,
+    {KW_ROUTE_FLAG_UPDATE, "PATCH", "/api/projects/:project/feature_flags/:num", ADMIN,
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_DELETE, "DELETE", "/api/projects/:project/feature_flags/:id", ADMIN,
+    {KW_ROUTE_FLAG_DELETE, "DELETE", "/api/projects/:project/feature_flags/:num", ADMIN,
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_ACTIVITY_LIST, "GET", "/api/projects/:project/activity_log", ADMIN, "activity_log:read",
      KW_LEVEL_MEMBER, NULL},
@@ -142,6 +143,9 @@ static int path_matches(const char *pattern, const char *path, kw_route_match *m
             if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
         } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
             if (!copy_param(m->id, sseg, slen)) return 0;
+        } else if (plen == 4 && memcmp(pseg, ":num", 4) == 0) {
+            if (!slen || !copy_param(m->id, sseg, slen) || strspn(m->id, "0123456789") != slen)
+                return 0;
         } else if (plen != slen || memcmp(pseg, sseg, plen) != 0) {
             return 0;
         }

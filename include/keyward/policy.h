@@ -59,7 +59,8 @@ typedef enum kw_route_id {
 typedef struct kw_route {
     kw_route_id id;
     const char *method;
-    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any */
+    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any,
+                                 ":num" = digits only (also read into id) */
     unsigned credentials;     /* KW_CRED_* */
     const char *scope;        /* required scope, NULL = none */
     int min_level;            /* membership level needed in the project's org */
