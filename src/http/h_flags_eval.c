@@ -46,10 +46,11 @@ static int read_context(const json_t *body, kw_flag_context *ctx, char *id, size
         /* Truncate to 200 characters, not bytes, so UTF-8 stays whole. */
         const char *s = json_string_value(v);
         size_t n = 0, chars = 0;
-        while (s[n] && n + 4 < size) {
-            if (((unsigned char)s[n] & 0xC0) != 0x80 && chars++ == DISTINCT_ID_MAX_CHARS) break;
-            n++;
-        }
+        /* Stop only at a lead byte (jansson strings are valid UTF-8). */
+        for (; s[n]; n++)
+            if (((unsigned char)s[n] & 0xC0) != 0x80 &&
+                (chars++ == DISTINCT_ID_MAX_CHARS || n + 4 >= size))
+                break;
         memcpy(id, s, n);
         id[n] = '\0';
         if (!n) {

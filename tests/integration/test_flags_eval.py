@@ -201,6 +201,16 @@ class FlagsEval(kwtest.KWTestCase):
         for field in ("token", "api_key", "$token"):
             r = self.srv.post("/flags/?v=2", {field: self.token, "distinct_id": "x"})
             self.assertTrue(self.assertStatus(r, 200)["flags"]["on"]["enabled"], field)
+        # ids longer than 200 characters are truncated (whole characters)
+        self.make_flag("half", {"groups": [{"properties": [], "rollout_percentage": 50}]})
+        flag = [f for f in self.definitions(self.make_phs())["flags"] if f["key"] == "half"][0]
+        seen = set()
+        for i in range(40):
+            did = "€" * (190 + i) + "tail"
+            want = local_eval(flag, did[:200])[0]
+            seen.add(want)
+            self.assertEqual(self.evaluate(did)["flags"]["half"]["enabled"], want, i)
+        self.assertEqual(seen, {True, False})
         # an integer distinct_id is read as its decimal text
         r = self.srv.post("/flags/?v=2", {"token": self.token, "distinct_id": 42})
         self.assertStatus(r, 200)
