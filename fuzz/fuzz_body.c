@@ -133,7 +133,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     session.scopes.wildcard = 1;
     session.n_scoped_teams = session.n_scoped_orgs = -1;
 
-    kw_call c = {store, &session, "127.0.0.1"};
+    kw_call c = {.store = store, .actor = &session, .ip = "127.0.0.1"};
     json_t *body = json_pack("{s:s, s:[s,s,s], s:[I]}", "label", "target", "scopes",
                              "feature_flag:write", "personal_api_key:write", "project:read",
                              "scoped_teams", (json_int_t)project.id);
@@ -270,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body = json_loadb((const char *)data + 1, size - 1, JSON_DECODE_ANY, NULL);
     if (!body) return 0;
     const kw_principal *actor = (sel & 4) ? &narrowed : &session;
-    kw_call c = {store, actor, "127.0.0.1"};
+    kw_call c = {.store = store, .actor = actor, .ip = "127.0.0.1"};
     int which = (sel >> 3) & 3;  /* 0,1: target; 2: other; 3: "@current" / unknown */
     switch (sel & 3) {
     case 0:

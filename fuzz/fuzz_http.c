@@ -77,7 +77,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     session.user_id = user.id;
     session.scopes.wildcard = 1;
     session.n_scoped_teams = session.n_scoped_orgs = -1;
-    kw_call c = {store, &session, NULL};
+    kw_call c = {.store = store, .actor = &session};
     char value[KW_KEY_LEN + 1];
     json_t *body = json_pack("{s:s, s:[s]}", "label", "other", "scopes", "feature_flag:read");
     FZ_CHECK(kw_pkey_create(&c, body, &other_key, value, &p) == 0, "other key: %s", p.detail);

@@ -54,6 +54,8 @@ struct kw_verifier {
     int64_t ring_time[TOUCH_RING];
     unsigned head, tail;
     int stopping;
+    void (*poll_hook)(void *);  /* guarded by lock; see kw_verifier_on_poll */
+    void *poll_ctx;
     pthread_t thread;
 };
 
@@ -86,8 +88,11 @@ static void *maintenance_thread(void *arg)
         while (v->head == v->tail && !v->stopping) {
             int64_t now = kw_now();
             if (now >= next_poll) {
+                void (*hook)(void *) = v->poll_hook;
+                void *hook_ctx = v->poll_ctx;
                 pthread_mutex_unlock(&v->lock);
                 poll_generation(v);
+                if (hook) hook(hook_ctx);
                 pthread_mutex_lock(&v->lock);
                 next_poll = now + GENERATION_POLL_MS * 1000;
                 continue;
@@ -170,6 +175,14 @@ void kw_verifier_free(kw_verifier *v)
     pthread_cond_destroy(&v->wake);
     kw_vcache_free(v->cache);
     free(v);
+}
+
+void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&v->lock);
+    v->poll_hook = fn;
+    v->poll_ctx = ctx;
+    pthread_mutex_unlock(&v->lock);
 }
 
 void kw_verifier_invalidate(kw_verifier *v)
@@ -306,6 +319,35 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
         last_used = now;
     }
     kw_vcache_put(v->cache, digest, out, last_used, generation);
+    return KW_VERIFY_OK;
+}
+
+/* The project token is public and a lookup returns only the project id,
+ * so there is no hash table of its own: the same cache, keyed by the
+ * token's SHA-256 (stored plain in projects.api_token, as PostHog does, so
+ * the lookup is by value).  No last_used_at for project tokens. */
+kw_verify_result kw_verify_project(kw_verifier *v, const char *token, size_t len, kw_principal *out)
+{
+    kw_key_info info;
+    if (kw_key_classify(token, len, &info) == KW_FORMAT_INVALID || info.kind != KW_KEY_PROJECT)
+        return KW_VERIFY_INVALID;
+    unsigned char digest[32];
+    if (kw_key_digest(token, len, digest)) return KW_VERIFY_UNAVAILABLE;
+    int64_t last_used;
+    if (kw_vcache_get(v->cache, digest, out, &last_used))
+        return out->kind == KW_KEY_PROJECT ? KW_VERIFY_OK : KW_VERIFY_INVALID;
+    uint64_t generation = kw_vcache_generation(v->cache);
+    char text[KW_KEY_MAX_LEN + 1];
+    memcpy(text, token, len);
+    text[len] = '\0';
+    kw_project project;
+    int rc = kw_store_project_by_token(v->store, text, &project);
+    if (rc) return rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
+    memset(out, 0, sizeof *out);
+    out->kind = KW_KEY_PROJECT;
+    out->project_id = project.id;
+    out->n_scoped_teams = out->n_scoped_orgs = -1;
+    kw_vcache_put(v->cache, digest, out, 0, generation);
     return KW_VERIFY_OK;
 }
 

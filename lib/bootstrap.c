@@ -47,7 +47,7 @@ int kw_bootstrap(kw_store *store, const char *email, const char *org_name, const
     owner.user_id = user->id;
     owner.scopes.wildcard = 1;
     owner.n_scoped_teams = owner.n_scoped_orgs = -1;
-    kw_call call = {store, &owner, NULL, NULL};
+    kw_call call = {.store = store, .actor = &owner};
     static _Thread_local kw_pkey key;
     json_t *body = json_pack("{s:s, s:[s]}", "label", "keyward init", "scopes", "*");
     if (!body) {

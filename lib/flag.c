@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyward/flagcache.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 #include "txn.h"
@@ -174,7 +175,12 @@ static int finish_write(const kw_call *c, int rc, kw_flag *f, kw_problem *p)
         return 1;
     }
     (void)f;
-    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
+    if (kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p)) return 1;
+    /* After the commit: a request rebuilding between the two would read
+     * the new rows anyway; one rebuilding before the commit is discarded
+     * by the bump. */
+    kw_flagcache_bump(c->flags);
+    return 0;
 }
 
 int kw_flag_create(const kw_call *c, int64_t project_id, const json_t *body, kw_flag *out,

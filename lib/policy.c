@@ -9,6 +9,7 @@
 #include "keyward/policy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,18 +43,19 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_PKEY_ROLL, "POST", "/api/personal_api_keys/:id/roll", ADMIN, "personal_api_key:write", 0,
      KW_MSG_PERSONAL_UNSUPPORTED},
     /* Flag definitions for local evaluation.  Listed before the
-     * feature_flags/:id rows: the first matching row wins. */
+     * feature_flags/:num rows: the first matching row wins.  Flag ids are
+     * numbers (:num), so PATCH …/local_evaluation is a 405, not a flag. */
     {KW_ROUTE_FLAG_DEFS_PROJECT, "GET", "/api/projects/:project/feature_flags/local_evaluation", EXEC,
      "feature_flag:read", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_LIST, "GET", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_CREATE, "POST", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:write",
      KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_GET, "GET", "/api/projects/:project/feature_flags/:id", ADMIN, "feature_flag:read",
+    {KW_ROUTE_FLAG_GET, "GET", "/api/projects/:project/feature_flags/:num", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_UPDATE, "PATCH", "/api/projects/:project/feature_flags/:id", ADMIN,
+    {KW_ROUTE_FLAG_UPDATE, "PATCH", "/api/projects/:project/feature_flags/:num", ADMIN,
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
-    {KW_ROUTE_FLAG_DELETE, "DELETE", "/api/projects/:project/feature_flags/:id", ADMIN,
+    {KW_ROUTE_FLAG_DELETE, "DELETE", "/api/projects/:project/feature_flags/:num", ADMIN,
      "feature_flag:write", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_ACTIVITY_LIST, "GET", "/api/projects/:project/activity_log", ADMIN, "activity_log:read",
      KW_LEVEL_MEMBER, NULL},
@@ -87,6 +89,11 @@ static const kw_route ROUTES[] = {
      * needs user:write; the organization admin level is checked against
      * the target's organizations in lib/user.c (there is no :project). */
     {KW_ROUTE_USER_UPDATE, "PATCH", "/api/users/:id", ADMIN, "user:write", 0, NULL},
+    /* Remote evaluation: only the project token (phc_), read from the JSON
+     * body (token, api_key or $token), never from Authorization; dispatch
+     * verifies it and the principal carries the project. */
+    {KW_ROUTE_FLAGS_EVAL, "POST", "/flags", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_DECIDE, "POST", "/decide", KW_CRED_PROJECT, NULL, 0, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 
@@ -147,6 +154,9 @@ static int path_matches(const char *pattern, const char *path, kw_route_match *m
             if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
         } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
             if (!copy_param(m->id, sseg, slen)) return 0;
+        } else if (plen == 4 && memcmp(pseg, ":num", 4) == 0) {
+            if (!slen || !copy_param(m->id, sseg, slen) || strspn(m->id, "0123456789") != slen)
+                return 0;
         } else if (plen != slen || memcmp(pseg, sseg, plen) != 0) {
             return 0;
         }
@@ -168,6 +178,32 @@ kw_match_result kw_policy_match(const char *method, const char *path, kw_route_m
     }
     out->route = NULL;
     return path_seen ? KW_MATCH_BAD_METHOD : KW_MATCH_NO_ROUTE;
+}
+
+size_t kw_policy_allow(const char *path, char *out, size_t size)
+{
+    static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    int seen[sizeof METHODS / sizeof METHODS[0]] = {0};
+    size_t matched = 0;
+    kw_route_match m;
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        if (!path_matches(ROUTES[i].pattern, path, &m)) continue;
+        matched++;
+        for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
+            if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;
+    }
+    seen[1] |= seen[0];  /* HEAD wherever GET */
+    out[0] = '\0';
+    if (!matched) return 0;
+    size_t n = 0;
+    for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
+        if (seen[j]) {
+            int w = snprintf(out + n, size - n, "%s, ", METHODS[j]);
+            if (w < 0 || (size_t)w >= size - n) break;
+            n += (size_t)w;
+        }
+    snprintf(out + n, size - n, "OPTIONS");
+    return matched;
 }
 
 void kw_policy_invalid_personal(kw_cred_source source, kw_problem *problem)

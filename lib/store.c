@@ -110,3 +110,4 @@ FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity
         (store, q, cb, c))
 FORWARD(auth_generation, (kw_store *store, int64_t *g), (store, g))
 FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))
+FORWARD(flags_generation, (kw_store *store, int64_t *g), (store, g))

@@ -57,6 +57,7 @@ struct kw_store_ops {
     int (*activity_list)(kw_store *, const kw_activity_query *, kw_activity_cb, void *);
     int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
     int (*auth_generation)(kw_store *, int64_t *);
+    int (*flags_generation)(kw_store *, int64_t *);
 };
 
 struct kw_store {

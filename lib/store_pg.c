@@ -35,6 +35,7 @@ enum stmt_id {
     ST_ACTIVITY_INSERT, ST_SCHEMA_VERSION, ST_AUTH_GENERATION,
     ST_PSK_INSERT, ST_PSK_GET, ST_PSK_LIST, ST_PSK_COUNT, ST_PSK_UPDATE, ST_PSK_ROLL, ST_PSK_DELETE,
     ST_PSK_BY_HASH, ST_PSK_TOUCH,
+    ST_FLAGS_GENERATION,
     ST_COUNT
 };
 
@@ -95,6 +96,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_PKEY_LEGACY_COUNT] = "SELECT COUNT(*) FROM personal_api_keys "
                              "WHERE secure_value >= 'pbkdf2_sha256$' AND secure_value < 'pbkdf2_sha256%'",
     [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
+    [ST_FLAGS_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'flags_generation'",
     [ST_FLAG_INSERT] = "INSERT INTO feature_flags(project_id, key, name, filters, active, deleted, "
                        "ensure_experience_continuity, version, created_by, created_at, updated_at) "
                        "VALUES ($1, $2, $3, $4, $5::integer <> 0, FALSE, $6::integer <> 0, 1, $7, "
@@ -543,6 +545,11 @@ static int pg_auth_generation(kw_store *b, int64_t *generation)
     return count_stmt(P(b), ST_AUTH_GENERATION, generation);
 }
 
+static int pg_flags_generation(kw_store *b, int64_t *generation)
+{
+    return count_stmt(P(b), ST_FLAGS_GENERATION, generation);
+}
+
 /* ---- project secret API keys -------------------------------------------- */
 
 static void read_psk(const PGresult *r, int i, kw_psk *k)
@@ -880,6 +887,7 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_rehash = pg_pkey_rehash,
     .pkey_legacy_count = pg_pkey_legacy_count,
     .auth_generation = pg_auth_generation,
+    .flags_generation = pg_flags_generation,
     .psk_insert = pg_psk_insert,
     .psk_get = pg_psk_get,
     .psk_list = pg_psk_list,

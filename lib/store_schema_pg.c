@@ -157,6 +157,23 @@ const char *const kw_pg_migrations[] = {
     "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
     "CREATE TRIGGER users_auth_delete AFTER DELETE ON users"
     "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();",
+
+    /* 4: the flags generation (see store_schema_sqlite.c, migration 4), and
+     * the auth generation for changed or deleted project tokens.  Statement
+     * level for flags: one bump per statement is enough for a cache. */
+    "INSERT INTO kw_meta VALUES ('flags_generation', 1);"
+    "CREATE FUNCTION kw_bump_flags_generation() RETURNS trigger LANGUAGE plpgsql AS $$"
+    "DECLARE g BIGINT; BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'flags_generation' RETURNING value INTO g;"
+    "  PERFORM pg_notify('keyward_flags', g::text);"
+    "  RETURN NULL;"
+    "END $$;"
+    "CREATE TRIGGER feature_flags_gen AFTER INSERT OR UPDATE OR DELETE ON feature_flags"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION kw_bump_flags_generation();"
+    "CREATE TRIGGER projects_auth_token AFTER UPDATE OF api_token ON projects"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER projects_auth_delete AFTER DELETE ON projects"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();",
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

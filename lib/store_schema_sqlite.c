@@ -113,6 +113,23 @@ const char *const kw_sqlite_migrations[] = {
     "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
     "CREATE TRIGGER users_auth_delete AFTER DELETE ON users BEGIN"
     "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
+
+    /* 4: the flags generation — bumped by every write to feature_flags, so
+     * flag definition caches in other processes notice by reading one row
+     * (lib/flagcache.c).  A project's phc_ token is cached by the
+     * verification cache, so changing or deleting it bumps the auth
+     * generation like a key change does. */
+    "INSERT INTO kw_meta VALUES ('flags_generation', 1);"
+    "CREATE TRIGGER feature_flags_gen_insert AFTER INSERT ON feature_flags BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'flags_generation'; END;"
+    "CREATE TRIGGER feature_flags_gen_update AFTER UPDATE ON feature_flags BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'flags_generation'; END;"
+    "CREATE TRIGGER feature_flags_gen_delete AFTER DELETE ON feature_flags BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'flags_generation'; END;"
+    "CREATE TRIGGER projects_auth_token AFTER UPDATE OF api_token ON projects BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER projects_auth_delete AFTER DELETE ON projects BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
 };
 
 const int kw_sqlite_migration_count =

@@ -27,6 +27,7 @@ enum stmt_id {
     ST_FLAG_INSERT, ST_FLAG_GET, ST_FLAG_LIST_NEWEST, ST_FLAG_LIST_BY_KEY, ST_FLAG_UPDATE,
     ST_ACTIVITY_INSERT,
     ST_AUTH_GENERATION,
+    ST_FLAGS_GENERATION,
     ST_COUNT
 };
 
@@ -96,6 +97,7 @@ static const char *const SQL[ST_COUNT] = {
                            "scope, item_id, detail, ip_address, created_at) "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
+    [ST_FLAGS_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'flags_generation'",
 };
 
 struct conn {
@@ -636,6 +638,11 @@ static int sq_auth_generation(kw_store *b, int64_t *generation)
     return count_query(S(b), ST_AUTH_GENERATION, generation);
 }
 
+static int sq_flags_generation(kw_store *b, int64_t *generation)
+{
+    return count_query(S(b), ST_FLAGS_GENERATION, generation);
+}
+
 static int sq_flag_insert(kw_store *b, kw_flag *f)
 {
     sqlite3_stmt *st = stmt(S(b), ST_FLAG_INSERT);
@@ -949,6 +956,7 @@ static const struct kw_store_ops SQLITE_OPS = {
     .activity_list = sq_activity_list,
     .activity_count = sq_activity_count,
     .auth_generation = sq_auth_generation,
+    .flags_generation = sq_flags_generation,
 };
 
 int kw_store_sqlite_open(const char *path, kw_store **out)

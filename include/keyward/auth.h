@@ -50,6 +50,18 @@ void kw_verifier_invalidate(kw_verifier *v);
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
                                     kw_principal *out);
 
+/* Verifies a project token (phc_), the public key of a project: principal
+ * kind KW_KEY_PROJECT with project_id and no scopes.  Cached like the
+ * other kinds; a reset or deleted token bumps the auth generation. */
+kw_verify_result kw_verify_project(kw_verifier *v, const char *token, size_t len,
+                                   kw_principal *out);
+
+/* Runs fn(ctx) on the maintenance thread at every auth generation poll
+ * (every 200 ms), so other caches can poll their own store counters
+ * without a thread of their own.  One hook; NULL removes it.  fn must not
+ * block for long: it delays last_used_at writes. */
+void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx);
+
 /* Verifies a project secret key (phs_): principal kind KW_KEY_SECRET with
  * project_id and scopes.  Independent of its creator's account. */
 kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, kw_principal *out);

@@ -55,13 +55,16 @@ typedef enum kw_route_id {
     KW_ROUTE_LEAK_REPORT,
     KW_ROUTE_LEAK_VERIFY,
     KW_ROUTE_USER_UPDATE,
+    KW_ROUTE_FLAGS_EVAL,
+    KW_ROUTE_DECIDE,
     KW_ROUTE_COUNT
 } kw_route_id;
 
 typedef struct kw_route {
     kw_route_id id;
     const char *method;
-    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any */
+    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any,
+                                 ":num" = digits only (also read into id) */
     unsigned credentials;     /* KW_CRED_* */
     const char *scope;        /* required scope, NULL = none */
     int min_level;            /* membership level needed in the project's org */
@@ -84,6 +87,11 @@ typedef enum kw_match_result { KW_MATCH_OK, KW_MATCH_NO_ROUTE, KW_MATCH_BAD_METH
 kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out);
 
 const kw_route *kw_policy_routes(size_t *count);
+
+/* The methods some route serves on `path`, as an Allow header value
+ * ("GET, HEAD, OPTIONS"; HEAD wherever GET, OPTIONS always).  Returns the
+ * number of routes whose path matched; 0 (and "") when none did. */
+size_t kw_policy_allow(const char *path, char *out, size_t size);
 
 /* The verdict for one request.  `principal` is the verified caller (kind
  * KW_KEY_NONE when no credential came).  On success *project is filled for

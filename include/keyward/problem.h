@@ -49,5 +49,8 @@ int kw_problem_from_store(kw_problem *p, int rc);
 #define KW_MSG_SECRET_UNSUPPORTED "This action does not support project secret API key access"
 #define KW_MSG_PERSONAL_UNSUPPORTED "This action does not support Personal API Key access"
 #define KW_MSG_INSUFFICIENT_LEVEL "You don't have sufficient permissions in the project."
+/* 401 code "invalid_api_key": a missing or unknown phc_ on /flags, /decide. */
+#define KW_MSG_PROJECT_TOKEN_INVALID \
+    "Project API key invalid. You can find your project API key in PostHog project settings."
 
 #endif

@@ -19,6 +19,8 @@ typedef struct kw_call {
     const kw_principal *actor;
     const char *ip;           /* for the activity log; may be NULL */
     kw_verifier *verifier;    /* told of revocations; NULL outside the server */
+    /* Told of flag writes (kw_flagcache_bump); NULL outside the server. */
+    struct kw_flagcache *flags;
 } kw_call;
 
 /* Personal API keys. */

@@ -231,4 +231,9 @@ int kw_store_activity_count(kw_store *store, const kw_activity_query *query, int
  * entries written by other processes or instances. */
 int kw_store_auth_generation(kw_store *store, int64_t *generation);
 
+/* The flags generation: bumped by the database, in the writing transaction,
+ * on every INSERT, UPDATE or DELETE of a feature flag, whoever writes it.
+ * Flag definition caches compare it to notice writes by other processes. */
+int kw_store_flags_generation(kw_store *store, int64_t *generation);
+
 #endif

@@ -86,7 +86,7 @@ int kw_cli_key(int argc, char **argv)
         kw_store_close(store);
         return rc;
     }
-    kw_call call = {store, &me, "cli", NULL};
+    kw_call call = {.store = store, .actor = &me, .ip = "cli"};
     static kw_pkey key;
     char value[KW_KEY_LEN + 1] = "";
     kw_problem p;

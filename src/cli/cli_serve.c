@@ -14,6 +14,12 @@
 #include "keyward/keyward.h"
 #include "keyward/leak.h"
 
+/* Projects whose flag definitions are kept in memory (more share slots),
+ * and how long a set lives without any write (a safety net: writes are
+ * noticed through the flags generation within 200 ms). */
+#define FLAGCACHE_PROJECTS 4096
+#define FLAGCACHE_TTL_US ((int64_t)300 * 1000000)
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -79,19 +85,25 @@ int kw_cli_serve(int argc, char **argv)
         kw_leak_keys_free(leak_keys);
         return 1;
     }
-    kw_app app = {store, NULL, KW_MAX_BODY, leak_keys};
-    int rc = kw_verifier_new(store, &app.verifier);
+    kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys};
+    int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
+    if (!rc) rc = kw_verifier_new(store, &app.verifier);
     if (rc) {
         fprintf(stderr, "keyward serve: %s\n", kw_strerror(rc));
+        kw_flagcache_free(app.flags);
         kw_store_close(store);
         kw_leak_keys_free(leak_keys);
         return 1;
     }
+    /* Flag writes by other processes are noticed at the verifier's poll. */
+    kw_flagcache_poll(app.flags);
+    kw_verifier_on_poll(app.verifier, kw_flagcache_poll, app.flags);
     kw_server *server;
     char err[256];
     if (kw_server_start(&app, listen, (unsigned)threads, &server, err, sizeof err)) {
         fprintf(stderr, "keyward serve: %s\n", err);
         kw_verifier_free(app.verifier);
+        kw_flagcache_free(app.flags);
         kw_store_close(store);
         kw_leak_keys_free(leak_keys);
         return 1;
@@ -106,7 +118,8 @@ int kw_cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "keyward serve: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     kw_server_stop(server);
-    kw_verifier_free(app.verifier);
+    kw_verifier_free(app.verifier);  /* joins the thread that runs the poll hook */
+    kw_flagcache_free(app.flags);
     kw_store_close(store);
     kw_leak_keys_free(leak_keys);
     return 0;

@@ -63,7 +63,7 @@ int kw_cli_user(int argc, char **argv)
         kw_store_close(store);
         return 1;
     }
-    kw_call call = {store, NULL, "cli", NULL};
+    kw_call call = {.store = store, .ip = "cli"};
     kw_problem p;
     int was_active = user.is_active;
     if (kw_user_set_active(&call, user.id, active, &user, &p)) {

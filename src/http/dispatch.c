@@ -5,7 +5,14 @@
  * header, then personal_api_key in the query string or body, as PostHog),
  * refuse a key kind the route does not accept before any lookup, verify the
  * key, apply the route's policy row (scope, project, membership), and only
- * then run the handler. */
+ * then run the handler.
+ *
+ * Routes that take only the project token (phc_: /flags, /decide) read it
+ * from the JSON body (token, api_key or $token, as PostHog's SDKs send it)
+ * and ignore Authorization altogether: a phx_ or phs_ header neither
+ * replaces a missing body token nor is refused for being there.  Those
+ * routes answer browsers too, so they carry Access-Control-Allow-Origin.
+ * OPTIONS on any known path is 204 with Allow (DRF answers every view). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -43,6 +50,8 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_LEAK_REPORT] = kw_h_leak_report,
     [KW_ROUTE_LEAK_VERIFY] = kw_h_leak_verify,
     [KW_ROUTE_USER_UPDATE] = kw_h_user_update,
+    [KW_ROUTE_FLAGS_EVAL] = kw_h_flags_eval,
+    [KW_ROUTE_DECIDE] = kw_h_decide,
 };
 
 /* The presented credential, or NULL. */
@@ -71,13 +80,64 @@ static const char *find_credential(const kw_http_req *req, kw_cred_source *sourc
 static int parse_body(kw_http_req *req, kw_http_resp *resp)
 {
     if (!req->body_len) return 0;
-    json_error_t err;
-    req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
-    if (req->json) return 0;
     kw_problem p;
+    const char *body;
+    size_t len;
+    if (kw_body_decode(req, &body, &len, &p)) {
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    json_error_t err;
+    req->json = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    kw_body_free(req, body);
+    if (req->json) return 0;
     kw_problem_set(&p, KW_P_VALIDATION, "parse_error", NULL, "JSON parse error - %s", err.text);
     kw_resp_problem(resp, &p);
     return 1;
+}
+
+/* The phc_ token of a project-token route, from the body only. */
+static int authenticate_project(kw_http_req *req, kw_http_resp *resp)
+{
+    static const char *const FIELDS[] = {"token", "api_key", "$token"};
+    const char *token = NULL;
+    for (size_t i = 0; !token && json_is_object(req->json) && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+        json_t *v = json_object_get(req->json, FIELDS[i]);
+        if (json_is_string(v) && json_string_length(v)) token = json_string_value(v);
+    }
+    size_t len = token ? strnlen(token, KW_KEY_MAX_LEN + 1) : 0;
+    kw_verify_result result = KW_VERIFY_INVALID;
+    if (token && len <= KW_KEY_MAX_LEN)
+        result = kw_verify_project(req->app->verifier, token, len, &req->principal);
+    if (result == KW_VERIFY_UNAVAILABLE) {
+        kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
+        return 1;
+    }
+    if (result != KW_VERIFY_OK) {
+        kw_problem p;
+        kw_problem_set(&p, KW_P_AUTH_FAILED, "invalid_api_key", NULL, KW_MSG_PROJECT_TOKEN_INVALID);
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    req->principal.source = KW_SRC_BODY;
+    return 0;
+}
+
+/* OPTIONS on a known path: 204 with the methods it serves. */
+static void options(kw_http_req *req, kw_http_resp *resp)
+{
+    char allow[64];
+    kw_policy_allow(req->path, allow, sizeof allow);
+    kw_resp_json(resp, 204, NULL);
+    kw_resp_header(resp, "Allow", allow);
+    kw_route_match m;
+    if (kw_policy_match("POST", req->path, &m) == KW_MATCH_OK &&
+        (m.route->credentials & KW_CRED_PROJECT)) {
+        kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
+        kw_resp_header(resp, "Access-Control-Allow-Methods", allow);
+        kw_resp_header(resp, "Access-Control-Allow-Headers", "Content-Type, Content-Encoding");
+        kw_resp_header(resp, "Access-Control-Max-Age", "86400");
+    }
 }
 
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
@@ -87,6 +147,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
     pr->n_scoped_teams = pr->n_scoped_orgs = -1;
     const kw_route *route = req->match.route;
     if (route->credentials & KW_CRED_NONE) return 0;
+    if (route->credentials == KW_CRED_PROJECT) return authenticate_project(req, resp);
     kw_cred_source source = KW_SRC_HEADER;
     const char *token = find_credential(req, &source);
     if (!token) return 0;  /* the policy answers "not provided" */
@@ -127,14 +188,23 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
         return;
     case KW_MATCH_BAD_METHOD: {
+        if (strcmp(req->method, "OPTIONS") == 0) {
+            options(req, resp);
+            return;
+        }
         kw_problem p;
         kw_problem_set(&p, KW_P_METHOD, NULL, NULL, "Method \"%s\" not allowed.", req->method);
         kw_resp_problem(resp, &p);
+        char allow[64];
+        kw_policy_allow(req->path, allow, sizeof allow);
+        kw_resp_header(resp, "Allow", allow);
         return;
     }
     case KW_MATCH_OK:
         break;
     }
+    if (req->match.route->credentials & KW_CRED_PROJECT)
+        kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
     if (parse_body(req, resp) || authenticate(req, resp)) return;
     kw_problem p;
     if (kw_policy_check(req->app->store, &req->match, &req->principal, &req->project, &req->level,
@@ -146,5 +216,6 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     req->call.actor = &req->principal;
     req->call.ip = req->ip;
     req->call.verifier = req->app->verifier;
+    req->call.flags = req->app->flags;
     HANDLERS[req->match.route->id](req, resp);
 }

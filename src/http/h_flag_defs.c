@@ -11,8 +11,10 @@
  * applied to the resolved project by running kw_policy_check once more.
  *
  * SDKs poll every 30 s or so, hence the weak ETag over the exact body and a
- * 304 on If-None-Match: the definitions are built (one indexed read) but
- * not sent when unchanged. */
+ * 304 on If-None-Match.  The body and its ETag come from the flag cache
+ * (lib/flagcache.c) and the ?token= lookup from the verification cache, so
+ * a phs_ poll of unchanged flags touches no database: it costs two cache
+ * probes and, on a 200, sends the cached bytes without copying them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,59 +22,41 @@
 #include "http/http.h"
 #include "keyward/keyward.h"
 
-struct defs {
-    json_t *flags;
-};
-
-static int add_def(void *ctx, const kw_flag *f)
-{
-    json_t *filters = f->filters ? json_loads(f->filters, 0, NULL) : NULL;
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(f->id));
-    json_object_set_new(o, "team_id", json_integer(f->project_id));
-    json_object_set_new(o, "name", json_string(f->name));
-    json_object_set_new(o, "key", json_string(f->key));
-    json_object_set_new(o, "filters", filters ? filters : json_object());
-    json_object_set_new(o, "deleted", json_boolean(f->deleted));
-    json_object_set_new(o, "active", json_boolean(f->active));
-    json_object_set_new(o, "ensure_experience_continuity", json_boolean(f->ensure_experience_continuity));
-    json_object_set_new(o, "version", json_integer(f->version));
-    json_array_append_new(((struct defs *)ctx)->flags, o);
-    return 0;
-}
-
 /* The project to serve, checked against the caller; 0 or a refusal in *p.
  * On the project route the path decides (the policy has checked it) and a
  * ?token= only has to agree with a phs_ key; elsewhere ?token= decides,
- * else the phs_ key's own project. */
-static int resolve(kw_http_req *req, kw_project *project, kw_problem *p)
+ * else the phs_ key's own project (no lookup: deleting a project deletes
+ * its keys, which bumps the auth generation). */
+static int resolve(kw_http_req *req, int64_t *project_id, kw_problem *p)
 {
-    kw_store *store = req->app->store;
     const kw_principal *pr = &req->principal;
     const char *token = kw_req_query(req, "token");
     int secret = pr->kind == KW_KEY_SECRET;
-    kw_project by_token;
-    int rc = KW_ERR_NOTFOUND;
+    int found = 0;
+    int64_t by_token = 0;
     if (token && *token) {
-        rc = kw_store_project_by_token(store, token, &by_token);
-        if (rc && rc != KW_ERR_NOTFOUND) goto unavailable;
-        if (secret && (rc || by_token.id != pr->project_id)) goto secret_invalid;
+        size_t len = strnlen(token, KW_KEY_MAX_LEN + 1);
+        kw_principal tp;
+        kw_verify_result r = KW_VERIFY_INVALID;
+        if (len <= KW_KEY_MAX_LEN) r = kw_verify_project(req->app->verifier, token, len, &tp);
+        if (r == KW_VERIFY_UNAVAILABLE) goto unavailable;
+        found = r == KW_VERIFY_OK;
+        by_token = found ? tp.project_id : 0;
+        if (secret && (!found || by_token != pr->project_id)) goto secret_invalid;
     }
     if (req->match.project[0]) {
-        *project = req->project;
+        *project_id = req->project.id;
         return 0;
     }
-    if (!rc) {
-        *project = by_token;
+    if (found) {
+        *project_id = by_token;
     } else if (token && *token) {
         kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL,
                        "Project API key invalid. You can find your project API key in your "
                        "project settings.");
         return 1;
     } else if (secret) {
-        rc = kw_store_project_get(store, pr->project_id, project);
-        if (rc == KW_ERR_NOTFOUND) goto secret_invalid;
-        if (rc) goto unavailable;
+        *project_id = pr->project_id;
     } else {
         kw_problem_set(p, KW_P_VALIDATION, "required", "token",
                        "API key not provided. You can find your project API key in your project "
@@ -81,10 +65,13 @@ static int resolve(kw_http_req *req, kw_project *project, kw_problem *p)
     }
     if (secret) return 0;
     /* A person: the same membership/narrowing checks as any project route. */
+    kw_project project;
+    if (kw_problem_from_store(p, kw_store_project_get(req->app->store, *project_id, &project)))
+        return 1;
     kw_route_match m = req->match;
-    snprintf(m.project, sizeof m.project, "%lld", (long long)project->id);
+    snprintf(m.project, sizeof m.project, "%lld", (long long)project.id);
     int level;
-    return kw_policy_check(store, &m, pr, project, &level, p);
+    return kw_policy_check(req->app->store, &m, pr, &project, &level, p);
 secret_invalid:
     kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL, KW_MSG_SECRET_INVALID);
     return 1;
@@ -93,42 +80,30 @@ unavailable:
     return 1;
 }
 
+static void release_set(void *set) { kw_flagset_release(set); }
+
 void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
-    kw_project project;
-    if (resolve(req, &project, &p)) {
+    int64_t project_id;
+    if (resolve(req, &project_id, &p)) {
         kw_resp_problem(resp, &p);
         return;
     }
-    struct defs d = {json_array()};
-    if (kw_store_flag_list(req->app->store, project.id, KW_FLAG_BY_KEY, 0, add_def, &d)) {
-        json_decref(d.flags);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
+    const kw_flagset *set;
+    int rc = kw_flagcache_get(req->app->flags, project_id, &set);
+    if (rc) {
+        kw_problem_from_store(&p, rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc);
+        kw_resp_problem(resp, &p);
         return;
     }
-    json_t *body = json_pack("{s:o, s:{}, s:{}, s:b, s:i}", "flags", d.flags, "group_type_mapping",
-                             "cohorts", "minimal_flag_called_events", 0,
-                             "property_matching_version", 1);
-    /* The ETag is over the bytes server.c will send: the same dump flags. */
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    char hash[KW_HASH_LEN + 1];
-    if (!text || kw_key_hash(text, strlen(text), hash)) {
-        free(text);
-        json_decref(body);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
-    }
-    free(text);
-    char etag[48];
-    snprintf(etag, sizeof etag, "W/\"%.32s\"", hash + 7);  /* skip "sha256$" */
-    kw_resp_header(resp, "ETag", etag);
+    kw_resp_header(resp, "ETag", set->etag);
     kw_resp_header(resp, "Cache-Control", "private, must-revalidate");
     const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
-    if (inm && strcmp(inm, etag) == 0) {
-        json_decref(body);
+    if (inm && strcmp(inm, set->etag) == 0) {
+        kw_flagset_release(set);
         kw_resp_json(resp, 304, NULL);
         return;
     }
-    kw_resp_json(resp, 200, body);
+    kw_resp_raw(resp, 200, set->body, set->body_len, release_set, (void *)set);
 }

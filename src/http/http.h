@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "keyward/auth.h"
+#include "keyward/flagcache.h"
 #include "keyward/policy.h"
 #include "keyward/service.h"
 #include "keyward/store.h"
@@ -25,6 +26,7 @@ typedef struct kw_app {
     /* Public keys leak reports must be signed with (--leak-report-keys);
      * NULL: reports are accepted unsigned. */
     const struct kw_leak_keys *leak_keys;
+    kw_flagcache *flags;    /* flag definitions per project (execution routes) */
 } kw_app;
 
 typedef struct kw_http_req {
@@ -51,6 +53,13 @@ typedef struct kw_http_resp {
     const char *header_names[KW_RESP_MAX_HEADERS];
     char header_values[KW_RESP_MAX_HEADERS][96];
     int n_headers;
+    /* A body already serialized (the cached flag definitions), sent as is
+     * instead of `body`; release(release_ctx) runs once MHD is done with
+     * it, or at once if the response cannot be built. */
+    const char *raw;
+    size_t raw_len;
+    void (*release)(void *);
+    void *release_ctx;
 } kw_http_resp;
 
 typedef void (*kw_handler)(kw_http_req *req, kw_http_resp *resp);
@@ -63,6 +72,9 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
 void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value);
+/* A pre-serialized JSON body (see kw_http_resp.raw). */
+void kw_resp_raw(kw_http_resp *resp, int status, const char *data, size_t len,
+                 void (*release)(void *), void *release_ctx);
 const char *kw_req_query(const kw_http_req *req, const char *name);
 /* Absolute URL of this path with the given query ("limit=…&offset=…"). */
 json_t *kw_req_url(const kw_http_req *req, const char *query);
@@ -109,6 +121,19 @@ void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
 void kw_h_leak_report(kw_http_req *, kw_http_resp *);
 void kw_h_leak_verify(kw_http_req *, kw_http_resp *);
 void kw_h_user_update(kw_http_req *, kw_http_resp *);
+
+/* body.c — request body decoding, shared by every route that takes a
+ * body.  A body sent with Content-Encoding: gzip or ?compression=gzip /
+ * gzip-js (PostHog's SDKs) is inflated, at most KW_MAX_INFLATED bytes
+ * (more → 413); otherwise the body is returned as is.  *out is req->body
+ * or a heap buffer the caller frees with kw_body_free. */
+#define KW_MAX_INFLATED (10 * 1024 * 1024)
+int kw_body_decode(const kw_http_req *req, const char **out, size_t *len, kw_problem *problem);
+void kw_body_free(const kw_http_req *req, const char *out);
+
+/* Execution routes: remote flag evaluation (h_flags_eval.c). */
+void kw_h_flags_eval(kw_http_req *, kw_http_resp *);
+void kw_h_decide(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;

@@ -9,6 +9,9 @@
 void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
 {
     json_decref(resp->body);
+    if (resp->release) resp->release(resp->release_ctx);
+    resp->raw = NULL;
+    resp->release = NULL;
     resp->status = status;
     resp->body = body;
 }
@@ -26,6 +29,18 @@ void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, c
     kw_problem p;
     kw_problem_set(&p, kind, NULL, attr, "%s", detail);
     kw_resp_problem(resp, &p);
+}
+
+void kw_resp_raw(kw_http_resp *resp, int status, const char *data, size_t len,
+                 void (*release)(void *), void *release_ctx)
+{
+    json_decref(resp->body);
+    resp->body = NULL;
+    resp->status = status;
+    resp->raw = data;
+    resp->raw_len = len;
+    resp->release = release;
+    resp->release_ctx = release_ctx;
 }
 
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value)

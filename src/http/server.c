@@ -53,13 +53,25 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
         }
         len = text ? strlen(text) : 0;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
+    struct MHD_Response *r;
+    if (resp->raw) {
+        /* Zero-copy: the buffer belongs to a cached, reference-counted set
+         * that MHD releases after the last byte is sent. */
+        r = MHD_create_response_from_buffer_with_free_callback_cls(
+            resp->raw_len, (void *)resp->raw, resp->release, resp->release_ctx);
+        if (!r) {
+            if (resp->release) resp->release(resp->release_ctx);
+            return MHD_NO;
+        }
+    } else {
+        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(text);
+            return MHD_NO;
+        }
     }
     add_common_headers(r);
-    if (text) MHD_add_response_header(r, "Content-Type", "application/json");
+    if (text || resp->raw) MHD_add_response_header(r, "Content-Type", "application/json");
     int has_cache_control = 0;
     for (int i = 0; i < resp->n_headers; i++) {
         MHD_add_response_header(r, resp->header_names[i], resp->header_values[i]);

@@ -133,7 +133,7 @@ static void test_report(void **state)
     assert_int_equal(kw_bootstrap(store, "a@x.io", "Org", "Web", &user, &project, phx, &p), 0);
     kw_principal admin = {.session = 1, .user_id = user.id, .n_scoped_teams = -1, .n_scoped_orgs = -1};
     admin.scopes.wildcard = 1;
-    kw_call as_admin = {store, &admin, "127.0.0.1", NULL};
+    kw_call as_admin = {.store = store, .actor = &admin, .ip = "127.0.0.1"};
     kw_psk psk;
     char phs[KW_KEY_LEN + 1];
     json_t *body = json_pack("{s:s, s:[s]}", "label", "sdk", "scopes", "feature_flag:read");
@@ -144,7 +144,7 @@ static void test_report(void **state)
     bad[KW_KEY_LEN - 1] = bad[KW_KEY_LEN - 1] == '0' ? '1' : '0';  /* checksum breaks */
 
     kw_principal anon = {.n_scoped_teams = -1, .n_scoped_orgs = -1};
-    kw_call c = {store, &anon, "203.0.113.9", NULL};
+    kw_call c = {.store = store, .actor = &anon, .ip = "203.0.113.9"};
     kw_leak_item items[] = {
         {phx, KW_KEY_LEN, "posthog_personal_api_key", "https://x/y", "content"},
         {phs, KW_KEY_LEN, NULL, "https://x/y", NULL},
@@ -202,7 +202,7 @@ static void test_limits(void **state)
     (void)state;
     kw_problem p;
     kw_principal anon = {.n_scoped_teams = -1, .n_scoped_orgs = -1};
-    kw_call c = {NULL, &anon, NULL, NULL};
+    kw_call c = {.actor = &anon};
     assert_int_equal(kw_leak_process(&c, NULL, KW_LEAK_MAX_ITEMS + 1, 1, NULL, &p), 1);
     assert_int_equal(p.status, 400);
 }

@@ -60,6 +60,12 @@ static void test_match_table(void **state)
         {"GET", "/api/environments/7/feature_flags/local_evaluation", KW_MATCH_OK,
          KW_ROUTE_FLAG_DEFS_PROJECT, "7", ""},
         {"GET", "/api/projects/7/feature_flags/9/", KW_MATCH_OK, KW_ROUTE_FLAG_GET, "7", "9"},
+        /* flag ids are numbers: the definitions path is no flag */
+        {"PATCH", "/api/projects/7/feature_flags/local_evaluation", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/projects/7/feature_flags/abc/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"POST", "/flags/", KW_MATCH_OK, KW_ROUTE_FLAGS_EVAL, "", ""},
+        {"POST", "/decide", KW_MATCH_OK, KW_ROUTE_DECIDE, "", ""},
+        {"GET", "/decide/", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/api/feature_flag/local_evaluation/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS_LEGACY, "", ""},
         {"GET", "/flags/definitions", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
         {"HEAD", "/flags/definitions/", KW_MATCH_OK, KW_ROUTE_FLAG_DEFS, "", ""},
@@ -118,6 +124,23 @@ static void test_table_invariants(void **state)
             assert_int_equal(act, strcmp(routes[i].method, "GET") == 0 ? KW_SCOPE_READ : KW_SCOPE_WRITE);
         }
     }
+}
+
+/* Allow (for OPTIONS and 405): the methods the table serves on a path. */
+static void test_allow(void **state)
+{
+    (void)state;
+    char allow[64];
+    assert_int_equal(kw_policy_allow("/flags/definitions/", allow, sizeof allow), 1);
+    assert_string_equal(allow, "GET, HEAD, OPTIONS");
+    kw_policy_allow("/api/projects/3/feature_flags/local_evaluation", allow, sizeof allow);
+    assert_string_equal(allow, "GET, HEAD, OPTIONS");
+    kw_policy_allow("/flags", allow, sizeof allow);
+    assert_string_equal(allow, "POST, OPTIONS");
+    kw_policy_allow("/api/projects/3/feature_flags/12/", allow, sizeof allow);
+    assert_string_equal(allow, "GET, HEAD, PATCH, DELETE, OPTIONS");
+    assert_int_equal(kw_policy_allow("/nowhere", allow, sizeof allow), 0);
+    assert_string_equal(allow, "");
 }
 
 static void test_refuse_kind(void **state)
@@ -353,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_match_table),
         cmocka_unit_test(test_table_invariants),
         cmocka_unit_test(test_refuse_kind),
+        cmocka_unit_test(test_allow),
         cmocka_unit_test_setup_teardown(test_check_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_execution_routes, setup, teardown),

@@ -678,6 +678,37 @@ static void test_flags(void **state)
     assert_int_equal(kw_store_flag_update(s, &missing), KW_ERR_NOTFOUND);
 }
 
+/* Flag writes bump the flags generation and a project token change (or
+ * deletion) bumps the auth generation, whoever writes: the triggers of
+ * migration 4.  Other writes leave the flags generation alone. */
+static void test_flags_generation(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "g@example.com");
+    int64_t pid = make_project(s, uid, "phc_generation");
+    int64_t g0, g1, g2, g3, a0, a1;
+    assert_int_equal(kw_store_flags_generation(s, &g0), KW_OK);
+    int64_t id = add_flag(s, pid, "gen", uid);
+    assert_true(id > 0);
+    assert_int_equal(kw_store_flags_generation(s, &g1), KW_OK);
+    assert_true(g1 > g0);
+    kw_flag f;
+    assert_int_equal(kw_store_flag_get(s, pid, id, &f), KW_OK);
+    f.active = 0;
+    assert_int_equal(kw_store_flag_update(s, &f), KW_OK);
+    kw_flag_clear(&f);
+    assert_int_equal(kw_store_flags_generation(s, &g2), KW_OK);
+    assert_true(g2 > g1);
+    make_user(s, "other@example.com");
+    assert_int_equal(kw_store_flags_generation(s, &g3), KW_OK);
+    assert_int_equal(g3, g2);
+
+    assert_int_equal(kw_store_auth_generation(s, &a0), KW_OK);
+    assert_int_equal(kw_store_project_set_token(s, pid, "phc_generation2"), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &a1), KW_OK);
+    assert_true(a1 > a0);
+}
+
 /* ---- activity log -------------------------------------------------------- */
 
 static void add_activity(kw_store *s, const char *id, int64_t project_id, int64_t user_id,
@@ -1047,6 +1078,7 @@ static void test_psk_touch_limit(void **state)
         cmocka_unit_test_setup_teardown(test_psk_crud, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_psk_touch_limit, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(test_flags_generation, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_activity, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \
     }
