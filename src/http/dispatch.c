@@ -7,10 +7,12 @@
  * key, apply the route's policy row (scope, project, membership), and only
  * then run the handler. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http/http.h"
+#include "keyward/keyward.h"
 
 static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_HEALTH] = kw_h_health,
@@ -40,6 +42,19 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
+    [KW_ROUTE_CAPTURE_E] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_I_V0_E] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_BATCH] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_CAPTURE] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_TRACK] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_ENGAGE] = kw_h_capture,
+    [KW_ROUTE_ENDPOINT_LIST] = kw_h_endpoint_list,
+    [KW_ROUTE_ENDPOINT_CREATE] = kw_h_endpoint_create,
+    [KW_ROUTE_ENDPOINT_GET] = kw_h_endpoint_get,
+    [KW_ROUTE_ENDPOINT_UPDATE] = kw_h_endpoint_update,
+    [KW_ROUTE_ENDPOINT_DELETE] = kw_h_endpoint_delete,
+    [KW_ROUTE_ENDPOINT_RUN_GET] = kw_h_endpoint_run,
+    [KW_ROUTE_ENDPOINT_RUN_POST] = kw_h_endpoint_run,
 };
 
 /* The presented credential, or NULL. */
@@ -65,9 +80,31 @@ static const char *find_credential(const kw_http_req *req, kw_cred_source *sourc
     return NULL;
 }
 
+/* SDK routes (those a phc_ token calls) take what the SDKs send: gzip,
+ * gzip-js, form data=base64 (body.c), with PostHog's capture texts. */
+static int parse_sdk_body(kw_http_req *req, kw_http_resp *resp)
+{
+    char *text;
+    size_t len;
+    kw_problem p;
+    if (kw_body_decode(req, &text, &len, &p)) {
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    json_error_t err;
+    req->json = json_loadb(text, len, 0, &err);
+    free(text);
+    if (req->json) return 0;
+    kw_problem_set(&p, KW_P_VALIDATION, "invalid_payload", NULL,
+                   "Malformed request data: Invalid JSON: %s", err.text);
+    kw_resp_problem(resp, &p);
+    return 1;
+}
+
 static int parse_body(kw_http_req *req, kw_http_resp *resp)
 {
     if (!req->body_len) return 0;
+    if (req->match.route->credentials & KW_CRED_PROJECT) return parse_sdk_body(req, resp);
     json_error_t err;
     req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
     if (req->json) return 0;
@@ -77,6 +114,39 @@ static int parse_body(kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
+/* A phc_ route: the token comes from the body only (PostHog's texts).
+ * The lookup is one probe of the unique index on projects.api_token. */
+static int authenticate_project(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_problem p;
+    const char *token = kw_payload_token(req->json);
+    if (!token) {
+        kw_problem_set(&p, KW_P_AUTH_FAILED, "missing_api_key", NULL,
+                       "API key not provided. You can find your project API key in PostHog project "
+                       "settings.");
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    int rc = strlen(token) > KW_KEY_MAX_LEN
+                 ? KW_ERR_NOTFOUND
+                 : kw_store_project_by_token(req->app->store, token, &req->project);
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_problem_set(&p, KW_P_AUTH_FAILED, "invalid_api_key", NULL,
+                       "Project API key invalid. You can find your project API key in PostHog "
+                       "project settings.");
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    if (kw_problem_from_store(&p, rc)) {
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    req->principal.kind = KW_KEY_PROJECT;
+    req->principal.project_id = req->project.id;
+    req->principal.source = KW_SRC_BODY;
+    return 0;
+}
+
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
 {
     kw_principal *pr = &req->principal;
@@ -84,6 +154,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
     pr->n_scoped_teams = pr->n_scoped_orgs = -1;
     const kw_route *route = req->match.route;
     if (route->credentials & KW_CRED_NONE) return 0;
+    if (route->credentials & KW_CRED_PROJECT) return authenticate_project(req, resp);
     kw_cred_source source = KW_SRC_HEADER;
     const char *token = find_credential(req, &source);
     if (!token) return 0;  /* the policy answers "not provided" */

@@ -104,6 +104,22 @@ void kw_h_psk_update(kw_http_req *, kw_http_resp *);
 void kw_h_psk_delete(kw_http_req *, kw_http_resp *);
 void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
 
+/* body.c — SDK bodies (gzip, gzip-js, form data=base64) → JSON text,
+ * malloc'd and NUL-terminated; inflating stops at KW_MAX_INFLATED (413).
+ * 1 with *problem set (400 invalid_payload / 413) on failure. */
+#define KW_MAX_INFLATED (10 * 1024 * 1024)
+int kw_body_decode(const kw_http_req *req, char **out, size_t *len, kw_problem *problem);
+
+/* capture and endpoints (issue 4) */
+json_t *kw_json_endpoint(kw_store *store, const kw_endpoint *endpoint);
+void kw_h_capture(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_list(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_create(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_get(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_update(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_delete(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
+
 /* server.c */
 typedef struct kw_server kw_server;
 int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out,
