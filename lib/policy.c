@@ -94,6 +94,32 @@ static const kw_route ROUTES[] = {
      * verifies it and the principal carries the project. */
     {KW_ROUTE_FLAGS_EVAL, "POST", "/flags", KW_CRED_PROJECT, NULL, 0, NULL},
     {KW_ROUTE_DECIDE, "POST", "/decide", KW_CRED_PROJECT, NULL, 0, NULL},
+    /* Capture: the phc_ token travels in the body (api_key / token /
+     * $token / properties.token); dispatch reads it there and nowhere
+     * else, so no Authorization header can stand in for it. */
+    {KW_ROUTE_CAPTURE_E, "POST", "/e", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_CAPTURE_I_V0_E, "POST", "/i/v0/e", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_CAPTURE_BATCH, "POST", "/batch", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_CAPTURE_CAPTURE, "POST", "/capture", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_CAPTURE_TRACK, "POST", "/track", KW_CRED_PROJECT, NULL, 0, NULL},
+    {KW_ROUTE_CAPTURE_ENGAGE, "POST", "/engage", KW_CRED_PROJECT, NULL, 0, NULL},
+    /* Endpoints: named read-only queries over captured events.  Running
+     * one is an execution route (SPEC §5): phs_ with endpoint:read too. */
+    {KW_ROUTE_ENDPOINT_LIST, "GET", "/api/projects/:project/endpoints", ADMIN, "endpoint:read",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ENDPOINT_CREATE, "POST", "/api/projects/:project/endpoints", ADMIN, "endpoint:write",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ENDPOINT_GET, "GET", "/api/projects/:project/endpoints/:id", ADMIN, "endpoint:read",
+     KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ENDPOINT_UPDATE, "PATCH", "/api/projects/:project/endpoints/:id", ADMIN,
+     "endpoint:write", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ENDPOINT_DELETE, "DELETE", "/api/projects/:project/endpoints/:id", ADMIN,
+     "endpoint:write", KW_LEVEL_MEMBER, NULL},
+    /* Running reads only, so POST (variables in the body) needs :read too. */
+    {KW_ROUTE_ENDPOINT_RUN_GET, "GET", "/api/projects/:project/endpoints/:id/run", EXEC,
+     "endpoint:read", KW_LEVEL_MEMBER, NULL},
+    {KW_ROUTE_ENDPOINT_RUN_POST, "POST", "/api/projects/:project/endpoints/:id/run", EXEC,
+     "endpoint:read", KW_LEVEL_MEMBER, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 

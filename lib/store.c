@@ -33,6 +33,14 @@ void kw_flag_clear(kw_flag *flag)
     flag->filters = NULL;
 }
 
+void kw_endpoint_clear(kw_endpoint *endpoint)
+{
+    free(endpoint->description);
+    free(endpoint->query);
+    free(endpoint->variables);
+    endpoint->description = endpoint->query = endpoint->variables = NULL;
+}
+
 void kw_activity_clear(kw_activity *entry)
 {
     free(entry->detail);
@@ -111,3 +119,13 @@ FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity
 FORWARD(auth_generation, (kw_store *store, int64_t *g), (store, g))
 FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))
 FORWARD(flags_generation, (kw_store *store, int64_t *g), (store, g))
+FORWARD(events_insert, (kw_store *store, int64_t p, const kw_event *e, size_t n), (store, p, e, n))
+FORWARD(events_query, (kw_store *store, const kw_event_query *q, kw_event_row_cb cb, void *c),
+        (store, q, cb, c))
+FORWARD(endpoint_insert, (kw_store *store, kw_endpoint *e), (store, e))
+FORWARD(endpoint_get, (kw_store *store, int64_t p, const char *n, kw_endpoint *e), (store, p, n, e))
+FORWARD(endpoint_list, (kw_store *store, int64_t p, int64_t l, int64_t o, kw_endpoint_cb cb, void *c),
+        (store, p, l, o, cb, c))
+FORWARD(endpoint_count, (kw_store *store, int64_t p, int64_t *n), (store, p, n))
+FORWARD(endpoint_update, (kw_store *store, const kw_endpoint *e), (store, e))
+FORWARD(endpoint_delete, (kw_store *store, int64_t p, int64_t id), (store, p, id))

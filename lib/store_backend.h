@@ -58,6 +58,15 @@ struct kw_store_ops {
     int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
     int (*auth_generation)(kw_store *, int64_t *);
     int (*flags_generation)(kw_store *, int64_t *);
+    /* events and endpoints (store_sqlite_events.c, store_pg_events.c) */
+    int (*events_insert)(kw_store *, int64_t, const kw_event *, size_t);
+    int (*events_query)(kw_store *, const kw_event_query *, kw_event_row_cb, void *);
+    int (*endpoint_insert)(kw_store *, kw_endpoint *);
+    int (*endpoint_get)(kw_store *, int64_t, const char *, kw_endpoint *);
+    int (*endpoint_list)(kw_store *, int64_t, int64_t, int64_t, kw_endpoint_cb, void *);
+    int (*endpoint_count)(kw_store *, int64_t, int64_t *);
+    int (*endpoint_update)(kw_store *, const kw_endpoint *);
+    int (*endpoint_delete)(kw_store *, int64_t, int64_t);
 };
 
 struct kw_store {
@@ -91,5 +100,24 @@ int kw_sq_psk_delete(kw_store *, int64_t, const char *);
 int kw_sq_psk_by_hash(kw_store *, const char *, kw_psk *);
 int kw_sq_psk_touch(kw_store *, const char *, kw_time, kw_time);
 
+/* store_sqlite_events.c: events and endpoints of the SQLite backend, with
+ * their own per-connection statement cache (kw_sq_ev_stmt). */
+struct sqlite3;
+struct sqlite3 *kw_sq_db(kw_store *b);
+enum kw_sq_ev_stmt {
+    KW_SQ_EV_INSERT, KW_SQ_EV_COUNTS, KW_SQ_EV_UNIQUE, KW_SQ_EV_BREAKDOWN, KW_SQ_EV_RECENT,
+    KW_SQ_EP_INSERT, KW_SQ_EP_GET, KW_SQ_EP_LIST, KW_SQ_EP_COUNT, KW_SQ_EP_UPDATE, KW_SQ_EP_DELETE,
+    KW_SQ_EV_COUNT_STMTS
+};
+extern const char *const kw_sq_ev_sql[KW_SQ_EV_COUNT_STMTS];
+struct sqlite3_stmt *kw_sq_ev_stmt(kw_store *b, int id);  /* id from enum kw_sq_ev_stmt */
+int kw_sq_events_insert(kw_store *, int64_t, const kw_event *, size_t);
+int kw_sq_events_query(kw_store *, const kw_event_query *, kw_event_row_cb, void *);
+int kw_sq_endpoint_insert(kw_store *, kw_endpoint *);
+int kw_sq_endpoint_get(kw_store *, int64_t, const char *, kw_endpoint *);
+int kw_sq_endpoint_list(kw_store *, int64_t, int64_t, int64_t, kw_endpoint_cb, void *);
+int kw_sq_endpoint_count(kw_store *, int64_t, int64_t *);
+int kw_sq_endpoint_update(kw_store *, const kw_endpoint *);
+int kw_sq_endpoint_delete(kw_store *, int64_t, int64_t);
 
 #endif

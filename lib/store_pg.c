@@ -904,6 +904,14 @@ static const struct kw_store_ops PG_OPS = {
     .activity_insert = pg_activity_insert,
     .activity_list = kw_pg_activity_list,
     .activity_count = kw_pg_activity_count,
+    .events_insert = kw_pg_events_insert,
+    .events_query = kw_pg_events_query,
+    .endpoint_insert = kw_pg_endpoint_insert,
+    .endpoint_get = kw_pg_endpoint_get,
+    .endpoint_list = kw_pg_endpoint_list,
+    .endpoint_count = kw_pg_endpoint_count,
+    .endpoint_update = kw_pg_endpoint_update,
+    .endpoint_delete = kw_pg_endpoint_delete,
 };
 
 int kw_store_pg_open(const char *url, kw_store **out)

@@ -66,6 +66,16 @@ char *kw_pg_col_dup(const PGresult *r, int row, int col);  /* heap; NULL on ENOM
 /* The activity log (store_pg_activity.c). */
 int kw_pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx);
 int kw_pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count);
+/* Events and endpoints (store_pg_events.c). */
+int kw_pg_events_insert(kw_store *b, int64_t project_id, const kw_event *events, size_t n);
+int kw_pg_events_query(kw_store *b, const kw_event_query *q, kw_event_row_cb cb, void *ctx);
+int kw_pg_endpoint_insert(kw_store *b, kw_endpoint *e);
+int kw_pg_endpoint_get(kw_store *b, int64_t project_id, const char *name, kw_endpoint *out);
+int kw_pg_endpoint_list(kw_store *b, int64_t project_id, int64_t limit, int64_t offset,
+                        kw_endpoint_cb cb, void *ctx);
+int kw_pg_endpoint_count(kw_store *b, int64_t project_id, int64_t *count);
+int kw_pg_endpoint_update(kw_store *b, const kw_endpoint *e);
+int kw_pg_endpoint_delete(kw_store *b, int64_t project_id, int64_t id);
 /* Maps a failed result (or a NULL one) to a kw_err. */
 int kw_pg_error(PGconn *db, const PGresult *res);
 

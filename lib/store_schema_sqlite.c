@@ -130,6 +130,33 @@ const char *const kw_sqlite_migrations[] = {
     "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
     "CREATE TRIGGER projects_auth_delete AFTER DELETE ON projects BEGIN"
     "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
+
+    /* 5: captured events and endpoints (issue 4).  properties is the
+     * event's JSON object as text; queries read it with json_each.  Two
+     * indexes serve the endpoint query kinds: by time, and by event then
+     * time.  Endpoint names are unique per project; deletes are hard. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  uuid TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  distinct_id TEXT NOT NULL,"
+    "  properties TEXT NOT NULL,"
+    "  timestamp INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX events_project_time ON events(project_id, timestamp);"
+    "CREATE INDEX events_project_event_time ON events(project_id, event, timestamp);"
+    "CREATE TABLE endpoints ("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  query TEXT NOT NULL,"
+    "  variables TEXT NOT NULL,"
+    "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE (project_id, name));",
 };
 
 const int kw_sqlite_migration_count =

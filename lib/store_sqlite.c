@@ -104,6 +104,7 @@ struct conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
     sqlite3_stmt *psk_stmts[KW_SQ_PSK_COUNT_STMTS];  /* store_sqlite_psk.c's */
+    sqlite3_stmt *ev_stmts[KW_SQ_EV_COUNT_STMTS];    /* store_sqlite_events.c's */
     struct conn *next;  /* every connection, for close */
 };
 
@@ -251,6 +252,21 @@ sqlite3_stmt *kw_sq_stmt(kw_store *b, int id)
                                                 NULL) != SQLITE_OK)
         return NULL;
     return c->psk_stmts[id];
+}
+sqlite3_stmt *kw_sq_ev_stmt(kw_store *b, int id)
+{
+    struct conn *c = conn_get((struct sqlite_store *)b);
+    if (!c || id < 0 || id >= KW_SQ_EV_COUNT_STMTS) return NULL;
+    if (!c->ev_stmts[id] && sqlite3_prepare_v3(c->db, kw_sq_ev_sql[id], -1,
+                                               SQLITE_PREPARE_PERSISTENT, &c->ev_stmts[id],
+                                               NULL) != SQLITE_OK)
+        return NULL;
+    return c->ev_stmts[id];
+}
+sqlite3 *kw_sq_db(kw_store *b)
+{
+    struct conn *c = conn_get((struct sqlite_store *)b);
+    return c ? c->db : NULL;
 }
 int kw_sq_finish(sqlite3_stmt *st, int rc) { return finish(st, rc); }
 int kw_sq_step_one(sqlite3_stmt *st) { return step_one(st); }
@@ -866,6 +882,7 @@ static void sqlite_close(kw_store *base)
         next = c->next;
         for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->stmts[i]);
         for (int i = 0; i < KW_SQ_PSK_COUNT_STMTS; i++) sqlite3_finalize(c->psk_stmts[i]);
+        for (int i = 0; i < KW_SQ_EV_COUNT_STMTS; i++) sqlite3_finalize(c->ev_stmts[i]);
         sqlite3_close(c->db);
         free(c);
     }
@@ -957,6 +974,14 @@ static const struct kw_store_ops SQLITE_OPS = {
     .activity_count = sq_activity_count,
     .auth_generation = sq_auth_generation,
     .flags_generation = sq_flags_generation,
+    .events_insert = kw_sq_events_insert,
+    .events_query = kw_sq_events_query,
+    .endpoint_insert = kw_sq_endpoint_insert,
+    .endpoint_get = kw_sq_endpoint_get,
+    .endpoint_list = kw_sq_endpoint_list,
+    .endpoint_count = kw_sq_endpoint_count,
+    .endpoint_update = kw_sq_endpoint_update,
+    .endpoint_delete = kw_sq_endpoint_delete,
 };
 
 int kw_store_sqlite_open(const char *path, kw_store **out)

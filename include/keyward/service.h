@@ -94,5 +94,29 @@ int kw_audit_personal_key_context(const kw_call *c, const kw_pkey *key, const ch
  * (scope User) to every project of the target's organizations. */
 int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *out,
                        kw_problem *problem);
+/* Capture (lib/capture.c): events sent with a project token.  The token
+ * the SDKs put in the payload (api_key, token, $token, properties.token;
+ * for a list or a batch, of its first event), or NULL. */
+#define KW_CAPTURE_MAX_EVENTS 1000
+const char *kw_payload_token(const json_t *payload);
+/* Validates and stores every event of `payload` (one event, a list, or
+ * {batch: [...]}) in one transaction; *stored = how many. */
+int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
+               kw_problem *problem);
+
+/* Endpoints (lib/endpoint.c; schema in docs/endpoints.md), addressed by
+ * name inside `project`; the policy has already checked access. */
+int kw_endpoint_create(const kw_call *c, const kw_project *project, const json_t *body,
+                       kw_endpoint *out, kw_problem *problem);
+int kw_endpoint_update(const kw_call *c, const kw_project *project, const char *name,
+                       const json_t *body, kw_endpoint *out, kw_problem *problem);
+int kw_endpoint_delete(const kw_call *c, const kw_project *project, const char *name,
+                       kw_problem *problem);
+int kw_endpoint_load(const kw_call *c, int64_t project_id, const char *name, kw_endpoint *out,
+                     kw_problem *problem);
+/* Runs with `variables` (an object, or NULL = defaults only): *result =
+ * {"columns", "results", "name", "kind"}, owned by the caller. */
+int kw_endpoint_run(const kw_call *c, const kw_project *project, const char *name,
+                    const json_t *variables, json_t **result, kw_problem *problem);
 
 #endif

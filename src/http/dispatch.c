@@ -14,10 +14,12 @@
  * routes answer browsers too, so they carry Access-Control-Allow-Origin.
  * OPTIONS on any known path is 204 with Allow (DRF answers every view). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http/http.h"
+#include "keyward/keyward.h"
 
 static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_HEALTH] = kw_h_health,
@@ -52,6 +54,19 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_USER_UPDATE] = kw_h_user_update,
     [KW_ROUTE_FLAGS_EVAL] = kw_h_flags_eval,
     [KW_ROUTE_DECIDE] = kw_h_decide,
+    [KW_ROUTE_CAPTURE_E] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_I_V0_E] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_BATCH] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_CAPTURE] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_TRACK] = kw_h_capture,
+    [KW_ROUTE_CAPTURE_ENGAGE] = kw_h_capture,
+    [KW_ROUTE_ENDPOINT_LIST] = kw_h_endpoint_list,
+    [KW_ROUTE_ENDPOINT_CREATE] = kw_h_endpoint_create,
+    [KW_ROUTE_ENDPOINT_GET] = kw_h_endpoint_get,
+    [KW_ROUTE_ENDPOINT_UPDATE] = kw_h_endpoint_update,
+    [KW_ROUTE_ENDPOINT_DELETE] = kw_h_endpoint_delete,
+    [KW_ROUTE_ENDPOINT_RUN_GET] = kw_h_endpoint_run,
+    [KW_ROUTE_ENDPOINT_RUN_POST] = kw_h_endpoint_run,
 };
 
 /* The presented credential, or NULL. */
@@ -77,6 +92,9 @@ static const char *find_credential(const kw_http_req *req, kw_cred_source *sourc
     return NULL;
 }
 
+/* Every body goes through kw_body_decode (gzip, form data=).  SDK routes
+ * (those a phc_ token calls) answer a bad body with PostHog's capture
+ * texts; admin routes with DRF's parse error and refuse duplicate keys. */
 static int parse_body(kw_http_req *req, kw_http_resp *resp)
 {
     if (!req->body_len) return 0;
@@ -87,34 +105,43 @@ static int parse_body(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return 1;
     }
+    int sdk = (req->match.route->credentials & KW_CRED_PROJECT) != 0;
     json_error_t err;
-    req->json = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    req->json = json_loadb(body, len, sdk ? 0 : JSON_REJECT_DUPLICATES, &err);
     kw_body_free(req, body);
     if (req->json) return 0;
-    kw_problem_set(&p, KW_P_VALIDATION, "parse_error", NULL, "JSON parse error - %s", err.text);
+    if (sdk)
+        kw_problem_set(&p, KW_P_VALIDATION, "invalid_payload", NULL,
+                       "Malformed request data: Invalid JSON: %s", err.text);
+    else
+        kw_problem_set(&p, KW_P_VALIDATION, "parse_error", NULL, "JSON parse error - %s", err.text);
     kw_resp_problem(resp, &p);
     return 1;
 }
 
-/* The phc_ token of a project-token route, from the body only. */
+/* A phc_ route: the token comes from the body only (PostHog's texts), as
+ * the SDKs put it (kw_payload_token: token, api_key, $token, or in the
+ * first event), never from Authorization.  Verified through the cache. */
 static int authenticate_project(kw_http_req *req, kw_http_resp *resp)
 {
-    static const char *const FIELDS[] = {"token", "api_key", "$token"};
-    const char *token = NULL;
-    for (size_t i = 0; !token && json_is_object(req->json) && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
-        json_t *v = json_object_get(req->json, FIELDS[i]);
-        if (json_is_string(v) && json_string_length(v)) token = json_string_value(v);
+    kw_problem p;
+    const char *token = kw_payload_token(req->json);
+    if (!token) {
+        kw_problem_set(&p, KW_P_AUTH_FAILED, "missing_api_key", NULL,
+                       "API key not provided. You can find your project API key in PostHog project "
+                       "settings.");
+        kw_resp_problem(resp, &p);
+        return 1;
     }
-    size_t len = token ? strnlen(token, KW_KEY_MAX_LEN + 1) : 0;
+    size_t len = strnlen(token, KW_KEY_MAX_LEN + 1);
     kw_verify_result result = KW_VERIFY_INVALID;
-    if (token && len <= KW_KEY_MAX_LEN)
+    if (len <= KW_KEY_MAX_LEN)
         result = kw_verify_project(req->app->verifier, token, len, &req->principal);
     if (result == KW_VERIFY_UNAVAILABLE) {
         kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
         return 1;
     }
     if (result != KW_VERIFY_OK) {
-        kw_problem p;
         kw_problem_set(&p, KW_P_AUTH_FAILED, "invalid_api_key", NULL, KW_MSG_PROJECT_TOKEN_INVALID);
         kw_resp_problem(resp, &p);
         return 1;

@@ -123,10 +123,13 @@ void kw_h_leak_verify(kw_http_req *, kw_http_resp *);
 void kw_h_user_update(kw_http_req *, kw_http_resp *);
 
 /* body.c — request body decoding, shared by every route that takes a
- * body.  A body sent with Content-Encoding: gzip or ?compression=gzip /
- * gzip-js (PostHog's SDKs) is inflated, at most KW_MAX_INFLATED bytes
- * (more → 413); otherwise the body is returned as is.  *out is req->body
- * or a heap buffer the caller frees with kw_body_free. */
+ * body.  A gzip body (Content-Encoding: gzip, ?compression=gzip / gzip-js,
+ * or the gzip magic bytes, as PostHog's SDKs send) is inflated, at most
+ * KW_MAX_INFLATED bytes (more → 413); a form body's `data` field (JSON or
+ * base64 of JSON, posthog-js) is unwrapped; otherwise the body is returned
+ * as is, without a copy.  *out is req->body or a heap buffer the caller
+ * frees with kw_body_free.  On failure 1 with *problem set (400
+ * invalid_payload, 413). */
 #define KW_MAX_INFLATED (10 * 1024 * 1024)
 int kw_body_decode(const kw_http_req *req, const char **out, size_t *len, kw_problem *problem);
 void kw_body_free(const kw_http_req *req, const char *out);
@@ -134,6 +137,16 @@ void kw_body_free(const kw_http_req *req, const char *out);
 /* Execution routes: remote flag evaluation (h_flags_eval.c). */
 void kw_h_flags_eval(kw_http_req *, kw_http_resp *);
 void kw_h_decide(kw_http_req *, kw_http_resp *);
+
+/* capture and endpoints (issue 4) */
+json_t *kw_json_endpoint(kw_store *store, const kw_endpoint *endpoint);
+void kw_h_capture(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_list(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_create(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_get(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_update(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_delete(kw_http_req *, kw_http_resp *);
+void kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;

@@ -2,6 +2,7 @@
  * Field names and order follow PostHog's serializers so clients written
  * for PostHog read them unchanged.  A key's `value` is null except in the
  * create and roll responses: the caller passes it only there. */
+#include <stdio.h>
 #include <string.h>
 
 #include "http/http.h"
@@ -92,5 +93,32 @@ json_t *kw_json_psk(kw_store *store, const kw_psk *k, const char *value)
     json_object_set_new(o, "last_used_at", kw_json_time(k->last_used_at));
     json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
     json_object_set_new(o, "scopes", list_or_empty(k->scopes));
+    return o;
+}
+
+static json_t *json_text_or(const char *text, json_t *fallback)
+{
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    if (v) {
+        json_decref(fallback);
+        return v;
+    }
+    return fallback;
+}
+
+json_t *kw_json_endpoint(kw_store *store, const kw_endpoint *e)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/api/projects/%lld/endpoints/%s/run", (long long)e->project_id, e->name);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(e->id));
+    json_object_set_new(o, "name", json_string(e->name));
+    json_object_set_new(o, "description", json_string(e->description ? e->description : ""));
+    json_object_set_new(o, "query", json_text_or(e->query, json_object()));
+    json_object_set_new(o, "variables", json_text_or(e->variables, json_object()));
+    json_object_set_new(o, "endpoint_path", json_string(path));
+    json_object_set_new(o, "created_by", kw_json_user_by_id(store, e->created_by));
+    json_object_set_new(o, "created_at", kw_json_time(e->created_at));
+    json_object_set_new(o, "updated_at", kw_json_time(e->updated_at));
     return o;
 }

@@ -224,19 +224,24 @@ class FlagsEval(kwtest.KWTestCase):
         phs = self.make_phs()
         expect = dict(status=401, code="invalid_api_key", detail=TOKEN_INVALID, attr=None,
                       type_="authentication_error")
+        # No token in the body at all: PostHog's "not provided" answer (the
+        # same as capture's), whatever Authorization header comes along.
+        missing = dict(status=401, code="missing_api_key", attr=None, type_="authentication_error",
+                       detail="API key not provided. You can find your project API key in PostHog "
+                              "project settings.")
         cases = [
-            ({"distinct_id": "x"}, None),                                   # none
-            ({"token": kwtest.make_key("phc_"), "distinct_id": "x"}, None),  # unknown
-            ({"token": kwtest.bad_checksum(self.token), "distinct_id": "x"}, None),
-            ({"token": self.key, "distinct_id": "x"}, None),                # a phx_ in the body
-            ({"token": phs, "distinct_id": "x"}, None),                     # a phs_ in the body
-            ({"distinct_id": "x"}, phs),                                    # phs_ header alone
-            ({"distinct_id": "x"}, self.key),                               # phx_ header alone
+            ({"distinct_id": "x"}, None, missing),                                   # none
+            ({"token": kwtest.make_key("phc_"), "distinct_id": "x"}, None, expect),  # unknown
+            ({"token": kwtest.bad_checksum(self.token), "distinct_id": "x"}, None, expect),
+            ({"token": self.key, "distinct_id": "x"}, None, expect),        # a phx_ in the body
+            ({"token": phs, "distinct_id": "x"}, None, expect),             # a phs_ in the body
+            ({"distinct_id": "x"}, phs, missing),                           # phs_ header alone
+            ({"distinct_id": "x"}, self.key, missing),                      # phx_ header alone
         ]
-        for body, header in cases:
+        for body, header, want in cases:
             for path in ("/flags/?v=2", "/decide/"):
                 r = self.srv.post(path, body, key=header)
-                self.assertProblem(r, **expect)
+                self.assertProblem(r, **want)
                 self.assertEqual(r[1]["Access-Control-Allow-Origin"], "*")
         # a header never replaces the body token, and never spoils a good one
         r = self.srv.post("/flags/?v=2", {"token": self.token, "distinct_id": "x"}, key=phs)
@@ -258,9 +263,9 @@ class FlagsEval(kwtest.KWTestCase):
             r = self.srv.request("POST", path, raw=raw, headers=headers)
             self.assertTrue(self.assertStatus(r, 200)["flags"]["on"]["enabled"], path)
         self.assertProblem(self.srv.request("POST", "/flags/?v=2&compression=gzip-js",
-                                            raw=b"not gzip at all"), 400, "parse_error")
+                                            raw=b"not gzip at all"), 400, "invalid_payload")
         self.assertProblem(self.srv.request("POST", "/flags/?v=2&compression=gzip-js",
-                                            raw=raw[:-12]), 400, "parse_error")
+                                            raw=raw[:-12]), 400, "invalid_payload")
         # a body that inflates past 10 MiB is refused without inflating it all
         bomb = gzip.compress(b"{\"pad\": \"" + b"a" * (11 * 1024 * 1024) + b"\"}")
         self.assertLess(len(bomb), 1024 * 1024)

@@ -91,7 +91,8 @@ static void test_match_table(void **state)
 }
 
 /* Every route declares who may call it; admin routes never take phs_/phc_:
- * under /api/ only the flag-definition (execution) routes accept phs_, and
+ * under /api/ only the execution routes (flag definitions, endpoint run)
+ * accept phs_, each with the one read scope a phs_ key may hold for it, and
  * only the leak report needs no credential (the reporter presents the
  * leaked token itself; see h_leak.c). */
 static void test_table_invariants(void **state)
@@ -103,8 +104,11 @@ static void test_table_invariants(void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(routes[i].id, (kw_route_id)i);
         assert_true(routes[i].credentials != 0);
-        int execution = routes[i].id == KW_ROUTE_FLAG_DEFS_PROJECT ||
+        int flag_defs = routes[i].id == KW_ROUTE_FLAG_DEFS_PROJECT ||
                         routes[i].id == KW_ROUTE_FLAG_DEFS_LEGACY || routes[i].id == KW_ROUTE_FLAG_DEFS;
+        int endpoint_run = routes[i].id == KW_ROUTE_ENDPOINT_RUN_GET ||
+                           routes[i].id == KW_ROUTE_ENDPOINT_RUN_POST;
+        int execution = flag_defs || endpoint_run;
         if (strncmp(routes[i].pattern, "/api/", 5) == 0) {
             assert_false(routes[i].credentials & KW_CRED_PROJECT);
             if (routes[i].id != KW_ROUTE_LEAK_REPORT)
@@ -113,15 +117,26 @@ static void test_table_invariants(void **state)
         }
         if (routes[i].credentials & KW_CRED_SECRET) {
             assert_true(execution);
-            assert_string_equal(routes[i].method, "GET");
-            assert_string_equal(routes[i].scope, "feature_flag:read");
+            if (flag_defs) {
+                assert_string_equal(routes[i].method, "GET");
+                assert_string_equal(routes[i].scope, "feature_flag:read");
+            } else {
+                assert_string_equal(routes[i].scope, "endpoint:read");
+            }
+        }
+        /* phc_ routes (capture) take nothing else: the token is in the body. */
+        if (routes[i].credentials & KW_CRED_PROJECT) {
+            assert_int_equal(routes[i].credentials, KW_CRED_PROJECT);
+            assert_null(routes[i].scope);
         }
         if (routes[i].scope) {
             int obj;
             kw_scope_action act;
             assert_int_equal(kw_scope_parse(routes[i].scope, &obj, &act), KW_OK);
-            /* Reads need :read, writes need :write. */
-            assert_int_equal(act, strcmp(routes[i].method, "GET") == 0 ? KW_SCOPE_READ : KW_SCOPE_WRITE);
+            /* Reads need :read, writes need :write (running an endpoint
+             * by POST only reads). */
+            int reads = strcmp(routes[i].method, "GET") == 0 || endpoint_run;
+            assert_int_equal(act, reads ? KW_SCOPE_READ : KW_SCOPE_WRITE);
         }
     }
 }

@@ -1061,6 +1061,243 @@ static void test_psk_touch_limit(void **state)
     assert_int_equal(kw_store_psk_by_hash(s, "sha256$psk-t", &got), KW_OK);
 }
 
+/* ---- captured events and endpoints ---------------------------------------- */
+
+#define HOUR_US (3600LL * 1000000)
+#define DAY_US (24 * HOUR_US)
+
+static kw_event ev(const char *uuid, const char *name, const char *who, const char *props, kw_time t)
+{
+    kw_event e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.uuid, sizeof e.uuid, "%s", uuid);
+    e.event = name;
+    e.distinct_id = who;
+    e.properties = props;
+    e.timestamp = t;
+    return e;
+}
+
+struct rows {
+    int n;
+    kw_time bucket[32];
+    char key[32][64];
+    int key_null[32];
+    int64_t count[32];
+    char props[32][256];
+};
+
+static int collect_row(void *ctx, const kw_event_row *r)
+{
+    struct rows *rs = ctx;
+    if (rs->n >= 32) return 1;
+    rs->bucket[rs->n] = r->bucket;
+    const char *key = r->key ? r->key : r->event.event;
+    rs->key_null[rs->n] = key == NULL;
+    snprintf(rs->key[rs->n], sizeof rs->key[0], "%s", key ? key : "");
+    snprintf(rs->props[rs->n], sizeof rs->props[0], "%s", r->event.properties ? r->event.properties : "");
+    rs->count[rs->n++] = r->count;
+    return 0;
+}
+
+static void run_query(kw_store *s, const kw_event_query *q, struct rows *out)
+{
+    memset(out, 0, sizeof *out);
+    assert_int_equal(kw_store_events_query(s, q, collect_row, out), KW_OK);
+}
+
+static void test_events(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "ev@example.com");
+    int64_t pid = make_project(s, uid, "phc_ev");
+    int64_t other = make_project(s, uid, "phc_ev_other");
+    const kw_time t0 = 20000 * DAY_US;  /* a midnight */
+    /* Hostile text is data: quotes, SQL, a key with dots and quotes. */
+    const char *evil = "x'); DROP TABLE events; --";
+    kw_event batch[] = {
+        ev("u1", "$pageview", "alice", "{\"plan\":\"pro\",\"a.b\\\"c\":1}", t0 + 1),
+        ev("u2", "$pageview", "bob", "{\"plan\":\"free\"}", t0 + HOUR_US),
+        ev("u3", "$pageview", "alice", "{\"plan\":\"pro\"}", t0 + DAY_US + 5),
+        ev("u4", "signup", "carol", "{\"plan\":true}", t0 + DAY_US + 6),
+        ev("u5", evil, "dave\"\\", "{\"plan\":null,\"q\":\"' OR 1=1 --\"}", t0 + 2 * DAY_US),
+    };
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 5), KW_OK);
+    kw_event noise = ev("u9", "$pageview", "zed", "{}", t0);
+    assert_int_equal(kw_store_events_insert(s, other, &noise, 1), KW_OK);
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 0), KW_OK);
+
+    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid, .limit = 100};
+    struct rows r;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 3);  /* by count desc, then name (bytewise) */
+    assert_string_equal(r.key[0], "$pageview");
+    assert_int_equal(r.count[0], 3);
+    assert_string_equal(r.key[1], "signup");
+    assert_string_equal(r.key[2], evil);
+    assert_int_equal(r.count[2], 1);
+
+    q.event = evil;  /* an exact match, nothing more */
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.count[0], 1);
+
+    q.event = "$pageview";
+    q.bucket = DAY_US;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.bucket[0], t0);
+    assert_int_equal(r.count[0], 2);
+    assert_int_equal(r.bucket[1], t0 + DAY_US);
+    assert_int_equal(r.count[1], 1);
+
+    q.date_from = t0 + HOUR_US;  /* inclusive */
+    q.date_to = t0 + DAY_US + 5; /* exclusive */
+    q.bucket = 0;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.count[0], 1);
+
+    kw_event_query u = {.kind = KW_EQ_UNIQUE_USERS, .project_id = pid, .limit = 100};
+    run_query(s, &u, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.count[0], 4);
+    u.event = "$pageview";
+    run_query(s, &u, &r);
+    assert_int_equal(r.count[0], 2);
+
+    kw_event_query b = {.kind = KW_EQ_PROPERTY_BREAKDOWN, .project_id = pid, .property = "plan",
+                        .limit = 100};
+    run_query(s, &b, &r);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.key[0], "pro");
+    assert_int_equal(r.count[0], 2);
+    assert_string_equal(r.key[1], "free");
+    assert_string_equal(r.key[2], "true");
+    assert_true(r.key_null[3]);  /* JSON null and missing read as NULL, last */
+    b.property = "a.b\"c";       /* a key is a key, not a path */
+    run_query(s, &b, &r);
+    assert_int_equal(r.n, 2);
+    assert_true(r.key_null[0]);  /* by count first: 4 without the key */
+    assert_int_equal(r.count[0], 4);
+    assert_string_equal(r.key[1], "1");
+    assert_int_equal(r.count[1], 1);
+
+    kw_event_query recent = {.kind = KW_EQ_RECENT_EVENTS, .project_id = pid, .limit = 2};
+    run_query(s, &recent, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.key[0], evil);
+    assert_string_equal(r.props[0], "{\"plan\":null,\"q\":\"' OR 1=1 --\"}");
+    assert_string_equal(r.key[1], "signup");
+
+    /* The other project's event never shows. */
+    kw_event_query all = {.kind = KW_EQ_EVENT_COUNTS, .project_id = other, .limit = 10};
+    run_query(s, &all, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.count[0], 1);
+}
+
+/* A batch is stored whole or not at all, and works inside a caller's
+ * transaction too. */
+static void test_events_atomic(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "eva@example.com");
+    int64_t pid = make_project(s, uid, "phc_eva");
+    kw_event batch[] = {ev("a1", "one", "x", "{}", 1), ev("a2", "two", "x", "{}", 2)};
+    assert_int_equal(kw_store_events_insert(s, pid + 1000, batch, 2), KW_ERR_EXISTS);  /* FK */
+    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid + 1000, .limit = 10};
+    struct rows r;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_OK);
+    kw_store_rollback(s);
+    q.project_id = pid;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_OK);
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 2);
+}
+
+static int seen_endpoint(void *ctx, const kw_endpoint *e)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", e->name);
+    s->nums[s->n++] = e->id;
+    return 0;
+}
+
+static void test_endpoints(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "ep@example.com");
+    int64_t pid = make_project(s, uid, "phc_ep");
+    int64_t other = make_project(s, uid, "phc_ep2");
+    kw_clock_set(1000);
+    kw_endpoint e;
+    memset(&e, 0, sizeof e);
+    e.project_id = pid;
+    snprintf(e.name, sizeof e.name, "daily-signups");
+    e.description = "d";
+    e.query = "{\"kind\":\"event_counts\"}";
+    e.variables = "{}";
+    e.created_by = uid;
+    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
+    assert_true(e.id > 0);
+    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_ERR_EXISTS);
+    e.project_id = other;  /* the same name in another project is fine */
+    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
+    kw_clock_set(2000);
+    e.project_id = pid;
+    snprintf(e.name, sizeof e.name, "second");
+    e.created_by = 0;
+    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
+    int64_t second = e.id;
+
+    kw_endpoint got;
+    assert_int_equal(kw_store_endpoint_get(s, pid, "daily-signups", &got), KW_OK);
+    assert_string_equal(got.query, "{\"kind\":\"event_counts\"}");
+    assert_string_equal(got.description, "d");
+    assert_int_equal(got.created_by, uid);
+    assert_int_equal(got.created_at, 1000);
+    kw_endpoint_clear(&got);
+    assert_int_equal(kw_store_endpoint_get(s, pid, "nope", &got), KW_ERR_NOTFOUND);
+
+    int64_t n = 0;
+    assert_int_equal(kw_store_endpoint_count(s, pid, &n), KW_OK);
+    assert_int_equal(n, 2);
+    struct seen seen = {0};
+    assert_int_equal(kw_store_endpoint_list(s, pid, 10, 0, seen_endpoint, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "second");  /* newest first */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_endpoint_list(s, pid, 1, 1, seen_endpoint, &seen), KW_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.ids[0], "daily-signups");
+
+    snprintf(e.name, sizeof e.name, "daily-signups");  /* rename onto a taken name */
+    e.updated_at = 3000;
+    assert_int_equal(kw_store_endpoint_update(s, &e), KW_ERR_EXISTS);
+    snprintf(e.name, sizeof e.name, "renamed");
+    e.description = "new";
+    assert_int_equal(kw_store_endpoint_update(s, &e), KW_OK);
+    assert_int_equal(kw_store_endpoint_get(s, pid, "renamed", &got), KW_OK);
+    assert_string_equal(got.description, "new");
+    assert_int_equal(got.updated_at, 3000);
+    assert_int_equal(got.created_at, 2000);
+    kw_endpoint_clear(&got);
+    assert_int_equal(kw_store_endpoint_delete(s, other, second), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_endpoint_delete(s, pid, second), KW_OK);
+    assert_int_equal(kw_store_endpoint_delete(s, pid, second), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_endpoint_count(s, pid, &n), KW_OK);
+    assert_int_equal(n, 1);
+    kw_clock_set(0);
+}
+
 /* ---- runner -------------------------------------------------------------- */
 
 #define CASES(setup)                                                           \
@@ -1081,6 +1318,9 @@ static void test_psk_touch_limit(void **state)
         cmocka_unit_test_setup_teardown(test_flags_generation, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_activity, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(test_events_atomic, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),      \
     }
 
 int main(void)
