@@ -110,3 +110,14 @@ FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity
         (store, q, cb, c))
 FORWARD(auth_generation, (kw_store *store, int64_t *g), (store, g))
 FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))
+
+/* key lifecycle */
+FORWARD(key_scopes_used, (kw_store *store, kw_key_kind kind, const char *id, const char *json),
+        (store, kind, id, json))
+FORWARD(user_list, (kw_store *store, kw_user_cb cb, void *ctx), (store, cb, ctx))
+FORWARD(project_list, (kw_store *store, kw_project_cb cb, void *ctx), (store, cb, ctx))
+FORWARD(import_user, (kw_store *store, const kw_user *u), (store, u))
+FORWARD(import_org, (kw_store *store, const kw_org *o), (store, o))
+FORWARD(import_project, (kw_store *store, const kw_project *p), (store, p))
+FORWARD(import_pkey, (kw_store *store, const kw_pkey *k), (store, k))
+FORWARD(import_done, (kw_store *store), (store))

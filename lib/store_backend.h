@@ -57,6 +57,15 @@ struct kw_store_ops {
     int (*activity_list)(kw_store *, const kw_activity_query *, kw_activity_cb, void *);
     int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
     int (*auth_generation)(kw_store *, int64_t *);
+    /* key lifecycle (store_sqlite_life.c, store_pg_life.c) */
+    int (*key_scopes_used)(kw_store *, kw_key_kind, const char *, const char *);
+    int (*user_list)(kw_store *, kw_user_cb, void *);
+    int (*project_list)(kw_store *, kw_project_cb, void *);
+    int (*import_user)(kw_store *, const kw_user *);
+    int (*import_org)(kw_store *, const kw_org *);
+    int (*import_project)(kw_store *, const kw_project *);
+    int (*import_pkey)(kw_store *, const kw_pkey *);
+    int (*import_done)(kw_store *);
 };
 
 struct kw_store {
@@ -90,5 +99,17 @@ int kw_sq_psk_delete(kw_store *, int64_t, const char *);
 int kw_sq_psk_by_hash(kw_store *, const char *, kw_psk *);
 int kw_sq_psk_touch(kw_store *, const char *, kw_time, kw_time);
 
+/* store_sqlite_life.c: the key-lifecycle operations of the SQLite backend
+ * (rare writes: prepared per call on the thread's connection). */
+struct sqlite3;
+struct sqlite3 *kw_sq_db(kw_store *b);
+int kw_sq_key_scopes_used(kw_store *, kw_key_kind, const char *, const char *);
+int kw_sq_user_list(kw_store *, kw_user_cb, void *);
+int kw_sq_project_list(kw_store *, kw_project_cb, void *);
+int kw_sq_import_user(kw_store *, const kw_user *);
+int kw_sq_import_org(kw_store *, const kw_org *);
+int kw_sq_import_project(kw_store *, const kw_project *);
+int kw_sq_import_pkey(kw_store *, const kw_pkey *);
+int kw_sq_import_done(kw_store *);
 
 #endif

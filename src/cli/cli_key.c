@@ -102,7 +102,7 @@ int kw_cli_key(int argc, char **argv)
         refused = kw_pkey_create(&call, body, &key, value, &p);
         json_decref(body);
     } else if (strcmp(action, "roll") == 0) {
-        refused = kw_pkey_roll(&call, argv[optind], &key, value, &p);
+        refused = kw_pkey_roll(&call, argv[optind], NULL, &key, value, &p);
     } else {
         refused = kw_pkey_delete(&call, argv[optind], &p);
         if (!refused) printf("Revoked key %s.\n", argv[optind]);

@@ -4,8 +4,10 @@
  * 405), parse the JSON body (400), find the credential (Authorization
  * header, then personal_api_key in the query string or body, as PostHog),
  * refuse a key kind the route does not accept before any lookup, verify the
- * key, apply the route's policy row (scope, project, membership), and only
- * then run the handler. */
+ * key (an expired one is 401 key_expired), take one request from the key's
+ * rate limit (429 + Retry-After), apply the route's policy row (scope,
+ * project, membership), note the scope the request exercised (memory only,
+ * for the key report), and only then run the handler. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +79,23 @@ static int parse_body(kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
+/* The key's rate limit, on every route it reaches: DRF's 429 text and
+ * Retry-After (whole seconds until a token is back). */
+static int throttle(kw_http_req *req, kw_http_resp *resp)
+{
+    int wait = kw_verifier_rate_take(req->app->verifier, &req->principal);
+    if (!wait) return 0;
+    kw_problem p;
+    kw_problem_set(&p, KW_P_THROTTLED, NULL, NULL,
+                   "Request was throttled. Expected available in %d second%s.", wait,
+                   wait == 1 ? "" : "s");
+    kw_resp_problem(resp, &p);
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%d", wait);
+    kw_resp_header(resp, "Retry-After", seconds);
+    return 1;
+}
+
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
 {
     kw_principal *pr = &req->principal;
@@ -101,6 +120,10 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         result = kw_verify_personal(req->app->verifier, token, len, pr);
     else if (secret && len <= KW_KEY_MAX_LEN)
         result = kw_verify_secret(req->app->verifier, token, len, pr);
+    if (result == KW_VERIFY_EXPIRED) {
+        kw_resp_error(resp, KW_P_KEY_EXPIRED, NULL, "API key has expired.");
+        return 1;
+    }
     if (result == KW_VERIFY_UNAVAILABLE) {
         kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
         return 1;
@@ -114,7 +137,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         return 1;
     }
     pr->source = source;
-    return 0;
+    return throttle(req, resp);
 }
 
 void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
@@ -139,6 +162,7 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return;
     }
+    kw_verifier_note_scope(req->app->verifier, &req->principal, req->match.route->scope);
     req->call.store = req->app->store;
     req->call.actor = &req->principal;
     req->call.ip = req->ip;
