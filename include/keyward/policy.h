@@ -32,6 +32,7 @@ typedef enum kw_route_id {
     KW_ROUTE_PKEY_LIST,
     KW_ROUTE_PKEY_CREATE,
     KW_ROUTE_PKEY_CURRENT,
+    KW_ROUTE_PKEY_REPORT,    /* literal: before PKEY_GET's :id */
     KW_ROUTE_PKEY_GET,
     KW_ROUTE_PKEY_UPDATE,
     KW_ROUTE_PKEY_DELETE,
@@ -51,6 +52,8 @@ typedef enum kw_route_id {
     KW_ROUTE_PSK_ROLL,
     KW_ROUTE_FLAG_DEFS_LEGACY,
     KW_ROUTE_FLAG_DEFS,
+    /* key lifecycle (SPEC §6) */
+    KW_ROUTE_KEY_REPORT,
     KW_ROUTE_COUNT
 } kw_route_id;
 

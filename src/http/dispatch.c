@@ -42,6 +42,9 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
+    /* key lifecycle (SPEC §6) */
+    [KW_ROUTE_PKEY_REPORT] = kw_h_pkey_report,
+    [KW_ROUTE_KEY_REPORT] = kw_h_key_report,
 };
 
 /* The presented credential, or NULL. */

@@ -103,6 +103,9 @@ void kw_h_psk_get(kw_http_req *, kw_http_resp *);
 void kw_h_psk_update(kw_http_req *, kw_http_resp *);
 void kw_h_psk_delete(kw_http_req *, kw_http_resp *);
 void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
+/* key lifecycle (SPEC §6): h_report.c */
+void kw_h_pkey_report(kw_http_req *, kw_http_resp *);
+void kw_h_key_report(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;
