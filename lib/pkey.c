@@ -301,13 +301,13 @@ int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *
     }
     rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
                             out->last_rolled_at);
-    if (!rc && json_array_size(changes)) rc = kw_store_pkey_update(c->store, out);
-    if (!rc) {
-        rc = kw_audit_personal_key(c, out, "rolled", json_array_size(changes) ? changes : NULL);
-        if (!json_array_size(changes)) json_decref(changes);
-    } else {
+    int changed = json_array_size(changes) > 0;
+    if (!rc && changed) rc = kw_store_pkey_update(c->store, out);
+    if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
+    if (!rc)
+        rc = kw_audit_personal_key(c, out, "rolled", changed ? changes : NULL);
+    else if (changed)
         json_decref(changes);
-    }
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
