@@ -15,7 +15,14 @@
  * last_used_at: PostHog writes it on use, at most hourly.  A request never
  * waits for that write: it is handed to a background thread through a small
  * ring; if the ring is full the touch is dropped (the next request an hour
- * on will try again), which bounds memory and never blocks. */
+ * on will try again), which bounds memory and never blocks.
+ *
+ * Key lifecycle (SPEC §6): the verifier also holds this instance's rate
+ * limiter and scope-usage table (one of each per process, like the cache).
+ * A cached principal carries expires_at and the rate limit, and expiry is
+ * compared with kw_now() on every hit, so an entry cached a second before
+ * its key expires cannot outlive it.  Scope usage is merged into the store
+ * by the maintenance thread every USAGE_FLUSH_MS and once more on free. */
 #include "keyward/auth.h"
 
 #include <jansson.h>
@@ -26,6 +33,8 @@
 #include <time.h>
 
 #include "keyward/keyward.h"
+#include "keyward/ratelimit.h"
+#include "keyward/usage.h"
 #include "keyward/vcache.h"
 
 #define TOUCH_INTERVAL_US ((int64_t)3600 * 1000000)
@@ -38,10 +47,17 @@
 #define CACHE_SLOTS (64 * 1024)
 /* Even an untouched entry is re-read from the store after this long. */
 #define CACHE_TTL_US ((int64_t)300 * 1000000)
+#define RATE_SLOTS (64 * 1024)
+#define USAGE_SLOTS (16 * 1024)
+/* Scope usage reaches the store within this long (the report flushes
+ * first, so it never waits for it). */
+#define USAGE_FLUSH_MS 10000
 
 struct kw_verifier {
     kw_store *store;
     kw_vcache *cache;
+    kw_ratelimit *rate;
+    kw_usage *usage;
     _Atomic int64_t legacy_rows;
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
     _Atomic int64_t last_poll_ok;       /* last time the auth generation was read */
@@ -82,7 +98,7 @@ static void *maintenance_thread(void *arg)
 {
     kw_verifier *v = arg;
     char id[KW_ID_LEN + 1];
-    int64_t next_poll = 0;
+    int64_t next_poll = 0, next_flush = kw_now() + USAGE_FLUSH_MS * 1000;
     pthread_mutex_lock(&v->lock);
     for (;;) {
         while (v->head == v->tail && !v->stopping) {
@@ -95,6 +111,12 @@ static void *maintenance_thread(void *arg)
                 if (hook) hook(hook_ctx);
                 pthread_mutex_lock(&v->lock);
                 next_poll = now + GENERATION_POLL_MS * 1000;
+                if (now >= next_flush || now < next_flush - USAGE_FLUSH_MS * 1000) {
+                    pthread_mutex_unlock(&v->lock);
+                    kw_usage_flush(v->usage, v->store);
+                    pthread_mutex_lock(&v->lock);
+                    next_flush = now + USAGE_FLUSH_MS * 1000;
+                }
                 continue;
             }
             struct timespec until;
@@ -143,7 +165,12 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
     int rc = kw_store_pkey_legacy_count(store, &legacy);
     if (!rc) rc = kw_store_auth_generation(store, &generation);
     if (!rc) rc = kw_vcache_new(CACHE_SLOTS, CACHE_TTL_US, &v->cache);
+    if (!rc) rc = kw_ratelimit_new(RATE_SLOTS, &v->rate);
+    if (!rc) rc = kw_usage_new(USAGE_SLOTS, &v->usage);
     if (rc) {
+        kw_usage_free(v->usage);
+        kw_ratelimit_free(v->rate);
+        kw_vcache_free(v->cache);
         free(v);
         return rc;
     }
@@ -155,6 +182,8 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
     if (pthread_create(&v->thread, NULL, maintenance_thread, v)) {
         pthread_mutex_destroy(&v->lock);
         pthread_cond_destroy(&v->wake);
+        kw_usage_free(v->usage);
+        kw_ratelimit_free(v->rate);
         kw_vcache_free(v->cache);
         free(v);
         return KW_ERR_NOMEM;
@@ -171,8 +200,11 @@ void kw_verifier_free(kw_verifier *v)
     pthread_cond_signal(&v->wake);
     pthread_mutex_unlock(&v->lock);
     pthread_join(v->thread, NULL);
+    kw_usage_flush(v->usage, v->store);  /* the last notes of this process */
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
+    kw_usage_free(v->usage);
+    kw_ratelimit_free(v->rate);
     kw_vcache_free(v->cache);
     free(v);
 }
@@ -183,6 +215,33 @@ void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx)
     v->poll_hook = fn;
     v->poll_ctx = ctx;
     pthread_mutex_unlock(&v->lock);
+}
+
+int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p)
+{
+    if (!v || p->rate_limit_per_minute <= 0 || !p->key_id[0]) return 0;
+    return kw_ratelimit_take(v->rate, p->key_id, p->rate_limit_per_minute, kw_now());
+}
+
+void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, const char *scope)
+{
+    int object;
+    kw_scope_action action;
+    if (!v || !scope || (p->kind != KW_KEY_PERSONAL && p->kind != KW_KEY_SECRET)) return;
+    if (kw_scope_parse(scope, &object, &action)) return;
+    kw_usage_note(v->usage, p->kind, p->key_id, object, action);
+}
+
+int kw_verifier_flush_usage(kw_verifier *v)
+{
+    return v ? kw_usage_flush(v->usage, v->store) : KW_OK;
+}
+
+/* Expiry is inclusive: a key is expired from the microsecond of its
+ * expires_at on. */
+static kw_verify_result live(const kw_principal *p)
+{
+    return p->expires_at && kw_now() >= p->expires_at ? KW_VERIFY_EXPIRED : KW_VERIFY_OK;
 }
 
 void kw_verifier_invalidate(kw_verifier *v)
@@ -250,7 +309,7 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
         return KW_VERIFY_INVALID;
     unsigned char digest[32];
     if (kw_key_digest(key, len, digest)) return KW_VERIFY_UNAVAILABLE;
-    if (from_cache(v, digest, out)) return KW_VERIFY_OK;
+    if (from_cache(v, digest, out)) return live(out);
     /* Read before the store: a revocation landing after this read makes
      * the put below a no-op, so a stale row is never cached. */
     uint64_t generation = kw_vcache_generation(v->cache);
@@ -280,13 +339,15 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     out->user_id = row->user_id;
     strcpy(out->key_id, row->id);
     if (kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs)) goto done;
+    out->expires_at = row->expires_at;
+    out->rate_limit_per_minute = row->rate_limit_per_minute;
     int64_t now = kw_now(), last_used = row->last_used_at;
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_PERSONAL, row->id, now);
         last_used = now;
     }
     kw_vcache_put(v->cache, digest, out, last_used, generation);
-    result = KW_VERIFY_OK;
+    result = live(out);
 done:
     return result;
 }
@@ -301,7 +362,7 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
         return KW_VERIFY_INVALID;
     unsigned char digest[32];
     if (kw_key_digest(key, len, digest)) return KW_VERIFY_UNAVAILABLE;
-    if (from_cache(v, digest, out)) return out->kind == KW_KEY_SECRET ? KW_VERIFY_OK : KW_VERIFY_INVALID;
+    if (from_cache(v, digest, out)) return out->kind == KW_KEY_SECRET ? live(out) : KW_VERIFY_INVALID;
     uint64_t generation = kw_vcache_generation(v->cache);
     char hash[KW_HASH_LEN + 1];
     kw_key_hash_from_digest(digest, hash);
@@ -313,13 +374,15 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     out->project_id = row.project_id;
     strcpy(out->key_id, row.id);
     kw_principal_load_scopes(out, row.scopes, NULL, NULL);
+    out->expires_at = row.expires_at;
+    out->rate_limit_per_minute = row.rate_limit_per_minute;
     int64_t now = kw_now(), last_used = row.last_used_at;
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_SECRET, row.id, now);
         last_used = now;
     }
     kw_vcache_put(v->cache, digest, out, last_used, generation);
-    return KW_VERIFY_OK;
+    return live(out);
 }
 
 /* The project token is public and a lookup returns only the project id,

@@ -31,60 +31,67 @@ void kw_time_format(int64_t us, char out[KW_TIME_TEXT])
     snprintf(out, KW_TIME_TEXT, "%.19s.%06dZ", date, (int)(us % 1000000));
 }
 
-/* Reads `n` digits at *s into *out, advancing *s. */
-static int digits(const char **s, int n, int *out)
+/* Reads exactly n digits. */
+static int digits(const char **p, int n, int *out)
 {
     int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*s)[i];
-        if (c < '0' || c > '9') return -1;
-        v = v * 10 + (c - '0');
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9') return 0;
+        v = v * 10 + (**p - '0');
     }
-    *s += n;
     *out = v;
-    return 0;
+    return 1;
 }
 
-/* ISO 8601 as SDKs send it: "2024-01-31", "2024-01-31T12:00:00",
- * fractions of a second up to µs (more digits are ignored), and "Z",
- * "+02:00" or "+0200" (no zone = UTC). */
 int kw_time_parse(const char *s, int64_t *out)
 {
-    struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-    if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' || digits(&s, 2, &d))
-        return -1;
-    if (*s == 'T' || *s == ' ') {
+    int y, mo, d, h = 0, mi = 0, sec = 0, usec = 0;
+    if (!s || !digits(&s, 4, &y) || *s++ != '-' || !digits(&s, 2, &mo) || *s++ != '-' ||
+        !digits(&s, 2, &d))
+        return KW_ERR_INVALID;
+    if (*s && *s != 'T' && *s != 't' && *s != ' ') return KW_ERR_INVALID;
+    /* A bare date (endpoint variables, imports) is midnight UTC. */
+    if (*s) {
         s++;
-        if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi)) return -1;
-        if (*s == ':' && (s++, digits(&s, 2, &sec))) return -1;
-        if (*s == '.') {
+        if (!digits(&s, 2, &h) || *s++ != ':' || !digits(&s, 2, &mi)) return KW_ERR_INVALID;
+    }
+    if (*s == ':') {
+        s++;
+        if (!digits(&s, 2, &sec)) return KW_ERR_INVALID;
+        if (*s == '.' || *s == ',') {
             s++;
-            int n = 0;
-            for (; *s >= '0' && *s <= '9'; s++, n++)
-                if (n < 6) frac = frac * 10 + (*s - '0');
-            if (!n) return -1;
-            for (; n < 6; n++) frac *= 10;
+            int n = 0, scale = 100000;
+            for (; *s >= '0' && *s <= '9'; s++, n++) {
+                if (n < 6) usec += (*s - '0') * scale;
+                scale /= 10;
+            }
+            if (n == 0) return KW_ERR_INVALID;
         }
     }
-    int64_t offset = 0;
-    if (*s == 'Z') {
+    int offset_min = 0;
+    if (*s == 'Z' || *s == 'z') {
         s++;
     } else if (*s == '+' || *s == '-') {
-        int sign = *s++ == '-' ? -1 : 1, oh, om;
-        if (digits(&s, 2, &oh)) return -1;
+        int sign = *s++ == '-' ? -1 : 1, oh, om = 0;
+        if (!digits(&s, 2, &oh)) return KW_ERR_INVALID;
         if (*s == ':') s++;
-        if (digits(&s, 2, &om)) return -1;
-        offset = sign * ((int64_t)oh * 3600 + om * 60);
+        if (*s && !digits(&s, 2, &om)) return KW_ERR_INVALID;
+        if (oh > 23 || om > 59) return KW_ERR_INVALID;
+        offset_min = sign * (oh * 60 + om);
     }
-    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 || y < 1970)
+        return KW_ERR_INVALID;
+    static const int DAYS[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > DAYS[mo - 1] + (mo == 2 && leap)) return KW_ERR_INVALID;
+    struct tm tm = {0};
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = d;
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    *out = ((int64_t)t - offset) * 1000000 + frac;
-    return 0;
+    int64_t secs = (int64_t)timegm(&tm) - (int64_t)offset_min * 60;
+    *out = secs * 1000000 + usec;
+    return KW_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "keylife.h"
 #include "txn.h"
 #include "validate.h"
 
@@ -181,7 +182,8 @@ static int apply_fields(const kw_call *c, const json_t *body, int creating, kw_p
                                          before[0] ? json_loads(before, 0, NULL) : json_null(),
                                          lists[i].list ? json_deep_copy(lists[i].list) : json_null()));
     }
-    return 0;
+    return kw_life_apply(body, creating ? KW_LIFE_CREATE : KW_LIFE_UPDATE, "PersonalAPIKey",
+                         &key->expires_at, &key->rate_limit_per_minute, creating ? NULL : changes, p);
 }
 
 /* Rolling or changing a key hands its powers to the caller (roll returns
@@ -273,17 +275,39 @@ int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
-int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
-                 kw_problem *p)
+/* The new value keeps the key's expiry unless `body` (may be NULL) gives
+ * expires_at: a new future time, or null for "never". */
+int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
+                 char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
-    if (new_value(out, value, p)) return 1;
+    json_t *changes = json_array();
+    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
+    if (body && (kw_v_object(body, p) ||
+                 kw_life_apply(body, KW_LIFE_ROLL, "PersonalAPIKey", &out->expires_at,
+                               &out->rate_limit_per_minute, changes, p))) {
+        json_decref(changes);
+        return 1;
+    }
+    if (new_value(out, value, p)) {
+        json_decref(changes);
+        return 1;
+    }
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return kw_storage_problem(p, rc);
+    if (rc) {
+        json_decref(changes);
+        return kw_storage_problem(p, rc);
+    }
     rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
                             out->last_rolled_at);
-    if (!rc) rc = kw_audit_personal_key(c, out, "rolled", NULL);
+    int changed = json_array_size(changes) > 0;
+    if (!rc && changed) rc = kw_store_pkey_update(c->store, out);
+    if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
+    if (!rc)
+        rc = kw_audit_personal_key(c, out, "rolled", changed ? changes : NULL);
+    else if (changed)
+        json_decref(changes);
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 

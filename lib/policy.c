@@ -34,6 +34,10 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_PKEY_CREATE, "POST", "/api/personal_api_keys", ADMIN, "personal_api_key:write", 0,
      KW_MSG_PERSONAL_UNSUPPORTED},
     {KW_ROUTE_PKEY_CURRENT, "GET", "/api/personal_api_keys/@current", ADMIN, NULL, 0, NULL},
+    /* The key report of the caller's personal keys (SPEC §6).  A literal
+     * segment: it must stay before the :id rows below. */
+    {KW_ROUTE_PKEY_REPORT, "GET", "/api/personal_api_keys/report", ADMIN, "personal_api_key:read", 0,
+     KW_MSG_PERSONAL_UNSUPPORTED},
     {KW_ROUTE_PKEY_GET, "GET", "/api/personal_api_keys/:id", ADMIN, "personal_api_key:read", 0,
      KW_MSG_PERSONAL_UNSUPPORTED},
     {KW_ROUTE_PKEY_UPDATE, "PATCH", "/api/personal_api_keys/:id", ADMIN, "personal_api_key:write", 0,
@@ -120,6 +124,10 @@ static const kw_route ROUTES[] = {
      "endpoint:read", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_ENDPOINT_RUN_POST, "POST", "/api/projects/:project/endpoints/:id/run", EXEC,
      "endpoint:read", KW_LEVEL_MEMBER, NULL},
+    /* Key lifecycle (SPEC §6): the project's key report — its phs_ keys and
+     * the caller's personal keys that reach it. */
+    {KW_ROUTE_KEY_REPORT, "GET", "/api/projects/:project/key_report", ADMIN, "project:read",
+     KW_LEVEL_MEMBER, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 

@@ -16,6 +16,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "keylife.h"
 #include "txn.h"
 #include "validate.h"
 
@@ -104,7 +105,8 @@ static int apply_fields(const json_t *body, int creating, kw_psk *key, json_t *c
         }
         free(text);
     }
-    return 0;
+    return kw_life_apply(body, creating ? KW_LIFE_CREATE : KW_LIFE_UPDATE, AUDIT_SCOPE,
+                         &key->expires_at, &key->rate_limit_per_minute, changes, p);
 }
 
 static int duplicate_label(const kw_psk *key, kw_problem *p)
@@ -197,17 +199,35 @@ int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, c
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
-int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_psk *out,
-                char value[KW_KEY_LEN + 1], kw_problem *p)
+/* As kw_pkey_roll: the expiry is kept unless `body` gives expires_at. */
+int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
+                kw_psk *out, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_psk_load(c, project->id, id, out, p)) return 1;
-    if (new_value(out, value, p)) return 1;
+    json_t *changes = json_array();
+    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
+    if ((body && (kw_v_object(body, p) ||
+                  kw_life_apply(body, KW_LIFE_ROLL, AUDIT_SCOPE, &out->expires_at,
+                                &out->rate_limit_per_minute, changes, p))) ||
+        new_value(out, value, p)) {
+        json_decref(changes);
+        return 1;
+    }
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
-    if (rc) return kw_storage_problem(p, rc);
+    if (rc) {
+        json_decref(changes);
+        return kw_storage_problem(p, rc);
+    }
     rc = kw_store_psk_roll(c->store, out->project_id, out->id, out->secure_value, out->mask_value,
                            out->last_rolled_at);
-    if (!rc) rc = audit(c, project, out, "rolled", NULL);
+    int changed = json_array_size(changes) > 0;
+    if (!rc && changed) rc = kw_store_psk_update(c->store, out);
+    if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
+    if (!rc)
+        rc = audit(c, project, out, "rolled", changed ? changes : NULL);
+    else if (changed)
+        json_decref(changes);
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 

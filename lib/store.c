@@ -129,3 +129,14 @@ FORWARD(endpoint_list, (kw_store *store, int64_t p, int64_t l, int64_t o, kw_end
 FORWARD(endpoint_count, (kw_store *store, int64_t p, int64_t *n), (store, p, n))
 FORWARD(endpoint_update, (kw_store *store, const kw_endpoint *e), (store, e))
 FORWARD(endpoint_delete, (kw_store *store, int64_t p, int64_t id), (store, p, id))
+
+/* key lifecycle */
+FORWARD(key_scopes_used, (kw_store *store, kw_key_kind kind, const char *id, const char *json),
+        (store, kind, id, json))
+FORWARD(user_list, (kw_store *store, kw_user_cb cb, void *ctx), (store, cb, ctx))
+FORWARD(project_list, (kw_store *store, kw_project_cb cb, void *ctx), (store, cb, ctx))
+FORWARD(import_user, (kw_store *store, const kw_user *u), (store, u))
+FORWARD(import_org, (kw_store *store, const kw_org *o), (store, o))
+FORWARD(import_project, (kw_store *store, const kw_project *p), (store, p))
+FORWARD(import_pkey, (kw_store *store, const kw_pkey *k), (store, k))
+FORWARD(import_done, (kw_store *store), (store))

@@ -67,6 +67,15 @@ struct kw_store_ops {
     int (*endpoint_count)(kw_store *, int64_t, int64_t *);
     int (*endpoint_update)(kw_store *, const kw_endpoint *);
     int (*endpoint_delete)(kw_store *, int64_t, int64_t);
+    /* key lifecycle (store_sqlite_life.c, store_pg_life.c) */
+    int (*key_scopes_used)(kw_store *, kw_key_kind, const char *, const char *);
+    int (*user_list)(kw_store *, kw_user_cb, void *);
+    int (*project_list)(kw_store *, kw_project_cb, void *);
+    int (*import_user)(kw_store *, const kw_user *);
+    int (*import_org)(kw_store *, const kw_org *);
+    int (*import_project)(kw_store *, const kw_project *);
+    int (*import_pkey)(kw_store *, const kw_pkey *);
+    int (*import_done)(kw_store *);
 };
 
 struct kw_store {
@@ -119,5 +128,16 @@ int kw_sq_endpoint_list(kw_store *, int64_t, int64_t, int64_t, kw_endpoint_cb, v
 int kw_sq_endpoint_count(kw_store *, int64_t, int64_t *);
 int kw_sq_endpoint_update(kw_store *, const kw_endpoint *);
 int kw_sq_endpoint_delete(kw_store *, int64_t, int64_t);
+/* store_sqlite_life.c: the key-lifecycle operations of the SQLite backend
+ * (rare writes: prepared per call on the thread's connection). */
+struct sqlite3;
+int kw_sq_key_scopes_used(kw_store *, kw_key_kind, const char *, const char *);
+int kw_sq_user_list(kw_store *, kw_user_cb, void *);
+int kw_sq_project_list(kw_store *, kw_project_cb, void *);
+int kw_sq_import_user(kw_store *, const kw_user *);
+int kw_sq_import_org(kw_store *, const kw_org *);
+int kw_sq_import_project(kw_store *, const kw_project *);
+int kw_sq_import_pkey(kw_store *, const kw_pkey *);
+int kw_sq_import_done(kw_store *);
 
 #endif

@@ -42,11 +42,12 @@ enum stmt_id {
 #define USER_COLS "id, uuid, email, first_name, is_active, created_at"
 #define PROJECT_COLS "id, uuid, org_id, name, api_token, created_at"
 #define PKEY_COLS "id, user_id, label, secure_value, mask_value, created_at, last_used_at, " \
-                  "last_rolled_at, scopes, scoped_teams, scoped_organizations"
+                  "last_rolled_at, scopes, scoped_teams, scoped_organizations, expires_at, " \
+                  "rate_limit_per_minute, scopes_used"
 #define FLAG_COLS "id, project_id, key, name, filters, active, deleted, " \
                   "ensure_experience_continuity, version, created_by, created_at, updated_at"
 #define PSK_COLS "id, project_id, label, secure_value, mask_value, created_at, created_by, " \
-                 "last_used_at, last_rolled_at, scopes"
+                 "last_used_at, last_rolled_at, scopes, expires_at, rate_limit_per_minute, scopes_used"
 #define ACTIVITY_COLS "id, project_id, org_id, user_id, activity, scope, item_id, detail, " \
                       "ip_address, created_at"
 
@@ -75,12 +76,13 @@ static const char *const SQL[ST_COUNT] = {
     /* The limit check and the insert are one statement; the function takes
      * a row lock first so concurrent sessions cannot both pass it (see
      * store_schema_pg.c). */
-    [ST_PKEY_INSERT] = "SELECT kw_pkey_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    [ST_PKEY_INSERT] = "SELECT kw_pkey_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     [ST_PKEY_GET] = "SELECT " PKEY_COLS " FROM personal_api_keys WHERE user_id = $1 AND id = $2",
     [ST_PKEY_LIST] = "SELECT " PKEY_COLS " FROM personal_api_keys WHERE user_id = $1 "
                      "ORDER BY created_at DESC, id DESC",
     [ST_PKEY_UPDATE] = "UPDATE personal_api_keys SET label = $3, scopes = $4, scoped_teams = $5, "
-                       "scoped_organizations = $6 WHERE user_id = $1 AND id = $2",
+                       "scoped_organizations = $6, expires_at = $7, rate_limit_per_minute = $8 "
+                       "WHERE user_id = $1 AND id = $2",
     [ST_PKEY_ROLL] = "UPDATE personal_api_keys SET secure_value = $3, mask_value = $4, "
                      "last_rolled_at = $5 WHERE user_id = $1 AND id = $2",
     [ST_PKEY_DELETE] = "DELETE FROM personal_api_keys WHERE user_id = $1 AND id = $2",
@@ -114,13 +116,14 @@ static const char *const SQL[ST_COUNT] = {
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     /* Limit check + insert in one call: see kw_psk_insert in migration 2. */
-    [ST_PSK_INSERT] = "SELECT kw_psk_insert($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [ST_PSK_INSERT] = "SELECT kw_psk_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     [ST_PSK_GET] = "SELECT " PSK_COLS " FROM project_secret_api_keys "
                    "WHERE project_id = $1 AND id = $2",
     [ST_PSK_LIST] = "SELECT " PSK_COLS " FROM project_secret_api_keys WHERE project_id = $1 "
                     "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
     [ST_PSK_COUNT] = "SELECT COUNT(*) FROM project_secret_api_keys WHERE project_id = $1",
-    [ST_PSK_UPDATE] = "UPDATE project_secret_api_keys SET label = $3, scopes = $4 "
+    [ST_PSK_UPDATE] = "UPDATE project_secret_api_keys SET label = $3, scopes = $4, expires_at = $5, "
+                      "rate_limit_per_minute = $6 "
                       "WHERE project_id = $1 AND id = $2",
     [ST_PSK_ROLL] = "UPDATE project_secret_api_keys SET secure_value = $3, mask_value = $4, "
                     "last_rolled_at = $5 WHERE project_id = $1 AND id = $2",
@@ -170,6 +173,9 @@ static void read_pkey(const PGresult *r, int i, kw_pkey *k)
     kw_pg_col_copy(r, i, 8, k->scopes, sizeof k->scopes);
     kw_pg_col_copy(r, i, 9, k->scoped_teams, sizeof k->scoped_teams);
     kw_pg_col_copy(r, i, 10, k->scoped_orgs, sizeof k->scoped_orgs);
+    k->expires_at = kw_pg_col_int(r, i, 11);
+    k->rate_limit_per_minute = (int32_t)kw_pg_col_int(r, i, 12);
+    kw_pg_col_copy(r, i, 13, k->scopes_used, sizeof k->scopes_used);
 }
 
 static int read_flag(const PGresult *r, int i, kw_flag *f)
@@ -434,6 +440,8 @@ static int pg_pkey_insert(kw_store *b, const kw_pkey *k, int max_per_user)
     kw_pg_text_or_null(&p, k->scoped_teams);
     kw_pg_text_or_null(&p, k->scoped_orgs);
     kw_pg_int(&p, max_per_user);
+    kw_pg_int_or_null(&p, k->expires_at);
+    kw_pg_int_or_null(&p, k->rate_limit_per_minute);
     PGresult *r;
     int rc = query_one(P(b), ST_PKEY_INSERT, &p, &r);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
@@ -494,6 +502,8 @@ static int pg_pkey_update(kw_store *b, const kw_pkey *k)
     kw_pg_text_or_null(&p, k->scopes);
     kw_pg_text_or_null(&p, k->scoped_teams);
     kw_pg_text_or_null(&p, k->scoped_orgs);
+    kw_pg_int_or_null(&p, k->expires_at);
+    kw_pg_int_or_null(&p, k->rate_limit_per_minute);
     return write_stmt(P(b), ST_PKEY_UPDATE, &p, 1);
 }
 
@@ -564,6 +574,9 @@ static void read_psk(const PGresult *r, int i, kw_psk *k)
     k->last_used_at = kw_pg_col_int(r, i, 7);
     k->last_rolled_at = kw_pg_col_int(r, i, 8);
     kw_pg_col_copy(r, i, 9, k->scopes, sizeof k->scopes);
+    k->expires_at = kw_pg_col_int(r, i, 10);
+    k->rate_limit_per_minute = (int32_t)kw_pg_col_int(r, i, 11);
+    kw_pg_col_copy(r, i, 12, k->scopes_used, sizeof k->scopes_used);
 }
 
 static int pg_psk_insert(kw_store *b, const kw_psk *k, int max_per_project)
@@ -578,6 +591,8 @@ static int pg_psk_insert(kw_store *b, const kw_psk *k, int max_per_project)
     kw_pg_int_or_null(&p, k->created_by);
     kw_pg_text(&p, k->scopes);
     kw_pg_int(&p, max_per_project);
+    kw_pg_int_or_null(&p, k->expires_at);
+    kw_pg_int_or_null(&p, k->rate_limit_per_minute);
     PGresult *r;
     int rc = query_one(P(b), ST_PSK_INSERT, &p, &r);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
@@ -651,6 +666,8 @@ static int pg_psk_update(kw_store *b, const kw_psk *k)
     kw_pg_text(&p, k->id);
     kw_pg_text(&p, k->label);
     kw_pg_text(&p, k->scopes);
+    kw_pg_int_or_null(&p, k->expires_at);
+    kw_pg_int_or_null(&p, k->rate_limit_per_minute);
     return write_stmt(P(b), ST_PSK_UPDATE, &p, 1);
 }
 
@@ -888,6 +905,14 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_legacy_count = pg_pkey_legacy_count,
     .auth_generation = pg_auth_generation,
     .flags_generation = pg_flags_generation,
+    .key_scopes_used = kw_pg_key_scopes_used,
+    .user_list = kw_pg_user_list,
+    .project_list = kw_pg_project_list,
+    .import_user = kw_pg_import_user,
+    .import_org = kw_pg_import_org,
+    .import_project = kw_pg_import_project,
+    .import_pkey = kw_pg_import_pkey,
+    .import_done = kw_pg_import_done,
     .psk_insert = pg_psk_insert,
     .psk_get = pg_psk_get,
     .psk_list = pg_psk_list,

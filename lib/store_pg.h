@@ -76,6 +76,15 @@ int kw_pg_endpoint_list(kw_store *b, int64_t project_id, int64_t limit, int64_t 
 int kw_pg_endpoint_count(kw_store *b, int64_t project_id, int64_t *count);
 int kw_pg_endpoint_update(kw_store *b, const kw_endpoint *e);
 int kw_pg_endpoint_delete(kw_store *b, int64_t project_id, int64_t id);
+/* The key-lifecycle operations (store_pg_life.c). */
+int kw_pg_key_scopes_used(kw_store *b, kw_key_kind kind, const char *id, const char *json);
+int kw_pg_user_list(kw_store *b, kw_user_cb cb, void *ctx);
+int kw_pg_project_list(kw_store *b, kw_project_cb cb, void *ctx);
+int kw_pg_import_user(kw_store *b, const kw_user *u);
+int kw_pg_import_org(kw_store *b, const kw_org *o);
+int kw_pg_import_project(kw_store *b, const kw_project *p);
+int kw_pg_import_pkey(kw_store *b, const kw_pkey *k);
+int kw_pg_import_done(kw_store *b);
 /* Maps a failed result (or a NULL one) to a kw_err. */
 int kw_pg_error(PGconn *db, const PGresult *res);
 

@@ -157,6 +157,27 @@ const char *const kw_sqlite_migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"
     "  UNIQUE (project_id, name));",
+
+    /* 6: key lifecycle (SPEC §6): expiry, per-key rate limit, scopes used.
+     * expires_at and rate_limit_per_minute change what verification answers
+     * (the cache carries both), so the auth generation triggers are
+     * recreated with them in their column lists; scopes_used is not there:
+     * the usage flush must not drop every cache. */
+    "ALTER TABLE personal_api_keys ADD COLUMN expires_at INTEGER;"
+    "ALTER TABLE personal_api_keys ADD COLUMN rate_limit_per_minute INTEGER;"
+    "ALTER TABLE personal_api_keys ADD COLUMN scopes_used TEXT;"
+    "ALTER TABLE project_secret_api_keys ADD COLUMN expires_at INTEGER;"
+    "ALTER TABLE project_secret_api_keys ADD COLUMN rate_limit_per_minute INTEGER;"
+    "ALTER TABLE project_secret_api_keys ADD COLUMN scopes_used TEXT;"
+    "DROP TRIGGER personal_api_keys_auth_update;"
+    "DROP TRIGGER project_secret_api_keys_auth_update;"
+    "CREATE TRIGGER personal_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  scoped_teams, scoped_organizations, user_id, expires_at, rate_limit_per_minute "
+    "  ON personal_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER project_secret_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
+    "  project_id, expires_at, rate_limit_per_minute ON project_secret_api_keys BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
 };
 
 const int kw_sqlite_migration_count =

@@ -34,7 +34,8 @@ enum stmt_id {
 #define USER_COLS "id, uuid, email, first_name, is_active, created_at"
 #define PROJECT_COLS "id, uuid, org_id, name, api_token, created_at"
 #define PKEY_COLS "id, user_id, label, secure_value, mask_value, created_at, last_used_at, " \
-                  "last_rolled_at, scopes, scoped_teams, scoped_organizations"
+                  "last_rolled_at, scopes, scoped_teams, scoped_organizations, expires_at, " \
+                  "rate_limit_per_minute, scopes_used"
 #define FLAG_COLS "id, project_id, key, name, filters, active, deleted, " \
                   "ensure_experience_continuity, version, created_by, created_at, updated_at"
 
@@ -63,13 +64,14 @@ static const char *const SQL[ST_COUNT] = {
     /* The count check and the insert are one statement, so two concurrent
      * creations cannot both pass a limit of 10. */
     [ST_PKEY_INSERT] = "INSERT INTO personal_api_keys(" PKEY_COLS ") "
-                       "SELECT ?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, ?7, ?8, ?9 "
+                       "SELECT ?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, ?7, ?8, ?9, ?11, ?12, NULL "
                        "WHERE (SELECT COUNT(*) FROM personal_api_keys WHERE user_id = ?2) < ?10",
     [ST_PKEY_GET] = "SELECT " PKEY_COLS " FROM personal_api_keys WHERE user_id = ?1 AND id = ?2",
     [ST_PKEY_LIST] = "SELECT " PKEY_COLS " FROM personal_api_keys WHERE user_id = ?1 "
                      "ORDER BY created_at DESC, id DESC",
     [ST_PKEY_UPDATE] = "UPDATE personal_api_keys SET label = ?3, scopes = ?4, scoped_teams = ?5, "
-                       "scoped_organizations = ?6 WHERE user_id = ?1 AND id = ?2",
+                       "scoped_organizations = ?6, expires_at = ?7, rate_limit_per_minute = ?8 "
+                       "WHERE user_id = ?1 AND id = ?2",
     [ST_PKEY_ROLL] = "UPDATE personal_api_keys SET secure_value = ?3, mask_value = ?4, "
                      "last_rolled_at = ?5 WHERE user_id = ?1 AND id = ?2",
     [ST_PKEY_DELETE] = "DELETE FROM personal_api_keys WHERE user_id = ?1 AND id = ?2",
@@ -202,6 +204,15 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
+/* 0 is stored as NULL (times and limits where NULL means "none"). */
+static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
 {
     const unsigned char *v = sqlite3_column_text(st, col);
@@ -316,6 +327,9 @@ static void read_pkey(sqlite3_stmt *st, kw_pkey *k)
     copy_col(st, 8, k->scopes, sizeof k->scopes);
     copy_col(st, 9, k->scoped_teams, sizeof k->scoped_teams);
     copy_col(st, 10, k->scoped_orgs, sizeof k->scoped_orgs);
+    k->expires_at = sqlite3_column_int64(st, 11);
+    k->rate_limit_per_minute = sqlite3_column_int(st, 12);
+    copy_col(st, 13, k->scopes_used, sizeof k->scopes_used);
 }
 
 static int read_flag(sqlite3_stmt *st, kw_flag *f)
@@ -544,6 +558,8 @@ static int sq_pkey_insert(kw_store *b, const kw_pkey *k, int max_per_user)
     bind_text_or_null(st, 8, k->scoped_teams);
     bind_text_or_null(st, 9, k->scoped_orgs);
     sqlite3_bind_int(st, 10, max_per_user);
+    bind_int64_or_null(st, 11, k->expires_at);
+    bind_int64_or_null(st, 12, k->rate_limit_per_minute);
     int rc = exec_write(S(b), st, 1);
     return rc == KW_ERR_NOTFOUND ? KW_ERR_LIMIT : rc;
 }
@@ -599,6 +615,8 @@ static int sq_pkey_update(kw_store *b, const kw_pkey *k)
     bind_text_or_null(st, 4, k->scopes);
     bind_text_or_null(st, 5, k->scoped_teams);
     bind_text_or_null(st, 6, k->scoped_orgs);
+    bind_int64_or_null(st, 7, k->expires_at);
+    bind_int64_or_null(st, 8, k->rate_limit_per_minute);
     return exec_write(S(b), st, 1);
 }
 
@@ -982,6 +1000,14 @@ static const struct kw_store_ops SQLITE_OPS = {
     .endpoint_count = kw_sq_endpoint_count,
     .endpoint_update = kw_sq_endpoint_update,
     .endpoint_delete = kw_sq_endpoint_delete,
+    .key_scopes_used = kw_sq_key_scopes_used,
+    .user_list = kw_sq_user_list,
+    .project_list = kw_sq_project_list,
+    .import_user = kw_sq_import_user,
+    .import_org = kw_sq_import_org,
+    .import_project = kw_sq_import_project,
+    .import_pkey = kw_sq_import_pkey,
+    .import_done = kw_sq_import_done,
 };
 
 int kw_store_sqlite_open(const char *path, kw_store **out)

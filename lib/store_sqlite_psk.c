@@ -16,11 +16,11 @@
 #include "keyward/keyward.h"
 
 #define PSK_COLS "id, project_id, label, secure_value, mask_value, created_at, created_by, " \
-                 "last_used_at, last_rolled_at, scopes"
+                 "last_used_at, last_rolled_at, scopes, expires_at, rate_limit_per_minute, scopes_used"
 
 const char *const kw_sq_psk_sql[KW_SQ_PSK_COUNT_STMTS] = {
     [KW_SQ_PSK_INSERT] = "INSERT INTO project_secret_api_keys(" PSK_COLS ") "
-                         "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, ?8 "
+                         "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, ?8, ?10, ?11, NULL "
                          "WHERE (SELECT COUNT(*) FROM project_secret_api_keys "
                          "WHERE project_id = ?2) < ?9",
     [KW_SQ_PSK_GET] = "SELECT " PSK_COLS " FROM project_secret_api_keys "
@@ -28,7 +28,8 @@ const char *const kw_sq_psk_sql[KW_SQ_PSK_COUNT_STMTS] = {
     [KW_SQ_PSK_LIST] = "SELECT " PSK_COLS " FROM project_secret_api_keys WHERE project_id = ?1 "
                        "ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
     [KW_SQ_PSK_COUNT] = "SELECT COUNT(*) FROM project_secret_api_keys WHERE project_id = ?1",
-    [KW_SQ_PSK_UPDATE] = "UPDATE project_secret_api_keys SET label = ?3, scopes = ?4 "
+    [KW_SQ_PSK_UPDATE] = "UPDATE project_secret_api_keys SET label = ?3, scopes = ?4, expires_at = ?5, "
+                         "rate_limit_per_minute = ?6 "
                          "WHERE project_id = ?1 AND id = ?2",
     [KW_SQ_PSK_ROLL] = "UPDATE project_secret_api_keys SET secure_value = ?3, mask_value = ?4, "
                        "last_rolled_at = ?5 WHERE project_id = ?1 AND id = ?2",
@@ -55,6 +56,18 @@ static void read_psk(sqlite3_stmt *st, kw_psk *k)
     k->last_used_at = sqlite3_column_int64(st, 7);
     k->last_rolled_at = sqlite3_column_int64(st, 8);
     kw_sq_copy_col(st, 9, k->scopes, sizeof k->scopes);
+    k->expires_at = sqlite3_column_int64(st, 10);
+    k->rate_limit_per_minute = sqlite3_column_int(st, 11);
+    kw_sq_copy_col(st, 12, k->scopes_used, sizeof k->scopes_used);
+}
+
+/* 0 is stored as NULL ("never" / "no limit"). */
+static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
 }
 
 static int psk_lookup(sqlite3_stmt *st, kw_psk *out)
@@ -81,6 +94,8 @@ int kw_sq_psk_insert(kw_store *b, const kw_psk *k, int max_per_project)
         sqlite3_bind_null(st, 7);
     bind_text(st, 8, k->scopes);
     sqlite3_bind_int(st, 9, max_per_project);
+    bind_int64_or_null(st, 10, k->expires_at);
+    bind_int64_or_null(st, 11, k->rate_limit_per_minute);
     int rc = kw_sq_exec_write(b, st, 1);
     return rc == KW_ERR_NOTFOUND ? KW_ERR_LIMIT : rc;
 }
@@ -140,6 +155,8 @@ int kw_sq_psk_update(kw_store *b, const kw_psk *k)
     bind_text(st, 2, k->id);
     bind_text(st, 3, k->label);
     bind_text(st, 4, k->scopes);
+    bind_int64_or_null(st, 5, k->expires_at);
+    bind_int64_or_null(st, 6, k->rate_limit_per_minute);
     return kw_sq_exec_write(b, st, 1);
 }
 

@@ -3,6 +3,8 @@
  * are DRF's, word for word. */
 #include "validate.h"
 
+#include "keyward/keyward.h"
+
 #include <string.h>
 
 const char *kw_v_type_name(const json_t *v)
@@ -106,5 +108,46 @@ int kw_v_list(const json_t *body, const char *field, int required, int nullable,
         return 1;
     }
     *out = v;
+    return 0;
+}
+
+int kw_v_datetime(const json_t *body, const char *field, int *present, int64_t *out, kw_problem *p)
+{
+    json_t *v = json_object_get(body, field);
+    *present = v != NULL;
+    *out = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || kw_time_parse(json_string_value(v), out)) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid", field,
+                       "Datetime has wrong format. Use one of these formats instead: "
+                       "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].");
+        return 1;
+    }
+    return 0;
+}
+
+int kw_v_int(const json_t *body, const char *field, int64_t min, int64_t max, int *present,
+             int64_t *out, kw_problem *p)
+{
+    json_t *v = json_object_get(body, field);
+    *present = v != NULL;
+    *out = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v)) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid", field, "A valid integer is required.");
+        return 1;
+    }
+    int64_t n = json_integer_value(v);
+    if (n < min) {
+        kw_problem_set(p, KW_P_VALIDATION, "min_value", field,
+                       "Ensure this value is greater than or equal to %lld.", (long long)min);
+        return 1;
+    }
+    if (n > max) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_value", field,
+                       "Ensure this value is less than or equal to %lld.", (long long)max);
+        return 1;
+    }
+    *out = n;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keyward/problem.h"
 
@@ -19,6 +20,13 @@ int kw_v_bool(const json_t *body, const char *field, int *present, int *out, kw_
 /* A list field; *out NULL when absent (or null and nullable). */
 int kw_v_list(const json_t *body, const char *field, int required, int nullable, json_t **out,
               kw_problem *p);
+/* A nullable ISO-8601 datetime (DRF's DateTimeField texts); *present set
+ * when the field is there, *out 0 for null. */
+int kw_v_datetime(const json_t *body, const char *field, int *present, int64_t *out, kw_problem *p);
+/* A nullable integer in [min, max] (DRF's IntegerField texts); *out 0 for
+ * null. */
+int kw_v_int(const json_t *body, const char *field, int64_t min, int64_t max, int *present,
+             int64_t *out, kw_problem *p);
 /* Python's type name of a JSON value, for DRF's messages. */
 const char *kw_v_type_name(const json_t *v);
 /* UTF-8 code points in s. */

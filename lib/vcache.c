@@ -30,6 +30,8 @@ struct entry {
     kw_key_kind kind;
     int64_t user_id;
     int64_t project_id;
+    int64_t expires_at;  /* checked against kw_now() by the caller on every hit */
+    int32_t rate_limit_per_minute;
     char key_id[KW_ID_LEN + 1];
     kw_scopes scopes;
     int8_t n_teams, n_orgs;  /* -1 = not narrowed */
@@ -121,6 +123,8 @@ int kw_vcache_get(kw_vcache *c, const unsigned char *digest, kw_principal *out, 
         out->kind = e->kind;
         out->user_id = e->user_id;
         out->project_id = e->project_id;
+        out->expires_at = e->expires_at;
+        out->rate_limit_per_minute = e->rate_limit_per_minute;
         memcpy(out->key_id, e->key_id, sizeof e->key_id);
         out->scopes = e->scopes;
         out->n_scoped_teams = e->n_teams;
@@ -151,6 +155,8 @@ void kw_vcache_put(kw_vcache *c, const unsigned char *digest, const kw_principal
         e->kind = p->kind;
         e->user_id = p->user_id;
         e->project_id = p->project_id;
+        e->expires_at = p->expires_at;
+        e->rate_limit_per_minute = p->rate_limit_per_minute;
         memcpy(e->key_id, p->key_id, sizeof e->key_id);
         e->scopes = p->scopes;
         e->n_teams = (int8_t)p->n_scoped_teams;

@@ -29,12 +29,15 @@ typedef struct kw_principal {
     int64_t scoped_teams[KW_MAX_SCOPED];
     int n_scoped_orgs;       /* -1: not narrowed */
     char scoped_orgs[KW_MAX_SCOPED][KW_ID_LEN + 1];
+    int64_t expires_at;          /* keys: 0 = never */
+    int32_t rate_limit_per_minute; /* keys: 0 = no limit */
 } kw_principal;
 
 typedef enum kw_verify_result {
     KW_VERIFY_OK = 0,
     KW_VERIFY_INVALID,      /* unknown, revoked, malformed, bad checksum, inactive user */
-    KW_VERIFY_UNAVAILABLE   /* storage failed: answer 503, never accept */
+    KW_VERIFY_UNAVAILABLE,  /* storage failed: answer 503, never accept */
+    KW_VERIFY_EXPIRED       /* known key, but kw_now() >= its expires_at: 401 key_expired */
 } kw_verify_result;
 
 typedef struct kw_verifier kw_verifier;
@@ -65,6 +68,20 @@ void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx);
 /* Verifies a project secret key (phs_): principal kind KW_KEY_SECRET with
  * project_id and scopes.  Independent of its creator's account. */
 kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, kw_principal *out);
+
+/* Rate limit (SPEC §6): takes one request from the key's token bucket in
+ * this verifier's (this instance's) limiter.  0 when allowed, else the
+ * Retry-After seconds.  Keys without a limit always get 0. */
+int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p);
+
+/* Scope usage (SPEC §6): notes that the key exercised `scope` (a route's
+ * required scope).  Memory only — an OR into a fixed per-key table; the
+ * maintenance thread merges new bits into the store every few seconds,
+ * and kw_verifier_free does a last flush.  No-op for non-key principals. */
+void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, const char *scope);
+/* Writes pending scope usage now (the key report calls it so what it
+ * reads is current).  KW_OK, or the first storage error. */
+int kw_verifier_flush_usage(kw_verifier *v);
 
 /* Scopes, scoped_teams and scoped_organizations JSON text → principal
  * fields.  Used by verification and by the "never grant more than you

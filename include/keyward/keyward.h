@@ -37,7 +37,9 @@ void kw_clock_set(int64_t fixed_us);
 /* ISO-8601 UTC with microseconds: "2026-11-25T22:56:12.123456Z". */
 #define KW_TIME_TEXT 32
 void kw_time_format(int64_t us, char out[KW_TIME_TEXT]);
-/* ISO 8601 date or date-time (no zone = UTC) → µs.  0 on success. */
+/* Parses ISO-8601 "YYYY-MM-DD[Thh:mm[:ss[.uuuuuu]][Z|±hh:mm|±hhmm]]" (a
+ * space may replace the T; no offset means UTC; a bare date is midnight
+ * UTC) into microseconds.  KW_ERR_INVALID when malformed or out of range. */
 int kw_time_parse(const char *text, int64_t *out);
 
 #include "keyward/key.h"

@@ -32,6 +32,7 @@ typedef enum kw_route_id {
     KW_ROUTE_PKEY_LIST,
     KW_ROUTE_PKEY_CREATE,
     KW_ROUTE_PKEY_CURRENT,
+    KW_ROUTE_PKEY_REPORT,    /* literal: before PKEY_GET's :id */
     KW_ROUTE_PKEY_GET,
     KW_ROUTE_PKEY_UPDATE,
     KW_ROUTE_PKEY_DELETE,
@@ -71,6 +72,8 @@ typedef enum kw_route_id {
     KW_ROUTE_ENDPOINT_DELETE,
     KW_ROUTE_ENDPOINT_RUN_GET,
     KW_ROUTE_ENDPOINT_RUN_POST,
+    /* key lifecycle (SPEC §6) */
+    KW_ROUTE_KEY_REPORT,
     KW_ROUTE_COUNT
 } kw_route_id;
 

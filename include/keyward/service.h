@@ -28,8 +28,10 @@ int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out,
                    char value[KW_KEY_LEN + 1], kw_problem *problem);
 int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
                    kw_problem *problem);
-int kw_pkey_roll(const kw_call *c, const char *id, kw_pkey *out, char value[KW_KEY_LEN + 1],
-                 kw_problem *problem);
+/* `body` (may be NULL): {"expires_at": …} to change the expiry with the
+ * value; absent, the key keeps its expiry. */
+int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
+                 char value[KW_KEY_LEN + 1], kw_problem *problem);
 int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *problem);
 /* Loads the actor's own key (`id` may be "@current"); 404 otherwise. */
 int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *problem);
@@ -40,8 +42,8 @@ int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *bod
                   char value[KW_KEY_LEN + 1], kw_problem *problem);
 int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
                   kw_psk *out, kw_problem *problem);
-int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, kw_psk *out,
-                char value[KW_KEY_LEN + 1], kw_problem *problem);
+int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
+                kw_psk *out, char value[KW_KEY_LEN + 1], kw_problem *problem);
 int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *problem);
 int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *out,
                 kw_problem *problem);

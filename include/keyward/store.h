@@ -74,6 +74,12 @@ typedef struct kw_pkey {
     char scopes[KW_JSON_LIST_MAX];
     char scoped_teams[KW_JSON_LIST_MAX];
     char scoped_orgs[KW_JSON_LIST_MAX];
+    /* Lifecycle (SPEC §6): 0 = never expires / no limit.  scopes_used is
+     * the JSON list of scopes requests have exercised ("" = none yet),
+     * merged in by the usage flush, never written per request. */
+    kw_time expires_at;
+    int32_t rate_limit_per_minute;
+    char scopes_used[KW_JSON_LIST_MAX];
 } kw_pkey;
 
 /* A project secret key (phs_): belongs to the project, not to a person, so
@@ -89,6 +95,9 @@ typedef struct kw_psk {
     kw_time last_used_at;
     kw_time last_rolled_at;
     char scopes[KW_JSON_LIST_MAX];  /* JSON array text, never NULL */
+    kw_time expires_at;             /* as kw_pkey */
+    int32_t rate_limit_per_minute;
+    char scopes_used[KW_JSON_LIST_MAX];
 } kw_psk;
 
 typedef struct kw_flag {
@@ -178,7 +187,8 @@ int kw_store_project_set_token(kw_store *store, int64_t id, const char *api_toke
 int kw_store_pkey_insert(kw_store *store, const kw_pkey *key, int max_per_user);
 int kw_store_pkey_get(kw_store *store, int64_t user_id, const char *id, kw_pkey *out);
 int kw_store_pkey_list(kw_store *store, int64_t user_id, kw_pkey_cb cb, void *ctx); /* newest first */
-int kw_store_pkey_update(kw_store *store, const kw_pkey *key);  /* label, scopes, scoped_* */
+/* label, scopes, scoped_*, expires_at, rate_limit_per_minute */
+int kw_store_pkey_update(kw_store *store, const kw_pkey *key);
 int kw_store_pkey_roll(kw_store *store, int64_t user_id, const char *id,
                        const char *secure_value, const char *mask_value, kw_time now);
 int kw_store_pkey_delete(kw_store *store, int64_t user_id, const char *id);
@@ -201,7 +211,8 @@ int kw_store_psk_get(kw_store *store, int64_t project_id, const char *id, kw_psk
 int kw_store_psk_list(kw_store *store, int64_t project_id, int64_t limit, int64_t offset,
                       kw_psk_cb cb, void *ctx);  /* newest first */
 int kw_store_psk_count(kw_store *store, int64_t project_id, int64_t *count);
-int kw_store_psk_update(kw_store *store, const kw_psk *key);  /* label, scopes */
+/* label, scopes, expires_at, rate_limit_per_minute */
+int kw_store_psk_update(kw_store *store, const kw_psk *key);
 int kw_store_psk_roll(kw_store *store, int64_t project_id, const char *id,
                       const char *secure_value, const char *mask_value, kw_time now);
 int kw_store_psk_delete(kw_store *store, int64_t project_id, const char *id);
@@ -316,5 +327,26 @@ int kw_store_endpoint_count(kw_store *store, int64_t project_id, int64_t *count)
 /* name, description, query, variables, updated_at of row `id`. */
 int kw_store_endpoint_update(kw_store *store, const kw_endpoint *endpoint);
 int kw_store_endpoint_delete(kw_store *store, int64_t project_id, int64_t id);
+/* ---- key lifecycle (SPEC §6) ---------------------------------------------
+ * Scope usage: ORs the JSON list `scopes_json` into the key's scopes_used
+ * (set union, sorted).  Idempotent, so a flush that is retried or runs on
+ * several instances converges; a key deleted meanwhile is not an error. */
+int kw_store_key_scopes_used(kw_store *store, kw_key_kind kind, const char *id,
+                             const char *scopes_json);
+/* Every user / every project, by id (the shell's `keys report` without
+ * --email). */
+int kw_store_user_list(kw_store *store, kw_user_cb cb, void *ctx);
+int kw_store_project_list(kw_store *store, kw_project_cb cb, void *ctx);
+
+/* Legacy import (lib/import.c): rows with their original ids and times.
+ * Each returns KW_OK when inserted and KW_ERR_EXISTS when a row with that
+ * id (or another unique value) is already there, changing nothing — so an
+ * import can be re-run.  import_done runs after the last row of one import
+ * transaction (PostgreSQL moves its id sequences past imported ids). */
+int kw_store_import_user(kw_store *store, const kw_user *user);
+int kw_store_import_org(kw_store *store, const kw_org *org);
+int kw_store_import_project(kw_store *store, const kw_project *project);
+int kw_store_import_pkey(kw_store *store, const kw_pkey *key);
+int kw_store_import_done(kw_store *store);
 
 #endif

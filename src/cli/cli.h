@@ -10,5 +10,8 @@ int kw_cli_scan(int argc, char **argv);
 int kw_cli_redact(int argc, char **argv);
 int kw_cli_hook(int argc, char **argv);
 int kw_cli_user(int argc, char **argv);
+/* key lifecycle (SPEC §6) */
+int kw_cli_key_report(int argc, char **argv);  /* `keys report`; argv[1] is "report" */
+int kw_cli_import(int argc, char **argv);
 
 #endif

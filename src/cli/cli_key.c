@@ -16,7 +16,8 @@ static void usage(FILE *out)
             "usage: keyward key create --email EMAIL --label LABEL --scopes S1,S2 [--teams ID,…] [--db …]\n"
             "       keyward key list   --email EMAIL [--db …]\n"
             "       keyward key roll   --email EMAIL KEY_ID [--db …]\n"
-            "       keyward key revoke --email EMAIL KEY_ID [--db …]\n\n"
+            "       keyward key revoke --email EMAIL KEY_ID [--db …]\n"
+            "       keyward key report [--email EMAIL] [--format text|json] [--rotation-days N] [--db …]\n\n"
             "Scopes are object:read|write (e.g. feature_flag:read) or *.  A new or rolled\n"
             "key's value is printed once.\n");
 }
@@ -51,6 +52,7 @@ int kw_cli_key(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *action = argv[1];
+    if (strcmp(action, "report") == 0) return kw_cli_key_report(argc, argv);
     const char *email = NULL, *label = NULL, *scopes = NULL, *teams = NULL, *db = NULL;
     static const struct option opts[] = {{"email", required_argument, 0, 'e'},
                                          {"label", required_argument, 0, 'l'},
@@ -102,7 +104,7 @@ int kw_cli_key(int argc, char **argv)
         refused = kw_pkey_create(&call, body, &key, value, &p);
         json_decref(body);
     } else if (strcmp(action, "roll") == 0) {
-        refused = kw_pkey_roll(&call, argv[optind], &key, value, &p);
+        refused = kw_pkey_roll(&call, argv[optind], NULL, &key, value, &p);
     } else {
         refused = kw_pkey_delete(&call, argv[optind], &p);
         if (!refused) printf("Revoked key %s.\n", argv[optind]);

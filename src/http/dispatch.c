@@ -4,15 +4,17 @@
  * 405), parse the JSON body (400), find the credential (Authorization
  * header, then personal_api_key in the query string or body, as PostHog),
  * refuse a key kind the route does not accept before any lookup, verify the
- * key, apply the route's policy row (scope, project, membership), and only
- * then run the handler.
+ * key (an expired one is 401 key_expired), take one request from the key's
+ * rate limit (429 + Retry-After), apply the route's policy row (scope,
+ * project, membership), note the scope the request exercised (memory only,
+ * for the key report), and only then run the handler.
  *
- * Routes that take only the project token (phc_: /flags, /decide) read it
- * from the JSON body (token, api_key or $token, as PostHog's SDKs send it)
- * and ignore Authorization altogether: a phx_ or phs_ header neither
- * replaces a missing body token nor is refused for being there.  Those
- * routes answer browsers too, so they carry Access-Control-Allow-Origin.
- * OPTIONS on any known path is 204 with Allow (DRF answers every view). */
+ * Routes that take only the project token (phc_: capture, /flags, /decide)
+ * read it from the body (as PostHog's SDKs send it) and ignore
+ * Authorization altogether: a phx_ or phs_ header neither replaces a
+ * missing body token nor is refused for being there.  Those routes answer
+ * browsers too, so they carry Access-Control-Allow-Origin.  OPTIONS on any
+ * known path is 204 with Allow (DRF answers every view). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,9 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_ENDPOINT_DELETE] = kw_h_endpoint_delete,
     [KW_ROUTE_ENDPOINT_RUN_GET] = kw_h_endpoint_run,
     [KW_ROUTE_ENDPOINT_RUN_POST] = kw_h_endpoint_run,
+    /* key lifecycle (SPEC §6) */
+    [KW_ROUTE_PKEY_REPORT] = kw_h_pkey_report,
+    [KW_ROUTE_KEY_REPORT] = kw_h_key_report,
 };
 
 /* The presented credential, or NULL. */
@@ -167,6 +172,23 @@ static void options(kw_http_req *req, kw_http_resp *resp)
     }
 }
 
+/* The key's rate limit, on every route it reaches: DRF's 429 text and
+ * Retry-After (whole seconds until a token is back). */
+static int throttle(kw_http_req *req, kw_http_resp *resp)
+{
+    int wait = kw_verifier_rate_take(req->app->verifier, &req->principal);
+    if (!wait) return 0;
+    kw_problem p;
+    kw_problem_set(&p, KW_P_THROTTLED, NULL, NULL,
+                   "Request was throttled. Expected available in %d second%s.", wait,
+                   wait == 1 ? "" : "s");
+    kw_resp_problem(resp, &p);
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%d", wait);
+    kw_resp_header(resp, "Retry-After", seconds);
+    return 1;
+}
+
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
 {
     kw_principal *pr = &req->principal;
@@ -192,6 +214,10 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         result = kw_verify_personal(req->app->verifier, token, len, pr);
     else if (secret && len <= KW_KEY_MAX_LEN)
         result = kw_verify_secret(req->app->verifier, token, len, pr);
+    if (result == KW_VERIFY_EXPIRED) {
+        kw_resp_error(resp, KW_P_KEY_EXPIRED, NULL, "API key has expired.");
+        return 1;
+    }
     if (result == KW_VERIFY_UNAVAILABLE) {
         kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
         return 1;
@@ -205,7 +231,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         return 1;
     }
     pr->source = source;
-    return 0;
+    return throttle(req, resp);
 }
 
 void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
@@ -239,6 +265,7 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return;
     }
+    kw_verifier_note_scope(req->app->verifier, &req->principal, req->match.route->scope);
     req->call.store = req->app->store;
     req->call.actor = &req->principal;
     req->call.ip = req->ip;

@@ -70,7 +70,7 @@ void kw_h_pkey_roll(kw_http_req *req, kw_http_resp *resp)
 {
     char value[KW_KEY_LEN + 1];
     kw_problem p;
-    if (kw_pkey_roll(&req->call, req->match.id, &key_buf, value, &p))
+    if (kw_pkey_roll(&req->call, req->match.id, req->json, &key_buf, value, &p))
         kw_resp_problem(resp, &p);
     else
         kw_resp_json(resp, 200, kw_json_pkey(&key_buf, value));

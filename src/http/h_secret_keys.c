@@ -80,6 +80,6 @@ void kw_h_psk_roll(kw_http_req *req, kw_http_resp *resp)
 {
     char value[KW_KEY_LEN + 1];
     kw_problem p;
-    int failed = kw_psk_roll(&req->call, &req->project, req->match.id, &key_buf, value, &p);
+    int failed = kw_psk_roll(&req->call, &req->project, req->match.id, req->json, &key_buf, value, &p);
     respond(req, resp, failed, 200, value, &p);
 }

@@ -147,6 +147,9 @@ void kw_h_endpoint_get(kw_http_req *, kw_http_resp *);
 void kw_h_endpoint_update(kw_http_req *, kw_http_resp *);
 void kw_h_endpoint_delete(kw_http_req *, kw_http_resp *);
 void kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
+/* key lifecycle (SPEC §6): h_report.c */
+void kw_h_pkey_report(kw_http_req *, kw_http_resp *);
+void kw_h_key_report(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;

@@ -58,6 +58,10 @@ json_t *kw_json_pkey(const kw_pkey *k, const char *value)
     json_object_set_new(o, "scoped_teams", list_or_empty(k->scoped_teams));
     json_object_set_new(o, "scoped_organizations", list_or_empty(k->scoped_orgs));
     json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
+    /* keyward's lifecycle fields (SPEC §6), after PostHog's. */
+    json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
+    json_object_set_new(o, "rate_limit_per_minute",
+                        k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
     return o;
 }
 
@@ -93,6 +97,9 @@ json_t *kw_json_psk(kw_store *store, const kw_psk *k, const char *value)
     json_object_set_new(o, "last_used_at", kw_json_time(k->last_used_at));
     json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
     json_object_set_new(o, "scopes", list_or_empty(k->scopes));
+    json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
+    json_object_set_new(o, "rate_limit_per_minute",
+                        k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
     return o;
 }
 

@@ -1298,6 +1298,151 @@ static void test_endpoints(void **state)
     kw_clock_set(0);
 }
 
+/* ---- key lifecycle (SPEC §6) --------------------------------------------- */
+
+static int seen_user(void *ctx, const kw_user *u)
+{
+    struct seen *s = ctx;
+    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", u->email);
+    s->nums[s->n++] = u->id;
+    return 0;
+}
+
+/* expires_at / rate_limit_per_minute round-trip; scopes_used OR-merges
+ * idempotently; changing expiry bumps the auth generation, the usage merge
+ * does not. */
+static void test_key_lifecycle_columns(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "life@example.com");
+    int64_t pid = make_project(s, uid, "phc_life");
+    kw_pkey k, got;
+    make_pkey(&k, "life-a", uid, "sha256$life", 1000);
+    k.expires_at = 5000;
+    k.rate_limit_per_minute = 3;
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    assert_int_equal(kw_store_pkey_by_hash(s, "sha256$life", &got), KW_OK);
+    assert_int_equal(got.expires_at, 5000);
+    assert_int_equal(got.rate_limit_per_minute, 3);
+    assert_string_equal(got.scopes_used, "");
+
+    int64_t g0, g1, g2;
+    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
+    got.expires_at = 0;
+    got.rate_limit_per_minute = 0;
+    assert_int_equal(kw_store_pkey_update(s, &got), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
+    assert_true(g1 > g0);
+    assert_int_equal(kw_store_pkey_get(s, uid, "life-a", &got), KW_OK);
+    assert_int_equal(got.expires_at, 0);
+    assert_int_equal(got.rate_limit_per_minute, 0);
+
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, "life-a", "[\"project:read\"]"), KW_OK);
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, "life-a",
+                                              "[\"feature_flag:write\",\"project:read\"]"), KW_OK);
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, "life-a", "[\"project:read\"]"), KW_OK);
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, "gone", "[\"project:read\"]"), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g2), KW_OK);
+    assert_int_equal(g2, g1);
+    assert_int_equal(kw_store_pkey_get(s, uid, "life-a", &got), KW_OK);
+    assert_true(strstr(got.scopes_used, "\"feature_flag:write\"") != NULL);
+    assert_true(strstr(got.scopes_used, "\"project:read\"") != NULL);
+    assert_ptr_equal(strstr(strstr(got.scopes_used, "project:read") + 1, "project:read"), NULL);
+
+    kw_psk pk, pgot;
+    memset(&pk, 0, sizeof pk);
+    snprintf(pk.id, sizeof pk.id, "life-s");
+    pk.project_id = pid;
+    snprintf(pk.label, sizeof pk.label, "s");
+    snprintf(pk.secure_value, sizeof pk.secure_value, "sha256$lifes");
+    snprintf(pk.mask_value, sizeof pk.mask_value, "phs_...s");
+    snprintf(pk.scopes, sizeof pk.scopes, "[\"feature_flag:read\"]");
+    pk.created_at = 1;
+    pk.expires_at = 777;
+    pk.rate_limit_per_minute = 1000000;
+    assert_int_equal(kw_store_psk_insert(s, &pk, KW_MAX_SECRET_KEYS), KW_OK);
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_SECRET, "life-s", "[\"feature_flag:read\"]"),
+                     KW_OK);
+    assert_int_equal(kw_store_psk_get(s, pid, "life-s", &pgot), KW_OK);
+    assert_int_equal(pgot.expires_at, 777);
+    assert_int_equal(pgot.rate_limit_per_minute, 1000000);
+    assert_true(strstr(pgot.scopes_used, "\"feature_flag:read\"") != NULL);
+    pgot.expires_at = 888;
+    assert_int_equal(kw_store_psk_update(s, &pgot), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
+    assert_true(g0 > g2);
+    assert_int_equal(kw_store_psk_by_hash(s, "sha256$lifes", &pgot), KW_OK);
+    assert_int_equal(pgot.expires_at, 888);
+}
+
+/* Import keeps ids and times, skips existing rows, and later inserts get
+ * fresh ids past the imported ones. */
+static void test_import_rows(void **state)
+{
+    kw_store *s = STORE(state);
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    kw_user u;
+    memset(&u, 0, sizeof u);
+    u.id = 42;
+    snprintf(u.uuid, sizeof u.uuid, "00000000-0000-4000-8000-000000000042");
+    snprintf(u.email, sizeof u.email, "imp@example.com");
+    u.is_active = 1;
+    u.created_at = 123;
+    assert_int_equal(kw_store_import_user(s, &u), KW_OK);
+    assert_int_equal(kw_store_import_user(s, &u), KW_ERR_EXISTS);
+    kw_org o;
+    memset(&o, 0, sizeof o);
+    snprintf(o.id, sizeof o.id, "11111111-1111-4111-8111-111111111111");
+    snprintf(o.name, sizeof o.name, "Imported");
+    o.created_at = 5;
+    assert_int_equal(kw_store_import_org(s, &o), KW_OK);
+    assert_int_equal(kw_store_import_org(s, &o), KW_ERR_EXISTS);
+    kw_project p;
+    memset(&p, 0, sizeof p);
+    p.id = 77;
+    snprintf(p.uuid, sizeof p.uuid, "22222222-2222-4222-8222-222222222222");
+    snprintf(p.org_id, sizeof p.org_id, "%s", o.id);
+    snprintf(p.name, sizeof p.name, "Legacy");
+    snprintf(p.api_token, sizeof p.api_token, "phc_legacy");
+    p.created_at = 6;
+    assert_int_equal(kw_store_import_project(s, &p), KW_OK);
+    assert_int_equal(kw_store_import_project(s, &p), KW_ERR_EXISTS);
+    kw_pkey k;
+    make_pkey(&k, "imp-key", 42, "pbkdf2_sha256$260000$posthog_personal_api_key$abc=", 9);
+    k.last_used_at = 10;
+    k.scopes[0] = '\0';  /* legacy NULL scopes */
+    assert_int_equal(kw_store_import_pkey(s, &k), KW_OK);
+    assert_int_equal(kw_store_import_pkey(s, &k), KW_ERR_EXISTS);
+    assert_int_equal(kw_store_import_done(s), KW_OK);
+    assert_int_equal(kw_store_commit(s), KW_OK);
+
+    kw_pkey got;
+    assert_int_equal(kw_store_pkey_get(s, 42, "imp-key", &got), KW_OK);
+    assert_int_equal(got.created_at, 9);
+    assert_int_equal(got.last_used_at, 10);
+    assert_string_equal(got.scopes, "");
+    int64_t legacy = 0;
+    assert_int_equal(kw_store_pkey_legacy_count(s, &legacy), KW_OK);
+    assert_int_equal(legacy, 1);
+    kw_project pg;
+    assert_int_equal(kw_store_project_get(s, 77, &pg), KW_OK);
+    assert_string_equal(pg.api_token, "phc_legacy");
+    assert_int_equal(pg.created_at, 6);
+
+    int64_t fresh_user = make_user(s, "after@example.com");
+    assert_true(fresh_user > 42);
+    int64_t fresh_project = make_project(s, fresh_user, "phc_after");
+    assert_true(fresh_project > 77);
+
+    struct seen users = {0}, projects = {0};
+    assert_int_equal(kw_store_user_list(s, seen_user, &users), KW_OK);
+    assert_int_equal(users.n, 2);
+    assert_int_equal(users.nums[0], 42);
+    assert_int_equal(kw_store_project_list(s, seen_project, &projects), KW_OK);
+    assert_int_equal(projects.n, 2);
+    assert_int_equal(projects.nums[0], 77);
+}
+
 /* ---- runner -------------------------------------------------------------- */
 
 #define CASES(setup)                                                           \
@@ -1321,6 +1466,8 @@ static void test_endpoints(void **state)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_events_atomic, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
     }
 
 int main(void)

@@ -1,0 +1,355 @@
+/* test_lifecycle.c — key lifecycle (SPEC §6) with a pinned clock: expiry at
+ * its exact edge, through the store and through the verification cache;
+ * the per-key rate limit as the verifier applies it; scope usage noted in
+ * memory and merged into the store only by a flush; the report's flags at
+ * 89/90/91 days and its least-scope suggestion; ISO-8601 parsing; and the
+ * validation of expires_at / rate_limit_per_minute by the key service. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keyward/auth.h"
+#include "keyward/keyward.h"
+#include "keyward/report.h"
+#include "keyward/service.h"
+#include "keyward/store.h"
+#include "keyward/usage.h"
+
+#define T0 ((int64_t)1767225600 * 1000000) /* 2026-01-01T00:00:00Z */
+#define DAY KW_REPORT_DAY_US
+
+struct fx {
+    char path[64];
+    kw_store *store;
+    int64_t user_id;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/kw-life-%d-XXXXXX", (int)getpid());
+    int fd = mkstemp(f->path);
+    if (fd < 0) return -1;
+    close(fd);
+    kw_clock_set(T0);
+    if (kw_store_open(f->path, &f->store)) return -1;
+    kw_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.email, sizeof u.email, "life@example.com");
+    u.is_active = 1;
+    if (kw_store_user_create(f->store, &u)) return -1;
+    f->user_id = u.id;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    kw_store_close(f->store);
+    char side[80];
+    unlink(f->path);
+    snprintf(side, sizeof side, "%s-wal", f->path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", f->path);
+    unlink(side);
+    free(f);
+    kw_clock_set(0);
+    return 0;
+}
+
+/* A stored personal key; its plaintext in value. */
+static void add_key(struct fx *f, const char *id, int64_t expires_at, int rate,
+                    char value[KW_KEY_LEN + 1])
+{
+    kw_pkey k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.id, sizeof k.id, "%s", id);
+    k.user_id = f->user_id;
+    snprintf(k.label, sizeof k.label, "%s", id);
+    assert_int_equal(kw_key_generate(KW_KEY_PERSONAL, value), KW_OK);
+    assert_int_equal(kw_key_hash(value, KW_KEY_LEN, k.secure_value), KW_OK);
+    kw_key_mask(value, KW_KEY_LEN, k.mask_value);
+    k.created_at = kw_now();
+    snprintf(k.scopes, sizeof k.scopes, "[\"*\"]");
+    k.expires_at = expires_at;
+    k.rate_limit_per_minute = rate;
+    assert_int_equal(kw_store_pkey_insert(f->store, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+}
+
+static void test_expiry_edge(void **state)
+{
+    struct fx *f = *state;
+    char value[KW_KEY_LEN + 1];
+    const int64_t at = T0 + 10 * 1000000;
+    add_key(f, "exp", at, 0, value);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal p;
+    /* One microsecond before: fine, and now cached. */
+    kw_clock_set(at - 1);
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    assert_int_equal(p.expires_at, at);
+    /* At exactly expires_at: expired, from the cache entry. */
+    kw_clock_set(at);
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
+    /* And from the store, with nothing cached. */
+    kw_verifier_invalidate(v);
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
+    kw_clock_set(at + DAY);
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
+    /* An unknown key is still just invalid. */
+    char other[KW_KEY_LEN + 1];
+    kw_key_generate(KW_KEY_PERSONAL, other);
+    assert_int_equal(kw_verify_personal(v, other, KW_KEY_LEN, &p), KW_VERIFY_INVALID);
+    kw_verifier_free(v);
+}
+
+static void test_rate_limit(void **state)
+{
+    struct fx *f = *state;
+    char value[KW_KEY_LEN + 1];
+    add_key(f, "rl", 0, 3, value);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal p;
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    assert_int_equal(p.rate_limit_per_minute, 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(kw_verifier_rate_take(v, &p), 0);
+    /* 3/min refills one token every 20 s. */
+    assert_int_equal(kw_verifier_rate_take(v, &p), 20);
+    kw_clock_set(T0 + 19 * 1000000);
+    assert_int_equal(kw_verifier_rate_take(v, &p), 1);
+    kw_clock_set(T0 + 20 * 1000000);
+    assert_int_equal(kw_verifier_rate_take(v, &p), 0);
+    /* no limit, no bucket */
+    p.rate_limit_per_minute = 0;
+    for (int i = 0; i < 100; i++) assert_int_equal(kw_verifier_rate_take(v, &p), 0);
+    kw_verifier_free(v);
+}
+
+static void test_usage_flush(void **state)
+{
+    struct fx *f = *state;
+    char value[KW_KEY_LEN + 1];
+    add_key(f, "use", 0, 0, value);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal p;
+    assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    for (int i = 0; i < 1000; i++) kw_verifier_note_scope(v, &p, "feature_flag:read");
+    kw_verifier_note_scope(v, &p, "project:write");
+    kw_verifier_note_scope(v, &p, NULL);
+    kw_pkey row;
+    /* Nothing is written per request: the store sees it only after a flush
+     * (the clock is pinned, so the periodic flush never comes due). */
+    assert_int_equal(kw_store_pkey_get(f->store, f->user_id, "use", &row), KW_OK);
+    assert_string_equal(row.scopes_used, "");
+    assert_int_equal(kw_verifier_flush_usage(v), KW_OK);
+    assert_int_equal(kw_store_pkey_get(f->store, f->user_id, "use", &row), KW_OK);
+    assert_string_equal(row.scopes_used, "[\"feature_flag:read\",\"project:write\"]");
+    /* Seen bits are not written again; a new one is merged in. */
+    kw_verifier_note_scope(v, &p, "feature_flag:read");
+    kw_verifier_note_scope(v, &p, "activity_log:read");
+    kw_verifier_free(v);  /* the last flush */
+    assert_int_equal(kw_store_pkey_get(f->store, f->user_id, "use", &row), KW_OK);
+    assert_string_equal(row.scopes_used,
+                        "[\"activity_log:read\",\"feature_flag:read\",\"project:write\"]");
+}
+
+static void test_usage_table_bounded(void **state)
+{
+    (void)state;
+    kw_usage *u;
+    assert_int_equal(kw_usage_new(64, &u), KW_OK);  /* 64 shards × 8 slots minimum */
+    char id[40];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "key-%d", i);
+        kw_usage_note(u, KW_KEY_PERSONAL, id, 1, KW_SCOPE_READ);
+    }
+    assert_true(kw_usage_dropped(u) > 0);  /* full of unflushed keys: dropped, not grown */
+    kw_usage_free(u);
+}
+
+static void test_report_flags(void **state)
+{
+    (void)state;
+    kw_report_opts o;
+    kw_report_opts_init(&o);
+    o.now = T0 + 200 * DAY;
+    kw_report_flags f;
+    kw_report_flags_of(o.now - 89 * DAY, 0, o.now, 0, &o, &f);
+    assert_false(f.not_rotated);
+    kw_report_flags_of(o.now - 90 * DAY, 0, o.now, 0, &o, &f);
+    assert_false(f.not_rotated);
+    kw_report_flags_of(o.now - 91 * DAY, 0, o.now, 0, &o, &f);
+    assert_true(f.not_rotated);
+    /* rolling resets the clock */
+    kw_report_flags_of(o.now - 150 * DAY, o.now - 89 * DAY, o.now, 0, &o, &f);
+    assert_false(f.not_rotated);
+    o.rotation_days = 30;
+    kw_report_flags_of(o.now - 31 * DAY, 0, o.now, 0, &o, &f);
+    assert_true(f.not_rotated);
+    o.rotation_days = 90;
+    /* unused: never, or not within 30 days */
+    kw_report_flags_of(o.now, 0, 0, 0, &o, &f);
+    assert_true(f.unused);
+    kw_report_flags_of(o.now - 40 * DAY, 0, o.now - 30 * DAY, 0, &o, &f);
+    assert_false(f.unused);
+    kw_report_flags_of(o.now - 40 * DAY, 0, o.now - 31 * DAY, 0, &o, &f);
+    assert_true(f.unused);
+    /* expiring soon: less than 14 days left; expired at the edge */
+    kw_report_flags_of(o.now, 0, o.now, o.now + 13 * DAY, &o, &f);
+    assert_true(f.expiring_soon);
+    assert_false(f.expired);
+    kw_report_flags_of(o.now, 0, o.now, o.now + 14 * DAY, &o, &f);
+    assert_false(f.expiring_soon);
+    kw_report_flags_of(o.now, 0, o.now, o.now, &o, &f);
+    assert_false(f.expiring_soon);
+    assert_true(f.expired);
+}
+
+static void expect_suggestion(const char *granted, const char *used, const char *want_list,
+                              const char *want_action)
+{
+    const char *action;
+    json_t *list = kw_report_suggest(granted, used, &action);
+    char *text = json_dumps(list, JSON_COMPACT);
+    assert_string_equal(text, want_list);
+    assert_string_equal(action, want_action);
+    free(text);
+    json_decref(list);
+}
+
+static void test_least_scope(void **state)
+{
+    (void)state;
+    /* "*" becomes the explicit list of what was used */
+    expect_suggestion("[\"*\"]", "[\"project:read\",\"feature_flag:write\",\"feature_flag:read\"]",
+                      "[\"feature_flag:write\",\"project:read\"]", "narrow");
+    /* exactly what is used: keep */
+    expect_suggestion("[\"feature_flag:read\"]", "[\"feature_flag:read\"]", "[\"feature_flag:read\"]",
+                      "keep");
+    /* write granted, only read used: narrow to read */
+    expect_suggestion("[\"feature_flag:write\"]", "[\"feature_flag:read\"]",
+                      "[\"feature_flag:read\"]", "narrow");
+    /* nothing used: revoke */
+    expect_suggestion("[\"*\"]", "", "[]", "revoke");
+    expect_suggestion("[\"project:read\"]", "[]", "[]", "revoke");
+    /* used before being narrowed: never suggest more than granted */
+    expect_suggestion("[\"project:read\"]", "[\"project:write\",\"insight:read\"]",
+                      "[\"project:read\"]", "keep");
+    /* legacy NULL scopes grant nothing */
+    expect_suggestion("", "[\"project:read\"]", "[]", "revoke");
+}
+
+static void test_time_parse(void **state)
+{
+    (void)state;
+    int64_t t;
+    assert_int_equal(kw_time_parse("2026-01-01T00:00:00Z", &t), KW_OK);
+    assert_int_equal(t, T0);
+    assert_int_equal(kw_time_parse("2026-01-01T01:30:00.5+01:30", &t), KW_OK);
+    assert_int_equal(t, T0 + 500000);
+    assert_int_equal(kw_time_parse("2026-01-01 00:00", &t), KW_OK);
+    assert_int_equal(t, T0);
+    assert_int_equal(kw_time_parse("2025-12-31T23:00:00-0100", &t), KW_OK);
+    assert_int_equal(t, T0);
+    char text[KW_TIME_TEXT];
+    kw_time_format(T0 + 123456, text);
+    assert_int_equal(kw_time_parse(text, &t), KW_OK);
+    assert_int_equal(t, T0 + 123456);
+    assert_int_equal(kw_time_parse("2026-01-01", &t), KW_OK);  /* a bare date: midnight UTC */
+    assert_int_equal(t, T0);
+    const char *bad[] = {"", "2026-01-01T", "2026-13-01T00:00Z", "2026-02-30T00:00Z", "tomorrow",
+                         "2026-01-01T00:00:00Zjunk", "2026-01-01T24:00Z", "2026-01-01T00:00:00."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(kw_time_parse(bad[i], &t), KW_ERR_INVALID);
+}
+
+/* Through the service: texts and attrs, past expiry refused at create and
+ * on roll but allowed by update, roll keeps or resets. */
+static void test_service_fields(void **state)
+{
+    struct fx *f = *state;
+    kw_principal me;
+    memset(&me, 0, sizeof me);
+    me.session = 1;
+    me.user_id = f->user_id;
+    me.scopes.wildcard = 1;
+    me.n_scoped_teams = me.n_scoped_orgs = -1;
+    kw_call c = {.store = f->store, .actor = &me};
+    static kw_pkey k;
+    char value[KW_KEY_LEN + 1];
+    kw_problem p;
+    json_t *b = json_pack("{s:s, s:[s], s:s}", "label", "x", "scopes", "*", "expires_at",
+                          "2025-12-31T23:59:59Z");
+    assert_int_equal(kw_pkey_create(&c, b, &k, value, &p), 1);
+    assert_int_equal(p.status, 400);
+    assert_string_equal(p.attr, "expires_at");
+    json_decref(b);
+    b = json_pack("{s:s, s:[s], s:i}", "label", "x", "scopes", "*", "expires_at", 5);
+    assert_int_equal(kw_pkey_create(&c, b, &k, value, &p), 1);
+    assert_string_equal(p.code, "invalid");
+    json_decref(b);
+    b = json_pack("{s:s, s:[s], s:i}", "label", "x", "scopes", "*", "rate_limit_per_minute", 0);
+    assert_int_equal(kw_pkey_create(&c, b, &k, value, &p), 1);
+    assert_string_equal(p.attr, "rate_limit_per_minute");
+    assert_string_equal(p.detail, "Ensure this value is greater than or equal to 1.");
+    json_decref(b);
+    b = json_pack("{s:s, s:[s], s:i}", "label", "x", "scopes", "*", "rate_limit_per_minute", 1000001);
+    assert_int_equal(kw_pkey_create(&c, b, &k, value, &p), 1);
+    assert_string_equal(p.detail, "Ensure this value is less than or equal to 1000000.");
+    json_decref(b);
+    b = json_pack("{s:s, s:[s], s:s, s:i}", "label", "x", "scopes", "*", "expires_at",
+                  "2026-02-01T00:00:00Z", "rate_limit_per_minute", 1000000);
+    assert_int_equal(kw_pkey_create(&c, b, &k, value, &p), 0);
+    json_decref(b);
+    assert_int_equal(k.expires_at, T0 + 31 * DAY);
+    assert_int_equal(k.rate_limit_per_minute, 1000000);
+    char id[KW_ID_LEN + 1];
+    strcpy(id, k.id);
+    /* roll without a body keeps the expiry */
+    assert_int_equal(kw_pkey_roll(&c, id, NULL, &k, value, &p), 0);
+    assert_int_equal(k.expires_at, T0 + 31 * DAY);
+    /* update may set a past time: the key stops now */
+    b = json_pack("{s:s}", "expires_at", "2025-06-01T00:00:00Z");
+    assert_int_equal(kw_pkey_update(&c, id, b, &k, &p), 0);
+    json_decref(b);
+    /* roll refuses a past time, accepts null (never) */
+    b = json_pack("{s:s}", "expires_at", "2025-06-01T00:00:00Z");
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, value, &p), 1);
+    assert_string_equal(p.attr, "expires_at");
+    json_decref(b);
+    b = json_pack("{s:n}", "expires_at");
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, value, &p), 0);
+    json_decref(b);
+    assert_int_equal(kw_store_pkey_get(f->store, f->user_id, id, &k), KW_OK);
+    assert_int_equal(k.expires_at, 0);
+    assert_int_equal(k.rate_limit_per_minute, 1000000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_expiry_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_flush, setup, teardown),
+        cmocka_unit_test(test_usage_table_bounded),
+        cmocka_unit_test(test_report_flags),
+        cmocka_unit_test(test_least_scope),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test_setup_teardown(test_service_fields, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
+}
