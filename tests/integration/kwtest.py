@@ -216,6 +216,15 @@ class _PgConn:
         if returning:
             sql += " RETURNING id"
         rows = []
+        if re.match(r"\s*SELECT\b", sql, re.I):
+            # Through row_to_json, so each value keeps its SQL type (text
+            # stays text even when it looks like a number, as with sqlite3).
+            wrapped = "SELECT row_to_json(kw_row) FROM (%s) kw_row" % sql
+            for line in _psql(self.url, wrapped).splitlines():
+                if line and line != "\\N":
+                    pairs = json.loads(line, object_pairs_hook=list)
+                    rows.append(tuple(int(v) if isinstance(v, bool) else v for _, v in pairs))
+            return _PgCursor(rows, None)
         for line in _psql(self.url, sql).splitlines():
             if line == "":
                 continue
