@@ -57,6 +57,21 @@ struct kw_store_ops {
     int (*activity_list)(kw_store *, const kw_activity_query *, kw_activity_cb, void *);
     int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
     int (*auth_generation)(kw_store *, int64_t *);
+    /* console (store_sqlite_console.c, store_pg_console.c) */
+    int (*user_password_get)(kw_store *, int64_t, char *);
+    int (*user_password_set)(kw_store *, int64_t, const char *);
+    int (*session_insert)(kw_store *, const kw_session *);
+    int (*session_get)(kw_store *, const char *, kw_session *);
+    int (*session_touch)(kw_store *, const char *, kw_time, kw_time);
+    int (*session_delete)(kw_store *, const char *);
+    int (*session_delete_user)(kw_store *, int64_t);
+    int (*invite_insert)(kw_store *, const kw_invite *);
+    int (*invite_by_hash)(kw_store *, const char *, kw_invite *);
+    int (*invite_accept)(kw_store *, const char *, kw_time);
+    int (*login_failure_add)(kw_store *, const char *, kw_time, kw_time);
+    int (*login_failure_nth)(kw_store *, const char *, kw_time, int, kw_time *);
+    int (*login_failure_clear)(kw_store *, const char *);
+    int (*meta_secret)(kw_store *, const char *, const char *, char *, size_t);
 };
 
 struct kw_store {
@@ -90,5 +105,24 @@ int kw_sq_psk_delete(kw_store *, int64_t, const char *);
 int kw_sq_psk_by_hash(kw_store *, const char *, kw_psk *);
 int kw_sq_psk_touch(kw_store *, const char *, kw_time, kw_time);
 
+
+/* store_sqlite_console.c: the console's operations of the SQLite backend.
+ * They are prepared per call on the thread's connection (kw_sq_db): sign-in
+ * and session lookups are far from the key-verification hot path. */
+struct sqlite3 *kw_sq_db(kw_store *b);
+int kw_sq_user_password_get(kw_store *, int64_t, char *);
+int kw_sq_user_password_set(kw_store *, int64_t, const char *);
+int kw_sq_session_insert(kw_store *, const kw_session *);
+int kw_sq_session_get(kw_store *, const char *, kw_session *);
+int kw_sq_session_touch(kw_store *, const char *, kw_time, kw_time);
+int kw_sq_session_delete(kw_store *, const char *);
+int kw_sq_session_delete_user(kw_store *, int64_t);
+int kw_sq_invite_insert(kw_store *, const kw_invite *);
+int kw_sq_invite_by_hash(kw_store *, const char *, kw_invite *);
+int kw_sq_invite_accept(kw_store *, const char *, kw_time);
+int kw_sq_login_failure_add(kw_store *, const char *, kw_time, kw_time);
+int kw_sq_login_failure_nth(kw_store *, const char *, kw_time, int, kw_time *);
+int kw_sq_login_failure_clear(kw_store *, const char *);
+int kw_sq_meta_secret(kw_store *, const char *, const char *, char *, size_t);
 
 #endif

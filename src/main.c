@@ -20,6 +20,7 @@ static const struct command COMMANDS[] = {
     {"scan", kw_cli_scan, "find leaked keys and secrets in files, stdin or git history"},
     {"redact", kw_cli_redact, "stdin to stdout, replacing keys and secrets with their mask"},
     {"hook", kw_cli_hook, "install or remove the git pre-commit hook"},
+    {"user", kw_cli_user, "set a user's console password (set-password EMAIL)"},
 };
 
 static void usage(FILE *out)

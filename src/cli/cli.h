@@ -9,5 +9,6 @@ int kw_cli_key(int argc, char **argv);
 int kw_cli_scan(int argc, char **argv);
 int kw_cli_redact(int argc, char **argv);
 int kw_cli_hook(int argc, char **argv);
+int kw_cli_user(int argc, char **argv);
 
 #endif

@@ -16,11 +16,17 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n\n"
+            "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
+            "                     [--secure-cookies]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
-            "  --threads  HTTP worker threads (default: one per CPU)\n");
+            "  --threads  HTTP worker threads (default: one per CPU)\n"
+            "  --secure-cookies  mark the console's session cookie Secure (set it when\n"
+            "             keyward is reached over HTTPS, e.g. behind a TLS proxy;\n"
+            "             also $KEYWARD_SECURE_COOKIES=1)\n\n"
+            "The web console is served at / (sign in with a password set by\n"
+            "'keyward user set-password EMAIL').\n");
 }
 
 int kw_cli_serve(int argc, char **argv)
@@ -28,9 +34,12 @@ int kw_cli_serve(int argc, char **argv)
     const char *listen = getenv("KEYWARD_LISTEN");
     const char *db = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *secure_env = getenv("KEYWARD_SECURE_COOKIES");
+    int secure_cookies = secure_env && strcmp(secure_env, "1") == 0;
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"secure-cookies", no_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -40,6 +49,7 @@ int kw_cli_serve(int argc, char **argv)
         case 'l': listen = optarg; break;
         case 'd': db = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
+        case 's': secure_cookies = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -61,9 +71,11 @@ int kw_cli_serve(int argc, char **argv)
 
     kw_store *store = kw_cli_open_store(db);
     if (!store) return 1;
-    kw_app app = {store, NULL, KW_MAX_BODY};
+    kw_app app = {store, NULL, KW_MAX_BODY, NULL, secure_cookies};
     int rc = kw_verifier_new(store, &app.verifier);
+    if (!rc) rc = kw_sessions_new(store, &app.sessions);
     if (rc) {
+        kw_verifier_free(app.verifier);
         fprintf(stderr, "keyward serve: %s\n", kw_strerror(rc));
         kw_store_close(store);
         return 1;
@@ -72,6 +84,7 @@ int kw_cli_serve(int argc, char **argv)
     char err[256];
     if (kw_server_start(&app, listen, (unsigned)threads, &server, err, sizeof err)) {
         fprintf(stderr, "keyward serve: %s\n", err);
+        kw_sessions_free(app.sessions);
         kw_verifier_free(app.verifier);
         kw_store_close(store);
         return 1;
@@ -86,6 +99,7 @@ int kw_cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "keyward serve: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     kw_server_stop(server);
+    kw_sessions_free(app.sessions);
     kw_verifier_free(app.verifier);
     kw_store_close(store);
     return 0;

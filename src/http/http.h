@@ -14,6 +14,7 @@
 #include "keyward/auth.h"
 #include "keyward/policy.h"
 #include "keyward/service.h"
+#include "keyward/session.h"
 #include "keyward/store.h"
 
 #define KW_MAX_BODY (1024 * 1024)
@@ -22,6 +23,8 @@ typedef struct kw_app {
     kw_store *store;
     kw_verifier *verifier;
     size_t max_body;
+    kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
+    int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
 } kw_app;
 
 typedef struct kw_http_req {
@@ -35,18 +38,23 @@ typedef struct kw_http_req {
     char ip[64];
     kw_route_match match;
     kw_principal principal;
+    const char *session_token;  /* the kw_session cookie, when it authenticated the request */
     kw_project project;     /* the route's :project, resolved by the policy */
     int level;              /* caller's membership level in project's org */
     kw_call call;
 } kw_http_req;
 
-#define KW_RESP_MAX_HEADERS 6
+#define KW_RESP_MAX_HEADERS 8
 
 typedef struct kw_http_resp {
     int status;
     json_t *body;           /* owned; NULL = empty body */
+    /* A static, non-JSON body (the console's embedded files) instead of
+     * `body`; the handler sets its Content-Type header. */
+    const unsigned char *raw;
+    size_t raw_len;
     const char *header_names[KW_RESP_MAX_HEADERS];
-    char header_values[KW_RESP_MAX_HEADERS][96];
+    char header_values[KW_RESP_MAX_HEADERS][256];  /* a Content-Security-Policy fits */
     int n_headers;
 } kw_http_resp;
 
@@ -103,6 +111,18 @@ void kw_h_psk_get(kw_http_req *, kw_http_resp *);
 void kw_h_psk_update(kw_http_req *, kw_http_resp *);
 void kw_h_psk_delete(kw_http_req *, kw_http_resp *);
 void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
+
+/* console: sign-in, invitations, the embedded pages (h_console.c,
+ * h_console_files.c) */
+void kw_h_login(kw_http_req *, kw_http_resp *);
+void kw_h_logout(kw_http_req *, kw_http_resp *);
+void kw_h_session(kw_http_req *, kw_http_resp *);
+void kw_h_invite_create(kw_http_req *, kw_http_resp *);
+void kw_h_invite_accept(kw_http_req *, kw_http_resp *);
+void kw_h_invite_get(kw_http_req *, kw_http_resp *);
+void kw_h_console(kw_http_req *, kw_http_resp *);
+void kw_h_console_asset(kw_http_req *, kw_http_resp *);
+#define KW_SESSION_COOKIE "kw_session"
 
 /* server.c */
 typedef struct kw_server kw_server;

@@ -53,7 +53,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
         }
         len = text ? strlen(text) : 0;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r =
+        resp->raw ? MHD_create_response_from_buffer(resp->raw_len, (void *)resp->raw,
+                                                    MHD_RESPMEM_PERSISTENT)
+                  : MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         return MHD_NO;
