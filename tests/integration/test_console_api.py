@@ -2,6 +2,7 @@
 sign-in and the session cookie, CSRF, the login limit, sessions acting
 through the same routes as keys, sign-out and revocation, invitations, and
 the embedded pages with their security headers."""
+import os
 import re
 import subprocess
 import unittest
@@ -235,6 +236,21 @@ class TestPages(KWTestCase):
                 self.assertIn("Referrer-Policy", hdrs)
         self.srv.get("/")
         self.assertNotIn("<script>", self.srv.last_text)  # no inline script
+
+
+class TestConsoleSource(unittest.TestCase):
+    def test_scope_picker_lists_every_scope_object(self):
+        """app.js mirrors lib/scope.c's objects for the scope picker."""
+        def objects(path, start):
+            with open(os.path.join(kwtest.ROOT, path)) as f:
+                text = f.read()
+            block = text[text.index(start):]
+            block = block[:block.index("]" if path.endswith(".js") else "};")]
+            return re.findall(r"[\"']([a-z_]+)[\"']", block)
+        c = objects("lib/scope.c", "OBJECTS[] = {")
+        js = objects("src/http/console/app.js", "const SCOPE_OBJECTS = [")
+        self.assertGreater(len(c), 30)
+        self.assertEqual(js, c)
 
 
 if __name__ == "__main__":
