@@ -128,6 +128,21 @@ static const kw_route ROUTES[] = {
      * the caller's personal keys that reach it. */
     {KW_ROUTE_KEY_REPORT, "GET", "/api/projects/:project/key_report", ADMIN, "project:read",
      KW_LEVEL_MEMBER, NULL},
+    /* The web console.  Signing in and accepting an invitation need no
+     * credential (the password or the invitation token is the credential,
+     * checked by lib/session.c and lib/invite.c); the session routes take
+     * only a session.  Invitations are an organization admin's act. */
+    {KW_ROUTE_LOGIN, "POST", "/api/login", KW_CRED_NONE, NULL, 0, NULL},
+    {KW_ROUTE_LOGOUT, "POST", "/api/logout", KW_CRED_SESSION, NULL, 0, NULL},
+    {KW_ROUTE_SESSION, "GET", "/api/session", KW_CRED_SESSION, NULL, 0, NULL},
+    {KW_ROUTE_INVITE_CREATE, "POST", "/api/organizations/:org/invites", ADMIN,
+     "organization_member:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_INVITE_ACCEPT, "POST", "/api/invites/accept", KW_CRED_NONE, NULL, 0, NULL},
+    {KW_ROUTE_INVITE_GET, "GET", "/api/invites/:id", KW_CRED_NONE, NULL, 0, NULL},
+    /* The console's pages and files, embedded in the binary. */
+    {KW_ROUTE_CONSOLE, "GET", "/", KW_CRED_NONE, NULL, 0, NULL},
+    {KW_ROUTE_CONSOLE_INVITE, "GET", "/invite/:id", KW_CRED_NONE, NULL, 0, NULL},
+    {KW_ROUTE_CONSOLE_ASSET, "GET", "/assets/:id", KW_CRED_NONE, NULL, 0, NULL},
 };
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");
 
@@ -174,7 +189,7 @@ static int path_matches(const char *pattern, const char *path, kw_route_match *m
     size_t plen, slen;
     const char *pseg, *sseg;
     int first = 1;
-    m->project[0] = m->id[0] = '\0';
+    m->project[0] = m->id[0] = m->org[0] = '\0';
     for (;;) {
         pseg = next_segment(&pp, &plen);
         sseg = next_segment(&sp, &slen);
@@ -186,6 +201,8 @@ static int path_matches(const char *pattern, const char *path, kw_route_match *m
         first = 0;
         if (plen == 8 && memcmp(pseg, ":project", 8) == 0) {
             if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
+        } else if (plen == 4 && memcmp(pseg, ":org", 4) == 0) {
+            if (!copy_param(m->org, sseg, slen)) return 0;
         } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
             if (!copy_param(m->id, sseg, slen)) return 0;
         } else if (plen == 4 && memcmp(pseg, ":num", 4) == 0) {
@@ -309,6 +326,30 @@ static int resolve_project(kw_store *store, const char *ref, const kw_principal 
     return kw_problem_from_store(problem, rc);
 }
 
+/* An organization route: the same membership, narrowing and level rules
+ * as a project route, in the organization itself.  Only people reach here
+ * (organization routes take no phs_/phc_). */
+static int check_org(kw_store *store, const kw_route_match *m, const kw_principal *pr, int *level,
+                     kw_problem *problem)
+{
+    int rc = pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT
+                 ? KW_ERR_NOTFOUND
+                 : kw_store_membership_level(store, pr->user_id, m->org, level);
+    /* Not a member: "Not found.", so other tenants' ids are not confirmed. */
+    if (kw_problem_from_store(problem, rc)) return 1;
+    if (!kw_principal_org_allowed(pr, m->org)) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                       "API key does not have access to the requested organization: ID %s.", m->org);
+        return 1;
+    }
+    if (*level < m->route->min_level) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                       "You don't have sufficient permissions in the organization.");
+        return 1;
+    }
+    return 0;
+}
+
 int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *pr,
                     kw_project *project, int *level, kw_problem *problem)
 {
@@ -332,6 +373,7 @@ int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal
             return 1;
         }
     }
+    if (m->org[0]) return check_org(store, m, pr, level, problem);
     if (!m->project[0]) return 0;
     if (resolve_project(store, m->project, pr, project, problem)) return 1;
     if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {

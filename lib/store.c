@@ -140,3 +140,23 @@ FORWARD(import_org, (kw_store *store, const kw_org *o), (store, o))
 FORWARD(import_project, (kw_store *store, const kw_project *p), (store, p))
 FORWARD(import_pkey, (kw_store *store, const kw_pkey *k), (store, k))
 FORWARD(import_done, (kw_store *store), (store))
+
+/* console */
+FORWARD(user_password_get, (kw_store *store, int64_t u, char out[KW_PASSWORD_HASH_MAX + 1]),
+        (store, u, out))
+FORWARD(user_password_set, (kw_store *store, int64_t u, const char *h), (store, u, h))
+FORWARD(session_insert, (kw_store *store, const kw_session *s), (store, s))
+FORWARD(session_get, (kw_store *store, const char *h, kw_session *s), (store, h, s))
+FORWARD(session_touch, (kw_store *store, const char *h, kw_time now, kw_time iv), (store, h, now, iv))
+FORWARD(session_delete, (kw_store *store, const char *h), (store, h))
+FORWARD(session_delete_user, (kw_store *store, int64_t u), (store, u))
+FORWARD(invite_insert, (kw_store *store, const kw_invite *i), (store, i))
+FORWARD(invite_by_hash, (kw_store *store, const char *h, kw_invite *i), (store, h, i))
+FORWARD(invite_accept, (kw_store *store, const char *id, kw_time now), (store, id, now))
+FORWARD(login_failure_add, (kw_store *store, const char *k, kw_time now, kw_time keep),
+        (store, k, now, keep))
+FORWARD(login_failure_nth, (kw_store *store, const char *k, kw_time since, int n, kw_time *at),
+        (store, k, since, n, at))
+FORWARD(login_failure_clear, (kw_store *store, const char *k), (store, k))
+FORWARD(meta_secret, (kw_store *store, const char *n, const char *c, char *out, size_t size),
+        (store, n, c, out, size))

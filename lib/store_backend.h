@@ -76,6 +76,21 @@ struct kw_store_ops {
     int (*import_project)(kw_store *, const kw_project *);
     int (*import_pkey)(kw_store *, const kw_pkey *);
     int (*import_done)(kw_store *);
+    /* console (store_sqlite_console.c, store_pg_console.c) */
+    int (*user_password_get)(kw_store *, int64_t, char *);
+    int (*user_password_set)(kw_store *, int64_t, const char *);
+    int (*session_insert)(kw_store *, const kw_session *);
+    int (*session_get)(kw_store *, const char *, kw_session *);
+    int (*session_touch)(kw_store *, const char *, kw_time, kw_time);
+    int (*session_delete)(kw_store *, const char *);
+    int (*session_delete_user)(kw_store *, int64_t);
+    int (*invite_insert)(kw_store *, const kw_invite *);
+    int (*invite_by_hash)(kw_store *, const char *, kw_invite *);
+    int (*invite_accept)(kw_store *, const char *, kw_time);
+    int (*login_failure_add)(kw_store *, const char *, kw_time, kw_time);
+    int (*login_failure_nth)(kw_store *, const char *, kw_time, int, kw_time *);
+    int (*login_failure_clear)(kw_store *, const char *);
+    int (*meta_secret)(kw_store *, const char *, const char *, char *, size_t);
 };
 
 struct kw_store {
@@ -139,5 +154,23 @@ int kw_sq_import_org(kw_store *, const kw_org *);
 int kw_sq_import_project(kw_store *, const kw_project *);
 int kw_sq_import_pkey(kw_store *, const kw_pkey *);
 int kw_sq_import_done(kw_store *);
+
+/* store_sqlite_console.c: the console's operations of the SQLite backend.
+ * They are prepared per call on the thread's connection (kw_sq_db): sign-in
+ * and session lookups are far from the key-verification hot path. */
+int kw_sq_user_password_get(kw_store *, int64_t, char *);
+int kw_sq_user_password_set(kw_store *, int64_t, const char *);
+int kw_sq_session_insert(kw_store *, const kw_session *);
+int kw_sq_session_get(kw_store *, const char *, kw_session *);
+int kw_sq_session_touch(kw_store *, const char *, kw_time, kw_time);
+int kw_sq_session_delete(kw_store *, const char *);
+int kw_sq_session_delete_user(kw_store *, int64_t);
+int kw_sq_invite_insert(kw_store *, const kw_invite *);
+int kw_sq_invite_by_hash(kw_store *, const char *, kw_invite *);
+int kw_sq_invite_accept(kw_store *, const char *, kw_time);
+int kw_sq_login_failure_add(kw_store *, const char *, kw_time, kw_time);
+int kw_sq_login_failure_nth(kw_store *, const char *, kw_time, int, kw_time *);
+int kw_sq_login_failure_clear(kw_store *, const char *);
+int kw_sq_meta_secret(kw_store *, const char *, const char *, char *, size_t);
 
 #endif

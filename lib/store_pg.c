@@ -937,6 +937,20 @@ static const struct kw_store_ops PG_OPS = {
     .endpoint_count = kw_pg_endpoint_count,
     .endpoint_update = kw_pg_endpoint_update,
     .endpoint_delete = kw_pg_endpoint_delete,
+    .user_password_get = kw_pg_password_get,
+    .user_password_set = kw_pg_password_set,
+    .session_insert = kw_pg_session_insert,
+    .session_get = kw_pg_session_get,
+    .session_touch = kw_pg_session_touch,
+    .session_delete = kw_pg_session_delete,
+    .session_delete_user = kw_pg_session_delete_user,
+    .invite_insert = kw_pg_invite_insert,
+    .invite_by_hash = kw_pg_invite_by_hash,
+    .invite_accept = kw_pg_invite_accept,
+    .login_failure_add = kw_pg_login_failure_add,
+    .login_failure_nth = kw_pg_login_failure_nth,
+    .login_failure_clear = kw_pg_login_failure_clear,
+    .meta_secret = kw_pg_meta_secret,
 };
 
 int kw_store_pg_open(const char *url, kw_store **out)

@@ -88,4 +88,20 @@ int kw_pg_import_done(kw_store *b);
 /* Maps a failed result (or a NULL one) to a kw_err. */
 int kw_pg_error(PGconn *db, const PGresult *res);
 
+/* The web console's operations (store_pg_console.c). */
+int kw_pg_password_get(kw_store *b, int64_t user_id, char *out);
+int kw_pg_password_set(kw_store *b, int64_t user_id, const char *hash);
+int kw_pg_session_insert(kw_store *b, const kw_session *s);
+int kw_pg_session_get(kw_store *b, const char *token_hash, kw_session *out);
+int kw_pg_session_touch(kw_store *b, const char *token_hash, kw_time now, kw_time interval);
+int kw_pg_session_delete(kw_store *b, const char *token_hash);
+int kw_pg_session_delete_user(kw_store *b, int64_t user_id);
+int kw_pg_invite_insert(kw_store *b, const kw_invite *i);
+int kw_pg_invite_by_hash(kw_store *b, const char *token_hash, kw_invite *out);
+int kw_pg_invite_accept(kw_store *b, const char *id, kw_time now);
+int kw_pg_login_failure_add(kw_store *b, const char *key, kw_time now, kw_time keep);
+int kw_pg_login_failure_nth(kw_store *b, const char *key, kw_time since, int nth, kw_time *at);
+int kw_pg_login_failure_clear(kw_store *b, const char *key);
+int kw_pg_meta_secret(kw_store *b, const char *name, const char *candidate, char *out, size_t size);
+
 #endif

@@ -248,6 +248,30 @@ const char *const kw_pg_migrations[] = {
     "      p_scopes, p_expires, p_rate);"
     "  RETURN TRUE;"
     " END $fn$;",
+
+    /* 7: the web console (see store_schema_sqlite.c, migration 7). */
+    "CREATE TABLE sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_seen_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE invites ("
+    "  id TEXT PRIMARY KEY,"
+    "  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  target_email TEXT NOT NULL,"
+    "  level INTEGER NOT NULL,"
+    "  created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  accepted_at BIGINT);"
+    "CREATE TABLE login_attempts ("
+    "  key TEXT NOT NULL,"
+    "  at BIGINT NOT NULL);"
+    "CREATE INDEX login_attempts_key ON login_attempts(key, at);"
+    "ALTER TABLE kw_meta ADD COLUMN text_value TEXT;",
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

@@ -178,6 +178,33 @@ const char *const kw_sqlite_migrations[] = {
     "CREATE TRIGGER project_secret_api_keys_auth_update AFTER UPDATE OF secure_value, scopes, "
     "  project_id, expires_at, rate_limit_per_minute ON project_secret_api_keys BEGIN"
     "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;",
+
+    /* 7: the web console — sessions (only the sha256 of the cookie token),
+     * one-time organization invitations (token hashed too), failed sign-ins
+     * for the login rate limit, and a text column on kw_meta for the server
+     * secret CSRF tokens are derived with. */
+    "CREATE TABLE sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seen_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE invites ("
+    "  id TEXT PRIMARY KEY,"
+    "  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  target_email TEXT NOT NULL,"
+    "  level INTEGER NOT NULL,"
+    "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  accepted_at INTEGER);"
+    "CREATE TABLE login_attempts ("
+    "  key TEXT NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX login_attempts_key ON login_attempts(key, at);"
+    "ALTER TABLE kw_meta ADD COLUMN text_value TEXT;",
 };
 
 const int kw_sqlite_migration_count =

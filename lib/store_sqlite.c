@@ -287,6 +287,7 @@ int kw_sq_exec_write(kw_store *b, sqlite3_stmt *st, int must_change)
 }
 int kw_sq_map_rc(int rc) { return map_rc(rc); }
 void kw_sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size) { copy_col(st, col, dst, size); }
+/* The thread's connection, for store_sqlite_console.c. */
 
 /* ---- rows ---------------------------------------------------------------- */
 
@@ -1008,6 +1009,20 @@ static const struct kw_store_ops SQLITE_OPS = {
     .import_project = kw_sq_import_project,
     .import_pkey = kw_sq_import_pkey,
     .import_done = kw_sq_import_done,
+    .user_password_get = kw_sq_user_password_get,
+    .user_password_set = kw_sq_user_password_set,
+    .session_insert = kw_sq_session_insert,
+    .session_get = kw_sq_session_get,
+    .session_touch = kw_sq_session_touch,
+    .session_delete = kw_sq_session_delete,
+    .session_delete_user = kw_sq_session_delete_user,
+    .invite_insert = kw_sq_invite_insert,
+    .invite_by_hash = kw_sq_invite_by_hash,
+    .invite_accept = kw_sq_invite_accept,
+    .login_failure_add = kw_sq_login_failure_add,
+    .login_failure_nth = kw_sq_login_failure_nth,
+    .login_failure_clear = kw_sq_login_failure_clear,
+    .meta_secret = kw_sq_meta_secret,
 };
 
 int kw_store_sqlite_open(const char *path, kw_store **out)

@@ -20,7 +20,7 @@ static const struct command COMMANDS[] = {
     {"scan", kw_cli_scan, "find leaked keys and secrets in files, stdin or git history"},
     {"redact", kw_cli_redact, "stdin to stdout, replacing keys and secrets with their mask"},
     {"hook", kw_cli_hook, "install or remove the git pre-commit hook"},
-    {"user", kw_cli_user, "deactivate or activate a user (departure)"},
+    {"user", kw_cli_user, "deactivate or activate a user; set a console password"},
     {"keys", kw_cli_key, "same as key; `keys report`: rotation, use and least-scope report"},
     {"import", kw_cli_import, "import users, projects and keys from a PostHog export"},
 };

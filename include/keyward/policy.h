@@ -74,14 +74,26 @@ typedef enum kw_route_id {
     KW_ROUTE_ENDPOINT_RUN_POST,
     /* key lifecycle (SPEC §6) */
     KW_ROUTE_KEY_REPORT,
+    /* web console: sign-in, invitations, the embedded pages */
+    KW_ROUTE_LOGIN,
+    KW_ROUTE_LOGOUT,
+    KW_ROUTE_SESSION,
+    KW_ROUTE_INVITE_CREATE,
+    KW_ROUTE_INVITE_ACCEPT,
+    KW_ROUTE_INVITE_GET,
+    KW_ROUTE_CONSOLE,
+    KW_ROUTE_CONSOLE_INVITE,
+    KW_ROUTE_CONSOLE_ASSET,
     KW_ROUTE_COUNT
 } kw_route_id;
 
 typedef struct kw_route {
     kw_route_id id;
     const char *method;
-    const char *pattern;      /* segments; ":project" = project id or @current, ":id" = any,
-                                 ":num" = digits only (also read into id) */
+    /* segments; ":project" = project id or @current, ":org" = organization
+     * id (membership and level checked like a project's), ":id" = any,
+     * ":num" = digits only (also read into id) */
+    const char *pattern;
     unsigned credentials;     /* KW_CRED_* */
     const char *scope;        /* required scope, NULL = none */
     int min_level;            /* membership level needed in the project's org */
@@ -96,6 +108,7 @@ typedef struct kw_route_match {
     const kw_route *route;
     char project[KW_ROUTE_MAX_PARAM];  /* raw :project segment, "" if none */
     char id[KW_ROUTE_MAX_PARAM];       /* raw :id segment, "" if none */
+    char org[KW_ROUTE_MAX_PARAM];      /* raw :org segment, "" if none */
 } kw_route_match;
 
 typedef enum kw_match_result { KW_MATCH_OK, KW_MATCH_NO_ROUTE, KW_MATCH_BAD_METHOD } kw_match_result;
@@ -113,7 +126,8 @@ size_t kw_policy_allow(const char *path, char *out, size_t size);
 /* The verdict for one request.  `principal` is the verified caller (kind
  * KW_KEY_NONE when no credential came).  On success *project is filled for
  * project routes (the resolved :project, "@current" included) and *level
- * with the caller's membership level.  On refusal *problem says why. */
+ * with the caller's membership level (in the :org for organization routes).
+ * On refusal *problem says why. */
 int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *principal,
                     kw_project *project, int *level, kw_problem *problem);
 

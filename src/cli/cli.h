@@ -13,5 +13,7 @@ int kw_cli_user(int argc, char **argv);
 /* key lifecycle (SPEC §6) */
 int kw_cli_key_report(int argc, char **argv);  /* `keys report`; argv[1] is "report" */
 int kw_cli_import(int argc, char **argv);
+/* `user set-password` (cli_password.c); argv[0] is "set-password". */
+int kw_cli_user_set_password(int argc, char **argv);
 
 #endif

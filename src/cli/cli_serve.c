@@ -23,7 +23,8 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n\n"
+            "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
+            "                     [--leak-report-keys FILE] [--secure-cookies]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
@@ -31,7 +32,12 @@ static void usage(FILE *out)
             "  --leak-report-keys FILE\n"
             "             accept leak reports (POST /api/secret_scanning/report/) only when\n"
             "             signed with one of these ECDSA P-256 public keys (PEM blocks each\n"
-            "             after a 'key_identifier: ID' line, or GitHub's JSON document)\n");
+            "             after a 'key_identifier: ID' line, or GitHub's JSON document)\n"
+            "  --secure-cookies  mark the console's session cookie Secure (set it when\n"
+            "             keyward is reached over HTTPS, e.g. behind a TLS proxy;\n"
+            "             also $KEYWARD_SECURE_COOKIES=1)\n\n"
+            "The web console is served at / (sign in with a password set by\n"
+            "'keyward user set-password EMAIL').\n");
 }
 
 int kw_cli_serve(int argc, char **argv)
@@ -39,10 +45,13 @@ int kw_cli_serve(int argc, char **argv)
     const char *listen = getenv("KEYWARD_LISTEN");
     const char *db = NULL, *leak_keys_path = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *secure_env = getenv("KEYWARD_SECURE_COOKIES");
+    int secure_cookies = secure_env && strcmp(secure_env, "1") == 0;
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
                                          {"leak-report-keys", required_argument, 0, 'k'},
+                                         {"secure-cookies", no_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -53,6 +62,7 @@ int kw_cli_serve(int argc, char **argv)
         case 'd': db = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'k': leak_keys_path = optarg; break;
+        case 's': secure_cookies = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -85,11 +95,15 @@ int kw_cli_serve(int argc, char **argv)
         kw_leak_keys_free(leak_keys);
         return 1;
     }
-    kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys};
+    kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
+                  .secure_cookies = secure_cookies};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_verifier_new(store, &app.verifier);
+    if (!rc) rc = kw_sessions_new(store, &app.sessions);
     if (rc) {
         fprintf(stderr, "keyward serve: %s\n", kw_strerror(rc));
+        kw_sessions_free(app.sessions);
+        kw_verifier_free(app.verifier);
         kw_flagcache_free(app.flags);
         kw_store_close(store);
         kw_leak_keys_free(leak_keys);
@@ -102,6 +116,7 @@ int kw_cli_serve(int argc, char **argv)
     char err[256];
     if (kw_server_start(&app, listen, (unsigned)threads, &server, err, sizeof err)) {
         fprintf(stderr, "keyward serve: %s\n", err);
+        kw_sessions_free(app.sessions);
         kw_verifier_free(app.verifier);
         kw_flagcache_free(app.flags);
         kw_store_close(store);
@@ -118,6 +133,7 @@ int kw_cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "keyward serve: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     kw_server_stop(server);
+    kw_sessions_free(app.sessions);
     kw_verifier_free(app.verifier);  /* joins the thread that runs the poll hook */
     kw_flagcache_free(app.flags);
     kw_store_close(store);

@@ -1,5 +1,5 @@
 /* cli_user.c — `keyward user deactivate|activate EMAIL`: departure from
- * the shell.
+ * the shell; `keyward user set-password` is in cli_password.c.
  *
  * The operator at the shell holds the database already, so no membership
  * check applies (the API's PATCH /api/users/:id/ requires an organization
@@ -20,8 +20,9 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: keyward user deactivate EMAIL [--db FILE|postgresql://…]\n"
-            "       keyward user activate   EMAIL [--db …]\n\n"
+            "usage: keyward user deactivate   EMAIL [--db FILE|postgresql://…]\n"
+            "       keyward user activate     EMAIL [--db …]\n"
+            "       keyward user set-password EMAIL [--db …]   (console password, from stdin)\n\n"
             "A deactivated user's personal API keys (phx_) stop working at once;\n"
             "project secret keys (phs_) they created keep working.\n");
 }
@@ -33,6 +34,7 @@ int kw_cli_user(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *action = argv[1], *db = NULL;
+    if (strcmp(action, "set-password") == 0) return kw_cli_user_set_password(argc - 1, argv + 1);
     static const struct option opts[] = {{"db", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};

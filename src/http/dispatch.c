@@ -2,7 +2,8 @@
  *
  * Order matters and is the same for every route: match the route (404 /
  * 405), parse the JSON body (400), find the credential (Authorization
- * header, then personal_api_key in the query string or body, as PostHog),
+ * header, then personal_api_key in the query string or body, as PostHog;
+ * without one, the console's session cookie with its CSRF check),
  * refuse a key kind the route does not accept before any lookup, verify the
  * key (an expired one is 401 key_expired), take one request from the key's
  * rate limit (429 + Retry-After), apply the route's policy row (scope,
@@ -72,6 +73,15 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     /* key lifecycle (SPEC §6) */
     [KW_ROUTE_PKEY_REPORT] = kw_h_pkey_report,
     [KW_ROUTE_KEY_REPORT] = kw_h_key_report,
+    [KW_ROUTE_LOGIN] = kw_h_login,
+    [KW_ROUTE_LOGOUT] = kw_h_logout,
+    [KW_ROUTE_SESSION] = kw_h_session,
+    [KW_ROUTE_INVITE_CREATE] = kw_h_invite_create,
+    [KW_ROUTE_INVITE_ACCEPT] = kw_h_invite_accept,
+    [KW_ROUTE_INVITE_GET] = kw_h_invite_get,
+    [KW_ROUTE_CONSOLE] = kw_h_console,
+    [KW_ROUTE_CONSOLE_INVITE] = kw_h_console,
+    [KW_ROUTE_CONSOLE_ASSET] = kw_h_console_asset,
 };
 
 /* The presented credential, or NULL. */
@@ -189,6 +199,37 @@ static int throttle(kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
+static int is_safe_method(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0;
+}
+
+/* A browser's session: the kw_session cookie, on routes that take one.
+ * An unknown, expired or deactivated user's session is as good as none
+ * (the policy then answers "not provided").  A write with a session must
+ * carry the session's CSRF token in X-CSRFToken (Django's header), since
+ * the browser attaches the cookie to requests other sites make it send. */
+static int authenticate_session(kw_http_req *req, kw_http_resp *resp)
+{
+    const char *token = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, KW_SESSION_COOKIE);
+    if (!token || !req->app->sessions || !(req->match.route->credentials & KW_CRED_SESSION))
+        return 0;
+    kw_verify_result r = kw_session_resolve(req->app->sessions, token, &req->principal);
+    if (r == KW_VERIFY_UNAVAILABLE) {
+        kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
+        return 1;
+    }
+    if (r != KW_VERIFY_OK) return 0;
+    req->session_token = token;
+    if (!is_safe_method(req->method) &&
+        !kw_session_csrf_ok(req->app->sessions, token,
+                            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-CSRFToken"))) {
+        kw_resp_error(resp, KW_P_PERMISSION, NULL, KW_MSG_CSRF);
+        return 1;
+    }
+    return 0;
+}
+
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
 {
     kw_principal *pr = &req->principal;
@@ -199,7 +240,8 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
     if (route->credentials == KW_CRED_PROJECT) return authenticate_project(req, resp);
     kw_cred_source source = KW_SRC_HEADER;
     const char *token = find_credential(req, &source);
-    if (!token) return 0;  /* the policy answers "not provided" */
+    /* No key: a console session, or the policy answers "not provided". */
+    if (!token) return authenticate_session(req, resp);
     size_t len = strnlen(token, KW_KEY_MAX_LEN + 1);
     kw_key_kind kind = kw_key_kind_of(token, len);
     kw_problem p;

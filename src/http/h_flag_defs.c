@@ -105,5 +105,5 @@ void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
         kw_resp_json(resp, 304, NULL);
         return;
     }
-    kw_resp_raw(resp, 200, set->body, set->body_len, release_set, (void *)set);
+    kw_resp_raw(resp, 200, "application/json", set->body, set->body_len, release_set, (void *)set);
 }

@@ -15,6 +15,7 @@
 #include "keyward/flagcache.h"
 #include "keyward/policy.h"
 #include "keyward/service.h"
+#include "keyward/session.h"
 #include "keyward/store.h"
 
 #define KW_MAX_BODY (1024 * 1024)
@@ -27,6 +28,8 @@ typedef struct kw_app {
      * NULL: reports are accepted unsigned. */
     const struct kw_leak_keys *leak_keys;
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
+    kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
+    int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
 } kw_app;
 
 typedef struct kw_http_req {
@@ -40,24 +43,28 @@ typedef struct kw_http_req {
     char ip[64];
     kw_route_match match;
     kw_principal principal;
+    const char *session_token;  /* the kw_session cookie, when it authenticated the request */
     kw_project project;     /* the route's :project, resolved by the policy */
     int level;              /* caller's membership level in project's org */
     kw_call call;
 } kw_http_req;
 
-#define KW_RESP_MAX_HEADERS 6
+#define KW_RESP_MAX_HEADERS 8
 
 typedef struct kw_http_resp {
     int status;
     json_t *body;           /* owned; NULL = empty body */
     const char *header_names[KW_RESP_MAX_HEADERS];
-    char header_values[KW_RESP_MAX_HEADERS][96];
+    char header_values[KW_RESP_MAX_HEADERS][256];  /* a Content-Security-Policy fits */
     int n_headers;
-    /* A body already serialized (the cached flag definitions), sent as is
-     * instead of `body`; release(release_ctx) runs once MHD is done with
-     * it, or at once if the response cannot be built. */
+    /* A body already serialized — the cached flag definitions, the
+     * console's embedded files — sent as is instead of `body`, with
+     * Content-Type raw_type.  release(release_ctx) runs once MHD is done
+     * with it, or at once if the response cannot be built; NULL release
+     * means static data. */
     const char *raw;
     size_t raw_len;
+    const char *raw_type;
     void (*release)(void *);
     void *release_ctx;
 } kw_http_resp;
@@ -72,8 +79,8 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
 void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value);
-/* A pre-serialized JSON body (see kw_http_resp.raw). */
-void kw_resp_raw(kw_http_resp *resp, int status, const char *data, size_t len,
+/* A pre-serialized body of Content-Type `type` (see kw_http_resp.raw). */
+void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *data, size_t len,
                  void (*release)(void *), void *release_ctx);
 const char *kw_req_query(const kw_http_req *req, const char *name);
 /* Absolute URL of this path with the given query ("limit=…&offset=…"). */
@@ -150,6 +157,18 @@ void kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
 /* key lifecycle (SPEC §6): h_report.c */
 void kw_h_pkey_report(kw_http_req *, kw_http_resp *);
 void kw_h_key_report(kw_http_req *, kw_http_resp *);
+
+/* console: sign-in, invitations, the embedded pages (h_console.c,
+ * h_console_files.c) */
+void kw_h_login(kw_http_req *, kw_http_resp *);
+void kw_h_logout(kw_http_req *, kw_http_resp *);
+void kw_h_session(kw_http_req *, kw_http_resp *);
+void kw_h_invite_create(kw_http_req *, kw_http_resp *);
+void kw_h_invite_accept(kw_http_req *, kw_http_resp *);
+void kw_h_invite_get(kw_http_req *, kw_http_resp *);
+void kw_h_console(kw_http_req *, kw_http_resp *);
+void kw_h_console_asset(kw_http_req *, kw_http_resp *);
+#define KW_SESSION_COOKIE "kw_session"
 
 /* server.c */
 typedef struct kw_server kw_server;

@@ -31,12 +31,13 @@ void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, c
     kw_resp_problem(resp, &p);
 }
 
-void kw_resp_raw(kw_http_resp *resp, int status, const char *data, size_t len,
+void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *data, size_t len,
                  void (*release)(void *), void *release_ctx)
 {
     json_decref(resp->body);
     resp->body = NULL;
     resp->status = status;
+    resp->raw_type = type;
     resp->raw = data;
     resp->raw_len = len;
     resp->release = release;

@@ -55,10 +55,12 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
     }
     struct MHD_Response *r;
     if (resp->raw) {
-        /* Zero-copy: the buffer belongs to a cached, reference-counted set
-         * that MHD releases after the last byte is sent. */
-        r = MHD_create_response_from_buffer_with_free_callback_cls(
-            resp->raw_len, (void *)resp->raw, resp->release, resp->release_ctx);
+        /* Zero-copy: a cached, reference-counted set that MHD releases
+         * after the last byte is sent, or static data (release NULL). */
+        r = resp->release ? MHD_create_response_from_buffer_with_free_callback_cls(
+                                resp->raw_len, (void *)resp->raw, resp->release, resp->release_ctx)
+                          : MHD_create_response_from_buffer(resp->raw_len, (void *)resp->raw,
+                                                            MHD_RESPMEM_PERSISTENT);
         if (!r) {
             if (resp->release) resp->release(resp->release_ctx);
             return MHD_NO;
@@ -71,7 +73,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
         }
     }
     add_common_headers(r);
-    if (text || resp->raw) MHD_add_response_header(r, "Content-Type", "application/json");
+    if (resp->raw)
+        MHD_add_response_header(r, "Content-Type", resp->raw_type ? resp->raw_type : "application/json");
+    else if (text)
+        MHD_add_response_header(r, "Content-Type", "application/json");
     int has_cache_control = 0;
     for (int i = 0; i < resp->n_headers; i++) {
         MHD_add_response_header(r, resp->header_names[i], resp->header_values[i]);

@@ -413,7 +413,9 @@ class TestPaths(KWTestCase):
         self.assertEqual(flags["count"], 1)
 
     def test_unknown_route_404_json(self):
-        for method, path in (("GET", "/"), ("GET", "/api/"), ("GET", "/api/nope/"),
+        # "/" is the web console (SPEC §8); /assets/ holds only its files.
+        for method, path in (("GET", "/nope/"), ("GET", "/assets/nope.js"), ("GET", "/api/"),
+                             ("GET", "/api/nope/"),
                              ("GET", "/api/projects/abc/"), ("GET", "/api/projects/1/nope/"),
                              ("POST", "/api/nope"), ("GET", "/api/personal_api_keys/x/y/z/")):
             with self.subTest(method=method, path=path):

@@ -76,7 +76,18 @@ static void test_match_table(void **state)
         {"PATCH", "/api/users/12/", KW_MATCH_OK, KW_ROUTE_USER_UPDATE, "", "12"},
         {"GET", "/api/users/@me", KW_MATCH_OK, KW_ROUTE_ME, "", ""},
         {"GET", "/api/users/12/", KW_MATCH_BAD_METHOD, 0, "", ""},
-        {"GET", "/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/", KW_MATCH_OK, KW_ROUTE_CONSOLE, "", ""},
+        {"POST", "/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/invite/tok/", KW_MATCH_OK, KW_ROUTE_CONSOLE_INVITE, "", "tok"},
+        {"GET", "/assets/app.js", KW_MATCH_OK, KW_ROUTE_CONSOLE_ASSET, "", "app.js"},
+        {"GET", "/assets/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"POST", "/api/login/", KW_MATCH_OK, KW_ROUTE_LOGIN, "", ""},
+        {"GET", "/api/login/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"POST", "/api/logout", KW_MATCH_OK, KW_ROUTE_LOGOUT, "", ""},
+        {"GET", "/api/session/", KW_MATCH_OK, KW_ROUTE_SESSION, "", ""},
+        {"POST", "/api/invites/accept/", KW_MATCH_OK, KW_ROUTE_INVITE_ACCEPT, "", ""},
+        {"GET", "/api/invites/tok", KW_MATCH_OK, KW_ROUTE_INVITE_GET, "", "tok"},
+        {"POST", "/api/organizations/0b6e/invites/", KW_MATCH_OK, KW_ROUTE_INVITE_CREATE, "", ""},
         {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
@@ -87,6 +98,7 @@ static void test_match_table(void **state)
         assert_int_equal(m.route->id, CASES[i].id);
         assert_string_equal(m.project, CASES[i].project);
         assert_string_equal(m.id, CASES[i].item);
+        if (CASES[i].id == KW_ROUTE_INVITE_CREATE) assert_string_equal(m.org, "0b6e");
     }
 }
 
@@ -109,10 +121,16 @@ static void test_table_invariants(void **state)
         int endpoint_run = routes[i].id == KW_ROUTE_ENDPOINT_RUN_GET ||
                            routes[i].id == KW_ROUTE_ENDPOINT_RUN_POST;
         int execution = flag_defs || endpoint_run;
+        /* The console's sign-in routes carry their own credential (a
+         * password, an invitation token) and, with the leak report (the
+         * reporter presents the leaked token), are the only public /api/ ones. */
+        int sign_in = routes[i].id == KW_ROUTE_LOGIN || routes[i].id == KW_ROUTE_INVITE_ACCEPT ||
+                      routes[i].id == KW_ROUTE_INVITE_GET;
         if (strncmp(routes[i].pattern, "/api/", 5) == 0) {
             assert_false(routes[i].credentials & KW_CRED_PROJECT);
-            if (routes[i].id != KW_ROUTE_LEAK_REPORT)
+            if (!sign_in && routes[i].id != KW_ROUTE_LEAK_REPORT)
                 assert_false(routes[i].credentials & KW_CRED_NONE);
+            if (sign_in) assert_int_equal(routes[i].credentials, KW_CRED_NONE);
             if (!execution) assert_false(routes[i].credentials & KW_CRED_SECRET);
         }
         if (routes[i].credentials & KW_CRED_SECRET) {
@@ -333,6 +351,58 @@ static void test_check_table(void **state)
     assert_int_equal(verdict(f, "GET", "/api/projects/@current/", &alice_p1, NULL), 200);
 }
 
+/* Organization routes (invitations) apply membership and level in the
+ * organization itself; a console session acts with the user's rights:
+ * no scope check, but the same membership and level checks. */
+static void test_org_routes_and_sessions(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], detail[512];
+    kw_project p1;
+    assert_int_equal(kw_store_project_get(f->store, f->p1.id, &p1), KW_OK);
+    snprintf(path, sizeof path, "/api/organizations/%s/invites/", p1.org_id);
+    kw_principal alice_all = personal(f->alice.id, "[\"*\"]", NULL);
+    kw_principal alice_flags = personal(f->alice.id, "[\"feature_flag:read\"]", NULL);
+    kw_principal bob_all = personal(f->bob.id, "[\"*\"]", NULL);
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    kw_principal carol_session, alice_session;
+    memset(&carol_session, 0, sizeof carol_session);
+    carol_session.session = 1;
+    carol_session.user_id = f->carol.id;
+    carol_session.n_scoped_teams = carol_session.n_scoped_orgs = -1;
+    alice_session = carol_session;
+    alice_session.user_id = f->alice.id;
+
+    assert_int_equal(verdict(f, "POST", path, &alice_all, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &alice_session, NULL), 200);
+    assert_int_equal(verdict(f, "POST", path, &alice_flags, detail), 403);
+    assert_string_equal(detail, "API key missing required scope 'organization_member:write'");
+    assert_int_equal(verdict(f, "POST", path, &carol_all, detail), 403);
+    assert_string_equal(detail, "You don't have sufficient permissions in the organization.");
+    assert_int_equal(verdict(f, "POST", path, &carol_session, NULL), 403);
+    /* Not a member (or no such organization): not found. */
+    assert_int_equal(verdict(f, "POST", path, &bob_all, detail), 404);
+    assert_int_equal(verdict(f, "POST", "/api/organizations/nope/invites/", &alice_all, NULL), 404);
+    /* Sessions skip scopes but not levels or membership. */
+    snprintf(path, sizeof path, "/api/projects/%lld/reset_token/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "PATCH", path, &carol_session, NULL), 403);
+    assert_int_equal(verdict(f, "PATCH", path, &alice_session, NULL), 200);
+    snprintf(path, sizeof path, "/api/projects/%lld/", (long long)f->p2.id);
+    assert_int_equal(verdict(f, "GET", path, &alice_session, NULL), 404);
+    /* Session-only routes refuse keys by kind. */
+    kw_route_match m;
+    kw_problem p;
+    assert_int_equal(kw_policy_match("GET", "/api/session/", &m), KW_MATCH_OK);
+    assert_true(kw_policy_refuse_kind(m.route, KW_KEY_PERSONAL, KW_SRC_HEADER, &p));
+    assert_int_equal(p.status, 403);
+    assert_int_equal(verdict(f, "GET", "/api/session/", &alice_session, NULL), 200);
+    kw_principal anon;
+    memset(&anon, 0, sizeof anon);
+    assert_int_equal(verdict(f, "GET", "/api/session/", &anon, NULL), 401);
+    assert_int_equal(verdict(f, "POST", "/api/login/", &anon, NULL), 200);
+    assert_int_equal(verdict(f, "GET", "/", &anon, NULL), 200);
+}
+
 static void test_secret_key_execution_routes(void **state)
 {
     struct fixture *f = *state;
@@ -395,6 +465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_execution_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_org_routes_and_sessions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

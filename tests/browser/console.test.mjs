@@ -1,0 +1,306 @@
+// console.test.mjs — the web console in a real browser.
+//
+// Starts a real `keyward serve` ($KEYWARD_BIN) on a fresh database, drives
+// Debian's /usr/bin/chromium (headless, fresh profile) with playwright-core
+// and goes through what a person does: sign in, create a personal key and
+// use it over HTTP, roll it (the old value stops, the new works), see the
+// audit entry, manage project secret keys and the project token, invite a
+// second person, sign out.  Along the way it checks the cookie flags, the
+// CSRF refusal, and that the second person cannot see the first one's
+// keys.  A screenshot of every page goes to $KEYWARD_SCREENSHOTS (default
+// tests/browser/screenshots/) to be looked at.  Loopback only.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import test from 'node:test';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..', '..');
+const BIN = process.env.KEYWARD_BIN || [join(ROOT, 'build', 'keyward')].find(existsSync);
+const SHOTS = process.env.KEYWARD_SCREENSHOTS || join(HERE, 'screenshots');
+const CHROMIUM = process.env.KEYWARD_CHROMIUM || '/usr/bin/chromium';
+const ALICE = { email: 'alice@example.com', password: 'alice-very-secret-pw' };
+const BOB = { email: 'bob@example.com', password: 'bob-also-secret-pw', name: 'Bob' };
+const CSRF_DETAIL = 'CSRF Failed: CSRF token missing or incorrect.';
+
+// playwright-core comes from npm (package-lock.json); a fresh checkout
+// installs it on first run.
+if (!existsSync(join(HERE, 'node_modules', 'playwright-core'))) {
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: HERE, stdio: 'inherit' });
+}
+const { chromium } = await import('playwright-core');
+
+assert.ok(BIN && existsSync(BIN), 'set KEYWARD_BIN to the keyward binary');
+assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (scripts/deps installs Debian's chromium)`);
+mkdirSync(SHOTS, { recursive: true });
+
+const work = mkdtempSync(join(tmpdir(), 'kw-browser-'));
+const db = join(work, 'kw.db');
+execFileSync(BIN, ['init', '--email', ALICE.email, '--org', 'Acme Inc', '--project', 'Storefront', '--db', db]);
+execFileSync(BIN, ['user', 'set-password', ALICE.email, '--db', db], { input: `${ALICE.password}\n` });
+
+// The server, on a free loopback port read from its first line.
+const server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, '--threads', '2'],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((ok, fail) => {
+  let out = '';
+  const timer = setTimeout(() => fail(new Error('keyward serve did not start')), 10000);
+  server.stdout.on('data', (d) => {
+    out += d;
+    const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    if (m) { clearTimeout(timer); ok(m[1]); }
+  });
+  server.on('exit', (code) => fail(new Error(`keyward serve exited (${code})`)));
+});
+
+const profile = mkdtempSync(join(tmpdir(), 'kw-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1360, height: 860 },
+  deviceScaleFactor: 1,
+});
+const page = context.pages()[0] || await context.newPage();
+page.setDefaultTimeout(15000);
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+async function shot(name) {
+  await page.waitForTimeout(150);  // let focus rings and transitions settle
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function http(path, { key, cookie, method = 'GET', body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (key) h.Authorization = `Bearer ${key}`;
+  if (cookie) h.Cookie = `kw_session=${cookie}`;
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  const r = await fetch(base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+async function sessionCookie() {
+  return (await context.cookies(base)).find((c) => c.name === 'kw_session');
+}
+
+/* Reads the value from the "shown once" dialog and closes it. */
+async function takeShownOnce() {
+  const dlg = page.getByRole('dialog');
+  await assert.doesNotReject(dlg.getByText("You won't be able to see this key again.").waitFor());
+  const value = await dlg.getByRole('textbox').inputValue();
+  await dlg.getByRole('button', { name: 'Copy' }).click();
+  return value;
+}
+
+async function closeShownOnce() {
+  await page.getByRole('dialog').getByRole('button', { name: "I've stored it" }).click();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+}
+
+let aliceCookie, keyValue, rolledValue, keyId;
+
+test('console in Chromium', { timeout: 240000 }, async (t) => {
+  await t.test('sign-in page; a wrong password is refused', async () => {
+    await page.goto(base + '/');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await shot('01-sign-in');
+    await page.getByLabel('Email').fill(ALICE.email);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Invalid email or password.').waitFor();
+    await shot('02-sign-in-error');
+  });
+
+  await t.test('signs in; the cookie is HttpOnly and SameSite=Lax', async () => {
+    await page.getByLabel('Password').fill(ALICE.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Personal API keys' }).waitFor();
+    const c = await sessionCookie();
+    assert.ok(c, 'kw_session cookie set');
+    assert.equal(c.httpOnly, true);
+    assert.equal(c.sameSite, 'Lax');
+    assert.equal(c.path, '/');
+    assert.equal(await page.evaluate(() => document.cookie.includes('kw_session')), false);
+    aliceCookie = c.value;
+    await page.getByText('Acme Inc').first().waitFor();  // the header names the organization
+    await shot('03-personal-keys');
+  });
+
+  await t.test('creates a key, shown once, and uses it over HTTP', async () => {
+    await page.getByRole('button', { name: '+ New key' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.getByLabel('Label').fill('CI deploy');
+    await dlg.getByLabel('user: read').check();
+    await dlg.getByLabel('personal_api_key: write').check();
+    assert.equal(await dlg.getByLabel('personal_api_key: read').isChecked(), true, 'write implies read');
+    await shot('04-create-key');
+    await dlg.getByRole('button', { name: 'Create key' }).click();
+    keyValue = await takeShownOnce();
+    assert.match(keyValue, /^phx_[0-9A-Za-z]{54}$/);
+    await shot('05-key-shown-once');
+    await closeShownOnce();
+    const row = page.locator('tr', { hasText: 'CI deploy' });
+    await row.waitFor();
+    assert.match(await row.textContent(), /phx_\.\.\./);
+    keyId = await row.getAttribute('data-key-id');
+    const me = await http('/api/users/@me/', { key: keyValue });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.email, ALICE.email);
+  });
+
+  await t.test('rolls the key: the old value fails, the new one works', async () => {
+    await page.getByRole('button', { name: 'Roll CI deploy' }).click();
+    await page.getByRole('dialog').getByText('stops working immediately').waitFor();
+    await shot('06-roll-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Roll key' }).click();
+    rolledValue = await takeShownOnce();
+    await closeShownOnce();
+    assert.notEqual(rolledValue, keyValue);
+    assert.equal((await http('/api/users/@me/', { key: keyValue })).status, 401);
+    assert.equal((await http('/api/users/@me/', { key: rolledValue })).status, 200);
+    await page.locator('tr', { hasText: 'CI deploy' }).getByText('just now').last().waitFor();
+  });
+
+  await t.test('writes without the CSRF token are refused', async () => {
+    const fromPage = await page.evaluate(async () => {
+      const r = await fetch('/api/personal_api_keys/', {
+        method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ label: 'csrf', scopes: ['*'] }),
+      });
+      return { status: r.status, body: await r.json() };
+    });
+    assert.equal(fromPage.status, 403);
+    assert.deepEqual(fromPage.body, { type: 'authentication_error', code: 'permission_denied', detail: CSRF_DETAIL, attr: null });
+    const fromNode = await http(`/api/personal_api_keys/${keyId}/`, { cookie: aliceCookie, method: 'DELETE' });
+    assert.equal(fromNode.status, 403);
+    assert.equal(fromNode.body.detail, CSRF_DETAIL);
+    assert.equal((await http('/api/users/@me/', { key: rolledValue })).status, 200);
+  });
+
+  await t.test('the activity log shows the roll', async () => {
+    await page.getByRole('link', { name: 'Activity log' }).click();
+    await page.getByRole('heading', { name: 'Activity log' }).waitFor();
+    const rolled = page.locator('tr', { hasText: 'rolled' }).filter({ hasText: 'CI deploy' });
+    await rolled.first().waitFor();
+    await page.getByLabel('Show').selectOption('PersonalAPIKey');
+    await rolled.first().waitFor();
+    assert.ok(await page.locator('tr', { hasText: 'created' }).filter({ hasText: 'CI deploy' }).count() >= 1);
+    await shot('07-activity');
+  });
+
+  await t.test('project secret keys: limited scopes, shown once', async () => {
+    await page.getByRole('link', { name: 'Secret keys' }).click();
+    await page.getByRole('heading', { name: 'Project secret keys' }).waitFor();
+    await page.getByRole('button', { name: '+ New key' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.getByLabel('Label').fill('flag poller');
+    assert.equal(await dlg.getByRole('checkbox').count(), 3);
+    await dlg.getByLabel('feature_flag:read').check();
+    await shot('08-create-secret-key');
+    await dlg.getByRole('button', { name: 'Create key' }).click();
+    const psk = await takeShownOnce();
+    assert.match(psk, /^phs_/);
+    await closeShownOnce();
+    await page.locator('tr', { hasText: 'flag poller' }).waitFor();
+    const defs = await fetch(`${base}/api/projects/@current/feature_flags/local_evaluation/`, { headers: { Authorization: `Bearer ${psk}` } });
+    assert.equal(defs.status, 200);
+    await shot('09-secret-keys');
+  });
+
+  await t.test('project token: reveal, reset with confirmation', async () => {
+    await page.getByRole('link', { name: 'Project token' }).click();
+    const input = page.getByLabel('Token');
+    await input.waitFor();
+    assert.match(await input.inputValue(), /^phc_•+$/);
+    await page.getByRole('button', { name: 'Reveal' }).click();
+    const before = await page.getByLabel('Token').inputValue();
+    assert.match(before, /^phc_[0-9A-Za-z]{54}$/);
+    await shot('10-token');
+    await page.getByRole('button', { name: 'Reset token…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Reset token' }).click();
+    await page.getByText('The project token was reset.').waitFor();
+    const after = await page.getByLabel('Token').inputValue();
+    assert.match(after, /^phc_/);
+    assert.notEqual(after, before);
+  });
+
+  let inviteLink;
+  await t.test('invites a second person', async () => {
+    await page.getByRole('link', { name: 'Invite people' }).click();
+    await page.getByLabel('Email address').fill(BOB.email);
+    await page.getByLabel('Role').selectOption('1');
+    await page.getByRole('button', { name: 'Create invitation' }).click();
+    inviteLink = await page.getByLabel('Invitation link').inputValue();
+    assert.match(inviteLink, /\/invite\/[A-Za-z0-9_-]{43}$/);
+    await shot('11-invite');
+  });
+
+  await t.test('deletes a key with confirmation', async () => {
+    await page.getByRole('link', { name: 'Personal API keys' }).click();
+    await page.getByRole('button', { name: 'Delete CI deploy' }).click();
+    await page.getByRole('dialog').getByText('cannot be undone').waitFor();
+    await shot('12-delete-confirm');
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete key' }).click();
+    await page.getByText('Deleted "CI deploy".').waitFor();
+    assert.equal(await page.locator('tr', { hasText: 'CI deploy' }).count(), 0);
+    assert.equal((await http('/api/users/@me/', { key: rolledValue })).status, 401);
+  });
+
+  await t.test('keeps a key for the isolation check, then signs out', async () => {
+    const kept = await http('/api/personal_api_keys/', {
+      cookie: aliceCookie, method: 'POST', body: { label: 'alice private', scopes: ['user:read'] },
+      headers: { 'X-CSRFToken': (await http('/api/session/', { cookie: aliceCookie })).body.csrf_token },
+    });
+    assert.equal(kept.status, 201);
+    keyId = kept.body.id;
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(await sessionCookie(), undefined);
+    assert.equal((await http('/api/session/', { cookie: aliceCookie })).status, 401, 'session revoked');
+  });
+
+  await t.test('the second person joins and cannot see the first one\'s keys', async () => {
+    await page.goto(inviteLink);
+    await page.getByRole('heading', { name: 'Join Acme Inc on keyward' }).waitFor();
+    await shot('13-accept-invite');
+    await page.getByLabel('Your name').fill(BOB.name);
+    await page.getByLabel('Choose a password').fill(BOB.password);
+    await page.getByRole('button', { name: 'Join' }).click();
+    await page.getByRole('heading', { name: 'Personal API keys' }).waitFor();
+    await page.getByText('No personal API keys yet').waitFor();
+    assert.equal(await page.getByText('alice private').count(), 0);
+    await shot('14-second-user');
+    const bobCookie = (await sessionCookie()).value;
+    const theirs = await http(`/api/personal_api_keys/${keyId}/`, { cookie: bobCookie });
+    assert.equal(theirs.status, 404);
+    assert.deepEqual(await (await http('/api/personal_api_keys/', { cookie: bobCookie })).body, []);
+    // a member sees the project's secret keys but may not create them
+    await page.getByRole('link', { name: 'Secret keys' }).click();
+    await page.locator('tr', { hasText: 'flag poller' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: '+ New key' }).count(), 0);
+  });
+
+  await t.test('no script errors on any page', () => {
+    assert.deepEqual(consoleErrors.filter((e) => !/status of 40[013]/.test(e)), []);
+  });
+});
+
+test.after(async () => {
+  await context.close().catch(() => {});
+  server.kill('SIGTERM');
+  const code = await new Promise((ok) => {
+    if (server.exitCode !== null) ok(server.exitCode); else server.on('exit', (c) => ok(c));
+  });
+  rmSync(profile, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+  console.log(`screenshots: ${SHOTS}`);
+  // A clean exit on SIGTERM (under ASan, also: no leaks).
+  assert.equal(code, 0, 'keyward serve exits 0 on SIGTERM');
+});
