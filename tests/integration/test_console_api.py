@@ -254,4 +254,4 @@ class TestConsoleSource(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    kwtest.main()
