@@ -214,6 +214,96 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await shot('09-secret-keys');
   });
 
+  await t.test('the key report: scopes used, suggestions, flags, rotation threshold', async () => {
+    // Two more personal keys: an idle all-access one that expires in 5 days,
+    // and one whose expiry is already past.
+    const csrf = (await http('/api/session/', { cookie: aliceCookie })).body.csrf_token;
+    const post = (body) => http('/api/personal_api_keys/', { cookie: aliceCookie, method: 'POST', body, headers: { 'X-CSRFToken': csrf } });
+    const idle = await post({ label: 'nightly export', scopes: ['*'], expires_at: new Date(Date.now() + 5 * 86400000).toISOString() });
+    assert.equal(idle.status, 201);
+    const old = await post({ label: 'old deploy', scopes: ['feature_flag:read'] });
+    assert.equal(old.status, 201);
+    const expire = await http(`/api/personal_api_keys/${old.body.id}/`, {
+      cookie: aliceCookie, method: 'PATCH', body: { expires_at: new Date(Date.now() - 60000).toISOString() }, headers: { 'X-CSRFToken': csrf },
+    });
+    assert.equal(expire.status, 200);
+
+    await page.getByRole('link', { name: 'Key report' }).click();
+    await page.getByRole('heading', { name: 'Key report', level: 1 }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Key report' }).getAttribute('aria-current'), 'page');
+    // keyboard: focus starts on the page title; Tab reaches the threshold
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.labels[0].textContent), 'Rotation threshold');
+    const proj = page.getByRole('region', { name: 'Key report: project Storefront' });
+    const mine = page.getByRole('region', { name: 'Key report: your personal API keys' });
+    await proj.waitFor();
+    await mine.waitFor();
+    // real table semantics: column headers, and each key names its row
+    assert.deepEqual(await proj.getByRole('columnheader').allTextContents(),
+      ['Key', 'Kind', 'Age', 'Last used', 'Expires', 'Flags', 'Scopes: granted / used', 'Suggestion']);
+    const ci = proj.getByRole('row', { name: /CI deploy/ });
+    await ci.getByRole('rowheader').waitFor();
+    const cells = ci.getByRole('cell');
+    assert.equal(await cells.nth(0).textContent(), 'Personal');
+    assert.match(await cells.nth(1).textContent(), /since rolled/);
+    assert.match(await cells.nth(2).textContent(), /just now|minute/);
+    assert.equal(await cells.nth(4).textContent(), 'OK');
+    // granted user:read + personal_api_key:write; the key only read the user
+    const used = ci.locator('.scope-pair dd').nth(1);
+    assert.equal(await used.textContent(), 'user:read');
+    assert.match(await ci.locator('.scope-pair dd').nth(0).textContent(), /personal_api_key:write/);
+    const suggest = cells.nth(6);
+    assert.match(await suggest.textContent(), /^Narrow.*Least scopes:user:read$/);
+    // the project secret key used exactly what it holds
+    const psk = proj.getByRole('row', { name: /flag poller/ });
+    assert.equal(await psk.getByRole('cell').nth(0).textContent(), 'Project secret');
+    assert.equal(await psk.locator('.scope-pair dd').nth(1).textContent(), 'feature_flag:read');
+    assert.match(await psk.getByRole('cell').nth(6).textContent(), /^Keep/);
+    // the idle key: never used, expiring soon, all access → revoke; listed first
+    const idleRow = mine.getByRole('row', { name: /nightly export/ });
+    assert.match(await idleRow.getByRole('cell').nth(4).textContent(), /Expires soon.*Never used/);
+    assert.match(await idleRow.getByRole('cell').nth(6).textContent(), /^Revoke/);
+    const expiredRow = mine.getByRole('row', { name: /old deploy/ });
+    assert.match(await expiredRow.getByRole('cell').nth(4).textContent(), /^Expired/);
+    assert.deepEqual((await mine.getByRole('rowheader').allTextContents()).map((t) => t.split('phx_')[0]),
+      ['old deploy', 'nightly export', 'keyward init', 'CI deploy']);  // most in need of attention first
+    assert.match(await page.locator('.stats').textContent(), /^5Keys/);
+
+    // It looks like the rest of the console: styled badges, nothing spilling
+    // out of the page or its panels at this width.
+    await shot('10-key-report');
+    const look = await page.evaluate(() => {
+      const bg = (sel) => getComputedStyle(document.querySelector(sel)).backgroundColor;
+      const panel = document.querySelector('.report-section').getBoundingClientRect();
+      const table = document.querySelector('table.report').getBoundingClientRect();
+      return {
+        pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+        tableInside: table.width <= panel.width + 1, tableWidth: table.width, panelWidth: panel.width,
+        flagBg: bg('.flag.bad'), okBg: bg('.flag.good'), chipBg: bg('.scope-pair .chip'),
+        font: getComputedStyle(document.body).fontFamily,
+      };
+    });
+    assert.ok(look.pageOverflow <= 0, `the page scrolls sideways by ${look.pageOverflow}px`);
+    assert.ok(look.tableInside, `the report table (${look.tableWidth}px) is wider than its panel (${look.panelWidth}px)`);
+    for (const c of [look.flagBg, look.okBg, look.chipBg]) assert.notEqual(c, 'rgba(0, 0, 0, 0)');
+    assert.match(look.font, /system-ui/);
+
+    // the rotation threshold: validated, then applied and kept in the URL
+    const days = page.getByLabel('Rotation threshold');
+    await days.fill('0');
+    await days.press('Enter');
+    await page.getByRole('alert').getByText('between 1 and 3650').waitFor();
+    assert.equal(await days.getAttribute('aria-invalid'), 'true');
+    await days.fill('30');
+    await days.press('Enter');
+    await page.getByText('Not rotated: not created or rolled in 30 days.').waitFor();
+    assert.match(page.url(), /#\/project\/\d+\/report\?rotation_days=30$/);
+    assert.equal(await days.getAttribute('aria-invalid'), null);
+    await page.reload();
+    await page.getByText('Not rotated: not created or rolled in 30 days.').waitFor();
+    assert.equal(await page.getByLabel('Rotation threshold').inputValue(), '30');
+  });
+
   await t.test('project token: reveal, reset with confirmation', async () => {
     await page.getByRole('link', { name: 'Project token' }).click();
     const input = page.getByLabel('Token');
@@ -222,7 +312,7 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await page.getByRole('button', { name: 'Reveal' }).click();
     const before = await page.getByLabel('Token').inputValue();
     assert.match(before, /^phc_[0-9A-Za-z]{54}$/);
-    await shot('10-token');
+    await shot('11-token');
     await page.getByRole('button', { name: 'Reset token…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Reset token' }).click();
     await page.getByText('The project token was reset.').waitFor();
@@ -239,14 +329,14 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await page.getByRole('button', { name: 'Create invitation' }).click();
     inviteLink = await page.getByLabel('Invitation link').inputValue();
     assert.match(inviteLink, /\/invite\/[A-Za-z0-9_-]{43}$/);
-    await shot('11-invite');
+    await shot('12-invite');
   });
 
   await t.test('deletes a key with confirmation', async () => {
     await page.getByRole('link', { name: 'Personal API keys' }).click();
     await page.getByRole('button', { name: 'Delete CI deploy' }).click();
     await page.getByRole('dialog').getByText('cannot be undone').waitFor();
-    await shot('12-delete-confirm');
+    await shot('13-delete-confirm');
     await page.getByRole('dialog').getByRole('button', { name: 'Delete key' }).click();
     await page.getByText('Deleted "CI deploy".').waitFor();
     assert.equal(await page.locator('tr', { hasText: 'CI deploy' }).count(), 0);
@@ -269,14 +359,14 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
   await t.test('the second person joins and cannot see the first one\'s keys', async () => {
     await page.goto(inviteLink);
     await page.getByRole('heading', { name: 'Join Acme Inc on keyward' }).waitFor();
-    await shot('13-accept-invite');
+    await shot('14-accept-invite');
     await page.getByLabel('Your name').fill(BOB.name);
     await page.getByLabel('Choose a password').fill(BOB.password);
     await page.getByRole('button', { name: 'Join' }).click();
     await page.getByRole('heading', { name: 'Personal API keys' }).waitFor();
     await page.getByText('No personal API keys yet').waitFor();
     assert.equal(await page.getByText('alice private').count(), 0);
-    await shot('14-second-user');
+    await shot('15-second-user');
     const bobCookie = (await sessionCookie()).value;
     const theirs = await http(`/api/personal_api_keys/${keyId}/`, { cookie: bobCookie });
     assert.equal(theirs.status, 404);
@@ -285,6 +375,14 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await page.getByRole('link', { name: 'Secret keys' }).click();
     await page.locator('tr', { hasText: 'flag poller' }).waitFor();
     assert.equal(await page.getByRole('button', { name: '+ New key' }).count(), 0);
+    // the key report: the project's key, none of the first person's, and
+    // an empty personal report
+    await page.getByRole('link', { name: 'Key report' }).click();
+    const proj = page.getByRole('region', { name: 'Key report: project Storefront' });
+    await proj.getByRole('row', { name: /flag poller/ }).waitFor();
+    assert.equal(await proj.getByRole('rowheader').count(), 1);
+    await page.getByText('No personal API keys', { exact: true }).waitFor();
+    await shot('16-key-report-member');
   });
 
   await t.test('no script errors on any page', () => {
