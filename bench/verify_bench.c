@@ -1,32 +1,47 @@
 /* verify_bench.c — kw_bench_verify: what one personal-key verification costs,
- * in process, against a real SQLite store of N keys.
+ * in process, against a real store of N keys: SQLite, and PostgreSQL when
+ * a server URL is given (--pg URL or $BENCH_PG_URL).
  *
- * For each N it builds a fresh store in a temp directory (one organization,
- * one user per 10 keys — the per-user limit — every key scoped
- * ["feature_flag:read"] and marked used "now", so the run measures the
- * steady state where no last_used_at write is pending), then times, in 5
- * interleaved rounds (medians reported; see ROUNDS):
+ * For each backend and N it builds a fresh store (SQLite: a temp file;
+ * PostgreSQL: a fresh database on the server, dropped afterwards) with one
+ * organization, one user per 10 keys — the per-user limit — every key
+ * scoped ["feature_flag:read"] and marked used "now", so the run measures
+ * the steady state where no last_used_at write is pending.  SQLite is
+ * filled through the store API in one transaction; PostgreSQL by COPY over
+ * libpq (bench only: 1M keys through one INSERT per key would take longer
+ * than everything else).  Then it times, in 5 interleaved rounds (medians
+ * reported; see ROUNDS):
  *
  *   (a) SHA-256 of a 58-byte key (OpenSSL one-shot SHA256): the floor
  *   (b) kw_key_classify (prefix, length, alphabet, CRC32 checksum)
- *   (c) kw_verify_personal of random existing keys, and its parts:
- *       kw_store_pkey_by_hash, kw_store_user_get, kw_principal_load_scopes
- *   (d) kw_verify_personal of bad-checksum keys (must not touch the store)
- *   (e) kw_verify_personal of valid-format keys that are not stored
+ *   (h) kw_verify_personal, cache-hot: a working set of HOT_SET keys
+ *   (u) kw_verify_personal, uniform over all N keys (the real 64K-slot
+ *       cache: hits while N fits, mostly misses at 1M)
+ *   (m) kw_verify_personal, every call a miss (the cache's generation is
+ *       bumped before each call): the store path alone
+ *   (j) kw_store_pkey_auth_by_hash: key + user's is_active, one JOIN
+ *   (t) kw_store_pkey_by_hash then kw_store_user_get: the two statements
+ *       the miss path ran before (j)
+ *   (d) bad-checksum keys (must not touch the store)
+ *   (e) valid-format keys that are not stored
  *
- * and (a) and (c) again on 2 threads, to show the hot path takes no global
- * lock (each thread has its own SQLite connection).  It prints Markdown:
- * ops/s, ns/op, the ratio to (a), and the database size per key.
+ * and (a) and (h) again on 2 threads.  It prints Markdown: per backend and
+ * N a table of ops/s, ns/op and the ratio to (a); the database bytes per
+ * key; and at the end one table of every case across N with the ratios
+ * 100k/1k and 1M/1k (goal: flat, ~1.0×).
  *
  * Times are for comparison within one run on one machine, not absolutes.
  *
- *   kw_bench_verify [--seconds S] [--threads T] [--only TEXT] [N ...]
+ *   kw_bench_verify [--seconds S] [--threads T] [--only TEXT]
+ *                   [--backend sqlite|postgresql|both] [--pg URL] [N ...]
  *
- * Default N: 1000 and 100000; with BENCH_FULL=1 also 1000000.  S (default
- * 1) is the time per case, split over the rounds; T (default 2) the thread count of the scaling
- * rows; --only runs just the cases whose name contains TEXT (for a
- * profiler: perf record kw_bench_verify --only kw_verify_personal,). */
+ * Default N: 1000 and 100000; with BENCH_FULL=1 also 1000000.  Default
+ * backend: both when a PostgreSQL URL is known, else sqlite.  S (default
+ * 1) is the time per case, split over the rounds; T (default 2) the
+ * thread count of the scaling rows; --only runs just the cases whose name
+ * contains TEXT (for a profiler). */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -45,6 +60,7 @@
 #define KEYS_PER_USER 10
 #define SAMPLE 65536 /* bad / absent keys: enough distinct ones to defeat caches */
 #define SCOPES "[\"feature_flag:read\"]"
+#define HOT_SET 1000 /* keys of the cache-hot case */
 
 typedef char key_text[KW_KEY_LEN + 1];
 typedef char hash_text[KW_HASH_LEN + 1];
@@ -52,6 +68,7 @@ typedef char hash_text[KW_HASH_LEN + 1];
 struct bench {
     kw_store *store;
     kw_verifier *verifier;
+    kw_verifier *miss_verifier; /* case (m): its own cache, emptied before every call */
     size_t n;
     key_text *keys;    /* the N stored keys, plaintext */
     hash_text *hashes; /* their secure_value */
@@ -115,6 +132,41 @@ static int op_verify(struct bench *b, uint64_t r, void *scratch)
     return kw_verify_personal(b->verifier, b->keys[r % b->n], KW_KEY_LEN, scratch) == KW_VERIFY_OK
                ? 0
                : 1;
+}
+
+static int op_verify_hot(struct bench *b, uint64_t r, void *scratch)
+{
+    size_t set = b->n < HOT_SET ? b->n : HOT_SET;
+    return kw_verify_personal(b->verifier, b->keys[r % set], KW_KEY_LEN, scratch) == KW_VERIFY_OK
+               ? 0
+               : 1;
+}
+
+static int op_verify_miss(struct bench *b, uint64_t r, void *scratch)
+{
+    /* A second verifier, so the other cases' cache stays warm; the bump is
+     * an atomic add and makes every lookup miss. */
+    kw_verifier_invalidate(b->miss_verifier);
+    return kw_verify_personal(b->miss_verifier, b->keys[r % b->n], KW_KEY_LEN, scratch) ==
+                   KW_VERIFY_OK
+               ? 0
+               : 1;
+}
+
+static int op_auth_by_hash(struct bench *b, uint64_t r, void *scratch)
+{
+    int active = 0;
+    int rc = kw_store_pkey_auth_by_hash(b->store, b->hashes[r % b->n], scratch, &active);
+    return rc ? rc : !active;
+}
+
+static int op_two_queries(struct bench *b, uint64_t r, void *scratch)
+{
+    kw_pkey *k = scratch;
+    int rc = kw_store_pkey_by_hash(b->store, b->hashes[r % b->n], k);
+    kw_user u;
+    if (!rc) rc = kw_store_user_get(b->store, k->user_id, &u);
+    return rc ? rc : !u.is_active;
 }
 
 static int op_by_hash(struct bench *b, uint64_t r, void *scratch)
@@ -351,8 +403,202 @@ static double median_ratio(const double *a, const double *b)
     return median(q, ROUNDS);
 }
 
-static int bench_n(size_t n, double seconds, int threads)
+/* ---- PostgreSQL: a fresh database per N, filled by COPY ------------------- */
+
+static PGconn *pg_connect(const char *url)
 {
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "kw_bench_verify: %s: %s", url, PQerrorMessage(c));
+        exit(1);
+    }
+    return c;
+}
+
+static void pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "kw_bench_verify: %s: %s", sql, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+}
+
+/* The admin URL with its database name replaced. */
+static void pg_url_for(const char *admin, const char *db, char *out, size_t size)
+{
+    const char *slash = strrchr(admin, '/');
+    const char *q = strchr(slash ? slash : admin, '?');
+    int base = slash ? (int)(slash - admin) : (int)strlen(admin);
+    snprintf(out, size, "%.*s/%s%s", base, admin, db, q ? q : "");
+}
+
+/* COPY rows built by line(i, buf) for i in [0, rows). */
+static void pg_copy(PGconn *c, const char *copy_sql, size_t rows,
+                    int (*line)(struct bench *, size_t, char *, size_t), struct bench *b)
+{
+    PGresult *start = PQexec(c, copy_sql);
+    if (PQresultStatus(start) != PGRES_COPY_IN) {
+        fprintf(stderr, "kw_bench_verify: %s: %s", copy_sql, PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(start);
+    char chunk[1 << 16];
+    size_t used = 0;
+    for (size_t i = 0; i < rows; i++) {
+        char row[512];
+        int n = line(b, i, row, sizeof row);
+        if (used + (size_t)n > sizeof chunk) {
+            if (PQputCopyData(c, chunk, (int)used) != 1) die("PQputCopyData", KW_ERR_DB);
+            used = 0;
+        }
+        memcpy(chunk + used, row, (size_t)n);
+        used += (size_t)n;
+    }
+    if (used && PQputCopyData(c, chunk, (int)used) != 1) die("PQputCopyData", KW_ERR_DB);
+    if (PQputCopyEnd(c, NULL) != 1) die("PQputCopyEnd", KW_ERR_DB);
+    PGresult *r;
+    while ((r = PQgetResult(c))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "kw_bench_verify: COPY: %s", PQerrorMessage(c));
+            exit(1);
+        }
+        PQclear(r);
+    }
+}
+
+static const char *bench_org;  /* the organization's id during a PostgreSQL fill */
+
+static int user_line(struct bench *b, size_t i, char *buf, size_t size)
+{
+    char uuid[KW_ID_LEN + 1];
+    kw_uuid_v4(uuid);
+    return snprintf(buf, size, "%lld\t%s\tbench%zu@example.com\t\tt\t%lld\n",
+                    (long long)(b->first_user + (int64_t)i), uuid, i, (long long)kw_now());
+}
+
+static int member_line(struct bench *b, size_t i, char *buf, size_t size)
+{
+    return snprintf(buf, size, "%lld\t%s\t1\t%lld\n", (long long)(b->first_user + (int64_t)i),
+                    bench_org, (long long)kw_now());
+}
+
+static int key_line(struct bench *b, size_t i, char *buf, size_t size)
+{
+    char id[KW_ID_LEN + 1], mask[KW_MASK_MAX];
+    kw_uuid_v4(id);
+    kw_key_mask(b->keys[i], KW_KEY_LEN, mask);
+    int64_t now = kw_now();
+    /* COPY text format: the JSON's quotes need no escaping, backslashes would. */
+    return snprintf(buf, size, "%s\t%lld\tbench\t%s\t%s\t%lld\t%lld\t%s\n", id,
+                    (long long)(b->first_user + (int64_t)(i / KEYS_PER_USER)), b->hashes[i], mask,
+                    (long long)now, (long long)now, SCOPES);
+}
+
+/* Fills a fresh database `db` (created here) and returns its URL in url. */
+static void fill_pg(struct bench *b, const char *admin, const char *db, char *url, size_t size,
+                    double *insert_s)
+{
+    PGconn *a = pg_connect(admin);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", db);
+    pg_exec(a, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    pg_exec(a, sql);
+    PQfinish(a);
+    pg_url_for(admin, db, url, size);
+    int rc;
+    if ((rc = kw_store_open(url, &b->store))) die("kw_store_open (PostgreSQL)", rc); /* migrations */
+    kw_org org;
+    memset(&org, 0, sizeof org);
+    strcpy(org.name, "bench");
+    if ((rc = kw_store_org_create(b->store, &org))) die("kw_store_org_create", rc);
+    kw_store_close(b->store);
+    b->store = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        if ((rc = kw_key_generate(KW_KEY_PERSONAL, b->keys[i]))) die("random", rc);
+        kw_key_hash(b->keys[i], KW_KEY_LEN, b->hashes[i]);
+    }
+    double t0 = now_s();
+    PGconn *c = pg_connect(url);
+    b->first_user = 1;
+    b->n_users = (int64_t)((b->n + KEYS_PER_USER - 1) / KEYS_PER_USER);
+    bench_org = org.id;
+    pg_exec(c, "BEGIN");
+    pg_copy(c, "COPY users(id, uuid, email, first_name, is_active, created_at) FROM STDIN",
+            (size_t)b->n_users, user_line, b);
+    pg_copy(c, "COPY memberships(user_id, org_id, level, created_at) FROM STDIN", (size_t)b->n_users,
+            member_line, b);
+    pg_copy(c, "COPY personal_api_keys(id, user_id, label, secure_value, mask_value, created_at, "
+               "last_used_at, scopes) FROM STDIN",
+            b->n, key_line, b);
+    pg_exec(c, "COMMIT");
+    *insert_s = now_s() - t0;
+    pg_exec(c, "VACUUM ANALYZE");
+    PQfinish(c);
+}
+
+/* pg_total_relation_size: heap + indexes + TOAST. */
+static double pg_bytes(const char *url, const char *what)
+{
+    PGconn *c = pg_connect(url);
+    PGresult *r = PQexec(c, what);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die(PQerrorMessage(c), KW_ERR_DB);
+    double v = strtod(PQgetvalue(r, 0, 0), NULL);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void drop_pg(const char *admin, const char *db)
+{
+    PGconn *a = pg_connect(admin);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    pg_exec(a, sql);
+    PQfinish(a);
+}
+
+/* ---- one backend and N -------------------------------------------------- */
+
+enum { C_SHA1, C_HOT1, C_UNI1, C_MISS1, C_JOIN1, C_TWO1, C_KHASH, C_CLASSIFY, C_BYHASH, C_USERGET, C_SCOPES1, C_BAD, C_ABSENT,
+       C_SHAT, C_HOTT, C_NCASES };
+
+/* ns/op medians of every run, for the summary across N at the end. */
+#define MAX_RUNS 16
+static struct {
+    const char *backend;
+    size_t n;
+    double ns[C_NCASES];
+    double x_sha[C_NCASES];
+    double bytes_per_key;
+    int ran[C_NCASES];
+} runs[MAX_RUNS];
+static int n_runs;
+
+static const char *case_names[C_NCASES] = {
+    [C_SHA1] = "(a) SHA-256 of a 58-byte key (OpenSSL)",
+    [C_HOT1] = "(h) **verify, cache-hot** (1k-key working set)",
+    [C_UNI1] = "(u) **verify, uniform over all N** (64K-slot cache)",
+    [C_MISS1] = "(m) **verify, every call a cache miss** (store path)",
+    [C_JOIN1] = "(j) store: key + user in one JOIN (kw_store_pkey_auth_by_hash)",
+    [C_TWO1] = "(t) store: key, then user (two statements, the old miss path)",
+    [C_KHASH] = "(a') kw_key_hash: SHA-256 + \"sha256$\" hex",
+    [C_CLASSIFY] = "(b) kw_key_classify (prefix, base62, CRC32)",
+    [C_BYHASH] = "(t1) part: kw_store_pkey_by_hash",
+    [C_USERGET] = "(t2) part: kw_store_user_get",
+    [C_SCOPES1] = "(c3) kw_principal_load_scopes (JSON parse)",
+    [C_BAD] = "(d) verify, bad checksum (no I/O)",
+    [C_ABSENT] = "(e) verify, valid format, not stored",
+    [C_SHAT] = "(a) SHA-256, scaling",
+    [C_HOTT] = "(h) verify cache-hot, scaling",
+};
+
+static int bench_n(const char *backend, const char *pg_admin, size_t n, double seconds, int threads)
+{
+    int pg = strcmp(backend, "postgresql") == 0;
     struct bench b;
     memset(&b, 0, sizeof b);
     b.n = n;
@@ -363,86 +609,155 @@ static int bench_n(size_t n, double seconds, int threads)
     if (!b.keys || !b.hashes || !b.bad || !b.absent) die("out of memory", KW_ERR_NOMEM);
 
     const char *tmp = getenv("TMPDIR");
-    char dir[PATH_MAX / 2], path[PATH_MAX / 2 + 16];
-    snprintf(dir, sizeof dir, "%s/kw_bench_verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) die("mkdtemp", 0);
-    snprintf(path, sizeof path, "%s/verify.db", dir);
-
-    double insert_s;
-    fill_store(&b, path, &insert_s);
-    struct stat st;
-    if (stat(path, &st)) die("stat", 0);
+    char dir[PATH_MAX / 2], path[PATH_MAX / 2 + 16], url[PATH_MAX + 1024], dbname[64];
+    double insert_s, bytes_per_key, db_bytes;
+    if (pg) {
+        snprintf(dbname, sizeof dbname, "kw_bench_%ld_%zu", (long)getpid(), n);
+        fill_pg(&b, pg_admin, dbname, url, sizeof url, &insert_s);
+        bytes_per_key = pg_bytes(url, "SELECT pg_total_relation_size('personal_api_keys')") / (double)n;
+        db_bytes = pg_bytes(url, "SELECT pg_database_size(current_database())");
+    } else {
+        snprintf(dir, sizeof dir, "%s/kw_bench_verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(dir)) die("mkdtemp", 0);
+        snprintf(path, sizeof path, "%s/verify.db", dir);
+        snprintf(url, sizeof url, "%s", path);
+        fill_store(&b, path, &insert_s);
+        struct stat st;
+        if (stat(path, &st)) die("stat", 0);
+        db_bytes = (double)st.st_size;
+        bytes_per_key = db_bytes / (double)n;
+    }
     make_samples(&b);
 
     int rc;
-    if ((rc = kw_store_open(path, &b.store))) die("kw_store_open", rc);
+    if ((rc = kw_store_open(url, &b.store))) die("kw_store_open", rc);
     if ((rc = kw_verifier_new(b.store, &b.verifier))) die("kw_verifier_new", rc);
+    if ((rc = kw_verifier_new(b.store, &b.miss_verifier))) die("kw_verifier_new", rc);
+    /* Fill the cache as a server's traffic would have (uniform case). */
+    {
+        kw_principal p;
+        size_t warm = n < 200000 ? n : 200000;
+        for (size_t i = 0; i < warm; i++) op_verify(&b, i, &p);
+    }
 
-    printf("\n### N = %zu keys (%lld users, SQLite; %d interleaved rounds of %.2f s per case, "
+    printf("\n### %s, N = %zu keys (%lld users; %d interleaved rounds of %.2f s per case, "
            "medians)\n\n",
-           n, (long long)b.n_users, ROUNDS, seconds / ROUNDS);
-    printf("Store: %.1f MB, **%.0f bytes per key** (file size / N, users and memberships "
-           "included); inserted in one transaction at %.0f keys/s.\n\n",
-           (double)st.st_size / 1e6, (double)st.st_size / (double)n, (double)n / insert_s);
+           pg ? "PostgreSQL" : "SQLite", n, (long long)b.n_users, ROUNDS, seconds / ROUNDS);
+    if (pg)
+        printf("Store: key table + its indexes + TOAST %.1f MB, **%.0f bytes per key** "
+               "(pg_total_relation_size('personal_api_keys') / N); whole database %.1f MB "
+               "(%.0f bytes per key, catalogs, users and memberships included); COPY at "
+               "%.0f keys/s.\n\n",
+               bytes_per_key * (double)n / 1e6, bytes_per_key, db_bytes / 1e6, db_bytes / (double)n,
+               (double)n / insert_s);
+    else
+        printf("Store: %.1f MB, **%.0f bytes per key** (file size / N, users and memberships "
+               "included); inserted in one transaction at %.0f keys/s.\n\n",
+               db_bytes / 1e6, bytes_per_key, (double)n / insert_s);
     printf("| case | threads | ops/s | ns/op | × sha256 |\n|---|---:|---:|---:|---:|\n");
 
-    enum { SHA1, VER1, SHAT = 9, VERT, NCASES };
     struct {
-        const char *name;
         op_fn fn;
         int threads;
-    } cases[NCASES] = {
-        {"(a) SHA-256 of a 58-byte key (OpenSSL)", op_sha256, 1},
-        {"(c) **kw_verify_personal, random existing key**", op_verify, 1},
-        {"(a') kw_key_hash: SHA-256 + \"sha256$\" hex", op_key_hash, 1},
-        {"(b) kw_key_classify (prefix, base62, CRC32)", op_classify, 1},
-        {"(c1) part: kw_store_pkey_by_hash (index probe + row copy)", op_by_hash, 1},
-        {"(c2) part: kw_store_user_get (active check)", op_user_get, 1},
-        {"(c3) part: kw_principal_load_scopes (JSON parse)", op_load_scopes, 1},
-        {"(d) kw_verify_personal, bad checksum (no I/O)", op_verify_bad, 1},
-        {"(e) kw_verify_personal, valid format, not stored", op_verify_absent, 1},
-        {"(a) SHA-256, scaling", op_sha256, threads},
-        {"(c) kw_verify_personal, scaling", op_verify, threads},
+    } cases[C_NCASES] = {
+        [C_SHA1] = {op_sha256, 1},       [C_HOT1] = {op_verify_hot, 1},  [C_UNI1] = {op_verify, 1},
+        [C_MISS1] = {op_verify_miss, 1}, [C_JOIN1] = {op_auth_by_hash, 1}, [C_TWO1] = {op_two_queries, 1},
+        [C_KHASH] = {op_key_hash, 1},    [C_CLASSIFY] = {op_classify, 1}, [C_BYHASH] = {op_by_hash, 1},
+        [C_USERGET] = {op_user_get, 1},  [C_SCOPES1] = {op_load_scopes, 1}, [C_BAD] = {op_verify_bad, 1},
+        [C_ABSENT] = {op_verify_absent, 1}, [C_SHAT] = {op_sha256, threads}, [C_HOTT] = {op_verify_hot, threads},
     };
-    static double ops[NCASES][ROUNDS], ns[NCASES][ROUNDS];
-    int failed = 0, run[NCASES];
-    for (int c = 0; c < NCASES; c++)
-        run[c] = c == SHA1 || !only || (cases[c].threads == 1 && strstr(cases[c].name, only));
+    static double ops[C_NCASES][ROUNDS], ns[C_NCASES][ROUNDS];
+    int failed = 0, run[C_NCASES];
+    for (int c = 0; c < C_NCASES; c++)
+        run[c] = c == C_SHA1 || !only || (cases[c].threads == 1 && strstr(case_names[c], only));
     for (int r = 0; r < ROUNDS; r++)
-        for (int c = 0; c < NCASES; c++) {
+        for (int c = 0; c < C_NCASES; c++) {
             if (!run[c]) continue;
             struct result res;
             int f = run_case(&b, cases[c].fn, cases[c].threads, seconds / ROUNDS, &res);
-            if (f) fprintf(stderr, "kw_bench_verify: unexpected result in %s\n", cases[c].name);
+            if (f) fprintf(stderr, "kw_bench_verify: unexpected result in %s\n", case_names[c]);
             failed |= f;
             ops[c][r] = res.ops_per_s;
             ns[c][r] = res.ns_per_op;
         }
-    static const int order[NCASES] = {0, 2, 3, 1, 4, 5, 6, 7, 8, 9, 10}; /* (a) … (e) */
-    for (int i = 0; i < NCASES; i++) {
+    static const int order[C_NCASES] = {C_SHA1, C_KHASH, C_CLASSIFY, C_HOT1, C_UNI1, C_MISS1, C_JOIN1, C_TWO1,
+                                      C_BYHASH, C_USERGET, C_SCOPES1, C_BAD, C_ABSENT, C_SHAT, C_HOTT};
+    int slot = n_runs < MAX_RUNS ? n_runs++ : MAX_RUNS - 1;
+    runs[slot].backend = pg ? "PostgreSQL" : "SQLite";
+    runs[slot].n = n;
+    runs[slot].bytes_per_key = bytes_per_key;
+    for (int i = 0; i < C_NCASES; i++) {
         int c = order[i];
-        if (run[c])
-            printf("| %s | %d | %.0f | %.0f | %.1f× |\n", cases[c].name, cases[c].threads,
-                   median(ops[c], ROUNDS), median(ns[c], ROUNDS), median_ratio(ns[c], ns[SHA1]));
+        runs[slot].ran[c] = run[c];
+        if (!run[c]) continue;
+        runs[slot].ns[c] = median(ns[c], ROUNDS);
+        runs[slot].x_sha[c] = median_ratio(ns[c], ns[C_SHA1]);
+        printf("| %s | %d | %.0f | %.0f | %.1f× |\n", case_names[c], cases[c].threads,
+               median(ops[c], ROUNDS), runs[slot].ns[c], runs[slot].x_sha[c]);
     }
     if (only) goto out;
-    double ratio = median_ratio(ns[VER1], ns[SHA1]);
-    printf("\nverify / sha256 = **%.1f×** (goal ≤ 3×: %s).  Scaling 1 → %d threads (ops/s): "
-           "verify **%.2f×**, sha256 %.2f× (what this machine gave a lock-free loop at that "
-           "moment).\n",
-           ratio, ratio <= 3 ? "met" : "NOT met", threads, median_ratio(ops[VERT], ops[VER1]),
-           median_ratio(ops[SHAT], ops[SHA1]));
+    double hot = median(ns[C_HOT1], ROUNDS), uni = median(ns[C_UNI1], ROUNDS),
+           miss = median(ns[C_MISS1], ROUNDS);
+    double hit = miss > hot ? (miss - uni) / (miss - hot) : 0;
+    printf("\nverify hot / sha256 = **%.1f×** (goal ≤ 3×: %s); miss / sha256 = %.1f×.  Uniform "
+           "access hit rate ≈ %.0f%% (from the times: (m − u) / (m − h)).  JOIN vs two "
+           "statements: **%.2f×** the time.  Scaling 1 → %d threads (ops/s): verify hot **%.2f×**, "
+           "sha256 %.2f×.\n",
+           median_ratio(ns[C_HOT1], ns[C_SHA1]), median_ratio(ns[C_HOT1], ns[C_SHA1]) <= 3 ? "met" : "NOT met",
+           median_ratio(ns[C_MISS1], ns[C_SHA1]), hit < 0 ? 0 : hit > 1 ? 100 : hit * 100,
+           median_ratio(ns[C_JOIN1], ns[C_TWO1]), threads, median_ratio(ops[C_HOTT], ops[C_HOT1]),
+           median_ratio(ops[C_SHAT], ops[C_SHA1]));
 out:
     fflush(stdout);
     kw_verifier_free(b.verifier);
+    kw_verifier_free(b.miss_verifier);
     kw_store_close(b.store);
-    remove_db(path);
-    rmdir(dir);
+    if (pg) {
+        drop_pg(pg_admin, dbname);
+    } else {
+        remove_db(path);
+        rmdir(dir);
+    }
     free(b.keys);
     free(b.hashes);
     free(b.bad);
     free(b.absent);
     return failed;
+}
+
+/* One table of ns/op across N per backend, with the ratios to N = first. */
+static void summary(void)
+{
+    if (n_runs < 2) return;
+    printf("\n### Across N (ns/op medians; ratio to the smallest N of the same backend)\n");
+    const char *backends[] = {"SQLite", "PostgreSQL"};
+    static const int rows[] = {C_HOT1, C_UNI1, C_MISS1, C_JOIN1, C_TWO1, C_ABSENT, C_BAD};
+    for (int bk = 0; bk < 2; bk++) {
+        int idx[MAX_RUNS], k = 0;
+        for (int i = 0; i < n_runs; i++)
+            if (strcmp(runs[i].backend, backends[bk]) == 0) idx[k++] = i;
+        if (k == 0) continue;
+        printf("\n| %s |", backends[bk]);
+        for (int j = 0; j < k; j++) printf(" N = %zu |", runs[idx[j]].n);
+        for (int j = 1; j < k; j++) printf(" %zu / %zu |", runs[idx[j]].n, runs[idx[0]].n);
+        printf("\n|---|");
+        for (int j = 0; j < 2 * k - 1; j++) printf("---:|");
+        printf("\n");
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            int c = rows[r];
+            if (!runs[idx[0]].ran[c]) continue;
+            printf("| %s |", case_names[c]);
+            for (int j = 0; j < k; j++) printf(" %.0f (%.1f× sha) |", runs[idx[j]].ns[c], runs[idx[j]].x_sha[c]);
+            for (int j = 1; j < k; j++)
+                printf(" **%.2f×** |", runs[idx[0]].ns[c] > 0 ? runs[idx[j]].ns[c] / runs[idx[0]].ns[c] : 0);
+            printf("\n");
+        }
+        printf("| bytes per key |");
+        for (int j = 0; j < k; j++) printf(" %.0f |", runs[idx[j]].bytes_per_key);
+        for (int j = 1; j < k; j++) printf(" %.2f× |", runs[idx[j]].bytes_per_key / runs[idx[0]].bytes_per_key);
+        printf("\n");
+    }
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -451,6 +766,7 @@ int main(int argc, char **argv)
     int threads = 2;
     size_t ns[16];
     int n_ns = 0;
+    const char *backend = NULL, *pg_url = getenv("BENCH_PG_URL");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = strtod(argv[++i], NULL);
@@ -458,16 +774,28 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+            backend = argv[++i];
+        else if (strcmp(argv[i], "--pg") == 0 && i + 1 < argc)
+            pg_url = argv[++i];
         else if (argv[i][0] >= '1' && argv[i][0] <= '9' && n_ns < 16)
             ns[n_ns++] = (size_t)strtoull(argv[i], NULL, 10);
         else {
-            fprintf(stderr, "usage: kw_bench_verify [--seconds S] [--threads T] [--only TEXT] [N ...]\n"
-                            "  default N: 1000 100000 (and 1000000 with BENCH_FULL=1)\n");
+            fprintf(stderr, "usage: kw_bench_verify [--seconds S] [--threads T] [--only TEXT]\n"
+                            "                       [--backend sqlite|postgresql|both] [--pg URL] [N ...]\n"
+                            "  default N: 1000 100000 (and 1000000 with BENCH_FULL=1)\n"
+                            "  PostgreSQL: --pg URL or $BENCH_PG_URL (a database the bench may\n"
+                            "  CREATE DATABASE / DROP DATABASE next to)\n");
             return 2;
         }
     }
-    if (seconds <= 0 || threads < 1 || threads > 64) {
-        fprintf(stderr, "kw_bench_verify: --seconds must be > 0, --threads 1..64\n");
+    if (pg_url && !*pg_url) pg_url = NULL;
+    if (!backend) backend = pg_url ? "both" : "sqlite";
+    int do_sqlite = strcmp(backend, "sqlite") == 0 || strcmp(backend, "both") == 0;
+    int do_pg = strcmp(backend, "postgresql") == 0 || strcmp(backend, "both") == 0;
+    if (seconds <= 0 || threads < 1 || threads > 64 || (!do_sqlite && !do_pg) || (do_pg && !pg_url)) {
+        fprintf(stderr, "kw_bench_verify: --seconds must be > 0, --threads 1..64, --backend "
+                        "sqlite|postgresql|both (PostgreSQL needs --pg URL or $BENCH_PG_URL)\n");
         return 2;
     }
     if (!n_ns) {
@@ -478,7 +806,11 @@ int main(int argc, char **argv)
     }
     printf("## Verification micro-benchmark (kw_bench_verify)\n");
     int failed = 0;
-    for (int i = 0; i < n_ns; i++) failed |= bench_n(ns[i], seconds, threads);
+    if (do_sqlite)
+        for (int i = 0; i < n_ns; i++) failed |= bench_n("sqlite", NULL, ns[i], seconds, threads);
+    if (do_pg)
+        for (int i = 0; i < n_ns; i++) failed |= bench_n("postgresql", pg_url, ns[i], seconds, threads);
+    summary();
     if (failed) fprintf(stderr, "kw_bench_verify: some operations gave unexpected results\n");
     return failed ? 1 : 0;
 }

@@ -22,7 +22,12 @@
  * A cached principal carries expires_at and the rate limit, and expiry is
  * compared with kw_now() on every hit, so an entry cached a second before
  * its key expires cannot outlive it.  Scope usage is merged into the store
- * by the maintenance thread every USAGE_FLUSH_MS and once more on free. */
+ * by the maintenance thread every USAGE_FLUSH_MS and once more on free.
+ *
+ * Cross-instance invalidation (SPEC §9): on PostgreSQL a listener thread
+ * waits for the schema's NOTIFY and re-reads the generation at once
+ * (milliseconds); the 200 ms poll remains, as the fallback while the
+ * notification session is down and the only mechanism on SQLite. */
 #include "keyward/auth.h"
 
 #include <jansson.h>
@@ -73,6 +78,14 @@ struct kw_verifier {
     void (*poll_hook)(void *);  /* guarded by lock; see kw_verifier_on_poll */
     void *poll_ctx;
     pthread_t thread;
+    /* The notification listener (PostgreSQL): its own thread, so the touch
+     * ring's condition variable and the database socket need no common
+     * wait.  listen_wake interrupts its back-off sleep on free. */
+    pthread_t listener;
+    int has_listener;
+    pthread_cond_t listen_wake;
+    _Atomic int64_t grace_us;  /* see DEGRADED_GRACE_US */
+    _Atomic uint64_t notifications;  /* for tests and the bench: how many woke us */
 };
 
 /* When the store cannot be reached, keys verified before the outage keep
@@ -80,6 +93,12 @@ struct kw_verifier {
  * the bounded window in which a revocation made elsewhere could go unseen.
  * After it, cached answers are refused too and requests get 503. */
 #define DEGRADED_GRACE_US ((int64_t)30 * 1000000)
+/* The listener's wait per call: the bound on how long kw_verifier_free
+ * waits for it (a wait is not interruptible).  A timeout costs no query. */
+#define LISTEN_WAIT_MS 100
+/* Back-off between attempts to re-establish the notification session while
+ * the database is unreachable (the 200 ms poll covers the gap). */
+#define LISTEN_RETRY_MS 500
 
 static void poll_generation(kw_verifier *v)
 {
@@ -143,6 +162,54 @@ static void *maintenance_thread(void *arg)
     return NULL;
 }
 
+/* Runs the flag-cache hook: on the maintenance thread at every poll, and
+ * on the listener when flags were notified (kw_flagcache_poll is safe to
+ * run from two threads: a race costs an extra cache drop, never a miss). */
+static void run_hook(kw_verifier *v)
+{
+    pthread_mutex_lock(&v->lock);
+    void (*hook)(void *) = v->poll_hook;
+    void *hook_ctx = v->poll_ctx;
+    pthread_mutex_unlock(&v->lock);
+    if (hook) hook(hook_ctx);
+}
+
+/* The notification listener: blocks in kw_store_wait_change and, when the
+ * database announces a write, re-reads the generation at once, so another
+ * instance's revocation drops this cache within milliseconds instead of at
+ * the next GENERATION_POLL_MS poll.  The poll stays as the fallback while
+ * the notification session is down (and for backends without one: SQLite
+ * answers KW_ERR_UNSUPPORTED and the thread ends). */
+static void *listener_thread(void *arg)
+{
+    kw_verifier *v = arg;
+    for (;;) {
+        pthread_mutex_lock(&v->lock);
+        int stop = v->stopping;
+        pthread_mutex_unlock(&v->lock);
+        if (stop) break;
+        int what = 0;
+        int rc = kw_store_wait_change(v->store, LISTEN_WAIT_MS, &what);
+        if (rc == KW_ERR_UNSUPPORTED) break;
+        if (rc) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += LISTEN_RETRY_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_mutex_lock(&v->lock);
+            if (!v->stopping) pthread_cond_timedwait(&v->listen_wake, &v->lock, &until);
+            pthread_mutex_unlock(&v->lock);
+            continue;
+        }
+        if (!what) continue;
+        atomic_fetch_add_explicit(&v->notifications, 1, memory_order_relaxed);
+        if (what & KW_CHANGE_AUTH) poll_generation(v);
+        if (what & KW_CHANGE_FLAGS) run_hook(v);
+    }
+    return NULL;
+}
+
 static void touch_later(kw_verifier *v, kw_key_kind kind, const char *id, int64_t now)
 {
     pthread_mutex_lock(&v->lock);
@@ -177,17 +244,22 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
     kw_vcache_sync(v->cache, generation);
     atomic_store(&v->last_poll_ok, kw_now());
     atomic_store(&v->legacy_rows, legacy);
+    atomic_store(&v->grace_us, DEGRADED_GRACE_US);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->wake, NULL);
+    pthread_cond_init(&v->listen_wake, NULL);
     if (pthread_create(&v->thread, NULL, maintenance_thread, v)) {
         pthread_mutex_destroy(&v->lock);
         pthread_cond_destroy(&v->wake);
+        pthread_cond_destroy(&v->listen_wake);
         kw_usage_free(v->usage);
         kw_ratelimit_free(v->rate);
         kw_vcache_free(v->cache);
         free(v);
         return KW_ERR_NOMEM;
     }
+    /* Without a listener the poll alone keeps the 1 s bound: not fatal. */
+    v->has_listener = pthread_create(&v->listener, NULL, listener_thread, v) == 0;
     *out = v;
     return KW_OK;
 }
@@ -198,15 +270,28 @@ void kw_verifier_free(kw_verifier *v)
     pthread_mutex_lock(&v->lock);
     v->stopping = 1;
     pthread_cond_signal(&v->wake);
+    pthread_cond_signal(&v->listen_wake);
     pthread_mutex_unlock(&v->lock);
     pthread_join(v->thread, NULL);
+    if (v->has_listener) pthread_join(v->listener, NULL);
     kw_usage_flush(v->usage, v->store);  /* the last notes of this process */
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->listen_wake);
     kw_usage_free(v->usage);
     kw_ratelimit_free(v->rate);
     kw_vcache_free(v->cache);
     free(v);
+}
+
+void kw_verifier_set_grace(kw_verifier *v, int64_t grace_us)
+{
+    atomic_store(&v->grace_us, grace_us);
+}
+
+uint64_t kw_verifier_notifications(kw_verifier *v)
+{
+    return atomic_load_explicit(&v->notifications, memory_order_relaxed);
 }
 
 void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx)
@@ -253,7 +338,8 @@ void kw_verifier_invalidate(kw_verifier *v)
 static int from_cache(kw_verifier *v, const unsigned char *digest, kw_principal *out)
 {
     int64_t last_used, now = kw_now();
-    if (now - atomic_load_explicit(&v->last_poll_ok, memory_order_relaxed) > DEGRADED_GRACE_US)
+    if (now - atomic_load_explicit(&v->last_poll_ok, memory_order_relaxed) >
+        atomic_load_explicit(&v->grace_us, memory_order_relaxed))
         return 0;  /* store unreachable for too long: cached answers expire too */
     if (!kw_vcache_get(v->cache, digest, out, &last_used)) return 0;
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
@@ -320,20 +406,21 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     static _Thread_local kw_pkey row_buf;
     kw_pkey *row = &row_buf;
     kw_verify_result result = KW_VERIFY_INVALID;
-    int rc = kw_store_pkey_by_hash(v->store, hash, row);
-    if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY && legacy_rows_exist(v))
+    /* Key and owner in one statement; only a legacy (pbkdf2) match, found
+     * after the plain probe missed, needs the user read on its own. */
+    int active = 0;
+    int rc = kw_store_pkey_auth_by_hash(v->store, hash, row, &active);
+    if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY && legacy_rows_exist(v)) {
         rc = find_legacy(v, key, len, row);
+        kw_user user;
+        if (!rc) rc = kw_store_user_get(v->store, row->user_id, &user);
+        if (!rc) active = user.is_active;
+    }
     if (rc) {
         result = rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
         goto done;
     }
-    kw_user user;
-    rc = kw_store_user_get(v->store, row->user_id, &user);
-    if (rc) {
-        result = rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
-        goto done;
-    }
-    if (!user.is_active) goto done;
+    if (!active) goto done;
     memset(out, 0, sizeof *out);
     out->kind = KW_KEY_PERSONAL;
     out->user_id = row->user_id;

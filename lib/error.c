@@ -14,6 +14,7 @@ const char *kw_strerror(int err)
     case KW_ERR_LIMIT: return "limit reached";
     case KW_ERR_UNAVAILABLE: return "backend unavailable";
     case KW_ERR_IO: return "i/o error";
+    case KW_ERR_UNSUPPORTED: return "not supported by this backend";
     default: return "unknown error";
     }
 }

@@ -52,7 +52,16 @@ struct kw_flagcache {
     _Atomic int64_t store_generation;
     _Atomic int store_seen;
     _Atomic uint64_t hits, builds;
+    /* Outage handling, as in the verification cache (auth.c): while polls
+     * fail, sets keep being served until grace_us after the last good
+     * poll, then they are refused (a miss; the rebuild fails with the
+     * store's error, hence 503). */
+    _Atomic int64_t last_poll_ok;
+    _Atomic int poll_failing;
+    _Atomic int64_t grace_us;
 };
+
+#define DEFAULT_GRACE_US ((int64_t)30 * 1000000)
 
 int kw_flagcache_new(kw_store *store, unsigned slots, int64_t ttl_us, kw_flagcache **out)
 {
@@ -63,6 +72,7 @@ int kw_flagcache_new(kw_store *store, unsigned slots, int64_t ttl_us, kw_flagcac
     if (c->per_shard == 0) c->per_shard = 1;
     c->ttl_us = ttl_us;
     atomic_store(&c->generation, 1);
+    atomic_store(&c->grace_us, DEFAULT_GRACE_US);
     for (int i = 0; i < SHARDS; i++) {
         c->shards[i].slots = calloc(c->per_shard, sizeof(struct set *));
         if (!c->shards[i].slots) {
@@ -128,10 +138,29 @@ void kw_flagcache_poll(void *cache)
 {
     kw_flagcache *c = cache;
     int64_t g;
-    if (kw_store_flags_generation(c->store, &g) == KW_OK)
+    if (kw_store_flags_generation(c->store, &g) == KW_OK) {
         kw_flagcache_sync(c, g);
-    else
-        kw_flagcache_bump(c);  /* cannot tell what changed: trust nothing cached */
+        atomic_store(&c->last_poll_ok, kw_now());
+        atomic_store(&c->poll_failing, 0);
+    } else {
+        /* Keep the sets: they were current at the last good poll and no
+         * change can have been seen since.  Dropping them (as this did
+         * once) turned every database blip into 503s for routes that need
+         * no database.  kw_flagcache_get stops serving them after grace. */
+        if (!atomic_exchange(&c->poll_failing, 1) && !atomic_load(&c->last_poll_ok))
+            atomic_store(&c->last_poll_ok, kw_now());  /* never polled OK: count from now */
+    }
+}
+
+void kw_flagcache_set_grace(kw_flagcache *c, int64_t grace_us) { atomic_store(&c->grace_us, grace_us); }
+
+/* Whether cached sets may be served: always while polls succeed (or none
+ * ran: a cache without a poll hook), else within the grace window. */
+static int trusted(kw_flagcache *c)
+{
+    if (!atomic_load_explicit(&c->poll_failing, memory_order_relaxed)) return 1;
+    return kw_now() - atomic_load_explicit(&c->last_poll_ok, memory_order_relaxed) <=
+           atomic_load_explicit(&c->grace_us, memory_order_relaxed);
 }
 
 void kw_flagcache_stats(kw_flagcache *c, uint64_t *hits, uint64_t *builds)
@@ -196,7 +225,7 @@ int kw_flagcache_get(kw_flagcache *c, int64_t project_id, const kw_flagset **out
     pthread_rwlock_rdlock(&sh->lock);
     s = *slot;
     if (s && s->pub.project_id == project_id && s->generation == gen &&
-        (!c->ttl_us || kw_now() - s->built_at < c->ttl_us))
+        (!c->ttl_us || kw_now() - s->built_at < c->ttl_us) && trusted(c))
         atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     else
         s = NULL;

@@ -119,6 +119,15 @@ FORWARD(activity_list, (kw_store *store, const kw_activity_query *q, kw_activity
 FORWARD(auth_generation, (kw_store *store, int64_t *g), (store, g))
 FORWARD(activity_count, (kw_store *store, const kw_activity_query *q, int64_t *n), (store, q, n))
 FORWARD(flags_generation, (kw_store *store, int64_t *g), (store, g))
+FORWARD(pkey_auth_by_hash, (kw_store *store, const char *sv, kw_pkey *k, int *active),
+        (store, sv, k, active))
+
+int kw_store_wait_change(kw_store *store, int timeout_ms, int *what)
+{
+    *what = 0;
+    if (!store->ops->wait_change) return KW_ERR_UNSUPPORTED;
+    return store->ops->wait_change(store, timeout_ms, what);
+}
 FORWARD(events_insert, (kw_store *store, int64_t p, const kw_event *e, size_t n), (store, p, e, n))
 FORWARD(events_query, (kw_store *store, const kw_event_query *q, kw_event_row_cb cb, void *c),
         (store, q, cb, c))

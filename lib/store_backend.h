@@ -58,6 +58,8 @@ struct kw_store_ops {
     int (*activity_count)(kw_store *, const kw_activity_query *, int64_t *);
     int (*auth_generation)(kw_store *, int64_t *);
     int (*flags_generation)(kw_store *, int64_t *);
+    int (*wait_change)(kw_store *, int, int *);  /* NULL: no notifications */
+    int (*pkey_auth_by_hash)(kw_store *, const char *, kw_pkey *, int *);
     /* events and endpoints (store_sqlite_events.c, store_pg_events.c) */
     int (*events_insert)(kw_store *, int64_t, const kw_event *, size_t);
     int (*events_query)(kw_store *, const kw_event_query *, kw_event_row_cb, void *);

@@ -35,7 +35,7 @@ enum stmt_id {
     ST_ACTIVITY_INSERT, ST_SCHEMA_VERSION, ST_AUTH_GENERATION,
     ST_PSK_INSERT, ST_PSK_GET, ST_PSK_LIST, ST_PSK_COUNT, ST_PSK_UPDATE, ST_PSK_ROLL, ST_PSK_DELETE,
     ST_PSK_BY_HASH, ST_PSK_TOUCH,
-    ST_FLAGS_GENERATION,
+    ST_FLAGS_GENERATION, ST_PKEY_AUTH_BY_HASH,
     ST_COUNT
 };
 
@@ -99,6 +99,14 @@ static const char *const SQL[ST_COUNT] = {
                              "WHERE secure_value >= 'pbkdf2_sha256$' AND secure_value < 'pbkdf2_sha256%'",
     [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
     [ST_FLAGS_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'flags_generation'",
+    /* The verification miss path: key and owner's active flag in one round
+     * trip (see kw_store_pkey_auth_by_hash). */
+    [ST_PKEY_AUTH_BY_HASH] = "SELECT k.id, k.user_id, k.label, k.secure_value, k.mask_value, "
+                             "k.created_at, k.last_used_at, k.last_rolled_at, k.scopes, "
+                             "k.scoped_teams, k.scoped_organizations, k.expires_at, "
+                             "k.rate_limit_per_minute, k.scopes_used, u.is_active "
+                             "FROM personal_api_keys k JOIN users u ON u.id = k.user_id "
+                             "WHERE k.secure_value = $1",
     [ST_FLAG_INSERT] = "INSERT INTO feature_flags(project_id, key, name, filters, active, deleted, "
                        "ensure_experience_continuity, version, created_by, created_at, updated_at) "
                        "VALUES ($1, $2, $3, $4, $5::integer <> 0, FALSE, $6::integer <> 0, 1, $7, "
@@ -473,6 +481,19 @@ static int pg_pkey_by_hash(kw_store *b, const char *secure_value, kw_pkey *out)
     struct pg_params p = {0};
     kw_pg_text(&p, secure_value);
     return pkey_lookup(P(b), ST_PKEY_BY_HASH, &p, out);
+}
+
+static int pg_pkey_auth_by_hash(kw_store *b, const char *secure_value, kw_pkey *out, int *active)
+{
+    struct pg_params p = {0};
+    kw_pg_text(&p, secure_value);
+    PGresult *r;
+    int rc = query_one(P(b), ST_PKEY_AUTH_BY_HASH, &p, &r);
+    if (rc) return rc;
+    read_pkey(r, 0, out);
+    *active = kw_pg_col_bool(r, 0, 14);
+    PQclear(r);
+    return KW_OK;
 }
 
 static int pg_pkey_list(kw_store *b, int64_t user_id, kw_pkey_cb cb, void *ctx)
@@ -905,6 +926,8 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_legacy_count = pg_pkey_legacy_count,
     .auth_generation = pg_auth_generation,
     .flags_generation = pg_flags_generation,
+    .pkey_auth_by_hash = pg_pkey_auth_by_hash,
+    .wait_change = kw_pg_wait_change,
     .key_scopes_used = kw_pg_key_scopes_used,
     .user_list = kw_pg_user_list,
     .project_list = kw_pg_project_list,

@@ -33,6 +33,11 @@ struct pg_store {
     pthread_key_t tls;
     pthread_mutex_t conns_lock;  /* guards the list only */
     struct pg_conn *conns;
+    /* The LISTEN session of kw_store_wait_change: its own connection, never
+     * used for queries (a notification arrives only between transactions of
+     * its session, so it must not share one with request threads). */
+    pthread_mutex_t listen_lock;
+    PGconn *listen;
 };
 
 /* Text parameters for one statement; numbers are formatted into buf. */
@@ -85,6 +90,8 @@ int kw_pg_import_org(kw_store *b, const kw_org *o);
 int kw_pg_import_project(kw_store *b, const kw_project *p);
 int kw_pg_import_pkey(kw_store *b, const kw_pkey *k);
 int kw_pg_import_done(kw_store *b);
+/* kw_store_wait_change (store_pg_conn.c). */
+int kw_pg_wait_change(kw_store *b, int timeout_ms, int *what);
 /* Maps a failed result (or a NULL one) to a kw_err. */
 int kw_pg_error(PGconn *db, const PGresult *res);
 

@@ -20,7 +20,9 @@
  * CONNECTION_BAD, resets the session and prepares statements again. */
 #include "store_pg.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +148,7 @@ int kw_pg_store_init(struct pg_store *s, const char *url, const char *const *sql
         return KW_ERR_NOMEM;
     }
     pthread_mutex_init(&s->conns_lock, NULL);
+    pthread_mutex_init(&s->listen_lock, NULL);
     return KW_OK;
 }
 
@@ -159,6 +162,9 @@ void kw_pg_store_fini(struct pg_store *s)
     }
     s->conns = NULL;
     pthread_mutex_destroy(&s->conns_lock);
+    if (s->listen) PQfinish(s->listen);
+    s->listen = NULL;
+    pthread_mutex_destroy(&s->listen_lock);
     free(s->url);
 }
 
@@ -283,5 +289,79 @@ int kw_pg_exec(struct pg_conn *c, const char *sql)
     PGresult *res = NULL;
     int rc = take_result(c->db, PQexec(c->db, sql), &res);
     PQclear(res);
+    return rc;
+}
+
+/* ---- change notifications (SPEC §9) --------------------------------------
+ * The schema's triggers NOTIFY keyward_auth / keyward_flags in the writing
+ * transaction; PostgreSQL delivers them at commit to every session that
+ * LISTENs.  One dedicated session per store listens; a wait is poll() on
+ * its socket, then PQconsumeInput + PQnotifies.  When the session breaks
+ * (server restart, network), the next wait reconnects and LISTENs again and
+ * reports KW_CHANGE_ALL: whatever was notified in between is lost, so the
+ * caller must re-read the generations.  The payload (the new generation) is
+ * not trusted or parsed: the caller reads the generation itself. */
+
+static int notified(PGconn *db)
+{
+    int what = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(db))) {
+        if (strcmp(n->relname, "keyward_auth") == 0) what |= KW_CHANGE_AUTH;
+        else if (strcmp(n->relname, "keyward_flags") == 0) what |= KW_CHANGE_FLAGS;
+        PQfreemem(n);
+    }
+    return what;
+}
+
+static int listen_open(struct pg_store *s)
+{
+    if (s->listen) PQfinish(s->listen);
+    s->listen = connect_db(s->url);
+    if (!s->listen) return KW_ERR_NOMEM;
+    int rc = KW_ERR_UNAVAILABLE;
+    if (PQstatus(s->listen) == CONNECTION_OK) {
+        PGresult *res = PQexec(s->listen, "LISTEN keyward_auth; LISTEN keyward_flags");
+        rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? KW_OK : kw_pg_error(s->listen, res);
+        PQclear(res);
+    }
+    if (rc) {
+        PQfinish(s->listen);
+        s->listen = NULL;
+    }
+    return rc;
+}
+
+int kw_pg_wait_change(kw_store *b, int timeout_ms, int *what)
+{
+    struct pg_store *s = (struct pg_store *)b;
+    int rc = KW_OK;
+    *what = 0;
+    pthread_mutex_lock(&s->listen_lock);
+    if (!s->listen || PQstatus(s->listen) != CONNECTION_OK) {
+        rc = listen_open(s);
+        if (!rc) *what = KW_CHANGE_ALL;  /* anything may have happened meanwhile */
+        goto out;
+    }
+    if ((*what = notified(s->listen))) goto out;  /* already buffered */
+    struct pollfd pfd = {.fd = PQsocket(s->listen), .events = POLLIN};
+    if (pfd.fd < 0) {
+        rc = KW_ERR_UNAVAILABLE;
+        goto drop;
+    }
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n == 0 || (n < 0 && errno == EINTR)) goto out;
+    /* Readable (or hung up): a closed socket makes PQconsumeInput fail. */
+    if (n < 0 || !PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK) {
+        rc = KW_ERR_UNAVAILABLE;
+        goto drop;
+    }
+    *what = notified(s->listen);
+    goto out;
+drop:
+    PQfinish(s->listen);
+    s->listen = NULL;
+out:
+    pthread_mutex_unlock(&s->listen_lock);
     return rc;
 }

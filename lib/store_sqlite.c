@@ -28,6 +28,7 @@ enum stmt_id {
     ST_ACTIVITY_INSERT,
     ST_AUTH_GENERATION,
     ST_FLAGS_GENERATION,
+    ST_PKEY_AUTH_BY_HASH,
     ST_COUNT
 };
 
@@ -100,6 +101,14 @@ static const char *const SQL[ST_COUNT] = {
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_AUTH_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'auth_generation'",
     [ST_FLAGS_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'flags_generation'",
+    /* The verification miss path: key and owner's active flag in one read
+     * transaction (one WAL read-lock round instead of two). */
+    [ST_PKEY_AUTH_BY_HASH] = "SELECT k.id, k.user_id, k.label, k.secure_value, k.mask_value, "
+                             "k.created_at, k.last_used_at, k.last_rolled_at, k.scopes, "
+                             "k.scoped_teams, k.scoped_organizations, k.expires_at, "
+                             "k.rate_limit_per_minute, k.scopes_used, u.is_active "
+                             "FROM personal_api_keys k JOIN users u ON u.id = k.user_id "
+                             "WHERE k.secure_value = ?1",
 };
 
 struct conn {
@@ -590,6 +599,18 @@ static int sq_pkey_by_hash(kw_store *b, const char *secure_value, kw_pkey *out)
     return pkey_lookup(st, out);
 }
 
+static int sq_pkey_auth_by_hash(kw_store *b, const char *secure_value, kw_pkey *out, int *active)
+{
+    sqlite3_stmt *st = stmt(S(b), ST_PKEY_AUTH_BY_HASH);
+    if (!st) return KW_ERR_DB;
+    bind_text(st, 1, secure_value);
+    int rc = step_one(st);
+    if (rc) return rc;
+    read_pkey(st, out);
+    *active = sqlite3_column_int(st, 14) != 0;
+    return finish(st, KW_OK);
+}
+
 static int sq_pkey_list(kw_store *b, int64_t user_id, kw_pkey_cb cb, void *ctx)
 {
     sqlite3_stmt *st = stmt(S(b), ST_PKEY_LIST);
@@ -993,6 +1014,7 @@ static const struct kw_store_ops SQLITE_OPS = {
     .activity_count = sq_activity_count,
     .auth_generation = sq_auth_generation,
     .flags_generation = sq_flags_generation,
+    .pkey_auth_by_hash = sq_pkey_auth_by_hash,
     .events_insert = kw_sq_events_insert,
     .events_query = kw_sq_events_query,
     .endpoint_insert = kw_sq_endpoint_insert,

@@ -59,8 +59,15 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
 kw_verify_result kw_verify_project(kw_verifier *v, const char *token, size_t len,
                                    kw_principal *out);
 
+/* How long cached verifications keep being served while the store cannot
+ * be reached (default 30 s; `keyward serve --degraded-grace`). */
+void kw_verifier_set_grace(kw_verifier *v, int64_t grace_us);
+/* How many change notifications (PostgreSQL LISTEN) woke the verifier. */
+uint64_t kw_verifier_notifications(kw_verifier *v);
+
 /* Runs fn(ctx) on the maintenance thread at every auth generation poll
- * (every 200 ms), so other caches can poll their own store counters
+ * (every 200 ms), and on the notification listener thread when the database
+ * announces a flag write (so fn must be safe on either), so other caches can poll their own store counters
  * without a thread of their own.  One hook; NULL removes it.  fn must not
  * block for long: it delays last_used_at writes. */
 void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx);

@@ -59,10 +59,14 @@ void kw_flagcache_bump(kw_flagcache *c);
 /* Feeds the store's flags generation; a change from the last value seen
  * makes every set stale.  Returns 1 when it did. */
 int kw_flagcache_sync(kw_flagcache *c, int64_t store_generation);
-/* Reads the store's flags generation and syncs (a failed read makes every
- * set stale).  `cache` is a kw_flagcache *: the signature of a poll hook
+/* Reads the store's flags generation and syncs.  A failed read (database
+ * unreachable) keeps the sets: they are served for the grace period after
+ * the last successful poll, then refused until a poll succeeds again.
+ * `cache` is a kw_flagcache *: the signature of a poll hook
  * (kw_verifier_on_poll). */
 void kw_flagcache_poll(void *cache);
+/* The grace period (default 30 s, like the verification cache's). */
+void kw_flagcache_set_grace(kw_flagcache *c, int64_t grace_us);
 
 /* Counters, for tests and diagnostics: lookups answered from memory, and
  * sets built from the store. */

@@ -246,6 +246,24 @@ int kw_store_auth_generation(kw_store *store, int64_t *generation);
  * on every INSERT, UPDATE or DELETE of a feature flag, whoever writes it.
  * Flag definition caches compare it to notice writes by other processes. */
 int kw_store_flags_generation(kw_store *store, int64_t *generation);
+
+/* Change notifications (SPEC §9): waits up to timeout_ms for the database
+ * to announce a write by anyone (PostgreSQL LISTEN keyward_auth /
+ * keyward_flags on a dedicated connection).  KW_OK with *what = 0 on
+ * timeout, else a mask of KW_CHANGE_*; after the notification connection
+ * was (re)established *what is KW_CHANGE_ALL, since notifications sent
+ * while it was down are lost.  KW_ERR_UNAVAILABLE when the database cannot
+ * be reached (returns at once: the caller decides how long to back off);
+ * KW_ERR_UNSUPPORTED when the backend has no notifications (SQLite: keep
+ * polling the generations).  One waiter at a time. */
+enum { KW_CHANGE_AUTH = 1, KW_CHANGE_FLAGS = 2, KW_CHANGE_ALL = 3 };
+int kw_store_wait_change(kw_store *store, int timeout_ms, int *what);
+
+/* Verification in one read: the key row by its hash and its owner's
+ * is_active (one JOIN, one statement) — the cache-miss path of
+ * kw_verify_personal.  KW_ERR_NOTFOUND when no key (or no user) matches. */
+int kw_store_pkey_auth_by_hash(kw_store *store, const char *secure_value, kw_pkey *out,
+                               int *user_active);
 /* ---- captured events and endpoints (issue 4) ------------------------------
  * Events are what phc_ capture stores; endpoints are named, parameterised,
  * read-only queries over them.  A query is one of a fixed set of kinds, each

@@ -24,11 +24,16 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
-            "                     [--leak-report-keys FILE] [--secure-cookies]\n\n"
+            "                     [--leak-report-keys FILE] [--secure-cookies]\n"
+            "                     [--degraded-grace SECONDS]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
             "  --threads  HTTP worker threads (default: one per CPU)\n"
+            "  --degraded-grace SECONDS\n"
+            "             while the database is unreachable, keys and flag definitions\n"
+            "             verified before keep being served from memory this long (default 30);\n"
+            "             after it requests get 503 until the database is back\n"
             "  --leak-report-keys FILE\n"
             "             accept leak reports (POST /api/secret_scanning/report/) only when\n"
             "             signed with one of these ECDSA P-256 public keys (PEM blocks each\n"
@@ -47,11 +52,13 @@ int kw_cli_serve(int argc, char **argv)
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     const char *secure_env = getenv("KEYWARD_SECURE_COOKIES");
     int secure_cookies = secure_env && strcmp(secure_env, "1") == 0;
+    double grace_s = 30;
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
                                          {"leak-report-keys", required_argument, 0, 'k'},
                                          {"secure-cookies", no_argument, 0, 's'},
+                                         {"degraded-grace", required_argument, 0, 'g'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -63,11 +70,17 @@ int kw_cli_serve(int argc, char **argv)
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'k': leak_keys_path = optarg; break;
         case 's': secure_cookies = 1; break;
+        case 'g': {
+            char *end;
+            grace_s = strtod(optarg, &end);
+            if (end == optarg || *end || !(grace_s >= 0 && grace_s <= 86400)) grace_s = -1;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || threads < 1 || threads > 256) {
+    if (optind < argc || threads < 1 || threads > 256 || grace_s < 0) {
         usage(stderr);
         return 2;
     }
@@ -111,6 +124,8 @@ int kw_cli_serve(int argc, char **argv)
     }
     /* Flag writes by other processes are noticed at the verifier's poll. */
     kw_flagcache_poll(app.flags);
+    kw_verifier_set_grace(app.verifier, (int64_t)(grace_s * 1e6));
+    kw_flagcache_set_grace(app.flags, (int64_t)(grace_s * 1e6));
     kw_verifier_on_poll(app.verifier, kw_flagcache_poll, app.flags);
     kw_server *server;
     char err[256];

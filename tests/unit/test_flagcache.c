@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "keyward/flagcache.h"
 #include "keyward/keyward.h"
 #include "keyward/store.h"
@@ -290,6 +292,61 @@ static void test_readers_race_bumps(void **state)
     assert_int_equal(r.errors, 0);
 }
 
+/* Renames the generation table under the store's feet (raw SQLite, as a
+ * broken database would look to the cache): polls fail until put back. */
+static void break_generation(const char *path, int broken)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, broken ? "ALTER TABLE kw_meta RENAME TO kw_meta_gone"
+                                             : "ALTER TABLE kw_meta_gone RENAME TO kw_meta",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The store unreachable at a poll: sets survive (served from memory) for
+ * the grace period after the last good poll, then are refused; a good poll
+ * trusts them again.  It used to drop everything at the first failure. */
+static void test_outage_keeps_sets_within_grace(void **state)
+{
+    struct fixture *f = *state;
+    add_flag(f->store, f->project, "kept", 1);
+    kw_flagcache_set_grace(f->cache, 3000000);
+    kw_clock_set(100000000);
+    kw_flagcache_poll(f->cache);
+    const kw_flagset *s;
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 0, 1);
+
+    break_generation(f->path, 1);
+    kw_clock_set(101000000);
+    kw_flagcache_poll(f->cache);  /* fails */
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    assert_int_equal(json_array_size(s->flags), 1);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 1, 1);  /* a hit, not a rebuild */
+    kw_clock_set(103000000);       /* exactly the grace after the last good poll */
+    kw_flagcache_poll(f->cache);
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 2, 1);
+    kw_clock_set(103000001);  /* past it: not served from memory any more */
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 2, 2);  /* rebuilt (this store can still list flags) */
+
+    break_generation(f->path, 0);
+    kw_flagcache_poll(f->cache);  /* back */
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    uint64_t hits, builds;
+    kw_flagcache_stats(f->cache, &hits, &builds);
+    assert_int_equal(hits, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readers_race_bumps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_keeps_sets_within_grace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
