@@ -339,6 +339,8 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await shot('13-delete-confirm');
     await page.getByRole('dialog').getByRole('button', { name: 'Delete key' }).click();
     await page.getByText('Deleted "CI deploy".').waitFor();
+    // The notice can appear a moment before the list is re-rendered.
+    await page.locator('tr', { hasText: 'CI deploy' }).first().waitFor({ state: 'detached' });
     assert.equal(await page.locator('tr', { hasText: 'CI deploy' }).count(), 0);
     assert.equal((await http('/api/users/@me/', { key: rolledValue })).status, 401);
   });
