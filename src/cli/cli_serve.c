@@ -28,6 +28,9 @@ static void usage(FILE *out)
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
             "  --threads  HTTP worker threads (default: one per CPU)\n"
+            "  --conn-timeout SECONDS\n"
+            "             close a connection idle (or stalled mid-request) this long\n"
+            "             (default 30, 1-3600)\n"
             "  --leak-report-keys FILE\n"
             "             accept leak reports (POST /api/secret_scanning/report/) only when\n"
             "             signed with one of these ECDSA P-256 public keys (PEM blocks each\n"
@@ -39,10 +42,12 @@ int kw_cli_serve(int argc, char **argv)
     const char *listen = getenv("KEYWARD_LISTEN");
     const char *db = NULL, *leak_keys_path = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    long conn_timeout = 30;
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
                                          {"leak-report-keys", required_argument, 0, 'k'},
+                                         {"conn-timeout", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -53,11 +58,12 @@ int kw_cli_serve(int argc, char **argv)
         case 'd': db = optarg; break;
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'k': leak_keys_path = optarg; break;
+        case 'c': conn_timeout = strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || threads < 1 || threads > 256) {
+    if (optind < argc || threads < 1 || threads > 256 || conn_timeout < 1 || conn_timeout > 3600) {
         usage(stderr);
         return 2;
     }
@@ -85,7 +91,8 @@ int kw_cli_serve(int argc, char **argv)
         kw_leak_keys_free(leak_keys);
         return 1;
     }
-    kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys};
+    kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
+                  .conn_timeout = (unsigned)conn_timeout};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_verifier_new(store, &app.verifier);
     if (rc) {

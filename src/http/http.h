@@ -27,6 +27,7 @@ typedef struct kw_app {
      * NULL: reports are accepted unsigned. */
     const struct kw_leak_keys *leak_keys;
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
+    unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
 } kw_app;
 
 typedef struct kw_http_req {
