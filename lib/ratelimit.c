@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "memcommit.h"
 #include "keyward/store.h"
 
 #define SHARDS 64
@@ -48,6 +49,7 @@ int kw_ratelimit_new(unsigned slots, kw_ratelimit **out)
             free(rl);
             return KW_ERR_NOMEM;
         }
+        kw_mem_commit(rl->shards[i].slots, rl->per_shard * sizeof(struct bucket));
         pthread_mutex_init(&rl->shards[i].lock, NULL);
     }
     *out = rl;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "memcommit.h"
 
 #define SHARDS 64
 #define PROBE 8
@@ -53,6 +54,7 @@ int kw_usage_new(unsigned slots, kw_usage **out)
     for (; u->buf && i < SHARDS; i++) {
         u->shards[i].slots = calloc(u->per_shard, sizeof(struct entry));
         if (!u->shards[i].slots) break;
+        kw_mem_commit(u->shards[i].slots, u->per_shard * sizeof(struct entry));
         pthread_mutex_init(&u->shards[i].lock, NULL);
     }
     if (i < SHARDS) {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "memcommit.h"
 
 #define SHARDS 64
 #define CACHED_SCOPED 8
@@ -68,6 +69,7 @@ int kw_vcache_new(unsigned slots, int64_t ttl_us, kw_vcache **out)
             free(c);
             return KW_ERR_NOMEM;
         }
+        kw_mem_commit(c->shards[i].slots, c->per_shard * sizeof(struct entry));
         pthread_rwlock_init(&c->shards[i].lock, NULL);
     }
     *out = c;

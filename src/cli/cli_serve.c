@@ -25,7 +25,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
             "                     [--leak-report-keys FILE] [--secure-cookies]\n"
-            "                     [--degraded-grace SECONDS]\n\n"
+            "                     [--degraded-grace SECONDS] [--conn-timeout SECONDS]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
@@ -34,6 +34,9 @@ static void usage(FILE *out)
             "             while the database is unreachable, keys and flag definitions\n"
             "             verified before keep being served from memory this long (default 30);\n"
             "             after it requests get 503 until the database is back\n"
+            "  --conn-timeout SECONDS\n"
+            "             close a connection idle (or stalled mid-request) this long\n"
+            "             (default 30, 1-3600)\n"
             "  --leak-report-keys FILE\n"
             "             accept leak reports (POST /api/secret_scanning/report/) only when\n"
             "             signed with one of these ECDSA P-256 public keys (PEM blocks each\n"
@@ -53,12 +56,14 @@ int kw_cli_serve(int argc, char **argv)
     const char *secure_env = getenv("KEYWARD_SECURE_COOKIES");
     int secure_cookies = secure_env && strcmp(secure_env, "1") == 0;
     double grace_s = 30;
+    long conn_timeout = 30;
     static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
                                          {"db", required_argument, 0, 'd'},
                                          {"threads", required_argument, 0, 't'},
                                          {"leak-report-keys", required_argument, 0, 'k'},
                                          {"secure-cookies", no_argument, 0, 's'},
                                          {"degraded-grace", required_argument, 0, 'g'},
+                                         {"conn-timeout", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -76,11 +81,13 @@ int kw_cli_serve(int argc, char **argv)
             if (end == optarg || *end || !(grace_s >= 0 && grace_s <= 86400)) grace_s = -1;
             break;
         }
+        case 'c': conn_timeout = strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || threads < 1 || threads > 256 || grace_s < 0) {
+    if (optind < argc || threads < 1 || threads > 256 || grace_s < 0 || conn_timeout < 1 ||
+        conn_timeout > 3600) {
         usage(stderr);
         return 2;
     }
@@ -109,7 +116,7 @@ int kw_cli_serve(int argc, char **argv)
         return 1;
     }
     kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
-                  .secure_cookies = secure_cookies};
+                  .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_verifier_new(store, &app.verifier);
     if (!rc) rc = kw_sessions_new(store, &app.sessions);

@@ -30,6 +30,7 @@ typedef struct kw_app {
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
     kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
     int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
+    unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
 } kw_app;
 
 typedef struct kw_http_req {
