@@ -461,6 +461,8 @@ test.after(async () => {
     try { await c.shutdown(5000); } catch { /* already shut down */ }
   }
   server.kill('SIGTERM');
-  await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
+  const code = await new Promise((r) => (server.exitCode !== null ? r(server.exitCode) : server.once('exit', (c) => r(c))));
   rmSync(work, { recursive: true, force: true });
+  // A clean shutdown (under the sanitizers too: a leak report exits non-zero).
+  assert.equal(code, 0, 'keyward serve exits 0 on SIGTERM');
 });
