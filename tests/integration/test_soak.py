@@ -217,7 +217,13 @@ class TestSoak(KWTestCase):
                  max(s[1] for s in samples)))
         self.assertEqual(stats["errors"], 0, stats["problems"])
         self.assertGreater(stats["requests"], 100 * SOAK_SECONDS / 30)
-        self.assertLess(growth, 5.0)
+        if os.environ.get("KEYWARD_SANITIZED"):
+            # AddressSanitizer holds freed memory in its quarantine (256 MB by
+            # default), so RSS grows by design there; the flat-memory check
+            # is the normal build's.  Errors and descriptors still count.
+            print("soak: sanitizer build: RSS growth not asserted")
+        else:
+            self.assertLess(growth, 5.0)
         # Each client holds one keep-alive connection: the count may move by
         # that much, and must come back once they are gone.
         self.assertLessEqual(fd_end, fd_third + CLIENTS)
