@@ -13,7 +13,8 @@ import kwtest  # noqa: E402
 
 PHS_RE = re.compile(r"^phs_[0-9A-Za-z]{54}$")
 FIELDS = ["id", "label", "value", "mask_value", "created_at", "created_by", "last_used_at",
-          "last_rolled_at", "scopes", "expires_at", "rate_limit_per_minute"]
+          "last_rolled_at", "scopes", "expires_at", "rate_limit_per_minute",
+          "previous_value_expires_at"]
 ALLOWED_TEXT = "Allowed scopes: endpoint:read, experiment:read, feature_flag:read"
 MSG_SECRET_INVALID = "Secret API token is invalid."
 
