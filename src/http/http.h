@@ -120,6 +120,7 @@ void kw_h_flag_update(kw_http_req *, kw_http_resp *);
 void kw_h_flag_delete(kw_http_req *, kw_http_resp *);
 void kw_h_activity_list(kw_http_req *, kw_http_resp *);
 void kw_h_flag_definitions(kw_http_req *, kw_http_resp *);
+void kw_h_flag_remote_config(kw_http_req *, kw_http_resp *);
 void kw_h_psk_list(kw_http_req *, kw_http_resp *);
 void kw_h_psk_create(kw_http_req *, kw_http_resp *);
 void kw_h_psk_get(kw_http_req *, kw_http_resp *);
