@@ -24,6 +24,15 @@
  * its key expires cannot outlive it.  Scope usage is merged into the store
  * by the maintenance thread every USAGE_FLUSH_MS and once more on free.
  *
+ * Roll with a grace period (SPEC §6): a value rolled away with
+ * expire_previous_in_seconds stays in rolled_key_values until its window
+ * ends.  After a miss of the key table that table is probed by the same
+ * hash — only while live rows exist (rolled_rows_exist, like the legacy
+ * check: re-read at most once a second, and at once after an auth write),
+ * so the common miss path costs nothing extra.  A hit verifies as the key
+ * itself; its principal's expires_at is min(key expiry, window end), so a
+ * cached grace value cannot outlive its window.
+ *
  * Cross-instance invalidation (SPEC §9): on PostgreSQL a listener thread
  * waits for the schema's NOTIFY and re-reads the generation at once
  * (milliseconds); the 200 ms poll remains, as the fallback while the
@@ -65,6 +74,9 @@ struct kw_verifier {
     kw_usage *usage;
     _Atomic int64_t legacy_rows;
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
+    _Atomic int64_t rolled_rows;        /* live previous values of rolled keys */
+    _Atomic int64_t rolled_checked_at;  /* when rolled_rows was last read; 0 = re-read */
+    _Atomic int64_t last_generation;    /* the store's auth generation last read */
     _Atomic int64_t last_poll_ok;       /* last time the auth generation was read */
     pthread_mutex_t lock;  /* guards the touch ring only */
     pthread_cond_t wake;
@@ -105,6 +117,9 @@ static void poll_generation(kw_verifier *v)
     int64_t generation;
     if (kw_store_auth_generation(v->store, &generation) == KW_OK) {
         kw_vcache_sync(v->cache, generation);
+        /* A roll elsewhere may have left a previous value: look again. */
+        if (atomic_exchange(&v->last_generation, generation) != generation)
+            atomic_store(&v->rolled_checked_at, 0);
         atomic_store(&v->last_poll_ok, kw_now());
     }
     /* On failure keep the entries: everything cached was verified, and no
@@ -242,6 +257,7 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
         return rc;
     }
     kw_vcache_sync(v->cache, generation);
+    atomic_store(&v->last_generation, generation);
     atomic_store(&v->last_poll_ok, kw_now());
     atomic_store(&v->legacy_rows, legacy);
     atomic_store(&v->grace_us, DEGRADED_GRACE_US);
@@ -326,12 +342,15 @@ int kw_verifier_flush_usage(kw_verifier *v)
  * expires_at on. */
 static kw_verify_result live(const kw_principal *p)
 {
-    return p->expires_at && kw_now() >= p->expires_at ? KW_VERIFY_EXPIRED : KW_VERIFY_OK;
+    if (!p->expires_at || kw_now() < p->expires_at) return KW_VERIFY_OK;
+    return p->grace_value ? KW_VERIFY_INVALID : KW_VERIFY_EXPIRED;
 }
 
 void kw_verifier_invalidate(kw_verifier *v)
 {
-    if (v) kw_vcache_bump(v->cache);
+    if (!v) return;
+    kw_vcache_bump(v->cache);
+    atomic_store(&v->rolled_checked_at, 0);  /* this write may have been a roll */
 }
 
 /* A cache hit: the principal as verified, and the hourly touch if due. */
@@ -388,6 +407,40 @@ static int legacy_rows_exist(kw_verifier *v)
     return count > 0;
 }
 
+/* Whether any previous value of a rolled key is live: re-read at most
+ * once a second (and at once after an auth write, see rolled_checked_at),
+ * so a miss costs no extra query while none is. */
+static int rolled_rows_exist(kw_verifier *v)
+{
+    int64_t now = kw_now(), last = atomic_load(&v->rolled_checked_at);
+    if ((last && now >= last && now - last < 1000000) ||
+        !atomic_compare_exchange_strong(&v->rolled_checked_at, &last, now))
+        return atomic_load_explicit(&v->rolled_rows, memory_order_relaxed) > 0;
+    int64_t count = 0;
+    if (kw_store_rolled_live(v->store, now, &count) == KW_OK) atomic_store(&v->rolled_rows, count);
+    else atomic_store(&v->rolled_checked_at, 0);  /* not read: try again next time */
+    return count > 0;
+}
+
+/* A previous value of a key of `kind`, still in its window: the key's
+ * current hash into `current` and the window's end into *until. */
+static int find_previous(kw_verifier *v, kw_key_kind kind, const char *hash,
+                         char current[KW_SECURE_MAX + 1], int64_t *until)
+{
+    kw_key_kind found;
+    int rc = kw_store_rolled_get(v->store, hash, &found, current, until);
+    if (rc) return rc;
+    return found == kind && kw_now() < *until ? KW_OK : KW_ERR_NOTFOUND;
+}
+
+/* Narrows a principal verified by a previous value to its window. */
+static void grace_bound(kw_principal *p, int64_t until)
+{
+    if (!until || (p->expires_at && p->expires_at < until)) return;  /* the key ends first */
+    p->expires_at = until;
+    p->grace_value = 1;
+}
+
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len, kw_principal *out)
 {
     kw_key_info info;
@@ -409,7 +462,14 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     /* Key and owner in one statement; only a legacy (pbkdf2) match, found
      * after the plain probe missed, needs the user read on its own. */
     int active = 0;
+    int64_t grace_until = 0;
     int rc = kw_store_pkey_auth_by_hash(v->store, hash, row, &active);
+    if (rc == KW_ERR_NOTFOUND && rolled_rows_exist(v)) {
+        char current[KW_SECURE_MAX + 1];
+        rc = find_previous(v, KW_KEY_PERSONAL, hash, current, &grace_until);
+        if (!rc) rc = kw_store_pkey_auth_by_hash(v->store, current, row, &active);
+        if (rc) grace_until = 0;
+    }
     if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY && legacy_rows_exist(v)) {
         rc = find_legacy(v, key, len, row);
         kw_user user;
@@ -428,6 +488,7 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     if (kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs)) goto done;
     out->expires_at = row->expires_at;
     out->rate_limit_per_minute = row->rate_limit_per_minute;
+    grace_bound(out, grace_until);
     int64_t now = kw_now(), last_used = row->last_used_at;
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_PERSONAL, row->id, now);
@@ -454,7 +515,14 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     char hash[KW_HASH_LEN + 1];
     kw_key_hash_from_digest(digest, hash);
     static _Thread_local kw_psk row;
+    int64_t grace_until = 0;
     int rc = kw_store_psk_by_hash(v->store, hash, &row);
+    if (rc == KW_ERR_NOTFOUND && rolled_rows_exist(v)) {
+        char current[KW_SECURE_MAX + 1];
+        rc = find_previous(v, KW_KEY_SECRET, hash, current, &grace_until);
+        if (!rc) rc = kw_store_psk_by_hash(v->store, current, &row);
+        if (rc) grace_until = 0;
+    }
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_VERIFY_INVALID : KW_VERIFY_UNAVAILABLE;
     memset(out, 0, sizeof *out);
     out->kind = KW_KEY_SECRET;
@@ -463,6 +531,7 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     kw_principal_load_scopes(out, row.scopes, NULL, NULL);
     out->expires_at = row.expires_at;
     out->rate_limit_per_minute = row.rate_limit_per_minute;
+    grace_bound(out, grace_until);
     int64_t now = kw_now(), last_used = row.last_used_at;
     if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
         touch_later(v, KW_KEY_SECRET, row.id, now);

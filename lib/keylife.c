@@ -9,6 +9,8 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include <string.h>
+
 #include "validate.h"
 
 static json_t *time_or_null(int64_t t)
@@ -50,4 +52,30 @@ int kw_life_apply(const json_t *body, enum kw_life_mode mode, const char *audit_
         *rate_limit = (int32_t)rate;
     }
     return 0;
+}
+
+int kw_life_roll_grace(const json_t *body, int64_t *seconds, json_t **context, kw_problem *p)
+{
+    static const char FIELD[] = "expire_previous_in_seconds";
+    *seconds = 0;
+    *context = NULL;
+    json_t *v = body ? json_object_get(body, FIELD) : NULL;
+    if (!v) return 0;
+    /* Stricter than kw_v_int: null is not "absent" here, as in DRF. */
+    if (json_is_null(v)) {
+        kw_problem_set(p, KW_P_VALIDATION, "null", FIELD, "This field may not be null.");
+        return 1;
+    }
+    int present;
+    if (kw_v_int(body, FIELD, 0, KW_ROLL_GRACE_MAX_SECONDS, &present, seconds, p)) return 1;
+    *context = json_pack("{sI}", FIELD, (json_int_t)*seconds);
+    return 0;
+}
+
+int kw_life_keep_previous(const kw_call *c, kw_key_kind kind, const char *key_id,
+                          const char *previous, int64_t seconds, int64_t now)
+{
+    int keep = seconds > 0 && strncmp(previous, "sha256$", 7) == 0;
+    return kw_store_rolled_set(c->store, kind, key_id, keep ? previous : NULL,
+                               now + seconds * 1000000, now);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "keyward/problem.h"
+#include "keyward/service.h"
 
 #define KW_RATE_LIMIT_MAX 1000000
 
@@ -24,5 +25,20 @@ enum kw_life_mode {
  * audit type `audit_type`.  0, or 1 with *p filled. */
 int kw_life_apply(const json_t *body, enum kw_life_mode mode, const char *audit_type,
                   int64_t *expires_at, int32_t *rate_limit, json_t *changes, kw_problem *p);
+
+/* Roll with a grace period (SPEC §6): reads the optional
+ * expire_previous_in_seconds of a roll's `body` (may be NULL) into
+ * *seconds (0 when absent: the previous value stops at once) and, when the
+ * field was given, sets *context to {"expire_previous_in_seconds": N} for
+ * the "rolled" activity entry (else NULL; the caller owns it).  0, or 1
+ * with *p filled (DRF's texts, attr expire_previous_in_seconds). */
+#define KW_ROLL_GRACE_MAX_SECONDS (7 * 24 * 3600)
+int kw_life_roll_grace(const json_t *body, int64_t *seconds, json_t **context, kw_problem *p);
+/* In a roll's transaction: replaces the key's previous values by
+ * `previous` (its hash before the roll) for `seconds` from `now`, or just
+ * removes them when seconds is 0.  A legacy pbkdf2 hash is not kept (the
+ * verifier probes previous values by sha256 only): its grace is 0. */
+int kw_life_keep_previous(const kw_call *c, kw_key_kind kind, const char *key_id,
+                          const char *previous, int64_t seconds, int64_t now);
 
 #endif

@@ -276,38 +276,51 @@ int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey
 }
 
 /* The new value keeps the key's expiry unless `body` (may be NULL) gives
- * expires_at: a new future time, or null for "never". */
+ * expires_at: a new future time, or null for "never".  With
+ * expire_previous_in_seconds N > 0 the old value keeps working for N
+ * seconds (kw_store_rolled_set; any earlier previous value goes). */
 int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
                  char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
+    int64_t grace;
+    json_t *context = NULL;
+    if (body && (kw_v_object(body, p) || kw_life_roll_grace(body, &grace, &context, p))) return 1;
+    if (!body) grace = 0;
     json_t *changes = json_array();
-    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
-    if (body && (kw_v_object(body, p) ||
-                 kw_life_apply(body, KW_LIFE_ROLL, "PersonalAPIKey", &out->expires_at,
-                               &out->rate_limit_per_minute, changes, p))) {
-        json_decref(changes);
-        return 1;
+    if (!changes) {
+        json_decref(context);
+        return kw_storage_problem(p, KW_ERR_NOMEM);
     }
-    if (new_value(out, value, p)) {
+    char previous[KW_SECURE_MAX + 1];
+    strcpy(previous, out->secure_value);
+    if ((body && kw_life_apply(body, KW_LIFE_ROLL, "PersonalAPIKey", &out->expires_at,
+                               &out->rate_limit_per_minute, changes, p)) ||
+        new_value(out, value, p)) {
         json_decref(changes);
+        json_decref(context);
         return 1;
     }
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
     if (rc) {
         json_decref(changes);
+        json_decref(context);
         return kw_storage_problem(p, rc);
     }
     rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
                             out->last_rolled_at);
+    if (!rc) rc = kw_life_keep_previous(c, KW_KEY_PERSONAL, out->id, previous, grace,
+                                        out->last_rolled_at);
     int changed = json_array_size(changes) > 0;
     if (!rc && changed) rc = kw_store_pkey_update(c->store, out);
     if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
-    if (!rc)
-        rc = kw_audit_personal_key(c, out, "rolled", changed ? changes : NULL);
-    else if (changed)
-        json_decref(changes);
+    if (!rc) {
+        rc = kw_audit_personal_key_context(c, out, "rolled", changed ? changes : NULL, context);
+    } else {
+        if (changed) json_decref(changes);
+        json_decref(context);
+    }
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 

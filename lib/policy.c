@@ -51,6 +51,11 @@ static const kw_route ROUTES[] = {
      * numbers (:num), so PATCH …/local_evaluation is a 405, not a flag. */
     {KW_ROUTE_FLAG_DEFS_PROJECT, "GET", "/api/projects/:project/feature_flags/local_evaluation", EXEC,
      "feature_flag:read", KW_LEVEL_MEMBER, NULL},
+    /* A remote-config flag's payload (posthog-node's getRemoteConfigPayload):
+     * an execution route like the definitions.  :id is the flag's key (or
+     * id); the trailing literal keeps it clear of the :num rows below. */
+    {KW_ROUTE_FLAG_REMOTE_CONFIG, "GET", "/api/projects/:project/feature_flags/:id/remote_config",
+     EXEC, "feature_flag:read", KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_LIST, "GET", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:read",
      KW_LEVEL_MEMBER, NULL},
     {KW_ROUTE_FLAG_CREATE, "POST", "/api/projects/:project/feature_flags", ADMIN, "feature_flag:write",

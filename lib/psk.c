@@ -199,35 +199,51 @@ int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, c
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
-/* As kw_pkey_roll: the expiry is kept unless `body` gives expires_at. */
+/* As kw_pkey_roll: the expiry is kept unless `body` gives expires_at, and
+ * expire_previous_in_seconds keeps the old value working for a while. */
 int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
                 kw_psk *out, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_psk_load(c, project->id, id, out, p)) return 1;
+    int64_t grace;
+    json_t *context = NULL;
+    if (body && (kw_v_object(body, p) || kw_life_roll_grace(body, &grace, &context, p))) return 1;
+    if (!body) grace = 0;
     json_t *changes = json_array();
-    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
-    if ((body && (kw_v_object(body, p) ||
-                  kw_life_apply(body, KW_LIFE_ROLL, AUDIT_SCOPE, &out->expires_at,
-                                &out->rate_limit_per_minute, changes, p))) ||
+    if (!changes) {
+        json_decref(context);
+        return kw_storage_problem(p, KW_ERR_NOMEM);
+    }
+    char previous[KW_SECURE_MAX + 1];
+    strcpy(previous, out->secure_value);
+    if ((body && kw_life_apply(body, KW_LIFE_ROLL, AUDIT_SCOPE, &out->expires_at,
+                               &out->rate_limit_per_minute, changes, p)) ||
         new_value(out, value, p)) {
         json_decref(changes);
+        json_decref(context);
         return 1;
     }
     out->last_rolled_at = kw_now();
     int rc = kw_store_begin(c->store);
     if (rc) {
         json_decref(changes);
+        json_decref(context);
         return kw_storage_problem(p, rc);
     }
     rc = kw_store_psk_roll(c->store, out->project_id, out->id, out->secure_value, out->mask_value,
                            out->last_rolled_at);
+    if (!rc) rc = kw_life_keep_previous(c, KW_KEY_SECRET, out->id, previous, grace,
+                                        out->last_rolled_at);
     int changed = json_array_size(changes) > 0;
     if (!rc && changed) rc = kw_store_psk_update(c->store, out);
     if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
-    if (!rc)
-        rc = audit(c, project, out, "rolled", changed ? changes : NULL);
-    else if (changed)
-        json_decref(changes);
+    if (!rc) {
+        rc = kw_audit_record_context(c, project->id, project->org_id, "rolled", AUDIT_SCOPE,
+                                     out->id, out->label, changed ? changes : NULL, context);
+    } else {
+        if (changed) json_decref(changes);
+        json_decref(context);
+    }
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 

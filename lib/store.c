@@ -142,6 +142,14 @@ FORWARD(endpoint_delete, (kw_store *store, int64_t p, int64_t id), (store, p, id
 /* key lifecycle */
 FORWARD(key_scopes_used, (kw_store *store, kw_key_kind kind, const char *id, const char *json),
         (store, kind, id, json))
+FORWARD(rolled_set, (kw_store *store, kw_key_kind kind, const char *id, const char *value,
+                     kw_time expires_at, kw_time now), (store, kind, id, value, expires_at, now))
+FORWARD(rolled_get, (kw_store *store, const char *value, kw_key_kind *kind,
+                     char current[KW_SECURE_MAX + 1], kw_time *expires_at),
+        (store, value, kind, current, expires_at))
+FORWARD(rolled_expiry, (kw_store *store, kw_key_kind kind, const char *id, kw_time now,
+                        kw_time *expires_at), (store, kind, id, now, expires_at))
+FORWARD(rolled_live, (kw_store *store, kw_time now, int64_t *count), (store, now, count))
 FORWARD(user_list, (kw_store *store, kw_user_cb cb, void *ctx), (store, cb, ctx))
 FORWARD(project_list, (kw_store *store, kw_project_cb cb, void *ctx), (store, cb, ctx))
 FORWARD(import_user, (kw_store *store, const kw_user *u), (store, u))

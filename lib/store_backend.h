@@ -71,6 +71,10 @@ struct kw_store_ops {
     int (*endpoint_delete)(kw_store *, int64_t, int64_t);
     /* key lifecycle (store_sqlite_life.c, store_pg_life.c) */
     int (*key_scopes_used)(kw_store *, kw_key_kind, const char *, const char *);
+    int (*rolled_set)(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
+    int (*rolled_get)(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
+    int (*rolled_expiry)(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);
+    int (*rolled_live)(kw_store *, kw_time, int64_t *);
     int (*user_list)(kw_store *, kw_user_cb, void *);
     int (*project_list)(kw_store *, kw_project_cb, void *);
     int (*import_user)(kw_store *, const kw_user *);
@@ -149,6 +153,10 @@ int kw_sq_endpoint_delete(kw_store *, int64_t, int64_t);
  * (rare writes: prepared per call on the thread's connection). */
 struct sqlite3;
 int kw_sq_key_scopes_used(kw_store *, kw_key_kind, const char *, const char *);
+int kw_sq_rolled_set(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
+int kw_sq_rolled_get(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
+int kw_sq_rolled_expiry(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);
+int kw_sq_rolled_live(kw_store *, kw_time, int64_t *);
 int kw_sq_user_list(kw_store *, kw_user_cb, void *);
 int kw_sq_project_list(kw_store *, kw_project_cb, void *);
 int kw_sq_import_user(kw_store *, const kw_user *);

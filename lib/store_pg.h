@@ -83,6 +83,10 @@ int kw_pg_endpoint_update(kw_store *b, const kw_endpoint *e);
 int kw_pg_endpoint_delete(kw_store *b, int64_t project_id, int64_t id);
 /* The key-lifecycle operations (store_pg_life.c). */
 int kw_pg_key_scopes_used(kw_store *b, kw_key_kind kind, const char *id, const char *json);
+int kw_pg_rolled_set(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
+int kw_pg_rolled_get(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
+int kw_pg_rolled_expiry(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);
+int kw_pg_rolled_live(kw_store *, kw_time, int64_t *);
 int kw_pg_user_list(kw_store *b, kw_user_cb cb, void *ctx);
 int kw_pg_project_list(kw_store *b, kw_project_cb cb, void *ctx);
 int kw_pg_import_user(kw_store *b, const kw_user *u);

@@ -272,6 +272,27 @@ const char *const kw_pg_migrations[] = {
     "  at BIGINT NOT NULL);"
     "CREATE INDEX login_attempts_key ON login_attempts(key, at);"
     "ALTER TABLE kw_meta ADD COLUMN text_value TEXT;",
+
+    /* 8: roll with a grace period (see store_schema_sqlite.c, migration 8). */
+    "CREATE TABLE rolled_key_values ("
+    "  secure_value TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  expires_at BIGINT NOT NULL);"
+    "CREATE INDEX rolled_key_values_key ON rolled_key_values(kind, key_id);"
+    "CREATE TRIGGER rolled_key_values_auth_update AFTER UPDATE ON rolled_key_values"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE TRIGGER rolled_key_values_auth_delete AFTER DELETE ON rolled_key_values"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_bump_auth_generation();"
+    "CREATE FUNCTION kw_drop_rolled_values() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  DELETE FROM rolled_key_values WHERE kind = TG_ARGV[0] AND key_id = OLD.id;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER personal_api_keys_rolled_delete AFTER DELETE ON personal_api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_drop_rolled_values('personal');"
+    "CREATE TRIGGER project_secret_api_keys_rolled_delete AFTER DELETE ON project_secret_api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION kw_drop_rolled_values('secret');",
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

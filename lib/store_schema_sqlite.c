@@ -205,6 +205,29 @@ const char *const kw_sqlite_migrations[] = {
     "  at INTEGER NOT NULL);"
     "CREATE INDEX login_attempts_key ON login_attempts(key, at);"
     "ALTER TABLE kw_meta ADD COLUMN text_value TEXT;",
+
+    /* 8: roll with a grace period (SPEC §6) — the previous value of a
+     * rolled key, accepted until expires_at.  The primary key is the unique
+     * index on secure_value the verifier probes; (kind, key_id) finds a
+     * key's rows.  Removing or changing a row bumps the auth generation (a
+     * cached grace value must go), and deleting a key removes its previous
+     * values whoever deletes it (API, CLI, user or project cascade).  An
+     * INSERT needs no trigger: it lands in the roll's transaction, whose
+     * UPDATE of the key's secure_value bumps the generation already. */
+    "CREATE TABLE rolled_key_values ("
+    "  secure_value TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  expires_at INTEGER NOT NULL);"
+    "CREATE INDEX rolled_key_values_key ON rolled_key_values(kind, key_id);"
+    "CREATE TRIGGER rolled_key_values_auth_update AFTER UPDATE ON rolled_key_values BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER rolled_key_values_auth_delete AFTER DELETE ON rolled_key_values BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'auth_generation'; END;"
+    "CREATE TRIGGER personal_api_keys_rolled_delete AFTER DELETE ON personal_api_keys BEGIN"
+    "  DELETE FROM rolled_key_values WHERE kind = 'personal' AND key_id = OLD.id; END;"
+    "CREATE TRIGGER project_secret_api_keys_rolled_delete AFTER DELETE ON project_secret_api_keys"
+    "  BEGIN DELETE FROM rolled_key_values WHERE kind = 'secret' AND key_id = OLD.id; END;",
 };
 
 const int kw_sqlite_migration_count =

@@ -33,6 +33,7 @@ struct entry {
     int64_t project_id;
     int64_t expires_at;  /* checked against kw_now() by the caller on every hit */
     int32_t rate_limit_per_minute;
+    int8_t grace_value;
     char key_id[KW_ID_LEN + 1];
     kw_scopes scopes;
     int8_t n_teams, n_orgs;  /* -1 = not narrowed */
@@ -127,6 +128,7 @@ int kw_vcache_get(kw_vcache *c, const unsigned char *digest, kw_principal *out, 
         out->project_id = e->project_id;
         out->expires_at = e->expires_at;
         out->rate_limit_per_minute = e->rate_limit_per_minute;
+        out->grace_value = e->grace_value;
         memcpy(out->key_id, e->key_id, sizeof e->key_id);
         out->scopes = e->scopes;
         out->n_scoped_teams = e->n_teams;
@@ -159,6 +161,7 @@ void kw_vcache_put(kw_vcache *c, const unsigned char *digest, const kw_principal
         e->project_id = p->project_id;
         e->expires_at = p->expires_at;
         e->rate_limit_per_minute = p->rate_limit_per_minute;
+        e->grace_value = (int8_t)(p->grace_value != 0);
         memcpy(e->key_id, p->key_id, sizeof e->key_id);
         e->scopes = p->scopes;
         e->n_teams = (int8_t)p->n_scoped_teams;

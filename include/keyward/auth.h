@@ -31,6 +31,10 @@ typedef struct kw_principal {
     char scoped_orgs[KW_MAX_SCOPED][KW_ID_LEN + 1];
     int64_t expires_at;          /* keys: 0 = never */
     int32_t rate_limit_per_minute; /* keys: 0 = no limit */
+    /* Verified by a previous value still in its roll grace window, which
+     * ends first: expires_at is that end, and past it the value is unknown
+     * (INVALID), not an expired key. */
+    int grace_value;
 } kw_principal;
 
 typedef enum kw_verify_result {

@@ -264,6 +264,26 @@ int kw_store_wait_change(kw_store *store, int timeout_ms, int *what);
  * kw_verify_personal.  KW_ERR_NOTFOUND when no key (or no user) matches. */
 int kw_store_pkey_auth_by_hash(kw_store *store, const char *secure_value, kw_pkey *out,
                                int *user_active);
+/* Previous values of rolled keys (SPEC §6, roll with a grace period): the
+ * hash of a key's value before its last roll, accepted as the key until
+ * expires_at.  kind is KW_KEY_PERSONAL or KW_KEY_SECRET.
+ * kw_store_rolled_set replaces the key's previous values (all of them) by
+ * `secure_value` until `expires_at`, or only removes them when secure_value
+ * is NULL; it also drops every row already expired at `now`.
+ * kw_store_rolled_get finds a previous value and answers the key's kind,
+ * the key's current secure_value (so the caller verifies through the
+ * ordinary by-hash read) and the end of the grace window.
+ * kw_store_rolled_expiry: when the key's live previous value stops (0 =
+ * none live at `now`).  kw_store_rolled_live: how many rows are live at
+ * `now` (the verifier's cheap "is there anything to look for" check). */
+int kw_store_rolled_set(kw_store *store, kw_key_kind kind, const char *key_id,
+                        const char *secure_value, kw_time expires_at, kw_time now);
+int kw_store_rolled_get(kw_store *store, const char *secure_value, kw_key_kind *kind,
+                        char current[KW_SECURE_MAX + 1], kw_time *expires_at);
+int kw_store_rolled_expiry(kw_store *store, kw_key_kind kind, const char *key_id, kw_time now,
+                           kw_time *expires_at);
+int kw_store_rolled_live(kw_store *store, kw_time now, int64_t *count);
+
 /* ---- captured events and endpoints (issue 4) ------------------------------
  * Events are what phc_ capture stores; endpoints are named, parameterised,
  * read-only queries over them.  A query is one of a fixed set of kinds, each

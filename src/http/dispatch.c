@@ -50,6 +50,7 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_PSK_DELETE] = kw_h_psk_delete,
     [KW_ROUTE_PSK_ROLL] = kw_h_psk_roll,
     [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
+    [KW_ROUTE_FLAG_REMOTE_CONFIG] = kw_h_flag_remote_config,
     [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
     [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
     [KW_ROUTE_LEAK_REPORT] = kw_h_leak_report,

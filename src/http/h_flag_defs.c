@@ -14,7 +14,14 @@
  * 304 on If-None-Match.  The body and its ETag come from the flag cache
  * (lib/flagcache.c) and the ?token= lookup from the verification cache, so
  * a phs_ poll of unchanged flags touches no database: it costs two cache
- * probes and, on a 200, sends the cached bytes without copying them. */
+ * probes and, on a 200, sends the cached bytes without copying them.
+ *
+ * The same file answers posthog-node's getRemoteConfigPayload:
+ * GET /api/projects/@current/feature_flags/<key>/remote_config?token=phc_…
+ * — the JSON payload of the flag's "true" branch (stored as JSON text, sent
+ * decoded), null when the flag has none, 404 for an unknown or deleted flag.  With
+ * @current the ?token= picks the project (why the SDK sends it: a personal
+ * key may reach several), checked against the caller like the definitions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +51,11 @@ static int resolve(kw_http_req *req, int64_t *project_id, kw_problem *p)
         by_token = found ? tp.project_id : 0;
         if (secret && (!found || by_token != pr->project_id)) goto secret_invalid;
     }
-    if (req->match.project[0]) {
+    /* Remote config: under @current the ?token= decides (posthog-node
+     * sends it for exactly that); a number in the path still wins. */
+    int token_decides = req->match.route->id == KW_ROUTE_FLAG_REMOTE_CONFIG && found &&
+                        strcmp(req->match.project, "@current") == 0;
+    if (req->match.project[0] && !token_decides) {
         *project_id = req->project.id;
         return 0;
     }
@@ -106,4 +117,52 @@ void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
         return;
     }
     kw_resp_raw(resp, 200, "application/json", set->body, set->body_len, release_set, (void *)set);
+}
+
+struct remote_find {
+    const char *ref;   /* the path's flag key, or id when all digits */
+    int64_t id;        /* > 0 when ref is a number */
+    int found;
+    json_t *payload;   /* the "true" payload, or NULL */
+};
+
+static int find_flag(void *ctx, const kw_flag *f)
+{
+    struct remote_find *r = ctx;
+    if (f->deleted || (r->id > 0 ? f->id != r->id : strcmp(f->key, r->ref) != 0)) return 0;
+    r->found = 1;
+    json_t *filters = f->filters ? json_loads(f->filters, 0, NULL) : NULL;
+    json_t *payload = json_object_get(json_object_get(filters, "payloads"), "true");
+    /* Payloads are stored as JSON text (PostHog's form): sent decoded, so
+     * 4.x (which returns response.json() as is) and 5.x (which also parses
+     * a string) both get the value; text that is no JSON goes as a string. */
+    json_t *decoded = json_is_string(payload)
+                          ? json_loads(json_string_value(payload), JSON_DECODE_ANY, NULL) : NULL;
+    r->payload = decoded ? decoded : payload ? json_incref(payload) : NULL;
+    json_decref(filters);
+    return 1;  /* stop */
+}
+
+void kw_h_flag_remote_config(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_problem p;
+    int64_t project_id = 0;
+    if (resolve(req, &project_id, &p)) {
+        kw_resp_problem(resp, &p);
+        return;
+    }
+    struct remote_find r = {req->match.id, 0, 0, NULL};
+    size_t n = strlen(r.ref);
+    if (n > 0 && n <= 18 && strspn(r.ref, "0123456789") == n) r.id = strtoll(r.ref, NULL, 10);
+    int rc = kw_store_flag_list(req->app->store, project_id, KW_FLAG_BY_KEY, 0, find_flag, &r);
+    if (rc < 0) {
+        json_decref(r.payload);
+        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
+        return;
+    }
+    if (!r.found) {
+        kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
+        return;
+    }
+    kw_resp_json(resp, 200, r.payload ? r.payload : json_null());
 }

@@ -6,17 +6,18 @@
 
 struct list_ctx {
     json_t *list;
+    kw_store *store;
 };
 
 static int add_key(void *ctx, const kw_pkey *key)
 {
-    json_array_append_new(((struct list_ctx *)ctx)->list, kw_json_pkey(key, NULL));
+    json_array_append_new(((struct list_ctx *)ctx)->list, kw_json_pkey(((struct list_ctx *)ctx)->store, key, NULL));
     return 0;
 }
 
 void kw_h_pkey_list(kw_http_req *req, kw_http_resp *resp)
 {
-    struct list_ctx c = {json_array()};
+    struct list_ctx c = {json_array(), req->app->store};
     if (kw_store_pkey_list(req->app->store, req->principal.user_id, add_key, &c)) {
         json_decref(c.list);
         kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
@@ -35,7 +36,7 @@ void kw_h_pkey_create(kw_http_req *req, kw_http_resp *resp)
     if (kw_pkey_create(&req->call, req->json, &key_buf, value, &p))
         kw_resp_problem(resp, &p);
     else
-        kw_resp_json(resp, 201, kw_json_pkey(&key_buf, value));
+        kw_resp_json(resp, 201, kw_json_pkey(req->app->store, &key_buf, value));
 }
 
 void kw_h_pkey_get(kw_http_req *req, kw_http_resp *resp)
@@ -45,7 +46,7 @@ void kw_h_pkey_get(kw_http_req *req, kw_http_resp *resp)
     if (kw_pkey_load(&req->call, id, &key_buf, &p))
         kw_resp_problem(resp, &p);
     else
-        kw_resp_json(resp, 200, kw_json_pkey(&key_buf, NULL));
+        kw_resp_json(resp, 200, kw_json_pkey(req->app->store, &key_buf, NULL));
 }
 
 void kw_h_pkey_update(kw_http_req *req, kw_http_resp *resp)
@@ -54,7 +55,7 @@ void kw_h_pkey_update(kw_http_req *req, kw_http_resp *resp)
     if (kw_pkey_update(&req->call, req->match.id, req->json, &key_buf, &p))
         kw_resp_problem(resp, &p);
     else
-        kw_resp_json(resp, 200, kw_json_pkey(&key_buf, NULL));
+        kw_resp_json(resp, 200, kw_json_pkey(req->app->store, &key_buf, NULL));
 }
 
 void kw_h_pkey_delete(kw_http_req *req, kw_http_resp *resp)
@@ -73,5 +74,5 @@ void kw_h_pkey_roll(kw_http_req *req, kw_http_resp *resp)
     if (kw_pkey_roll(&req->call, req->match.id, req->json, &key_buf, value, &p))
         kw_resp_problem(resp, &p);
     else
-        kw_resp_json(resp, 200, kw_json_pkey(&key_buf, value));
+        kw_resp_json(resp, 200, kw_json_pkey(req->app->store, &key_buf, value));
 }

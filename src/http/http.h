@@ -97,7 +97,7 @@ json_t *kw_json_time(kw_time t);
 json_t *kw_json_user_basic(const kw_user *user);
 json_t *kw_json_user_by_id(kw_store *store, int64_t user_id);
 json_t *kw_json_project(const kw_project *project, const kw_org *org);
-json_t *kw_json_pkey(const kw_pkey *key, const char *value);
+json_t *kw_json_pkey(kw_store *store, const kw_pkey *key, const char *value);
 json_t *kw_json_flag(kw_store *store, const kw_flag *flag);
 json_t *kw_json_psk(kw_store *store, const kw_psk *key, const char *value);
 
@@ -120,6 +120,7 @@ void kw_h_flag_update(kw_http_req *, kw_http_resp *);
 void kw_h_flag_delete(kw_http_req *, kw_http_resp *);
 void kw_h_activity_list(kw_http_req *, kw_http_resp *);
 void kw_h_flag_definitions(kw_http_req *, kw_http_resp *);
+void kw_h_flag_remote_config(kw_http_req *, kw_http_resp *);
 void kw_h_psk_list(kw_http_req *, kw_http_resp *);
 void kw_h_psk_create(kw_http_req *, kw_http_resp *);
 void kw_h_psk_get(kw_http_req *, kw_http_resp *);

@@ -44,7 +44,16 @@ static json_t *list_or_empty(const char *text)
     return v ? v : json_array();
 }
 
-json_t *kw_json_pkey(const kw_pkey *k, const char *value)
+/* When the key's previous value stops working (roll with a grace period,
+ * SPEC §6), or null.  A failed read shows null: the listing is advisory. */
+static json_t *previous_expiry(kw_store *store, kw_key_kind kind, const char *id)
+{
+    kw_time until = 0;
+    if (kw_store_rolled_expiry(store, kind, id, kw_now(), &until)) until = 0;
+    return kw_json_time(until);
+}
+
+json_t *kw_json_pkey(kw_store *store, const kw_pkey *k, const char *value)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(k->id));
@@ -62,6 +71,7 @@ json_t *kw_json_pkey(const kw_pkey *k, const char *value)
     json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
     json_object_set_new(o, "rate_limit_per_minute",
                         k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
+    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_PERSONAL, k->id));
     return o;
 }
 
@@ -100,6 +110,7 @@ json_t *kw_json_psk(kw_store *store, const kw_psk *k, const char *value)
     json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
     json_object_set_new(o, "rate_limit_per_minute",
                         k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
+    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_SECRET, k->id));
     return o;
 }
 

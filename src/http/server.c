@@ -43,7 +43,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
     char *text = NULL;
     size_t len = 0;
     if (resp->body) {
-        text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
         json_decref(resp->body);
         resp->body = NULL;
         if (!text) {

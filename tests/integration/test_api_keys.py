@@ -10,7 +10,7 @@ from kwtest import (KWTestCase, KEY_RE, MSG_INVALID_HEADER, MSG_LIMIT, MSG_PERSO
 
 FIELDS = ["id", "label", "value", "mask_value", "created_at", "last_used_at", "user_id", "scopes",
           "scoped_teams", "scoped_organizations", "last_rolled_at",
-          "expires_at", "rate_limit_per_minute"]
+          "expires_at", "rate_limit_per_minute", "previous_value_expires_at"]
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 PK = "/api/personal_api_keys/"
 

@@ -193,6 +193,105 @@ class Report(kwtest.KWTestCase):
                                         "--db", self.env.db).returncode, 2)
 
 
+class RollGrace(kwtest.KWTestCase):
+    """Roll with a grace period (SPEC §6): expire_previous_in_seconds."""
+
+    def setup_db(self):
+        self.env.tenants()
+
+    def grace_detail(self, kid):
+        rows = self.env.sql("SELECT detail FROM activity_log WHERE activity='rolled' AND item_id=?",
+                            (kid,))
+        return [json.loads(r[0])["context"] for r in rows]
+
+    def test_personal_key(self):
+        created = self.assertStatus(self.srv.post(PK, {"label": "g", "scopes": ["*"]},
+                                                  key=self.key), 201)
+        self.assertIsNone(created["previous_value_expires_at"])
+        kid, first = created["id"], created["value"]
+        rolled = self.assertStatus(self.srv.post(PK + kid + "/roll/",
+                                                 {"expire_previous_in_seconds": 3600},
+                                                 key=self.key), 200)
+        second = rolled["value"]
+        # listed as expiring, about an hour from now
+        until = datetime.datetime.fromisoformat(rolled["previous_value_expires_at"].replace("Z", "+00:00"))
+        left = (until - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        self.assertTrue(3500 < left <= 3600, left)
+        got = self.assertStatus(self.srv.get(PK + kid + "/", key=self.key), 200)
+        self.assertEqual(got["previous_value_expires_at"], rolled["previous_value_expires_at"])
+        # both values work, as the same key
+        me_old = self.assertStatus(self.srv.get("/api/users/@me/", key=first), 200)
+        me_new = self.assertStatus(self.srv.get("/api/users/@me/", key=second), 200)
+        self.assertEqual(me_old["id"], me_new["id"])
+        cur = self.assertStatus(self.srv.get(PK + "@current/", key=first), 200)
+        self.assertEqual(cur["id"], kid)
+        # rolling again with 0: the previous value stops at once
+        third = self.assertStatus(self.srv.post(PK + kid + "/roll/",
+                                                {"expire_previous_in_seconds": 0},
+                                                key=self.key), 200)
+        self.assertIsNone(third["previous_value_expires_at"])
+        for old in (first, second):
+            self.assertProblem(self.srv.get("/api/users/@me/", key=old), 401,
+                               "authentication_failed")
+        self.assertStatus(self.srv.get("/api/users/@me/", key=third["value"]), 200)
+        self.assertEqual(self.grace_detail(kid), [{"expire_previous_in_seconds": 3600},
+                                                  {"expire_previous_in_seconds": 0}])
+        # deleting the key ends a live previous value too
+        fourth = self.assertStatus(self.srv.post(PK + kid + "/roll/",
+                                                 {"expire_previous_in_seconds": 60},
+                                                 key=self.key), 200)
+        self.assertStatus(self.srv.get("/api/users/@me/", key=third["value"]), 200)
+        self.assertStatus(self.srv.delete(PK + kid + "/", key=self.key), 204)
+        for old in (third["value"], fourth["value"]):
+            self.assertProblem(self.srv.get("/api/users/@me/", key=old), 401,
+                               "authentication_failed")
+
+    def test_secret_key(self):
+        created = self.assertStatus(self.srv.post(PSK, {"label": "g", "scopes": ["feature_flag:read"]},
+                                                  key=self.key), 201)
+        kid, first = created["id"], created["value"]
+        path = "/flags/definitions?token=%s" % self.token
+        self.assertStatus(self.srv.get(path, key=first), 200)
+        rolled = self.assertStatus(self.srv.post(PSK + kid + "/roll/",
+                                                 {"expire_previous_in_seconds": 3600},
+                                                 key=self.key), 200)
+        self.assertIsNotNone(rolled["previous_value_expires_at"])
+        listed = self.assertStatus(self.srv.get(PSK, key=self.key), 200)["results"]
+        self.assertEqual([k["previous_value_expires_at"] for k in listed if k["id"] == kid],
+                         [rolled["previous_value_expires_at"]])
+        self.assertStatus(self.srv.get(path, key=first), 200)
+        self.assertStatus(self.srv.get(path, key=rolled["value"]), 200)
+        again = self.assertStatus(self.srv.post(PSK + kid + "/roll/", key=self.key), 200)
+        self.assertIsNone(again["previous_value_expires_at"])
+        self.assertProblem(self.srv.get(path, key=first), 401, "authentication_failed",
+                           "Secret API token is invalid.")
+        self.assertProblem(self.srv.get(path, key=rolled["value"]), 401, "authentication_failed",
+                           "Secret API token is invalid.")
+        self.assertStatus(self.srv.get(path, key=again["value"]), 200)
+        self.assertEqual(self.grace_detail(kid), [{"expire_previous_in_seconds": 3600}, None])
+
+    def test_validation(self):
+        created = self.assertStatus(self.srv.post(PK, {"label": "v", "scopes": ["*"]},
+                                                  key=self.key), 201)
+        roll = PK + created["id"] + "/roll/"
+        cases = [(604801, "max_value", "Ensure this value is less than or equal to 604800."),
+                 (-1, "min_value", "Ensure this value is greater than or equal to 0."),
+                 ("60", "invalid", "A valid integer is required."),
+                 (1.5, "invalid", "A valid integer is required."),
+                 (True, "invalid", "A valid integer is required."),
+                 (None, "null", "This field may not be null.")]
+        for value, code, text in cases:
+            with self.subTest(value=value):
+                self.assertProblem(self.srv.post(roll, {"expire_previous_in_seconds": value},
+                                                 key=self.key), 400, code, text,
+                                   attr="expire_previous_in_seconds")
+        # nothing was rolled
+        self.assertStatus(self.srv.get("/api/users/@me/", key=created["value"]), 200)
+        ok = self.assertStatus(self.srv.post(roll, {"expire_previous_in_seconds": 604800},
+                                             key=self.key), 200)
+        self.assertIsNotNone(ok["previous_value_expires_at"])
+
+
 class Import(kwtest.KWTestCase):
     serve_in_setup = False
 

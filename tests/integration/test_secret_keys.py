@@ -5,6 +5,7 @@ validation text of SPEC §3-§4, admin level for writes), and what a phs_ key
 may do: nothing under /api/ except the execution routes (SPEC §5).
 """
 import os
+import json
 import re
 import sys
 
@@ -13,7 +14,8 @@ import kwtest  # noqa: E402
 
 PHS_RE = re.compile(r"^phs_[0-9A-Za-z]{54}$")
 FIELDS = ["id", "label", "value", "mask_value", "created_at", "created_by", "last_used_at",
-          "last_rolled_at", "scopes", "expires_at", "rate_limit_per_minute"]
+          "last_rolled_at", "scopes", "expires_at", "rate_limit_per_minute",
+          "previous_value_expires_at"]
 ALLOWED_TEXT = "Allowed scopes: endpoint:read, experiment:read, feature_flag:read"
 MSG_SECRET_INVALID = "Secret API token is invalid."
 
@@ -158,6 +160,46 @@ class FlagDefinitions(kwtest.KWTestCase):
             "filters": {"groups": [{"properties": [], "rollout_percentage": 50}]}},
             key=api_key or self.key)
         return self.assertStatus(r, 201)
+
+    def test_remote_config(self):
+        """posthog-node's getRemoteConfigPayload: the "true" payload by flag key."""
+        text = json.dumps({"a": 1, "b": [True, None]})
+        r = self.srv.post("/api/projects/1/feature_flags/", {
+            "key": "remote-cfg", "name": "cfg", "active": True,
+            "filters": {"groups": [{"properties": [], "rollout_percentage": 100}],
+                        "payloads": {"true": text}}}, key=self.key)
+        flag = self.assertStatus(r, 201)
+        self.make_flag("no-payload")
+        phs = self.make_phs()
+        path = "/api/projects/@current/feature_flags/%s/remote_config?token=%s"
+        # as posthog-node asks: @current + ?token=phc_, phs_ in the header
+        want = {"a": 1, "b": [True, None]}
+        st, _, body = self.srv.get(path % ("remote-cfg", self.token), key=phs)
+        self.assertEqual((st, body), (200, want))
+        # phx_, by project id, by flag id, the environments alias, a trailing slash
+        for p in ("/api/projects/1/feature_flags/remote-cfg/remote_config",
+                  "/api/environments/1/feature_flags/%d/remote_config/" % flag["id"],
+                  path % ("remote-cfg", self.token)):
+            st, _, body = self.srv.get(p, key=self.key)
+            self.assertEqual((st, body), (200, want), p)
+        # no payload: null; unknown or deleted flag: 404
+        st, _, body = self.srv.get(path % ("no-payload", self.token), key=phs)
+        self.assertEqual((st, body), (200, None))
+        self.assertProblem(self.srv.get(path % ("nope", self.token), key=phs), 404, "not_found")
+        self.assertStatus(self.srv.delete("/api/projects/1/feature_flags/%d/" % flag["id"],
+                                          key=self.key), 204)
+        self.assertProblem(self.srv.get(path % ("remote-cfg", self.token), key=phs), 404,
+                           "not_found")
+        # credentials as for the definitions
+        self.assertProblem(self.srv.get(path % ("no-payload", self.token)), 401,
+                           "not_authenticated")
+        self.assertProblem(self.srv.get(path % ("no-payload", self.token),
+                                        key=self.make_phs(scopes=("endpoint:read",), label="ep")),
+                           403, "permission_denied")
+        self.assertProblem(self.srv.get(path % ("no-payload", "phc_" + "x" * 43), key=phs), 401,
+                           "authentication_failed", MSG_SECRET_INVALID)
+        self.assertProblem(self.srv.post("/api/projects/1/feature_flags/no-payload/remote_config",
+                                         {}, key=self.key), 405, "method_not_allowed")
 
     def test_definitions_body_etag_304(self):
         self.make_flag("zeta")

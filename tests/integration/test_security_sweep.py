@@ -131,6 +131,8 @@ class SweepBase(KWTestCase):
             path = path.replace(":id", str(user or self.env.user_a))
         elif "/invites/:id" in path:
             path = path.replace(":id", "no-such-invitation")
+        elif "/feature_flags/:id" in path:  # remote config: by flag key
+            path = path.replace(":id", self.FLAG_KEY)
         path = path.replace(":num", str(flag or self.flag["id"]))
         self.assertNotIn(":", path, "a parameter this sweep does not know: %s" % pattern)
         return path + "/"
@@ -298,7 +300,7 @@ class TestRouteTable(SweepBase):
                          (self.fill(p, pkey=self.pkey_a_id), self.env.key_c)]
             elif "/project_secret_api_keys/:id" in p:
                 cases = [(self.fill(p, project=pb, psk=self.psk["id"]), self.env.key_b)]
-            elif ":num" in p:
+            elif ":num" in p or "/feature_flags/:id" in p:
                 cases = [(self.fill(p, project=pb, flag=self.flag["id"]), self.env.key_b)]
             elif "/endpoints/:id" in p:
                 cases = [(self.fill(p, project=pb, endpoint=self.ENDPOINT), self.env.key_b)]

@@ -339,6 +339,111 @@ static void test_service_fields(void **state)
     assert_int_equal(k.rate_limit_per_minute, 1000000);
 }
 
+/* Roll with a grace period (SPEC §6): the old value verifies as the key
+ * until exactly T+N (store and cache alike), rolling again or deleting
+ * the key ends it at once, and the field is validated. */
+static void test_roll_grace(void **state)
+{
+    struct fx *f = *state;
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal me;
+    memset(&me, 0, sizeof me);
+    me.session = 1;
+    me.user_id = f->user_id;
+    me.scopes.wildcard = 1;
+    me.n_scoped_teams = me.n_scoped_orgs = -1;
+    kw_call c = {.store = f->store, .actor = &me, .verifier = v};
+    static kw_pkey k;
+    char v0[KW_KEY_LEN + 1], v1[KW_KEY_LEN + 1], v2[KW_KEY_LEN + 1], v3[KW_KEY_LEN + 1];
+    kw_problem p;
+    kw_principal who;
+    json_t *b = json_pack("{s:s, s:[s]}", "label", "grace", "scopes", "*");
+    assert_int_equal(kw_pkey_create(&c, b, &k, v0, &p), 0);
+    json_decref(b);
+    char id[KW_ID_LEN + 1];
+    strcpy(id, k.id);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);  /* cached */
+
+    /* Refused: out of range, not an integer, null. */
+    const char *bad[] = {"{\"expire_previous_in_seconds\": 604801}",
+                         "{\"expire_previous_in_seconds\": -1}",
+                         "{\"expire_previous_in_seconds\": \"60\"}",
+                         "{\"expire_previous_in_seconds\": 1.5}",
+                         "{\"expire_previous_in_seconds\": true}",
+                         "{\"expire_previous_in_seconds\": null}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b = json_loads(bad[i], 0, NULL);
+        assert_non_null(b);
+        assert_int_equal(kw_pkey_roll(&c, id, b, &k, v1, &p), 1);
+        assert_int_equal(p.status, 400);
+        assert_string_equal(p.attr, "expire_previous_in_seconds");
+        json_decref(b);
+    }
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);  /* not rolled */
+
+    const int64_t n = 60;
+    b = json_pack("{s:I}", "expire_previous_in_seconds", (json_int_t)n);
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, v1, &p), 0);
+    json_decref(b);
+    const int64_t until = T0 + n * 1000000;
+    kw_time listed;
+    assert_int_equal(kw_store_rolled_expiry(f->store, KW_KEY_PERSONAL, id, kw_now(), &listed), KW_OK);
+    assert_int_equal(listed, until);
+    /* Both values are the key; the old one carries its window's end. */
+    assert_int_equal(kw_verify_personal(v, v1, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    assert_int_equal(who.grace_value, 0);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    assert_string_equal(who.key_id, id);
+    assert_int_equal(who.user_id, f->user_id);
+    assert_int_equal(who.grace_value, 1);
+    assert_int_equal(who.expires_at, until);
+    /* T+N-1 s: still fine, from the cache and from the store. */
+    kw_clock_set(until - 1000000);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    kw_verifier_invalidate(v);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    /* T+N: refused as unknown (not "expired"), cached entry and store alike. */
+    kw_clock_set(until);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
+    kw_verifier_invalidate(v);
+    assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
+    assert_int_equal(kw_verify_personal(v, v1, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    assert_int_equal(kw_store_rolled_expiry(f->store, KW_KEY_PERSONAL, id, kw_now(), &listed), KW_OK);
+    assert_int_equal(listed, 0);
+
+    /* A key expiring inside the window bounds the old value as an expiry. */
+    b = json_pack("{s:I, s:s}", "expire_previous_in_seconds", (json_int_t)3600, "expires_at",
+                  "2026-01-01T00:01:30Z");
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, v2, &p), 0);
+    json_decref(b);
+    assert_int_equal(kw_verify_personal(v, v1, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    assert_int_equal(who.grace_value, 0);
+    assert_int_equal(who.expires_at, T0 + 90 * 1000000);
+
+    /* Rolling again with 0 ends the previous value at once. */
+    b = json_pack("{s:i}", "expire_previous_in_seconds", 0);
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, v3, &p), 0);
+    json_decref(b);
+    assert_int_equal(kw_verify_personal(v, v1, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
+    assert_int_equal(kw_verify_personal(v, v2, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
+    assert_int_equal(kw_verify_personal(v, v3, KW_KEY_LEN, &who), KW_VERIFY_OK);
+
+    /* Deleting the key removes its previous values. */
+    b = json_pack("{s:i}", "expire_previous_in_seconds", 30);
+    assert_int_equal(kw_pkey_roll(&c, id, b, &k, v0, &p), 0);
+    json_decref(b);
+    int64_t live = 0;
+    assert_int_equal(kw_store_rolled_live(f->store, kw_now(), &live), KW_OK);
+    assert_int_equal(live, 1);
+    assert_int_equal(kw_verify_personal(v, v3, KW_KEY_LEN, &who), KW_VERIFY_OK);
+    assert_int_equal(kw_pkey_delete(&c, id, &p), 0);
+    assert_int_equal(kw_verify_personal(v, v3, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
+    assert_int_equal(kw_store_rolled_live(f->store, kw_now(), &live), KW_OK);
+    assert_int_equal(live, 0);
+    kw_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_least_scope),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test_setup_teardown(test_service_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_grace, setup, teardown),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }

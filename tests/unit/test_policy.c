@@ -63,6 +63,12 @@ static void test_match_table(void **state)
         /* flag ids are numbers: the definitions path is no flag */
         {"PATCH", "/api/projects/7/feature_flags/local_evaluation", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/api/projects/7/feature_flags/abc/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        /* remote config: the flag's key (or id), under @current too */
+        {"GET", "/api/projects/@current/feature_flags/my-flag/remote_config", KW_MATCH_OK,
+         KW_ROUTE_FLAG_REMOTE_CONFIG, "@current", "my-flag"},
+        {"GET", "/api/environments/7/feature_flags/9/remote_config/", KW_MATCH_OK,
+         KW_ROUTE_FLAG_REMOTE_CONFIG, "7", "9"},
+        {"POST", "/api/projects/7/feature_flags/my-flag/remote_config", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"POST", "/flags/", KW_MATCH_OK, KW_ROUTE_FLAGS_EVAL, "", ""},
         {"POST", "/decide", KW_MATCH_OK, KW_ROUTE_DECIDE, "", ""},
         {"GET", "/decide/", KW_MATCH_BAD_METHOD, 0, "", ""},
@@ -117,7 +123,8 @@ static void test_table_invariants(void **state)
         assert_int_equal(routes[i].id, (kw_route_id)i);
         assert_true(routes[i].credentials != 0);
         int flag_defs = routes[i].id == KW_ROUTE_FLAG_DEFS_PROJECT ||
-                        routes[i].id == KW_ROUTE_FLAG_DEFS_LEGACY || routes[i].id == KW_ROUTE_FLAG_DEFS;
+                        routes[i].id == KW_ROUTE_FLAG_DEFS_LEGACY || routes[i].id == KW_ROUTE_FLAG_DEFS ||
+                        routes[i].id == KW_ROUTE_FLAG_REMOTE_CONFIG;
         int endpoint_run = routes[i].id == KW_ROUTE_ENDPOINT_RUN_GET ||
                            routes[i].id == KW_ROUTE_ENDPOINT_RUN_POST;
         int execution = flag_defs || endpoint_run;

@@ -1375,6 +1375,74 @@ static void test_key_lifecycle_columns(void **state)
     assert_int_equal(pgot.expires_at, 888);
 }
 
+/* Previous values of rolled keys: set replaces a key's rows, get answers
+ * the key's current hash, expiry/live see only live rows, changes bump the
+ * auth generation, and deleting the key removes its rows. */
+static void test_rolled_values(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "rolled@example.com");
+    int64_t pid = make_project(s, uid, "phc_rolled");
+    kw_pkey k;
+    make_pkey(&k, "rolled-a", uid, "sha256$new-a", 1000);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    kw_psk pk;
+    memset(&pk, 0, sizeof pk);
+    snprintf(pk.id, sizeof pk.id, "rolled-s");
+    pk.project_id = pid;
+    snprintf(pk.label, sizeof pk.label, "s");
+    snprintf(pk.secure_value, sizeof pk.secure_value, "sha256$new-s");
+    snprintf(pk.mask_value, sizeof pk.mask_value, "phs_...s");
+    snprintf(pk.scopes, sizeof pk.scopes, "[\"feature_flag:read\"]");
+    pk.created_at = 1;
+    assert_int_equal(kw_store_psk_insert(s, &pk, KW_MAX_SECRET_KEYS), KW_OK);
+
+    int64_t live, g0, g1;
+    kw_time until;
+    kw_key_kind kind;
+    char current[KW_SECURE_MAX + 1];
+    assert_int_equal(kw_store_rolled_live(s, 100, &live), KW_OK);
+    assert_int_equal(live, 0);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$old-a", 500, 100), KW_OK);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_SECRET, "rolled-s", "sha256$old-s", 600, 100), KW_OK);
+    assert_int_equal(kw_store_rolled_live(s, 100, &live), KW_OK);
+    assert_int_equal(live, 2);
+    assert_int_equal(kw_store_rolled_get(s, "sha256$old-a", &kind, current, &until), KW_OK);
+    assert_int_equal(kind, KW_KEY_PERSONAL);
+    assert_string_equal(current, "sha256$new-a");
+    assert_int_equal(until, 500);
+    assert_int_equal(kw_store_rolled_get(s, "sha256$old-s", &kind, current, &until), KW_OK);
+    assert_int_equal(kind, KW_KEY_SECRET);
+    assert_string_equal(current, "sha256$new-s");
+    assert_int_equal(kw_store_rolled_get(s, "sha256$new-a", &kind, current, &until), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 100, &until), KW_OK);
+    assert_int_equal(until, 500);
+    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 500, &until), KW_OK);
+    assert_int_equal(until, 0);
+    assert_int_equal(kw_store_rolled_live(s, 550, &live), KW_OK);
+    assert_int_equal(live, 1);
+
+    /* Replacing a key's previous value bumps the generation (the DELETE). */
+    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$mid-a", 900, 200), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
+    assert_true(g1 > g0);
+    assert_int_equal(kw_store_rolled_get(s, "sha256$old-a", &kind, current, &until), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_rolled_get(s, "sha256$mid-a", &kind, current, &until), KW_OK);
+    /* NULL only removes. */
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", NULL, 0, 200), KW_OK);
+    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 200, &until), KW_OK);
+    assert_int_equal(until, 0);
+
+    /* Deleting the key deletes its previous values (trigger). */
+    assert_int_equal(kw_store_psk_delete(s, pid, "rolled-s"), KW_OK);
+    assert_int_equal(kw_store_rolled_get(s, "sha256$old-s", &kind, current, &until), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$mid-a", 900, 200), KW_OK);
+    assert_int_equal(kw_store_pkey_delete(s, uid, "rolled-a"), KW_OK);
+    assert_int_equal(kw_store_rolled_live(s, 0, &live), KW_OK);
+    assert_int_equal(live, 0);
+}
+
 /* Import keeps ids and times, skips existing rows, and later inserts get
  * fresh ids past the imported ones. */
 static void test_import_rows(void **state)
@@ -1468,6 +1536,7 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_rolled_values, setup, teardown),  \
     }
 
 int main(void)
