@@ -153,7 +153,9 @@ static void send_all(int fd, const char *data, size_t len)
 }
 
 /* Reads one response until it is complete, EOF or `timeout_ms`.  Returns
- * the header length (0 when no complete header arrived). */
+ * the header length (0 when no complete header arrived); *body_len is the
+ * body's length, without what follows it (bytes after a request's end are
+ * the next request, so a second response may follow the first). */
 static size_t read_response(int fd, kw_fz_buf *in, int timeout_ms, size_t *body_len)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -179,6 +181,8 @@ static size_t read_response(int fd, kw_fz_buf *in, int timeout_ms, size_t *body_
         }
     }
     *body_len = header_len ? in->len - header_len : 0;
+    /* a pipelined request's response may have come in the same recv() */
+    if (content_length >= 0 && *body_len > (size_t)content_length) *body_len = (size_t)content_length;
     return header_len;
 }
 
