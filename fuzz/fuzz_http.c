@@ -153,7 +153,9 @@ static void send_all(int fd, const char *data, size_t len)
 }
 
 /* Reads one response until it is complete, EOF or `timeout_ms`.  Returns
- * the header length (0 when no complete header arrived). */
+ * the header length (0 when no complete header arrived); *body_len is the
+ * body's length, without what follows it (bytes after a request's end are
+ * the next request, so a second response may follow the first). */
 static size_t read_response(int fd, kw_fz_buf *in, int timeout_ms, size_t *body_len)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -175,10 +177,15 @@ static size_t read_response(int fd, kw_fz_buf *in, int timeout_ms, size_t *body_
                 header_len = (size_t)(end - in->data) + 4;
                 char *cl = strcasestr(in->data, "\r\nContent-Length:");
                 if (cl && cl < end) content_length = strtol(cl + 17, NULL, 10);
+                /* 1xx, 204 and 304 never have a body, whatever follows */
+                int status = in->len > 12 ? atoi(in->data + 9) : 0;
+                if (status / 100 == 1 || status == 204 || status == 304) content_length = 0;
             }
         }
     }
     *body_len = header_len ? in->len - header_len : 0;
+    /* a pipelined request's response may have come in the same recv() */
+    if (content_length >= 0 && *body_len > (size_t)content_length) *body_len = (size_t)content_length;
     return header_len;
 }
 
@@ -211,7 +218,7 @@ static int check_response(const kw_fz_buf *in, size_t header_len, size_t body_le
         return status;
     }
     char *ct = strcasestr(in->data, "\r\nContent-Type: application/json");
-    FZ_CHECK(ct && ct < hdr_end, "keyward body without a JSON content type");
+    FZ_CHECK(ct && ct < hdr_end, "keyward body without a JSON content type: %.400s", in->data);
     json_error_t e;
     json_t *body = json_loadb(hdr_end, body_len, JSON_DECODE_ANY, &e);
     FZ_CHECK(body != NULL, "body is not JSON (%s): %.200s", e.text, hdr_end);

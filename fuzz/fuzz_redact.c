@@ -1,15 +1,22 @@
 /* fuzz_redact.c — the streaming redactor fed in fuzzer-chosen chunks.
  *
  * Input: byte 0 = number k (0-7) of chunk-size bytes that follow byte 2;
- * byte 1 = which valid keyward key to plant (0 none, 1 phx_, 2 phs_,
- * 3 phc_); byte 2 = where to plant it (scaled to the text length); then k
- * chunk sizes (used in turn, 0 meaning 1); the rest is the text.  The
- * planted key is derived from the text (deterministic) with a correct
- * CRC32 checksum and is inserted with a space on each side.
+ * byte 1 bits 0-1 = which valid keyward key to plant (0 none, 1 phx_,
+ * 2 phs_, 3 phc_), bit 2 = also plant a private key block, bit 3 = that
+ * block has an END line; byte 2 = where to plant them (scaled to the text
+ * length); then k chunk sizes (used in turn, 0 meaning 1); the rest is the
+ * text.  The planted key is derived from the text (deterministic) with a
+ * correct CRC32 checksum and is inserted with a space on each side.  The
+ * planted block (BEGIN line, two lines of base62 derived from the text,
+ * END line) goes where the key goes (just before it) when it has an END
+ * line; without one it is appended at the end of the input (what
+ * follows a block with no END is part of its body, and text that would
+ * make that body not look like key material is out of scope).
  * Invariants:
  *   - the output of the chunked feed equals the output of feeding the
  *     whole input at once, and so does the count of replaced secrets;
- *   - the planted key never appears in either output;
+ *   - the planted key and the planted block's body lines never appear in
+ *     either output;
  *   - with nothing found, the output is the input unchanged. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +69,20 @@ static void make_key(kw_key_kind kind, const uint8_t *seed, size_t n, char out[K
     FZ_CHECK(kw_key_classify(out, KW_KEY_LEN, NULL) == KW_FORMAT_KEYWARD, "planted key %s", out);
 }
 
+/* Two lines of base62 (64 + 40 chars) seeded by the text: a key body. */
+static void make_pem_body(const uint8_t *seed, size_t n, char line1[65], char line2[41])
+{
+    uint32_t h = 2166136261u ^ 0x5eedu;
+    for (size_t i = 0; i < n; i++) h = (h ^ seed[i]) * 16777619u;
+    for (int i = 0; i < 104; i++) {
+        h = h * 1103515245u + 12345u;
+        char c = BASE62[(h >> 16) % 62];
+        if (i < 64) line1[i] = c;
+        else line2[i - 64] = c;
+    }
+    line1[64] = line2[40] = '\0';
+}
+
 static uint64_t redact(const char *in, size_t len, const uint8_t *chunks, size_t nchunks,
                        kw_fz_buf *out)
 {
@@ -97,28 +118,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3) return 0;
     size_t k = data[0] & 7;
-    unsigned plant = data[1] & 3;
+    unsigned plant = data[1] & 3, plant_pem = data[1] & 4, pem_end = data[1] & 8;
     unsigned where = data[2];
     if (size < 3 + k) return 0;
     const uint8_t *chunks = data + 3;
     const char *text = (const char *)data + 3 + k;
     size_t tlen = size - 3 - k;
 
-    char key[KW_KEY_LEN + 1] = "";
-    size_t len = tlen;
-    char *in = malloc(tlen + KW_KEY_LEN + 2 + 1);
+    char key[KW_KEY_LEN + 1] = "", pem1[65], pem2[41], pem[256] = "";
+    if (plant_pem) {
+        make_pem_body((const uint8_t *)text, tlen, pem1, pem2);
+        snprintf(pem, sizeof pem, "-----BEGIN RSA PRIVATE KEY-----\n%s\n%s\n%s", pem1, pem2,
+                 pem_end ? "-----END RSA PRIVATE KEY-----\n" : "");
+    }
+    size_t pem_len = strlen(pem);
+    /* text[..at] + block with END + " key " + text[at..] + block without END */
+    size_t at = tlen * where / 255, len = 0;
+    char *in = malloc(tlen + KW_KEY_LEN + 2 + pem_len + 1);
     FZ_CHECK(in != NULL, "oom");
+    memcpy(in, text, at);
+    len = at;
+    if (plant_pem && pem_end) {
+        memcpy(in + len, pem, pem_len);
+        len += pem_len;
+    }
     if (plant) {
         make_key((kw_key_kind)plant, (const uint8_t *)text, tlen, key);
-        size_t at = tlen * where / 255;
-        memcpy(in, text, at);
-        in[at] = ' ';
-        memcpy(in + at + 1, key, KW_KEY_LEN);
-        in[at + 1 + KW_KEY_LEN] = ' ';
-        memcpy(in + at + 2 + KW_KEY_LEN, text + at, tlen - at);
-        len = tlen + KW_KEY_LEN + 2;
-    } else {
-        memcpy(in, text, tlen);
+        in[len] = ' ';
+        memcpy(in + len + 1, key, KW_KEY_LEN);
+        in[len + 1 + KW_KEY_LEN] = ' ';
+        len += KW_KEY_LEN + 2;
+    }
+    memcpy(in + len, text + at, tlen - at);
+    len += tlen - at;
+    if (plant_pem && !pem_end) {
+        memcpy(in + len, pem, pem_len);
+        len += pem_len;
     }
 
     kw_fz_buf whole = {0}, chunked = {0};
@@ -140,6 +175,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  "planted key %s survived (whole input)", key);
         FZ_CHECK(memmem(chunked.data, chunked.len, key, KW_KEY_LEN) == NULL,
                  "planted key %s survived (chunked)", key);
+    }
+    if (plant_pem) {
+        FZ_CHECK(!memmem(whole.data, whole.len, pem1, 64) && !memmem(whole.data, whole.len, pem2, 40),
+                 "planted private key body survived (whole input)");
+        FZ_CHECK(!memmem(chunked.data, chunked.len, pem1, 64) &&
+                     !memmem(chunked.data, chunked.len, pem2, 40),
+                 "planted private key body survived (chunked)");
     }
     FZ_CHECK(n_whole == n_chunked, "count %llu whole vs %llu chunked", (unsigned long long)n_whole,
              (unsigned long long)n_chunked);

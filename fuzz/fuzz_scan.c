@@ -50,6 +50,8 @@ static int on_finding(const kw_scan_finding *f, const char *data, void *ctx)
     FZ_CHECK(memchr(f->mask, '\0', sizeof f->mask) != NULL, "mask not terminated");
     for (const char *p = f->mask; *p; p++)
         FZ_CHECK(*p >= 0x21 && *p <= 0x7e, "mask byte 0x%02x", (unsigned char)*p);
+    FZ_CHECK(strlen(f->mask) == (f->secret_len < 16 ? 8u : 11u), "mask \"%s\" for a %zu-byte secret",
+             f->mask, f->secret_len);
     if (s->n < MAX_KEEP) {
         s->offs[s->n] = f->secret_offset;
         s->lens[s->n] = f->secret_len;

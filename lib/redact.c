@@ -17,7 +17,11 @@
  * KW_SCAN_MAX_SECRET bytes before its end, and a token touching the end of
  * the buffer is held back whole.  A private key block is reported at its
  * BEGIN line but its secret (the base64 body) spans lines: while its END
- * line has not arrived the block is held back, up to the buffer size.
+ * line has not arrived the block is held back from the start of its BEGIN
+ * line, for up to KW_SCAN_MAX_PEM bytes of body.  A block that never ends
+ * gets the verdict the whole input would give it: at end of input (or
+ * once KW_SCAN_MAX_PEM bytes of body are in) the scanner judges the body
+ * read so far, and masks all of it when it looks like key material.
  * keyward:allow comments are ignored here on purpose: a log redactor should
  * not be switched off by the data it filters. */
 #include "scan_internal.h"
@@ -111,12 +115,20 @@ static size_t choose_boundary(const kw_redactor *r, int at_eof)
      * chunk (or be a private key still waiting for its END line), and a
      * private key whose body starts after the cut would be separated from
      * its BEGIN line, so the next round could not find it: hold either back
-     * from where it is reported, unless that would stall a full buffer. */
+     * from the start of the line where it is reported, unless that would
+     * stall a full buffer.  The line start, not the report offset itself:
+     * another secret may run into a BEGIN marker ("eyJ…sig-----BEGIN"), and
+     * a cut inside it would be moved past its end by the loop below, into
+     * the header.  No secret but a private key body crosses a newline, so a
+     * cut after one splits nothing and leaves each line its whole context. */
     for (size_t i = 0; i < r->nspans; i++) {
         const redact_span *s = &r->spans[i];
-        if ((s->start + s->len == r->len || s->start >= boundary) && s->report < boundary &&
-            (s->report > 0 || !full))
-            boundary = s->report;
+        if (!(s->start + s->len == r->len || s->start >= boundary) || s->report >= boundary)
+            continue;
+        const char *line = s->report ? memrchr(r->buf, '\n', s->report) : NULL;
+        size_t hold = line ? (size_t)(line - r->buf) + 1 : 0;
+        if (hold == 0 && full) hold = s->report; /* a 1 MiB line: keep at least the header */
+        if (hold > 0 || !full) boundary = hold;
     }
     for (size_t i = 0; i < r->nspans; i++) {
         const redact_span *s = &r->spans[i];

@@ -344,11 +344,15 @@ static void resolve_overlaps(kw_scan_scratch *s)
     if (kept > 1) qsort(s->found, kept, sizeof *s->found, by_report);
 }
 
+/* kw_key_mask, with every byte that is not printable ASCII (NUL included:
+ * the mask's length is fixed, a NUL in the secret must not cut it short)
+ * shown as '.'. */
 static void make_mask(const char *secret, size_t len, char out[KW_MASK_MAX])
 {
     kw_key_mask(secret, len, out);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) *p = '.';
+    size_t n = len < 16 ? 8 : 11; /* "********" or "abcd...wxyz" */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x21 || (unsigned char)out[i] > 0x7e) out[i] = '.';
 }
 
 static void fingerprint(const char *secret, size_t len, char out[KW_SCAN_FINGERPRINT_LEN + 1])

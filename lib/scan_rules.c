@@ -386,9 +386,13 @@ static const builtin_rule BUILTINS[] = {
     {"stripe-live-key", "Stripe live secret or restricted key",
      "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
      28, 255},
+    /* the highest priority: a block's secret is its whole body, so it must
+     * win over a token starting where the body starts (a key on the body's
+     * first line; or, in a redactor round cut inside that line, a prefix
+     * that only looks like one), else the rest of the body goes unmasked */
     {"private-key", "Private key block",
      "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, NULL, KW_CHARSET_BASE62,
-     KW_SCAN_HIGH, 9, 3.0, 0, 0},
+     KW_SCAN_HIGH, 11, 3.0, 0, 0},
     {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, NULL, KW_CHARSET_WORD,
      KW_SCAN_MEDIUM, 4, 0, 0, 0},
     /* found by kw_scan_generic_find (scan_generic.c): as a regex this

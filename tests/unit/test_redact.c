@@ -206,6 +206,126 @@ static void test_private_key_header_followed_by_begin(void **state)
     }
 }
 
+/* Redacts `in` whole and in chunks of every size from 1 to 80 bytes; every
+ * output must equal the whole one.  Returns the whole output. */
+static sink redact_all_chunkings(fixture *fx, const char *in, uint64_t *count)
+{
+    size_t len = strlen(in);
+    sink whole = redact(fx, in, len, len, count);
+    for (size_t chunk = 1; chunk <= 80; chunk++) {
+        uint64_t n;
+        sink out = redact(fx, in, len, chunk, &n);
+        if (out.len != whole.len || memcmp(out.data, whole.data, whole.len) != 0)
+            fail_msg("chunk %zu:\n%s\nwhole:\n%s", chunk, out.data, whole.data);
+        assert_int_equal(n, *count);
+        free(out.data);
+    }
+    return whole;
+}
+
+/* Found by fuzz_redact (fuzz/corpus/redact/regress_pem_without_end_chunked):
+ * a block that never ends, whose body starts with something that is a
+ * legacy phx_ key only while the buffer is cut right after it.  In such a
+ * round that "key" started where the block's body starts, won the overlap
+ * by rule priority, and the block was dropped; the round then released the
+ * BEGIN line and the body, separated from it, went out in clear.  Fed
+ * whole, the body was masked.  Now a block wins over anything starting at
+ * its body, and a block that never ends is masked to the end of input. */
+static void test_private_key_without_end_chunked(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "intro\n-----BEGIN PRIVATE KEY-----\n"
+                     "phx_zqvpNn9jEWCakwoTWa0JohGYh2SSfph_hR5MDgxjzJADFqDDxsuBJOXvUziME63\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+                     "AwEHoUQDQgAEr7Tq9Lm2Xc4Vb8Nk1Hj6Gf3Ds5Ap0Qw7Ze2Rt9Yu4Io1Pa6Sd3Fg";
+    uint64_t count;
+    sink out = redact_all_chunkings(fx, in, &count);
+    assert_int_equal(count, 1);
+    assert_string_equal(out.data, "intro\n-----BEGIN PRIVATE KEY-----\nphx_...d3Fg");
+    free(out.data);
+}
+
+/* A valid keyward key as the first line of a block's body: the key was
+ * reported (its rule outranked the private key rule) and the rest of the
+ * body went out in clear, fed whole or not. */
+static void test_private_key_body_starting_with_key(void **state)
+{
+    fixture *fx = *state;
+    char key[KW_KEY_LEN + 1], in[512];
+    kw_key_generate(KW_KEY_PERSONAL, key);
+    snprintf(in, sizeof in,
+             "-----BEGIN PRIVATE KEY-----\n%s\n"
+             "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+             "-----END PRIVATE KEY-----\nafter\n", key);
+    uint64_t count;
+    sink out = redact_all_chunkings(fx, in, &count);
+    assert_int_equal(count, 1);
+    assert_null(strstr(out.data, key));
+    assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+    assert_non_null(strstr(out.data, "\n-----END PRIVATE KEY-----\nafter\n"));
+    free(out.data);
+}
+
+/* A secret that runs into the BEGIN marker (a JWT's signature may hold
+ * dashes: "eyJ....eyJ....sig-----BEGIN"):
+ * a round holding the block back from its header cut inside that secret,
+ * moved the cut past the secret's end, i.e. into the header, and the body
+ * lost its BEGIN line.  A block is now held back from the start of the
+ * header's line. */
+static void test_private_key_header_inside_secret(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "x\nauth eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5ODc2In0.Xk3v9Qm2Lp7ZrT5wQ"
+                     "-----BEGIN RSA PRIVATE KEY-----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\n"
+                     "-----END RSA PRIVATE KEY-----\n";
+    uint64_t count;
+    sink out = redact_all_chunkings(fx, in, &count);
+    assert_int_equal(count, 2);
+    assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+    assert_null(strstr(out.data, "Xk3v9Qm2Lp7ZrT5w"));
+    assert_non_null(strstr(out.data, "\nauth eyJh...EGIN RSA PRIVATE KEY-----\nMHcC...SM49\n"));
+    free(out.data);
+}
+
+/* What a block that never ends gets, the same however it is fed: its body
+ * is masked from the line after BEGIN to the end of input (at most
+ * 64 KiB of it, KW_SCAN_MAX_PEM), when it looks like key material (32+
+ * bytes, entropy); a short or flat remainder is not a key and is kept. */
+static void test_private_key_never_ends(void **state)
+{
+    fixture *fx = *state;
+    uint64_t count;
+    sink out = redact_all_chunkings(fx,
+                                    "a\n-----BEGIN OPENSSH PRIVATE KEY-----\n"
+                                    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+                                    "QyNTUxOQAAACDx2VHvSXb7bQ9y\nlog line after\n",
+                                    &count);
+    assert_int_equal(count, 1);
+    assert_string_equal(out.data, "a\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl...fter\n");
+    free(out.data);
+    out = redact_all_chunkings(fx, "a\n-----BEGIN PRIVATE KEY-----\nshort\n", &count);
+    assert_int_equal(count, 0);
+    assert_string_equal(out.data, "a\n-----BEGIN PRIVATE KEY-----\nshort\n");
+    free(out.data);
+}
+
+/* A secret with NUL bytes among the ones its mask shows: the mask used to
+ * stop at the first NUL ("MHcC...49"); it keeps its length, NULs as '.'. */
+static void test_mask_with_nul(void **state)
+{
+    fixture *fx = *state;
+    const char in[] = "-----BEGIN PRIVATE KEY-----\n"
+                      "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49\0\0";
+    const char want[] = "-----BEGIN PRIVATE KEY-----\nMHcC...49..";
+    uint64_t count;
+    sink out = redact(fx, in, sizeof in - 1, sizeof in, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(out.len, sizeof want - 1);
+    assert_memory_equal(out.data, want, sizeof want - 1);
+    free(out.data);
+}
+
 static void test_line_longer_than_buffer(void **state)
 {
     fixture *fx = *state;
@@ -292,6 +412,11 @@ int main(void)
         cmocka_unit_test(test_space_commit_same_as_feed),
         cmocka_unit_test(test_private_key_body_on_last_line),
         cmocka_unit_test(test_private_key_header_followed_by_begin),
+        cmocka_unit_test(test_private_key_without_end_chunked),
+        cmocka_unit_test(test_private_key_body_starting_with_key),
+        cmocka_unit_test(test_private_key_header_inside_secret),
+        cmocka_unit_test(test_private_key_never_ends),
+        cmocka_unit_test(test_mask_with_nul),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
