@@ -120,15 +120,24 @@ static size_t choose_boundary(const kw_redactor *r, int at_eof)
      * another secret may run into a BEGIN marker ("eyJ…sig-----BEGIN"), and
      * a cut inside it would be moved past its end by the loop below, into
      * the header.  No secret but a private key body crosses a newline, so a
-     * cut after one splits nothing and leaves each line its whole context. */
-    for (size_t i = 0; i < r->nspans; i++) {
-        const redact_span *s = &r->spans[i];
-        if (!(s->start + s->len == r->len || s->start >= boundary) || s->report >= boundary)
-            continue;
-        const char *line = s->report ? memrchr(r->buf, '\n', s->report) : NULL;
-        size_t hold = line ? (size_t)(line - r->buf) + 1 : 0;
-        if (hold == 0 && full) hold = s->report; /* a 1 MiB line: keep at least the header */
-        if (hold > 0 || !full) boundary = hold;
+     * cut after one splits nothing and leaves each line its whole context.
+     * Holding one block back can put the cut before an earlier block's body
+     * (its body and the next BEGIN on one line), so repeat until no span
+     * moves the cut. */
+    for (int moved = 1; moved;) {
+        moved = 0;
+        for (size_t i = 0; i < r->nspans; i++) {
+            const redact_span *s = &r->spans[i];
+            if (!(s->start + s->len == r->len || s->start >= boundary) || s->report >= boundary)
+                continue;
+            const char *line = s->report ? memrchr(r->buf, '\n', s->report) : NULL;
+            size_t hold = line ? (size_t)(line - r->buf) + 1 : 0;
+            if (hold == 0 && full) hold = s->report; /* a 1 MiB line: keep at least the header */
+            if ((hold > 0 || !full) && hold < boundary) {
+                boundary = hold;
+                moved = 1;
+            }
+        }
     }
     for (size_t i = 0; i < r->nspans; i++) {
         const redact_span *s = &r->spans[i];

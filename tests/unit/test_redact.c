@@ -326,6 +326,27 @@ static void test_mask_with_nul(void **state)
     free(out.data);
 }
 
+/* Found by fuzz_redact: a block's body, its END marker and the next
+ * block's BEGIN share a line.  Holding the second block back (no body
+ * yet) moved the cut to the start of that line, i.e. after the first
+ * block's BEGIN line: the first block, already looked at, was not held
+ * back with it, and its body went out in clear. */
+static void test_private_key_body_and_next_begin_on_one_line(void **state)
+{
+    fixture *fx = *state;
+    const char *in = "-----BEGIN PRIVATE KEY-----\n"
+                     "MHcCAQEEIBkq3mZ8vQ2nT5rL7xW1cY9pH4gJ6sD0fK3aN8uE2iO5oAoGCCqGSM49"
+                     "-----END PRIVATE KEY----- -----BEGIN PRIVATE KEY-----\n"
+                     "AwEHoUQDQgAEr7Tq9Lm2Xc4Vb8Nk1Hj6Gf3Ds5Ap0Qw7Ze2Rt9Yu4Io1Pa6Sd3Fg\n"
+                     "-----END PRIVATE KEY-----\n";
+    uint64_t count;
+    sink out = redact_all_chunkings(fx, in, &count);
+    assert_int_equal(count, 2);
+    assert_null(strstr(out.data, "MHcCAQEEIBkq"));
+    assert_null(strstr(out.data, "AwEHoUQDQgAE"));
+    free(out.data);
+}
+
 static void test_line_longer_than_buffer(void **state)
 {
     fixture *fx = *state;
@@ -417,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_private_key_header_inside_secret),
         cmocka_unit_test(test_private_key_never_ends),
         cmocka_unit_test(test_mask_with_nul),
+        cmocka_unit_test(test_private_key_body_and_next_begin_on_one_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
