@@ -570,6 +570,21 @@ kw_verify_result kw_verify_project(kw_verifier *v, const char *token, size_t len
     return KW_VERIFY_OK;
 }
 
+void kw_principal_clear(kw_principal *p)
+{
+    p->kind = KW_KEY_NONE;
+    p->session = 0;
+    p->source = KW_SRC_HEADER;
+    p->user_id = 0;
+    p->key_id[0] = '\0';
+    p->project_id = 0;
+    memset(&p->scopes, 0, sizeof p->scopes);
+    p->n_scoped_teams = p->n_scoped_orgs = -1;
+    p->expires_at = 0;
+    p->rate_limit_per_minute = 0;
+    p->grace_value = 0;
+}
+
 int kw_principal_load_scopes(kw_principal *p, const char *scopes_json, const char *teams_json,
                              const char *orgs_json)
 {

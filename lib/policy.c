@@ -9,6 +9,7 @@
 #include "keyward/policy.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,17 +158,44 @@ const kw_route *kw_policy_routes(size_t *count)
     return ROUTES;
 }
 
-/* Next path segment of `*p` (skipping '/'); length in *len, NULL at end. */
-static const char *next_segment(const char **p, size_t *len)
+/* A path cut into its segments ('/' runs skipped, so "/api//projects/"
+ * is "/api/projects").  Patterns are cut once; a request path once per
+ * request, and then every row costs a segment-count compare and, for the
+ * few rows of that length, a few memcmp (the table scan used to re-split
+ * the path for every row). */
+#define MAX_SEGMENTS 8
+typedef struct {
+    const char *seg[MAX_SEGMENTS];
+    size_t len[MAX_SEGMENTS];
+    int n;  /* -1: more segments than any pattern has */
+} split_path;
+
+static void split(const char *path, split_path *out)
 {
-    const char *s = *p;
-    while (*s == '/') s++;
-    if (!*s) return NULL;
-    const char *e = strchr(s, '/');
-    if (!e) e = s + strlen(s);
-    *len = (size_t)(e - s);
-    *p = e;
-    return s;
+    out->n = 0;
+    const char *s = path;
+    for (;;) {
+        while (*s == '/') s++;
+        if (!*s) return;
+        const char *e = s;
+        while (*e && *e != '/') e++;
+        if (out->n == MAX_SEGMENTS) {
+            out->n = -1;
+            return;
+        }
+        out->seg[out->n] = s;
+        out->len[out->n] = (size_t)(e - s);
+        out->n++;
+        s = e;
+    }
+}
+
+static split_path PATTERNS[sizeof ROUTES / sizeof ROUTES[0]];
+static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
+
+static void split_patterns(void)
+{
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) split(ROUTES[i].pattern, &PATTERNS[i]);
 }
 
 static int is_project_ref(const char *seg, size_t len)
@@ -187,45 +215,52 @@ static int copy_param(char *dst, const char *seg, size_t len)
     return 1;
 }
 
-/* Path matches the pattern segment by segment; fills the params. */
-static int path_matches(const char *pattern, const char *path, kw_route_match *m)
+static int all_digits(const char *seg, size_t len)
 {
-    const char *pp = pattern, *sp = path;
-    size_t plen, slen;
-    const char *pseg, *sseg;
-    int first = 1;
+    for (size_t i = 0; i < len; i++)
+        if (seg[i] < '0' || seg[i] > '9') return 0;
+    return 1;
+}
+
+/* The path matches the pattern segment by segment; fills the params. */
+static int path_matches(const split_path *pattern, const split_path *path, kw_route_match *m)
+{
+    if (pattern->n != path->n) return 0;
     m->project[0] = m->id[0] = m->org[0] = '\0';
-    for (;;) {
-        pseg = next_segment(&pp, &plen);
-        sseg = next_segment(&sp, &slen);
-        if (!pseg || !sseg) return !pseg && !sseg;
+    for (int i = 0; i < pattern->n; i++) {
+        const char *pseg = pattern->seg[i], *sseg = path->seg[i];
+        size_t plen = pattern->len[i], slen = path->len[i];
         /* /api/environments/:id/… is PostHog's newer name for a project. */
-        if (!first && plen == 8 && memcmp(pseg, "projects", 8) == 0 && slen == 12 &&
+        if (i > 0 && plen == 8 && memcmp(pseg, "projects", 8) == 0 && slen == 12 &&
             memcmp(sseg, "environments", 12) == 0)
             continue;
-        first = 0;
-        if (plen == 8 && memcmp(pseg, ":project", 8) == 0) {
+        if (pseg[0] != ':') {
+            if (plen != slen || memcmp(pseg, sseg, plen) != 0) return 0;
+        } else if (plen == 8 && memcmp(pseg, ":project", 8) == 0) {
             if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
         } else if (plen == 4 && memcmp(pseg, ":org", 4) == 0) {
             if (!copy_param(m->org, sseg, slen)) return 0;
         } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
             if (!copy_param(m->id, sseg, slen)) return 0;
         } else if (plen == 4 && memcmp(pseg, ":num", 4) == 0) {
-            if (!slen || !copy_param(m->id, sseg, slen) || strspn(m->id, "0123456789") != slen)
-                return 0;
-        } else if (plen != slen || memcmp(pseg, sseg, plen) != 0) {
+            if (!slen || !all_digits(sseg, slen) || !copy_param(m->id, sseg, slen)) return 0;
+        } else {
             return 0;
         }
     }
+    return 1;
 }
 
 kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out)
 {
+    pthread_once(&patterns_once, split_patterns);
+    split_path req;
+    split(path, &req);
     int path_seen = 0;
     /* HEAD is GET without a body, as HTTP says. */
     if (strcmp(method, "HEAD") == 0) method = "GET";
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        if (!path_matches(ROUTES[i].pattern, path, out)) continue;
+        if (!path_matches(&PATTERNS[i], &req, out)) continue;
         if (strcmp(ROUTES[i].method, method) == 0) {
             out->route = &ROUTES[i];
             return KW_MATCH_OK;
@@ -242,8 +277,11 @@ size_t kw_policy_allow(const char *path, char *out, size_t size)
     int seen[sizeof METHODS / sizeof METHODS[0]] = {0};
     size_t matched = 0;
     kw_route_match m;
+    pthread_once(&patterns_once, split_patterns);
+    split_path req;
+    split(path, &req);
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        if (!path_matches(ROUTES[i].pattern, path, &m)) continue;
+        if (!path_matches(&PATTERNS[i], &req, &m)) continue;
         matched++;
         for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
             if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;

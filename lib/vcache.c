@@ -118,11 +118,14 @@ int kw_vcache_get(kw_vcache *c, const unsigned char *digest, kw_principal *out, 
     struct entry *e;
     struct shard *s = shard_of(c, digest, &e);
     uint64_t gen = kw_vcache_generation(c);
+    int64_t now = c->ttl_us ? kw_now() : 0;
     int hit = 0;
     pthread_rwlock_rdlock(&s->lock);
     if (e->generation == gen && kw_ct_equal(e->digest, digest, 32) &&
-        (!c->ttl_us || kw_now() - e->stored_at < c->ttl_us)) {
-        memset(out, 0, sizeof *out);
+        (!c->ttl_us || now - e->stored_at < c->ttl_us)) {
+        /* Every field is set below; the narrowing arrays only up to their
+         * counts (a 3 KB memset per hit showed in profiles). */
+        kw_principal_clear(out);
         out->kind = e->kind;
         out->user_id = e->user_id;
         out->project_id = e->project_id;

@@ -97,6 +97,12 @@ int kw_verifier_flush_usage(kw_verifier *v);
 /* Scopes, scoped_teams and scoped_organizations JSON text → principal
  * fields.  Used by verification and by the "never grant more than you
  * hold" checks. */
+/* Makes *p anonymous (no key, no session, no scopes, not narrowed)
+ * without clearing the narrowing arrays, which are read only up to their
+ * counts: the request path does this on every request, and the principal
+ * is 3 KB. */
+void kw_principal_clear(kw_principal *p);
+
 int kw_principal_load_scopes(kw_principal *p, const char *scopes_json,
                              const char *teams_json, const char *orgs_json);
 

@@ -234,8 +234,7 @@ static int authenticate_session(kw_http_req *req, kw_http_resp *resp)
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
 {
     kw_principal *pr = &req->principal;
-    memset(pr, 0, sizeof *pr);
-    pr->n_scoped_teams = pr->n_scoped_orgs = -1;
+    kw_principal_clear(pr);
     const kw_route *route = req->match.route;
     if (route->credentials & KW_CRED_NONE) return 0;
     if (route->credentials == KW_CRED_PROJECT) return authenticate_project(req, resp);

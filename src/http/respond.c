@@ -1,10 +1,28 @@
 /* respond.c — building responses: JSON bodies, the one error shape,
  * headers, query parameters and DRF-style pagination. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/http.h"
+
+_Static_assert(sizeof(kw_http_req) - offsetof(kw_http_req, principal) < sizeof(kw_principal) + 16,
+               "kw_http_req.principal must stay the last member");
+_Static_assert(sizeof(kw_http_resp) - offsetof(kw_http_resp, header_text) < 2048 + 16,
+               "kw_http_resp.header_text must stay the last member");
+
+void kw_http_req_init(kw_http_req *req)
+{
+    memset(req, 0, offsetof(kw_http_req, principal));
+    kw_principal_clear(&req->principal);
+}
+
+void kw_http_resp_init(kw_http_resp *resp)
+{
+    memset(resp, 0, offsetof(kw_http_resp, header_text));
+    resp->status = 500;
+}
 
 void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
 {
@@ -46,9 +64,16 @@ void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *d
 
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value)
 {
-    if (resp->n_headers >= KW_RESP_MAX_HEADERS) return;
+    size_t room = sizeof resp->header_text - resp->header_used;
+    size_t len = strlen(value);
+    /* Cannot happen with keyward's own headers (8 × at most a CSP); a
+     * header that does not fit is left out rather than cut. */
+    if (resp->n_headers >= KW_RESP_MAX_HEADERS || len >= room) return;
+    char *copy = resp->header_text + resp->header_used;
+    memcpy(copy, value, len + 1);
+    resp->header_used += len + 1;
     resp->header_names[resp->n_headers] = name;
-    snprintf(resp->header_values[resp->n_headers], sizeof resp->header_values[0], "%s", value);
+    resp->header_values[resp->n_headers] = copy;
     resp->n_headers++;
 }
 

@@ -95,9 +95,19 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!info || !info->client_addr) return;
     const struct sockaddr *sa = info->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
-    else if (sa->sa_family == AF_INET6)
+    if (sa->sa_family == AF_INET && size >= INET_ADDRSTRLEN) {
+        /* Dotted quad by hand: inet_ntop formats through sprintf, which
+         * showed in the profile of every request. */
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        char *o = out;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = b[i];
+            if (v >= 100) *o++ = (char)('0' + v / 100);
+            if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
+            *o++ = (char)('0' + v % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
+    } else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
 }
 
@@ -105,7 +115,7 @@ static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char 
                            const char *method, const char *body, size_t body_len)
 {
     kw_http_req req;
-    memset(&req, 0, sizeof req);
+    kw_http_req_init(&req);
     req.app = app;
     req.conn = conn;
     req.method = method;
@@ -114,8 +124,7 @@ static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char 
     req.body_len = body_len;
     client_ip(conn, req.ip, sizeof req.ip);
     kw_http_resp resp;
-    memset(&resp, 0, sizeof resp);
-    resp.status = 500;
+    kw_http_resp_init(&resp);
     kw_http_dispatch(&req, &resp);
     json_decref(req.json);
     return send_resp(conn, &resp);
@@ -124,7 +133,7 @@ static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char 
 static enum MHD_Result too_large(struct MHD_Connection *conn, size_t limit)
 {
     kw_http_resp resp;
-    memset(&resp, 0, sizeof resp);
+    kw_http_resp_init(&resp);
     kw_problem p;
     kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.", limit);
     kw_resp_problem(&resp, &p);
