@@ -36,6 +36,7 @@ struct set {
     _Atomic int refs;
     uint64_t generation;
     int64_t built_at;
+    _Atomic(kw_flagset_attachment *) attachment;
 };
 
 struct shard {
@@ -90,9 +91,28 @@ void kw_flagset_release(const kw_flagset *pub)
 {
     struct set *s = (struct set *)pub;
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    /* Before the body: an attachment may point into it. */
+    kw_flagset_attachment *a = atomic_load_explicit(&s->attachment, memory_order_acquire);
+    if (a) a->free_fn(a);
     json_decref((json_t *)s->pub.flags);
     free((char *)s->pub.body);
     free(s);
+}
+
+kw_flagset_attachment *kw_flagset_attachment_get(const kw_flagset *pub)
+{
+    struct set *s = (struct set *)pub;
+    return atomic_load_explicit(&s->attachment, memory_order_acquire);
+}
+
+kw_flagset_attachment *kw_flagset_attach(const kw_flagset *pub, kw_flagset_attachment *a)
+{
+    struct set *s = (struct set *)pub;
+    kw_flagset_attachment *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&s->attachment, &expected, a, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return a;
+    return expected;
 }
 
 void kw_flagcache_free(kw_flagcache *c)

@@ -54,6 +54,20 @@ void kw_flagcache_free(kw_flagcache *c);
 int kw_flagcache_get(kw_flagcache *c, int64_t project_id, const kw_flagset **out);
 void kw_flagset_release(const kw_flagset *set);
 
+/* Something derived from a set and kept with it for as long as the set
+ * lives — the HTTP layer's ready-to-send responses, so a poll of
+ * unchanged flags builds nothing.  Embed this as the first member;
+ * free_fn runs once, when the set's last reference is released (so never
+ * while a request still holds the set). */
+typedef struct kw_flagset_attachment {
+    void (*free_fn)(struct kw_flagset_attachment *self);
+} kw_flagset_attachment;
+/* The set's attachment, or NULL. */
+kw_flagset_attachment *kw_flagset_attachment_get(const kw_flagset *set);
+/* Attaches `a` unless another thread got there first; returns the one
+ * attached.  When that is not `a`, `a` is the caller's to free. */
+kw_flagset_attachment *kw_flagset_attach(const kw_flagset *set, kw_flagset_attachment *a);
+
 /* A local flag write committed: every cached set is stale.  NULL is a no-op. */
 void kw_flagcache_bump(kw_flagcache *c);
 /* Feeds the store's flags generation; a change from the last value seen

@@ -93,6 +93,57 @@ unavailable:
 
 static void release_set(void *set) { kw_flagset_release(set); }
 
+/* The two answers to a poll of one set, built once and shared by every
+ * request for as long as the set lives (MHD responses are reference
+ * counted and may be queued on many connections): an unchanged poll then
+ * adds no headers and allocates nothing. */
+struct ready {
+    kw_flagset_attachment base;  /* first */
+    struct MHD_Response *ok, *not_modified;
+};
+
+static void ready_free(kw_flagset_attachment *a)
+{
+    struct ready *r = (struct ready *)a;
+    if (r->ok) MHD_destroy_response(r->ok);
+    if (r->not_modified) MHD_destroy_response(r->not_modified);
+    free(r);
+}
+
+/* The headers both answers carry, on a fresh response. */
+static void defs_headers(kw_http_resp *resp, const kw_flagset *set)
+{
+    kw_resp_header(resp, "ETag", set->etag);
+    kw_resp_header(resp, "Cache-Control", "private, must-revalidate");
+}
+
+static const struct ready *ready_of(const kw_flagset *set)
+{
+    kw_flagset_attachment *have = kw_flagset_attachment_get(set);
+    if (have) return (const struct ready *)have;
+    struct ready *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->base.free_fn = ready_free;
+    kw_http_resp ok, nm;
+    kw_http_resp_init(&ok);
+    defs_headers(&ok, set);
+    /* The set owns the bytes, and outlives the response's use (see
+     * kw_http_resp.shared): no release here. */
+    kw_resp_raw(&ok, 200, "application/json", set->body, set->body_len, NULL, NULL);
+    kw_http_resp_init(&nm);
+    defs_headers(&nm, set);
+    kw_resp_json(&nm, 304, NULL);
+    r->ok = kw_http_build_response(&ok);
+    r->not_modified = kw_http_build_response(&nm);
+    if (!r->ok || !r->not_modified) {
+        ready_free(&r->base);
+        return NULL;
+    }
+    have = kw_flagset_attach(set, &r->base);
+    if (have != &r->base) ready_free(&r->base);
+    return (const struct ready *)have;
+}
+
 void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
@@ -108,15 +159,20 @@ void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return;
     }
-    kw_resp_header(resp, "ETag", set->etag);
-    kw_resp_header(resp, "Cache-Control", "private, must-revalidate");
+    /* Shared only when nothing before this handler added a header, so
+     * the ready response is exactly what would be built. */
+    const struct ready *ready = resp->n_headers == 0 ? ready_of(set) : NULL;
+    defs_headers(resp, set);
     const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
     if (inm && strcmp(inm, set->etag) == 0) {
-        kw_flagset_release(set);
         kw_resp_json(resp, 304, NULL);
+        resp->release = release_set;  /* at completion (shared) or at once */
+        resp->release_ctx = (void *)set;
+        resp->shared = ready ? ready->not_modified : NULL;
         return;
     }
     kw_resp_raw(resp, 200, "application/json", set->body, set->body_len, release_set, (void *)set);
+    resp->shared = ready ? ready->ok : NULL;
 }
 
 struct remote_find {

@@ -71,6 +71,12 @@ typedef struct kw_http_resp {
     const char *raw_type;
     void (*release)(void *);
     void *release_ctx;
+    /* A ready response shared between requests (see
+     * kw_http_build_response), queued as is instead of building one; its
+     * bytes must stay alive until the request is complete, so release
+     * then runs at completion.  Used only when the connection can defer
+     * that (else raw/body as usual, which must then be set too). */
+    struct MHD_Response *shared;
     /* Last, and not zeroed by kw_http_resp_init: copies of header values. */
     char header_text[2048];
 } kw_http_resp;
@@ -184,6 +190,11 @@ void kw_h_console_asset(kw_http_req *, kw_http_resp *);
 
 /* server.c */
 typedef struct kw_server kw_server;
+/* The MHD response send_resp would build for *resp (consumes its body;
+ * raw bytes with a release are then MHD's to release), for callers that
+ * keep one ready and share it (kw_http_resp.shared).  NULL when out of
+ * memory. */
+struct MHD_Response *kw_http_build_response(kw_http_resp *resp);
 int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out,
                     char *err, size_t errsz);
 void kw_server_stop(kw_server *server);

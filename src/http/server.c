@@ -38,7 +38,23 @@ static void add_common_headers(struct MHD_Response *r)
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp)
+/* What a connection must do once its current request is complete: drop
+ * the reference that kept a shared response's bytes alive while they were
+ * being sent.  One per connection (allocated when it opens, so not per
+ * request): MHD runs one request at a time on a connection. */
+struct conn_state {
+    void (*done)(void *);
+    void *done_ctx;
+};
+
+static struct conn_state *conn_state_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+struct MHD_Response *kw_http_build_response(kw_http_resp *resp)
 {
     char *text = NULL;
     size_t len = 0;
@@ -61,15 +77,14 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
                                 resp->raw_len, (void *)resp->raw, resp->release, resp->release_ctx)
                           : MHD_create_response_from_buffer(resp->raw_len, (void *)resp->raw,
                                                             MHD_RESPMEM_PERSISTENT);
-        if (!r) {
-            if (resp->release) resp->release(resp->release_ctx);
-            return MHD_NO;
-        }
+        if (!r && resp->release) resp->release(resp->release_ctx);
+        resp->release = NULL;  /* MHD's now, or done */
+        if (!r) return NULL;
     } else {
         r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (!r) {
             free(text);
-            return MHD_NO;
+            return NULL;
         }
     }
     add_common_headers(r);
@@ -83,6 +98,31 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
         if (strcmp(resp->header_names[i], "Cache-Control") == 0) has_cache_control = 1;
     }
     if (!has_cache_control) MHD_add_response_header(r, "Cache-Control", "no-store");
+    return r;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp)
+{
+    struct conn_state *state = resp->shared ? conn_state_of(conn) : NULL;
+    if (state) {
+        enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, resp->shared);
+        json_decref(resp->body);
+        if (ret == MHD_YES) {
+            state->done = resp->release;
+            state->done_ctx = resp->release_ctx;
+        } else if (resp->release) {
+            resp->release(resp->release_ctx);
+        }
+        return ret;
+    }
+    /* Not shared: what keeps the bytes alive goes with the response built
+     * from them; without bytes (a 304) nothing needs it any longer. */
+    if (!resp->raw && resp->release) {
+        resp->release(resp->release_ctx);
+        resp->release = NULL;
+    }
+    struct MHD_Response *r = kw_http_build_response(resp);
+    if (!r) return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -200,14 +240,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
+    struct conn_state *state = conn_state_of(conn);
+    if (state && state->done) {
+        state->done(state->done_ctx);
+        state->done = NULL;
+    }
     if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE) {
         struct body *b = *con_cls;
         free(b->data);
         free(b);
     }
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(struct conn_state));  /* NULL: nothing is shared */
+    } else {
+        struct conn_state *state = *socket_context;
+        if (state && state->done) state->done(state->done_ctx);  /* not completed */
+        free(state);
+        *socket_context = NULL;
+    }
 }
 
 /* HOST:PORT, [V6]:PORT or :PORT → a sockaddr. */
@@ -262,7 +321,7 @@ int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server
         app->conn_timeout ? app->conn_timeout : 30u, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_END);
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         free(s);

@@ -10,6 +10,9 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hashlib
+import http.client
+
 import kwtest  # noqa: E402
 
 PHS_RE = re.compile(r"^phs_[0-9A-Za-z]{54}$")
@@ -251,6 +254,63 @@ class FlagDefinitions(kwtest.KWTestCase):
         # last_used_at is recorded (off the request path)
         self.assertTrue(self.poll(lambda: self.env.sql(
             "SELECT last_used_at FROM project_secret_api_keys")[0][0]))
+
+    def test_definitions_while_flags_change(self):
+        """Polls on keep-alive connections while flags change: the ready
+        responses a set shares between requests must never outlive it
+        (run under ASan too) nor mix one set's ETag with another's body."""
+        import threading
+        phs = self.make_phs()
+        self.make_flag("first")
+        path = "/flags/definitions?token=%s" % self.token
+        errors, counts = [], {"200": 0, "304": 0}
+        stop = threading.Event()
+
+        def poll(conditional):
+            conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
+            etag = None
+            try:
+                while not stop.is_set():
+                    hdrs = {"Authorization": "Bearer " + phs}
+                    if conditional and etag:
+                        hdrs["If-None-Match"] = etag
+                    conn.request("GET", path, headers=hdrs)
+                    r = conn.getresponse()
+                    data = r.read()
+                    got = r.getheader("ETag")
+                    if r.status == 200:
+                        want = 'W/"%s"' % hashlib.sha256(data).hexdigest()[:32]
+                        if got != want:
+                            errors.append("ETag %s for a body hashing to %s" % (got, want))
+                        json.loads(data)
+                        etag = got
+                        counts["200"] += 1
+                    elif r.status == 304:
+                        if got != etag or data:
+                            errors.append("304 with ETag %s after sending %s" % (got, etag))
+                        counts["304"] += 1
+                    else:
+                        errors.append("status %d: %r" % (r.status, data[:200]))
+            except Exception as e:  # noqa: BLE001 — reported below
+                errors.append(repr(e))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=poll, args=(i % 2 == 0,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(25):
+                self.make_flag("changed-%02d" % i)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(counts["200"], 25)
+        st, _, body = self.srv.get(path, key=phs)
+        self.assertEqual(st, 200)
+        self.assertEqual(len(body["flags"]), 26)
 
     def test_refusals(self):
         phs = self.make_phs()
