@@ -13,6 +13,7 @@
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 #include "keylife.h"
+#include "keywrite.h"
 #include "txn.h"
 #include "validate.h"
 
@@ -38,15 +39,7 @@ static int store_list(const json_t *list, char *dst, size_t size, const char *fi
 
 static int check_scopes(const kw_call *c, const json_t *list, kw_problem *p)
 {
-    if (json_array_size(list) == 0) {
-        kw_problem_set(p, KW_P_VALIDATION, "empty", "scopes", "This list may not be empty.");
-        return 1;
-    }
-    if (json_array_size(list) > MAX_SCOPE_ITEMS) {
-        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes",
-                       "Ensure this field has no more than %d elements.", MAX_SCOPE_ITEMS);
-        return 1;
-    }
+    if (kw_v_list_length(list, "scopes", 0, MAX_SCOPE_ITEMS, p)) return 1;
     size_t i;
     json_t *item;
     json_array_foreach(list, i, item) {
@@ -138,11 +131,12 @@ static int check_orgs(const kw_call *c, int64_t user_id, const json_t *list, kw_
     return 0;
 }
 
-/* Validates the fields present in `body` and writes them into *key.
- * `creating` makes label and scopes required. */
-static int apply_fields(const kw_call *c, const json_t *body, int creating, kw_pkey *key,
+/* Validates the fields present in `body` and writes them into the
+ * kw_pkey `row` (kw_keykind.apply). */
+static int apply_fields(const kw_call *c, const json_t *body, int creating, void *row,
                         json_t *changes, kw_problem *p)
 {
+    kw_pkey *key = row;
     const char *label;
     json_t *scopes, *teams, *orgs;
     if (kw_v_object(body, p)) return 1;
@@ -211,14 +205,28 @@ static int refuse_broader(const kw_call *c, const kw_pkey *key, kw_problem *p)
     return 1;
 }
 
-static int new_value(kw_pkey *key, char value[KW_KEY_LEN + 1], kw_problem *p)
+static int insert(kw_store *store, const void *row, int max)
 {
-    int rc = kw_key_generate(KW_KEY_PERSONAL, value);
-    if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
-    if (rc) return kw_storage_problem(p, rc);
-    kw_key_mask(value, KW_KEY_LEN, key->mask_value);
-    return 0;
+    return kw_store_pkey_insert(store, row, max);
 }
+
+static int update(kw_store *store, const void *row)
+{
+    return kw_store_pkey_update(store, row);
+}
+
+/* Fans out to every project the key reaches (kw_audit_personal_key). */
+static int audit(const kw_call *c, const kw_keyrow *key, const char *activity, json_t *changes,
+                 json_t *context)
+{
+    return kw_audit_personal_key_context(c, key->row, activity, changes, context);
+}
+
+/* No unique_label: two of a user's keys may share a label. */
+static const kw_keykind PERSONAL = {
+    .kind = KW_KEY_PERSONAL, .audit_type = "PersonalAPIKey", .plural = "personal API keys",
+    .max_keys = KW_MAX_PERSONAL_KEYS, .apply = apply_fields, .insert = insert, .update = update,
+    .roll = kw_store_pkey_roll, .audit = audit};
 
 int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *p)
 {
@@ -232,96 +240,23 @@ int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char valu
 {
     memset(out, 0, sizeof *out);
     out->user_id = c->actor->user_id;
-    if (apply_fields(c, body, 1, out, NULL, p)) return 1;
-    if (kw_uuid_v4(out->id) || new_value(out, value, p)) return kw_storage_problem(p, KW_ERR_CRYPTO);
-    out->created_at = kw_now();
-    int rc = kw_store_begin(c->store);
-    if (rc) return kw_storage_problem(p, rc);
-    rc = kw_store_pkey_insert(c->store, out, KW_MAX_PERSONAL_KEYS);
-    if (rc == KW_ERR_LIMIT) {
-        kw_store_rollback(c->store);
-        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
-                       "You can only have %d personal API keys. Remove an existing key before "
-                       "creating a new one.", KW_MAX_PERSONAL_KEYS);
-        return 1;
-    }
-    if (!rc) rc = kw_audit_personal_key(c, out, "created", NULL);
-    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
+    return kw_keywrite_create(c, &PERSONAL, KW_KEYROW(out, NULL, out->user_id), body, value, p);
 }
 
 int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out, kw_problem *p)
 {
     if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
-    json_t *changes = json_array();
-    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
-    if (apply_fields(c, body, 0, out, changes, p)) {
-        json_decref(changes);
-        return 1;
-    }
-    if (json_array_size(changes) == 0) {  /* nothing changed: nothing to write or log */
-        json_decref(changes);
-        return 0;
-    }
-    int rc = kw_store_begin(c->store);
-    if (rc) {
-        json_decref(changes);
-        return kw_storage_problem(p, rc);
-    }
-    rc = kw_store_pkey_update(c->store, out);
-    if (!rc)
-        rc = kw_audit_personal_key(c, out, "updated", changes);
-    else
-        json_decref(changes);
-    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
+    return kw_keywrite_update(c, &PERSONAL, KW_KEYROW(out, NULL, out->user_id), body, p);
 }
 
 /* The new value keeps the key's expiry unless `body` (may be NULL) gives
- * expires_at: a new future time, or null for "never".  With
- * expire_previous_in_seconds N > 0 the old value keeps working for N
- * seconds (kw_store_rolled_set; any earlier previous value goes). */
+ * expires_at; expire_previous_in_seconds gives the old value a grace
+ * period (kw_keywrite_roll). */
 int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
                  char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
-    int64_t grace;
-    json_t *context = NULL;
-    if (body && (kw_v_object(body, p) || kw_life_roll_grace(body, &grace, &context, p))) return 1;
-    if (!body) grace = 0;
-    json_t *changes = json_array();
-    if (!changes) {
-        json_decref(context);
-        return kw_storage_problem(p, KW_ERR_NOMEM);
-    }
-    char previous[KW_SECURE_MAX + 1];
-    strcpy(previous, out->secure_value);
-    if ((body && kw_life_apply(body, KW_LIFE_ROLL, "PersonalAPIKey", &out->expires_at,
-                               &out->rate_limit_per_minute, changes, p)) ||
-        new_value(out, value, p)) {
-        json_decref(changes);
-        json_decref(context);
-        return 1;
-    }
-    out->last_rolled_at = kw_now();
-    int rc = kw_store_begin(c->store);
-    if (rc) {
-        json_decref(changes);
-        json_decref(context);
-        return kw_storage_problem(p, rc);
-    }
-    rc = kw_store_pkey_roll(c->store, out->user_id, out->id, out->secure_value, out->mask_value,
-                            out->last_rolled_at);
-    if (!rc) rc = kw_life_keep_previous(c, KW_KEY_PERSONAL, out->id, previous, grace,
-                                        out->last_rolled_at);
-    int changed = json_array_size(changes) > 0;
-    if (!rc && changed) rc = kw_store_pkey_update(c->store, out);
-    if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
-    if (!rc) {
-        rc = kw_audit_personal_key_context(c, out, "rolled", changed ? changes : NULL, context);
-    } else {
-        if (changed) json_decref(changes);
-        json_decref(context);
-    }
-    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
+    return kw_keywrite_roll(c, &PERSONAL, KW_KEYROW(out, NULL, out->user_id), body, value, p);
 }
 
 int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *p)

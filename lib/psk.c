@@ -17,6 +17,7 @@
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 #include "keylife.h"
+#include "keywrite.h"
 #include "txn.h"
 #include "validate.h"
 
@@ -35,15 +36,7 @@ static int is_allowed(const char *scope)
 
 static int check_scopes(const json_t *list, kw_problem *p)
 {
-    if (json_array_size(list) == 0) {
-        kw_problem_set(p, KW_P_VALIDATION, "empty", "scopes", "This list may not be empty.");
-        return 1;
-    }
-    if (json_array_size(list) > MAX_SCOPE_ITEMS) {
-        kw_problem_set(p, KW_P_VALIDATION, "max_length", "scopes",
-                       "Ensure this field has no more than %d elements.", MAX_SCOPE_ITEMS);
-        return 1;
-    }
+    if (kw_v_list_length(list, "scopes", 0, MAX_SCOPE_ITEMS, p)) return 1;
     size_t i;
     json_t *item;
     json_array_foreach(list, i, item) {
@@ -70,11 +63,14 @@ static int check_scopes(const json_t *list, kw_problem *p)
     return 0;
 }
 
-/* Validates the fields present in `body` and writes them into *key;
- * `creating` makes both required.  Changes are appended to `changes`. */
-static int apply_fields(const json_t *body, int creating, kw_psk *key, json_t *changes,
-                        kw_problem *p)
+/* Validates the fields present in `body` and writes them into the kw_psk
+ * `row` (kw_keykind.apply); `creating` makes both required.  The rules
+ * do not depend on the caller (the policy has checked it), hence no `c`. */
+static int apply_fields(const kw_call *c, const json_t *body, int creating, void *row,
+                        json_t *changes, kw_problem *p)
 {
+    (void)c;
+    kw_psk *key = row;
     const char *label;
     json_t *scopes;
     if (kw_v_object(body, p)) return 1;
@@ -109,28 +105,31 @@ static int apply_fields(const json_t *body, int creating, kw_psk *key, json_t *c
                          &key->expires_at, &key->rate_limit_per_minute, changes, p);
 }
 
-static int duplicate_label(const kw_psk *key, kw_problem *p)
+/* The key belongs to one project (key->owner), so one entry there; no
+ * fan-out as for a personal key. */
+static int audit(const kw_call *c, const kw_keyrow *key, const char *activity, json_t *changes,
+                 json_t *context)
 {
-    kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
-                   "Project secret API key with label '%.164s' already exists.", key->label);
-    return 1;
+    const kw_project *project = key->owner;
+    return kw_audit_record_context(c, project->id, project->org_id, activity, AUDIT_SCOPE, key->id,
+                                   key->label, changes, context);
 }
 
-static int new_value(kw_psk *key, char value[KW_KEY_LEN + 1], kw_problem *p)
+static int insert(kw_store *store, const void *row, int max)
 {
-    int rc = kw_key_generate(KW_KEY_SECRET, value);
-    if (!rc) rc = kw_key_hash(value, KW_KEY_LEN, key->secure_value);
-    if (rc) return kw_storage_problem(p, rc);
-    kw_key_mask(value, KW_KEY_LEN, key->mask_value);
-    return 0;
+    return kw_store_psk_insert(store, row, max);
 }
 
-static int audit(const kw_call *c, const kw_project *project, const kw_psk *key,
-                 const char *activity, json_t *changes)
+static int update(kw_store *store, const void *row)
 {
-    return kw_audit_record(c, project->id, project->org_id, activity, AUDIT_SCOPE, key->id,
-                           key->label, changes);
+    return kw_store_psk_update(store, row);
 }
+
+static const kw_keykind SECRET = {
+    .kind = KW_KEY_SECRET, .audit_type = AUDIT_SCOPE, .plural = "project secret API keys",
+    .max_keys = KW_MAX_SECRET_KEYS, .unique_label = "Project secret API key",
+    .apply = apply_fields, .insert = insert, .update = update, .roll = kw_store_psk_roll,
+    .audit = audit};
 
 int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *out, kw_problem *p)
 {
@@ -148,55 +147,14 @@ int kw_psk_create(const kw_call *c, const kw_project *project, const json_t *bod
     memset(out, 0, sizeof *out);
     out->project_id = project->id;
     out->created_by = c->actor->user_id;
-    if (apply_fields(body, 1, out, NULL, p)) return 1;
-    if (kw_uuid_v4(out->id)) return kw_storage_problem(p, KW_ERR_CRYPTO);
-    if (new_value(out, value, p)) return 1;
-    out->created_at = kw_now();
-    int rc = kw_store_begin(c->store);
-    if (rc) return kw_storage_problem(p, rc);
-    rc = kw_store_psk_insert(c->store, out, KW_MAX_SECRET_KEYS);
-    if (rc == KW_ERR_LIMIT || rc == KW_ERR_EXISTS) {
-        kw_store_rollback(c->store);
-        if (rc == KW_ERR_EXISTS) return duplicate_label(out, p);
-        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
-                       "You can only have %d project secret API keys. Remove an existing key "
-                       "before creating a new one.", KW_MAX_SECRET_KEYS);
-        return 1;
-    }
-    if (!rc) rc = audit(c, project, out, "created", NULL);
-    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
+    return kw_keywrite_create(c, &SECRET, KW_KEYROW(out, project, out->project_id), body, value, p);
 }
 
 int kw_psk_update(const kw_call *c, const kw_project *project, const char *id, const json_t *body,
                   kw_psk *out, kw_problem *p)
 {
     if (kw_psk_load(c, project->id, id, out, p)) return 1;
-    json_t *changes = json_array();
-    if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
-    if (apply_fields(body, 0, out, changes, p)) {
-        json_decref(changes);
-        return 1;
-    }
-    if (json_array_size(changes) == 0) {  /* nothing changed: nothing to write or log */
-        json_decref(changes);
-        return 0;
-    }
-    int rc = kw_store_begin(c->store);
-    if (rc) {
-        json_decref(changes);
-        return kw_storage_problem(p, rc);
-    }
-    rc = kw_store_psk_update(c->store, out);
-    if (rc == KW_ERR_EXISTS) {
-        json_decref(changes);
-        kw_store_rollback(c->store);
-        return duplicate_label(out, p);
-    }
-    if (!rc)
-        rc = audit(c, project, out, "updated", changes);
-    else
-        json_decref(changes);
-    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
+    return kw_keywrite_update(c, &SECRET, KW_KEYROW(out, project, out->project_id), body, p);
 }
 
 /* As kw_pkey_roll: the expiry is kept unless `body` gives expires_at, and
@@ -205,46 +163,7 @@ int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, con
                 kw_psk *out, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
     if (kw_psk_load(c, project->id, id, out, p)) return 1;
-    int64_t grace;
-    json_t *context = NULL;
-    if (body && (kw_v_object(body, p) || kw_life_roll_grace(body, &grace, &context, p))) return 1;
-    if (!body) grace = 0;
-    json_t *changes = json_array();
-    if (!changes) {
-        json_decref(context);
-        return kw_storage_problem(p, KW_ERR_NOMEM);
-    }
-    char previous[KW_SECURE_MAX + 1];
-    strcpy(previous, out->secure_value);
-    if ((body && kw_life_apply(body, KW_LIFE_ROLL, AUDIT_SCOPE, &out->expires_at,
-                               &out->rate_limit_per_minute, changes, p)) ||
-        new_value(out, value, p)) {
-        json_decref(changes);
-        json_decref(context);
-        return 1;
-    }
-    out->last_rolled_at = kw_now();
-    int rc = kw_store_begin(c->store);
-    if (rc) {
-        json_decref(changes);
-        json_decref(context);
-        return kw_storage_problem(p, rc);
-    }
-    rc = kw_store_psk_roll(c->store, out->project_id, out->id, out->secure_value, out->mask_value,
-                           out->last_rolled_at);
-    if (!rc) rc = kw_life_keep_previous(c, KW_KEY_SECRET, out->id, previous, grace,
-                                        out->last_rolled_at);
-    int changed = json_array_size(changes) > 0;
-    if (!rc && changed) rc = kw_store_psk_update(c->store, out);
-    if (!changed) json_decref(changes);  /* the audit below steals it otherwise */
-    if (!rc) {
-        rc = kw_audit_record_context(c, project->id, project->org_id, "rolled", AUDIT_SCOPE,
-                                     out->id, out->label, changed ? changes : NULL, context);
-    } else {
-        if (changed) json_decref(changes);
-        json_decref(context);
-    }
-    return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
+    return kw_keywrite_roll(c, &SECRET, KW_KEYROW(out, project, out->project_id), body, value, p);
 }
 
 int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *p)
@@ -254,6 +173,6 @@ int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, k
     int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_psk_delete(c->store, key.project_id, key.id);
-    if (!rc) rc = audit(c, project, &key, "deleted", NULL);
+    if (!rc) rc = audit(c, KW_KEYROW(&key, project, key.project_id), "deleted", NULL, NULL);
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }

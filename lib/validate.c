@@ -151,3 +151,19 @@ int kw_v_int(const json_t *body, const char *field, int64_t min, int64_t max, in
     *out = n;
     return 0;
 }
+
+int kw_v_list_length(const json_t *list, const char *field, int allow_empty, int max,
+                     kw_problem *p)
+{
+    size_t n = json_array_size(list);
+    if (n == 0 && !allow_empty) {
+        kw_problem_set(p, KW_P_VALIDATION, "empty", field, "This list may not be empty.");
+        return 1;
+    }
+    if (n > (size_t)max) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", field,
+                       "Ensure this field has no more than %d elements.", max);
+        return 1;
+    }
+    return 0;
+}

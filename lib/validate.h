@@ -20,6 +20,10 @@ int kw_v_bool(const json_t *body, const char *field, int *present, int *out, kw_
 /* A list field; *out NULL when absent (or null and nullable). */
 int kw_v_list(const json_t *body, const char *field, int required, int nullable, json_t **out,
               kw_problem *p);
+/* The length of a list read by kw_v_list: at most `max` items, and at
+ * least one unless `allow_empty` (DRF's allow_empty / max_length). */
+int kw_v_list_length(const json_t *list, const char *field, int allow_empty, int max,
+                     kw_problem *p);
 /* A nullable ISO-8601 datetime (DRF's DateTimeField texts); *present set
  * when the field is there, *out 0 for null. */
 int kw_v_datetime(const json_t *body, const char *field, int *present, int64_t *out, kw_problem *p);

@@ -270,6 +270,48 @@ class RollGrace(kwtest.KWTestCase):
         self.assertStatus(self.srv.get(path, key=again["value"]), 200)
         self.assertEqual(self.grace_detail(kid), [{"expire_previous_in_seconds": 3600}, None])
 
+    def test_grace_with_expiry_both_kinds(self):
+        """Both kinds take the one roll path (lib/keywrite.c): a refused roll
+        changes nothing; an accepted one with a grace period and a new
+        expiry keeps the old value, writes the expiry, and logs one
+        "rolled" entry carrying the change and the grace context."""
+        defs = "/flags/definitions?token=%s" % self.token
+        kinds = [(PK, ["*"], "/api/users/@me/", "PersonalAPIKey"),
+                 (PSK, ["feature_flag:read"], defs, "ProjectSecretAPIKey")]
+        for base, scopes, probe, audit_type in kinds:
+            with self.subTest(kind=audit_type):
+                created = self.assertStatus(self.srv.post(base, {
+                    "label": "ge", "scopes": scopes, "expires_at": iso(2)}, key=self.key), 201)
+                kid, first = created["id"], created["value"]
+                roll = base + kid + "/roll/"
+                self.assertProblem(self.srv.post(roll, {"expire_previous_in_seconds": 60,
+                                                        "expires_at": iso(-1)}, key=self.key),
+                                   400, "invalid_input", "Expiry must be in the future.",
+                                   attr="expires_at")
+                self.assertStatus(self.srv.get(probe, key=first), 200)
+                self.assertEqual(self.grace_detail(kid), [])
+                rolled = self.assertStatus(self.srv.post(roll, {"expire_previous_in_seconds": 600,
+                                                                "expires_at": iso(9)},
+                                                         key=self.key), 200)
+                self.assertTrue(rolled["expires_at"].startswith(iso(9)[:10]), rolled)
+                self.assertNotEqual(rolled["expires_at"], created["expires_at"])
+                self.assertIsNotNone(rolled["previous_value_expires_at"])
+                self.assertStatus(self.srv.get(probe, key=first), 200)
+                self.assertStatus(self.srv.get(probe, key=rolled["value"]), 200)
+                got = self.assertStatus(self.srv.get(base + kid + "/", key=self.key), 200)
+                self.assertEqual(got["expires_at"], rolled["expires_at"])
+                rows = self.env.sql("SELECT scope, detail FROM activity_log "
+                                    "WHERE activity='rolled' AND item_id=?", (kid,))
+                self.assertTrue(rows)
+                for scope, detail in rows:
+                    detail = json.loads(detail)
+                    self.assertEqual(scope, audit_type)
+                    self.assertEqual(detail["context"], {"expire_previous_in_seconds": 600})
+                    self.assertEqual([(ch["type"], ch["action"], ch["field"])
+                                      for ch in detail["changes"]],
+                                     [(audit_type, "changed", "expires_at")])
+                    self.assertEqual(detail["changes"][0]["before"], created["expires_at"])
+
     def test_validation(self):
         created = self.assertStatus(self.srv.post(PK, {"label": "v", "scopes": ["*"]},
                                                   key=self.key), 201)
