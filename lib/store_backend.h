@@ -106,15 +106,93 @@ struct kw_store {
 int kw_store_sqlite_open(const char *path, kw_store **out);
 int kw_store_pg_open(const char *url, kw_store **out);
 
-/* store_sqlite_psk.c: the project secret key operations of the SQLite
- * backend, on the helpers store_sqlite.c exports for it. */
+/* The SQLite backend's files work on store_sqlite.c's per-thread connection
+ * through these helpers.  A file whose statements are worth caching has an
+ * enum and an SQL table of its own, a slot array in the connection and a
+ * kw_sq_*_stmt accessor that returns the statement reset and ready to bind
+ * (NULL on failure); the others prepare per call on kw_sq_db. */
+struct sqlite3;
 struct sqlite3_stmt;
-struct sqlite3_stmt *kw_sq_stmt(kw_store *b, int id);  /* id from enum kw_sq_psk_stmt */
+struct sqlite3 *kw_sq_db(kw_store *b);
 int kw_sq_finish(struct sqlite3_stmt *st, int rc);
 int kw_sq_step_one(struct sqlite3_stmt *st);
 int kw_sq_exec_write(kw_store *b, struct sqlite3_stmt *st, int must_change);
 int kw_sq_map_rc(int rc);
 void kw_sq_copy_col(struct sqlite3_stmt *st, int col, char *dst, size_t size);
+char *kw_sq_dup_col(struct sqlite3_stmt *st, int col);  /* heap; NULL on ENOMEM */
+/* The integer a one-row query returns; KW_ERR_DB when st is NULL. */
+int kw_sq_count(struct sqlite3_stmt *st, int64_t *count);
+
+/* store_sqlite_users.c: users, organizations, memberships and projects. */
+enum kw_sq_user_stmt {
+    KW_SQ_USER_COUNT, KW_SQ_USER_INSERT, KW_SQ_USER_GET, KW_SQ_USER_BY_EMAIL,
+    KW_SQ_USER_SET_ACTIVE, KW_SQ_ORG_INSERT, KW_SQ_ORG_GET, KW_SQ_MEMBER_SET, KW_SQ_MEMBER_LEVEL,
+    KW_SQ_USER_ORGS, KW_SQ_PROJECT_INSERT, KW_SQ_PROJECT_GET, KW_SQ_PROJECT_BY_TOKEN,
+    KW_SQ_USER_PROJECTS, KW_SQ_PROJECT_SET_TOKEN, KW_SQ_USER_COUNT_STMTS
+};
+extern const char *const kw_sq_user_sql[KW_SQ_USER_COUNT_STMTS];
+struct sqlite3_stmt *kw_sq_user_stmt(kw_store *b, int id);  /* id from enum kw_sq_user_stmt */
+int kw_sq_user_count(kw_store *, int64_t *);
+int kw_sq_user_create(kw_store *, kw_user *);
+int kw_sq_user_get(kw_store *, int64_t, kw_user *);
+int kw_sq_user_by_email(kw_store *, const char *, kw_user *);
+int kw_sq_user_set_active(kw_store *, int64_t, int);
+int kw_sq_org_create(kw_store *, kw_org *);
+int kw_sq_org_get(kw_store *, const char *, kw_org *);
+int kw_sq_membership_set(kw_store *, int64_t, const char *, int);
+int kw_sq_membership_level(kw_store *, int64_t, const char *, int *);
+int kw_sq_user_orgs(kw_store *, int64_t, kw_org_cb, void *);
+int kw_sq_project_create(kw_store *, kw_project *);
+int kw_sq_project_get(kw_store *, int64_t, kw_project *);
+int kw_sq_project_by_token(kw_store *, const char *, kw_project *);
+int kw_sq_user_projects(kw_store *, int64_t, kw_project_cb, void *);
+int kw_sq_project_set_token(kw_store *, int64_t, const char *);
+
+/* store_sqlite_pkey.c: personal API keys and the auth generation. */
+enum kw_sq_pkey_stmt {
+    KW_SQ_PKEY_INSERT, KW_SQ_PKEY_GET, KW_SQ_PKEY_LIST, KW_SQ_PKEY_UPDATE, KW_SQ_PKEY_ROLL,
+    KW_SQ_PKEY_DELETE, KW_SQ_PKEY_BY_HASH, KW_SQ_PKEY_TOUCH, KW_SQ_PKEY_REHASH,
+    KW_SQ_PKEY_LEGACY_COUNT, KW_SQ_AUTH_GENERATION, KW_SQ_PKEY_AUTH_BY_HASH, KW_SQ_PKEY_COUNT_STMTS
+};
+extern const char *const kw_sq_pkey_sql[KW_SQ_PKEY_COUNT_STMTS];
+struct sqlite3_stmt *kw_sq_pkey_stmt(kw_store *b, int id);  /* id from enum kw_sq_pkey_stmt */
+int kw_sq_pkey_insert(kw_store *, const kw_pkey *, int);
+int kw_sq_pkey_get(kw_store *, int64_t, const char *, kw_pkey *);
+int kw_sq_pkey_list(kw_store *, int64_t, kw_pkey_cb, void *);
+int kw_sq_pkey_update(kw_store *, const kw_pkey *);
+int kw_sq_pkey_roll(kw_store *, int64_t, const char *, const char *, const char *, kw_time);
+int kw_sq_pkey_delete(kw_store *, int64_t, const char *);
+int kw_sq_pkey_by_hash(kw_store *, const char *, kw_pkey *);
+int kw_sq_pkey_touch(kw_store *, const char *, kw_time, kw_time);
+int kw_sq_pkey_rehash(kw_store *, const char *, const char *, const char *);
+int kw_sq_pkey_legacy_count(kw_store *, int64_t *);
+int kw_sq_pkey_auth_by_hash(kw_store *, const char *, kw_pkey *, int *);
+int kw_sq_auth_generation(kw_store *, int64_t *);
+
+/* store_sqlite_flags.c: feature flags and the flags generation. */
+enum kw_sq_flag_stmt {
+    KW_SQ_FLAG_INSERT, KW_SQ_FLAG_GET, KW_SQ_FLAG_LIST_NEWEST, KW_SQ_FLAG_LIST_BY_KEY,
+    KW_SQ_FLAG_UPDATE, KW_SQ_FLAGS_GENERATION, KW_SQ_FLAG_COUNT_STMTS
+};
+extern const char *const kw_sq_flag_sql[KW_SQ_FLAG_COUNT_STMTS];
+struct sqlite3_stmt *kw_sq_flag_stmt(kw_store *b, int id);  /* id from enum kw_sq_flag_stmt */
+int kw_sq_flag_insert(kw_store *, kw_flag *);
+int kw_sq_flag_get(kw_store *, int64_t, int64_t, kw_flag *);
+int kw_sq_flag_list(kw_store *, int64_t, enum kw_flag_order, int, kw_flag_cb, void *);
+int kw_sq_flag_update(kw_store *, kw_flag *);
+int kw_sq_flags_generation(kw_store *, int64_t *);
+
+/* store_sqlite_activity.c: the activity log. */
+enum kw_sq_activity_stmt { KW_SQ_ACTIVITY_INSERT, KW_SQ_ACTIVITY_COUNT_STMTS };
+extern const char *const kw_sq_activity_sql[KW_SQ_ACTIVITY_COUNT_STMTS];
+struct sqlite3_stmt *kw_sq_activity_stmt(kw_store *b, int id);  /* id from enum kw_sq_activity_stmt */
+int kw_sq_activity_insert(kw_store *, kw_activity *);
+int kw_sq_activity_list(kw_store *, const kw_activity_query *, kw_activity_cb, void *);
+int kw_sq_activity_count(kw_store *, const kw_activity_query *, int64_t *);
+
+/* store_sqlite_psk.c: the project secret key operations of the SQLite
+ * backend. */
+struct sqlite3_stmt *kw_sq_stmt(kw_store *b, int id);  /* id from enum kw_sq_psk_stmt */
 enum kw_sq_psk_stmt {
     KW_SQ_PSK_INSERT, KW_SQ_PSK_GET, KW_SQ_PSK_LIST, KW_SQ_PSK_COUNT, KW_SQ_PSK_UPDATE,
     KW_SQ_PSK_ROLL, KW_SQ_PSK_DELETE, KW_SQ_PSK_BY_HASH, KW_SQ_PSK_TOUCH, KW_SQ_PSK_COUNT_STMTS
@@ -132,8 +210,6 @@ int kw_sq_psk_touch(kw_store *, const char *, kw_time, kw_time);
 
 /* store_sqlite_events.c: events and endpoints of the SQLite backend, with
  * their own per-connection statement cache (kw_sq_ev_stmt). */
-struct sqlite3;
-struct sqlite3 *kw_sq_db(kw_store *b);
 enum kw_sq_ev_stmt {
     KW_SQ_EV_INSERT, KW_SQ_EV_COUNTS, KW_SQ_EV_UNIQUE, KW_SQ_EV_BREAKDOWN, KW_SQ_EV_RECENT,
     KW_SQ_EP_INSERT, KW_SQ_EP_GET, KW_SQ_EP_LIST, KW_SQ_EP_COUNT, KW_SQ_EP_UPDATE, KW_SQ_EP_DELETE,

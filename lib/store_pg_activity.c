@@ -1,5 +1,7 @@
-/* store_pg_activity.c — the activity log queries of the PostgreSQL backend.
+/* store_pg_activity.c — the activity log of the PostgreSQL backend.
  *
+ * The insert is one fixed statement of store_pg.c's table
+ * (KW_PG_ACTIVITY_INSERT), prepared once per connection.
  * kw_store_activity_list/count take optional filters (scopes, user, item,
  * cursor), so unlike every other query their SQL is not one fixed prepared
  * statement: it is composed here from fixed fragments, and every value is a
@@ -14,6 +16,24 @@
 
 #define ACTIVITY_COLS "id, project_id, org_id, user_id, activity, scope, item_id, detail, " \
                       "ip_address, created_at"
+
+int kw_pg_activity_insert(kw_store *b, kw_activity *a)
+{
+    if (!a->id[0] && kw_uuid_v4(a->id)) return KW_ERR_CRYPTO;
+    if (!a->created_at) a->created_at = kw_now();
+    struct pg_params p = {0};
+    kw_pg_text(&p, a->id);
+    kw_pg_int_or_null(&p, a->project_id);
+    kw_pg_text_or_null(&p, a->org_id);
+    kw_pg_int_or_null(&p, a->user_id);
+    kw_pg_text(&p, a->activity);
+    kw_pg_text(&p, a->scope);
+    kw_pg_text_or_null(&p, a->item_id);
+    kw_pg_text(&p, a->detail ? a->detail : "{}");
+    kw_pg_text_or_null(&p, a->ip_address);
+    kw_pg_int(&p, a->created_at);
+    return kw_pg_write((struct pg_store *)b, KW_PG_ACTIVITY_INSERT, &p, 0);
+}
 
 static int read_activity(const PGresult *r, int i, kw_activity *a)
 {
