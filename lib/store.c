@@ -140,8 +140,13 @@ FORWARD(endpoint_update, (kw_store *store, const kw_endpoint *e), (store, e))
 FORWARD(endpoint_delete, (kw_store *store, int64_t p, int64_t id), (store, p, id))
 
 /* key lifecycle */
-FORWARD(key_scopes_used, (kw_store *store, kw_key_kind kind, const char *id, const char *json),
-        (store, kind, id, json))
+FORWARD(key_scopes_used_many, (kw_store *store, const kw_scope_use *uses, size_t n),
+        (store, uses, n))
+int kw_store_key_scopes_used(kw_store *store, kw_key_kind kind, const char *id, const char *json)
+{
+    kw_scope_use use = {kind, id, json};
+    return store->ops->key_scopes_used_many(store, &use, 1);
+}
 FORWARD(rolled_set, (kw_store *store, kw_key_kind kind, const char *id, const char *value,
                      kw_time expires_at, kw_time now), (store, kind, id, value, expires_at, now))
 FORWARD(rolled_get, (kw_store *store, const char *value, kw_key_kind *kind,

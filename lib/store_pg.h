@@ -54,6 +54,21 @@ void kw_pg_text_or_null(struct pg_params *p, const char *v);  /* "" = NULL */
 void kw_pg_int(struct pg_params *p, int64_t v);
 void kw_pg_int_or_null(struct pg_params *p, int64_t v);       /* 0 = NULL */
 
+/* A growing text buffer for array parameters: '{' + elements, closed by
+ * the caller with kw_pg_buf_put(b, "}", 1).  oom is sticky; free(p). */
+struct pg_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+void kw_pg_buf_put(struct pg_buf *b, const char *s, size_t n);
+/* Appends one element of a text[] / bigint[] literal ("{" before the
+ * first, "," before the others).  The literal is a parameter value, never
+ * SQL text. */
+void kw_pg_array_text(struct pg_buf *b, const char *v, int first);
+void kw_pg_array_int(struct pg_buf *b, int64_t v, int first);
+
 int kw_pg_store_init(struct pg_store *s, const char *url, const char *const *sql, int count);
 void kw_pg_store_fini(struct pg_store *s);
 /* The calling thread's connection, opened or re-established if needed. */
@@ -161,7 +176,7 @@ int kw_pg_endpoint_count(kw_store *b, int64_t project_id, int64_t *count);
 int kw_pg_endpoint_update(kw_store *b, const kw_endpoint *e);
 int kw_pg_endpoint_delete(kw_store *b, int64_t project_id, int64_t id);
 /* The key-lifecycle operations (store_pg_life.c). */
-int kw_pg_key_scopes_used(kw_store *b, kw_key_kind kind, const char *id, const char *json);
+int kw_pg_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n);
 int kw_pg_rolled_set(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
 int kw_pg_rolled_get(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
 int kw_pg_rolled_expiry(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);

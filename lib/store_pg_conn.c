@@ -55,6 +55,50 @@ void kw_pg_int_or_null(struct pg_params *p, int64_t v)
         kw_pg_text(p, NULL);
 }
 
+void kw_pg_buf_put(struct pg_buf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* Every element is quoted, so no value needs a case of its own (an empty
+ * string, NULL spelled as text, braces, commas); inside the quotes only
+ * " and \ are special. */
+void kw_pg_array_text(struct pg_buf *b, const char *v, int first)
+{
+    kw_pg_buf_put(b, first ? "{" : ",", 1);
+    kw_pg_buf_put(b, "\"", 1);
+    for (const char *s = v ? v : "", *run = s;; s++) {
+        if (*s == '"' || *s == '\\' || !*s) {
+            kw_pg_buf_put(b, run, (size_t)(s - run));
+            if (!*s) break;
+            kw_pg_buf_put(b, "\\", 1);
+            run = s;
+        }
+    }
+    kw_pg_buf_put(b, "\"", 1);
+}
+
+void kw_pg_array_int(struct pg_buf *b, int64_t v, int first)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%s%" PRId64, first ? "{" : ",", v);
+    kw_pg_buf_put(b, num, (size_t)n);
+}
+
 /* Column readers: NULL reads as 0 / "", as in the SQLite backend. */
 int64_t kw_pg_col_int(const PGresult *r, int row, int col)
 {

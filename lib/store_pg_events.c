@@ -5,8 +5,9 @@
  * parameters ($2::text[] …) and INSERT … SELECT … FROM unnest(…) writes
  * every row in one round trip, atomically, with no per-row statement at
  * all (better than re-running a prepared INSERT n times over the network).
- * The array literals are built here with PostgreSQL's quoting rules ("…"
- * with \" and \\ escaped); they are parameter values, never SQL text.
+ * The array literals are built with PostgreSQL's quoting rules ("…" with
+ * \" and \\ escaped, kw_pg_array_text); they are parameter values, never
+ * SQL text.
  *
  * Each endpoint query kind is one fixed statement, run with PQexecParams;
  * a property is read with properties::jsonb ->> $n (an exact key, no path
@@ -14,8 +15,6 @@
  * bytewise and return rows in the same order. */
 #include "store_pg.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,69 +45,21 @@ static const char *const QUERY_SQL[KW_EQ_KIND_COUNT] = {
 
 /* ---- events -------------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* One element of a text[] literal: "…" with " and \ backslash-escaped. */
-static void array_text(struct buf *b, const char *v, int first)
-{
-    buf_put(b, first ? "{" : ",", 1);
-    buf_put(b, "\"", 1);
-    for (const char *s = v ? v : "", *run = s;; s++) {
-        if (*s == '"' || *s == '\\' || !*s) {
-            buf_put(b, run, (size_t)(s - run));
-            if (!*s) break;
-            buf_put(b, "\\", 1);
-            run = s;
-        }
-    }
-    buf_put(b, "\"", 1);
-}
-
-static void array_int(struct buf *b, int64_t v, int first)
-{
-    char num[32];
-    int n = snprintf(num, sizeof num, "%s%" PRId64, first ? "{" : ",", v);
-    buf_put(b, num, (size_t)n);
-}
-
 int kw_pg_events_insert(kw_store *st, int64_t project_id, const kw_event *events, size_t n)
 {
     if (!n) return KW_OK;
-    struct buf cols[5];
+    struct pg_buf cols[5];
     memset(cols, 0, sizeof cols);
     for (size_t i = 0; i < n; i++) {
-        array_text(&cols[0], events[i].uuid, i == 0);
-        array_text(&cols[1], events[i].event, i == 0);
-        array_text(&cols[2], events[i].distinct_id, i == 0);
-        array_text(&cols[3], events[i].properties ? events[i].properties : "{}", i == 0);
-        array_int(&cols[4], events[i].timestamp, i == 0);
+        kw_pg_array_text(&cols[0], events[i].uuid, i == 0);
+        kw_pg_array_text(&cols[1], events[i].event, i == 0);
+        kw_pg_array_text(&cols[2], events[i].distinct_id, i == 0);
+        kw_pg_array_text(&cols[3], events[i].properties ? events[i].properties : "{}", i == 0);
+        kw_pg_array_int(&cols[4], events[i].timestamp, i == 0);
     }
     int rc = KW_OK;
     for (int c = 0; c < 5; c++) {
-        buf_put(&cols[c], "}", 1);
+        kw_pg_buf_put(&cols[c], "}", 1);
         if (cols[c].oom) rc = KW_ERR_NOMEM;
     }
     if (!rc) {

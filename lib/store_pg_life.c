@@ -3,10 +3,19 @@
  *
  * As in store_sqlite_life.c these are off the request path, so they run as
  * ad-hoc parameterized statements (kw_pg_run_sql) rather than taking
- * prepared-statement slots.  The usage merge is one UPDATE whose new value
- * is computed from the row it updates: under READ COMMITTED a concurrent
- * merge of the same row (another instance flushing) waits for the first
- * and is re-evaluated against its result, so no scope is lost. */
+ * prepared-statement slots.
+ *
+ * The usage merge: a flush can hold thousands of keys (each key's first
+ * use in a process), and one UPDATE per key cost a round trip each, so
+ * seconds for the flush at shutdown.  So it is one UPDATE per key kind,
+ * the ids and lists travelling as two text[] parameters joined with unnest
+ * (ids must be distinct within a call: UPDATE … FROM applies one match).
+ * Each row's new value is computed from the row it updates: under READ
+ * COMMITTED a concurrent merge of the same row (another instance flushing)
+ * waits for the first and is re-evaluated against its result, so no scope
+ * is lost.  The rows are locked first, in id order (ORDER BY … FOR NO KEY
+ * UPDATE below a MATERIALIZED CTE: the lock step runs above the sort), so
+ * two instances merging overlapping batches queue instead of deadlocking. */
 #include "store_pg.h"
 
 #include <stdlib.h>
@@ -14,13 +23,17 @@
 
 #include "keyward/keyward.h"
 
+#define USED_SQL(table)                                                                       \
+    "WITH n AS MATERIALIZED (SELECT k.id, u.used FROM " table " k"                            \
+    " JOIN unnest($1::text[], $2::text[]) AS u(id, used) ON k.id = u.id"                       \
+    " ORDER BY k.id FOR NO KEY UPDATE OF k)"                                                   \
+    " UPDATE " table " k SET scopes_used = (SELECT COALESCE(json_agg(v ORDER BY v), '[]')::text" \
+    " FROM (SELECT jsonb_array_elements_text(COALESCE(k.scopes_used, '[]')::jsonb) AS v UNION"   \
+    " SELECT jsonb_array_elements_text(n.used::jsonb)) s) FROM n WHERE k.id = n.id"
+
 static const char *const USED_SQL[2] = {
-    "UPDATE personal_api_keys SET scopes_used = (SELECT COALESCE(json_agg(v ORDER BY v), '[]')::text"
-    " FROM (SELECT jsonb_array_elements_text(COALESCE(scopes_used, '[]')::jsonb) AS v UNION"
-    " SELECT jsonb_array_elements_text($2::jsonb)) u) WHERE id = $1",
-    "UPDATE project_secret_api_keys SET scopes_used = (SELECT COALESCE(json_agg(v ORDER BY v), '[]')::text"
-    " FROM (SELECT jsonb_array_elements_text(COALESCE(scopes_used, '[]')::jsonb) AS v UNION"
-    " SELECT jsonb_array_elements_text($2::jsonb)) u) WHERE id = $1",
+    USED_SQL("personal_api_keys"),
+    USED_SQL("project_secret_api_keys"),
 };
 
 #define P(base) ((struct pg_store *)(base))
@@ -36,12 +49,37 @@ static int run_write(kw_store *b, const char *sql, const struct pg_params *p, in
     return none_is_exists && changed == 0 ? KW_ERR_EXISTS : KW_OK;
 }
 
-int kw_pg_key_scopes_used(kw_store *b, kw_key_kind kind, const char *id, const char *json)
+int kw_pg_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
 {
-    struct pg_params p = {0};
-    kw_pg_text(&p, id);
-    kw_pg_text(&p, json);
-    return run_write(b, USED_SQL[kind == KW_KEY_SECRET], &p, 0);
+    int first_error = KW_OK;
+    for (int secret = 0; secret < 2; secret++) {
+        struct pg_buf ids = {0}, used = {0};
+        size_t count = 0;
+        for (size_t i = 0; i < n; i++) {
+            if ((uses[i].kind == KW_KEY_SECRET) != secret) continue;
+            kw_pg_array_text(&ids, uses[i].id, count == 0);
+            /* A NULL list merges nothing, as it did bound as SQL NULL. */
+            kw_pg_array_text(&used, uses[i].scopes_json ? uses[i].scopes_json : "[]", count == 0);
+            count++;
+        }
+        int rc = KW_OK;
+        if (count) {
+            kw_pg_buf_put(&ids, "}", 1);
+            kw_pg_buf_put(&used, "}", 1);
+            if (ids.oom || used.oom) {
+                rc = KW_ERR_NOMEM;
+            } else {
+                struct pg_params p = {0};
+                kw_pg_text(&p, ids.p);
+                kw_pg_text(&p, used.p);
+                rc = run_write(b, USED_SQL[secret], &p, 0);
+            }
+        }
+        free(ids.p);
+        free(used.p);
+        if (rc && !first_error) first_error = rc;
+    }
+    return first_error;
 }
 
 int kw_pg_user_list(kw_store *b, kw_user_cb cb, void *ctx)

@@ -2,10 +2,11 @@
  * the scope-usage merge, whole-store listings and the legacy import.
  *
  * None of these runs on a request's hot path (the usage merge runs on the
- * verifier's maintenance thread, a few statements per flush; the rest are
- * shell commands), so each statement is prepared per call on the calling
- * thread's connection instead of taking slots in the statement cache.
- * Every value is a bound parameter. */
+ * verifier's maintenance thread; the rest are shell commands), so each
+ * statement is prepared per call on the calling thread's connection
+ * instead of taking slots in the statement cache.  A usage batch is one
+ * transaction: one commit instead of one per key.  Every value is a bound
+ * parameter. */
 #include "store_backend.h"
 
 #include <sqlite3.h>
@@ -58,14 +59,34 @@ static int run_write(kw_store *b, sqlite3_stmt *st, int none_is_exists)
     return none_is_exists && changed == 0 ? KW_ERR_EXISTS : KW_OK;
 }
 
-int kw_sq_key_scopes_used(kw_store *b, kw_key_kind kind, const char *id, const char *json)
+int kw_sq_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(b, USED_SQL[kind == KW_KEY_SECRET], &st);
-    if (rc) return rc;
-    bind_text(st, 1, id);
-    bind_text(st, 2, json);
-    return run_write(b, st, 0);
+    sqlite3 *db = kw_sq_db(b);
+    if (!db) return KW_ERR_DB;
+    if (!n) return KW_OK;
+    /* Inside a caller's transaction the batch simply joins it. */
+    int own = sqlite3_get_autocommit(db), step;
+    if (own && (step = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+        return kw_sq_map_rc(step);
+    sqlite3_stmt *st[2] = {NULL, NULL};
+    int rc = KW_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int secret = uses[i].kind == KW_KEY_SECRET;
+        if (!st[secret]) rc = prepare(b, USED_SQL[secret], &st[secret]);
+        if (rc) break;
+        sqlite3_reset(st[secret]);
+        bind_text(st[secret], 1, uses[i].id);
+        bind_text(st[secret], 2, uses[i].scopes_json);
+        if ((step = sqlite3_step(st[secret])) != SQLITE_DONE) rc = kw_sq_map_rc(step);
+    }
+    sqlite3_finalize(st[0]);
+    sqlite3_finalize(st[1]);
+    if (own) {
+        if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+            rc = kw_sq_map_rc(step);
+        if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
 }
 
 int kw_sq_user_list(kw_store *b, kw_user_cb cb, void *ctx)

@@ -371,6 +371,18 @@ int kw_store_endpoint_delete(kw_store *store, int64_t project_id, int64_t id);
  * several instances converges; a key deleted meanwhile is not an error. */
 int kw_store_key_scopes_used(kw_store *store, kw_key_kind kind, const char *id,
                              const char *scopes_json);
+/* One key's entry in a batched scope-usage merge. */
+typedef struct {
+    kw_key_kind kind;
+    const char *id;
+    const char *scopes_json;
+} kw_scope_use;
+/* kw_store_key_scopes_used for n keys (ids distinct) in one go: on
+ * PostgreSQL one statement per key kind, on SQLite one transaction, so a
+ * flush of thousands of keys costs a few round trips, not one per key.
+ * On an error some may have been merged; retrying all is safe (the merge
+ * is idempotent). */
+int kw_store_key_scopes_used_many(kw_store *store, const kw_scope_use *uses, size_t n);
 /* Every user / every project, by id (the shell's `keys report` without
  * --email). */
 int kw_store_user_list(kw_store *store, kw_user_cb cb, void *ctx);

@@ -5,11 +5,12 @@
  * write, so a kw_usage is a fixed in-memory table: key id → two bitmasks
  * (read / write per scope object, the kw_scopes layout) of what was seen
  * and what is not yet stored.  kw_usage_flush merges the pending bits into
- * the keys' scopes_used column with an idempotent OR-merge, so a key costs
- * one UPDATE the first time it exercises a new scope in this process, never
- * one per request.  Bounded: a full probe window evicts an entry with
- * nothing pending (its bits are already stored); if every candidate still
- * has pending bits the note is dropped and counted. */
+ * the keys' scopes_used column with an idempotent OR-merge, so a key is
+ * written the first time it exercises a new scope in this process, never
+ * once per request, and a flush writes many keys per statement.  Bounded:
+ * a full probe window evicts an entry with nothing pending (its bits are
+ * already stored); if every candidate still has pending bits the note is
+ * dropped and counted. */
 #ifndef KEYWARD_USAGE_H
 #define KEYWARD_USAGE_H
 

@@ -281,14 +281,16 @@ class TestCrashSafety(KWTestCase):
         print("crash safety: %d key rows stored = %d acknowledged + %d of %d in flight; "
               "every row whole, with its activity entry" % (len(rows), len(acked), len(extra),
                                                            len(unknown)))
-        # 3. The last instance still shuts down cleanly.  Its graceful stop
-        # is measured, not held to kwtest's 5 s: on PostgreSQL, right after
-        # the first use of ~10,000 keys, it was seen to take longer (open
-        # finding, docs/security.md).
+        # 3. The last instance still shuts down cleanly, within kwtest's
+        # usual 5 s, right after the first use of ~10,000 keys (its flush of
+        # their scope usage once took seconds on PostgreSQL; see
+        # docs/security.md).  Waited for longer, so a slow stop is measured.
         t = time.monotonic()
         rc = srv.stop(signal.SIGTERM, 120.0)
-        print("crash safety: final SIGTERM -> exit %r in %.1f s" % (rc, time.monotonic() - t))
+        took = time.monotonic() - t
+        print("crash safety: final SIGTERM -> exit %r in %.1f s" % (rc, took))
         self.assertEqual(rc, 0, srv.stderr())
+        self.assertLess(took, 5.0)
         if not self.env.pg_dbname:
             self.assertEqual(self.env.sql("PRAGMA integrity_check"), [("ok",)])
 

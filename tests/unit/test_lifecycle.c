@@ -167,6 +167,51 @@ static void test_usage_flush(void **state)
                         "[\"activity_log:read\",\"feature_flag:read\",\"project:write\"]");
 }
 
+/* A flush larger than one store batch, spread over every shard: each key
+ * gets exactly its own bits. */
+static void test_usage_flush_many(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 1500 };
+    assert_int_equal(kw_store_begin(f->store), KW_OK);
+    for (int i = 0; i < N; i++) {
+        kw_pkey k;
+        memset(&k, 0, sizeof k);
+        snprintf(k.id, sizeof k.id, "many-%04d", i);
+        k.user_id = f->user_id;
+        snprintf(k.label, sizeof k.label, "%s", k.id);
+        snprintf(k.secure_value, sizeof k.secure_value, "sha256$many-%04d", i);
+        snprintf(k.mask_value, sizeof k.mask_value, "phx_...%04d", i);
+        k.created_at = kw_now();
+        snprintf(k.scopes, sizeof k.scopes, "[\"*\"]");
+        assert_int_equal(kw_store_pkey_insert(f->store, &k, N), KW_OK);
+    }
+    assert_int_equal(kw_store_commit(f->store), KW_OK);
+    kw_usage *u;
+    assert_int_equal(kw_usage_new(16 * 1024, &u), KW_OK);
+    int project, flag;
+    kw_scope_action action;
+    assert_int_equal(kw_scope_parse("project:read", &project, &action), KW_OK);
+    assert_int_equal(kw_scope_parse("feature_flag:write", &flag, &action), KW_OK);
+    char id[KW_ID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "many-%04d", i);
+        kw_usage_note(u, KW_KEY_PERSONAL, id, project, KW_SCOPE_READ);
+        if (i % 3 == 0) kw_usage_note(u, KW_KEY_PERSONAL, id, flag, KW_SCOPE_WRITE);
+    }
+    assert_int_equal(kw_usage_dropped(u), 0);
+    assert_int_equal(kw_usage_flush(u, f->store), KW_OK);
+    for (int i = 0; i < N; i++) {
+        kw_pkey row;
+        snprintf(id, sizeof id, "many-%04d", i);
+        assert_int_equal(kw_store_pkey_get(f->store, f->user_id, id, &row), KW_OK);
+        assert_string_equal(row.scopes_used, i % 3 == 0
+                                                 ? "[\"feature_flag:write\",\"project:read\"]"
+                                                 : "[\"project:read\"]");
+    }
+    kw_usage_free(u);
+}
+
 static void test_usage_table_bounded(void **state)
 {
     (void)state;
@@ -450,6 +495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_edge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_flush_many, setup, teardown),
         cmocka_unit_test(test_usage_table_bounded),
         cmocka_unit_test(test_report_flags),
         cmocka_unit_test(test_least_scope),

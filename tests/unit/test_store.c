@@ -1375,6 +1375,144 @@ static void test_key_lifecycle_columns(void **state)
     assert_int_equal(pgot.expires_at, 888);
 }
 
+/* scopes_used without the spaces PostgreSQL's json_agg puts after commas,
+ * so one expected text serves both backends. */
+static const char *compact(const char *json, char *out, size_t size)
+{
+    size_t n = 0;
+    for (; *json && n + 1 < size; json++)
+        if (*json != ' ') out[n++] = *json;
+    out[n] = '\0';
+    return out;
+}
+
+/* The batched usage merge: both key kinds in one call, interleaved; ids
+ * that need quoting inside an array literal; a missing key and a NULL list
+ * are no error; each row gets exactly its own lists, merged with what it
+ * had; a repeat changes nothing; no auth generation bump. */
+static void test_scopes_used_many(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "many@example.com");
+    int64_t pid = make_project(s, uid, "phc_many");
+    enum { NP = 40, NS = 20 };
+    char pids[NP][KW_ID_LEN + 1], sids[NS][KW_ID_LEN + 1];
+    for (int i = 0; i < NP; i++) {
+        /* A few ids with the characters an array literal must escape. */
+        snprintf(pids[i], sizeof pids[i], i % 10 == 3 ? "p\"{%d},\\x" : "many-p-%02d", i);
+        char secure[64];
+        snprintf(secure, sizeof secure, "sha256$many-%d", i);
+        kw_pkey k;
+        make_pkey(&k, pids[i], uid, secure, 1000 + i);
+        assert_int_equal(kw_store_pkey_insert(s, &k, NP), KW_OK);
+    }
+    for (int i = 0; i < NS; i++) {
+        snprintf(sids[i], sizeof sids[i], "many-s-%02d", i);
+        kw_psk k;
+        make_psk(&k, sids[i], pid, uid, 1000 + i);
+        assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    }
+    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, pids[0], "[\"user:read\"]"), KW_OK);
+    int64_t g0, g1;
+    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
+
+    kw_scope_use uses[NP + NS + 2];
+    size_t n = 0;
+    for (int i = 0; i < NP || i < NS; i++) {
+        if (i < NP)
+            uses[n++] = (kw_scope_use){KW_KEY_PERSONAL, pids[i],
+                                       i % 2 ? "[\"project:read\",\"project:write\"]"
+                                             : "[\"feature_flag:read\"]"};
+        if (i < NS) uses[n++] = (kw_scope_use){KW_KEY_SECRET, sids[i], "[\"feature_flag:write\"]"};
+    }
+    uses[n++] = (kw_scope_use){KW_KEY_PERSONAL, "gone", "[\"user:read\"]"};
+    uses[n++] = (kw_scope_use){KW_KEY_SECRET, "gone-too", NULL};
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(kw_store_key_scopes_used_many(s, uses, n), KW_OK);
+        char text[KW_JSON_LIST_MAX];
+        for (int i = 0; i < NP; i++) {
+            kw_pkey got;
+            assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
+            const char *want = i == 0 ? "[\"feature_flag:read\",\"user:read\"]"
+                               : i % 2 ? "[\"project:read\",\"project:write\"]"
+                                       : "[\"feature_flag:read\"]";
+            assert_string_equal(compact(got.scopes_used, text, sizeof text), want);
+        }
+        for (int i = 0; i < NS; i++) {
+            kw_psk got;
+            assert_int_equal(kw_store_psk_get(s, pid, sids[i], &got), KW_OK);
+            assert_string_equal(compact(got.scopes_used, text, sizeof text),
+                                "[\"feature_flag:write\"]");
+        }
+    }
+    assert_int_equal(kw_store_key_scopes_used_many(s, uses, 0), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
+    assert_int_equal(g1, g0);
+}
+
+/* Two flushers (two instances) merging the same keys in opposite orders
+ * at once: each batch locks its rows, so an unordered lock sequence would
+ * deadlock; every call must succeed and no scope may be lost. */
+struct used_race {
+    kw_store *store;
+    char (*ids)[KW_ID_LEN + 1];
+    int n, reverse, failures;
+};
+
+static void *used_race_thread(void *arg)
+{
+    static const char *const LISTS[] = {"[\"project:read\"]", "[\"user:read\"]",
+                                        "[\"feature_flag:read\"]", "[\"insight:write\"]"};
+    struct used_race *r = arg;
+    kw_scope_use *uses = calloc((size_t)r->n, sizeof *uses);
+    if (!uses) {  /* no cmocka assertions off the test's thread */
+        r->failures++;
+        return NULL;
+    }
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < r->n; i++) {
+            int at = r->reverse ? r->n - 1 - i : i;
+            uses[i] = (kw_scope_use){KW_KEY_PERSONAL, r->ids[at], LISTS[(round + r->reverse) % 4]};
+        }
+        if (kw_store_key_scopes_used_many(r->store, uses, (size_t)r->n)) r->failures++;
+    }
+    free(uses);
+    return NULL;
+}
+
+static void test_scopes_used_race(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "usedrace@example.com");
+    enum { N = 300 };
+    static char ids[N][KW_ID_LEN + 1];
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "used-race-%03d", i);
+        char secure[64];
+        snprintf(secure, sizeof secure, "sha256$used-race-%d", i);
+        kw_pkey k;
+        make_pkey(&k, ids[i], uid, secure, 1000 + i);
+        assert_int_equal(kw_store_pkey_insert(s, &k, N), KW_OK);
+    }
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    pthread_t t[2];
+    struct used_race r[2];
+    for (int i = 0; i < 2; i++) {
+        r[i] = (struct used_race){.store = s, .ids = ids, .n = N, .reverse = i};
+        assert_int_equal(pthread_create(&t[i], NULL, used_race_thread, &r[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    assert_int_equal(r[0].failures + r[1].failures, 0);
+    char text[KW_JSON_LIST_MAX];
+    for (int i = 0; i < N; i++) {
+        kw_pkey got;
+        assert_int_equal(kw_store_pkey_get(s, uid, ids[i], &got), KW_OK);
+        assert_string_equal(compact(got.scopes_used, text, sizeof text),
+                            "[\"feature_flag:read\",\"insight:write\",\"project:read\",\"user:read\"]");
+    }
+}
+
 /* Previous values of rolled keys: set replaces a key's rows, get answers
  * the key's current hash, expiry/live see only live rows, changes bump the
  * auth generation, and deleting the key removes its rows. */
@@ -1535,6 +1673,8 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_events_atomic, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_scopes_used_many, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_scopes_used_race, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_rolled_values, setup, teardown),  \
     }
