@@ -13,9 +13,15 @@
  * as PostHog does, so it is paid once per key.
  *
  * last_used_at: PostHog writes it on use, at most hourly.  A request never
- * waits for that write: it is handed to a background thread through a small
- * ring; if the ring is full the touch is dropped (the next request an hour
- * on will try again), which bounds memory and never blocks.
+ * waits for that write: it is handed to the maintenance thread through a
+ * ring (TOUCH_RING entries), which writes up to TOUCH_BATCH of them per
+ * statement (kw_store_key_touch_many: one round trip per key kind on
+ * PostgreSQL, one transaction on SQLite), so a burst of first uses drains
+ * quickly.  If the ring is still full the touch is dropped, which bounds
+ * memory and never blocks — but then the key is NOT recorded as touched
+ * (the cache keeps its old last_used), so its next request queues the
+ * touch again instead of waiting an hour: admins read last_used_at to find
+ * unused keys, and a used key must not stay "never used".
  *
  * Key lifecycle (SPEC §6): the verifier also holds this instance's rate
  * limiter and scope-usage table (one of each per process, like the cache).
@@ -52,7 +58,10 @@
 #include "keyward/vcache.h"
 
 #define TOUCH_INTERVAL_US ((int64_t)3600 * 1000000)
-#define TOUCH_RING 256
+/* Room for a burst of first uses while the drain catches up: about 200 KB. */
+#define TOUCH_RING 4096
+/* Touches taken off the ring per store call. */
+#define TOUCH_BATCH 256
 #define LEGACY_SALT "posthog_personal_api_key"
 /* How often the maintenance thread reads the store's auth generation: the
  * bound on how long a revocation made by another process or instance can
@@ -131,7 +140,10 @@ static void poll_generation(kw_verifier *v)
 static void *maintenance_thread(void *arg)
 {
     kw_verifier *v = arg;
-    char id[KW_ID_LEN + 1];
+    /* A batch taken off the ring, so the store call runs without the lock
+     * (about 10 KB of stack). */
+    char ids[TOUCH_BATCH][KW_ID_LEN + 1];
+    kw_key_touch batch[TOUCH_BATCH];
     int64_t next_poll = 0, next_flush = kw_now() + USAGE_FLUSH_MS * 1000;
     pthread_mutex_lock(&v->lock);
     for (;;) {
@@ -162,15 +174,19 @@ static void *maintenance_thread(void *arg)
             if (kw_now() < next_poll) next_poll = 0;  /* a pinned test clock: poll anyway */
         }
         if (v->head == v->tail) break;  /* stopping and drained */
-        unsigned slot = v->tail++ % TOUCH_RING;
-        memcpy(id, v->ring[slot], sizeof id);
-        int64_t when = v->ring_time[slot];
-        kw_key_kind kind = v->ring_kind[slot];
+        size_t n = 0;
+        while (n < TOUCH_BATCH && v->head != v->tail) {
+            unsigned slot = v->tail++ % TOUCH_RING;
+            memcpy(ids[n], v->ring[slot], sizeof ids[n]);
+            batch[n] = (kw_key_touch){v->ring_kind[slot], ids[n], v->ring_time[slot]};
+            n++;
+        }
         pthread_mutex_unlock(&v->lock);
-        if (kind == KW_KEY_SECRET)
-            kw_store_psk_touch(v->store, id, when, TOUCH_INTERVAL_US);
-        else
-            kw_store_pkey_touch(v->store, id, when, TOUCH_INTERVAL_US);
+        /* A failed write (store unreachable) is not retried here: those
+         * keys are marked touched in the cache, but the entry is re-read
+         * from the store within CACHE_TTL_US, still showing the old value,
+         * and the next use queues the touch again. */
+        kw_store_key_touch_many(v->store, batch, n, TOUCH_INTERVAL_US);
         pthread_mutex_lock(&v->lock);
     }
     pthread_mutex_unlock(&v->lock);
@@ -225,8 +241,12 @@ static void *listener_thread(void *arg)
     return NULL;
 }
 
-static void touch_later(kw_verifier *v, kw_key_kind kind, const char *id, int64_t now)
+/* Queues a last_used_at write; 0 when the ring is full and it was
+ * dropped, so the caller must not record the key as touched (its next
+ * request then tries again). */
+static int touch_later(kw_verifier *v, kw_key_kind kind, const char *id, int64_t now)
 {
+    int queued = 0;
     pthread_mutex_lock(&v->lock);
     if (v->head - v->tail < TOUCH_RING) {
         unsigned slot = v->head++ % TOUCH_RING;
@@ -234,8 +254,10 @@ static void touch_later(kw_verifier *v, kw_key_kind kind, const char *id, int64_
         v->ring_kind[slot] = kind;
         v->ring_time[slot] = now;
         pthread_cond_signal(&v->wake);
+        queued = 1;
     }
     pthread_mutex_unlock(&v->lock);
+    return queued;
 }
 
 int kw_verifier_new(kw_store *store, kw_verifier **out)
@@ -361,10 +383,9 @@ static int from_cache(kw_verifier *v, const unsigned char *digest, kw_principal 
         atomic_load_explicit(&v->grace_us, memory_order_relaxed))
         return 0;  /* store unreachable for too long: cached answers expire too */
     if (!kw_vcache_get(v->cache, digest, out, &last_used)) return 0;
-    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
-        touch_later(v, out->kind, out->key_id, now);
+    if ((!last_used || now - last_used >= TOUCH_INTERVAL_US) &&
+        touch_later(v, out->kind, out->key_id, now))
         kw_vcache_touched(v->cache, digest, now);
-    }
     return 1;
 }
 
@@ -493,10 +514,10 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
     out->rate_limit_per_minute = row->rate_limit_per_minute;
     grace_bound(out, grace_until);
     int64_t now = kw_now(), last_used = row->last_used_at;
-    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
-        touch_later(v, KW_KEY_PERSONAL, row->id, now);
+    /* Dropped (ring full): cache the stored value, so the next hit retries. */
+    if ((!last_used || now - last_used >= TOUCH_INTERVAL_US) &&
+        touch_later(v, KW_KEY_PERSONAL, row->id, now))
         last_used = now;
-    }
     kw_vcache_put(v->cache, digest, out, last_used, generation);
     result = live(out);
 done:
@@ -537,10 +558,9 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
     out->rate_limit_per_minute = row.rate_limit_per_minute;
     grace_bound(out, grace_until);
     int64_t now = kw_now(), last_used = row.last_used_at;
-    if (!last_used || now - last_used >= TOUCH_INTERVAL_US) {
-        touch_later(v, KW_KEY_SECRET, row.id, now);
+    if ((!last_used || now - last_used >= TOUCH_INTERVAL_US) &&
+        touch_later(v, KW_KEY_SECRET, row.id, now))
         last_used = now;
-    }
     kw_vcache_put(v->cache, digest, out, last_used, generation);
     return live(out);
 }

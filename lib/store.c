@@ -142,6 +142,8 @@ FORWARD(endpoint_delete, (kw_store *store, int64_t p, int64_t id), (store, p, id
 /* key lifecycle */
 FORWARD(key_scopes_used_many, (kw_store *store, const kw_scope_use *uses, size_t n),
         (store, uses, n))
+FORWARD(key_touch_many, (kw_store *store, const kw_key_touch *t, size_t n, kw_time iv),
+        (store, t, n, iv))
 int kw_store_key_scopes_used(kw_store *store, kw_key_kind kind, const char *id, const char *json)
 {
     kw_scope_use use = {kind, id, json};

@@ -71,6 +71,7 @@ struct kw_store_ops {
     int (*endpoint_delete)(kw_store *, int64_t, int64_t);
     /* key lifecycle (store_sqlite_life.c, store_pg_life.c) */
     int (*key_scopes_used_many)(kw_store *, const kw_scope_use *, size_t);
+    int (*key_touch_many)(kw_store *, const kw_key_touch *, size_t, kw_time);
     int (*rolled_set)(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
     int (*rolled_get)(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
     int (*rolled_expiry)(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);
@@ -229,6 +230,7 @@ int kw_sq_endpoint_delete(kw_store *, int64_t, int64_t);
  * (rare writes: prepared per call on the thread's connection). */
 struct sqlite3;
 int kw_sq_key_scopes_used_many(kw_store *, const kw_scope_use *, size_t);
+int kw_sq_key_touch_many(kw_store *, const kw_key_touch *, size_t, kw_time);
 int kw_sq_rolled_set(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
 int kw_sq_rolled_get(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
 int kw_sq_rolled_expiry(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);

@@ -300,6 +300,7 @@ static const struct kw_store_ops PG_OPS = {
     .pkey_auth_by_hash = kw_pg_pkey_auth_by_hash,
     .wait_change = kw_pg_wait_change,
     .key_scopes_used_many = kw_pg_key_scopes_used_many,
+    .key_touch_many = kw_pg_key_touch_many,
     .rolled_set = kw_pg_rolled_set,
     .rolled_get = kw_pg_rolled_get,
     .rolled_expiry = kw_pg_rolled_expiry,

@@ -177,6 +177,7 @@ int kw_pg_endpoint_update(kw_store *b, const kw_endpoint *e);
 int kw_pg_endpoint_delete(kw_store *b, int64_t project_id, int64_t id);
 /* The key-lifecycle operations (store_pg_life.c). */
 int kw_pg_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n);
+int kw_pg_key_touch_many(kw_store *b, const kw_key_touch *t, size_t n, kw_time interval);
 int kw_pg_rolled_set(kw_store *, kw_key_kind, const char *, const char *, kw_time, kw_time);
 int kw_pg_rolled_get(kw_store *, const char *, kw_key_kind *, char[KW_SECURE_MAX + 1], kw_time *);
 int kw_pg_rolled_expiry(kw_store *, kw_key_kind, const char *, kw_time, kw_time *);

@@ -1,5 +1,6 @@
 /* store_pg_life.c — the key-lifecycle operations of the PostgreSQL backend:
- * the scope-usage merge, whole-store listings and the legacy import.
+ * the scope-usage merge, the batched last_used_at write, whole-store
+ * listings and the legacy import.
  *
  * As in store_sqlite_life.c these are off the request path, so they run as
  * ad-hoc parameterized statements (kw_pg_run_sql) rather than taking
@@ -15,7 +16,17 @@
  * waits for the first and is re-evaluated against its result, so no scope
  * is lost.  The rows are locked first, in id order (ORDER BY … FOR NO KEY
  * UPDATE below a MATERIALIZED CTE: the lock step runs above the sort), so
- * two instances merging overlapping batches queue instead of deadlocking. */
+ * two instances merging overlapping batches queue instead of deadlocking.
+ *
+ * The last_used_at batch (the verifier's drain of its touch ring) is built
+ * the same way: ids and times as text[] and bigint[] parameters, one
+ * statement per key kind, rows locked in id order.  Repeated ids are
+ * folded to their latest time first (GROUP BY), since UPDATE … FROM would
+ * apply an arbitrary one of several matches.  The condition of the single
+ * touch (NULL, or at least the interval older) is in the lock step, so
+ * rows that need no write are not locked, and again in the UPDATE, where
+ * it is re-checked against a row another instance wrote meanwhile — so
+ * last_used_at never moves backwards and concurrent drains write once. */
 #include "store_pg.h"
 
 #include <stdlib.h>
@@ -34,6 +45,19 @@
 static const char *const USED_SQL[2] = {
     USED_SQL("personal_api_keys"),
     USED_SQL("project_secret_api_keys"),
+};
+
+#define TOUCH_SQL(table)                                                                  \
+    "WITH u AS (SELECT id, max(t) AS t FROM unnest($1::text[], $2::bigint[]) AS u(id, t)"  \
+    " GROUP BY id), n AS MATERIALIZED (SELECT k.id, u.t FROM " table " k JOIN u ON k.id = u.id" \
+    " WHERE k.last_used_at IS NULL OR k.last_used_at <= u.t - $3::bigint"                  \
+    " ORDER BY k.id FOR NO KEY UPDATE OF k)"                                               \
+    " UPDATE " table " k SET last_used_at = n.t FROM n WHERE k.id = n.id"                  \
+    " AND (k.last_used_at IS NULL OR k.last_used_at <= n.t - $3::bigint)"
+
+static const char *const TOUCH_SQL[2] = {
+    TOUCH_SQL("personal_api_keys"),
+    TOUCH_SQL("project_secret_api_keys"),
 };
 
 #define P(base) ((struct pg_store *)(base))
@@ -77,6 +101,39 @@ int kw_pg_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
         }
         free(ids.p);
         free(used.p);
+        if (rc && !first_error) first_error = rc;
+    }
+    return first_error;
+}
+
+int kw_pg_key_touch_many(kw_store *b, const kw_key_touch *t, size_t n, kw_time interval)
+{
+    int first_error = KW_OK;
+    for (int secret = 0; secret < 2; secret++) {
+        struct pg_buf ids = {0}, times = {0};
+        size_t count = 0;
+        for (size_t i = 0; i < n; i++) {
+            if ((t[i].kind == KW_KEY_SECRET) != secret) continue;
+            kw_pg_array_text(&ids, t[i].id, count == 0);
+            kw_pg_array_int(&times, t[i].when, count == 0);
+            count++;
+        }
+        int rc = KW_OK;
+        if (count) {
+            kw_pg_buf_put(&ids, "}", 1);
+            kw_pg_buf_put(&times, "}", 1);
+            if (ids.oom || times.oom) {
+                rc = KW_ERR_NOMEM;
+            } else {
+                struct pg_params p = {0};
+                kw_pg_text(&p, ids.p);
+                kw_pg_text(&p, times.p);
+                kw_pg_int(&p, interval);
+                rc = run_write(b, TOUCH_SQL[secret], &p, 0);
+            }
+        }
+        free(ids.p);
+        free(times.p);
         if (rc && !first_error) first_error = rc;
     }
     return first_error;

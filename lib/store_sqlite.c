@@ -364,6 +364,7 @@ static const struct kw_store_ops SQLITE_OPS = {
     .endpoint_update = kw_sq_endpoint_update,
     .endpoint_delete = kw_sq_endpoint_delete,
     .key_scopes_used_many = kw_sq_key_scopes_used_many,
+    .key_touch_many = kw_sq_key_touch_many,
     .rolled_set = kw_sq_rolled_set,
     .rolled_get = kw_sq_rolled_get,
     .rolled_expiry = kw_sq_rolled_expiry,

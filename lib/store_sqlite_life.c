@@ -1,5 +1,6 @@
 /* store_sqlite_life.c — the key-lifecycle operations of the SQLite backend:
- * the scope-usage merge, whole-store listings and the legacy import.
+ * the scope-usage merge, the batched last_used_at write, whole-store
+ * listings and the legacy import.
  *
  * None of these runs on a request's hot path (the usage merge runs on the
  * verifier's maintenance thread; the rest are shell commands), so each
@@ -81,6 +82,34 @@ int kw_sq_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
     }
     sqlite3_finalize(st[0]);
     sqlite3_finalize(st[1]);
+    if (own) {
+        if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+            rc = kw_sq_map_rc(step);
+        if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+/* The touches of a batch through the cached single-key statements (the
+ * conditional UPDATE of kw_sq_pkey_touch / kw_sq_psk_touch), in one
+ * transaction: one commit — one fsync — for the batch instead of one per
+ * key.  A repeated id is harmless: its later, older-or-equal time fails
+ * the condition, a newer one at least `interval` on is a real use. */
+int kw_sq_key_touch_many(kw_store *b, const kw_key_touch *t, size_t n, kw_time interval)
+{
+    sqlite3 *db = kw_sq_db(b);
+    if (!db) return KW_ERR_DB;
+    if (!n) return KW_OK;
+    int own = sqlite3_get_autocommit(db), step;
+    if (own && (step = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+        return kw_sq_map_rc(step);
+    int rc = KW_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (t[i].kind == KW_KEY_SECRET)
+            rc = kw_sq_psk_touch(b, t[i].id, t[i].when, interval);
+        else
+            rc = kw_sq_pkey_touch(b, t[i].id, t[i].when, interval);
+    }
     if (own) {
         if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
             rc = kw_sq_map_rc(step);

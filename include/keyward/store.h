@@ -383,6 +383,22 @@ typedef struct {
  * On an error some may have been merged; retrying all is safe (the merge
  * is idempotent). */
 int kw_store_key_scopes_used_many(kw_store *store, const kw_scope_use *uses, size_t n);
+/* One key's entry in a batched last_used_at write. */
+typedef struct {
+    kw_key_kind kind;  /* KW_KEY_PERSONAL or KW_KEY_SECRET */
+    const char *id;
+    kw_time when;      /* the time of use */
+} kw_key_touch;
+/* kw_store_pkey_touch / kw_store_psk_touch for n keys of either kind in
+ * one go, with the same condition per key (written only when last_used_at
+ * is NULL or at least `interval` older than `when`, so it never moves
+ * backwards; an id given twice takes its latest time; unknown ids are
+ * ignored).  On PostgreSQL one statement per key kind, on SQLite one
+ * transaction: the verifier's drain of a burst of first uses costs a few
+ * round trips, not one per key.  On an error some may have been written;
+ * retrying all is safe. */
+int kw_store_key_touch_many(kw_store *store, const kw_key_touch *touches, size_t n,
+                            kw_time interval);
 /* Every user / every project, by id (the shell's `keys report` without
  * --email). */
 int kw_store_user_list(kw_store *store, kw_user_cb cb, void *ctx);

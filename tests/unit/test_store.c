@@ -1513,6 +1513,150 @@ static void test_scopes_used_race(void **state)
     }
 }
 
+/* The batched last_used_at write: both kinds interleaved in one call;
+ * per key the single touch's condition — NULL is written, a value within
+ * the interval is kept, an older one is replaced, never an earlier time;
+ * a repeated id takes its latest time; unknown ids and quoting-worthy ids
+ * are fine; no auth generation bump. */
+static void test_touch_many(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "touchmany@example.com");
+    int64_t pid = make_project(s, uid, "phc_touchmany");
+    const kw_time iv = 60000000, t0 = 1000000000;
+    /* Per key: the last_used_at before the batch (0 = never), the time the
+     * batch brings, and what must be stored after it. */
+    static const struct {
+        kw_time before, when, after;
+    } CASE[] = {
+        {0, t0, t0},                         /* never used: written */
+        {t0 - 10, t0, t0 - 10},              /* recent: kept */
+        {t0 - iv, t0, t0},                   /* exactly the interval: written */
+        {t0 - 5 * iv, t0, t0},               /* old: written */
+        {t0 + iv, t0, t0 + iv},              /* newer than the batch: never backwards */
+    };
+    enum { NC = sizeof CASE / sizeof CASE[0] };
+    char pids[NC][KW_ID_LEN + 1], sids[NC][KW_ID_LEN + 1];
+    for (int i = 0; i < NC; i++) {
+        snprintf(pids[i], sizeof pids[i], i == 3 ? "tm-p\"{%d},\\" : "tm-p-%d", i);
+        snprintf(sids[i], sizeof sids[i], "tm-s-%d", i);
+        char secure[64];
+        snprintf(secure, sizeof secure, "sha256$tm-%d", i);
+        kw_pkey k;
+        make_pkey(&k, pids[i], uid, secure, 1000 + i);
+        assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+        kw_psk pk;
+        make_psk(&pk, sids[i], pid, uid, 1000 + i);
+        assert_int_equal(kw_store_psk_insert(s, &pk, KW_MAX_SECRET_KEYS), KW_OK);
+        if (CASE[i].before) {
+            assert_int_equal(kw_store_pkey_touch(s, pids[i], CASE[i].before, iv), KW_OK);
+            assert_int_equal(kw_store_psk_touch(s, sids[i], CASE[i].before, iv), KW_OK);
+        }
+    }
+    int64_t g0, g1;
+    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
+    kw_key_touch t[2 * NC + 4];
+    size_t n = 0;
+    for (int i = 0; i < NC; i++) {
+        t[n++] = (kw_key_touch){KW_KEY_PERSONAL, pids[i], CASE[i].when};
+        t[n++] = (kw_key_touch){KW_KEY_SECRET, sids[i], CASE[i].when};
+    }
+    t[n++] = (kw_key_touch){KW_KEY_PERSONAL, "tm-gone", t0};
+    t[n++] = (kw_key_touch){KW_KEY_SECRET, "tm-gone-too", t0};
+    /* The personal id of case 0 again, later: its time is t0 + 7. */
+    t[n++] = (kw_key_touch){KW_KEY_PERSONAL, pids[0], t0 + 7};
+    /* The secret id of case 0 again, earlier (listed after): still t0. */
+    t[n++] = (kw_key_touch){KW_KEY_SECRET, sids[0], t0 - 3};
+    assert_int_equal(kw_store_key_touch_many(s, t, n, iv), KW_OK);
+    for (int i = 0; i < NC; i++) {
+        kw_pkey got;
+        assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
+        /* SQLite applies the list in order: the repeat of case 0 at t0 + 7
+         * is within the interval of t0 and so changes nothing; PostgreSQL
+         * folds the repeats first.  Both are the single touch's semantics. */
+        if (i == 0)
+            assert_true(got.last_used_at == t0 || got.last_used_at == t0 + 7);
+        else
+            assert_int_equal(got.last_used_at, CASE[i].after);
+        kw_psk pgot;
+        assert_int_equal(kw_store_psk_get(s, pid, sids[i], &pgot), KW_OK);
+        assert_int_equal(pgot.last_used_at, CASE[i].after);
+    }
+    /* Again an interval later: every key is written (none was newer). */
+    for (size_t i = 0; i < n; i++) t[i].when = t0 + 2 * iv;
+    assert_int_equal(kw_store_key_touch_many(s, t, n, iv), KW_OK);
+    for (int i = 0; i < NC; i++) {
+        kw_pkey got;
+        assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
+        assert_int_equal(got.last_used_at, t0 + 2 * iv);
+        kw_psk pgot;
+        assert_int_equal(kw_store_psk_get(s, pid, sids[i], &pgot), KW_OK);
+        assert_int_equal(pgot.last_used_at, t0 + 2 * iv);
+    }
+    assert_int_equal(kw_store_key_touch_many(s, t, 0, iv), KW_OK);
+    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
+    assert_int_equal(g1, g0);
+}
+
+/* Two instances draining overlapping touches in opposite orders at once:
+ * rows are locked in id order, so no deadlock; every call succeeds and
+ * each key ends at the latest time written. */
+struct touch_race {
+    kw_store *store;
+    char (*ids)[KW_ID_LEN + 1];
+    int n, reverse, failures;
+};
+
+static void *touch_race_thread(void *arg)
+{
+    struct touch_race *r = arg;
+    kw_key_touch *t = calloc((size_t)r->n, sizeof *t);
+    if (!t) {
+        r->failures++;
+        return NULL;
+    }
+    for (int round = 1; round <= 20; round++) {
+        for (int i = 0; i < r->n; i++) {
+            int at = r->reverse ? r->n - 1 - i : i;
+            t[i] = (kw_key_touch){KW_KEY_PERSONAL, r->ids[at], (kw_time)round * 1000};
+        }
+        if (kw_store_key_touch_many(r->store, t, (size_t)r->n, 1000)) r->failures++;
+    }
+    free(t);
+    return NULL;
+}
+
+static void test_touch_many_race(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "touchrace@example.com");
+    enum { N = 300 };
+    static char ids[N][KW_ID_LEN + 1];
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "touch-race-%03d", i);
+        char secure[64];
+        snprintf(secure, sizeof secure, "sha256$touch-race-%d", i);
+        kw_pkey k;
+        make_pkey(&k, ids[i], uid, secure, 1000 + i);
+        assert_int_equal(kw_store_pkey_insert(s, &k, N), KW_OK);
+    }
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    pthread_t th[2];
+    struct touch_race r[2];
+    for (int i = 0; i < 2; i++) {
+        r[i] = (struct touch_race){.store = s, .ids = ids, .n = N, .reverse = i};
+        assert_int_equal(pthread_create(&th[i], NULL, touch_race_thread, &r[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    assert_int_equal(r[0].failures + r[1].failures, 0);
+    for (int i = 0; i < N; i++) {
+        kw_pkey got;
+        assert_int_equal(kw_store_pkey_get(s, uid, ids[i], &got), KW_OK);
+        assert_int_equal(got.last_used_at, 20 * 1000);
+    }
+}
+
 /* Previous values of rolled keys: set replaces a key's rows, get answers
  * the key's current hash, expiry/live see only live rows, changes bump the
  * auth generation, and deleting the key removes its rows. */
@@ -1675,6 +1819,8 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_scopes_used_many, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_scopes_used_race, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_touch_many, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_touch_many_race, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_rolled_values, setup, teardown),  \
     }
