@@ -71,6 +71,7 @@ FORWARD(schema_version, (kw_store *store, int *v), (store, v))
 FORWARD(begin, (kw_store *store), (store))
 FORWARD(commit, (kw_store *store), (store))
 void kw_store_rollback(kw_store *store) { store->ops->rollback(store); }
+int kw_store_in_transaction(kw_store *store) { return store->ops->in_transaction(store); }
 FORWARD(user_count, (kw_store *store, int64_t *n), (store, n))
 FORWARD(user_create, (kw_store *store, kw_user *u), (store, u))
 FORWARD(user_get, (kw_store *store, int64_t id, kw_user *u), (store, id, u))

@@ -15,6 +15,7 @@ struct kw_store_ops {
     int (*begin)(kw_store *);
     int (*commit)(kw_store *);
     void (*rollback)(kw_store *);
+    int (*in_transaction)(kw_store *);
     int (*user_count)(kw_store *, int64_t *);
     int (*user_create)(kw_store *, kw_user *);
     int (*user_get)(kw_store *, int64_t, kw_user *);

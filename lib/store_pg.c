@@ -257,6 +257,12 @@ static void pg_rollback(kw_store *b)
     if (kw_pg_conn_get(P(b), &c) == KW_OK) kw_pg_exec(c, "ROLLBACK");
 }
 
+static int pg_in_transaction(kw_store *b)
+{
+    struct pg_conn *c;
+    return kw_pg_conn_get(P(b), &c) == KW_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE;
+}
+
 static void pg_close(kw_store *b)
 {
     kw_pg_store_fini(P(b));
@@ -270,6 +276,7 @@ static const struct kw_store_ops PG_OPS = {
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
+    .in_transaction = pg_in_transaction,
     .user_count = kw_pg_user_count,
     .user_create = kw_pg_user_create,
     .user_get = kw_pg_user_get,

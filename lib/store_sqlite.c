@@ -304,6 +304,12 @@ static void sqlite_rollback(kw_store *base)
     if (c) exec_sql(c->db, "ROLLBACK");
 }
 
+static int sqlite_in_transaction(kw_store *base)
+{
+    struct conn *c = conn_get((struct sqlite_store *)base);
+    return c && !sqlite3_get_autocommit(c->db);
+}
+
 static const struct kw_store_ops SQLITE_OPS = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -311,6 +317,7 @@ static const struct kw_store_ops SQLITE_OPS = {
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
+    .in_transaction = sqlite_in_transaction,
     .user_count = kw_sq_user_count,
     .user_create = kw_sq_user_create,
     .user_get = kw_sq_user_get,

@@ -160,6 +160,12 @@ int kw_store_schema_version(kw_store *store, int *version);
 int kw_store_begin(kw_store *store);
 int kw_store_commit(kw_store *store);
 void kw_store_rollback(kw_store *store);
+/* 1 when the calling thread's session is inside a transaction.  Every
+ * service write ends its transaction (kw_txn_end); the HTTP layer checks
+ * this after each request, because a transaction left open would hold
+ * SQLite's write lock (every other writer then waits out busy_timeout)
+ * and serve this thread's later reads from an old snapshot. */
+int kw_store_in_transaction(kw_store *store);
 
 /* Users, organizations, memberships. */
 int kw_store_user_count(kw_store *store, int64_t *count);

@@ -167,6 +167,17 @@ static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char 
     kw_http_resp_init(&resp);
     kw_http_dispatch(&req, &resp);
     json_decref(req.json);
+    if (kw_store_in_transaction(app->store)) {
+        /* A handler's error path forgot its transaction.  Roll it back so
+         * the lock and the snapshot go with this request, and say so: it
+         * is a bug (and an abort under the fuzzer, which found one). */
+        fprintf(stderr, "keyward: BUG: %s %s left a store transaction open; rolled back\n",
+                method, url);
+        kw_store_rollback(app->store);
+#ifdef KW_FUZZING
+        abort();
+#endif
+    }
     return send_resp(conn, &resp);
 }
 

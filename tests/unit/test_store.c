@@ -847,9 +847,12 @@ static void test_transactions(void **state)
 {
     kw_store *s = STORE(state);
     int64_t n = 0;
+    assert_false(kw_store_in_transaction(s));
     assert_int_equal(kw_store_begin(s), KW_OK);
+    assert_true(kw_store_in_transaction(s));
     make_user(s, "gone@example.com");
     kw_store_rollback(s);
+    assert_false(kw_store_in_transaction(s));
     assert_int_equal(kw_store_user_count(s, &n), KW_OK);
     assert_int_equal(n, 0);
 
@@ -861,7 +864,9 @@ static void test_transactions(void **state)
     snprintf(dup.email, sizeof dup.email, "one@example.com");
     assert_int_equal(kw_store_user_create(s, &dup), KW_ERR_EXISTS);
     make_user(s, "two@example.com");
+    assert_true(kw_store_in_transaction(s));
     assert_int_equal(kw_store_commit(s), KW_OK);
+    assert_false(kw_store_in_transaction(s));
     assert_int_equal(kw_store_user_count(s, &n), KW_OK);
     assert_int_equal(n, 2);
 }
