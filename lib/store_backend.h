@@ -120,6 +120,11 @@ int kw_sq_finish(struct sqlite3_stmt *st, int rc);
 int kw_sq_step_one(struct sqlite3_stmt *st);
 int kw_sq_exec_write(kw_store *b, struct sqlite3_stmt *st, int must_change);
 int kw_sq_map_rc(int rc);
+/* Text bound without a copy (the caller's string outlives the step);
+ * the _or_null forms store "" / 0 as NULL, for optional columns. */
+void kw_sq_bind_text(struct sqlite3_stmt *st, int i, const char *v);
+void kw_sq_bind_text_or_null(struct sqlite3_stmt *st, int i, const char *v);
+void kw_sq_bind_int64_or_null(struct sqlite3_stmt *st, int i, int64_t v);
 void kw_sq_copy_col(struct sqlite3_stmt *st, int col, char *dst, size_t size);
 char *kw_sq_dup_col(struct sqlite3_stmt *st, int col);  /* heap; NULL on ENOMEM */
 /* The integer a one-row query returns; KW_ERR_DB when st is NULL. */

@@ -207,6 +207,27 @@ int kw_sq_exec_write(kw_store *b, sqlite3_stmt *st, int must_change)
 }
 int kw_sq_map_rc(int rc) { return map_rc(rc); }
 void kw_sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size) { copy_col(st, col, dst, size); }
+
+void kw_sq_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+void kw_sq_bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v && *v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+void kw_sq_bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
 char *kw_sq_dup_col(sqlite3_stmt *st, int col) { return dup_col(st, col); }
 int kw_sq_count(sqlite3_stmt *st, int64_t *count)
 {

@@ -19,41 +19,27 @@ const char *const kw_sq_activity_sql[KW_SQ_ACTIVITY_COUNT_STMTS] = {
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
-/* "" is stored as NULL (no organization, item or address). */
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v && *v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 int kw_sq_activity_insert(kw_store *b, kw_activity *a)
 {
     sqlite3_stmt *st = kw_sq_activity_stmt(b, KW_SQ_ACTIVITY_INSERT);
     if (!st) return KW_ERR_DB;
     if (!a->id[0] && kw_uuid_v4(a->id)) return kw_sq_finish(st, KW_ERR_CRYPTO);
     if (!a->created_at) a->created_at = kw_now();
-    bind_text(st, 1, a->id);
+    kw_sq_bind_text(st, 1, a->id);
     if (a->project_id)
         sqlite3_bind_int64(st, 2, a->project_id);
     else
         sqlite3_bind_null(st, 2);
-    bind_text_or_null(st, 3, a->org_id);
+    kw_sq_bind_text_or_null(st, 3, a->org_id);
     if (a->user_id)
         sqlite3_bind_int64(st, 4, a->user_id);
     else
         sqlite3_bind_null(st, 4);
-    bind_text(st, 5, a->activity);
-    bind_text(st, 6, a->scope);
-    bind_text_or_null(st, 7, a->item_id);
-    bind_text(st, 8, a->detail ? a->detail : "{}");
-    bind_text_or_null(st, 9, a->ip_address);
+    kw_sq_bind_text(st, 5, a->activity);
+    kw_sq_bind_text(st, 6, a->scope);
+    kw_sq_bind_text_or_null(st, 7, a->item_id);
+    kw_sq_bind_text(st, 8, a->detail ? a->detail : "{}");
+    kw_sq_bind_text_or_null(st, 9, a->ip_address);
     sqlite3_bind_int64(st, 10, a->created_at);
     return kw_sq_exec_write(b, st, 0);
 }
@@ -93,16 +79,16 @@ static int activity_prepare(kw_store *b, const kw_activity_query *q, int count_o
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, q->project_id);
     if (q->user_id) sqlite3_bind_int64(st, 2, q->user_id);
-    if (q->item_id) bind_text(st, 3, q->item_id);
+    if (q->item_id) kw_sq_bind_text(st, 3, q->item_id);
     if (q->before && !count_only) {
         sqlite3_bind_int64(st, 4, q->before);
-        bind_text(st, 5, q->before_id ? q->before_id : (q->ascending ? "" : "~"));
+        kw_sq_bind_text(st, 5, q->before_id ? q->before_id : (q->ascending ? "" : "~"));
     }
     if (!count_only) {
         sqlite3_bind_int64(st, 6, q->limit > 0 ? q->limit : 100);
         sqlite3_bind_int64(st, 7, q->offset > 0 ? q->offset : 0);
     }
-    for (int i = 0; i < scope_count; i++) bind_text(st, 10 + i, q->scopes[i]);
+    for (int i = 0; i < scope_count; i++) kw_sq_bind_text(st, 10 + i, q->scopes[i]);
     *out = st;
     return KW_OK;
 }

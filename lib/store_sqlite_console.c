@@ -32,11 +32,6 @@ static sqlite3_stmt *prepare(kw_store *b, const char *sql)
     return st;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 /* Runs a write and finalizes; KW_ERR_NOTFOUND when `must_change` and no
  * row changed. */
 static int write_done(sqlite3_stmt *st, int must_change)
@@ -75,7 +70,7 @@ int kw_sq_user_password_set(kw_store *b, int64_t user_id, const char *hash)
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
     if (hash && *hash)
-        bind_text(st, 2, hash);
+        kw_sq_bind_text(st, 2, hash);
     else
         sqlite3_bind_null(st, 2);
     return write_done(st, 1);
@@ -86,7 +81,7 @@ int kw_sq_session_insert(kw_store *b, const kw_session *s)
     sqlite3_stmt *st = prepare(b, "INSERT INTO sessions(token_hash, user_id, created_at, "
                                   "last_seen_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, s->token_hash);
+    kw_sq_bind_text(st, 1, s->token_hash);
     sqlite3_bind_int64(st, 2, s->user_id);
     sqlite3_bind_int64(st, 3, s->created_at);
     sqlite3_bind_int64(st, 4, s->last_seen_at);
@@ -99,7 +94,7 @@ int kw_sq_session_get(kw_store *b, const char *token_hash, kw_session *out)
     sqlite3_stmt *st = prepare(b, "SELECT " SESSION_COLS " FROM sessions s "
                                   "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, token_hash);
+    kw_sq_bind_text(st, 1, token_hash);
     int rc = row_ready(st);
     if (rc) return rc;
     memset(out, 0, sizeof *out);
@@ -118,7 +113,7 @@ int kw_sq_session_touch(kw_store *b, const char *token_hash, kw_time now, kw_tim
     sqlite3_stmt *st = prepare(b, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1 "
                                   "AND last_seen_at <= ?2 - ?3");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, token_hash);
+    kw_sq_bind_text(st, 1, token_hash);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, interval);
     return write_done(st, 0);
@@ -128,7 +123,7 @@ int kw_sq_session_delete(kw_store *b, const char *token_hash)
 {
     sqlite3_stmt *st = prepare(b, "DELETE FROM sessions WHERE token_hash = ?1");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, token_hash);
+    kw_sq_bind_text(st, 1, token_hash);
     return write_done(st, 0);
 }
 
@@ -145,10 +140,10 @@ int kw_sq_invite_insert(kw_store *b, const kw_invite *i)
     sqlite3_stmt *st = prepare(b, "INSERT INTO invites(" INVITE_COLS ") "
                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, i->id);
-    bind_text(st, 2, i->org_id);
-    bind_text(st, 3, i->token_hash);
-    bind_text(st, 4, i->target_email);
+    kw_sq_bind_text(st, 1, i->id);
+    kw_sq_bind_text(st, 2, i->org_id);
+    kw_sq_bind_text(st, 3, i->token_hash);
+    kw_sq_bind_text(st, 4, i->target_email);
     sqlite3_bind_int(st, 5, i->level);
     if (i->created_by)
         sqlite3_bind_int64(st, 6, i->created_by);
@@ -163,7 +158,7 @@ int kw_sq_invite_by_hash(kw_store *b, const char *token_hash, kw_invite *out)
 {
     sqlite3_stmt *st = prepare(b, "SELECT " INVITE_COLS " FROM invites WHERE token_hash = ?1");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, token_hash);
+    kw_sq_bind_text(st, 1, token_hash);
     int rc = row_ready(st);
     if (rc) return rc;
     memset(out, 0, sizeof *out);
@@ -185,7 +180,7 @@ int kw_sq_invite_accept(kw_store *b, const char *id, kw_time now)
     sqlite3_stmt *st = prepare(b, "UPDATE invites SET accepted_at = ?2 WHERE id = ?1 "
                                   "AND accepted_at IS NULL AND expires_at > ?2");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, id);
+    kw_sq_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     return write_done(st, 1);
 }
@@ -196,13 +191,13 @@ int kw_sq_login_failure_add(kw_store *b, const char *key, kw_time now, kw_time k
      * recent failures. */
     sqlite3_stmt *st = prepare(b, "DELETE FROM login_attempts WHERE key = ?1 AND at < ?2");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, key);
+    kw_sq_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, now - keep);
     int rc = write_done(st, 0);
     if (rc) return rc;
     st = prepare(b, "INSERT INTO login_attempts(key, at) VALUES (?1, ?2)");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, key);
+    kw_sq_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, now);
     return write_done(st, 0);
 }
@@ -212,7 +207,7 @@ int kw_sq_login_failure_nth(kw_store *b, const char *key, kw_time since, int nth
     sqlite3_stmt *st = prepare(b, "SELECT at FROM login_attempts WHERE key = ?1 AND at > ?2 "
                                   "ORDER BY at DESC LIMIT 1 OFFSET ?3");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, key);
+    kw_sq_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, since);
     sqlite3_bind_int(st, 3, nth > 0 ? nth - 1 : 0);
     *at = 0;
@@ -228,7 +223,7 @@ int kw_sq_login_failure_clear(kw_store *b, const char *key)
 {
     sqlite3_stmt *st = prepare(b, "DELETE FROM login_attempts WHERE key = ?1");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, key);
+    kw_sq_bind_text(st, 1, key);
     return write_done(st, 0);
 }
 
@@ -237,13 +232,13 @@ int kw_sq_meta_secret(kw_store *b, const char *name, const char *candidate, char
     sqlite3_stmt *st = prepare(b, "INSERT INTO kw_meta(name, value, text_value) VALUES (?1, 0, ?2) "
                                   "ON CONFLICT(name) DO NOTHING");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, name);
-    bind_text(st, 2, candidate);
+    kw_sq_bind_text(st, 1, name);
+    kw_sq_bind_text(st, 2, candidate);
     int rc = write_done(st, 0);
     if (rc) return rc;
     st = prepare(b, "SELECT text_value FROM kw_meta WHERE name = ?1");
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, name);
+    kw_sq_bind_text(st, 1, name);
     rc = row_ready(st);
     if (rc) return rc;
     kw_sq_copy_col(st, 0, out, size);

@@ -58,14 +58,6 @@ const char *const kw_sq_ev_sql[KW_SQ_EV_COUNT_STMTS] = {
     [KW_SQ_EP_DELETE] = "DELETE FROM endpoints WHERE project_id = ?1 AND id = ?2",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static const char *col_text(sqlite3_stmt *st, int col)
 {
     return (const char *)sqlite3_column_text(st, col);
@@ -90,10 +82,10 @@ int kw_sq_events_insert(kw_store *b, int64_t project_id, const kw_event *events,
     for (size_t i = 0; !rc && i < n; i++) {
         const kw_event *e = &events[i];
         sqlite3_bind_int64(st, 1, project_id);
-        bind_text(st, 2, e->uuid);
-        bind_text(st, 3, e->event);
-        bind_text(st, 4, e->distinct_id);
-        bind_text(st, 5, e->properties ? e->properties : "{}");
+        kw_sq_bind_text(st, 2, e->uuid);
+        kw_sq_bind_text(st, 3, e->event);
+        kw_sq_bind_text(st, 4, e->distinct_id);
+        kw_sq_bind_text(st, 5, e->properties ? e->properties : "{}");
         sqlite3_bind_int64(st, 6, e->timestamp);
         sqlite3_bind_int64(st, 7, e->created_at ? e->created_at : now);
         rc = kw_sq_exec_write(b, st, 0);
@@ -114,11 +106,11 @@ int kw_sq_events_query(kw_store *b, const kw_event_query *q, kw_event_row_cb cb,
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, q->project_id);
     sqlite3_bind_int64(st, 2, q->bucket > 0 ? q->bucket : 0);
-    bind_text(st, 3, q->event);
+    kw_sq_bind_text(st, 3, q->event);
     sqlite3_bind_int64(st, 4, q->date_from ? q->date_from : INT64_MIN);
     sqlite3_bind_int64(st, 5, q->date_to ? q->date_to : INT64_MAX);
     sqlite3_bind_int64(st, 6, q->limit > 0 ? q->limit : 100);
-    bind_text(st, 7, q->kind == KW_EQ_PROPERTY_BREAKDOWN ? q->property : NULL);
+    kw_sq_bind_text(st, 7, q->kind == KW_EQ_PROPERTY_BREAKDOWN ? q->property : NULL);
     int rc, stop = 0;
     while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         kw_event_row row;
@@ -167,10 +159,10 @@ static int read_endpoint(sqlite3_stmt *st, kw_endpoint *e)
 
 static void bind_endpoint_fields(sqlite3_stmt *st, const kw_endpoint *e, int first)
 {
-    bind_text(st, first, e->name);
-    bind_text(st, first + 1, e->description ? e->description : "");
-    bind_text(st, first + 2, e->query ? e->query : "{}");
-    bind_text(st, first + 3, e->variables ? e->variables : "{}");
+    kw_sq_bind_text(st, first, e->name);
+    kw_sq_bind_text(st, first + 1, e->description ? e->description : "");
+    kw_sq_bind_text(st, first + 2, e->query ? e->query : "{}");
+    kw_sq_bind_text(st, first + 3, e->variables ? e->variables : "{}");
 }
 
 int kw_sq_endpoint_insert(kw_store *b, kw_endpoint *e)
@@ -195,7 +187,7 @@ int kw_sq_endpoint_get(kw_store *b, int64_t project_id, const char *name, kw_end
     sqlite3_stmt *st = kw_sq_ev_stmt(b, KW_SQ_EP_GET);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, project_id);
-    bind_text(st, 2, name);
+    kw_sq_bind_text(st, 2, name);
     int rc = kw_sq_step_one(st);
     if (rc) return rc;
     return kw_sq_finish(st, read_endpoint(st, out));

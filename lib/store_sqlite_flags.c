@@ -29,11 +29,6 @@ const char *const kw_sq_flag_sql[KW_SQ_FLAG_COUNT_STMTS] = {
     [KW_SQ_FLAGS_GENERATION] = "SELECT value FROM kw_meta WHERE name = 'flags_generation'",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 static int read_flag(sqlite3_stmt *st, kw_flag *f)
 {
     memset(f, 0, sizeof *f);
@@ -65,9 +60,9 @@ int kw_sq_flag_insert(kw_store *b, kw_flag *f)
     f->version = 1;
     f->deleted = 0;
     sqlite3_bind_int64(st, 1, f->project_id);
-    bind_text(st, 2, f->key);
-    bind_text(st, 3, f->name);
-    bind_text(st, 4, f->filters ? f->filters : "{}");
+    kw_sq_bind_text(st, 2, f->key);
+    kw_sq_bind_text(st, 3, f->name);
+    kw_sq_bind_text(st, 4, f->filters ? f->filters : "{}");
     sqlite3_bind_int(st, 5, f->active);
     sqlite3_bind_int(st, 6, f->ensure_experience_continuity);
     if (f->created_by)
@@ -116,9 +111,9 @@ int kw_sq_flag_update(kw_store *b, kw_flag *f)
     f->updated_at = kw_now();
     sqlite3_bind_int64(st, 1, f->project_id);
     sqlite3_bind_int64(st, 2, f->id);
-    bind_text(st, 3, f->key);
-    bind_text(st, 4, f->name);
-    bind_text(st, 5, f->filters ? f->filters : "{}");
+    kw_sq_bind_text(st, 3, f->key);
+    kw_sq_bind_text(st, 4, f->name);
+    kw_sq_bind_text(st, 5, f->filters ? f->filters : "{}");
     sqlite3_bind_int(st, 6, f->active);
     sqlite3_bind_int(st, 7, f->deleted);
     sqlite3_bind_int(st, 8, f->ensure_experience_continuity);

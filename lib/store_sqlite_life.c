@@ -33,22 +33,6 @@ static int prepare(kw_store *b, const char *sql, sqlite3_stmt **st)
     return KW_OK;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v && *v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static void bind_time(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 /* Steps a write; KW_ERR_EXISTS when it changed nothing (the import's
  * INSERT OR IGNORE hit an existing row). */
 static int run_write(kw_store *b, sqlite3_stmt *st, int none_is_exists)
@@ -76,8 +60,8 @@ int kw_sq_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
         if (!st[secret]) rc = prepare(b, USED_SQL[secret], &st[secret]);
         if (rc) break;
         sqlite3_reset(st[secret]);
-        bind_text(st[secret], 1, uses[i].id);
-        bind_text(st[secret], 2, uses[i].scopes_json);
+        kw_sq_bind_text(st[secret], 1, uses[i].id);
+        kw_sq_bind_text(st[secret], 2, uses[i].scopes_json);
         if ((step = sqlite3_step(st[secret])) != SQLITE_DONE) rc = kw_sq_map_rc(step);
     }
     sqlite3_finalize(st[0]);
@@ -169,8 +153,8 @@ int kw_sq_import_user(kw_store *b, const kw_user *u)
                         "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, u->id);
-    bind_text(st, 2, u->uuid);
-    bind_text(st, 3, u->email);
+    kw_sq_bind_text(st, 2, u->uuid);
+    kw_sq_bind_text(st, 3, u->email);
     sqlite3_bind_text(st, 4, u->first_name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, u->is_active);
     sqlite3_bind_int64(st, 6, u->created_at);
@@ -183,7 +167,7 @@ int kw_sq_import_org(kw_store *b, const kw_org *o)
     int rc = prepare(b, "INSERT OR IGNORE INTO organizations(id, name, created_at) "
                         "VALUES (?1, ?2, ?3)", &st);
     if (rc) return rc;
-    bind_text(st, 1, o->id);
+    kw_sq_bind_text(st, 1, o->id);
     sqlite3_bind_text(st, 2, o->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, o->created_at);
     return run_write(b, st, 1);
@@ -196,10 +180,10 @@ int kw_sq_import_project(kw_store *b, const kw_project *p)
                         "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, p->id);
-    bind_text(st, 2, p->uuid);
-    bind_text(st, 3, p->org_id);
+    kw_sq_bind_text(st, 2, p->uuid);
+    kw_sq_bind_text(st, 3, p->org_id);
     sqlite3_bind_text(st, 4, p->name, -1, SQLITE_STATIC);
-    bind_text(st, 5, p->api_token);
+    kw_sq_bind_text(st, 5, p->api_token);
     sqlite3_bind_int64(st, 6, p->created_at);
     return run_write(b, st, 1);
 }
@@ -212,19 +196,19 @@ int kw_sq_import_pkey(kw_store *b, const kw_pkey *k)
                         "scoped_organizations, expires_at, rate_limit_per_minute, scopes_used) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)", &st);
     if (rc) return rc;
-    bind_text(st, 1, k->id);
+    kw_sq_bind_text(st, 1, k->id);
     sqlite3_bind_int64(st, 2, k->user_id);
     sqlite3_bind_text(st, 3, k->label, -1, SQLITE_STATIC);
-    bind_text(st, 4, k->secure_value);
-    bind_text(st, 5, k->mask_value);
+    kw_sq_bind_text(st, 4, k->secure_value);
+    kw_sq_bind_text(st, 5, k->mask_value);
     sqlite3_bind_int64(st, 6, k->created_at);
-    bind_time(st, 7, k->last_used_at);
-    bind_time(st, 8, k->last_rolled_at);
-    bind_text(st, 9, k->scopes);
-    bind_text(st, 10, k->scoped_teams);
-    bind_text(st, 11, k->scoped_orgs);
-    bind_time(st, 12, k->expires_at);
-    bind_time(st, 13, k->rate_limit_per_minute);
+    kw_sq_bind_int64_or_null(st, 7, k->last_used_at);
+    kw_sq_bind_int64_or_null(st, 8, k->last_rolled_at);
+    kw_sq_bind_text(st, 9, k->scopes);
+    kw_sq_bind_text(st, 10, k->scoped_teams);
+    kw_sq_bind_text(st, 11, k->scoped_orgs);
+    kw_sq_bind_int64_or_null(st, 12, k->expires_at);
+    kw_sq_bind_int64_or_null(st, 13, k->rate_limit_per_minute);
     return run_write(b, st, 1);
 }
 

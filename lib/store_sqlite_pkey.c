@@ -51,29 +51,6 @@ const char *const kw_sq_pkey_sql[KW_SQ_PKEY_COUNT_STMTS] = {
                                 "WHERE k.secure_value = ?1",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
-/* "" is stored as NULL (for the JSON list columns where NULL means "none"). */
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v && *v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-/* 0 is stored as NULL (times and limits where NULL means "none"). */
-static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static void read_pkey(sqlite3_stmt *st, kw_pkey *k)
 {
     kw_sq_copy_col(st, 0, k->id, sizeof k->id);
@@ -96,18 +73,18 @@ int kw_sq_pkey_insert(kw_store *b, const kw_pkey *k, int max_per_user)
 {
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_INSERT);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, k->id);
+    kw_sq_bind_text(st, 1, k->id);
     sqlite3_bind_int64(st, 2, k->user_id);
-    bind_text(st, 3, k->label);
-    bind_text(st, 4, k->secure_value);
-    bind_text(st, 5, k->mask_value);
+    kw_sq_bind_text(st, 3, k->label);
+    kw_sq_bind_text(st, 4, k->secure_value);
+    kw_sq_bind_text(st, 5, k->mask_value);
     sqlite3_bind_int64(st, 6, k->created_at);
-    bind_text_or_null(st, 7, k->scopes);
-    bind_text_or_null(st, 8, k->scoped_teams);
-    bind_text_or_null(st, 9, k->scoped_orgs);
+    kw_sq_bind_text_or_null(st, 7, k->scopes);
+    kw_sq_bind_text_or_null(st, 8, k->scoped_teams);
+    kw_sq_bind_text_or_null(st, 9, k->scoped_orgs);
     sqlite3_bind_int(st, 10, max_per_user);
-    bind_int64_or_null(st, 11, k->expires_at);
-    bind_int64_or_null(st, 12, k->rate_limit_per_minute);
+    kw_sq_bind_int64_or_null(st, 11, k->expires_at);
+    kw_sq_bind_int64_or_null(st, 12, k->rate_limit_per_minute);
     int rc = kw_sq_exec_write(b, st, 1);
     return rc == KW_ERR_NOTFOUND ? KW_ERR_LIMIT : rc;
 }
@@ -125,7 +102,7 @@ int kw_sq_pkey_get(kw_store *b, int64_t user_id, const char *id, kw_pkey *out)
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_GET);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text(st, 2, id);
+    kw_sq_bind_text(st, 2, id);
     return pkey_lookup(st, out);
 }
 
@@ -133,7 +110,7 @@ int kw_sq_pkey_by_hash(kw_store *b, const char *secure_value, kw_pkey *out)
 {
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_BY_HASH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, secure_value);
+    kw_sq_bind_text(st, 1, secure_value);
     return pkey_lookup(st, out);
 }
 
@@ -141,7 +118,7 @@ int kw_sq_pkey_auth_by_hash(kw_store *b, const char *secure_value, kw_pkey *out,
 {
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_AUTH_BY_HASH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, secure_value);
+    kw_sq_bind_text(st, 1, secure_value);
     int rc = kw_sq_step_one(st);
     if (rc) return rc;
     read_pkey(st, out);
@@ -170,13 +147,13 @@ int kw_sq_pkey_update(kw_store *b, const kw_pkey *k)
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_UPDATE);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, k->user_id);
-    bind_text(st, 2, k->id);
-    bind_text(st, 3, k->label);
-    bind_text_or_null(st, 4, k->scopes);
-    bind_text_or_null(st, 5, k->scoped_teams);
-    bind_text_or_null(st, 6, k->scoped_orgs);
-    bind_int64_or_null(st, 7, k->expires_at);
-    bind_int64_or_null(st, 8, k->rate_limit_per_minute);
+    kw_sq_bind_text(st, 2, k->id);
+    kw_sq_bind_text(st, 3, k->label);
+    kw_sq_bind_text_or_null(st, 4, k->scopes);
+    kw_sq_bind_text_or_null(st, 5, k->scoped_teams);
+    kw_sq_bind_text_or_null(st, 6, k->scoped_orgs);
+    kw_sq_bind_int64_or_null(st, 7, k->expires_at);
+    kw_sq_bind_int64_or_null(st, 8, k->rate_limit_per_minute);
     return kw_sq_exec_write(b, st, 1);
 }
 
@@ -186,9 +163,9 @@ int kw_sq_pkey_roll(kw_store *b, int64_t user_id, const char *id, const char *se
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_ROLL);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text(st, 2, id);
-    bind_text(st, 3, secure_value);
-    bind_text(st, 4, mask_value);
+    kw_sq_bind_text(st, 2, id);
+    kw_sq_bind_text(st, 3, secure_value);
+    kw_sq_bind_text(st, 4, mask_value);
     sqlite3_bind_int64(st, 5, now);
     return kw_sq_exec_write(b, st, 1);
 }
@@ -198,7 +175,7 @@ int kw_sq_pkey_delete(kw_store *b, int64_t user_id, const char *id)
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_DELETE);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text(st, 2, id);
+    kw_sq_bind_text(st, 2, id);
     return kw_sq_exec_write(b, st, 1);
 }
 
@@ -206,7 +183,7 @@ int kw_sq_pkey_touch(kw_store *b, const char *id, kw_time now, kw_time interval)
 {
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_TOUCH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, id);
+    kw_sq_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, interval);
     return kw_sq_exec_write(b, st, 0);
@@ -216,9 +193,9 @@ int kw_sq_pkey_rehash(kw_store *b, const char *id, const char *old_value, const 
 {
     sqlite3_stmt *st = kw_sq_pkey_stmt(b, KW_SQ_PKEY_REHASH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, id);
-    bind_text(st, 2, old_value);
-    bind_text(st, 3, new_value);
+    kw_sq_bind_text(st, 1, id);
+    kw_sq_bind_text(st, 2, old_value);
+    kw_sq_bind_text(st, 3, new_value);
     return kw_sq_exec_write(b, st, 0);
 }
 

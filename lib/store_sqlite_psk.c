@@ -39,11 +39,6 @@ const char *const kw_sq_psk_sql[KW_SQ_PSK_COUNT_STMTS] = {
                         "AND (last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 static void read_psk(sqlite3_stmt *st, kw_psk *k)
 {
     kw_sq_copy_col(st, 0, k->id, sizeof k->id);
@@ -61,15 +56,6 @@ static void read_psk(sqlite3_stmt *st, kw_psk *k)
     kw_sq_copy_col(st, 12, k->scopes_used, sizeof k->scopes_used);
 }
 
-/* 0 is stored as NULL ("never" / "no limit"). */
-static void bind_int64_or_null(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static int psk_lookup(sqlite3_stmt *st, kw_psk *out)
 {
     int rc = kw_sq_step_one(st);
@@ -82,20 +68,20 @@ int kw_sq_psk_insert(kw_store *b, const kw_psk *k, int max_per_project)
 {
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_INSERT);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, k->id);
+    kw_sq_bind_text(st, 1, k->id);
     sqlite3_bind_int64(st, 2, k->project_id);
-    bind_text(st, 3, k->label);
-    bind_text(st, 4, k->secure_value);
-    bind_text(st, 5, k->mask_value);
+    kw_sq_bind_text(st, 3, k->label);
+    kw_sq_bind_text(st, 4, k->secure_value);
+    kw_sq_bind_text(st, 5, k->mask_value);
     sqlite3_bind_int64(st, 6, k->created_at);
     if (k->created_by)
         sqlite3_bind_int64(st, 7, k->created_by);
     else
         sqlite3_bind_null(st, 7);
-    bind_text(st, 8, k->scopes);
+    kw_sq_bind_text(st, 8, k->scopes);
     sqlite3_bind_int(st, 9, max_per_project);
-    bind_int64_or_null(st, 10, k->expires_at);
-    bind_int64_or_null(st, 11, k->rate_limit_per_minute);
+    kw_sq_bind_int64_or_null(st, 10, k->expires_at);
+    kw_sq_bind_int64_or_null(st, 11, k->rate_limit_per_minute);
     int rc = kw_sq_exec_write(b, st, 1);
     return rc == KW_ERR_NOTFOUND ? KW_ERR_LIMIT : rc;
 }
@@ -105,7 +91,7 @@ int kw_sq_psk_get(kw_store *b, int64_t project_id, const char *id, kw_psk *out)
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_GET);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, project_id);
-    bind_text(st, 2, id);
+    kw_sq_bind_text(st, 2, id);
     return psk_lookup(st, out);
 }
 
@@ -113,7 +99,7 @@ int kw_sq_psk_by_hash(kw_store *b, const char *secure_value, kw_psk *out)
 {
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_BY_HASH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, secure_value);
+    kw_sq_bind_text(st, 1, secure_value);
     return psk_lookup(st, out);
 }
 
@@ -152,11 +138,11 @@ int kw_sq_psk_update(kw_store *b, const kw_psk *k)
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_UPDATE);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, k->project_id);
-    bind_text(st, 2, k->id);
-    bind_text(st, 3, k->label);
-    bind_text(st, 4, k->scopes);
-    bind_int64_or_null(st, 5, k->expires_at);
-    bind_int64_or_null(st, 6, k->rate_limit_per_minute);
+    kw_sq_bind_text(st, 2, k->id);
+    kw_sq_bind_text(st, 3, k->label);
+    kw_sq_bind_text(st, 4, k->scopes);
+    kw_sq_bind_int64_or_null(st, 5, k->expires_at);
+    kw_sq_bind_int64_or_null(st, 6, k->rate_limit_per_minute);
     return kw_sq_exec_write(b, st, 1);
 }
 
@@ -166,9 +152,9 @@ int kw_sq_psk_roll(kw_store *b, int64_t project_id, const char *id, const char *
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_ROLL);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, project_id);
-    bind_text(st, 2, id);
-    bind_text(st, 3, secure_value);
-    bind_text(st, 4, mask_value);
+    kw_sq_bind_text(st, 2, id);
+    kw_sq_bind_text(st, 3, secure_value);
+    kw_sq_bind_text(st, 4, mask_value);
     sqlite3_bind_int64(st, 5, now);
     return kw_sq_exec_write(b, st, 1);
 }
@@ -178,7 +164,7 @@ int kw_sq_psk_delete(kw_store *b, int64_t project_id, const char *id)
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_DELETE);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, project_id);
-    bind_text(st, 2, id);
+    kw_sq_bind_text(st, 2, id);
     return kw_sq_exec_write(b, st, 1);
 }
 
@@ -186,7 +172,7 @@ int kw_sq_psk_touch(kw_store *b, const char *id, kw_time now, kw_time interval)
 {
     sqlite3_stmt *st = kw_sq_stmt(b, KW_SQ_PSK_TOUCH);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, id);
+    kw_sq_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, interval);
     return kw_sq_exec_write(b, st, 0);

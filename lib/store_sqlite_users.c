@@ -41,11 +41,6 @@ const char *const kw_sq_user_sql[KW_SQ_USER_COUNT_STMTS] = {
     [KW_SQ_PROJECT_SET_TOKEN] = "UPDATE projects SET api_token = ?2 WHERE id = ?1",
 };
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 static void read_user(sqlite3_stmt *st, kw_user *u)
 {
     memset(u, 0, sizeof *u);
@@ -80,9 +75,9 @@ int kw_sq_user_create(kw_store *b, kw_user *u)
     int rc = kw_uuid_v4(u->uuid);
     if (rc) return kw_sq_finish(st, rc);
     u->created_at = kw_now();
-    bind_text(st, 1, u->uuid);
-    bind_text(st, 2, u->email);
-    bind_text(st, 3, u->first_name);
+    kw_sq_bind_text(st, 1, u->uuid);
+    kw_sq_bind_text(st, 2, u->email);
+    kw_sq_bind_text(st, 3, u->first_name);
     sqlite3_bind_int(st, 4, u->is_active);
     sqlite3_bind_int64(st, 5, u->created_at);
     rc = kw_sq_exec_write(b, st, 0);
@@ -110,7 +105,7 @@ int kw_sq_user_by_email(kw_store *b, const char *email, kw_user *out)
 {
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_USER_BY_EMAIL);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, email);
+    kw_sq_bind_text(st, 1, email);
     return user_lookup(st, out);
 }
 
@@ -130,8 +125,8 @@ int kw_sq_org_create(kw_store *b, kw_org *o)
     int rc = kw_uuid_v4(o->id);
     if (rc) return kw_sq_finish(st, rc);
     o->created_at = kw_now();
-    bind_text(st, 1, o->id);
-    bind_text(st, 2, o->name);
+    kw_sq_bind_text(st, 1, o->id);
+    kw_sq_bind_text(st, 2, o->name);
     sqlite3_bind_int64(st, 3, o->created_at);
     return kw_sq_exec_write(b, st, 0);
 }
@@ -140,7 +135,7 @@ int kw_sq_org_get(kw_store *b, const char *id, kw_org *o)
 {
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_ORG_GET);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, id);
+    kw_sq_bind_text(st, 1, id);
     int rc = kw_sq_step_one(st);
     if (rc) return rc;
     kw_sq_copy_col(st, 0, o->id, sizeof o->id);
@@ -154,7 +149,7 @@ int kw_sq_membership_set(kw_store *b, int64_t user_id, const char *org_id, int l
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_MEMBER_SET);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text(st, 2, org_id);
+    kw_sq_bind_text(st, 2, org_id);
     sqlite3_bind_int(st, 3, level);
     sqlite3_bind_int64(st, 4, kw_now());
     return kw_sq_exec_write(b, st, 0);
@@ -165,7 +160,7 @@ int kw_sq_membership_level(kw_store *b, int64_t user_id, const char *org_id, int
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_MEMBER_LEVEL);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text(st, 2, org_id);
+    kw_sq_bind_text(st, 2, org_id);
     int rc = kw_sq_step_one(st);
     if (rc) return rc;
     *level = sqlite3_column_int(st, 0);
@@ -196,10 +191,10 @@ int kw_sq_project_create(kw_store *b, kw_project *p)
     int rc = kw_uuid_v4(p->uuid);
     if (rc) return kw_sq_finish(st, rc);
     p->created_at = kw_now();
-    bind_text(st, 1, p->uuid);
-    bind_text(st, 2, p->org_id);
-    bind_text(st, 3, p->name);
-    bind_text(st, 4, p->api_token);
+    kw_sq_bind_text(st, 1, p->uuid);
+    kw_sq_bind_text(st, 2, p->org_id);
+    kw_sq_bind_text(st, 3, p->name);
+    kw_sq_bind_text(st, 4, p->api_token);
     sqlite3_bind_int64(st, 5, p->created_at);
     rc = kw_sq_exec_write(b, st, 0);
     if (!rc) p->id = sqlite3_last_insert_rowid(kw_sq_db(b));
@@ -226,7 +221,7 @@ int kw_sq_project_by_token(kw_store *b, const char *token, kw_project *out)
 {
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_PROJECT_BY_TOKEN);
     if (!st) return KW_ERR_DB;
-    bind_text(st, 1, token);
+    kw_sq_bind_text(st, 1, token);
     return project_lookup(st, out);
 }
 
@@ -250,6 +245,6 @@ int kw_sq_project_set_token(kw_store *b, int64_t id, const char *token)
     sqlite3_stmt *st = kw_sq_user_stmt(b, KW_SQ_PROJECT_SET_TOKEN);
     if (!st) return KW_ERR_DB;
     sqlite3_bind_int64(st, 1, id);
-    bind_text(st, 2, token);
+    kw_sq_bind_text(st, 2, token);
     return kw_sq_exec_write(b, st, 1);
 }
