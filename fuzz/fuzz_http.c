@@ -24,6 +24,7 @@
  * After each authenticated input the database is put back (created rows
  * removed, the bootstrap key and the flag restored). */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -136,6 +137,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* For failure messages: sockets the process (client and server) holds. */
+static int open_descriptors(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n - 2;
+}
+
 static int connect_server(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -145,8 +157,21 @@ static int connect_server(void)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "server down: connect: %s",
-             strerror(errno));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        /* libFuzzer's timeout alarm can interrupt a connect that waits
+         * (a full accept queue): the connection still completes, so wait
+         * for it rather than report EINTR as the server being down. */
+        FZ_CHECK(errno == EINTR, "server down: connect: %s", strerror(errno));
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        int r;
+        do r = poll(&pfd, 1, 5000);
+        while (r < 0 && errno == EINTR);
+        int err = r == 1 ? 0 : ETIMEDOUT;
+        socklen_t len = sizeof err;
+        if (r == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        FZ_CHECK(err == 0, "server down: connect: %s (%d descriptors open)", strerror(err),
+                 open_descriptors());
+    }
     return fd;
 }
 
@@ -251,8 +276,8 @@ static void check_alive(void)
     kw_fz_buf in = {0};
     size_t body_len;
     size_t hl = read_response(fd, &in, 5000, &body_len);
-    FZ_CHECK(hl > 0 && strncmp(in.data, "HTTP/1.1 200", 12) == 0, "server not healthy: %.60s",
-             in.data ? in.data : "(nothing)");
+    FZ_CHECK(hl > 0 && strncmp(in.data, "HTTP/1.1 200", 12) == 0, "server not healthy: %.60s (%d descriptors open)",
+             in.data ? in.data : "(nothing)", open_descriptors());
     close(fd);
     kw_fz_buf_free(&in);
 }
