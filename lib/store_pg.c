@@ -257,10 +257,12 @@ static void pg_rollback(kw_store *b)
     if (kw_pg_conn_get(P(b), &c) == KW_OK) kw_pg_exec(c, "ROLLBACK");
 }
 
+/* Looks, never connects: it runs after every request, and must not try to
+ * reach a database that is down (a lost session has no transaction left). */
 static int pg_in_transaction(kw_store *b)
 {
-    struct pg_conn *c;
-    return kw_pg_conn_get(P(b), &c) == KW_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE;
+    struct pg_conn *c = pthread_getspecific(P(b)->tls);
+    return c && PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE;
 }
 
 static void pg_close(kw_store *b)

@@ -325,9 +325,10 @@ static void sqlite_rollback(kw_store *base)
     if (c) exec_sql(c->db, "ROLLBACK");
 }
 
+/* Looks, never opens: a thread without a connection has no transaction. */
 static int sqlite_in_transaction(kw_store *base)
 {
-    struct conn *c = conn_get((struct sqlite_store *)base);
+    struct conn *c = pthread_getspecific(((struct sqlite_store *)base)->tls);
     return c && !sqlite3_get_autocommit(c->db);
 }
 

@@ -170,9 +170,10 @@ static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char 
     if (kw_store_in_transaction(app->store)) {
         /* A handler's error path forgot its transaction.  Roll it back so
          * the lock and the snapshot go with this request, and say so: it
-         * is a bug (and an abort under the fuzzer, which found one). */
+         * is a bug (an abort under the fuzzer, so that one is found).  The
+         * route's pattern, not the path, which could hold anything. */
         fprintf(stderr, "keyward: BUG: %s %s left a store transaction open; rolled back\n",
-                method, url);
+                method, req.match.route ? req.match.route->pattern : "(no route)");
         kw_store_rollback(app->store);
 #ifdef KW_FUZZING
         abort();
