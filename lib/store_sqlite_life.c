@@ -44,17 +44,35 @@ static int run_write(kw_store *b, sqlite3_stmt *st, int none_is_exists)
     return none_is_exists && changed == 0 ? KW_ERR_EXISTS : KW_OK;
 }
 
+/* A batch is one transaction of its own, or simply joins the caller's:
+ * *own says which, for batch_end. */
+static int batch_begin(sqlite3 *db, int *own)
+{
+    *own = sqlite3_get_autocommit(db);
+    int step = *own ? sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) : SQLITE_OK;
+    return step == SQLITE_OK ? KW_OK : kw_sq_map_rc(step);
+}
+
+/* Commits a batch's own transaction after rc == KW_OK, else rolls it back. */
+static int batch_end(sqlite3 *db, int own, int rc)
+{
+    if (!own) return rc;
+    int step;
+    if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+        rc = kw_sq_map_rc(step);
+    if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int kw_sq_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
 {
     sqlite3 *db = kw_sq_db(b);
     if (!db) return KW_ERR_DB;
     if (!n) return KW_OK;
-    /* Inside a caller's transaction the batch simply joins it. */
-    int own = sqlite3_get_autocommit(db), step;
-    if (own && (step = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-        return kw_sq_map_rc(step);
+    int own, step;
+    int rc = batch_begin(db, &own);
+    if (rc) return rc;
     sqlite3_stmt *st[2] = {NULL, NULL};
-    int rc = KW_OK;
     for (size_t i = 0; !rc && i < n; i++) {
         int secret = uses[i].kind == KW_KEY_SECRET;
         if (!st[secret]) rc = prepare(b, USED_SQL[secret], &st[secret]);
@@ -66,12 +84,7 @@ int kw_sq_key_scopes_used_many(kw_store *b, const kw_scope_use *uses, size_t n)
     }
     sqlite3_finalize(st[0]);
     sqlite3_finalize(st[1]);
-    if (own) {
-        if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
-            rc = kw_sq_map_rc(step);
-        if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    return rc;
+    return batch_end(db, own, rc);
 }
 
 /* The touches of a batch through the cached single-key statements (the
@@ -84,22 +97,16 @@ int kw_sq_key_touch_many(kw_store *b, const kw_key_touch *t, size_t n, kw_time i
     sqlite3 *db = kw_sq_db(b);
     if (!db) return KW_ERR_DB;
     if (!n) return KW_OK;
-    int own = sqlite3_get_autocommit(db), step;
-    if (own && (step = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-        return kw_sq_map_rc(step);
-    int rc = KW_OK;
+    int own;
+    int rc = batch_begin(db, &own);
+    if (rc) return rc;
     for (size_t i = 0; !rc && i < n; i++) {
         if (t[i].kind == KW_KEY_SECRET)
             rc = kw_sq_psk_touch(b, t[i].id, t[i].when, interval);
         else
             rc = kw_sq_pkey_touch(b, t[i].id, t[i].when, interval);
     }
-    if (own) {
-        if (!rc && (step = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
-            rc = kw_sq_map_rc(step);
-        if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    return rc;
+    return batch_end(db, own, rc);
 }
 
 int kw_sq_user_list(kw_store *b, kw_user_cb cb, void *ctx)
