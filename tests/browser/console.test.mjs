@@ -232,6 +232,9 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await page.getByRole('heading', { name: 'Key report', level: 1 }).waitFor();
     assert.equal(await page.getByRole('link', { name: 'Key report' }).getAttribute('aria-current'), 'page');
     // keyboard: focus starts on the page title; Tab reaches the threshold
+    // (the title is focused once the page has loaded its data, after the
+    // heading appears: wait for that, or Tab starts from the clicked link)
+    await page.waitForFunction(() => document.activeElement && document.activeElement.classList.contains('page-title'));
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.labels[0].textContent), 'Rotation threshold');
     const proj = page.getByRole('region', { name: 'Key report: project Storefront' });
