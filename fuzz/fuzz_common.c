@@ -51,12 +51,28 @@ kw_store *kw_fz_temp_store(void)
     return store;
 }
 
+static void open_side(void)
+{
+    if (side) return;
+    FZ_CHECK(sqlite3_open(db_path, &side) == SQLITE_OK, "open side connection");
+    sqlite3_busy_timeout(side, 5000);
+}
+
+int64_t kw_fz_sql_int(const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    open_side();
+    FZ_CHECK(sqlite3_prepare_v2(side, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+             sqlite3_errmsg(side));
+    FZ_CHECK(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
+    int64_t value = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return value;
+}
+
 void kw_fz_sql(const char *sql)
 {
-    if (!side) {
-        FZ_CHECK(sqlite3_open(db_path, &side) == SQLITE_OK, "open side connection");
-        sqlite3_busy_timeout(side, 5000);
-    }
+    open_side();
     char *err = NULL;
     int rc = sqlite3_exec(side, sql, NULL, NULL, &err);
     FZ_CHECK(rc == SQLITE_OK, "%s: %s", sql, err ? err : "?");

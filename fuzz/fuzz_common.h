@@ -24,6 +24,9 @@ kw_store *kw_fz_temp_store(void);
 /* Runs SQL on the temp database through a second connection (cleanup
  * between inputs: the store API has no hard deletes).  Aborts on error. */
 void kw_fz_sql(const char *sql);
+/* The first column of the first row of a query on the side connection, as
+ * an integer (a count), or aborts. */
+int64_t kw_fz_sql_int(const char *sql);
 
 /* A growable byte sink (redactor output, socket reads). */
 typedef struct kw_fz_buf {

@@ -2,11 +2,19 @@
  *
  * One pass per section, in dependency order (users, organizations,
  * memberships, projects with their legacy secure keys, personal keys),
- * inside one transaction.  A row whose id (or unique value: email, phc_
- * token, key hash) is already stored is skipped and counted, so the import
- * can be re-run after a partial failure or with a newer export; a row that
- * would contradict what is stored (the same email under another id) stops
- * the import and nothing is written. */
+ * inside one transaction.
+ *
+ * An export is somebody else's file, so it is never trusted to graft onto
+ * what the installation already has: a user, organization or project that
+ * existed before the import (matched by id, email, name or phc_ token)
+ * stops the import with an error naming the row, and keys and memberships
+ * attach only to users, organizations and projects this export created.
+ * Otherwise an export could plant a `*` key that authenticates as the
+ * installation's first owner.  With KW_IMPORT_MERGE an existing row is
+ * accepted when every identifying field the export gives matches it
+ * exactly; that is how a newer export of the same installation is
+ * re-imported (rows already present are skipped and counted).  A row that
+ * fails either rule stops the import and nothing is written. */
 #include "keyward/import.h"
 
 #include <stdio.h>
@@ -21,12 +29,55 @@ static const char *const NAMES[KW_IMPORT_KINDS] = {
 
 const char *kw_import_kind_name(enum kw_import_kind kind) { return NAMES[kind]; }
 
+/* Ids of the users (int64) or organizations (text) this import may
+ * attach rows to: created by it, or merged with an exact match.  Sorted
+ * once per section, then searched, so a large export stays linear-log. */
+typedef struct id_set {
+    void *items;
+    size_t count, cap, size;
+    int (*cmp)(const void *, const void *);
+} id_set;
+
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_org_id(const void *a, const void *b) { return strcmp(a, b); }
+
+static int set_add(id_set *set, const void *item)
+{
+    if (set->count == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        void *grown = realloc(set->items, cap * set->size);
+        if (!grown) return KW_ERR_NOMEM;
+        set->items = grown;
+        set->cap = cap;
+    }
+    memcpy((char *)set->items + set->count * set->size, item, set->size);
+    set->count++;
+    return KW_OK;
+}
+
+static void set_seal(id_set *set)
+{
+    if (set->count) qsort(set->items, set->count, set->size, set->cmp);
+}
+
+static int set_has(const id_set *set, const void *item)
+{
+    return set->count && bsearch(item, set->items, set->count, set->size, set->cmp) != NULL;
+}
+
 struct ctx {
     kw_store *store;
     kw_import_counts *counts;
     kw_problem *p;
     const char *section;
     size_t row;
+    int merge;
+    id_set users, orgs;
 };
 
 static int fail(struct ctx *c, const char *field, const char *what)
@@ -94,6 +145,14 @@ static int get_list(struct ctx *c, const json_t *row, const char *f, int ints, c
     return 0;
 }
 
+/* A row that names something the installation already had. */
+static int existed(struct ctx *c, const char *field, const char *what)
+{
+    char text[160];
+    snprintf(text, sizeof text, "%s existed before this import (use --merge to match it)", what);
+    return fail(c, field, text);
+}
+
 static void count(struct ctx *c, enum kw_import_kind k, int rc)
 {
     if (rc == KW_ERR_EXISTS)
@@ -126,18 +185,23 @@ static int import_user(struct ctx *c, const json_t *row)
     if (!u.created_at) u.created_at = kw_now();
     if (!u.uuid[0] && kw_uuid_v4(u.uuid)) return storage(c, KW_ERR_CRYPTO);
     u.is_active = !json_is_false(active);
+    int uuid_given = json_is_string(json_object_get(row, "uuid"));
     int rc = kw_store_user_get(c->store, u.id, &have);
     if (!rc) {
         if (strcmp(have.email, u.email) != 0) return fail(c, "id", "already belongs to another email");
-        count(c, KW_IMPORT_USERS, KW_ERR_EXISTS);
-        return 0;
+        if (!c->merge) return existed(c, "id", "this user");
+        if (uuid_given && strcmp(have.uuid, u.uuid) != 0)
+            return fail(c, "uuid", "does not match the existing user's");
+        rc = KW_ERR_EXISTS;
+    } else {
+        if (rc != KW_ERR_NOTFOUND) return storage(c, rc);
+        rc = kw_store_user_by_email(c->store, u.email, &have);
+        if (!rc) return fail(c, "email", "already belongs to another user id");
+        if (rc != KW_ERR_NOTFOUND) return storage(c, rc);
+        rc = kw_store_import_user(c->store, &u);
+        if (rc) return storage(c, rc == KW_ERR_EXISTS ? KW_ERR_DB : rc);
     }
-    if (rc != KW_ERR_NOTFOUND) return storage(c, rc);
-    rc = kw_store_user_by_email(c->store, u.email, &have);
-    if (!rc) return fail(c, "email", "already belongs to another user id");
-    if (rc != KW_ERR_NOTFOUND) return storage(c, rc);
-    rc = kw_store_import_user(c->store, &u);
-    if (rc && rc != KW_ERR_EXISTS) return storage(c, rc);
+    if (set_add(&c->users, &u.id)) return storage(c, KW_ERR_NOMEM);
     count(c, KW_IMPORT_USERS, rc);
     return 0;
 }
@@ -151,9 +215,18 @@ static int import_org(struct ctx *c, const json_t *row)
         return 1;
     if (!o.created_at) o.created_at = kw_now();
     int rc = kw_store_org_get(c->store, o.id, &have);
-    if (rc == KW_ERR_NOTFOUND) rc = kw_store_import_org(c->store, &o);
-    else if (!rc) rc = KW_ERR_EXISTS;
-    if (rc && rc != KW_ERR_EXISTS) return storage(c, rc);
+    if (!rc) {
+        if (!c->merge) return existed(c, "id", "this organization");
+        if (strcmp(have.name, o.name) != 0)
+            return fail(c, "name", "does not match the existing organization's");
+        rc = KW_ERR_EXISTS;
+    } else if (rc == KW_ERR_NOTFOUND) {
+        rc = kw_store_import_org(c->store, &o);
+        if (rc) return storage(c, rc == KW_ERR_EXISTS ? KW_ERR_DB : rc);
+    } else {
+        return storage(c, rc);
+    }
+    if (set_add(&c->orgs, o.id)) return storage(c, KW_ERR_NOMEM);
     count(c, KW_IMPORT_ORGS, rc);
     return 0;
 }
@@ -169,6 +242,11 @@ static int import_membership(struct ctx *c, const json_t *row)
     if (!level) level = KW_LEVEL_MEMBER;
     if (level != KW_LEVEL_MEMBER && level != KW_LEVEL_ADMIN && level != KW_LEVEL_OWNER)
         return fail(c, "level", "one of 1, 8, 15 is required");
+    if (!set_has(&c->users, &user_id))
+        return fail(c, "user_id", "not a user of this export (memberships attach only to them)");
+    if (!set_has(&c->orgs, org))
+        return fail(c, "organization_id",
+                    "not an organization of this export (memberships attach only to them)");
     int rc = kw_store_membership_level(c->store, user_id, org, &have);
     if (!rc) {
         count(c, KW_IMPORT_MEMBERSHIPS, KW_ERR_EXISTS);
@@ -224,20 +302,25 @@ static int import_project(struct ctx *c, const json_t *row)
         return 1;
     if (!p.created_at) p.created_at = kw_now();
     if (!p.uuid[0] && kw_uuid_v4(p.uuid)) return storage(c, KW_ERR_CRYPTO);
+    if (!set_has(&c->orgs, p.org_id))
+        return fail(c, "organization_id",
+                    "not an organization of this export (projects attach only to them)");
+    int uuid_given = json_is_string(json_object_get(row, "uuid"));
     int rc = kw_store_project_get(c->store, p.id, &have);
     if (!rc) {
-        if (strcmp(have.api_token, p.api_token) != 0 && strcmp(have.name, p.name) != 0)
-            return fail(c, "id", "already belongs to another project");
+        if (!c->merge) return existed(c, "id", "this project");
+        if (strcmp(have.api_token, p.api_token) != 0 || strcmp(have.name, p.name) != 0 ||
+            strcmp(have.org_id, p.org_id) != 0 || (uuid_given && strcmp(have.uuid, p.uuid) != 0))
+            return fail(c, "id", "does not match the existing project exactly");
         rc = KW_ERR_EXISTS;
     } else if (rc == KW_ERR_NOTFOUND) {
-        kw_org org;
         if (kw_store_project_by_token(c->store, p.api_token, &have) == KW_OK)
             return fail(c, "api_token", "already belongs to another project id");
-        rc = kw_store_org_get(c->store, p.org_id, &org);
-        if (rc == KW_ERR_NOTFOUND) return fail(c, "organization_id", "unknown organization");
-        if (!rc) rc = kw_store_import_project(c->store, &p);
+        rc = kw_store_import_project(c->store, &p);
+        if (rc) return storage(c, rc == KW_ERR_EXISTS ? KW_ERR_DB : rc);
+    } else {
+        return storage(c, rc);
     }
-    if (rc && rc != KW_ERR_EXISTS) return storage(c, rc);
     count(c, KW_IMPORT_PROJECTS, rc);
     return secret[0] ? import_secret(c, &p, secret) : 0;
 }
@@ -270,11 +353,9 @@ static int import_pkey(struct ctx *c, const json_t *row)
         return fail(c, "secure_value", "a sha256$… or pbkdf2_sha256$… hash is required");
     if (!k.mask_value[0]) snprintf(k.mask_value, sizeof k.mask_value, "********");
     if (!k.created_at) k.created_at = kw_now();
-    kw_user owner;
-    int rc = kw_store_user_get(c->store, k.user_id, &owner);
-    if (rc == KW_ERR_NOTFOUND) return fail(c, "user_id", "unknown user");
-    if (rc) return storage(c, rc);
-    rc = kw_store_pkey_by_hash(c->store, k.secure_value, &have);
+    if (!set_has(&c->users, &k.user_id))
+        return fail(c, "user_id", "not a user of this export (keys attach only to them)");
+    int rc = kw_store_pkey_by_hash(c->store, k.secure_value, &have);
     if (rc == KW_ERR_NOTFOUND) rc = kw_store_import_pkey(c->store, &k);
     else if (!rc) rc = KW_ERR_EXISTS;
     if (rc && rc != KW_ERR_EXISTS) return storage(c, rc);
@@ -282,7 +363,8 @@ static int import_pkey(struct ctx *c, const json_t *row)
     return 0;
 }
 
-int kw_import_posthog(kw_store *store, const json_t *doc, kw_import_counts *counts, kw_problem *p)
+int kw_import_posthog(kw_store *store, const json_t *doc, unsigned flags, kw_import_counts *counts,
+                      kw_problem *p)
 {
     static const struct {
         const char *name;
@@ -295,7 +377,9 @@ int kw_import_posthog(kw_store *store, const json_t *doc, kw_import_counts *coun
         kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL, "The export must be a JSON object.");
         return 1;
     }
-    struct ctx c = {store, counts, p, NULL, 0};
+    struct ctx c = {store, counts, p, NULL, 0, !!(flags & KW_IMPORT_MERGE),
+                    {NULL, 0, 0, sizeof(int64_t), cmp_int64},
+                    {NULL, 0, 0, KW_ID_LEN + 1, cmp_org_id}};
     int rc = kw_store_begin(store);
     if (rc) return kw_problem_from_store(p, rc);
     int failed = 0;
@@ -306,7 +390,11 @@ int kw_import_posthog(kw_store *store, const json_t *doc, kw_import_counts *coun
             if (!json_is_object(row)) failed = fail(&c, NULL, "an object is required");
             if (failed || (failed = SECTIONS[s].row(&c, row))) break;
         }
+        set_seal(&c.users);
+        set_seal(&c.orgs);
     }
+    free(c.users.items);
+    free(c.orgs.items);
     if (!failed && (rc = kw_store_import_done(store))) failed = storage(&c, rc);
     if (!failed && (rc = kw_store_commit(store))) failed = storage(&c, rc);
     if (failed) {

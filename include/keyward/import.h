@@ -38,9 +38,17 @@ typedef struct kw_import_counts {
 /* "users", "organizations", … as in the export and the CLI's summary. */
 const char *kw_import_kind_name(enum kw_import_kind kind);
 
+/* Accept users, organizations and projects that already exist when every
+ * identifying field the export gives matches them exactly (re-importing a
+ * newer export of the same installation).  Without it, any row naming
+ * something that existed before the import stops the import. */
+#define KW_IMPORT_MERGE 1u
+
 /* Imports `doc` in one transaction: all of it, or nothing (0 / 1 with
- * *problem naming the offending row, e.g. "personal_api_keys[2].scopes"). */
-int kw_import_posthog(kw_store *store, const json_t *doc, kw_import_counts *counts,
+ * *problem naming the offending row, e.g. "personal_api_keys[2].scopes").
+ * Keys and memberships attach only to users and organizations that this
+ * export creates (or, with KW_IMPORT_MERGE, lists with an exact match). */
+int kw_import_posthog(kw_store *store, const json_t *doc, unsigned flags, kw_import_counts *counts,
                       kw_problem *problem);
 
 #endif

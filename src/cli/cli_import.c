@@ -1,7 +1,9 @@
 /* cli_import.c — `keyward import posthog --file F`: a PostHog export (the
  * JSON format of docs/import.md) into the store, in one transaction.
- * Re-running it is safe: rows already there are skipped and counted.  The
- * work is lib/import.c's; this file reads the file and prints the counts. */
+ * An export never grafts onto existing accounts unless --merge is given
+ * and each existing row matches exactly; then rows already there are
+ * skipped and counted.  The work is lib/import.c's; this file reads the
+ * file and prints the counts. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +16,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: keyward import posthog --file EXPORT.json [--db FILE|postgresql://…]\n\n"
+            "usage: keyward import posthog --file EXPORT.json [--merge] [--db FILE|postgresql://…]\n\n"
             "Imports users, organizations, memberships, projects (phc_ tokens kept), personal\n"
             "API keys (their stored hashes: they keep working) and each project's legacy\n"
-            "feature-flags secure key (as a phs_ key with feature_flag:read).  See docs/import.md.\n");
+            "feature-flags secure key (as a phs_ key with feature_flag:read).\n\n"
+            "A user, organization or project that already exists stops the import, and keys\n"
+            "and memberships attach only to rows the export creates.  --merge accepts an\n"
+            "existing row when every identifying field matches it exactly (re-importing a\n"
+            "newer export of the same installation).  See docs/import.md.\n");
 }
 
 int kw_cli_import(int argc, char **argv)
@@ -31,7 +37,9 @@ int kw_cli_import(int argc, char **argv)
         return 2;
     }
     const char *file = NULL, *db = NULL;
+    unsigned flags = 0;
     static const struct option opts[] = {{"file", required_argument, 0, 'f'},
+                                         {"merge", no_argument, 0, 'm'},
                                          {"db", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -41,6 +49,7 @@ int kw_cli_import(int argc, char **argv)
         switch (c) {
         case 'f': file = optarg; break;
         case 'd': db = optarg; break;
+        case 'm': flags |= KW_IMPORT_MERGE; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -63,7 +72,7 @@ int kw_cli_import(int argc, char **argv)
     }
     kw_import_counts counts;
     kw_problem p;
-    int failed = kw_import_posthog(store, doc, &counts, &p);
+    int failed = kw_import_posthog(store, doc, flags, &counts, &p);
     json_decref(doc);
     kw_store_close(store);
     if (failed) {

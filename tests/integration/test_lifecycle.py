@@ -377,8 +377,13 @@ class Import(kwtest.KWTestCase):
                      "memberships          1 imported", "projects             1 imported",
                      "personal_api_keys    3 imported", "project_secret_keys  1 imported"):
             self.assertIn(line, proc.stdout)
-        # idempotent: a second run skips every row
-        proc = kwtest.run_cli("import", "posthog", "--file", path, "--db", self.env.db, check=True)
+        # a second run without --merge stops at the first row that already exists
+        proc = kwtest.run_cli("import", "posthog", "--file", path, "--db", self.env.db)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("users[0].id: this user existed before this import", proc.stderr)
+        # with --merge every row matches exactly and is skipped
+        proc = kwtest.run_cli("import", "posthog", "--file", path, "--merge", "--db", self.env.db,
+                              check=True)
         self.assertIn("personal_api_keys    0 imported, 3 already present", proc.stdout)
         self.assertIn("project_secret_keys  0 imported, 1 already present", proc.stdout)
         rows = dict(self.env.sql("SELECT id, secure_value FROM personal_api_keys "
