@@ -34,6 +34,7 @@ struct scratch {
     int legacy_left;
     int previous;  /* the token is the key's previous value, still in its window */
     int retry_after;  /* LEGACY_BUSY: seconds before asking again may succeed */
+    int64_t rolled_live;  /* live previous values in the store; -1: not read yet */
 };
 
 /* find_personal's answer when the legacy-hash budget is spent (no kw_err
@@ -65,6 +66,11 @@ static int find_previous(const kw_call *c, kw_key_kind kind, const char *hash, s
     kw_key_kind found;
     char current[KW_SECURE_MAX + 1];
     kw_time until;
+    /* Counted once per call, so a report of many unknown tokens costs no
+     * second probe each while no key is in a grace window. */
+    if (s->rolled_live < 0 && kw_store_rolled_live(c->store, kw_now(), &s->rolled_live))
+        s->rolled_live = 1;  /* unknown: look each token up */
+    if (!s->rolled_live) return KW_ERR_NOTFOUND;
     int rc = kw_store_rolled_get(c->store, hash, &found, current, &until);
     if (rc) return rc;
     if (found != kind || kw_now() >= until) return KW_ERR_NOTFOUND;
@@ -221,6 +227,7 @@ int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_lea
     struct scratch *s = calloc(1, sizeof *s);
     if (!s) return kw_storage_problem(p, KW_ERR_NOMEM);
     s->legacy_left = KW_LEAK_MAX_LEGACY;
+    s->rolled_live = -1;
     int failed = 0;
     for (size_t i = 0; i < n && !failed; i++) {
         kw_leak_result *r = &results[i];
