@@ -11,7 +11,11 @@ with 20-53-character bodies as fast as the server answers them.  It prints
 both p50/p90/p99, the p90 ratio, and what the flood got back (429 = the
 legacy-check budget was spent, 401 = checked and refused).
 
-    python3 bench/flood.py [--requests N] [--flooders K] [--threads T]
+    python3 bench/flood.py [--requests N] [--flooders K] [--threads T] [--kind K]
+
+--kind current floods made-up keys of keyward's own (checksummed) format
+instead, which cost no PBKDF2: the cost of the flood's request volume
+alone, for comparison.
 
 The binary is $KEYWARD_BIN or build/keyward.  Loopback only.
 """
@@ -58,13 +62,17 @@ def measure(port, key, n):
     return sorted(out), failures
 
 
-def flooder(port, stop, counts, lock):
+def made_up_current_key():
+    return kwtest.make_key("phx_")
+
+
+def flooder(port, stop, counts, lock, make):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     local = {}
     while not stop.is_set():
         try:
             conn.request("GET", "/api/users/@me/",
-                         headers={"Authorization": "Bearer " + made_up_legacy_key()})
+                         headers={"Authorization": "Bearer " + make()})
             resp = conn.getresponse()
             resp.read()
             local[resp.status] = local.get(resp.status, 0) + 1
@@ -82,6 +90,8 @@ def main():
     ap.add_argument("--requests", type=int, default=400, help="valid requests per phase")
     ap.add_argument("--flooders", type=int, default=4, help="flooding clients")
     ap.add_argument("--threads", type=int, default=0, help="server threads (default: its own)")
+    ap.add_argument("--kind", choices=("legacy", "current"), default="legacy",
+                    help="made-up keys to flood with (default legacy)")
     args = ap.parse_args()
 
     env = kwtest.Env()
@@ -95,7 +105,8 @@ def main():
             idle, idle_fail = measure(srv.port, env.key, args.requests)
 
             stop, lock, counts = threading.Event(), threading.Lock(), {}
-            threads = [threading.Thread(target=flooder, args=(srv.port, stop, counts, lock))
+            make = made_up_legacy_key if args.kind == "legacy" else made_up_current_key
+            threads = [threading.Thread(target=flooder, args=(srv.port, stop, counts, lock, make))
                        for _ in range(args.flooders)]
             for t in threads:
                 t.start()
@@ -112,8 +123,8 @@ def main():
         env.cleanup()
 
     ms = lambda v: v * 1000.0  # noqa: E731
-    print("valid requests: %d per phase, %d flooding clients, pbkdf2 row present"
-          % (args.requests, args.flooders))
+    print("valid requests: %d per phase, %d flooding clients (%s keys), pbkdf2 row present"
+          % (args.requests, args.flooders, args.kind))
     print("idle : p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  (non-200: %d)"
           % (ms(pct(idle, 50)), ms(pct(idle, 90)), ms(pct(idle, 99)), idle_fail))
     print("flood: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  (non-200: %d)"
