@@ -16,7 +16,6 @@
  * never add entries to a project's log.  A personal key is revoked even
  * when its user is deactivated: reactivating the user must not bring a
  * leaked key back. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
