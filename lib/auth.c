@@ -10,7 +10,10 @@
  * maintenance thread).  Legacy pbkdf2 forms (keys imported from PostHog) cost two
  * PBKDF2 runs, so they are tried only for legacy-length keys and only while
  * the store still holds such rows; a match is rewritten as sha256 at once,
- * as PostHog does, so it is paid once per key.
+ * as PostHog does, so it is paid once per key.  Anyone can present a
+ * made-up legacy-length key, so that work runs under its own budget
+ * (budget.c: one at a time, per client address and in total); once spent
+ * the answer is KW_VERIFY_BUSY at once, never a wait.
  *
  * last_used_at: PostHog writes it on use, at most hourly.  A request never
  * waits for that write: it is handed to the maintenance thread through a
@@ -56,6 +59,7 @@
 #include "keyward/ratelimit.h"
 #include "keyward/usage.h"
 #include "keyward/vcache.h"
+#include "budget.h"
 
 #define TOUCH_INTERVAL_US ((int64_t)3600 * 1000000)
 /* Room for a burst of first uses while the drain catches up: about 200 KB. */
@@ -81,6 +85,7 @@ struct kw_verifier {
     kw_vcache *cache;
     kw_ratelimit *rate;
     kw_usage *usage;
+    kw_budget *legacy_budget;  /* pbkdf2 checks of unknown legacy-length keys */
     _Atomic int64_t legacy_rows;
     _Atomic int64_t legacy_checked_at;  /* when legacy_rows was last read */
     _Atomic int64_t rolled_rows;        /* live previous values of rolled keys */
@@ -271,7 +276,9 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
     if (!rc) rc = kw_vcache_new(CACHE_SLOTS, CACHE_TTL_US, &v->cache);
     if (!rc) rc = kw_ratelimit_new(RATE_SLOTS, &v->rate);
     if (!rc) rc = kw_usage_new(USAGE_SLOTS, &v->usage);
+    if (!rc) rc = kw_budget_new(&v->legacy_budget);
     if (rc) {
+        kw_budget_free(v->legacy_budget);
         kw_usage_free(v->usage);
         kw_ratelimit_free(v->rate);
         kw_vcache_free(v->cache);
@@ -290,6 +297,7 @@ int kw_verifier_new(kw_store *store, kw_verifier **out)
         pthread_mutex_destroy(&v->lock);
         pthread_cond_destroy(&v->wake);
         pthread_cond_destroy(&v->listen_wake);
+        kw_budget_free(v->legacy_budget);
         kw_usage_free(v->usage);
         kw_ratelimit_free(v->rate);
         kw_vcache_free(v->cache);
@@ -316,6 +324,7 @@ void kw_verifier_free(kw_verifier *v)
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->wake);
     pthread_cond_destroy(&v->listen_wake);
+    kw_budget_free(v->legacy_budget);
     kw_usage_free(v->usage);
     kw_ratelimit_free(v->rate);
     kw_vcache_free(v->cache);
@@ -464,6 +473,12 @@ static void grace_bound(kw_principal *p, int64_t until)
 
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len, kw_principal *out)
 {
+    return kw_verify_personal_from(v, key, len, NULL, out);
+}
+
+kw_verify_result kw_verify_personal_from(kw_verifier *v, const char *key, size_t len,
+                                         const char *client, kw_principal *out)
+{
     if (kw_key_kind_of(key, len) != KW_KEY_PERSONAL) return KW_VERIFY_INVALID;
     unsigned char digest[32];
     if (kw_key_digest(key, len, digest)) return KW_VERIFY_UNAVAILABLE;
@@ -495,7 +510,14 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
         if (rc) grace_until = 0;
     }
     if (rc == KW_ERR_NOTFOUND && info.format == KW_FORMAT_LEGACY && legacy_rows_exist(v)) {
+        int wait = kw_budget_take(v->legacy_budget, client, kw_now());
+        if (wait) {
+            memset(out, 0, sizeof *out);
+            out->retry_after = wait;
+            return KW_VERIFY_BUSY;
+        }
         rc = find_legacy(v, key, len, row);
+        kw_budget_done(v->legacy_budget);
         kw_user user;
         if (!rc) rc = kw_store_user_get(v->store, row->user_id, &user);
         if (!rc) active = user.is_active;
@@ -608,6 +630,7 @@ void kw_principal_clear(kw_principal *p)
     p->expires_at = 0;
     p->rate_limit_per_minute = 0;
     p->grace_value = 0;
+    p->retry_after = 0;
 }
 
 int kw_principal_load_scopes(kw_principal *p, const char *scopes_json, const char *teams_json,

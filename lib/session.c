@@ -7,10 +7,13 @@
  * written at most once a minute.  CSRF tokens are HMAC-SHA256 of the
  * session token under a server secret, compared in constant time.
  *
- * Sign-in failures are counted per account and per client address over 15
- * minutes (login_attempts).  Once either count reaches its limit the next
- * attempt is refused with 429 before the password is even looked at, and
- * Retry-After says when the oldest counted failure leaves the window.  An
+ * Sign-in failures are counted per (client address, account) and per
+ * client address over 15 minutes (login_attempts).  Once either count
+ * reaches its limit the next attempt is refused with 429 before the
+ * password is even looked at, and Retry-After says when the oldest counted
+ * failure leaves the window.  Never per account alone: then anyone could
+ * lock any user out from anywhere by failing five times with their email;
+ * this way a stranger only locks out their own address.  An
  * unknown email costs the same argon2id work as a known one, so response
  * times do not tell which addresses have accounts. */
 #include <openssl/crypto.h>
@@ -189,14 +192,21 @@ int kw_session_logout(kw_sessions *s, const char *token)
 
 /* ---- the login limit ---------------------------------------------------- */
 
-static void limit_keys(const char *email, const char *ip, char account[300], char addr[80])
+#define ACCOUNT_KEY_MAX 400
+
+/* The counters' names: "pair:<address> <email, lower case>" and
+ * "ip:<address>".  An address never holds a space, so the pair is
+ * unambiguous. */
+static void limit_keys(const char *email, const char *ip, char account[ACCOUNT_KEY_MAX],
+                       char addr[80])
 {
-    size_t n = 0;
-    n = (size_t)snprintf(account, 300, "email:");
-    for (const char *e = email; *e && n < 299; e++)
+    const char *where = ip && *ip ? ip : "-";
+    int head = snprintf(account, ACCOUNT_KEY_MAX, "pair:%.64s ", where);
+    size_t n = head > 0 ? (size_t)head : 0;
+    for (const char *e = email; *e && n < ACCOUNT_KEY_MAX - 1; e++)
         account[n++] = (char)(*e >= 'A' && *e <= 'Z' ? *e + 32 : *e);
     account[n] = '\0';
-    snprintf(addr, 80, "ip:%s", ip && *ip ? ip : "-");
+    snprintf(addr, 80, "ip:%.64s", where);
 }
 
 /* Seconds until `key` may try again (0 = now). */
@@ -216,7 +226,7 @@ static int limit_wait(kw_store *store, const char *key, int max, kw_time now, in
 static int login_throttled(kw_store *store, const char *email, const char *ip, int *retry_after,
                        kw_problem *p)
 {
-    char account[300], addr[80];
+    char account[ACCOUNT_KEY_MAX], addr[80];
     limit_keys(email, ip, account, addr);
     kw_time now = kw_now();
     int wait_account, wait_addr;
@@ -232,7 +242,7 @@ static int login_throttled(kw_store *store, const char *email, const char *ip, i
 
 static void login_failed(kw_store *store, const char *email, const char *ip)
 {
-    char account[300], addr[80];
+    char account[ACCOUNT_KEY_MAX], addr[80];
     limit_keys(email, ip, account, addr);
     kw_time now = kw_now();
     kw_store_login_failure_add(store, account, now, KW_LOGIN_WINDOW);
@@ -257,7 +267,7 @@ int kw_login_check(kw_sessions *s, const char *ip, const char *email, const char
         kw_problem_set(p, KW_P_VALIDATION, "invalid_credentials", NULL, KW_MSG_BAD_LOGIN);
         return 1;
     }
-    char account[300], addr[80];
+    char account[ACCOUNT_KEY_MAX], addr[80];
     limit_keys(email, ip, account, addr);
     kw_store_login_failure_clear(store, account);
     return 0;

@@ -35,13 +35,18 @@ typedef struct kw_principal {
      * ends first: expires_at is that end, and past it the value is unknown
      * (INVALID), not an expired key. */
     int grace_value;
+    /* KW_VERIFY_BUSY only: whole seconds before asking again may succeed. */
+    int retry_after;
 } kw_principal;
 
 typedef enum kw_verify_result {
     KW_VERIFY_OK = 0,
     KW_VERIFY_INVALID,      /* unknown, revoked, malformed, bad checksum, inactive user */
     KW_VERIFY_UNAVAILABLE,  /* storage failed: answer 503, never accept */
-    KW_VERIFY_EXPIRED       /* known key, but kw_now() >= its expires_at: 401 key_expired */
+    KW_VERIFY_EXPIRED,      /* known key, but kw_now() >= its expires_at: 401 key_expired */
+    /* Only a legacy (pbkdf2) check could tell, and its budget is spent:
+     * 429 with Retry-After = out->retry_after; nothing was looked at. */
+    KW_VERIFY_BUSY
 } kw_verify_result;
 
 typedef struct kw_verifier kw_verifier;
@@ -53,9 +58,13 @@ void kw_verifier_free(kw_verifier *v);  /* flushes pending last_used writes */
  * Writes by other processes are noticed through the store's generation. */
 void kw_verifier_invalidate(kw_verifier *v);
 
-/* Verifies a personal key (phx_).  Fills *out on KW_VERIFY_OK. */
+/* Verifies a personal key (phx_).  Fills *out on KW_VERIFY_OK.  `client`
+ * is the caller's address, for the per-address budget of legacy (pbkdf2)
+ * checks; kw_verify_personal counts against the global budget only. */
 kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
                                     kw_principal *out);
+kw_verify_result kw_verify_personal_from(kw_verifier *v, const char *key, size_t len,
+                                         const char *client, kw_principal *out);
 
 /* Verifies a project token (phc_), the public key of a project: principal
  * kind KW_KEY_PROJECT with project_id and no scopes.  Cached like the

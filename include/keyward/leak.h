@@ -3,9 +3,9 @@
  * GitHub's secret-scanning partner program (and anyone else who finds a
  * key) posts a list of {token, type, url, source}.  kw_leak_process looks
  * each token up by hash and, in report mode, revokes a live phx_/phs_ key
- * at once (with an activity entry naming the URL); a current phc_ project
- * token is public by design, so it is only logged ("leaked") for an admin
- * to reset.  In check mode nothing changes: the caller learns whether each
+ * — or ends the grace window of a rolled key's previous value — at once
+ * (with an activity entry naming the URL); a current phc_ project token is
+ * public by design, so nothing is written for it.  In check mode nothing changes: the caller learns whether each
  * token is live.  Either way the caller has presented the token itself, so
  * the answer tells nothing about keys the caller does not hold; results
  * carry the token's sha256, never the token.
@@ -43,7 +43,7 @@ typedef enum kw_leak_outcome {
     KW_LEAK_UNKNOWN = 0,   /* not a live keyward key (or malformed, or bad checksum) */
     KW_LEAK_LIVE,          /* check mode: a live key or current project token */
     KW_LEAK_REVOKED,       /* report mode: a live phx_/phs_ key, now revoked */
-    KW_LEAK_LOGGED         /* report mode: a current phc_ token, logged, not reset */
+    KW_LEAK_PUBLIC         /* report mode: a current phc_ token — public, nothing done */
 } kw_leak_outcome;
 
 typedef struct kw_leak_result {
@@ -55,16 +55,46 @@ typedef struct kw_leak_result {
      * may be anyone, so no e-mail or name; 0 when unknown. */
     int64_t owner_user_id;
     int64_t owner_project_id;
+    /* Set on the item whose legacy check found the budget spent (the call
+     * then fails with a 429 problem): seconds for Retry-After. */
+    int retry_after;
 } kw_leak_result;
 
 /* Processes items[0..n) (n ≤ KW_LEAK_MAX_ITEMS) into results[0..n).
  * revoke: report mode (revoke and log) or check mode (read only).  A
  * token repeated in one call gets the answer of its first occurrence.
- * Returns 0, or 1 with *problem set when storage failed (items processed
+ * Returns 0, or 1 with *problem set when storage failed or the verifier's
+ * budget for legacy (pbkdf2) hashes is spent (429; items processed
  * before the failure stay revoked: each revocation is its own
  * transaction, committed before the next item). */
 int kw_leak_process(const kw_call *c, const kw_leak_item *items, size_t n, int revoke,
                     kw_leak_result *results, kw_problem *problem);
+
+/* ---- the unauthenticated endpoint's guard ---------------------------
+ *
+ * A report needs no credential, so one client may send at most
+ * KW_LEAK_REPORTS_PER_MINUTE of them (a burst of as many), and a token
+ * reported again within the hour is answered from memory, as the first
+ * time, without a lookup or a write. */
+
+#define KW_LEAK_REPORTS_PER_MINUTE 30
+
+typedef struct kw_leak_guard kw_leak_guard;
+
+int kw_leak_guard_new(kw_leak_guard **out);
+void kw_leak_guard_free(kw_leak_guard *g);
+/* One report from `client` (an address) at `now`: 0 when admitted, else
+ * whole seconds (≥ 1) for Retry-After.  NULL guard: always admitted. */
+int kw_leak_guard_admit(kw_leak_guard *g, const char *client, int64_t now);
+/* 1 and *out filled when this token's report was answered within the hour. */
+int kw_leak_guard_recall(kw_leak_guard *g, const char *token_hash, int64_t now,
+                         kw_leak_result *out);
+void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_result *r, int64_t now);
+
+/* kw_leak_process, with report mode answering repeated tokens from (and
+ * recording new answers into) `guard`; NULL guard: kw_leak_process. */
+int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_leak_item *items,
+                            size_t n, int revoke, kw_leak_result *results, kw_problem *problem);
 
 /* ---- reporter signatures ------------------------------------------- */
 

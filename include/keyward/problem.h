@@ -44,6 +44,8 @@ int kw_problem_from_store(kw_problem *p, int rc);
 /* The canonical texts, shared by every caller that needs them. */
 #define KW_MSG_NOT_AUTHENTICATED "Authentication credentials were not provided."
 #define KW_MSG_NOT_FOUND "Not found."
+/* A legacy (pbkdf2) key check refused because its budget is spent. */
+#define KW_MSG_LEGACY_BUSY "Request was throttled: too many checks of legacy API keys; retry later."
 #define KW_MSG_SERVER_ERROR "A server error occurred."
 #define KW_MSG_SECRET_INVALID "Secret API token is invalid."
 #define KW_MSG_SECRET_UNSUPPORTED "This action does not support project secret API key access"

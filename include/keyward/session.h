@@ -11,8 +11,9 @@
  * HMAC-SHA256(server secret, session token): the server can recompute it
  * at any time and stores nothing more; the secret lives in the database
  * (kw_meta) so every instance sharing it agrees.  Failed sign-ins are
- * counted per account and per client address in the database, so the limit
- * holds across restarts and instances. */
+ * counted per (client address, account) and per client address in the
+ * database, so the limit holds across restarts and instances, and a
+ * stranger failing with someone's email locks out only their own address. */
 #ifndef KEYWARD_SESSION_H
 #define KEYWARD_SESSION_H
 
@@ -34,7 +35,7 @@
 #define KW_INVITE_TTL ((kw_time)7 * 86400 * 1000000)
 
 #define KW_LOGIN_WINDOW ((kw_time)15 * 60 * 1000000)
-#define KW_LOGIN_MAX_PER_ACCOUNT 5   /* failures per account per window */
+#define KW_LOGIN_MAX_PER_ACCOUNT 5   /* failures per (address, account) per window */
 #define KW_LOGIN_MAX_PER_IP 20       /* per client address (several people may share one) */
 
 #define KW_MSG_CSRF "CSRF Failed: CSRF token missing or incorrect."

@@ -25,11 +25,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
             "                     [--leak-report-keys FILE] [--secure-cookies]\n"
-            "                     [--degraded-grace SECONDS] [--conn-timeout SECONDS]\n\n"
+            "                     [--degraded-grace SECONDS] [--conn-timeout SECONDS]\n"
+            "                     [--public-url URL]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
             "  --threads  HTTP worker threads (default: one per CPU)\n"
+            "  --public-url URL\n"
+            "             the address clients reach this server at (http[s]://host[:port][/prefix],\n"
+            "             default $KEYWARD_PUBLIC_URL): pagination links are built on it; without\n"
+            "             it they are relative.  Never taken from the request's Host header\n"
             "  --degraded-grace SECONDS\n"
             "             while the database is unreachable, keys and flag definitions\n"
             "             verified before keep being served from memory this long (default 30);\n"
@@ -52,6 +57,7 @@ int kw_cli_serve(int argc, char **argv)
 {
     const char *listen = getenv("KEYWARD_LISTEN");
     const char *db = NULL, *leak_keys_path = NULL;
+    const char *public_url = getenv("KEYWARD_PUBLIC_URL");
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     const char *secure_env = getenv("KEYWARD_SECURE_COOKIES");
     int secure_cookies = secure_env && strcmp(secure_env, "1") == 0;
@@ -64,6 +70,7 @@ int kw_cli_serve(int argc, char **argv)
                                          {"secure-cookies", no_argument, 0, 's'},
                                          {"degraded-grace", required_argument, 0, 'g'},
                                          {"conn-timeout", required_argument, 0, 'c'},
+                                         {"public-url", required_argument, 0, 'u'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -82,6 +89,7 @@ int kw_cli_serve(int argc, char **argv)
             break;
         }
         case 'c': conn_timeout = strtol(optarg, NULL, 10); break;
+        case 'u': public_url = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -92,6 +100,14 @@ int kw_cli_serve(int argc, char **argv)
         return 2;
     }
     if (!listen || !*listen) listen = "127.0.0.1:8000";
+    char public_base[KW_PUBLIC_URL_MAX + 1] = "";
+    if (public_url && *public_url &&
+        kw_http_public_url(public_url, public_base, sizeof public_base)) {
+        fprintf(stderr, "keyward serve: --public-url must be http:// or https:// followed by a "
+                        "host, without query or fragment, at most %d characters\n",
+                KW_PUBLIC_URL_MAX);
+        return 2;
+    }
 
     /* Block the stop signals before any thread starts, so every thread
      * inherits the mask and sigwait below is the only receiver. */
@@ -116,12 +132,15 @@ int kw_cli_serve(int argc, char **argv)
         return 1;
     }
     kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
-                  .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout};
+                  .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout,
+                  .public_url = public_base[0] ? public_base : NULL};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_verifier_new(store, &app.verifier);
     if (!rc) rc = kw_sessions_new(store, &app.sessions);
+    if (!rc) rc = kw_leak_guard_new(&app.leak_guard);
     if (rc) {
         fprintf(stderr, "keyward serve: %s\n", kw_strerror(rc));
+        kw_leak_guard_free(app.leak_guard);
         kw_sessions_free(app.sessions);
         kw_verifier_free(app.verifier);
         kw_flagcache_free(app.flags);
@@ -138,6 +157,7 @@ int kw_cli_serve(int argc, char **argv)
     char err[256];
     if (kw_server_start(&app, listen, (unsigned)threads, &server, err, sizeof err)) {
         fprintf(stderr, "keyward serve: %s\n", err);
+        kw_leak_guard_free(app.leak_guard);
         kw_sessions_free(app.sessions);
         kw_verifier_free(app.verifier);
         kw_flagcache_free(app.flags);
@@ -155,6 +175,7 @@ int kw_cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "keyward serve: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     kw_server_stop(server);
+    kw_leak_guard_free(app.leak_guard);
     kw_sessions_free(app.sessions);
     kw_verifier_free(app.verifier);  /* joins the thread that runs the poll hook */
     kw_flagcache_free(app.flags);

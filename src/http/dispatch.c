@@ -189,14 +189,7 @@ static int throttle(kw_http_req *req, kw_http_resp *resp)
 {
     int wait = kw_verifier_rate_take(req->app->verifier, &req->principal);
     if (!wait) return 0;
-    kw_problem p;
-    kw_problem_set(&p, KW_P_THROTTLED, NULL, NULL,
-                   "Request was throttled. Expected available in %d second%s.", wait,
-                   wait == 1 ? "" : "s");
-    kw_resp_problem(resp, &p);
-    char seconds[16];
-    snprintf(seconds, sizeof seconds, "%d", wait);
-    kw_resp_header(resp, "Retry-After", seconds);
+    kw_resp_throttled(resp, wait);
     return 1;
 }
 
@@ -253,7 +246,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
     /* phs_ is read from the Authorization header only (SPEC §4). */
     int secret = kind == KW_KEY_SECRET && source == KW_SRC_HEADER;
     if (kind == KW_KEY_PERSONAL && len <= KW_KEY_MAX_LEN)
-        result = kw_verify_personal(req->app->verifier, token, len, pr);
+        result = kw_verify_personal_from(req->app->verifier, token, len, req->ip, pr);
     else if (secret && len <= KW_KEY_MAX_LEN)
         result = kw_verify_secret(req->app->verifier, token, len, pr);
     if (result == KW_VERIFY_EXPIRED) {
@@ -262,6 +255,10 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
     }
     if (result == KW_VERIFY_UNAVAILABLE) {
         kw_resp_error(resp, KW_P_UNAVAILABLE, NULL, "The database is unavailable; retry later.");
+        return 1;
+    }
+    if (result == KW_VERIFY_BUSY) {  /* legacy-hash budget spent: fast, retryable */
+        kw_resp_throttled(resp, pr->retry_after);
         return 1;
     }
     if (result != KW_VERIFY_OK) {

@@ -19,11 +19,19 @@
 #include "http/http.h"
 #include "keyward/keyward.h"
 
-/* 1 when the Origin header is absent or names this server's host. */
+/* 1 when the Origin header is absent or names this server: the origin of
+ * --public-url when it is set, else the host the browser addressed (a
+ * browser sets Host itself, so a page elsewhere cannot forge it). */
 static int same_origin(const kw_http_req *req)
 {
     const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
     if (!origin) return 1;
+    const char *base = req->app->public_url;
+    if (base) {
+        const char *path = strchr(strstr(base, "://") + 3, '/');
+        size_t n = path ? (size_t)(path - base) : strlen(base);
+        return strlen(origin) == n && strncasecmp(origin, base, n) == 0;
+    }
     const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Forwarded-Host");
     if (!host) host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
     const char *sep = strstr(origin, "://");

@@ -3,11 +3,16 @@
  *
  * POST /api/secret_scanning/report/ takes [{token, type, url, source}] and
  * answers GitHub's shape, one object per token: {token_hash, token_type,
- * label} with label "true_positive" for a live key (now revoked) or a
- * current project token (logged), "false_positive" otherwise, plus
- * keyward's "action" (revoked | logged | none).  The token is never echoed:
+ * label} with label "true_positive" for a live key (now revoked, or a
+ * previous value whose grace window is now ended), "false_positive"
+ * otherwise — a current project token included: it is public by design,
+ * so it is no leak, and nothing is written for it — plus keyward's
+ * "action" (revoked | public | none).  The token is never echoed:
  * token_hash is its hex sha256.  No credential is needed — the reporter
- * presents the token — but when the server holds reporter public keys the
+ * presents the token — so the endpoint is rate-limited per client address
+ * (429 + Retry-After) and a token reported again is answered from memory;
+ * the owner of a key ({type, id}) is named only to a reporter whose
+ * signature was verified.  When the server holds reporter public keys the
  * report must carry a valid Github-Public-Key-Signature over the raw body.
  * POST /api/secret_scanning/verify/ (personal key) answers {token_hash,
  * token_type, live} and changes nothing.  The work is in lib/leak.c. */
@@ -100,7 +105,23 @@ static int check_signature(const kw_http_req *req, kw_http_resp *resp)
     return 0;
 }
 
-static void run(kw_http_req *req, kw_http_resp *resp, int revoke)
+/* The largest Retry-After an item asked for (a spent legacy-hash budget). */
+static int retry_after(const kw_leak_result *results, size_t n)
+{
+    int wait = 1;
+    for (size_t i = 0; i < n; i++)
+        if (results[i].retry_after > wait) wait = results[i].retry_after;
+    return wait;
+}
+
+static const char *action_of(kw_leak_outcome outcome)
+{
+    return outcome == KW_LEAK_REVOKED ? "revoked" : outcome == KW_LEAK_PUBLIC ? "public" : "none";
+}
+
+/* revoke: report mode; signed: the reporter's signature was verified (the
+ * only caller of report mode who may learn who held a key). */
+static void run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_report)
 {
     kw_leak_item *items;
     size_t n;
@@ -115,8 +136,12 @@ static void run(kw_http_req *req, kw_http_resp *resp, int revoke)
         kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
         return;
     }
-    if (kw_leak_process(&req->call, items, n, revoke, results, &p)) {
-        kw_resp_problem(resp, &p);
+    if (kw_leak_process_guarded(&req->call, revoke ? req->app->leak_guard : NULL, items, n, revoke,
+                                results, &p)) {
+        if (p.kind == KW_P_THROTTLED)
+            kw_resp_throttled(resp, retry_after(results, n));
+        else
+            kw_resp_problem(resp, &p);
         goto done;
     }
     json_t *out = json_array();
@@ -125,12 +150,13 @@ static void run(kw_http_req *req, kw_http_resp *resp, int revoke)
         json_t *o = json_pack("{s:s, s:s?}", "token_hash", r->token_hash, "token_type",
                               items[i].type);
         if (revoke) {
-            int positive = r->outcome == KW_LEAK_REVOKED || r->outcome == KW_LEAK_LOGGED;
+            int positive = r->outcome == KW_LEAK_REVOKED;
             json_object_set_new(o, "label", json_string(positive ? "true_positive" : "false_positive"));
-            json_object_set_new(o, "action",
-                                json_string(r->outcome == KW_LEAK_REVOKED  ? "revoked"
-                                            : r->outcome == KW_LEAK_LOGGED ? "logged"
-                                                                           : "none"));
+            json_object_set_new(o, "action", json_string(action_of(r->outcome)));
+            if (!signed_report) {
+                json_array_append_new(out, o);
+                continue;
+            }
             json_t *owner = json_null();
             if (r->owner_user_id)
                 owner = json_pack("{s:s, s:I}", "type", "user", "id", (json_int_t)r->owner_user_id);
@@ -151,8 +177,13 @@ done:
 
 void kw_h_leak_report(kw_http_req *req, kw_http_resp *resp)
 {
+    int wait = kw_leak_guard_admit(req->app->leak_guard, req->ip, kw_now());
+    if (wait) {
+        kw_resp_throttled(resp, wait);
+        return;
+    }
     if (check_signature(req, resp)) return;
-    run(req, resp, 1);
+    run(req, resp, 1, req->app->leak_keys != NULL);
 }
 
-void kw_h_leak_verify(kw_http_req *req, kw_http_resp *resp) { run(req, resp, 0); }
+void kw_h_leak_verify(kw_http_req *req, kw_http_resp *resp) { run(req, resp, 0, 0); }

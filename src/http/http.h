@@ -27,11 +27,25 @@ typedef struct kw_app {
     /* Public keys leak reports must be signed with (--leak-report-keys);
      * NULL: reports are accepted unsigned. */
     const struct kw_leak_keys *leak_keys;
+    /* The leak-report endpoint's per-address limit and memory of recent
+     * answers; NULL: neither (tests, fuzzing). */
+    struct kw_leak_guard *leak_guard;
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
     kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
     int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
     unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
+    /* Where clients reach this server (--public-url), without a trailing
+     * slash; NULL: links are relative.  Never the request's Host header,
+     * which the client chooses. */
+    const char *public_url;
 } kw_app;
+
+#define KW_PUBLIC_URL_MAX 512
+/* Checks a --public-url value and writes it without trailing slashes into
+ * out (size ≥ KW_PUBLIC_URL_MAX + 1).  0, or -1 when it is not
+ * http(s)://host[:port][/path] without query, fragment, spaces or
+ * control characters. */
+int kw_http_public_url(const char *url, char *out, size_t size);
 
 typedef struct kw_http_req {
     kw_app *app;
@@ -96,11 +110,14 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
 void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value);
+/* 429 in DRF's words with Retry-After: `seconds` (≥ 1). */
+void kw_resp_throttled(kw_http_resp *resp, int seconds);
 /* A pre-serialized body of Content-Type `type` (see kw_http_resp.raw). */
 void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *data, size_t len,
                  void (*release)(void *), void *release_ctx);
 const char *kw_req_query(const kw_http_req *req, const char *name);
-/* Absolute URL of this path with the given query ("limit=…&offset=…"). */
+/* The link to this path with the given query ("limit=…&offset=…"): on
+ * app->public_url when set, else relative (path and query only). */
 json_t *kw_req_url(const kw_http_req *req, const char *query);
 /* limit/offset pagination, DRF's shape {count, next, previous, results}. */
 void kw_req_page(const kw_http_req *req, int64_t default_limit, int64_t max_limit,

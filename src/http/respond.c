@@ -77,16 +77,45 @@ void kw_resp_header(kw_http_resp *resp, const char *name, const char *value)
     resp->n_headers++;
 }
 
+void kw_resp_throttled(kw_http_resp *resp, int seconds)
+{
+    if (seconds < 1) seconds = 1;
+    kw_problem p;
+    kw_problem_set(&p, KW_P_THROTTLED, NULL, NULL,
+                   "Request was throttled. Expected available in %d second%s.", seconds,
+                   seconds == 1 ? "" : "s");
+    kw_resp_problem(resp, &p);
+    char text[16];
+    snprintf(text, sizeof text, "%d", seconds);
+    kw_resp_header(resp, "Retry-After", text);
+}
+
 const char *kw_req_query(const kw_http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+int kw_http_public_url(const char *url, char *out, size_t size)
+{
+    size_t len = strlen(url);
+    while (len && url[len - 1] == '/') len--;
+    size_t scheme = strncmp(url, "https://", 8) == 0 ? 8 : strncmp(url, "http://", 7) == 0 ? 7 : 0;
+    if (!scheme || len <= scheme || len > KW_PUBLIC_URL_MAX || len >= size || url[scheme] == '/')
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)url[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '"' || ch == '\\') return -1;
+    }
+    memcpy(out, url, len);
+    out[len] = '\0';
+    return 0;
+}
+
 json_t *kw_req_url(const kw_http_req *req, const char *query)
 {
-    const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
-    char url[1024];
-    int n = snprintf(url, sizeof url, "http://%s%s?%s", host ? host : "localhost", req->path, query);
+    const char *base = req->app ? req->app->public_url : NULL;
+    char url[2048];
+    int n = snprintf(url, sizeof url, "%s%s?%s", base ? base : "", req->path, query);
     if (n < 0 || (size_t)n >= sizeof url) return json_null();
     return json_string(url);
 }

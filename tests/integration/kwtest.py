@@ -438,9 +438,12 @@ class Server:
 
     # HTTP -----------------------------------------------------------------
 
-    def request(self, method, path, key=None, body=None, raw=None, headers=None, timeout=10):
+    def request(self, method, path, key=None, body=None, raw=None, headers=None, timeout=10,
+                source=None):
         """Returns (status, headers, json-or-None).  `body` is JSON-encoded;
-        `raw` (bytes/str) is sent as is.  The raw text is in self.last_text."""
+        `raw` (bytes/str) is sent as is.  The raw text is in self.last_text.
+        `source`: another loopback address to connect from (e.g. 127.0.0.2),
+        for rules keyed on the client's address."""
         h = {}
         if key is not None:
             h["Authorization"] = "Bearer " + key
@@ -453,7 +456,8 @@ class Server:
             h["Content-Type"] = "application/json"
         if headers:
             h.update(headers)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             for k, v in h.items():

@@ -1,9 +1,12 @@
 """test_leak_report.py — POST /api/secret_scanning/report/ and /verify/.
 
 The report (GitHub's secret-scanning partner format) needs no credential:
-a live phx_ or phs_ key in it is revoked at once and the activity log says
-where it leaked; a current phc_ token is only logged; anything else is a
-false positive, and the token is never echoed.  /verify/ answers the same
+a live phx_ or phs_ key in it — or a rolled key's previous value still in
+its grace window — is revoked at once and the activity log says where it
+leaked; a current phc_ token is public, so nothing is written for it;
+anything else is a false positive, and the token is never echoed.  Being
+unauthenticated, the endpoint is rate-limited per client address, answers a
+repeated token from memory, and names owners only to signed reporters.  /verify/ answers the same
 question without revoking, for personal-key holders only.  With
 --leak-report-keys the server takes signed reports only (ECDSA P-256 over
 the raw body, made here with the openssl command).
@@ -47,9 +50,9 @@ class LeakReport(kwtest.KWTestCase):
                 "url": "https://github.com/acme/app/blob/abc/config.py", "source": "content"}
         st, _, body = self.srv.post(REPORT, [item])
         self.assertEqual(st, 200, body)
+        # no owner id for an unauthenticated (unsigned) reporter
         self.assertEqual(body, [{"token_hash": sha(leaked), "token_type": "posthog_personal_api_key",
-                                 "label": "true_positive", "action": "revoked",
-                                 "owner": {"type": "user", "id": self.env.user_c}}])
+                                 "label": "true_positive", "action": "revoked"}])
         self.assertNotIn(leaked, self.srv.last_text)
         # stops working at once (no wait: this server made the change)
         self.assertProblem(self.srv.get("/api/users/@me/", key=leaked), 401, "authentication_failed")
@@ -66,11 +69,13 @@ class LeakReport(kwtest.KWTestCase):
         st, _, log = self.srv.get("/api/projects/1/activity_log/?scope=PersonalAPIKey", key=self.key)
         self.assertEqual(st, 200)
         self.assertEqual(log["results"][0]["activity"], "revoked")
-        # reported again: gone, so a false positive now
-        st, _, body = self.srv.post(REPORT, [item])
-        self.assertEqual(body[0]["label"], "false_positive")
+        # reported again: the same answer, from memory, and nothing more written
+        st, _, again = self.srv.post(REPORT, [item])
+        self.assertEqual((st, again), (200, body))
+        self.assertEqual(len(self.env.sql("SELECT id FROM activity_log WHERE activity='revoked'")),
+                         1)
 
-    def test_secret_key_revoked_and_project_token_only_logged(self):
+    def test_secret_key_revoked_and_project_token_left_alone(self):
         phs = self.make_psk()
         self.assertStatus(self.flag_defs(phs), 200)
         st, _, body = self.srv.post(REPORT, [
@@ -79,19 +84,17 @@ class LeakReport(kwtest.KWTestCase):
             {"token": self.token, "type": "posthog_project_token", "url": "https://x", "source": "content"},
         ])
         self.assertEqual(st, 200, body)
+        # the public token is no secret: GitHub's "false_positive", keyward's "public"
         self.assertEqual([(b["label"], b["action"]) for b in body],
-                         [("true_positive", "revoked"), ("true_positive", "logged")])
-        self.assertEqual([b["owner"] for b in body],
-                         [{"type": "project", "id": 1}, {"type": "project", "id": 1}])
+                         [("true_positive", "revoked"), ("false_positive", "public")])
+        self.assertTrue(all("owner" not in b for b in body), body)
         self.assertProblem(self.flag_defs(phs), 401, None, "Secret API token is invalid.")
         # the public token is not reset: apps keep working; an admin decides
         st, _, proj = self.srv.get("/api/projects/1/", key=self.key)
         self.assertEqual(proj["api_token"], self.token)
         acts = self.env.sql("SELECT activity, scope, item_id, detail FROM activity_log "
                             "WHERE activity IN ('revoked','leaked') ORDER BY created_at")
-        self.assertEqual([(a[0], a[1]) for a in acts],
-                         [("revoked", "ProjectSecretAPIKey"), ("leaked", "Project")])
-        self.assertEqual(acts[1][2], "1")
+        self.assertEqual([(a[0], a[1]) for a in acts], [("revoked", "ProjectSecretAPIKey")])
         self.assertEqual(json.loads(acts[0][3])["context"]["url"], "https://gist.github.com/x")
 
     def test_unknown_tokens_are_false_positives_without_echo(self):
@@ -151,6 +154,90 @@ class LeakReport(kwtest.KWTestCase):
         self.assertFalse(body[0]["live"])
 
 
+    # ---- a rolled key's previous value (still working) is a leak too ----
+
+    def roll_with_grace(self, path):
+        st, _, created = self.srv.post(path, {"label": "rolled", "scopes": ["*"]}
+                                       if "personal" in path else
+                                       {"label": "rolled", "scopes": ["feature_flag:read"]},
+                                       key=self.key)
+        self.assertEqual(st, 201, created)
+        st, _, rolled = self.srv.post(path + created["id"] + "/roll/",
+                                      {"expire_previous_in_seconds": 3600}, key=self.key)
+        self.assertEqual(st, 200, rolled)
+        return created["id"], created["value"], rolled["value"]
+
+    def check_previous_value_report(self, path, works, scope):
+        kid, old, new = self.roll_with_grace(path)
+        self.assertStatus(works(old), 200)  # in its grace window: it works (and is cached)
+        self.assertStatus(works(new), 200)
+        st, _, live = self.srv.post(VERIFY, [{"token": old}], key=self.env.key_b)
+        self.assertEqual((st, live[0]["live"]), (200, True), live)
+        st, _, body = self.srv.post(REPORT, [{"token": old, "type": "t", "url": "https://leak.example/1",
+                                              "source": "content"}])
+        self.assertEqual(st, 200, body)
+        self.assertEqual((body[0]["label"], body[0]["action"]), ("true_positive", "revoked"))
+        # refused at once, cache or not; the value that did not leak keeps working
+        self.assertEqual(works(old)[0], 401)
+        self.assertStatus(works(new), 200)
+        st, _, live = self.srv.post(VERIFY, [{"token": old}, {"token": new}], key=self.env.key_b)
+        self.assertEqual([i["live"] for i in live], [False, True])
+        rows = self.env.sql("SELECT detail FROM activity_log WHERE activity='revoked' AND scope=?",
+                            (scope,))
+        self.assertTrue(rows)  # a personal key's entry goes to every project it reaches
+        for row in rows:
+            ctx = json.loads(row[0])["context"]
+            self.assertEqual((ctx["url"], ctx["value"]), ("https://leak.example/1", "previous"))
+        self.assertEqual(self.env.sql("SELECT count(*) FROM rolled_key_values")[0][0], 0)
+        self.assertNotIn(old, self.env.db_bytes().decode("latin-1"))
+        return kid
+
+    def test_previous_personal_value_in_grace_is_revoked(self):
+        self.check_previous_value_report(
+            "/api/personal_api_keys/", lambda k: self.srv.get("/api/users/@me/", key=k),
+            "PersonalAPIKey")
+
+    def test_previous_secret_value_in_grace_is_revoked(self):
+        self.check_previous_value_report(
+            "/api/projects/1/project_secret_api_keys/", self.flag_defs, "ProjectSecretAPIKey")
+
+    # ---- what an unauthenticated caller can make the server do ----
+
+    def test_public_token_writes_nothing_and_names_no_one(self):
+        before = self.env.sql("SELECT count(*) FROM activity_log")[0][0]
+        for _ in range(3):
+            st, _, body = self.srv.post(REPORT, [{"token": self.token, "url": "https://attacker.example/x"}])
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body, [{"token_hash": sha(self.token), "token_type": None,
+                                     "label": "false_positive", "action": "public"}])
+        self.assertEqual(self.env.sql("SELECT count(*) FROM activity_log")[0][0], before)
+        self.assertNotIn("attacker.example", self.env.db_bytes().decode("latin-1"))
+
+    def test_rate_limited_per_address(self):
+        item = [{"token": kwtest.make_key("phx_")}]
+        for i in range(30):
+            st, _, body = self.srv.post(REPORT, item)
+            self.assertEqual(st, 200, (i, body))
+        st, hdrs, body = self.srv.post(REPORT, item)
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+        self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
+        # another address is not affected, and keys keep working for everyone
+        st, _, body = self.srv.request("POST", REPORT, body=item, source="127.0.0.2")
+        self.assertEqual(st, 200, body)
+        self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
+
+    def test_repeated_reports_are_deduplicated(self):
+        phs = self.make_psk()
+        items = [{"token": phs, "url": "https://a"}, {"token": kwtest.make_key("phx_")}]
+        st, _, first = self.srv.post(REPORT, items)
+        self.assertEqual(st, 200, first)
+        for _ in range(3):
+            st, _, again = self.srv.post(REPORT, items)
+            self.assertEqual((st, again), (200, first))
+        self.assertEqual(self.env.sql("SELECT count(*) FROM activity_log WHERE activity='revoked'")[0][0],
+                         1)
+
+
 @unittest.skipUnless(shutil.which("openssl"), "the openssl command is needed to sign reports")
 class SignedReports(kwtest.KWTestCase):
     serve_in_setup = False
@@ -190,6 +277,8 @@ class SignedReports(kwtest.KWTestCase):
         st, _, body = self.srv.request("POST", REPORT, raw=raw, headers=good)
         self.assertEqual(st, 200, body)
         self.assertEqual(body[0]["label"], "true_positive")
+        # a verified reporter learns who held it
+        self.assertEqual(body[0]["owner"], {"type": "user", "id": self.env.user_a})
         self.assertProblem(self.srv.get("/api/users/@me/", key=leaked), 401, "authentication_failed")
 
     def test_bad_key_file_refused_at_start(self):

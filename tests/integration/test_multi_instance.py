@@ -59,6 +59,25 @@ class TwoInstances(KWTestCase):
         print("\n[%s] roll on A: old value refused by B after %.0f ms" % (kwtest.BACKEND, delay * 1000))
         self.assertStatus(self.b.get("/api/users/@me/", key=rolled["value"]), 200)
 
+    def test_leaked_previous_value_reported_on_a_is_refused_by_b(self):
+        k = self.new_key()
+        st, _, rolled = self.a.post(PK + k["id"] + "/roll/", {"expire_previous_in_seconds": 3600},
+                                    key=self.key)
+        self.assertEqual(st, 200, rolled)
+        # B verifies (and caches) the previous value inside its grace window
+        self.delay_until(lambda: self.b.get("/api/users/@me/", key=k["value"]), 200, BOUND)
+        for _ in range(3):
+            self.assertStatus(self.b.get("/api/users/@me/", key=k["value"]), 200)
+        st, _, body = self.a.post("/api/secret_scanning/report/", [{"token": k["value"]}])
+        self.assertEqual((st, body[0]["label"]), (200, "true_positive"), body)
+        delay, _ = self.delay_until(lambda: self.b.get("/api/users/@me/", key=k["value"]), 401,
+                                    BOUND)
+        print("\n[%s] leaked previous value reported on A refused by B after %.0f ms"
+              % (kwtest.BACKEND, delay * 1000))
+        for _ in range(20):
+            self.assertStatus(self.b.get("/api/users/@me/", key=k["value"]), 401)
+        self.assertStatus(self.b.get("/api/users/@me/", key=rolled["value"]), 200)
+
     def test_scope_narrowed_on_a_is_enforced_by_b(self):
         k = self.new_key()
         st, _, _ = self.a.patch(PK + k["id"] + "/", {"scopes": ["feature_flag:read"]}, key=self.key)

@@ -166,7 +166,7 @@ static void test_report(void **state)
 
     /* report mode */
     assert_int_equal(kw_leak_process(&c, items, N, 1, r, &p), 0);
-    kw_leak_outcome done[N] = {KW_LEAK_REVOKED, KW_LEAK_REVOKED, KW_LEAK_LOGGED, KW_LEAK_UNKNOWN,
+    kw_leak_outcome done[N] = {KW_LEAK_REVOKED, KW_LEAK_REVOKED, KW_LEAK_PUBLIC, KW_LEAK_UNKNOWN,
                                KW_LEAK_UNKNOWN, KW_LEAK_REVOKED};
     for (int i = 0; i < N; i++) assert_int_equal(r[i].outcome, done[i]);
     kw_pkey row;
@@ -181,8 +181,8 @@ static void test_report(void **state)
     kw_activity_query q = {.project_id = project.id, .limit = 100};
     struct counter cnt = {0, ""};
     assert_int_equal(kw_store_activity_list(store, &q, count_entry, &cnt), KW_OK);
-    /* created (init key), created (psk), revoked ×2, leaked */
-    assert_int_equal(cnt.n, 5);
+    /* created (init key), created (psk), revoked ×2; nothing for the public token */
+    assert_int_equal(cnt.n, 4);
 
     /* reported again: nothing live any more */
     assert_int_equal(kw_leak_process(&c, items, 2, 1, r, &p), 0);

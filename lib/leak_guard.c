@@ -1,0 +1,98 @@
+/* leak_guard.c — what keeps the unauthenticated leak-report endpoint cheap
+ * (see leak.h): a per-address rate limit, and a memory of recent answers
+ * so a token reported again is answered as the first time without a
+ * lookup, a PBKDF2 run or a write.
+ *
+ * The memory is a fixed, direct-mapped table keyed by the token's sha256
+ * (never the token), behind one mutex: reports are rare, and a report of
+ * 1000 tokens takes it 2000 times, which is nothing next to the lookups it
+ * saves.  A collision forgets the older answer, which only costs the
+ * lookup again.  Per instance: behind a load balancer another instance
+ * finds a revoked key gone, which is the same answer. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/leak.h"
+#include "keyward/ratelimit.h"
+
+#define MEMO_SLOTS 8192
+/* How long an answer is remembered. */
+#define MEMO_TTL_US ((int64_t)3600 * 1000000)
+#define RATE_SLOTS 4096
+
+struct memo {
+    kw_leak_result result;
+    int64_t at;  /* 0: empty */
+};
+
+struct kw_leak_guard {
+    kw_ratelimit *rate;  /* keyed by client address */
+    pthread_mutex_t lock;
+    struct memo memo[MEMO_SLOTS];
+};
+
+int kw_leak_guard_new(kw_leak_guard **out)
+{
+    kw_leak_guard *g = calloc(1, sizeof *g);
+    if (!g) return KW_ERR_NOMEM;
+    int rc = kw_ratelimit_new(RATE_SLOTS, &g->rate);
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    pthread_mutex_init(&g->lock, NULL);
+    *out = g;
+    return KW_OK;
+}
+
+void kw_leak_guard_free(kw_leak_guard *g)
+{
+    if (!g) return;
+    kw_ratelimit_free(g->rate);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+int kw_leak_guard_admit(kw_leak_guard *g, const char *client, int64_t now)
+{
+    if (!g) return 0;
+    /* The limiter's keys are ids: an IPv6 text longer than one is cut,
+     * which only makes two such addresses share a bucket. */
+    return kw_ratelimit_take(g->rate, client && *client ? client : "-", KW_LEAK_REPORTS_PER_MINUTE,
+                             now);
+}
+
+static struct memo *slot(kw_leak_guard *g, const char *token_hash)
+{
+    /* The hash is hex sha256: its first digits are already uniform. */
+    char head[9] = {0};
+    memcpy(head, token_hash, 8);
+    return &g->memo[strtoul(head, NULL, 16) % MEMO_SLOTS];
+}
+
+int kw_leak_guard_recall(kw_leak_guard *g, const char *token_hash, int64_t now,
+                         kw_leak_result *out)
+{
+    if (!g) return 0;
+    int found = 0;
+    pthread_mutex_lock(&g->lock);
+    struct memo *m = slot(g, token_hash);
+    if (m->at && now - m->at < MEMO_TTL_US && strcmp(m->result.token_hash, token_hash) == 0) {
+        *out = m->result;
+        found = 1;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return found;
+}
+
+void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_result *r, int64_t now)
+{
+    if (!g) return;
+    pthread_mutex_lock(&g->lock);
+    struct memo *m = slot(g, r->token_hash);
+    m->result = *r;
+    m->at = now;
+    pthread_mutex_unlock(&g->lock);
+}

@@ -1,0 +1,180 @@
+"""test_unauth_bounds.py — what a caller without a valid credential can make
+the server do, and what the request's own headers can make it say.
+
+- Legacy (pbkdf2) checks of made-up phx_ keys run under a budget: one at a
+  time, a few per client address and a few in total; once spent the answer
+  is 429 with Retry-After at once, so a flood of guesses never makes valid
+  requests slow, and another address's imported key still verifies.
+- Sign-in failures lock out the (address, account) pair, never the account
+  alone: a stranger elsewhere cannot lock a user out.  Each address has its
+  own bound across accounts too.
+- Pagination links come from --public-url / KEYWARD_PUBLIC_URL, else are
+  relative: a forged Host header never shows up in a link.
+
+Other loopback addresses (127.0.0.2, …) stand for other clients.
+"""
+import os
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import kwtest
+from kwtest import BIN, KWTestCase
+
+PASSWORD = "correct horse battery staple"
+
+
+def statuses_of(results):
+    out = {}
+    for st in results:
+        out[st] = out.get(st, 0) + 1
+    return out
+
+
+class LegacyFlood(KWTestCase):
+    def setup_db(self):
+        self.imported = kwtest.legacy_key(45)
+        self.env.add_legacy_key(self.env.user_a, self.imported,
+                                kwtest.pbkdf2_secure(self.imported, 260000))
+
+    def test_flood_cannot_slow_valid_requests(self):
+        stop = threading.Event()
+        flood, lock = [], threading.Lock()
+        retry_after = []
+
+        def flooder():
+            while not stop.is_set():
+                st, hdrs, _ = self.srv.get("/api/users/@me/", key=kwtest.legacy_key(
+                    20 + len(flood) % 34))
+                with lock:
+                    flood.append(st)
+                    if st == 429:
+                        retry_after.append(hdrs.get("Retry-After"))
+
+        threads = [threading.Thread(target=flooder) for _ in range(4)]
+        for t in threads:
+            t.start()
+        valid = []
+        try:
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                st, _, _ = self.srv.get("/api/users/@me/", key=self.key)
+                valid.append((st, time.monotonic() - t0))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        counts = statuses_of(flood)
+        # valid requests keep succeeding, and do not queue behind PBKDF2 runs
+        self.assertEqual({st for st, _ in valid}, {200}, counts)
+        lat = sorted(d for _, d in valid)
+        p90 = lat[int(0.9 * (len(lat) - 1))]
+        print("\n[%s] %d valid requests during the flood: p90 %.1f ms; flood answers %r"
+              % (kwtest.BACKEND, len(valid), p90 * 1000, counts))
+        self.assertLess(p90, 0.5)  # generous: unbounded PBKDF2 made this ~1 s
+        # the flood got the budget answer: only a handful were ever checked
+        self.assertEqual(set(counts) - {401, 429}, set(), counts)
+        self.assertGreater(counts.get(429, 0), 10 * counts.get(401, 0), counts)
+        self.assertLessEqual(counts.get(401, 0), 6, counts)
+        self.assertTrue(all(r and int(r) >= 1 for r in retry_after))
+        # an imported key presented from another address still verifies (and
+        # is rewritten as sha256, so it never needs the budget again)
+        self.assertStatus(self.srv.request("GET", "/api/users/@me/", key=self.imported,
+                                           source="127.0.0.2"), 200)
+        self.assertStatus(self.srv.get("/api/users/@me/", key=self.imported), 200)
+        self.assertTrue(self.env.sql("SELECT secure_value FROM personal_api_keys "
+                                     "WHERE label='imported'")[0][0].startswith("sha256$"))
+
+    def test_leak_report_of_legacy_guesses_is_bounded(self):
+        items = [{"token": kwtest.legacy_key(20 + i)} for i in range(10)]
+        t0 = time.monotonic()
+        st, hdrs, body = self.srv.request("POST", "/api/secret_scanning/report/", body=items,
+                                          source="127.0.0.3")
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+        self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
+        self.assertLess(time.monotonic() - t0, 5.0)  # at most the per-address burst was run
+        # the budget is the legacy check's own: a valid key is not affected
+        self.assertStatus(self.srv.request("GET", "/api/users/@me/", key=self.key,
+                                           source="127.0.0.3"), 200)
+
+
+class LoginLockout(KWTestCase):
+    def setup_db(self):
+        proc = subprocess.run([BIN, "user", "set-password", self.env.email, "--db", self.env.db],
+                              input=PASSWORD + "\n", capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+
+    def login(self, email, password, source=None):
+        return self.srv.request("POST", "/api/login/", body={"email": email, "password": password},
+                                source=source)
+
+    def test_stranger_cannot_lock_a_user_out(self):
+        for _ in range(5):
+            self.assertProblem(self.login(self.env.email, "wrong wrong wrong", "127.0.0.2"), 400,
+                               "invalid_credentials")
+        # the stranger's address is locked out of this account...
+        st, hdrs, body = self.login(self.env.email, PASSWORD, "127.0.0.2")
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+        self.assertGreater(int(hdrs["Retry-After"]), 800)
+        # ...the user, elsewhere, is not
+        st, _, body = self.login(self.env.email, PASSWORD)
+        self.assertEqual(st, 200, body)
+
+    def test_each_address_is_bounded_across_accounts(self):
+        for i in range(20):
+            self.assertProblem(self.login("nobody%d@x.io" % i, "wrong wrong wrong", "127.0.0.4"), 400,
+                               "invalid_credentials")
+        self.assertProblem(self.login(self.env.email, PASSWORD, "127.0.0.4"), 429, "throttled")
+        self.assertEqual(self.login(self.env.email, PASSWORD)[0], 200)
+
+
+class PublicLinks(KWTestCase):
+    def more_projects(self):
+        for i in range(2):
+            self.env.add_project(self.env.org_a, "extra %d" % i)
+
+    def page(self, srv, headers=None):
+        return self.assertStatus(srv.get("/api/projects/?limit=1&offset=1", key=self.key,
+                                         headers=headers), 200)
+
+    def test_links_are_relative_without_public_url(self):
+        self.more_projects()
+        page = self.page(self.srv, {"Host": "evil.example"})
+        self.assertEqual(page["next"], "/api/projects/?limit=1&offset=2")
+        self.assertEqual(page["previous"], "/api/projects/?limit=1&offset=0")
+        self.assertNotIn("evil", self.srv.last_text)
+        # activity log links too
+        page = self.assertStatus(self.srv.get("/api/projects/1/activity_log/?limit=1", key=self.key,
+                                              headers={"Host": "evil.example"}), 200)
+        self.assertNotIn("evil", self.srv.last_text)
+
+    def test_links_from_public_url(self):
+        self.more_projects()
+        srv = kwtest.Server(self.env.db, self.env.dir, ["--public-url", "https://keys.example.com/"])
+        self.addCleanup(self._stop_server, srv)
+        page = self.page(srv, {"Host": "evil.example"})
+        self.assertEqual(page["next"], "https://keys.example.com/api/projects/?limit=1&offset=2")
+        self.assertNotIn("evil", srv.last_text)
+        os.environ["KEYWARD_PUBLIC_URL"] = "http://127.0.0.1:9/kw"
+        try:
+            srv2 = kwtest.Server(self.env.db, self.env.dir)
+        finally:
+            del os.environ["KEYWARD_PUBLIC_URL"]
+        self.addCleanup(self._stop_server, srv2)
+        page = self.page(srv2, {"Host": "evil.example"})
+        self.assertEqual(urllib.parse.urlsplit(page["next"]).netloc, "127.0.0.1:9")
+        self.assertTrue(page["next"].startswith("http://127.0.0.1:9/kw/api/projects/?"))
+
+    def test_bad_public_url_refused_at_start(self):
+        for bad in ("keys.example.com", "javascript:alert(1)", "https://", "https://x/?a=1",
+                    "https://x/#f", "https://a b"):
+            proc = kwtest.run_cli("serve", "--listen", "127.0.0.1:0", "--db", self.env.db,
+                                  "--public-url", bad, timeout=10)
+            self.assertEqual(proc.returncode, 2, bad)
+            self.assertIn("--public-url", proc.stderr)
+
+
+if __name__ == "__main__":
+    kwtest.main()

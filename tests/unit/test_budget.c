@@ -1,0 +1,98 @@
+/* test_budget.c — the bounds on unauthenticated work, with explicit times:
+ * the legacy-check budget (one at a time, per address and global token
+ * buckets, Retry-After) and the leak-report guard (per-address limit,
+ * memory of recent answers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "budget.h"
+#include "keyward/keyward.h"
+#include "keyward/leak.h"
+
+#define T0 ((int64_t)1767225600 * 1000000)
+#define SEC ((int64_t)1000000)
+
+static void take_ok(kw_budget *b, const char *client, int64_t now)
+{
+    assert_int_equal(kw_budget_take(b, client, now), 0);
+    kw_budget_done(b);
+}
+
+static void test_per_client_then_global(void **state)
+{
+    (void)state;
+    kw_budget *b;
+    kw_clock_set(T0);  /* the global bucket starts full at kw_now() */
+    assert_int_equal(kw_budget_new(&b), KW_OK);
+    for (int i = 0; i < KW_BUDGET_CLIENT_BURST; i++) take_ok(b, "10.0.0.1", T0);
+    /* the address's burst is spent: refill is 6 a minute, so 10 s */
+    assert_int_equal(kw_budget_take(b, "10.0.0.1", T0), 10);
+    /* another address still gets the global remainder (burst 4: one left) */
+    take_ok(b, "10.0.0.2", T0);
+    int wait = kw_budget_take(b, "10.0.0.3", T0);
+    assert_int_equal(wait, 2);  /* global: 30 a minute */
+    take_ok(b, "10.0.0.3", T0 + 2 * SEC);
+    /* the first address is back after its 10 s */
+    take_ok(b, "10.0.0.1", T0 + 12 * SEC);
+    kw_clock_set(0);
+    kw_budget_free(b);
+}
+
+static void test_one_at_a_time(void **state)
+{
+    (void)state;
+    kw_budget *b;
+    assert_int_equal(kw_budget_new(&b), KW_OK);
+    assert_int_equal(kw_budget_take(b, "10.0.0.1", T0), 0);
+    /* while one runs, nobody else starts one, whatever the buckets say */
+    assert_int_equal(kw_budget_take(b, "10.0.0.2", T0), 1);
+    assert_int_equal(kw_budget_take(b, NULL, T0), 1);
+    kw_budget_done(b);
+    assert_int_equal(kw_budget_take(b, "10.0.0.2", T0), 0);
+    kw_budget_done(b);
+    kw_budget_free(b);
+}
+
+static void test_leak_guard(void **state)
+{
+    (void)state;
+    kw_leak_guard *g;
+    assert_int_equal(kw_leak_guard_new(&g), KW_OK);
+    for (int i = 0; i < KW_LEAK_REPORTS_PER_MINUTE; i++)
+        assert_int_equal(kw_leak_guard_admit(g, "10.0.0.1", T0), 0);
+    assert_int_equal(kw_leak_guard_admit(g, "10.0.0.1", T0), 2);
+    assert_int_equal(kw_leak_guard_admit(g, "10.0.0.2", T0), 0);
+    assert_int_equal(kw_leak_guard_admit(NULL, "10.0.0.1", T0), 0);
+
+    kw_leak_result r = {.outcome = KW_LEAK_REVOKED, .owner_user_id = 7}, got;
+    memset(r.token_hash, 'a', 64);
+    r.token_hash[64] = '\0';
+    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0, &got), 0);
+    kw_leak_guard_remember(g, &r, T0);
+    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0 + 60 * SEC, &got), 1);
+    assert_int_equal(got.outcome, KW_LEAK_REVOKED);
+    assert_int_equal(got.owner_user_id, 7);
+    /* forgotten after the hour */
+    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0 + 3601 * SEC, &got), 0);
+    /* another hash in the same slot is not confused with it */
+    char other[65];
+    memcpy(other, r.token_hash, 65);
+    other[63] = 'b';
+    assert_int_equal(kw_leak_guard_recall(g, other, T0, &got), 0);
+    kw_leak_guard_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_client_then_global),
+        cmocka_unit_test(test_one_at_a_time),
+        cmocka_unit_test(test_leak_guard),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
