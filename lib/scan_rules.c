@@ -125,6 +125,37 @@ static int in_charset(int charset, unsigned char c)
 
 static int is_word_char(unsigned char c) { return kw_is_base62(c) || c == '_'; }
 
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* The `n` of `\n` or the `D` of `%3D` is a letter, but what it ends is an
+ * escape: a secret written right after one (JSON "\nphx_...", a URL
+ * "?q%3Dphx_...") starts a token.  Only a backslash or percent sign at a
+ * fixed distance with the right shape counts, so an identifier like
+ * "xphx_..." or "nphx_..." still does not.  The backslash's own escaping
+ * is not looked at ("\\nphx_" counts too): a redactor errs on masking. */
+static int ends_escape(const char *d, size_t at)
+{
+    unsigned char c = (unsigned char)d[at - 1];
+    if (at >= 2 && d[at - 2] == '\\' && c && strchr("abefnrtv0", c)) return 1; /* \n */
+    if (!is_hex(c) || at < 3 || !is_hex((unsigned char)d[at - 2])) return 0;
+    if (d[at - 3] == '%') return 1;                                       /* %3D */
+    if (at >= 4 && (d[at - 3] | 0x20) == 'x' && d[at - 4] == '\\') return 1; /* \x3d */
+    if (at >= 5 && memcmp(d + at - 5, "%25", 3) == 0) return 1;          /* %253D */
+    return at >= 6 && d[at - 6] == '\\' && (d[at - 5] | 0x20) == 'u' &&   /* \u003d */
+           is_hex((unsigned char)d[at - 4]) && is_hex((unsigned char)d[at - 3]);
+}
+
+int kw_scan_token_boundary(const char *data, size_t start, const char *glue)
+{
+    if (start == 0) return 1;
+    unsigned char c = (unsigned char)data[start - 1];
+    if (!is_word_char(c) && !(c && strchr(glue, c))) return 1;
+    return ends_escape(data, start);
+}
+
 static size_t extend(const char *data, size_t len, size_t pos, int charset, size_t limit)
 {
     while (pos < len && pos < limit && in_charset(charset, (unsigned char)data[pos])) pos++;
@@ -141,7 +172,7 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     (void)from;
     (void)flags;
     size_t start = to - rule->anchor_len;
-    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    if (!kw_scan_token_boundary(data, start, "")) return 0;
     size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
     if (end < len && (data[end] == '_' || data[end] == '-')) return 0; /* an identifier */
     size_t body_len = end - start - KW_KEY_PREFIX_LEN;
@@ -162,6 +193,26 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     return 1;
 }
 
+/* The placeholder check of a dashed token (Slack) over its non-numeric
+ * parts only: the numeric parts are workspace and user ids, in which
+ * "1234" or "00000" is as likely as anywhere, not a sign of an example. */
+static int dashed_is_placeholder(const char *s, size_t n)
+{
+    char kept[KW_SCAN_MAX_SECRET];
+    size_t w = 0, i = 0;
+    if (n > sizeof kept) return kw_scan_is_placeholder(s, n);
+    while (i < n) {
+        size_t j = i, digits = 0;
+        while (j < n && s[j] != '-') digits += isdigit((unsigned char)s[j++]) != 0;
+        if (j == i || digits != j - i) { /* not an id: keep it and its dash */
+            memcpy(kept + w, s + i, j - i + (j < n));
+            w += j - i + (j < n);
+        }
+        i = j + 1;
+    }
+    return kw_scan_is_placeholder(kept, w);
+}
+
 /* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe). */
 static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
                          size_t from, size_t to, unsigned flags, kw_scan_span *span)
@@ -169,12 +220,13 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
     (void)from;
     (void)flags;
     size_t start = to - rule->anchor_len;
-    if (start > 0 && in_charset(rule->charset, (unsigned char)data[start - 1])) return 0;
-    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    if (!kw_scan_token_boundary(data, start, rule->charset == KW_CHARSET_DASHED ? "-" : "")) return 0;
     size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len) return 0;
-    if (kw_scan_is_placeholder(data + start, n)) return 0;
+    if (rule->charset == KW_CHARSET_DASHED ? dashed_is_placeholder(data + start, n)
+                                           : kw_scan_is_placeholder(data + start, n))
+        return 0;
     if (rule->min_entropy > 0 && kw_scan_entropy(data + start, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
     span->len = n;
@@ -218,13 +270,20 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
     size_t start = to - rule->anchor_len, p = start, limit = start + rule->max_len + 1;
     unsigned char quote = start > 0 && is_quote((unsigned char)data[start - 1])
                               ? (unsigned char)data[start - 1] : 0;
+    /* an escaped opening quote (\") closes at the same escaped quote */
+    int escaped = quote && start > 1 && data[start - 2] == '\\';
     while (p < len && p < limit) {
         unsigned char c = (unsigned char)data[p];
         if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
-        if (quote ? c == quote : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL)) break;
+        if (escaped ? c == '\\' && p + 1 < len && (unsigned char)data[p + 1] == quote
+            : quote ? c == quote
+                    : (is_quote(c) || strchr(",;()[]{}<>\\", c) != NULL))
+            break;
         p++;
     }
-    if (quote && (p >= len || (unsigned char)data[p] != quote)) return 0; /* unterminated */
+    if (quote && (p + escaped >= len || (escaped && data[p] != '\\') ||
+                  (unsigned char)data[p + escaped] != quote))
+        return 0; /* unterminated */
     size_t n = p - start;
     const char *v = data + start;
     if (n < rule->min_len || n > rule->max_len) return 0;
@@ -252,9 +311,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
     (void)flags;
     size_t start = to - rule->anchor_len;
     size_t limit = start + KW_SCAN_MAX_SECRET;
-    if (start > 0 && (in_charset(KW_CHARSET_WORD, (unsigned char)data[start - 1]) ||
-                      data[start - 1] == '-' || data[start - 1] == '.'))
-        return 0;
+    if (!kw_scan_token_boundary(data, start, "-.")) return 0;
     size_t p = start;
     for (int segment = 0; segment < 3; segment++) {
         size_t seg_start = p;
