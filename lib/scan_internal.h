@@ -80,8 +80,10 @@ struct kw_scan_rules {
     size_t count, cap;
 };
 
-/* Shared helpers, in scan_rules.c. */
+/* Shared checks, in scan_checks.c. */
 double kw_scan_entropy(const char *s, size_t len);
+/* Case-insensitive search of a lowercase word in a bounded buffer. */
+int kw_scan_contains_nocase(const char *s, size_t len, const char *word);
 int kw_scan_is_placeholder(const char *s, size_t len);
 /* Whether a token may start at `start`: the byte before it is not one that
  * would make it the tail of a longer word (a word char, or one of `glue`),
