@@ -230,9 +230,16 @@ size_t kw_flag_regex_pattern_size(const json_t *filter)
     return n;
 }
 
+/* Memory one interpreted match may use for backtracking (JIT matches run
+ * on their own fixed stack). */
+#define FLAG_REGEX_HEAP_KIB 4096
+
 static _Atomic uint64_t compiles;
 
-uint64_t kw_flag_regex_compiles(void) { return atomic_load_explicit(&compiles, memory_order_relaxed); }
+uint64_t kw_flag_regex_compiles(void)
+{
+    return atomic_load_explicit(&compiles, memory_order_relaxed);
+}
 
 /* NULL when the pattern is too long or does not compile. */
 static pcre2_code *compile_pattern(const json_t *value, int jit)
@@ -270,7 +277,14 @@ int kw_flag_regexes_build(const json_t *flags, kw_flag_regexes **out)
         json_array_foreach(groups, j, group) {
             json_array_foreach(json_object_get(group, "properties"), k, filter) {
                 const json_t *value = json_object_get(filter, "value");
-                if (!value || !kw_flag_filter_is_regex(filter)) continue;
+                if (!kw_flag_filter_is_regex(filter)) continue;
+                /* a flag stored before the limits were enforced: its
+                 * filters past the limit stay uncompiled (no match) */
+                int allowed = ++in_flag <= KW_FLAG_REGEX_MAX_PER_FLAG;
+                /* null, true and false are shared nodes (jansson
+                 * singletons), no key; their patterns ("None", "True",
+                 * "False") are compiled where they are matched */
+                if (!value || json_is_null(value) || json_is_boolean(value)) continue;
                 if (r->n == cap) {
                     cap = cap ? cap * 2 : 16;
                     rx_entry *bigger = realloc(r->items, cap * sizeof *bigger);
@@ -280,9 +294,6 @@ int kw_flag_regexes_build(const json_t *flags, kw_flag_regexes **out)
                     }
                     r->items = bigger;
                 }
-                /* a flag stored before the limits were enforced: its
-                 * filters past the limit stay uncompiled (no match) */
-                int allowed = ++in_flag <= KW_FLAG_REGEX_MAX_PER_FLAG;
                 r->items[r->n++] = (rx_entry){value, allowed ? compile_pattern(value, 1) : NULL};
             }
         }
@@ -342,6 +353,7 @@ static int regex_search(const json_t *pattern, const json_t *subject, const kw_f
     if (!md || !mc) goto unmatched;
     pcre2_set_match_limit(mc, KW_FLAG_REGEX_MATCH_LIMIT);
     pcre2_set_depth_limit(mc, KW_FLAG_REGEX_MATCH_LIMIT);
+    pcre2_set_heap_limit(mc, FLAG_REGEX_HEAP_KIB); /* the interpreter's backtracking frames */
     int64_t start = budget ? monotonic_ns() : 0;
     int m = pcre2_match(re, (PCRE2_SPTR)ss.s, ss.len, 0, 0, md, mc);
     if (budget) budget->regex_ns_left -= monotonic_ns() - start;

@@ -112,7 +112,8 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
     (void)from;
     (void)flags;
     size_t start = to - rule->anchor_len;
-    if (!kw_scan_token_boundary(data, start, rule->charset == KW_CHARSET_DASHED ? "-" : "")) return 0;
+    const char *glue = rule->charset == KW_CHARSET_DASHED ? "-" : "";
+    if (!kw_scan_token_boundary(data, start, glue)) return 0;
     size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len) return 0;
@@ -127,6 +128,15 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
 }
 
 static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`'; }
+
+/* A JSON string escape starts at p (\n, \", \u0026, ...): in an escaped
+ * log line it ends an unquoted value ("token=<value>\nnext=..."), which
+ * would otherwise run on into the next text and, a backslash being no
+ * base64 or past the length limit, not be reported at all. */
+static int json_escape_at(const char *data, size_t len, size_t p)
+{
+    return data[p] == '\\' && p + 1 < len && data[p + 1] && strchr("nrtbf\"\\/u", data[p + 1]);
+}
 
 /* True when every part of v between separators (-_./) is all lowercase,
  * all uppercase or all digits: "user-client-123", "DEFAULT_VALUE".  Random
@@ -169,7 +179,8 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
         if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
         if (escaped ? c == '\\' && p + 1 < len && (unsigned char)data[p + 1] == quote
             : quote ? c == quote
-                    : (is_quote(c) || strchr(",;()[]{}<>\\", c) != NULL))
+                    : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL ||
+                       json_escape_at(data, len, p)))
             break;
         p++;
     }

@@ -129,7 +129,7 @@ static const char *const ESCAPES[] = {
     "%2522", "\"", "'", "`", "=", ":", " ", "\t", "(", "[", "{", ",", ";", "<", ">", "/", "|",
 };
 static const char *const TRAILS[] = {
-    "", "\\n", "\\\"}", "%26x=1", " end", "\"", ",", "\\u0026",
+    "", "\\n", "\\\"}", "%26x=1", " end", "\"", ",", "\\u0026", "\\nnext.step=1",
 };
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
