@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *in = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!in) return 0;
     const json_t *flag = in;
-    kw_flag_context ctx = {"user_0", NULL, NULL, NULL, NULL};
+    kw_flag_context ctx = {.distinct_id = "user_0"};
     if (json_is_object(in) && json_object_get(in, "flag")) {
         flag = json_object_get(in, "flag");
         ctx.distinct_id = json_string_value(json_object_get(in, "distinct_id"));

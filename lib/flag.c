@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "keyward/flagcache.h"
+#include "keyward/flags.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 #include "txn.h"
@@ -19,6 +20,31 @@
 #define FLAG_KEY_MAX_CHARS 400
 #define FLAG_NAME_MAX_CHARS 100
 #define FILTERS_MAX_BYTES (64 * 1024)
+
+/* Regex filters run on anonymous requests: few and short (flags.h). */
+static int check_regex_filters(const json_t *groups, kw_problem *p)
+{
+    size_t i, j, count = 0;
+    const json_t *group, *filter;
+    json_array_foreach(groups, i, group) {
+        json_array_foreach(json_object_get(group, "properties"), j, filter) {
+            if (!kw_flag_filter_is_regex(filter)) continue;
+            if (++count > KW_FLAG_REGEX_MAX_PER_FLAG) {
+                kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "filters",
+                               "A flag may have at most %d regex filters.",
+                               KW_FLAG_REGEX_MAX_PER_FLAG);
+                return 1;
+            }
+            if (kw_flag_regex_pattern_size(filter) > KW_FLAG_REGEX_MAX_BYTES) {
+                kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "filters",
+                               "Regex patterns may be at most %d bytes long.",
+                               KW_FLAG_REGEX_MAX_BYTES);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
 
 static int check_filters(const json_t *filters, kw_problem *p)
 {
@@ -44,6 +70,7 @@ static int check_filters(const json_t *filters, kw_problem *p)
             return 1;
         }
     }
+    if (check_regex_filters(groups, p)) return 1;
     json_t *multivariate = json_object_get(filters, "multivariate");
     if (multivariate && !json_is_null(multivariate)) {
         json_t *variants = json_object_get(multivariate, "variants");

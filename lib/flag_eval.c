@@ -165,14 +165,16 @@ static const char *valid_override(const json_t *flag, const json_t *condition)
 }
 
 static kw_flag_reason condition_outcome(const char *flag_key, const json_t *condition,
-                                        const json_t *properties, const char *bucketing_id)
+                                        const json_t *properties, const char *bucketing_id,
+                                        const kw_flag_context *ctx)
 {
     const json_t *props = json_object_get(condition, "properties");
     size_t i;
     const json_t *p;
     if (json_is_array(props))
         json_array_foreach(props, i, p)
-            if (!kw_flag_match_property(p, properties)) return KW_FLAG_REASON_NO_CONDITION_MATCH;
+            if (!kw_flag_match_property_in(p, properties, ctx))
+                return KW_FLAG_REASON_NO_CONDITION_MATCH;
 
     const json_t *pct = json_object_get(condition, "rollout_percentage");
     if (!pct || json_is_null(pct)) return KW_FLAG_REASON_CONDITION_MATCH;
@@ -266,7 +268,7 @@ int kw_flag_evaluate(const json_t *flag, const kw_flag_context *ctx, kw_flag_res
     for (size_t k = 0; k < n; k++) {
         size_t i = n <= FLAG_MAX_SORTED_CONDITIONS ? order[k] : k;
         const json_t *condition = json_array_get(conditions, i);
-        kw_flag_reason r = condition_outcome(key, condition, properties, bucketing_id);
+        kw_flag_reason r = condition_outcome(key, condition, properties, bucketing_id, ctx);
         if (r == KW_FLAG_REASON_CONDITION_MATCH) {
             finish_match(flag, condition, (int)i, bucketing_id, out);
             return KW_OK;

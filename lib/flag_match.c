@@ -15,24 +15,25 @@
  *     strings (as posthog-python does).
  * Case folding is ASCII only (PostHog's service also lowercases ASCII for
  * icontains).  Regexes are PCRE2 (UTF + UCP, close to Python's re for the
- * patterns people write), compiled on every call: flags are evaluated once
- * per request and a cache would be shared mutable state across threads; if
- * profiles ever show regex compilation, cache per flag version in the HTTP
- * layer's context.  A pattern that does not compile, or a match that hits
- * the backtracking limit, makes both regex and not_regex not match. */
+ * patterns people write).  A member writes them and an anonymous caller
+ * runs them, so they run under the bounds flags.h states: compiled and
+ * JIT-compiled once per version of a project's flags (kw_flag_regexes,
+ * kept with the cached set, read-only and so shared by every thread), a
+ * step limit per match, and a per-request time budget.  A pattern that does
+ * not compile, a match that hits a bound, or one the spent budget skips,
+ * makes both regex and not_regex not match. */
 #include "keyward/flags.h"
+#include "keyward/keyward.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <math.h>
 #include <pcre2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Bounds the work one regex match may do (backtracking steps), so a
- * pathological pattern costs a no-match, not a stuck worker. */
-#define FLAG_REGEX_MATCH_LIMIT 1000000u
+#include <time.h>
 
 /* A JSON value printed as Python's str() prints it.  Strings are borrowed;
  * everything else is written into buf or, for arrays/objects, allocated. */
@@ -198,34 +199,172 @@ static int match_order(const char *op, const json_t *want, const json_t *have)
     return cmp_op(c, op);
 }
 
-/* 1 match, 0 no match, -1 pattern invalid or match aborted. */
-static int regex_search(const json_t *pattern, const json_t *subject)
+/* ---- regexes: compiled once, matched under bounds ------------------- */
+
+typedef struct rx_entry {
+    const json_t *node;  /* the filter's "value": the key */
+    pcre2_code *code;    /* NULL: refused (too many, too long) or invalid */
+} rx_entry;
+
+struct kw_flag_regexes {
+    rx_entry *items;
+    size_t n;
+};
+
+int kw_flag_filter_is_regex(const json_t *filter)
 {
-    pystr ps, ss;
-    int rc = -1;
+    const char *op = json_string_value(json_object_get(filter, "operator"));
+    const char *type = json_string_value(json_object_get(filter, "type"));
+    if (type && (!strcmp(type, "cohort") || !strcmp(type, "flag"))) return 0;
+    return op && (!strcmp(op, "regex") || !strcmp(op, "not_regex"));
+}
+
+size_t kw_flag_regex_pattern_size(const json_t *filter)
+{
+    const json_t *v = json_object_get(filter, "value");
+    pystr ps;
+    if (!v) v = json_null();
+    if (pystr_of(v, &ps) < 0) return SIZE_MAX;
+    size_t n = ps.len;
+    pystr_free(&ps);
+    return n;
+}
+
+/* Memory one interpreted match may use for backtracking (JIT matches run
+ * on their own fixed stack). */
+#define FLAG_REGEX_HEAP_KIB 4096
+
+static _Atomic uint64_t compiles;
+
+uint64_t kw_flag_regex_compiles(void)
+{
+    return atomic_load_explicit(&compiles, memory_order_relaxed);
+}
+
+/* NULL when the pattern is too long or does not compile. */
+static pcre2_code *compile_pattern(const json_t *value, int jit)
+{
+    pystr ps;
+    if (pystr_of(value, &ps) < 0) return NULL;
     pcre2_code *re = NULL;
+    if (ps.len <= KW_FLAG_REGEX_MAX_BYTES) {
+        int err;
+        PCRE2_SIZE erroff;
+        atomic_fetch_add_explicit(&compiles, 1, memory_order_relaxed);
+        re = pcre2_compile((PCRE2_SPTR)ps.s, ps.len, PCRE2_UTF | PCRE2_UCP, &err, &erroff, NULL);
+        /* without JIT (no executable memory) the interpreter runs it */
+        if (re && jit) pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    }
+    pystr_free(&ps);
+    return re;
+}
+
+static int by_node(const void *a, const void *b)
+{
+    const json_t *x = ((const rx_entry *)a)->node, *y = ((const rx_entry *)b)->node;
+    return x < y ? -1 : x > y;
+}
+
+int kw_flag_regexes_build(const json_t *flags, kw_flag_regexes **out)
+{
+    kw_flag_regexes *r = calloc(1, sizeof *r);
+    if (!r) return KW_ERR_NOMEM;
+    size_t cap = 0, i, j, k;
+    const json_t *flag, *group, *filter;
+    json_array_foreach(flags, i, flag) {
+        size_t in_flag = 0;
+        const json_t *groups = json_object_get(json_object_get(flag, "filters"), "groups");
+        json_array_foreach(groups, j, group) {
+            json_array_foreach(json_object_get(group, "properties"), k, filter) {
+                const json_t *value = json_object_get(filter, "value");
+                if (!kw_flag_filter_is_regex(filter)) continue;
+                /* a flag stored before the limits were enforced: its
+                 * filters past the limit stay uncompiled (no match) */
+                int allowed = ++in_flag <= KW_FLAG_REGEX_MAX_PER_FLAG;
+                /* null, true and false are shared nodes (jansson
+                 * singletons), no key; their patterns ("None", "True",
+                 * "False") are compiled where they are matched */
+                if (!value || json_is_null(value) || json_is_boolean(value)) continue;
+                if (r->n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    rx_entry *bigger = realloc(r->items, cap * sizeof *bigger);
+                    if (!bigger) {
+                        kw_flag_regexes_free(r);
+                        return KW_ERR_NOMEM;
+                    }
+                    r->items = bigger;
+                }
+                r->items[r->n++] = (rx_entry){value, allowed ? compile_pattern(value, 1) : NULL};
+            }
+        }
+    }
+    if (r->n > 1) qsort(r->items, r->n, sizeof *r->items, by_node);
+    *out = r;
+    return KW_OK;
+}
+
+void kw_flag_regexes_free(kw_flag_regexes *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) pcre2_code_free(r->items[i].code);
+    free(r->items);
+    free(r);
+}
+
+void kw_flag_budget_init(kw_flag_budget *b)
+{
+    b->regex_ns_left = (int64_t)KW_FLAG_REGEX_BUDGET_MS * 1000000;
+    b->skipped = 0;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 1 match, 0 no match, -1 pattern invalid, match aborted by its limit, or
+ * not run because the request's budget is spent. */
+static int regex_search(const json_t *pattern, const json_t *subject, const kw_flag_context *ctx)
+{
+    kw_flag_budget *budget = ctx ? ctx->budget : NULL;
+    if (budget && budget->regex_ns_left <= 0) {
+        budget->skipped++;
+        return -1;
+    }
+    const rx_entry *cached = NULL;
+    if (ctx && ctx->regexes && ctx->regexes->n) {
+        rx_entry key = {pattern, NULL};
+        cached = bsearch(&key, ctx->regexes->items, ctx->regexes->n, sizeof key, by_node);
+    }
+    /* not from the table's flags (a caller without one): compile here */
+    pcre2_code *owned = cached ? NULL : compile_pattern(pattern, 0);
+    const pcre2_code *re = cached ? cached->code : owned;
+    if (!re) return -1;
+
+    pystr ss;
+    int rc = -1;
     pcre2_match_data *md = NULL;
     pcre2_match_context *mc = NULL;
-    if (pystr_of(pattern, &ps) < 0) return -1;
-    if (pystr_of(subject, &ss) < 0) { pystr_free(&ps); return -1; }
-
-    int err;
-    PCRE2_SIZE erroff;
-    re = pcre2_compile((PCRE2_SPTR)ps.s, ps.len, PCRE2_UTF | PCRE2_UCP, &err, &erroff, NULL);
-    if (!re) goto done;
+    if (pystr_of(subject, &ss) < 0) goto done;
     md = pcre2_match_data_create_from_pattern(re, NULL);
     mc = pcre2_match_context_create(NULL);
-    if (!md || !mc) goto done;
-    pcre2_set_match_limit(mc, FLAG_REGEX_MATCH_LIMIT);
+    if (!md || !mc) goto unmatched;
+    pcre2_set_match_limit(mc, KW_FLAG_REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(mc, KW_FLAG_REGEX_MATCH_LIMIT);
+    pcre2_set_heap_limit(mc, FLAG_REGEX_HEAP_KIB); /* the interpreter's backtracking frames */
+    int64_t start = budget ? monotonic_ns() : 0;
     int m = pcre2_match(re, (PCRE2_SPTR)ss.s, ss.len, 0, 0, md, mc);
+    if (budget) budget->regex_ns_left -= monotonic_ns() - start;
     if (m >= 0) rc = 1;
     else if (m == PCRE2_ERROR_NOMATCH) rc = 0;
+unmatched:
+    pystr_free(&ss);
 done:
     pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
-    pcre2_code_free(re);
-    pystr_free(&ps);
-    pystr_free(&ss);
+    pcre2_code_free(owned);
     return rc;
 }
 
@@ -276,6 +415,12 @@ static int match_affix(const char *op, const json_t *want, const json_t *have)
 
 int kw_flag_match_property(const json_t *filter, const json_t *properties)
 {
+    return kw_flag_match_property_in(filter, properties, NULL);
+}
+
+int kw_flag_match_property_in(const json_t *filter, const json_t *properties,
+                              const kw_flag_context *ctx)
+{
     if (!json_is_object(filter)) return 0;
     const char *type = json_string_value(json_object_get(filter, "type"));
     /* Cohorts need the cohort definitions and person history; flag
@@ -301,8 +446,8 @@ int kw_flag_match_property(const json_t *filter, const json_t *properties)
         !strcmp(op, "starts_with") || !strcmp(op, "not_starts_with") ||
         !strcmp(op, "ends_with") || !strcmp(op, "not_ends_with"))
         return match_affix(op, want, have);
-    if (!strcmp(op, "regex")) return regex_search(want, have) == 1;
-    if (!strcmp(op, "not_regex")) return regex_search(want, have) == 0;
+    if (!strcmp(op, "regex")) return regex_search(want, have, ctx) == 1;
+    if (!strcmp(op, "not_regex")) return regex_search(want, have, ctx) == 0;
     if (!strcmp(op, "gt") || !strcmp(op, "gte") || !strcmp(op, "lt") || !strcmp(op, "lte"))
         return match_order(op, want, have);
     /* Unknown operators, dates (is_date_*) and semver_*: not supported. */

@@ -18,7 +18,8 @@
  *
  * The set carries the serialized /flags/definitions body and its ETag
  * (PostHog's JSON shape, built here so the server sends the same bytes it
- * hashed), and the parsed flags that /flags and /decide evaluate. */
+ * hashed), the parsed flags that /flags and /decide evaluate, and their
+ * regex patterns compiled (so a request never compiles one). */
 #include "keyward/flagcache.h"
 
 #include <pthread.h>
@@ -94,6 +95,7 @@ void kw_flagset_release(const kw_flagset *pub)
     /* Before the body: an attachment may point into it. */
     kw_flagset_attachment *a = atomic_load_explicit(&s->attachment, memory_order_acquire);
     if (a) a->free_fn(a);
+    kw_flag_regexes_free((kw_flag_regexes *)s->pub.regexes);
     json_decref((json_t *)s->pub.flags);
     free((char *)s->pub.body);
     free(s);
@@ -218,12 +220,14 @@ static int build(kw_flagcache *c, int64_t project_id, uint64_t gen, struct set *
     json_decref(doc);
     struct set *s = body ? calloc(1, sizeof *s) : NULL;
     char hash[KW_HASH_LEN + 1];
-    if (!s || kw_key_hash(body, strlen(body), hash)) {
+    kw_flag_regexes *regexes = NULL;
+    if (!s || kw_key_hash(body, strlen(body), hash) || kw_flag_regexes_build(flags, &regexes)) {
         free(s);
         free(body);
         json_decref(flags);
         return KW_ERR_NOMEM;
     }
+    s->pub.regexes = regexes;
     s->pub.project_id = project_id;
     s->pub.flags = flags;
     s->pub.body = body;

@@ -22,6 +22,9 @@
  * gets the verdict the whole input would give it: at end of input (or
  * once KW_SCAN_MAX_PEM bytes of body are in) the scanner judges the body
  * read so far, and masks all of it when it looks like key material.
+ * A masked body keeps its line breaks (each further line reads "********"),
+ * so the output has as many lines as the input and a log pipeline's line
+ * numbers stay right.
  * keyward:allow comments are ignored here on purpose: a log redactor should
  * not be switched off by the data it filters. */
 #include "scan_internal.h"
@@ -146,12 +149,42 @@ static size_t choose_boundary(const kw_redactor *r, int at_eof)
     return boundary;
 }
 
+/* Lines of a secret after its first (a private key body) become this, so
+ * the output has exactly as many lines as the input. */
+#define LINE_MASK "********"
+
+static size_t count_newlines(const char *p, size_t len)
+{
+    size_t n = 0;
+    for (const char *end = p + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) n++;
+    return n;
+}
+
+/* The mask, then for each newline inside the secret that newline (with its
+ * \r) and LINE_MASK. */
+static size_t write_mask(char *out, const redact_span *s, const char *secret)
+{
+    size_t w = strlen(s->mask);
+    memcpy(out, s->mask, w);
+    for (size_t i = 0; i < s->len; i++) {
+        if (secret[i] != '\n') continue;
+        if (i > 0 && secret[i - 1] == '\r') out[w++] = '\r';
+        out[w++] = '\n';
+        memcpy(out + w, LINE_MASK, sizeof LINE_MASK - 1);
+        w += sizeof LINE_MASK - 1;
+    }
+    return w;
+}
+
 static int emit(kw_redactor *r, size_t boundary)
 {
-    size_t needed = boundary + r->nspans * KW_MASK_MAX;
-    size_t w = 0, pos = 0, replaced = 0;
-    for (size_t i = 0; i < r->nspans; i++)
-        if (r->spans[i].start + r->spans[i].len <= boundary) replaced++;
+    size_t needed = boundary, w = 0, pos = 0, replaced = 0;
+    for (size_t i = 0; i < r->nspans; i++) {
+        const redact_span *s = &r->spans[i];
+        if (s->start + s->len > boundary) continue;
+        replaced++;
+        needed += KW_MASK_MAX + count_newlines(r->buf + s->start, s->len) * (sizeof LINE_MASK + 1);
+    }
     if (replaced == 0) return boundary ? r->write(r->buf, boundary, r->ctx) : 0;
     if (needed > r->out_cap) {
         char *bigger = realloc(r->out, needed);
@@ -164,9 +197,7 @@ static int emit(kw_redactor *r, size_t boundary)
         if (s->start + s->len > boundary || s->start < pos) continue;
         memcpy(r->out + w, r->buf + pos, s->start - pos);
         w += s->start - pos;
-        size_t mlen = strlen(s->mask);
-        memcpy(r->out + w, s->mask, mlen);
-        w += mlen;
+        w += write_mask(r->out + w, s, r->buf + s->start);
         pos = s->start + s->len;
         r->count++;
     }

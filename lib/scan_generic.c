@@ -108,13 +108,14 @@ static size_t name_end(const char *d, size_t len, size_t i)
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
-/* From a name ending at k: [a-z0-9_.-]{0,20}["']?[ \t]{0,3}(?::=|=>|=|:)
- * [ \t]{0,3}["'`]?[value]{12}.  Returns the anchor's end, or 0. */
+/* From a name ending at k: [a-z0-9_.-]{0,20}\\?["']?[ \t]{0,3}(?::=|=>|=|:)
+ * [ \t]{0,3}\\?["'`]?[value]{12}.  Returns the anchor's end, or 0. */
 static size_t anchor_end(const char *d, size_t len, size_t k)
 {
     size_t p = k;
     while (p < len && p - k <= 20 && NAME_CHAR[(unsigned char)d[p]]) p++;
     if (p - k > 20) return 0; /* a longer name: the separator is too far */
+    if (p < len && d[p] == '\\') p++;
     if (p < len && (d[p] == '"' || d[p] == '\'')) p++;
     for (size_t n = 0; n < 3 && p < len && is_blank(d[p]); n++) p++;
     if (p >= len) return 0;
@@ -122,6 +123,7 @@ static size_t anchor_end(const char *d, size_t len, size_t k)
     else if (d[p] == '=') p += p + 1 < len && d[p + 1] == '>' ? 2 : 1;
     else return 0;
     for (size_t n = 0; n < 3 && p < len && is_blank(d[p]); n++) p++;
+    if (p < len && d[p] == '\\') p++;
     if (p < len && (d[p] == '"' || d[p] == '\'' || d[p] == '`')) p++;
     if (len - p < KW_SCAN_GENERIC_ANCHOR_VALUE) return 0;
     for (size_t n = 0; n < KW_SCAN_GENERIC_ANCHOR_VALUE; n++)

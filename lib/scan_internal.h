@@ -41,8 +41,10 @@ typedef int (*kw_scan_find_fn)(const char *data, size_t len, kw_scan_anchor_fn f
 #define KW_SCAN_GENERIC_NAMES                                                                    \
     "(?:secret|passwd|password|pwd|token|api[_-]?key|access[_-]?key|auth[_-]?key|"              \
     "client[_-]?secret|private[_-]?key)"
-/* name suffix, optional closing quote, separator, optional opening quote */
-#define KW_SCAN_ASSIGN "[a-z0-9_.-]{0,20}[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}[\"'`]?"
+/* name suffix, optional closing quote, separator, optional opening quote;
+ * a quote may be escaped (JSON inside a JSON string: {\"token\": \"...\"}) */
+#define KW_SCAN_ASSIGN                                                                           \
+    "[a-z0-9_.-]{0,20}\\\\?[\"']?[ \t]{0,3}(?::=|=>|=|:)[ \t]{0,3}\\\\?[\"'`]?"
 #define KW_SCAN_GENERIC_ANCHOR_VALUE 12
 #define KW_SCAN_GENERIC_ANCHOR                                                                   \
     "(?i)" KW_SCAN_GENERIC_NAMES KW_SCAN_ASSIGN "[0-9A-Za-z/+_.~!@#%^&*-]{12}"
@@ -78,9 +80,17 @@ struct kw_scan_rules {
     size_t count, cap;
 };
 
-/* Shared helpers, in scan_rules.c. */
+/* Shared checks, in scan_checks.c. */
 double kw_scan_entropy(const char *s, size_t len);
+/* Case-insensitive search of a lowercase word in a bounded buffer. */
+int kw_scan_contains_nocase(const char *s, size_t len, const char *word);
 int kw_scan_is_placeholder(const char *s, size_t len);
+/* Whether a token may start at `start`: the byte before it is not one that
+ * would make it the tail of a longer word (a word char, or one of `glue`),
+ * or that byte ends an escape or encoding (\n \t \uXXXX \xXX %3D %253D),
+ * which text filters put right before values.  Every token rule of the
+ * scanner (and so of the redactor) decides its left edge here. */
+int kw_scan_token_boundary(const char *data, size_t start, const char *glue);
 
 enum {
     KW_CHARSET_BASE62 = 0,   /* 0-9A-Za-z */

@@ -8,7 +8,8 @@
  * judgement a regex cannot: the keyward CRC32 checksum (a 54-char body with
  * a bad checksum is a near miss, not a finding), Shannon entropy, and the
  * placeholder words that mark documentation and test fixtures
- * (AKIAIOSFODNN7EXAMPLE, "your_api_key", "xxxx", "${TOKEN}").
+ * (AKIAIOSFODNN7EXAMPLE, "your_api_key", "xxxx", "${TOKEN}"); those checks
+ * and the token boundary rule live in scan_checks.c.
  *
  * User rules file: a TOML-like list of [rule] sections with key = value
  * lines (id, pattern, description, confidence, min_entropy, caseless); the
@@ -24,83 +25,7 @@
 
 #include "keyward/keyward.h"
 
-/* ---- shared checks -------------------------------------------------- */
-
-/* log2 without libm (the library links no -lm): split x into 2^e * m with
- * m in [1, 2), then log2(m) = 2/ln2 * atanh((m-1)/(m+1)) by its series.
- * Good to ~1e-9, far finer than an entropy threshold needs. */
-static double log2_of(double x)
-{
-    int e = 0;
-    while (x >= 2.0) { x /= 2.0; e++; }
-    while (x < 1.0) { x *= 2.0; e--; }
-    double t = (x - 1.0) / (x + 1.0), t2 = t * t, term = t, sum = 0.0;
-    for (int k = 1; k < 40; k += 2) {
-        sum += term / k;
-        term *= t2;
-    }
-    return e + 2.0 * sum / 0.69314718055994530942;
-}
-
-double kw_scan_entropy(const char *s, size_t len)
-{
-    if (len == 0) return 0.0;
-    unsigned counts[256] = {0};
-    for (size_t i = 0; i < len; i++) counts[(unsigned char)s[i]]++;
-    double bits = 0.0;
-    for (int c = 0; c < 256; c++) {
-        if (!counts[c]) continue;
-        double p = (double)counts[c] / (double)len;
-        bits -= p * log2_of(p);
-    }
-    return bits;
-}
-
-/* Case-insensitive substring search over a bounded buffer. */
-static int contains_nocase(const char *s, size_t len, const char *word)
-{
-    size_t wl = strlen(word);
-    if (wl > len) return 0;
-    for (size_t i = 0; i + wl <= len; i++) {
-        size_t j = 0;
-        while (j < wl && tolower((unsigned char)s[i + j]) == word[j]) j++;
-        if (j == wl) return 1;
-    }
-    return 0;
-}
-
-/* Words that only appear in examples, templates and test data.  A random
- * 48-char base62 string contains one of the 4-char sequences with a
- * probability around 1e-5, which we accept. */
-static const char *const PLACEHOLDER_WORDS[] = {
-    "example", "xxxx", "your_", "your-", "yourkey", "changeme", "placeholder", "dummy",
-    "redacted", "sample", "insert", "1234", "abcd", "${", "{{", "<", ">", "%s", "...",
-};
-
-int kw_scan_is_placeholder(const char *s, size_t len)
-{
-    /* Runs on every anchor hit that gets this far, so lowercase once and
-     * let memmem search (the "C" locale's tolower is ASCII-only too). */
-    char lower[512];
-    if (len <= sizeof lower) {
-        for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)s[i];
-            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-        }
-        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
-            if (memmem(lower, len, PLACEHOLDER_WORDS[i], strlen(PLACEHOLDER_WORDS[i]))) return 1;
-    } else {
-        for (size_t i = 0; i < sizeof PLACEHOLDER_WORDS / sizeof PLACEHOLDER_WORDS[0]; i++)
-            if (contains_nocase(s, len, PLACEHOLDER_WORDS[i])) return 1;
-    }
-    /* A run of 5 identical chars ("aaaaa", "00000") is a filler. */
-    size_t run = 1;
-    for (size_t i = 1; i < len; i++) {
-        run = s[i] == s[i - 1] ? run + 1 : 1;
-        if (run >= 5) return 1;
-    }
-    return 0;
-}
+/* ---- shared checks (the rest are in scan_checks.c) ---------------- */
 
 /* How many of {lower, upper, digit} occur: random tokens have >= 2. */
 static int char_classes(const char *s, size_t len)
@@ -123,8 +48,6 @@ static int in_charset(int charset, unsigned char c)
     return 0;
 }
 
-static int is_word_char(unsigned char c) { return kw_is_base62(c) || c == '_'; }
-
 static size_t extend(const char *data, size_t len, size_t pos, int charset, size_t limit)
 {
     while (pos < len && pos < limit && in_charset(charset, (unsigned char)data[pos])) pos++;
@@ -141,7 +64,7 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     (void)from;
     (void)flags;
     size_t start = to - rule->anchor_len;
-    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    if (!kw_scan_token_boundary(data, start, "")) return 0;
     size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
     if (end < len && (data[end] == '_' || data[end] == '-')) return 0; /* an identifier */
     size_t body_len = end - start - KW_KEY_PREFIX_LEN;
@@ -162,6 +85,26 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     return 1;
 }
 
+/* The placeholder check of a dashed token (Slack) over its non-numeric
+ * parts only: the numeric parts are workspace and user ids, in which
+ * "1234" or "00000" is as likely as anywhere, not a sign of an example. */
+static int dashed_is_placeholder(const char *s, size_t n)
+{
+    char kept[KW_SCAN_MAX_SECRET];
+    size_t w = 0, i = 0;
+    if (n > sizeof kept) return kw_scan_is_placeholder(s, n);
+    while (i < n) {
+        size_t j = i, digits = 0;
+        while (j < n && s[j] != '-') digits += isdigit((unsigned char)s[j++]) != 0;
+        if (j == i || digits != j - i) { /* not an id: keep it and its dash */
+            memcpy(kept + w, s + i, j - i + (j < n));
+            w += j - i + (j < n);
+        }
+        i = j + 1;
+    }
+    return kw_scan_is_placeholder(kept, w);
+}
+
 /* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe). */
 static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
                          size_t from, size_t to, unsigned flags, kw_scan_span *span)
@@ -169,12 +112,14 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
     (void)from;
     (void)flags;
     size_t start = to - rule->anchor_len;
-    if (start > 0 && in_charset(rule->charset, (unsigned char)data[start - 1])) return 0;
-    if (start > 0 && is_word_char((unsigned char)data[start - 1])) return 0;
+    const char *glue = rule->charset == KW_CHARSET_DASHED ? "-" : "";
+    if (!kw_scan_token_boundary(data, start, glue)) return 0;
     size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len) return 0;
-    if (kw_scan_is_placeholder(data + start, n)) return 0;
+    if (rule->charset == KW_CHARSET_DASHED ? dashed_is_placeholder(data + start, n)
+                                           : kw_scan_is_placeholder(data + start, n))
+        return 0;
     if (rule->min_entropy > 0 && kw_scan_entropy(data + start, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
     span->len = n;
@@ -183,6 +128,15 @@ static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
 }
 
 static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`'; }
+
+/* A JSON string escape starts at p (\n, \", \u0026, ...): in an escaped
+ * log line it ends an unquoted value ("token=<value>\nnext=..."), which
+ * would otherwise run on into the next text and, a backslash being no
+ * base64 or past the length limit, not be reported at all. */
+static int json_escape_at(const char *data, size_t len, size_t p)
+{
+    return data[p] == '\\' && p + 1 < len && data[p + 1] && strchr("nrtbf\"\\/u", data[p + 1]);
+}
 
 /* True when every part of v between separators (-_./) is all lowercase,
  * all uppercase or all digits: "user-client-123", "DEFAULT_VALUE".  Random
@@ -218,18 +172,26 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
     size_t start = to - rule->anchor_len, p = start, limit = start + rule->max_len + 1;
     unsigned char quote = start > 0 && is_quote((unsigned char)data[start - 1])
                               ? (unsigned char)data[start - 1] : 0;
+    /* an escaped opening quote (\") closes at the same escaped quote */
+    int escaped = quote && start > 1 && data[start - 2] == '\\';
     while (p < len && p < limit) {
         unsigned char c = (unsigned char)data[p];
         if (c == '\n' || c == '\r' || c == ' ' || c == '\t') break;
-        if (quote ? c == quote : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL)) break;
+        if (escaped ? c == '\\' && p + 1 < len && (unsigned char)data[p + 1] == quote
+            : quote ? c == quote
+                    : (is_quote(c) || strchr(",;()[]{}<>", c) != NULL ||
+                       json_escape_at(data, len, p)))
+            break;
         p++;
     }
-    if (quote && (p >= len || (unsigned char)data[p] != quote)) return 0; /* unterminated */
+    if (quote && (p + escaped >= len || (escaped && data[p] != '\\') ||
+                  (unsigned char)data[p + escaped] != quote))
+        return 0; /* unterminated */
     size_t n = p - start;
     const char *v = data + start;
     if (n < rule->min_len || n > rule->max_len) return 0;
     if (!quote && (memchr(v, '.', n) || strchr("$%&@*(", v[0]))) return 0; /* code, not data */
-    if (contains_nocase(v, n, "://")) return 0;
+    if (kw_scan_contains_nocase(v, n, "://")) return 0;
     if (rule->charset == KW_CHARSET_BASE62) { /* AWS secret: exactly base64 */
         for (size_t i = 0; i < n; i++)
             if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
@@ -252,9 +214,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
     (void)flags;
     size_t start = to - rule->anchor_len;
     size_t limit = start + KW_SCAN_MAX_SECRET;
-    if (start > 0 && (in_charset(KW_CHARSET_WORD, (unsigned char)data[start - 1]) ||
-                      data[start - 1] == '-' || data[start - 1] == '.'))
-        return 0;
+    if (!kw_scan_token_boundary(data, start, "-.")) return 0;
     size_t p = start;
     for (int segment = 0; segment < 3; segment++) {
         size_t seg_start = p;
@@ -320,8 +280,8 @@ static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
         return 1;
     }
     if (n < 32 || kw_scan_entropy(data + body, n) < rule->min_entropy) return 0;
-    if (contains_nocase(data + body, n < 64 ? n : 64, "...") ||
-        contains_nocase(data + body, n < 64 ? n : 64, "<"))
+    if (kw_scan_contains_nocase(data + body, n < 64 ? n : 64, "...") ||
+        kw_scan_contains_nocase(data + body, n < 64 ? n : 64, "<"))
         return 0;
     span->report = header;
     span->start = body;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyward/flags.h"
 #include "keyward/store.h"
 
 typedef struct kw_flagcache kw_flagcache;
@@ -38,6 +39,9 @@ typedef struct kw_flagset {
     const char *body;     /* the /flags/definitions response, compact JSON */
     size_t body_len;
     char etag[48];        /* W/"<32 hex of sha256(body)>" */
+    /* The flags' regex patterns, compiled once for this version of them:
+     * put it in the kw_flag_context of every evaluation of these flags. */
+    const kw_flag_regexes *regexes;
 } kw_flagset;
 
 /* `slots` projects (rounded up to a multiple of the shard count; a project

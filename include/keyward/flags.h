@@ -16,6 +16,8 @@
 #define KEYWARD_FLAGS_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define KW_FLAG_DESCRIPTION_MAX 96  /* incl. NUL */
 
@@ -40,6 +42,44 @@ typedef struct kw_flag_result {
                                              or when the flag is not enabled */
 } kw_flag_result;
 
+/* Flag filters with the regex / not_regex operators carry patterns a
+ * project member wrote and an anonymous caller runs (POST /flags), so they
+ * are bounded: at most KW_FLAG_REGEX_MAX_PER_FLAG such filters per flag,
+ * each pattern at most KW_FLAG_REGEX_MAX_BYTES (refused when a flag is
+ * written); each match at most KW_FLAG_REGEX_MATCH_LIMIT backtracking
+ * steps; and all matches of one request together at most
+ * KW_FLAG_REGEX_BUDGET_MS of time.  A filter whose match hits a bound, or
+ * is not run because the request's budget is spent, does not match
+ * (neither regex nor not_regex). */
+#define KW_FLAG_REGEX_MAX_PER_FLAG 20
+#define KW_FLAG_REGEX_MAX_BYTES 1024
+#define KW_FLAG_REGEX_MATCH_LIMIT 100000u
+#define KW_FLAG_REGEX_BUDGET_MS 50
+
+/* Compiled (and JIT-compiled) patterns of a list of flags, made once per
+ * version of the flags (lib/flagcache.c keeps it with the cached set).
+ * Read-only once built: any number of threads may match with it. */
+typedef struct kw_flag_regexes kw_flag_regexes;
+/* flags: an array of flag definitions; they must outlive the table (it is
+ * keyed by their filter nodes). */
+int kw_flag_regexes_build(const json_t *flags, kw_flag_regexes **out);
+void kw_flag_regexes_free(kw_flag_regexes *r);
+/* Patterns compiled so far by this process, for tests and diagnostics. */
+uint64_t kw_flag_regex_compiles(void);
+
+/* One request's allowance of regex matching time; start it with
+ * kw_flag_budget_init and share it by every evaluation of the request. */
+typedef struct kw_flag_budget {
+    int64_t regex_ns_left;
+    unsigned skipped;  /* regex filters not run because the budget was spent */
+} kw_flag_budget;
+void kw_flag_budget_init(kw_flag_budget *b);
+
+/* Whether a property filter uses regex / not_regex, and its pattern's size
+ * in bytes (as matched: a non-string value is matched as printed). */
+int kw_flag_filter_is_regex(const json_t *filter);
+size_t kw_flag_regex_pattern_size(const json_t *filter);
+
 /* Evaluation input besides the flag.  Every JSON pointer may be NULL.
  *   person_properties   {"email": "...", ...}
  *   groups              {"company": "acme-inc", ...}   group type name -> key
@@ -52,6 +92,11 @@ typedef struct kw_flag_context {
     const json_t *groups;
     const json_t *group_properties;
     const json_t *group_type_mapping;
+    /* The flags' compiled patterns (NULL: patterns are compiled per match,
+     * without JIT) and the request's budget (NULL: each match is bounded
+     * by its step limit only). */
+    const kw_flag_regexes *regexes;
+    kw_flag_budget *budget;
 } kw_flag_context;
 
 /* Evaluate one flag.  Returns KW_OK and fills *out, or KW_ERR_INVALID when
@@ -74,6 +119,9 @@ const char *kw_flag_matching_variant(const json_t *flag, const char *bucketing_i
 /* One property filter against a properties object (NULL = none).  Returns
  * 1 match, 0 no match.  Cohort and flag-dependency filters never match here. */
 int kw_flag_match_property(const json_t *filter, const json_t *properties);
+/* The same with the evaluation's compiled patterns and budget (ctx may be NULL). */
+int kw_flag_match_property_in(const json_t *filter, const json_t *properties,
+                              const kw_flag_context *ctx);
 
 const char *kw_flag_reason_code(kw_flag_reason reason);
 

@@ -176,6 +176,11 @@ static void evaluate(kw_http_req *req, kw_http_resp *resp, enum shape shape)
         kw_resp_problem(resp, &p);
         return;
     }
+    /* member-written regexes: this request's share of matching time */
+    kw_flag_budget budget;
+    kw_flag_budget_init(&budget);
+    ctx.regexes = set->regexes;
+    ctx.budget = &budget;
     json_t *flags = shape == SHAPE_DECIDE_V1 ? json_array() : json_object();
     json_t *payloads = json_object();
     rc = flags && payloads ? evaluate_all(set, &ctx, shape, flags, payloads) : KW_ERR_NOMEM;

@@ -370,6 +370,54 @@ class FlagsEval(kwtest.KWTestCase):
         self.assertProblem(r, 401, "invalid_api_key")
         self.assertStatus(self.srv.post("/flags/?v=2", {"token": newer, "distinct_id": "u"}), 200)
 
+    # -- member-written regexes run under bounds ---------------------------
+
+    def test_regex_limits_refused_at_write(self):
+        def rx(value):
+            return {"key": "a", "operator": "regex", "value": value, "type": "person"}
+        path = "/api/projects/1/feature_flags/"
+        cases = [([rx("a")] * 21, "at most 20 regex filters"),
+                 ([rx("a" * 1025)], "at most 1024 bytes"),
+                 ([{"key": "a", "operator": "not_regex", "value": "b" * 1025}], "at most 1024 bytes")]
+        for props, text in cases:
+            r = self.srv.post(path, {"key": "rx", "filters": {"groups": [{"properties": props}]}},
+                              key=self.key)
+            body = self.assertStatus(r, 400)
+            self.assertEqual((body["type"], body["attr"]), ("validation_error", "filters"))
+            self.assertIn(text, body["detail"])
+        # the limits themselves are allowed, spread over conditions too
+        groups = [{"properties": [rx("b" * 1024)] * 10}, {"properties": [rx("c")] * 10}]
+        flag = self.make_flag("rx-max", {"groups": groups})
+        st, _, body = self.srv.patch(path + "%d/" % flag["id"], {"filters": {"groups": groups + [
+            {"properties": [rx("d")]}]}}, key=self.key)
+        self.assertEqual(st, 400, body)
+        self.assertIn("at most 20 regex filters", body["detail"])
+        got = self.assertStatus(self.srv.get(path + "%d/" % flag["id"], key=self.key), 200)
+        self.assertEqual(got["filters"]["groups"], groups)  # unchanged
+
+    def test_hostile_regex_costs_no_time(self):
+        # every filter its own condition, so each one is matched; on a
+        # long value each of these backtracks catastrophically
+        hostile = ["(a+)+$", "(a|aa)+$", "^(a+)+$", "(\\w+)+$", "(a|a)+$"]
+        for i in range(20):
+            self.make_flag("hostile-%02d" % i, {"groups": [
+                {"properties": [{"key": "v", "operator": "regex",
+                                 "value": hostile[j % len(hostile)], "type": "person"}],
+                 "rollout_percentage": 100} for j in range(20)]})
+        self.make_flag("plain", {"groups": [{"properties": [
+            {"key": "email", "operator": "regex", "value": "@acme\\.com$", "type": "person"}],
+            "rollout_percentage": 100}]})
+        start = time.monotonic()
+        got = self.evaluate("u", person_properties={"v": "a" * 30000 + "!",
+                                                    "email": "ann@acme.com"})["flags"]
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, 2.0)  # 8.9 s before the bounds, 0.12 s after
+        for i in range(20):
+            self.assertFalse(got["hostile-%02d" % i]["enabled"])
+        # the budget is per request: the next one matches ordinary patterns
+        got = self.evaluate("u", person_properties={"email": "ann@acme.com"})["flags"]
+        self.assertTrue(got["plain"]["enabled"])
+
 
 if __name__ == "__main__":
     kwtest.main()

@@ -5,8 +5,8 @@
  * them (gen_fixture.py, run once and committed).  Around it, tests pin the
  * hash to values printed by Python, check rollout and variant distributions
  * over 1000 ids against exact counts from a Python reimplementation, and
- * exercise the edges the fixture cannot: bad input, pathological regexes,
- * borrowed payloads. */
+ * exercise the edges the fixture cannot: bad input, pathological regexes
+ * and the bounds on member-written ones, borrowed payloads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyward/flags.h"
 #include "keyward/keyward.h"
@@ -154,6 +155,131 @@ static void test_operators_edges(void **state)
     /* Arrays as property values do not crash. */
     assert_false(match("{\"key\":\"a\",\"value\":\"x\"}", "{\"a\":[1,2]}"));
     assert_true(match("{\"key\":\"a\",\"value\":\"2\",\"operator\":\"icontains\"}", "{\"a\":[1,2]}"));
+}
+
+/* Flags whose every condition is one regex filter on "v" with `pattern`. */
+static json_t *regex_flags(size_t nflags, size_t per_flag, const char *pattern)
+{
+    json_t *flags = json_array();
+    for (size_t i = 0; i < nflags; i++) {
+        json_t *groups = json_array();
+        for (size_t j = 0; j < per_flag; j++)
+            json_array_append_new(groups, json_pack("{s:[{s:s, s:s, s:s}], s:i}", "properties",
+                                                    "key", "v", "operator", "regex", "value",
+                                                    pattern, "rollout_percentage", 100));
+        char key[32];
+        snprintf(key, sizeof key, "f%02zu", i);
+        json_array_append_new(flags, json_pack("{s:s, s:b, s:{s:o}}", "key", key, "active", 1,
+                                               "filters", "groups", groups));
+    }
+    return flags;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* A member's catastrophic pattern on a caller's long value: each match
+ * stops at its step limit, and once the request's time budget is spent
+ * the remaining regex filters are not run (no match).  400 such matches
+ * took ~9 s before the bounds; the patterns are compiled once, when the
+ * table is built, and never during evaluation. */
+static void test_regex_budget(void **state)
+{
+    (void)state;
+    json_t *flags = regex_flags(20, KW_FLAG_REGEX_MAX_PER_FLAG, "(a+)+$");
+    json_array_append_new(flags, must_parse("{\"key\":\"plain\",\"active\":true,\"filters\":"
+                                            "{\"groups\":[{\"properties\":[{\"key\":\"email\","
+                                            "\"operator\":\"regex\",\"value\":\"@acme\\\\.com$\"}]}]}}"));
+    uint64_t compiles = kw_flag_regex_compiles();
+    kw_flag_regexes *rx;
+    assert_int_equal(kw_flag_regexes_build(flags, &rx), KW_OK);
+    assert_int_equal(kw_flag_regex_compiles() - compiles, 20 * KW_FLAG_REGEX_MAX_PER_FLAG + 1);
+    compiles = kw_flag_regex_compiles();
+
+    static char value[30002];
+    memset(value, 'a', 30000);
+    value[30000] = '!';
+    json_t *props = json_pack("{s:s, s:s}", "v", value, "email", "ann@acme.com");
+    kw_flag_budget budget;
+    kw_flag_budget_init(&budget);
+    kw_flag_context ctx = {.distinct_id = "u", .person_properties = props, .regexes = rx,
+                           .budget = &budget};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t i;
+    json_t *flag;
+    json_array_foreach(flags, i, flag) {
+        kw_flag_result r;
+        assert_int_equal(kw_flag_evaluate(flag, &ctx, &r), KW_OK);
+        if (i < 20) assert_false(r.enabled);
+    }
+    double took = seconds_since(&t0);
+    assert_true(took < 1.0);  /* the budget is 50 ms, plus one match */
+    assert_true(budget.skipped > 0);
+    print_message("400 hostile matches: %.3f s, %u skipped\n", took, budget.skipped);
+
+    /* a fresh budget: ordinary patterns match; still nothing compiled */
+    json_t *plain_props = json_pack("{s:s}", "email", "ann@acme.com");
+    kw_flag_budget_init(&budget);
+    ctx.person_properties = plain_props;
+    kw_flag_result r;
+    assert_int_equal(kw_flag_evaluate(json_array_get(flags, 20), &ctx, &r), KW_OK);
+    assert_true(r.enabled);
+    assert_int_equal(kw_flag_regex_compiles(), compiles);
+
+    /* without a table (no cached set) every match is still step-bounded */
+    ctx.regexes = NULL;
+    ctx.person_properties = props;
+    kw_flag_budget_init(&budget);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(kw_flag_evaluate(json_array_get(flags, 0), &ctx, &r), KW_OK);
+    assert_false(r.enabled);
+    assert_true(seconds_since(&t0) < 1.0);
+    kw_flag_regexes_free(rx);
+    json_decref(plain_props);
+    json_decref(props);
+    json_decref(flags);
+}
+
+/* A flag stored before the limits were enforced: only its first
+ * KW_FLAG_REGEX_MAX_PER_FLAG regex filters are compiled; the rest never
+ * match, and patterns over KW_FLAG_REGEX_MAX_BYTES are not compiled. */
+static void test_regex_limits_at_evaluation(void **state)
+{
+    (void)state;
+    json_t *flags = regex_flags(1, KW_FLAG_REGEX_MAX_PER_FLAG + 1, "^zzz");
+    json_t *last = json_array_get(json_object_get(json_object_get(json_array_get(flags, 0),
+                                                                  "filters"), "groups"),
+                                  KW_FLAG_REGEX_MAX_PER_FLAG);
+    json_object_set_new(json_array_get(json_object_get(last, "properties"), 0), "value",
+                        json_string("a"));
+    static char long_pattern[KW_FLAG_REGEX_MAX_BYTES + 2];
+    memset(long_pattern, 'a', KW_FLAG_REGEX_MAX_BYTES + 1);
+    json_t *more = regex_flags(1, 1, long_pattern);
+    json_array_extend(flags, more);
+    json_decref(more);
+    kw_flag_regexes *rx;
+    assert_int_equal(kw_flag_regexes_build(flags, &rx), KW_OK);
+    json_t *props = json_pack("{s:s}", "v", long_pattern);
+    kw_flag_budget budget;
+    kw_flag_budget_init(&budget);
+    kw_flag_context ctx = {.distinct_id = "u", .person_properties = props, .regexes = rx,
+                           .budget = &budget};
+    kw_flag_result r;
+    assert_int_equal(kw_flag_evaluate(json_array_get(flags, 0), &ctx, &r), KW_OK);
+    assert_false(r.enabled); /* "a" would match, but it is the 21st */
+    assert_int_equal(kw_flag_evaluate(json_array_get(flags, 1), &ctx, &r), KW_OK);
+    assert_false(r.enabled); /* the long pattern would match itself */
+    ctx.regexes = NULL;      /* nor is it compiled on the fly */
+    assert_int_equal(kw_flag_evaluate(json_array_get(flags, 1), &ctx, &r), KW_OK);
+    assert_false(r.enabled);
+    kw_flag_regexes_free(rx);
+    json_decref(props);
+    json_decref(flags);
 }
 
 static void test_invalid_input(void **state)
@@ -299,6 +425,8 @@ int main(void)
         cmocka_unit_test(test_multivariate_distribution),
         cmocka_unit_test(test_operators_edges),
         cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_regex_budget),
+        cmocka_unit_test(test_regex_limits_at_evaluation),
         cmocka_unit_test(test_payload_is_borrowed),
         cmocka_unit_test(test_fixture_hashes),
         cmocka_unit_test(test_fixture_cases),

@@ -1,8 +1,8 @@
 /* test_flagcache.c — the per-project flag definitions cache: a hit touches
  * no store, a local bump or a store-generation change (a write by "another
  * process", made here straight through the store) rebuilds, sets outlive
- * their replacement while referenced, TTL, slot collisions, and readers
- * racing writers.  Runs on a temp SQLite file. */
+ * their replacement while referenced, TTL, slot collisions, readers
+ * racing writers, and regex patterns compiled once per version.  Runs on a temp SQLite file. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "keyward/flagcache.h"
+#include "keyward/flags.h"
 #include "keyward/keyward.h"
 #include "keyward/store.h"
 
@@ -126,6 +127,49 @@ static void test_hit_needs_no_store(void **state)
     assert_int_equal(kw_store_open(f->path, &f->store), KW_OK);  /* for teardown */
     kw_flagset_release(a);
     kw_flagset_release(b);
+}
+
+/* A set's regex patterns are compiled when it is built, once: hits and
+ * evaluations compile nothing; a rebuild (a new version) compiles again. */
+static void test_regexes_compiled_once_per_version(void **state)
+{
+    struct fixture *f = *state;
+    kw_flag fl;
+    memset(&fl, 0, sizeof fl);
+    fl.project_id = f->project;
+    snprintf(fl.key, sizeof fl.key, "rx");
+    fl.filters = strdup("{\"groups\":[{\"properties\":[{\"key\":\"email\",\"operator\":"
+                        "\"regex\",\"value\":\"@acme\\\\.com$\"},{\"key\":\"plan\","
+                        "\"operator\":\"not_regex\",\"value\":\"^free\"}]}]}");
+    fl.active = 1;
+    assert_int_equal(kw_store_flag_insert(f->store, &fl), KW_OK);
+    kw_flag_clear(&fl);
+    kw_flagcache_poll(f->cache);
+    uint64_t before = kw_flag_regex_compiles();
+    const kw_flagset *s;
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    assert_non_null(s->regexes);
+    assert_int_equal(kw_flag_regex_compiles() - before, 2);
+    json_t *props = json_pack("{s:s, s:s}", "email", "ann@acme.com", "plan", "pro");
+    for (int i = 0; i < 100; i++) {
+        const kw_flagset *again;
+        assert_int_equal(kw_flagcache_get(f->cache, f->project, &again), KW_OK);
+        kw_flag_budget budget;
+        kw_flag_budget_init(&budget);
+        kw_flag_context ctx = {.distinct_id = "u", .person_properties = props,
+                               .regexes = again->regexes, .budget = &budget};
+        kw_flag_result r;
+        assert_int_equal(kw_flag_evaluate(json_array_get(again->flags, 0), &ctx, &r), KW_OK);
+        assert_true(r.enabled);
+        kw_flagset_release(again);
+    }
+    assert_int_equal(kw_flag_regex_compiles() - before, 2);
+    kw_flagcache_bump(f->cache);
+    kw_flagset_release(s);
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    assert_int_equal(kw_flag_regex_compiles() - before, 4);
+    kw_flagset_release(s);
+    json_decref(props);
 }
 
 static void test_empty_project_and_isolation(void **state)
@@ -352,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hit_needs_no_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_project_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regexes_compiled_once_per_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_bump_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_write_seen_at_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_flags_left_out, setup, teardown),

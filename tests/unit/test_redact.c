@@ -241,7 +241,8 @@ static void test_private_key_without_end_chunked(void **state)
     uint64_t count;
     sink out = redact_all_chunkings(fx, in, &count);
     assert_int_equal(count, 1);
-    assert_string_equal(out.data, "intro\n-----BEGIN PRIVATE KEY-----\nphx_...d3Fg");
+    assert_string_equal(out.data,
+                        "intro\n-----BEGIN PRIVATE KEY-----\nphx_...d3Fg\n********\n********");
     free(out.data);
 }
 
@@ -289,7 +290,8 @@ static void test_private_key_header_inside_secret(void **state)
 }
 
 /* What a block that never ends gets, the same however it is fed: its body
- * is masked from the line after BEGIN to the end of input (at most
+ * is masked from the line after BEGIN to the end of input, one output line
+ * per input line (at most
  * 64 KiB of it, KW_SCAN_MAX_PEM), when it looks like key material (32+
  * bytes, entropy); a short or flat remainder is not a key and is kept. */
 static void test_private_key_never_ends(void **state)
@@ -302,7 +304,8 @@ static void test_private_key_never_ends(void **state)
                                     "QyNTUxOQAAACDx2VHvSXb7bQ9y\nlog line after\n",
                                     &count);
     assert_int_equal(count, 1);
-    assert_string_equal(out.data, "a\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl...fter\n");
+    assert_string_equal(out.data,
+                        "a\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl...fter\n********\n********\n");
     free(out.data);
     out = redact_all_chunkings(fx, "a\n-----BEGIN PRIVATE KEY-----\nshort\n", &count);
     assert_int_equal(count, 0);

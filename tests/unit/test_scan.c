@@ -352,7 +352,8 @@ static void test_generic_finder_matches_regex(void **state)
         "password", "PASSWD", "pass", "word", "wd", "pwd", "pw", "d", "api", "API", "key", "Key",
         "access", "auth", "private", "_", "-", ".", "=", ":", "=>", ":=", "==", " ", "  ", "\t",
         "\"", "'", "`", "x", "Zq8/vR3mXk2Lp9", "c9F2kQ8mZ1rT7vX4", "abc", "12345", "(", ")",
-        "\n", ",", "a1_B2-c3.d4~e5!f6@g7#h8%i9^j0&k*", "kr", "cr", "sw", "ke", "é",
+        "\n", ",", "a1_B2-c3.d4~e5!f6@g7#h8%i9^j0&k*", "kr", "cr", "sw", "ke", "é", "\\",
+        "\\\"",
     };
     const size_t npieces = sizeof PIECES / sizeof PIECES[0];
     hs_database_t *db = NULL;
