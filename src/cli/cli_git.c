@@ -202,31 +202,6 @@ int cli_git_batch_open(cli_git_batch **out)
     return 0;
 }
 
-int cli_git_parse_header(const char *header, size_t n, const char *oid, size_t *size)
-{
-    /* "<oid> blob <size>\n", the oid exactly the one asked for */
-    size_t ol = strlen(oid);
-    if (n < ol + 8 || memcmp(header, oid, ol) != 0 || memcmp(header + ol, " blob ", 6) != 0 ||
-        header[n - 1] != '\n')
-        return strncmp(header + (n >= ol ? ol : n), " missing\n", 9) == 0 ? 1 : -1;
-    const char *p = header + ol + 6, *end = header + n - 1;
-    if (p == end || end - p > 19) return -1;
-    unsigned long long v = 0;
-    for (; p < end; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        v = v * 10 + (unsigned)(*p - '0');
-    }
-    if (v > SIZE_MAX - 2) return -1;
-    *size = (size_t)v;
-    return 0;
-}
-
-int cli_is_object_id(const char *s)
-{
-    size_t n = strspn(s, "0123456789abcdef");
-    return s[n] == '\0' && (n == 40 || n == 64);
-}
-
 int cli_git_batch_get(cli_git_batch *b, const char *oid, size_t max_size, char **buf, size_t *cap,
                       size_t *len)
 {

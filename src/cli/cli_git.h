@@ -32,6 +32,11 @@ int cli_git_batch_get(cli_git_batch *b, const char *oid, size_t max_size, char *
 /* Strict parse of one `cat-file --batch` header (n bytes, with its '\n')
  * for `oid`: 0 and *size for a blob, 1 for "<oid> missing", -1 otherwise. */
 int cli_git_parse_header(const char *header, size_t n, const char *oid, size_t *size);
+/* Parsers (cli_git_parse.c). */
+/* One `git diff --raw -z` record at buf[i]: the new mode, object id and
+ * path point into buf; returns the offset after it, 0 when malformed. */
+size_t cli_parse_raw_record(const char *buf, size_t len, size_t i, const char **dst_mode,
+                            const char **dst_oid, const char **path);
 /* True for a full hex object id (sha1 or sha256). */
 int cli_is_object_id(const char *s);
 void cli_git_batch_close(cli_git_batch *b);

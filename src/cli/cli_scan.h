@@ -58,10 +58,6 @@ int cli_load_engine(const char *rules_path, kw_scan_rules **rules_out,
 int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count);
 int cli_scan_stdin(cli_scan_ctx *ctx);
 int cli_scan_staged(cli_scan_ctx *ctx);
-/* One `git diff --raw -z` record at buf[i]: the new mode, object id and
- * path point into buf; returns the offset after it, 0 when malformed. */
-size_t cli_parse_raw_record(const char *buf, size_t len, size_t i, const char **dst_mode,
-                            const char **dst_oid, const char **path);
 /* A file name made safe to print (malloc'd; see cli_scan_sources.c). */
 char *cli_display_name(const char *raw);
 int cli_scan_history(cli_scan_ctx *ctx, const char *since);

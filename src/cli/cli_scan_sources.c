@@ -346,45 +346,6 @@ cleanup:
     return rc;
 }
 
-/* One `diff --raw -z` record: ":<mode> <mode> <oid> <oid> <status>\0<path>\0"
- * (R and C have a second path).  *dst_oid and *path point into buf; returns
- * the offset after the record, 0 when malformed. */
-size_t cli_parse_raw_record(const char *buf, size_t len, size_t i, const char **dst_mode,
-                            const char **dst_oid, const char **path)
-{
-    const char *rec = buf + i;
-    const char *nul = memchr(rec, '\0', len - i);
-    if (!nul || rec[0] != ':') return 0;
-    /* the header: five space-separated fields */
-    const char *f[5];
-    size_t fl[5], k = 0;
-    const char *p = rec + 1;
-    while (k < 5 && p < nul) {
-        const char *sp = memchr(p, ' ', (size_t)(nul - p));
-        const char *e = sp ? sp : nul;
-        f[k] = p;
-        fl[k++] = (size_t)(e - p);
-        p = sp ? sp + 1 : nul;
-    }
-    if (k != 5 || p != nul || fl[0] != 6 || fl[1] != 6 || (fl[3] != 40 && fl[3] != 64) ||
-        fl[2] != fl[3] || fl[4] < 1)
-        return 0;
-    for (size_t x = 0; x < fl[3]; x++)
-        if (!f[3][x] || !strchr("0123456789abcdef", f[3][x])) return 0;
-    int two = f[4][0] == 'R' || f[4][0] == 'C';
-    size_t at = (size_t)(nul - buf) + 1;
-    for (int n = 0; n < (two ? 2 : 1); n++) {
-        if (at >= len) return 0;
-        const char *end = memchr(buf + at, '\0', len - at);
-        if (!end || end == buf + at) return 0;
-        *path = buf + at;
-        at = (size_t)(end - buf) + 1;
-    }
-    *dst_mode = f[1];
-    *dst_oid = f[3];
-    return at;
-}
-
 int cli_scan_staged(cli_scan_ctx *ctx)
 {
     /* --raw names each staged blob by object id, never by "rev:path" */
