@@ -32,6 +32,50 @@ static void hook_usage(FILE *out)
                  "Installs (or removes) a git pre-commit hook running 'keyward scan --staged'.\n");
 }
 
+/* Opens directory `path`, creating its last step if missing (a fresh
+ * core.hooksPath).  A relative path (inside the repository: the common
+ * case, and the one the repository itself shapes) is walked one step at a
+ * time and no step may be a symlink; of an absolute path (the user's own
+ * choice) only the last step may not be. */
+static int open_no_links(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return -1;
+    const int dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+    char *slash = strrchr(copy, '/');
+    const char *last = slash ? slash + 1 : copy;
+    int cur = AT_FDCWD;
+    if (copy[0] == '/') {
+        if (slash == copy) cur = open("/", dir_flags);
+        else {
+            *slash = '\0';
+            cur = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+    } else if (slash) {
+        *slash = '\0';
+        for (char *step = copy, *next; cur != -1 && step; step = next) {
+            next = strchr(step, '/');
+            if (next) *next++ = '\0';
+            if (!*step || !strcmp(step, ".")) continue;
+            int fd = openat(cur, step, dir_flags);
+            if (cur != AT_FDCWD) close(cur);
+            cur = fd;
+        }
+    }
+    int fd = -1;
+    if (cur != -1) {
+        if (mkdirat(cur, last, 0755) != 0 && errno != EEXIST) fd = -1;
+        else fd = openat(cur, last, dir_flags);
+        int saved = errno;
+        if (cur != AT_FDCWD) close(cur);
+        errno = saved;
+    }
+    free(copy);
+    return fd;
+}
+
 /* The hooks directory, opened without following a symlink at its last
  * step (a repository can make .git/hooks, or core.hooksPath, a link to
  * somewhere it should not write); *shown is its path for messages.  -1
@@ -47,15 +91,11 @@ static int hooks_dir(char **shown)
     }
     dir[strcspn(dir, "\n")] = '\0';
     *shown = dir;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { /* a fresh core.hooksPath may not exist yet */
-        fprintf(stderr, "keyward hook: cannot create %s: %s\n", dir, strerror(errno));
-        return -2;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open_no_links(dir);
     if (fd < 0) {
         fprintf(stderr, "keyward hook: %s: %s\n", dir,
-                errno == ELOOP || errno == ENOTDIR ? "is a symbolic link (or not a directory); "
-                                                     "refusing to write through it"
+                errno == ELOOP || errno == ENOTDIR ? "a symbolic link (or not a directory) on the "
+                                                     "way; refusing to write through it"
                                                    : strerror(errno));
         return -2;
     }

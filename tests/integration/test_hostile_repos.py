@@ -191,6 +191,23 @@ class HookLinksTest(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(self.outside)), ["victim"])
 
 
+    def test_hooks_path_through_a_linked_directory_is_refused(self):
+        self.repo.git("config", "core.hooksPath", "via/hooks")
+        os.symlink(self.outside, os.path.join(self.repo.dir, "via"))
+        r = self.repo.keyward("hook", "install")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(sorted(os.listdir(self.outside)), ["victim"])
+
+    def test_hooks_path_in_a_fresh_directory_works(self):
+        self.repo.git("config", "core.hooksPath", "tools/githooks")
+        os.makedirs(os.path.join(self.repo.dir, "tools"))
+        r = self.repo.keyward("hook", "install")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(self.repo.dir, "tools", "githooks", "pre-commit")))
+        r = self.repo.keyward("hook", "uninstall")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 class VerifyUrlTest(unittest.TestCase):
     def test_userinfo_and_lookalike_hosts_are_refused(self):
         repo = Repo()
