@@ -236,13 +236,18 @@ static void on_pool_file(size_t index, kw_scan_file_status status, void *arg)
 {
     pool_ctx *p = arg;
     if (status == KW_SCAN_FILE_ERROR || status == KW_SCAN_FILE_TOO_LARGE) {
+        /* a tracked file deleted from the work tree has nothing to scan */
+        struct stat st;
+        int gone = status == KW_SCAN_FILE_ERROR && lstat(p->paths->items[index], &st) != 0 &&
+                   errno == ENOENT;
         char *name = cli_display_name(p->paths->items[index]);
         fprintf(stderr, "%skeyward scan: %s %s\n", p->ctx->progress ? "\r\033[K" : "",
-                status == KW_SCAN_FILE_ERROR ? "cannot read" : "skipped, over --max-size:",
+                gone ? "skipped, no longer exists:"
+                : status == KW_SCAN_FILE_ERROR ? "cannot read" : "skipped, over --max-size:",
                 name ? name : "(a file)");
         free(name);
         /* an unreadable file is an error, never "0 findings" */
-        if (status == KW_SCAN_FILE_ERROR) p->unreadable++;
+        if (status == KW_SCAN_FILE_ERROR && !gone) p->unreadable++;
     }
     p->done++;
     if (p->ctx->progress && (p->done % 256 == 0 || p->done == p->paths->count))
@@ -381,12 +386,13 @@ int cli_scan_staged(cli_scan_ctx *ctx)
         memcpy(id, oid, idl);
         id[idl] = '\0';
         int got = cli_git_batch_get(batch, id, ctx->max_size, &blob, &cap, &len);
-        if (got < 0) {
-            fprintf(stderr, "keyward scan: cannot read staged file %s\n", name);
-            goto cleanup;
-        }
-        if (got == 2) {
-            fprintf(stderr, "keyward scan: %s: skipped, %zu bytes is over --max-size\n", name, len);
+        if (got != 0) {
+            char *shown = cli_display_name(name);
+            if (got < 0) fprintf(stderr, "keyward scan: cannot read staged file %s\n", shown ? shown : name);
+            else fprintf(stderr, "keyward scan: %s: skipped, %zu bytes is over --max-size\n",
+                         shown ? shown : name, len);
+            free(shown);
+            if (got < 0) goto cleanup;
             continue;
         }
         if (kw_scan_looks_binary(blob, len)) continue;

@@ -245,6 +245,18 @@ class ReportNamesTest(unittest.TestCase):
         finally:
             repo.close()
 
+    def test_tracked_file_deleted_from_the_work_tree_is_not_an_error(self):
+        repo = Repo()
+        try:
+            repo.write("a.txt", "nothing here\n")
+            repo.write("b.txt", "token = '%s'\n" % keyward_key("phx_"))
+            repo.git("add", "-A")
+            os.unlink(os.path.join(repo.dir, "a.txt"))
+            r = run_bytes(["scan", "."], repo.dir, repo.env)
+            self.assertEqual(r.returncode, 1, r.stderr)
+        finally:
+            repo.close()
+
     def test_unreadable_file_is_an_error(self):
         if os.geteuid() == 0:
             self.skipTest("root reads every file")
