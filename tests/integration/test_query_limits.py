@@ -7,8 +7,8 @@ query value (or name) longer than 1024 bytes, a name given twice, a NUL
 byte, or more than 64 parameters is refused with a 400 problem before the
 route runs, and the server stays up.  Values up to the cap work, including
 in the links that repeat them."""
+import re
 import socket
-import urllib.parse
 
 import kwtest
 from test_security_sweep import ROUTES, SweepBase
@@ -26,8 +26,10 @@ class TestQueryLimits(SweepBase):
         self.assertStatus(self.srv.get("/_health"), 200)
 
     def get_path(self, route):
-        path = self.fill(route["pattern"])
-        return path if route["pattern"] != "/" else "/"
+        pattern = route["pattern"]
+        if not pattern.startswith("/api/"):  # console pages, /flags/…, /_health
+            return re.sub(r":[a-z]+", "x", pattern)
+        return self.fill(pattern)
 
     def test_activity_long_scope_regression(self):
         # The reported crash, verbatim: the server must answer and live.
