@@ -138,3 +138,16 @@ void kw_sb_urlencode(kw_strbuf *sb, const char *s)
         }
     }
 }
+
+char *kw_strdupf(const char *fmt, ...)
+{
+    kw_strbuf sb;
+    kw_sb_init_heap(&sb, 1 << 20);
+    va_list ap;
+    va_start(ap, fmt);
+    kw_sb_vappendf(&sb, fmt, ap);
+    va_end(ap);
+    if (kw_sb_ok(&sb)) return sb.data;  /* the caller's now */
+    kw_sb_free(&sb);
+    return NULL;
+}

@@ -40,6 +40,10 @@ void kw_sb_hex(kw_strbuf *sb, const unsigned char *bytes, size_t n);
 /* `s`, percent-encoded for a URL query value (RFC 3986 unreserved kept). */
 void kw_sb_urlencode(kw_strbuf *sb, const char *s);
 
+/* A new heap string formatted from fmt (free it), or NULL when memory ran
+ * out or it would exceed 1 MiB: sizes are never computed by hand. */
+char *kw_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* 1 when every append so far fitted. */
 static inline int kw_sb_ok(const kw_strbuf *sb) { return !sb->overflow; }
 static inline const char *kw_sb_str(const kw_strbuf *sb) { return sb->data; }

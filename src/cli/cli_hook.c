@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_git.h"
+#include "strbuf.h"
 
 #define HOOK_MARKER "# keyward-hook: pre-commit secret scan"
 
@@ -37,11 +38,8 @@ static char *hook_path(void)
         return NULL;
     }
     dir[strcspn(dir, "\n")] = '\0';
-    char *path = malloc(strlen(dir) + sizeof "/pre-commit");
-    if (path) {
-        mkdir(dir, 0755); /* a fresh core.hooksPath may not exist yet */
-        sprintf(path, "%s/pre-commit", dir);
-    }
+    char *path = kw_strdupf("%s/pre-commit", dir);
+    if (path) mkdir(dir, 0755); /* a fresh core.hooksPath may not exist yet */
     free(dir);
     return path;
 }
@@ -75,9 +73,8 @@ static int write_hook(const char *path)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) self[n] = '\0';
     else snprintf(self, sizeof self, "keyward");
-    char *tmp = malloc(strlen(path) + 16);
+    char *tmp = kw_strdupf("%s.keyward-tmp", path);
     if (!tmp) return -1;
-    sprintf(tmp, "%s.keyward-tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
         fprintf(stderr, "keyward hook: cannot write %s: %s\n", tmp, strerror(errno));
