@@ -7,8 +7,8 @@
  * append is all or nothing: when it does not fit, the text stays as it was
  * (still NUL-terminated), the builder is marked overflowed and every later
  * append is refused too, so a caller checks once at the end with
- * kw_sb_ok().  Offsets and lengths are never exposed for arithmetic: there
- * is no `len += snprintf(...)` to get wrong. */
+ * kw_sb_ok().  Callers never do arithmetic on offsets and lengths, so
+ * there is no running length to push past the end of a buffer. */
 #ifndef KW_STRBUF_H
 #define KW_STRBUF_H
 
