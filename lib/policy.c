@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "strbuf.h"
 
 #define ADMIN (KW_CRED_PERSONAL | KW_CRED_SESSION)
 /* Execution routes machines call: a project secret key is welcome too. */
@@ -288,16 +289,14 @@ size_t kw_policy_allow(const char *path, char *out, size_t size)
             if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;
     }
     seen[1] |= seen[0];  /* HEAD wherever GET */
-    out[0] = '\0';
+    kw_strbuf sb;
+    kw_sb_init(&sb, out, size);
     if (!matched) return 0;
-    size_t n = 0;
     for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
-        if (seen[j]) {
-            int w = snprintf(out + n, size - n, "%s, ", METHODS[j]);
-            if (w < 0 || (size_t)w >= size - n) break;
-            n += (size_t)w;
-        }
-    snprintf(out + n, size - n, "OPTIONS");
+        if (seen[j]) kw_sb_appendf(&sb, "%s, ", METHODS[j]);
+    kw_sb_append(&sb, "OPTIONS");
+    /* Callers pass room for every method; never a cut list. */
+    if (!kw_sb_ok(&sb) && size) out[0] = '\0';
     return matched;
 }
 

@@ -23,6 +23,7 @@
 #include "cli/cli_git.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
+#include "strbuf.h"
 
 /* ---- findings list -------------------------------------------------- */
 
@@ -158,9 +159,7 @@ static char *join_path(const char *dir, const char *name)
     if (strcmp(dir, ".") == 0) return strdup(name);
     size_t dl = strlen(dir);
     while (dl > 1 && dir[dl - 1] == '/') dl--;
-    char *p = malloc(dl + 1 + strlen(name) + 1);
-    if (p) sprintf(p, "%.*s/%s", (int)dl, dir, name);
-    return p;
+    return kw_strdupf("%.*s/%s", (int)dl, dir, name);
 }
 
 static int walk_git(path_list *l, const char *dir)
@@ -489,8 +488,7 @@ int cli_scan_history(cli_scan_ctx *ctx, const char *since)
     argv[a++] = "--format=format:commit %H";
     argv[a++] = "--all";
     if (since) {
-        if (!(not_since = malloc(strlen(since) + 2))) return -1;
-        sprintf(not_since, "^%s", since);
+        if (!(not_since = kw_strdupf("^%s", since))) return -1;
         argv[a++] = not_since;
     }
     argv[a++] = "--";
