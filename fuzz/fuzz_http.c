@@ -54,6 +54,7 @@
 #include "fuzz_common.h"
 #include "http/http.h"
 #include "keyward/keyward.h"
+#include "keyward/narrow.h"
 #include "keyward/service.h"
 #include "keyward/session.h"
 
@@ -88,6 +89,13 @@ static int find_boot(void *ctx, const kw_pkey *k)
     return 0;
 }
 
+/* The bootstrap user signed in: what the harness acts as to restore state. */
+static void signed_in_admin(kw_principal *admin)
+{
+    kw_narrow_person(admin, NULL);
+    admin->user_id = user.id;
+}
+
 /* A console session for the session credential (again after a request
  * signed it out, deactivated the user or changed the password). */
 static void sign_in(void)
@@ -95,11 +103,7 @@ static void sign_in(void)
     kw_principal pr;
     if (login.token[0] && kw_session_resolve(app.sessions, login.token, &pr) == KW_VERIFY_OK) return;
     kw_principal admin;
-    memset(&admin, 0, sizeof admin);
-    admin.session = 1;
-    admin.user_id = user.id;
-    admin.scopes.wildcard = 1;
-    admin.n_scoped_teams = admin.n_scoped_orgs = -1;
+    signed_in_admin(&admin);
     kw_call c = {.store = store, .actor = &admin};
     kw_problem p;
     FZ_CHECK(kw_user_set_password(&c, user.id, PASSWORD, &p) == 0, "password: %s", p.detail);
@@ -354,11 +358,7 @@ static void restore_state(void)
         strcmp(now.secure_value, psk.secure_value) != 0) {
         kw_fz_sql("DELETE FROM project_secret_api_keys;");
         kw_principal admin;
-        memset(&admin, 0, sizeof admin);
-        admin.session = 1;
-        admin.user_id = user.id;
-        admin.scopes.wildcard = 1;
-        admin.n_scoped_teams = admin.n_scoped_orgs = -1;
+        signed_in_admin(&admin);
         kw_call c = {.store = store, .actor = &admin};
         kw_problem p;
         json_t *body = json_pack("{s:s, s:[s]}", "label", "fuzz psk", "scopes", "feature_flag:read");
