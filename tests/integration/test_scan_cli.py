@@ -23,6 +23,16 @@ FIXTURES = os.path.join(HERE, "..", "fixtures", "scan")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+def github_token(prefix="ghp_"):
+    """GitHub's format: 30 random base62 chars and their CRC32 in base62."""
+    body = rand(30)
+    crc, digits = zlib.crc32(body.encode()), ""
+    for _ in range(6):
+        digits = BASE62[crc % 62] + digits
+        crc //= 62
+    return prefix + body + digits
+
+
 def keyward_key(prefix="phx_"):
     body = "".join(secrets.choice(BASE62) for _ in range(48))
     crc = zlib.crc32((prefix + body).encode())
@@ -366,7 +376,7 @@ def secret_kinds():
     out = [(k, k) for k in (keyward_key("phx_"), keyward_key("phs_"), keyward_key("phc_"))]
     out.append(("phx_" + rand(43),) * 2)
     out.append(("AKIA" + rand(16, BASE62[:36]),) * 2)
-    out.append(("ghp_" + rand(36),) * 2)
+    out.append((github_token(),) * 2)
     out.append((f"github_pat_{rand(22)}_{rand(59)}",) * 2)
     out.append((f"xoxb-1234{secrets.randbelow(10**4):04d}-100000{secrets.randbelow(10**5):05d}-"
                 f"{rand(24)}",) * 2)

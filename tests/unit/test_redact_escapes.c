@@ -22,6 +22,7 @@
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
 #include "scan_internal.h"
+#include "scan_samples.h"
 
 static const char BASE62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -72,7 +73,8 @@ static void make_secret(int k, secret *s)
         snprintf(s->text, sizeof s->text, "AKIA%s", a);
         break;
     case 5:
-        rand_chars(a, 36, BASE62);
+        rand_chars(a, 30, BASE62); /* and its CRC32, without which it is no token */
+        samples_crc_suffix(a, a + 30);
         snprintf(s->text, sizeof s->text, "ghp_%s", a);
         break;
     case 6:
