@@ -145,8 +145,9 @@ int kw_scan_rules_push(struct kw_scan_rules *rules, struct kw_scan_rule **out);
 /* Whether an assignment value reads as language, not as a random secret:
  * a compound of word-like parts (cacheRetryPolicy, retry_backoff_limit,
  * user-session-v2), or an entropy below what a random string over its own
- * alphabet and length shows.  In scan_words.c. */
-int kw_scan_value_is_language(const char *v, size_t n);
+ * alphabet and length shows; a bare value may also be a type name
+ * (FilterOrBool).  In scan_words.c. */
+int kw_scan_value_is_language(const char *v, size_t n, int bare);
 /* A value that starts with a provider rule's literal prefix (AKIA, ghp_,
  * xoxb-, ...): the provider rule alone judges it, so a near miss of that
  * format is not reported again as a generic secret. */

@@ -150,6 +150,56 @@ static int looks_like_identifier(const char *v, size_t n)
     return 1;
 }
 
+/* The name an assignment value at `start` is assigned to: walks back over
+ * the separator and quotes, then over the name's chars.  Sets *before to
+ * the byte before the name (0 at the start of the data). */
+static size_t assigned_name(const char *data, size_t start, size_t *name_len, char *before,
+                            int *sep_eq)
+{
+    size_t p = start;
+    *sep_eq = 0;
+    while (p > 0 && start - p < 16 && strchr(" \t=:>\"'`\\", data[p - 1]) && data[p - 1])
+        *sep_eq |= data[--p] == '=';
+    size_t end = p;
+    while (p > 0 && end - p < 64 &&
+           (kw_is_base62((unsigned char)data[p - 1]) || strchr("_.-", data[p - 1])) && data[p - 1])
+        p--;
+    *name_len = end - p;
+    *before = p > 0 ? data[p - 1] : 0;
+    return p;
+}
+
+/* Names whose values are random by design and secret by no one: paging
+ * cursors, idempotency and client request tokens. */
+static int name_is_not_secret(const char *name, size_t n)
+{
+    static const char *const SUFFIXES[] = {"nexttoken", "pagetoken", "continuationtoken",
+                                           "clienttoken", "synctoken", "idempotencytoken",
+                                           "paginationtoken", "cursortoken", "tokentype"};
+    char squeezed[64];
+    size_t w = 0;
+    for (size_t i = 0; i < n && w < sizeof squeezed; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '_' || c == '-' || c == '.') continue;
+        squeezed[w++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    for (size_t i = 0; i < sizeof SUFFIXES / sizeof SUFFIXES[0]; i++) {
+        size_t sl = strlen(SUFFIXES[i]);
+        if (w >= sl && memcmp(squeezed + w - sl, SUFFIXES[i], sl) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Hex values shorter than 128 bits are ids, hash prefixes and colours far
+ * more often than secrets. */
+static int short_hex(const char *v, size_t n)
+{
+    if (n >= 32) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!kw_scan_in_charset(KW_CHARSET_HEX, (unsigned char)(v[i] | 0x20))) return 0;
+    return 1;
+}
+
 /* The value after `name = `.  The anchor ends `anchor_len` chars into the
  * value (so names with short values never reach this function); the
  * value is quoted (up to the same quote) or bare (up to whitespace or
@@ -195,7 +245,16 @@ int kw_scan_extract_assignment(const kw_scan_rule *rule, const char *data, size_
          * language below, while a random bare value stays a finding, as
          * log lines (`(api_key=...)`) carry secrets unquoted */
         if (!quote && p < len && data[p] == '(') return 0;
-        if (kw_scan_has_provider_prefix(v, n) || kw_scan_value_is_language(v, n)) return 0;
+        if (short_hex(v, n)) return 0;
+        /* a name inside a colon path or type name is no assignment target:
+         * arn:aws:secretsmanager:...:secret:<name>, "AWS::IAM::AccessKey": (but
+         * `:api_key=<value>` in a log line is one) */
+        size_t name_len;
+        char before;
+        int sep_eq;
+        size_t name = assigned_name(data, start, &name_len, &before, &sep_eq);
+        if ((before == ':' && !sep_eq) || name_is_not_secret(data + name, name_len)) return 0;
+        if (kw_scan_has_provider_prefix(v, n) || kw_scan_value_is_language(v, n, !quote)) return 0;
     }
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
     span->report = span->start = start;

@@ -74,10 +74,35 @@ static int below_entropy_floor(const char *v, size_t n)
     return kw_scan_entropy(v, n) < (hex ? 0.55 : 0.75) * log2_small(k);
 }
 
-int kw_scan_value_is_language(const char *v, size_t n)
+/* Words no generated secret contains but example and test values do.  Five
+ * letters or more: a random 40-char base64 value holds a given 4-letter
+ * word, in any case, with a probability near 1e-4, too often for a
+ * redactor to let it through; a 5-letter one, near 1e-6. */
+static const char *const STOP_WORDS[] = {
+    "password", "passwd", "secret", "token", "sensitive", "fixme", "replace", "default", "lorem",
+    "qwerty", "letmein",
+};
+
+/* Not random in ways a compound test cannot see: stop words, an ISO date
+ * or time (2016-09-08T21:47:36Z), an expression (a[-1].b, f(x), {x}). */
+static int not_random(const char *v, size_t n)
 {
+    for (size_t i = 0; i < sizeof STOP_WORDS / sizeof STOP_WORDS[0]; i++)
+        if (kw_scan_contains_nocase(v, n, STOP_WORDS[i])) return 1;
+    if (n >= 10 && is_digit((unsigned char)v[0]) && is_digit((unsigned char)v[3]) && v[4] == '-' &&
+        is_digit((unsigned char)v[5]) && v[7] == '-')
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (strchr("[](){} ", v[i]) && v[i]) return 1;
+    return 0;
+}
+
+int kw_scan_value_is_language(const char *v, size_t n, int type_name)
+{
+    if (not_random(v, n)) return 1;
     size_t letters = 0, word_letters = 0, digits = 0, noise = 0, acronyms = 0, i = 0;
     size_t extra_parts = 0; /* parts after the first in a separator-free chunk */
+    size_t short_parts = 0; /* one-letter parts */
     int in_chunk = 0;
     while (i < n) {
         unsigned char c = (unsigned char)v[i];
@@ -97,6 +122,7 @@ int kw_scan_value_is_language(const char *v, size_t n)
             }
             while (j < n && is_lower((unsigned char)v[j])) j++;
             letters += j - i;
+            short_parts += j - i == 1;
             int upper_run = j - i >= 2 && is_upper(c) && is_upper((unsigned char)v[j - 1]);
             if (upper_run && j - i <= 5 && !acronyms++) word_letters += j - i; /* HTTP, API */
             else if (wordish(v + i, j - i)) word_letters += j - i;
@@ -110,6 +136,11 @@ int kw_scan_value_is_language(const char *v, size_t n)
      * case or letter/digit every two chars) */
     if (letters >= 6 && word_letters * 10 >= letters * 9 && digits <= 4 && noise <= 2 + n / 12 &&
         extra_parts * 5 <= n)
+        return 1;
+    /* a type or class name (FilterOrBool, AWSAccessKeyId, PySecBufferDesc):
+     * no digits, no one-letter part, one case change per four chars; only
+     * asked of bare values (annotations), as random letters pass it too */
+    if (type_name && letters >= 8 && digits == 0 && short_parts == 0 && extra_parts * 4 <= n)
         return 1;
     return below_entropy_floor(v, n);
 }

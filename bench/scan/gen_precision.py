@@ -247,9 +247,10 @@ def main():
         planted = {}
         for _ in range(max(1, size // (24 << 10))):
             rule, hit, miss = rng.choice(cases)
+            hit_rule = rule
             if rng.random() < 0.15:
-                rule, hit = "generic-secret-assignment", rng.choice(GENERIC_HITS)
-            for kind, template in (("hit", hit), ("miss", miss)):
+                hit_rule, hit = "generic-secret-assignment", rng.choice(GENERIC_HITS)
+            for kind, template, rule in (("hit", hit, hit_rule), ("miss", miss, rule)):
                 at = rng.randrange(len(lines))
                 while at in planted:
                     at = rng.randrange(len(lines))

@@ -345,9 +345,9 @@ static void test_language_splitter(void **state)
     static const char *const RANDOM[] = {"c9F2kQ8mZ1rT7vX4bN6wP3yL", "Zq8vR3mXk2Lp9Tn4Wc7Y",
                                          "3f9a7c2e8b1d4f6a0c5e", "hRtWqPzXvBnMkLjS"};
     for (size_t i = 0; i < sizeof WORDS / sizeof WORDS[0]; i++)
-        if (!kw_scan_value_is_language(WORDS[i], strlen(WORDS[i]))) fail_msg("%s", WORDS[i]);
+        if (!kw_scan_value_is_language(WORDS[i], strlen(WORDS[i]), 0)) fail_msg("%s", WORDS[i]);
     for (size_t i = 0; i < sizeof RANDOM / sizeof RANDOM[0]; i++)
-        if (kw_scan_value_is_language(RANDOM[i], strlen(RANDOM[i]))) fail_msg("%s", RANDOM[i]);
+        if (kw_scan_value_is_language(RANDOM[i], strlen(RANDOM[i]), 0)) fail_msg("%s", RANDOM[i]);
 }
 
 int main(void)
