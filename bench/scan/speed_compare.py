@@ -5,12 +5,14 @@ usage: speed_compare.py TREE [RUNS]  (needs /tmp/sc/pats.txt and /tmp/sc/old/bui
 see bench/results/scan-precision.md for how they were made)"""
 import subprocess, time, sys, os
 tree = sys.argv[1]
-ns = {"__file__": "/work/wt-scanner/bench/scan/bench.py"}
-src = open("/work/wt-scanner/bench/scan/bench.py").read()
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+ns = {"__file__": os.path.join(HERE, "bench.py")}
+src = open(os.path.join(HERE, "bench.py")).read()
 exec(src[:src.index("def tree_bytes")], ns)
 RG_ALL = ns["RG_ALL"]
 cmds = {
-  "keyward scan --format json, this branch (114 rules)": ["/work/wt-scanner/build/keyward", "scan", "--format", "json", "--no-ignore", tree],
+  "keyward scan --format json, this branch (114 rules)": [os.path.join(ROOT, "build", "keyward"), "scan", "--format", "json", "--no-ignore", tree],
   "keyward scan --format json, 90ca71f (12 rules)": ["/tmp/sc/old/build/keyward", "scan", "--format", "json", "--no-ignore", tree],
   "rg -c, all 114 keyward anchors": ["rg", "--no-ignore", "-c", "-f", "/tmp/sc/pats.txt", tree],
   "rg -c, the 10 anchors of bench.py": ["rg", "--no-ignore", "-c"] + RG_ALL + [tree],

@@ -182,6 +182,38 @@ class ScanTest(unittest.TestCase):
                     ["scan", "--since", "HEAD"]):
             self.assertEqual(run(bad, stdin=b"").returncode, 2, bad)
 
+    def test_list_rules(self):
+        r = run(["scan", "--list-rules"])
+        self.assertEqual(r.returncode, 0)
+        rows = [line.split("\t") for line in r.stdout.decode().splitlines()]
+        ids = [row[0] for row in rows]
+        self.assertGreaterEqual(len(ids), 80)
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertTrue(all(len(row) == 3 and row[1] in ("high", "medium") for row in rows))
+        for rule in ("github-pat", "gitlab-pat", "openai-api-key", "postgres-url-password",
+                     "generic-secret-assignment"):
+            self.assertIn(rule, ids)
+        # user rules are listed too
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.toml")
+            with open(rules, "w") as f:
+                f.write("[rule]\nid = \"acme-token\"\npattern = 'acme_[0-9a-f]{32}'\n")
+            r = run(["scan", "--rules", rules, "--list-rules"])
+            self.assertIn(b"acme-token\thigh\t", r.stdout)
+
+    def test_redact_masks_provider_tokens(self):
+        """Every rule is a redaction rule: a provider token keyward scan reports is masked."""
+        values = [github_token(), "glpat-" + rand(20), "dop_v1_" + secrets.token_hex(32),
+                  "postgres://app:" + rand(20) + "@db/app"]
+        text = "".join(f"line {i}: {v}\n" for i, v in enumerate(values))
+        r = run(["redact"], stdin=text.encode())
+        self.assertEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        self.assertEqual(out.count("\n"), len(values))
+        for v in values:
+            secret = v.split(":", 2)[-1].split("@")[0] if v.startswith("postgres") else v
+            self.assertNotIn(secret, out)
+
     def test_user_rules_file(self):
         with tempfile.TemporaryDirectory() as d:
             rules = os.path.join(d, "rules.toml")
