@@ -39,9 +39,6 @@ static int char_classes(const char *s, size_t len)
     return lower + upper + digit;
 }
 
-#define in_charset kw_scan_in_charset
-#define extend kw_scan_extend
-
 /* ---- extract functions ---------------------------------------------- */
 
 /* phx_/phs_/phc_: a 54-char body must carry a valid checksum (high
@@ -53,7 +50,7 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     (void)flags;
     size_t start = to - rule->anchor_len;
     if (!kw_scan_token_boundary(data, start, "")) return 0;
-    size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
+    size_t end = kw_scan_extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
     if (end < len && (data[end] == '_' || data[end] == '-')) return 0; /* an identifier */
     size_t body_len = end - start - KW_KEY_PREFIX_LEN;
     const char *body = data + start + KW_KEY_PREFIX_LEN;
@@ -104,7 +101,7 @@ int kw_scan_extract_token(const kw_scan_rule *rule, const char *data, size_t len
     size_t anchor = to - rule->anchor_len, start = anchor + rule->skip;
     const char *glue = rule->charset == KW_CHARSET_DASHED ? "-" : "";
     if (!kw_scan_token_boundary(data, anchor, glue)) return 0;
-    size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
+    size_t end = kw_scan_extend(data, len, to, rule->charset, start + rule->max_len + 1);
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len) return 0;
     if (rule->charset == KW_CHARSET_DASHED ? dashed_is_placeholder(data + start, n)
@@ -234,7 +231,7 @@ int kw_scan_extract_assignment(const kw_scan_rule *rule, const char *data, size_
     if (kw_scan_contains_nocase(v, n, "://")) return 0;
     if (rule->charset != KW_CHARSET_ANY) { /* a provider's value: exactly its alphabet */
         for (size_t i = 0; i < n; i++)
-            if (!in_charset(rule->charset, (unsigned char)v[i])) return 0;
+            if (!kw_scan_in_charset(rule->charset, (unsigned char)v[i])) return 0;
     }
     /* cheapest first; all three are plain predicates */
     if (char_classes(v, n) < 2 || looks_like_identifier(v, n) || kw_scan_is_placeholder(v, n))
@@ -276,7 +273,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
     for (int segment = 0; segment < 3; segment++) {
         size_t seg_start = p;
         while (p < len && p < limit &&
-               (in_charset(KW_CHARSET_WORD, (unsigned char)data[p]) || data[p] == '-'))
+               (kw_scan_in_charset(KW_CHARSET_WORD, (unsigned char)data[p]) || data[p] == '-'))
             p++;
         size_t seg_len = p - seg_start;
         if (segment == 1 && (seg_len < 4 || memcmp(data + seg_start, "eyJ", 3) != 0)) return 0;
