@@ -5,12 +5,24 @@
  * second key and a flag, and starts the real server (kw_server_start, the
  * MHD thread pool of `keyward serve`) on 127.0.0.1 port 0.
  * Input: byte 0 bit 0 clear → the rest is sent as raw bytes (request
- * line, headers, body: everything fuzzed).  Bit 0 set → a valid request
- * line from a table of 16 routes (bits 1-4) plus Host and
- * "Authorization: Bearer <bootstrap key>" is sent first; then with bit 5
- * set the rest is the body (Content-Length added), else the rest is sent
- * raw (more headers, blank line, body).  The write side is then shut and
- * the response read with a short timeout.
+ * line, headers, body: everything fuzzed).  Bit 0 set → a request built
+ * from the route table (kw_policy_routes), so every route is reached the
+ * way an attacker reaches it:
+ *   byte 0 bits 1-3: the credential, one of every kind: none, the phx_
+ *     key (Authorization), a phs_ key, the project's phc_ token (in the
+ *     JSON body, as the SDKs send it), a console session (cookie + CSRF);
+ *     bit 4: ":project" as @current; bit 5: send the body (Content-Length);
+ *   byte 1: the route (index into the table; every pattern parameter is
+ *     filled with a real id: project, organization, key, flag, user);
+ *   bytes 2-3: n, the length of the query section (little-endian); those
+ *     n bytes become query parameters, the rest of the input the body.
+ * A query parameter is [sel][len lo][len hi][mode] then its bytes: sel
+ * names it (a name some handler reads, or p<sel>), len is the value's
+ * length (up to 65535: long values are one mutation away), and mode says
+ * how the value is made: 0 = len copies of one byte, 1 = input bytes, each
+ * percent-encoded (NUL → %00), 2 = input bytes as they come (a stray % is
+ * sent as is), 3 = no value at all ("?name"); mode bit 2 sends the
+ * parameter twice.
  * Invariants:
  *   - the server stays up: after an input without a response, GET /_health
  *     on a new connection answers 200;
@@ -21,8 +33,9 @@
  *     Responses libmicrohttpd writes itself (malformed requests, oversized
  *     headers) are HTML by MHD's design and only checked for the status
  *     line; see docs/fuzzing.md.
- * After each authenticated input the database is put back (created rows
- * removed, the bootstrap key and the flag restored). */
+ * After each structured input the database is put back (created rows
+ * removed, the bootstrap key and the flag restored, the phs_ key and the
+ * session made again when a request revoked them). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -41,7 +54,9 @@
 #include "fuzz_common.h"
 #include "http/http.h"
 #include "keyward/keyward.h"
+#include "keyward/narrow.h"
 #include "keyward/service.h"
+#include "keyward/session.h"
 
 static kw_store *store;
 static kw_app app;
@@ -51,8 +66,21 @@ static char boot_value[KW_KEY_LEN + 1];
 static kw_pkey boot_key, other_key;
 static kw_flag flag;
 static kw_project project;
-static char routes[16][160];
-static char cleanup_sql[512];
+static kw_user user;
+static kw_psk psk;
+static char psk_value[KW_KEY_LEN + 1];
+static kw_login login;
+static const kw_route *table;
+static size_t table_len;
+static char cleanup_sql[1024];
+
+#define PASSWORD "fuzz-password-Long-enough-1"
+/* Names some handler reads (kw_req_query), plus the credential's. */
+static const char *const PARAMS[] = {"compression", "cursor", "item_id", "limit", "offset",
+                                     "ordering", "page", "page_size", "personal_api_key",
+                                     "rotation_days", "scope", "scopes", "token", "user", "v",
+                                     "variables"};
+#define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 
 static int find_boot(void *ctx, const kw_pkey *k)
 {
@@ -61,13 +89,37 @@ static int find_boot(void *ctx, const kw_pkey *k)
     return 0;
 }
 
+/* The bootstrap user signed in: what the harness acts as to restore state. */
+static void signed_in_admin(kw_principal *admin)
+{
+    kw_narrow_person(admin, NULL);
+    admin->user_id = user.id;
+}
+
+/* A console session for the session credential (again after a request
+ * signed it out, deactivated the user or changed the password). */
+static void sign_in(void)
+{
+    kw_principal pr;
+    if (login.token[0] && kw_session_resolve(app.sessions, login.token, &pr) == KW_VERIFY_OK) return;
+    kw_principal admin;
+    signed_in_admin(&admin);
+    kw_call c = {.store = store, .actor = &admin};
+    kw_problem p;
+    FZ_CHECK(kw_user_set_password(&c, user.id, PASSWORD, &p) == 0, "password: %s", p.detail);
+    json_t *body = json_pack("{s:s, s:s}", "email", user.email, "password", PASSWORD);
+    int retry = 0;
+    FZ_CHECK(kw_session_login(app.sessions, "127.0.0.1", body, &login, &retry, &p) == 0,
+             "login: %s", p.detail);
+    json_decref(body);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     signal(SIGPIPE, SIG_IGN);
     store = kw_fz_temp_store();
-    kw_user user;
     kw_problem p;
     FZ_CHECK(kw_bootstrap(store, "fuzz@example.com", "Fuzz org", "Fuzz project", &user, &project,
                           boot_value, &p) == 0, "bootstrap: %s", p.detail);
@@ -89,28 +141,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(kw_flag_create(&c, project.id, body, &flag, &p) == 0, "flag: %s", p.detail);
     json_decref(body);
 
-    long long P = (long long)project.id, F = (long long)flag.id;
-    const char *O = other_key.id;
-    snprintf(routes[0], sizeof routes[0], "GET /_health");
-    snprintf(routes[1], sizeof routes[1], "GET /api/users/@me/");
-    snprintf(routes[2], sizeof routes[2], "GET /api/projects/");
-    snprintf(routes[3], sizeof routes[3], "GET /api/projects/%lld/", P);
-    snprintf(routes[4], sizeof routes[4], "PATCH /api/projects/%lld/reset_token/", P);
-    snprintf(routes[5], sizeof routes[5], "GET /api/personal_api_keys/");
-    snprintf(routes[6], sizeof routes[6], "POST /api/personal_api_keys/");
-    snprintf(routes[7], sizeof routes[7], "GET /api/personal_api_keys/@current/");
-    snprintf(routes[8], sizeof routes[8], "PATCH /api/personal_api_keys/%s/", O);
-    snprintf(routes[9], sizeof routes[9], "POST /api/personal_api_keys/%s/roll/", O);
-    snprintf(routes[10], sizeof routes[10], "GET /api/environments/%lld/feature_flags/", P);
-    snprintf(routes[11], sizeof routes[11], "POST /api/projects/%lld/feature_flags/", P);
-    snprintf(routes[12], sizeof routes[12], "PATCH /api/projects/%lld/feature_flags/%lld/", P, F);
-    snprintf(routes[13], sizeof routes[13], "DELETE /api/projects/@current/feature_flags/%lld", F);
-    snprintf(routes[14], sizeof routes[14], "GET /api/projects/%lld/activity_log/", P);
-    snprintf(routes[15], sizeof routes[15], "PATCH /api/personal_api_keys/@current/");
+    body = json_pack("{s:s, s:[s,s]}", "label", "fuzz psk", "scopes", "feature_flag:read",
+                     "endpoint:read");
+    FZ_CHECK(kw_psk_create(&c, &project, body, &psk, psk_value, &p) == 0, "psk: %s", p.detail);
+    json_decref(body);
+    FZ_CHECK(kw_user_set_password(&c, user.id, PASSWORD, &p) == 0, "password: %s", p.detail);
+    table = kw_policy_routes(&table_len);
     snprintf(cleanup_sql, sizeof cleanup_sql,
              "DELETE FROM activity_log; DELETE FROM feature_flags WHERE id <> %lld; "
-             "DELETE FROM personal_api_keys WHERE id NOT IN ('%s', '%s');",
-             F, boot_key.id, other_key.id);
+             "DELETE FROM personal_api_keys WHERE id NOT IN ('%s', '%s'); "
+             "DELETE FROM endpoints; DELETE FROM invites; DELETE FROM login_attempts; "
+             "UPDATE users SET is_active = 1;",
+             (long long)flag.id, boot_key.id, other_key.id);
 
     app.store = store;
     app.max_body = KW_MAX_BODY;
@@ -123,6 +165,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * idle timeout reaps them; the server's own behaviour is unchanged. */
     app.conn_timeout = 2;
     FZ_CHECK(kw_verifier_new(store, &app.verifier) == KW_OK, "verifier");
+    FZ_CHECK(kw_sessions_new(store, &app.sessions) == KW_OK, "sessions");
+    /* as `keyward serve` sets it up (a short TTL: restore_state writes
+     * the flag back behind the cache's back) */
+    FZ_CHECK(kw_flagcache_new(store, 64, 1000, &app.flags) == KW_OK, "flag cache");
+    sign_in();
     char err[256];
     FZ_CHECK(kw_server_start(&app, "127.0.0.1:0", 2, &server, err, sizeof err) == 0, "start: %s", err);
     port = kw_server_port(server);
@@ -305,28 +352,204 @@ static void restore_state(void)
     copy.filters = strdup(flag.filters);
     FZ_CHECK(copy.filters && kw_store_flag_update(store, &copy) == KW_OK, "restore flag");
     kw_flag_clear(&copy);
+    /* The phs_ key: deleted or rolled by a request → a new one. */
+    kw_psk now;
+    if (kw_store_psk_get(store, project.id, psk.id, &now) != KW_OK ||
+        strcmp(now.secure_value, psk.secure_value) != 0) {
+        kw_fz_sql("DELETE FROM project_secret_api_keys;");
+        kw_principal admin;
+        signed_in_admin(&admin);
+        kw_call c = {.store = store, .actor = &admin};
+        kw_problem p;
+        json_t *body = json_pack("{s:s, s:[s]}", "label", "fuzz psk", "scopes", "feature_flag:read");
+        FZ_CHECK(kw_psk_create(&c, &project, body, &psk, psk_value, &p) == 0, "psk: %s", p.detail);
+        json_decref(body);
+    }
+    /* reset_token gives the project a new phc_ token: use that one. */
+    FZ_CHECK(kw_store_project_get(store, project.id, &project) == KW_OK, "project");
+    sign_in();
+}
+
+/* Appends one query parameter built from the input (see the header). */
+static size_t add_param(kw_fz_buf *q, const uint8_t *d, size_t n)
+{
+    if (n < 4) return n;
+    unsigned sel = d[0], len = d[1] | (unsigned)d[2] << 8, mode = d[3];
+    d += 4;
+    n -= 4;
+    size_t used = 4;
+    char name[16];
+    if (sel < 0xf0)
+        snprintf(name, sizeof name, "%s", PARAMS[sel % N_PARAMS]);
+    else
+        snprintf(name, sizeof name, "p%u", sel & 15);
+    kw_fz_buf value = {0};
+    switch (mode & 3) {
+    case 0: {
+        char c = n ? (char)d[0] : 'A';
+        if (c == ' ' || c == '\r' || c == '\n' || c == '#' || c == '&' || c == '%' || c == 0) c = 'A';
+        if (n) used++;
+        for (unsigned i = 0; i < len; i++) kw_fz_buf_append(&value, &c, 1);
+        break;
+    }
+    case 1:
+    case 2: {
+        size_t take = len < n ? len : n;
+        for (size_t i = 0; i < take; i++) {
+            unsigned char c = d[i];
+            int keep = (mode & 3) == 2 && c > 0x20 && c < 0x7f && c != '#' && c != '&';
+            if (keep) {
+                kw_fz_buf_append(&value, &c, 1);
+            } else {
+                char esc[4];
+                snprintf(esc, sizeof esc, "%%%02X", c);
+                kw_fz_buf_append(&value, esc, 3);
+            }
+        }
+        used += take;
+        break;
+    }
+    default:
+        break;
+    }
+    for (int times = (mode & 4) ? 2 : 1; times > 0; times--) {
+        kw_fz_buf_append(q, q->len ? "&" : "?", 1);
+        kw_fz_buf_append(q, name, strlen(name));
+        if ((mode & 3) != 3) {
+            kw_fz_buf_append(q, "=", 1);
+            if (value.len) kw_fz_buf_append(q, value.data, value.len);
+        }
+    }
+    kw_fz_buf_free(&value);
+    return used;
+}
+
+/* The route's path with every parameter filled with a real id. */
+static void fill_path(kw_fz_buf *out, const kw_route *r, int current)
+{
+    char id[160];
+    const char *pat = r->pattern;
+    if (strstr(pat, "/personal_api_keys/:id"))
+        snprintf(id, sizeof id, "%s", other_key.id);
+    else if (strstr(pat, "/project_secret_api_keys/:id"))
+        snprintf(id, sizeof id, "%s", psk.id);
+    else if (strstr(pat, "/users/:id"))
+        snprintf(id, sizeof id, "%lld", (long long)user.id);
+    else if (strstr(pat, "/feature_flags/:id"))
+        snprintf(id, sizeof id, "%s", flag.key);
+    else
+        snprintf(id, sizeof id, "x");
+    for (const char *c = pat; *c;) {
+        char val[160];
+        const char *param = NULL;
+        size_t plen = 0;
+        if (strncmp(c, ":project", 8) == 0) {
+            if (current)
+                snprintf(val, sizeof val, "@current");
+            else
+                snprintf(val, sizeof val, "%lld", (long long)project.id);
+            param = val, plen = 8;
+        } else if (strncmp(c, ":org", 4) == 0) {
+            snprintf(val, sizeof val, "%s", project.org_id);
+            param = val, plen = 4;
+        } else if (strncmp(c, ":num", 4) == 0) {
+            snprintf(val, sizeof val, "%lld", (long long)flag.id);
+            param = val, plen = 4;
+        } else if (strncmp(c, ":id", 3) == 0) {
+            param = id, plen = 3;
+        }
+        if (param) {
+            kw_fz_buf_append(out, param, strlen(param));
+            c += plen;
+        } else {
+            kw_fz_buf_append(out, c, 1);
+            c++;
+        }
+    }
+    if (strcmp(pat, "/") != 0) kw_fz_buf_append(out, "/", 1);
+}
+
+/* The phc_ token goes into a JSON object body; any other body is sent as
+ * it came (the route then answers the missing token). */
+static void add_project_token(kw_fz_buf *body, const uint8_t *d, size_t n)
+{
+    json_t *j = json_loadb((const char *)d, n, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = json_object();
+        json_object_set_new(j, "event", json_string("fuzz"));
+    }
+    json_object_set_new(j, "api_key", json_string(project.api_token));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text) kw_fz_buf_append(body, text, strlen(text));
+    free(text);
+}
+
+/* A request from the route table (byte 0 bit 0 set; see the header). */
+static void build_request(kw_fz_buf *req, const uint8_t *data, size_t size)
+{
+    unsigned mode = data[0];
+    unsigned cred = (mode >> 1) & 7;
+    const kw_route *r = &table[(size > 1 ? data[1] : 0) % table_len];
+    size_t qlen = size > 3 ? (size_t)(data[2] | data[3] << 8) : 0;
+    const uint8_t *rest = data + (size > 4 ? 4 : size);
+    size_t rest_len = size > 4 ? size - 4 : 0;
+    if (qlen > rest_len) qlen = rest_len;
+    kw_fz_buf path = {0}, query = {0}, body = {0};
+    fill_path(&path, r, mode & 0x10);
+    for (size_t off = 0, items = 0; off < qlen && items < 80; items++)
+        off += add_param(&query, rest + off, qlen - off);
+    rest += qlen;
+    rest_len -= qlen;
+    if (cred % 5 == 3)
+        add_project_token(&body, rest, rest_len);
+    else if (rest_len)
+        kw_fz_buf_append(&body, rest, rest_len);
+
+    kw_fz_buf_append(req, r->method, strlen(r->method));
+    kw_fz_buf_append(req, " ", 1);
+    kw_fz_buf_append(req, path.data, path.len);
+    if (query.len) kw_fz_buf_append(req, query.data, query.len);
+    char head[512];
+    int n = snprintf(head, sizeof head, " HTTP/1.1\r\nHost: localhost\r\n");
+    kw_fz_buf_append(req, head, (size_t)n);
+    switch (cred % 5) {
+    case 1:
+        n = snprintf(head, sizeof head, "Authorization: Bearer %s\r\n", boot_value);
+        break;
+    case 2:
+        n = snprintf(head, sizeof head, "Authorization: Bearer %s\r\n", psk_value);
+        break;
+    case 4:
+        n = snprintf(head, sizeof head, "Cookie: %s=%s\r\nX-CSRFToken: %s\r\n", KW_SESSION_COOKIE,
+                     login.token, login.csrf);
+        break;
+    default:
+        n = 0;
+    }
+    if (n > 0) kw_fz_buf_append(req, head, (size_t)n);
+    if ((mode & 0x20) || cred % 5 == 3) {
+        n = snprintf(head, sizeof head, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                     body.len);
+        kw_fz_buf_append(req, head, (size_t)n);
+    }
+    kw_fz_buf_append(req, "Connection: close\r\n\r\n", 21);
+    if (((mode & 0x20) || cred % 5 == 3) && body.len) kw_fz_buf_append(req, body.data, body.len);
+    kw_fz_buf_free(&path);
+    kw_fz_buf_free(&query);
+    kw_fz_buf_free(&body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    unsigned mode = data[0];
-    const char *rest = (const char *)data + 1;
-    size_t rest_len = size - 1;
     kw_fz_buf req = {0};
-    int authed = mode & 1;
-    if (authed) {
-        char head[512];
-        int n = snprintf(head, sizeof head, "%s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n",
-                         routes[(mode >> 1) & 15], boot_value);
-        kw_fz_buf_append(&req, head, (size_t)n);
-        if (mode & 0x20) {
-            n = snprintf(head, sizeof head, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                         rest_len);
-            kw_fz_buf_append(&req, head, (size_t)n);
-        }
-    }
-    kw_fz_buf_append(&req, rest, rest_len);
+    int structured = data[0] & 1;
+    if (structured)
+        build_request(&req, data, size);
+    else
+        kw_fz_buf_append(&req, data + 1, size - 1);
 
     int fd = connect_server();
     send_all(fd, req.data, req.len);
@@ -340,7 +563,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_response(&in, header_len, body_len, head);
     else
         check_alive();
-    if (authed) restore_state();
+    if (structured) restore_state();
     kw_fz_buf_free(&in);
     kw_fz_buf_free(&req);
     return 0;

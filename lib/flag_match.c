@@ -35,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "strbuf.h"
+
 /* A JSON value printed as Python's str() prints it.  Strings are borrowed;
  * everything else is written into buf or, for arrays/objects, allocated. */
 typedef struct pystr {
@@ -67,8 +69,9 @@ static void py_float_repr(double d, char *out, size_t outsz)
         if (isdigit((unsigned char)*p) && nd < sizeof digits - 1) digits[nd++] = *p;
     digits[nd] = '\0';
     int exp = atoi(p + 1);
-    size_t o = 0;
-#define PUT(c) do { if (o + 1 < outsz) out[o++] = (c); } while (0)
+    kw_strbuf sb;  /* out is sized for any double; a cut repr is never used */
+    kw_sb_init(&sb, out, outsz);
+#define PUT(c) do { char ch_ = (c); kw_sb_appendn(&sb, &ch_, 1); } while (0)
     if (neg) PUT('-');
     if (exp >= -4 && exp < 16) {
         if (exp < 0) {
@@ -83,16 +86,13 @@ static void py_float_repr(double d, char *out, size_t outsz)
             else
                 PUT('0');
         }
-        out[o] = '\0';
     } else {
         PUT(digits[0]);
         if (nd > 1) {
             PUT('.');
             for (size_t i = 1; i < nd; i++) PUT(digits[i]);
         }
-        out[o] = '\0';
-        size_t used = strlen(out);
-        snprintf(out + used, outsz - used, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
+        kw_sb_appendf(&sb, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
     }
 #undef PUT
 }

@@ -1,7 +1,10 @@
 /* invite.c — organization invitations: the way a second person gets in.
  *
  * An organization admin creates an invitation for an email address and a
- * level (never above their own); the response carries a one-time link
+ * level; the invitation is never broader than its creator (kw_narrow_check:
+ * not above their level, and a key must itself reach as far as the
+ * person it lets in, so no expiring or limited key mints a lasting
+ * account); the response carries a one-time link
  * /invite/<token> whose token is 256 random bits, stored only as its
  * sha256 and valid for 7 days.  Whoever opens the link chooses a name and
  * a password; accepting creates the user (or, when an account with that
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "keyward/narrow.h"
 #include "keyward/session.h"
 #include "session_internal.h"
 #include "txn.h"
@@ -82,11 +86,11 @@ int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, cons
         }
         level = (int)v;
     }
-    if (level > actor_level) {
-        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
-                       "You can only invite people at or below your own level.");
-        return 1;
-    }
+    /* The link makes its holder a person at `level` in the organization,
+     * and the caller holds the link: never more than the caller has. */
+    static _Thread_local kw_principal member;
+    kw_narrow_person(&member, org_id);
+    if (kw_narrow_check(c->actor, actor_level, &member, level, KW_NARROW_INVITE, p)) return 1;
     if (kw_uuid_v4(out->id) || kw_token_new(token)) return kw_storage_problem(p, KW_ERR_CRYPTO);
     snprintf(out->org_id, sizeof out->org_id, "%s", org_id);
     kw_token_hash(token, out->token_hash);

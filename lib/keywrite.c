@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "keyward/narrow.h"
 #include "keylife.h"
 #include "txn.h"
 #include "validate.h"
@@ -37,10 +38,23 @@ static int refuse_exists(const kw_call *c, const kw_keykind *k, const kw_keyrow 
     return 1;
 }
 
+int kw_keywrite_covered(const kw_call *c, const kw_keykind *k, const kw_keyrow *key,
+                        kw_problem *p)
+{
+    /* Thread-local: a principal is 3 KB and request threads are small. */
+    static _Thread_local kw_principal target;
+    kw_principal_clear(&target);
+    k->reach(key, &target);
+    target.kind = k->kind;
+    target.expires_at = *key->expires_at;
+    target.rate_limit_per_minute = *key->rate_limit_per_minute;
+    return kw_narrow_check(c->actor, 0, &target, 0, KW_NARROW_KEY, p);
+}
+
 int kw_keywrite_create(const kw_call *c, const kw_keykind *k, const kw_keyrow *key,
                        const json_t *body, char value[KW_KEY_LEN + 1], kw_problem *p)
 {
-    if (k->apply(c, body, 1, key->row, NULL, p)) return 1;
+    if (k->apply(c, body, 1, key->row, NULL, p) || kw_keywrite_covered(c, k, key, p)) return 1;
     if (kw_uuid_v4(key->id)) return kw_storage_problem(p, KW_ERR_CRYPTO);
     if (new_value(k, key, value, p)) return 1;
     *key->created_at = kw_now();
@@ -62,9 +76,10 @@ int kw_keywrite_create(const kw_call *c, const kw_keykind *k, const kw_keyrow *k
 int kw_keywrite_update(const kw_call *c, const kw_keykind *k, const kw_keyrow *key,
                        const json_t *body, kw_problem *p)
 {
+    if (kw_keywrite_covered(c, k, key, p)) return 1;
     json_t *changes = json_array();
     if (!changes) return kw_storage_problem(p, KW_ERR_NOMEM);
-    if (k->apply(c, body, 0, key->row, changes, p)) {
+    if (k->apply(c, body, 0, key->row, changes, p) || kw_keywrite_covered(c, k, key, p)) {
         json_decref(changes);
         return 1;
     }
@@ -95,7 +110,10 @@ int kw_keywrite_roll(const kw_call *c, const kw_keykind *k, const kw_keyrow *key
     int64_t grace;
     json_t *context;
     /* kw_life_roll_grace reads a NULL body as "no grace, no context". */
-    if ((body && kw_v_object(body, p)) || kw_life_roll_grace(body, &grace, &context, p)) return 1;
+    /* Rolling hands the caller the key's powers: it must cover them. */
+    if (kw_keywrite_covered(c, k, key, p) || (body && kw_v_object(body, p)) ||
+        kw_life_roll_grace(body, &grace, &context, p))
+        return 1;
     json_t *changes = json_array();
     if (!changes) {
         json_decref(context);
@@ -105,7 +123,7 @@ int kw_keywrite_roll(const kw_call *c, const kw_keykind *k, const kw_keyrow *key
     strcpy(previous, key->secure_value);
     if ((body && kw_life_apply(body, KW_LIFE_ROLL, k->audit_type, key->expires_at,
                                key->rate_limit_per_minute, changes, p)) ||
-        new_value(k, key, value, p)) {
+        kw_keywrite_covered(c, k, key, p) || new_value(k, key, value, p)) {
         json_decref(changes);
         json_decref(context);
         return 1;

@@ -51,6 +51,10 @@ typedef struct kw_keykind {
      * NULL).  0, or 1 with *p filled. */
     int (*apply)(const kw_call *c, const json_t *body, int creating, void *row, json_t *changes,
                  kw_problem *p);
+    /* The row's reach as a principal (scopes, projects, organizations;
+     * kind, expiry and rate limit are filled by keywrite): what the
+     * "never broader than the caller" check compares. */
+    void (*reach)(const kw_keyrow *key, kw_principal *out);
     int (*insert)(kw_store *store, const void *row, int max);
     int (*update)(kw_store *store, const void *row);
     int (*roll)(kw_store *store, int64_t owner_id, const char *id, const char *secure_value,
@@ -67,7 +71,8 @@ typedef struct kw_keykind {
 int kw_keywrite_create(const kw_call *c, const kw_keykind *kind, const kw_keyrow *key,
                        const json_t *body, char value[KW_KEY_LEN + 1], kw_problem *p);
 /* On a loaded row: applies `body`; writes and logs "updated" only when
- * something changed. */
+ * something changed.  The row must be no broader than the caller before
+ * and after: a key may tighten itself or a key it covers, never loosen. */
 int kw_keywrite_update(const kw_call *c, const kw_keykind *kind, const kw_keyrow *key,
                        const json_t *body, kw_problem *p);
 /* On a loaded row: a new value.  The expiry is kept unless `body` (may
@@ -76,5 +81,12 @@ int kw_keywrite_update(const kw_call *c, const kw_keykind *kind, const kw_keyrow
  * seconds (kw_life_keep_previous; any earlier previous value goes). */
 int kw_keywrite_roll(const kw_call *c, const kw_keykind *kind, const kw_keyrow *key,
                      const json_t *body, char value[KW_KEY_LEN + 1], kw_problem *p);
+
+/* 0 when the row, as it stands now, is no broader than the caller
+ * (kw_narrow_check); else 1 with a 403 in *p.  Create, update and roll
+ * check it themselves (before and after applying `body`); delete asks it
+ * before removing a row. */
+int kw_keywrite_covered(const kw_call *c, const kw_keykind *kind, const kw_keyrow *key,
+                        kw_problem *p);
 
 #endif

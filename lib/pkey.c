@@ -3,8 +3,8 @@
  * The rules (PostHog's, plus keyward's "never more than you hold"):
  * a label of at most 40 characters; a non-empty list of known scopes; teams
  * and organizations the user belongs to; at most 10 keys per user; a key
- * created or changed by another key never exceeds that key's scopes or its
- * project/organization narrowing.  The plaintext exists only in the
+ * created, changed, rolled or deleted by another key is never broader than
+ * that key (kw_narrow_check, through kw_keywrite_covered).  The plaintext exists only in the
  * caller's `value` buffer; the store gets the hash and the mask. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@ static int store_list(const json_t *list, char *dst, size_t size, const char *fi
     return 0;
 }
 
-static int check_scopes(const kw_call *c, const json_t *list, kw_problem *p)
+static int check_scopes(const json_t *list, kw_problem *p)
 {
     if (kw_v_list_length(list, "scopes", 0, MAX_SCOPE_ITEMS, p)) return 1;
     size_t i;
@@ -51,12 +51,6 @@ static int check_scopes(const kw_call *c, const json_t *list, kw_problem *p)
             else
                 snprintf(shown, sizeof shown, "%s", kw_v_type_name(item));
             kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scopes", "Invalid scope: %s", shown);
-            return 1;
-        }
-        if (!c->actor->session && !kw_scopes_within(&one, &c->actor->scopes)) {
-            kw_problem_set(p, KW_P_PERMISSION, NULL, "scopes",
-                           "Scope '%s' can not be granted: the API key making this request "
-                           "does not hold it.", json_string_value(item));
             return 1;
         }
     }
@@ -82,18 +76,12 @@ static int check_teams(const kw_call *c, int64_t user_id, const json_t *list, kw
         int level;
         int rc = kw_store_project_get(c->store, json_integer_value(item), &project);
         if (!rc) rc = kw_store_membership_level(c->store, user_id, project.org_id, &level);
-        if (rc == KW_ERR_NOTFOUND || (!rc && !kw_principal_team_allowed(c->actor, project.id))) {
+        if (rc == KW_ERR_NOTFOUND) {
             kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_teams",
                            "You must be a member of all teams that you are scoping the key to.");
             return 1;
         }
         if (rc) return kw_storage_problem(p, rc);
-    }
-    /* A narrowed key may only create keys narrowed at least as much. */
-    if (c->actor->n_scoped_teams >= 0 && json_array_size(list) == 0) {
-        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_teams",
-                       "You must be a member of all teams that you are scoping the key to.");
-        return 1;
     }
     return 0;
 }
@@ -115,18 +103,12 @@ static int check_orgs(const kw_call *c, int64_t user_id, const json_t *list, kw_
             return 1;
         }
         int rc = kw_store_membership_level(c->store, user_id, json_string_value(item), &level);
-        if (rc == KW_ERR_NOTFOUND ||
-            (!rc && !kw_principal_org_allowed(c->actor, json_string_value(item)))) {
+        if (rc == KW_ERR_NOTFOUND) {
             kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_organizations",
                            "You must be a member of all organizations that you are scoping the key to.");
             return 1;
         }
         if (rc) return kw_storage_problem(p, rc);
-    }
-    if (c->actor->n_scoped_orgs >= 0 && json_array_size(list) == 0) {
-        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "scoped_organizations",
-                       "You must be a member of all organizations that you are scoping the key to.");
-        return 1;
     }
     return 0;
 }
@@ -142,15 +124,13 @@ static int apply_fields(const kw_call *c, const json_t *body, int creating, void
     if (kw_v_object(body, p)) return 1;
     if (kw_v_string(body, "label", creating, KW_LABEL_MAX_CHARS, 0, &label, p)) return 1;
     if (kw_v_list(body, "scopes", creating, 0, &scopes, p)) return 1;
-    if (scopes && check_scopes(c, scopes, p)) return 1;
-    /* Checked also when absent on create: a narrowed actor must narrow. */
+    if (scopes && check_scopes(scopes, p)) return 1;
+    /* Membership only: whether the result stays within the caller is
+     * decided on the finished row (kw_keywrite_covered). */
     if (kw_v_list(body, "scoped_teams", 0, 1, &teams, p)) return 1;
-    if ((creating || json_object_get(body, "scoped_teams")) && check_teams(c, key->user_id, teams, p))
-        return 1;
+    if (teams && check_teams(c, key->user_id, teams, p)) return 1;
     if (kw_v_list(body, "scoped_organizations", 0, 1, &orgs, p)) return 1;
-    if ((creating || json_object_get(body, "scoped_organizations")) &&
-        check_orgs(c, key->user_id, orgs, p))
-        return 1;
+    if (orgs && check_orgs(c, key->user_id, orgs, p)) return 1;
 
     char before[KW_JSON_LIST_MAX];
     if (label && strcmp(label, key->label) != 0) {
@@ -180,29 +160,12 @@ static int apply_fields(const kw_call *c, const json_t *body, int creating, void
                          &key->expires_at, &key->rate_limit_per_minute, creating ? NULL : changes, p);
 }
 
-/* Rolling or changing a key hands its powers to the caller (roll returns
- * the new value), so a key may do that only to keys it covers: scopes
- * within its own, and reach no wider than its own narrowing. */
-static int refuse_broader(const kw_call *c, const kw_pkey *key, kw_problem *p)
+/* What the key reaches: its scopes and its project/organization narrowing
+ * (kw_keykind.reach). */
+static void reach(const kw_keyrow *key, kw_principal *out)
 {
-    if (c->actor->session) return 0;
-    kw_principal target;
-    kw_principal_load_scopes(&target, key->scopes, key->scoped_teams, key->scoped_orgs);
-    int covered = kw_scopes_within(&target.scopes, &c->actor->scopes);
-    if (c->actor->n_scoped_teams >= 0) {
-        covered = covered && target.n_scoped_teams >= 0;
-        for (int i = 0; covered && i < target.n_scoped_teams; i++)
-            covered = kw_principal_team_allowed(c->actor, target.scoped_teams[i]);
-    }
-    if (c->actor->n_scoped_orgs >= 0) {
-        covered = covered && target.n_scoped_orgs >= 0;
-        for (int i = 0; covered && i < target.n_scoped_orgs; i++)
-            covered = kw_principal_org_allowed(c->actor, target.scoped_orgs[i]);
-    }
-    if (covered) return 0;
-    kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
-                   "This key holds access the API key making this request does not hold.");
-    return 1;
+    const kw_pkey *row = key->row;
+    kw_principal_load_scopes(out, row->scopes, row->scoped_teams, row->scoped_orgs);
 }
 
 static int insert(kw_store *store, const void *row, int max)
@@ -225,7 +188,7 @@ static int audit(const kw_call *c, const kw_keyrow *key, const char *activity, j
 /* No unique_label: two of a user's keys may share a label. */
 static const kw_keykind PERSONAL = {
     .kind = KW_KEY_PERSONAL, .audit_type = "PersonalAPIKey", .plural = "personal API keys",
-    .max_keys = KW_MAX_PERSONAL_KEYS, .apply = apply_fields, .insert = insert, .update = update,
+    .max_keys = KW_MAX_PERSONAL_KEYS, .apply = apply_fields, .reach = reach, .insert = insert, .update = update,
     .roll = kw_store_pkey_roll, .audit = audit};
 
 int kw_pkey_load(const kw_call *c, const char *id, kw_pkey *out, kw_problem *p)
@@ -245,7 +208,7 @@ int kw_pkey_create(const kw_call *c, const json_t *body, kw_pkey *out, char valu
 
 int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey *out, kw_problem *p)
 {
-    if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
+    if (kw_pkey_load(c, id, out, p)) return 1;
     return kw_keywrite_update(c, &PERSONAL, KW_KEYROW(out, NULL, out->user_id), body, p);
 }
 
@@ -255,14 +218,16 @@ int kw_pkey_update(const kw_call *c, const char *id, const json_t *body, kw_pkey
 int kw_pkey_roll(const kw_call *c, const char *id, const json_t *body, kw_pkey *out,
                  char value[KW_KEY_LEN + 1], kw_problem *p)
 {
-    if (kw_pkey_load(c, id, out, p) || refuse_broader(c, out, p)) return 1;
+    if (kw_pkey_load(c, id, out, p)) return 1;
     return kw_keywrite_roll(c, &PERSONAL, KW_KEYROW(out, NULL, out->user_id), body, value, p);
 }
 
 int kw_pkey_delete(const kw_call *c, const char *id, kw_problem *p)
 {
     static _Thread_local kw_pkey key;
-    if (kw_pkey_load(c, id, &key, p)) return 1;
+    if (kw_pkey_load(c, id, &key, p) ||
+        kw_keywrite_covered(c, &PERSONAL, KW_KEYROW(&key, NULL, key.user_id), p))
+        return 1;
     int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
     /* Audit first: the fan-out reads the key's narrowing from the row. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "strbuf.h"
 
 #define ADMIN (KW_CRED_PERSONAL | KW_CRED_SESSION)
 /* Execution routes machines call: a project secret key is welcome too. */
@@ -96,9 +97,10 @@ static const kw_route ROUTES[] = {
      * caller: any personal key (no particular scope). */
     {KW_ROUTE_LEAK_VERIFY, "POST", "/api/secret_scanning/verify", ADMIN, NULL, 0, NULL},
     /* Departure: PATCH {"is_active": false}.  PostHog's users endpoint
-     * needs user:write; the organization admin level is checked against
-     * the target's organizations in lib/user.c (there is no :project). */
-    {KW_ROUTE_USER_UPDATE, "PATCH", "/api/users/:id", ADMIN, "user:write", 0, NULL},
+     * needs user:write.  It names no project or organization, yet needs
+     * the admin level: an organization-level route, whose level lib/user.c
+     * checks in every organization of the target. */
+    {KW_ROUTE_USER_UPDATE, "PATCH", "/api/users/:id", ADMIN, "user:write", KW_LEVEL_ADMIN, NULL},
     /* Remote evaluation: only the project token (phc_), read from the JSON
      * body (token, api_key or $token), never from Authorization; dispatch
      * verifies it and the principal carries the project. */
@@ -287,16 +289,14 @@ size_t kw_policy_allow(const char *path, char *out, size_t size)
             if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;
     }
     seen[1] |= seen[0];  /* HEAD wherever GET */
-    out[0] = '\0';
+    kw_strbuf sb;
+    kw_sb_init(&sb, out, size);
     if (!matched) return 0;
-    size_t n = 0;
     for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
-        if (seen[j]) {
-            int w = snprintf(out + n, size - n, "%s, ", METHODS[j]);
-            if (w < 0 || (size_t)w >= size - n) break;
-            n += (size_t)w;
-        }
-    snprintf(out + n, size - n, "OPTIONS");
+        if (seen[j]) kw_sb_appendf(&sb, "%s, ", METHODS[j]);
+    kw_sb_append(&sb, "OPTIONS");
+    /* Callers pass room for every method; never a cut list. */
+    if (!kw_sb_ok(&sb) && size) out[0] = '\0';
     return matched;
 }
 
@@ -369,6 +369,12 @@ static int resolve_project(kw_store *store, const char *ref, const kw_principal 
     return kw_problem_from_store(problem, rc);
 }
 
+int kw_policy_org_level(const kw_route *route)
+{
+    if (strstr(route->pattern, "/:project")) return 0;
+    return strstr(route->pattern, "/:org") != NULL || route->min_level > 0;
+}
+
 /* An organization route: the same membership, narrowing and level rules
  * as a project route, in the organization itself.  Only people reach here
  * (organization routes take no phs_/phc_). */
@@ -415,6 +421,13 @@ int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal
                                "API key missing required scope '%s'", route->scope);
             return 1;
         }
+    }
+    /* A key limited to projects acts in those projects only, never on
+     * what spans an organization (its members, invitations, settings, a
+     * person's account), whatever its scopes say. */
+    if (!pr->session && pr->n_scoped_teams >= 0 && kw_policy_org_level(route)) {
+        kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, KW_MSG_PROJECT_LIMITED);
+        return 1;
     }
     if (m->org[0]) return check_org(store, m, pr, level, problem);
     if (!m->project[0]) return 0;

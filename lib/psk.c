@@ -7,7 +7,9 @@
  * machines need (PostHog's rule, with PostHog's texts), it keeps working
  * when its creator leaves, and created_by is only a record of who made it.
  * The rules: a label of at most 40 characters, unique in the project; a
- * non-empty list of the allowed scopes; at most 50 keys per project.  The
+ * non-empty list of the allowed scopes; at most 50 keys per project; never
+ * broader than the key that creates, changes, rolls or deletes it
+ * (kw_keywrite_covered: its scopes, expiry and rate limit).  The
  * store write and its activity entry land in one transaction.  The
  * plaintext exists only in the caller's `value` buffer. */
 #include <stdio.h>
@@ -64,8 +66,9 @@ static int check_scopes(const json_t *list, kw_problem *p)
 }
 
 /* Validates the fields present in `body` and writes them into the kw_psk
- * `row` (kw_keykind.apply); `creating` makes both required.  The rules
- * do not depend on the caller (the policy has checked it), hence no `c`. */
+ * `row` (kw_keykind.apply); `creating` makes both required.  The field
+ * rules do not depend on the caller (the policy has checked its access,
+ * kw_keywrite_covered its reach), hence no `c`. */
 static int apply_fields(const kw_call *c, const json_t *body, int creating, void *row,
                         json_t *changes, kw_problem *p)
 {
@@ -115,6 +118,19 @@ static int audit(const kw_call *c, const kw_keyrow *key, const char *activity, j
                                    key->label, changes, context);
 }
 
+/* A project secret key reaches its own project only: narrowed to it and
+ * to its organization (kw_keykind.reach). */
+static void reach(const kw_keyrow *key, kw_principal *out)
+{
+    const kw_psk *row = key->row;
+    const kw_project *project = key->owner;
+    kw_principal_load_scopes(out, row->scopes, NULL, NULL);
+    out->n_scoped_teams = 1;
+    out->scoped_teams[0] = project->id;
+    out->n_scoped_orgs = 1;
+    snprintf(out->scoped_orgs[0], sizeof out->scoped_orgs[0], "%s", project->org_id);
+}
+
 static int insert(kw_store *store, const void *row, int max)
 {
     return kw_store_psk_insert(store, row, max);
@@ -128,7 +144,7 @@ static int update(kw_store *store, const void *row)
 static const kw_keykind SECRET = {
     .kind = KW_KEY_SECRET, .audit_type = AUDIT_SCOPE, .plural = "project secret API keys",
     .max_keys = KW_MAX_SECRET_KEYS, .unique_label = "Project secret API key",
-    .apply = apply_fields, .insert = insert, .update = update, .roll = kw_store_psk_roll,
+    .apply = apply_fields, .reach = reach, .insert = insert, .update = update, .roll = kw_store_psk_roll,
     .audit = audit};
 
 int kw_psk_load(const kw_call *c, int64_t project_id, const char *id, kw_psk *out, kw_problem *p)
@@ -169,7 +185,9 @@ int kw_psk_roll(const kw_call *c, const kw_project *project, const char *id, con
 int kw_psk_delete(const kw_call *c, const kw_project *project, const char *id, kw_problem *p)
 {
     static _Thread_local kw_psk key;
-    if (kw_psk_load(c, project->id, id, &key, p)) return 1;
+    if (kw_psk_load(c, project->id, id, &key, p) ||
+        kw_keywrite_covered(c, &SECRET, KW_KEYROW(&key, project, key.project_id), p))
+        return 1;
     int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_psk_delete(c->store, key.project_id, key.id);

@@ -22,6 +22,7 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "keyward/keyward.h"
@@ -367,11 +368,18 @@ static void fingerprint(const char *secret, size_t len, char out[KW_SCAN_FINGERP
     out[KW_SCAN_FINGERPRINT_LEN] = '\0';
 }
 
-static int line_allows(const char *data, size_t len, size_t line_start, size_t offset)
+/* Whether the line starting at line_start carries "keyward:allow".  The
+ * answer is remembered per line (*cached_start), so a line with many
+ * findings is searched once: the lookup stays linear in the line. */
+static int line_allows(const char *data, size_t len, size_t line_start, size_t offset,
+                       size_t *cached_start, int *cached)
 {
+    if (*cached_start == line_start) return *cached;
     const char *eol = memchr(data + offset, '\n', len - offset);
     size_t line_end = eol ? (size_t)(eol - data) : len;
-    return memmem(data + line_start, line_end - line_start, "keyward:allow", 13) != NULL;
+    *cached_start = line_start;
+    *cached = memmem(data + line_start, line_end - line_start, "keyward:allow", 13) != NULL;
+    return *cached;
 }
 
 int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char *data,
@@ -394,7 +402,8 @@ int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char 
     }
     resolve_overlaps(s);
 
-    size_t line = 1, line_start = 0, counted_to = 0;
+    size_t line = 1, line_start = 0, counted_to = 0, allow_start = SIZE_MAX;
+    int allow = 0;
     for (size_t i = 0; i < s->nfound; i++) {
         const found *f = &s->found[i];
         const kw_scan_rule *rule = &rules->items[f->rule];
@@ -414,7 +423,7 @@ int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char 
                 line_start = (size_t)(p - data) + 1;
             }
             counted_to = f->span.report;
-            if ((flags & KW_SCAN_HONOR_ALLOW) && line_allows(data, len, line_start, f->span.report))
+            if ((flags & KW_SCAN_HONOR_ALLOW) && line_allows(data, len, line_start, f->span.report, &allow_start, &allow))
                 continue;
             finding.line = line;
             finding.column = f->span.report - line_start + 1;

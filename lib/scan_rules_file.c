@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "strbuf.h"
 
 /* ---- user rules file ------------------------------------------------ */
 
@@ -26,13 +27,15 @@ typedef struct parser {
 static int parse_error(parser *ps, const char *fmt, ...)
 {
     if (ps->err && ps->errsz) {
-        int n = snprintf(ps->err, ps->errsz, "%s:%d: ", ps->name, ps->line);
-        if (n >= 0 && (size_t)n < ps->errsz) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(ps->err + n, ps->errsz - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
+        kw_strbuf sb;
+        kw_sb_init(&sb, ps->err, ps->errsz);
+        kw_sb_appendf(&sb, "%s:%d: ", ps->name, ps->line);
+        va_list ap;
+        va_start(ap, fmt);
+        kw_sb_vappendf(&sb, fmt, ap);
+        va_end(ap);
+        /* A message too long for the caller's buffer keeps its "file:line: "
+         * start, which still says where. */
     }
     return KW_ERR_INVALID;
 }

@@ -28,6 +28,7 @@
 #include "keyward/keyward.h"
 #include "keyward/session.h"
 #include "session_internal.h"
+#include "strbuf.h"
 #include "validate.h"
 
 struct kw_sessions {
@@ -97,7 +98,9 @@ int kw_sessions_new(kw_store *store, kw_sessions **out)
         free(s);
         return KW_ERR_CRYPTO;
     }
-    for (size_t i = 0; i < sizeof raw; i++) snprintf(candidate + 2 * i, 3, "%02x", raw[i]);
+    kw_strbuf hex;
+    kw_sb_init(&hex, candidate, sizeof candidate);
+    kw_sb_hex(&hex, raw, sizeof raw);
     OPENSSL_cleanse(raw, sizeof raw);
     int rc = kw_store_meta_secret(store, SECRET_NAME, candidate, s->secret, sizeof s->secret);
     OPENSSL_cleanse(candidate, sizeof candidate);

@@ -7,6 +7,7 @@
  * statement: it is composed here from fixed fragments, and every value is a
  * bound $n parameter.  Kept apart from store_pg.c, which holds the fixed
  * statements, to keep both files short. */
+#include "strbuf.h"
 #include "store_pg.h"
 
 #include <stdio.h>
@@ -55,56 +56,59 @@ static int read_activity(const PGresult *r, int i, kw_activity *a)
  * fixed fragments; every value is a bound parameter, numbered in the order
  * it is added (PostgreSQL rejects parameters a statement does not use).
  * The varying shapes are run with PQexecParams rather than prepared. */
-static void activity_sql(const kw_activity_query *q, int count_only, char *sql, size_t size,
-                         struct pg_params *p)
+static int activity_sql(const kw_activity_query *q, int count_only, char *sql, size_t size,
+                        struct pg_params *p)
 {
-    size_t n = (size_t)snprintf(sql, size, "SELECT %s FROM activity_log WHERE project_id = $1",
-                                count_only ? "COUNT(*)" : ACTIVITY_COLS);
+    kw_strbuf sb;
+    kw_sb_init(&sb, sql, size);
+    kw_sb_appendf(&sb, "SELECT %s FROM activity_log WHERE project_id = $1",
+                  count_only ? "COUNT(*)" : ACTIVITY_COLS);
     kw_pg_int(p, q->project_id);
     int scope_count = 0;
     if (q->scopes)
         while (q->scopes[scope_count] && scope_count < 16) scope_count++;
     if (scope_count) {
-        n += (size_t)snprintf(sql + n, size - n, " AND scope IN (");
+        kw_sb_append(&sb, " AND scope IN (");
         for (int i = 0; i < scope_count; i++) {
             kw_pg_text(p, q->scopes[i]);
-            n += (size_t)snprintf(sql + n, size - n, "%s$%d", i ? ", " : "", p->n);
+            kw_sb_appendf(&sb, "%s$%d", i ? ", " : "", p->n);
         }
-        n += (size_t)snprintf(sql + n, size - n, ")");
+        kw_sb_append(&sb, ")");
     }
     if (q->user_id) {
         kw_pg_int(p, q->user_id);
-        n += (size_t)snprintf(sql + n, size - n, " AND user_id = $%d", p->n);
+        kw_sb_appendf(&sb, " AND user_id = $%d", p->n);
     }
     if (q->item_id) {
         kw_pg_text(p, q->item_id);
-        n += (size_t)snprintf(sql + n, size - n, " AND item_id = $%d", p->n);
+        kw_sb_appendf(&sb, " AND item_id = $%d", p->n);
     }
     if (q->before && !count_only) {
         /* Same cursor as SQLite: without before_id, "" / "~" sort before /
          * after every id (ids are COLLATE "C"). */
         kw_pg_int(p, q->before);
         kw_pg_text(p, q->before_id ? q->before_id : (q->ascending ? "" : "~"));
-        n += (size_t)snprintf(sql + n, size - n,
-                              q->ascending ? " AND (created_at > $%d OR (created_at = $%d AND id > $%d))"
-                                           : " AND (created_at < $%d OR (created_at = $%d AND id < $%d))",
-                              p->n - 1, p->n - 1, p->n);
+        kw_sb_appendf(&sb,
+                      q->ascending ? " AND (created_at > $%d OR (created_at = $%d AND id > $%d))"
+                                   : " AND (created_at < $%d OR (created_at = $%d AND id < $%d))",
+                      p->n - 1, p->n - 1, p->n);
     }
     if (!count_only) {
         kw_pg_int(p, q->limit > 0 ? q->limit : 100);
         kw_pg_int(p, q->offset > 0 ? q->offset : 0);
-        snprintf(sql + n, size - n, " ORDER BY created_at %s, id %s LIMIT $%d OFFSET $%d",
-                 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC", p->n - 1, p->n);
+        kw_sb_appendf(&sb, " ORDER BY created_at %s, id %s LIMIT $%d OFFSET $%d",
+                      q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC", p->n - 1, p->n);
     }
+    return kw_sb_ok(&sb) ? KW_OK : KW_ERR_INVALID;
 }
 
 int kw_pg_activity_list(kw_store *b, const kw_activity_query *q, kw_activity_cb cb, void *ctx)
 {
     char sql[1024];
     struct pg_params p = {0};
-    activity_sql(q, 0, sql, sizeof sql, &p);
+    int rc = activity_sql(q, 0, sql, sizeof sql, &p);
     PGresult *r;
-    int rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
+    if (!rc) rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
     if (rc) return rc;
     for (int i = 0, n = PQntuples(r); !rc && i < n; i++) {
         kw_activity a;
@@ -120,10 +124,10 @@ int kw_pg_activity_count(kw_store *b, const kw_activity_query *q, int64_t *count
 {
     char sql[1024];
     struct pg_params p = {0};
-    activity_sql(q, 1, sql, sizeof sql, &p);
+    int rc = activity_sql(q, 1, sql, sizeof sql, &p);
     PGresult *r;
     *count = 0;
-    int rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
+    if (!rc) rc = kw_pg_run_sql((struct pg_store *)b, sql, &p, &r);
     if (rc) return rc;
     if (PQntuples(r) == 1) *count = kw_pg_col_int(r, 0, 0);
     PQclear(r);

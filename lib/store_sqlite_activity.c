@@ -5,6 +5,7 @@
  * (kw_sq_activity_stmt) since every audited write makes one; the list and
  * count queries take optional filters, so they are composed per call from
  * fixed fragments and prepared once for that call. */
+#include "strbuf.h"
 #include "store_backend.h"
 
 #include <sqlite3.h>
@@ -50,29 +51,30 @@ static int activity_prepare(kw_store *b, const kw_activity_query *q, int count_o
                             sqlite3_stmt **out)
 {
     char sql[1024];
-    size_t n = (size_t)snprintf(sql, sizeof sql, "%s FROM activity_log WHERE project_id = ?1",
-                                count_only ? "SELECT COUNT(*)"
-                                           : "SELECT id, project_id, org_id, user_id, activity, "
-                                             "scope, item_id, detail, ip_address, created_at");
+    kw_strbuf sb;
+    kw_sb_init(&sb, sql, sizeof sql);
+    kw_sb_appendf(&sb, "%s FROM activity_log WHERE project_id = ?1",
+                  count_only ? "SELECT COUNT(*)"
+                             : "SELECT id, project_id, org_id, user_id, activity, "
+                               "scope, item_id, detail, ip_address, created_at");
     int scope_count = 0;
     if (q->scopes) {
         while (q->scopes[scope_count] && scope_count < 16) scope_count++;
         if (scope_count) {
-            n += (size_t)snprintf(sql + n, sizeof sql - n, " AND scope IN (");
-            for (int i = 0; i < scope_count; i++)
-                n += (size_t)snprintf(sql + n, sizeof sql - n, "%s?%d", i ? ", " : "", 10 + i);
-            n += (size_t)snprintf(sql + n, sizeof sql - n, ")");
+            kw_sb_append(&sb, " AND scope IN (");
+            for (int i = 0; i < scope_count; i++) kw_sb_appendf(&sb, "%s?%d", i ? ", " : "", 10 + i);
+            kw_sb_append(&sb, ")");
         }
     }
-    if (q->user_id) n += (size_t)snprintf(sql + n, sizeof sql - n, " AND user_id = ?2");
-    if (q->item_id) n += (size_t)snprintf(sql + n, sizeof sql - n, " AND item_id = ?3");
+    if (q->user_id) kw_sb_append(&sb, " AND user_id = ?2");
+    if (q->item_id) kw_sb_append(&sb, " AND item_id = ?3");
     if (q->before && !count_only)
-        n += (size_t)snprintf(sql + n, sizeof sql - n, q->ascending
-                                  ? " AND (created_at > ?4 OR (created_at = ?4 AND id > ?5))"
-                                  : " AND (created_at < ?4 OR (created_at = ?4 AND id < ?5))");
+        kw_sb_append(&sb, q->ascending ? " AND (created_at > ?4 OR (created_at = ?4 AND id > ?5))"
+                                       : " AND (created_at < ?4 OR (created_at = ?4 AND id < ?5))");
     if (!count_only)
-        snprintf(sql + n, sizeof sql - n, " ORDER BY created_at %s, id %s LIMIT ?6 OFFSET ?7",
-                 q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC");
+        kw_sb_appendf(&sb, " ORDER BY created_at %s, id %s LIMIT ?6 OFFSET ?7",
+                      q->ascending ? "ASC" : "DESC", q->ascending ? "ASC" : "DESC");
+    if (!kw_sb_ok(&sb)) return KW_ERR_INVALID;
     sqlite3 *db = kw_sq_db(b);
     if (!db) return KW_ERR_DB;
     sqlite3_stmt *st;

@@ -25,6 +25,7 @@
 
 #include "keyward/keyward.h"
 #include "memcommit.h"
+#include "strbuf.h"
 
 #define SHARDS 64
 #define PROBE 8
@@ -180,25 +181,21 @@ int kw_usage_json(const kw_scopes *used, char *out, size_t size)
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    size_t len = 0;
     int first = 1;
-    if (size < 3) return KW_ERR_LIMIT;
-    out[len++] = '[';
+    kw_strbuf sb;
+    kw_sb_init(&sb, out, size);
+    kw_sb_append(&sb, "[");
     for (int k = 0; k < n; k++) {
         uint64_t bit = (uint64_t)1 << order[k];
         for (int a = 0; a < 2; a++) {
             if (!((a ? used->write : used->read) & bit)) continue;
-            int w = snprintf(out + len, size - len, "%s\"%s:%s\"", first ? "" : ",",
-                             kw_scope_object_name(order[k]), a ? "write" : "read");
-            if (w < 0 || (size_t)w >= size - len) return KW_ERR_LIMIT;
-            len += (size_t)w;
+            kw_sb_appendf(&sb, "%s\"%s:%s\"", first ? "" : ",", kw_scope_object_name(order[k]),
+                          a ? "write" : "read");
             first = 0;
         }
     }
-    if (len + 2 > size) return KW_ERR_LIMIT;
-    out[len++] = ']';
-    out[len] = '\0';
-    return KW_OK;
+    kw_sb_append(&sb, "]");
+    return kw_sb_ok(&sb) ? KW_OK : KW_ERR_LIMIT;
 }
 
 /* Gives a failed write's bits back to its entry, so the next flush

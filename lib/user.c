@@ -8,18 +8,21 @@
  * the auth generation (bumped by the users trigger) tells other processes
  * within their poll interval.
  *
- * Who may do it: an organization admin (level >= 8) acting in an
- * organization the target belongs to, at a level no lower than the
- * target's there (an admin cannot deactivate an owner), and never on
- * themself (so the last admin cannot lock the organization out by
- * accident).  is_active is instance-wide, as in PostHog: a user who belongs
- * to two organizations is deactivated in both.  A key narrowed to projects
- * (scoped_teams) cannot do it: deactivation is not a project action. */
+ * Who may do it: someone who administers every organization the target
+ * belongs to (level >= 8 in each, and no lower than the target's there, so
+ * an admin cannot deactivate an owner), never on themself (so the last
+ * admin cannot lock the organization out by accident).  is_active is
+ * instance-wide, as in PostHog: deactivation locks the person out of all
+ * their organizations, so an admin of only one of them must not be able to
+ * do it.  A key narrowed to projects never gets here (the route is an
+ * organization-level one: kw_policy_check), and a key narrowed to
+ * organizations must reach all of the target's (kw_narrow_check). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "keyward/narrow.h"
 #include "keyward/service.h"
 #include "txn.h"
 
@@ -56,35 +59,48 @@ static int collect_project(void *ctx, const kw_project *p)
     return 0;
 }
 
-/* 0 when the actor may change the target; otherwise 1 with *p set. */
+/* 0 when the actor may change the target; otherwise 1 with *p set.
+ * is_active counts everywhere the target belongs, so the actor needs an
+ * admin's authority, at least the target's level, in every one of the
+ * target's organizations: an admin of one organization must not lock the
+ * person out of another. */
 static int check_actor(const kw_call *c, const kw_user *target, const struct org_levels *orgs,
                        int active, kw_problem *p)
 {
     const kw_principal *a = c->actor;
-    int shared = 0, allowed = 0;
-    for (size_t i = 0; i < orgs->n && !allowed; i++) {
-        int level;
-        int rc = kw_store_membership_level(c->store, a->user_id, orgs->ids[i], &level);
-        if (rc == KW_ERR_NOTFOUND || !kw_principal_org_allowed(a, orgs->ids[i])) continue;
-        if (rc) return kw_storage_problem(p, rc);
-        shared = 1;
-        allowed = level >= KW_LEVEL_ADMIN && level >= orgs->levels[i];
-    }
-    /* Users of other organizations are not confirmed to exist. */
-    if (!shared && a->user_id != target->id) return kw_problem_from_store(p, KW_ERR_NOTFOUND);
-    if (!active && a->user_id == target->id) {
+    if (a->user_id == target->id) {
+        if (active) return 0;  /* already active: nothing to change */
         kw_problem_set(p, KW_P_PERMISSION, NULL, NULL, "You cannot deactivate yourself.");
         return 1;
     }
-    if (a->n_scoped_teams >= 0) {
-        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
-                       "API key is limited to projects; deactivating a user is an organization action.");
-        return 1;
+    int levels[MAX_ORGS], shared = 0;
+    for (size_t i = 0; i < orgs->n; i++) {
+        int rc = kw_store_membership_level(c->store, a->user_id, orgs->ids[i], &levels[i]);
+        if (rc == KW_ERR_NOTFOUND) {
+            levels[i] = -1;
+            continue;
+        }
+        if (rc) return kw_storage_problem(p, rc);
+        shared = 1;
     }
-    if (!allowed && a->user_id != target->id) {
-        kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
-                       "You don't have sufficient permissions in the organization.");
-        return 1;
+    /* Users of other organizations are not confirmed to exist. */
+    if (!shared) return kw_problem_from_store(p, KW_ERR_NOTFOUND);
+    static _Thread_local kw_principal account;
+    for (size_t i = 0; i < orgs->n; i++) {
+        if (levels[i] < 0) {
+            kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
+                           "This user also belongs to an organization you are not an admin of; "
+                           "only someone who administers every organization of a user can "
+                           "change their account.");
+            return 1;
+        }
+        if (levels[i] < KW_LEVEL_ADMIN) {
+            kw_problem_set(p, KW_P_PERMISSION, NULL, NULL,
+                           "You don't have sufficient permissions in the organization.");
+            return 1;
+        }
+        kw_narrow_person(&account, orgs->ids[i]);
+        if (kw_narrow_check(a, levels[i], &account, orgs->levels[i], KW_NARROW_ACCOUNT, p)) return 1;
     }
     return 0;
 }

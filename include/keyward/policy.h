@@ -97,7 +97,10 @@ typedef struct kw_route {
     const char *pattern;
     unsigned credentials;     /* KW_CRED_* */
     const char *scope;        /* required scope, NULL = none */
-    int min_level;            /* membership level needed in the project's org */
+    /* Membership level needed in the project's org (or the :org).  On a
+     * route naming neither, a level marks it organization-level: the
+     * handler checks it in the organizations of what it acts on. */
+    int min_level;
     /* 403 text when a personal key lacks the scope; NULL = the standard
      * "API key missing required scope '…'". */
     const char *scope_denied;
@@ -131,6 +134,14 @@ size_t kw_policy_allow(const char *path, char *out, size_t size);
  * On refusal *problem says why. */
 int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *principal,
                     kw_project *project, int *level, kw_problem *problem);
+
+/* True for a route that acts on an organization or a person's account
+ * rather than inside a project: its path names no :project and either
+ * names an :org or needs a membership level.  Keys narrowed to projects
+ * (scoped_teams) are refused there by kw_policy_check. */
+int kw_policy_org_level(const kw_route *route);
+#define KW_MSG_PROJECT_LIMITED \
+    "API key is limited to projects (scoped_teams); this is an organization-level action."
 
 /* The refusal for a credential the route does not accept at all, decided
  * from the key's prefix before any verification (so a phs_ key on an admin

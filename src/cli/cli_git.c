@@ -3,12 +3,19 @@
  *
  * posix_spawnp with an argv array (no shell), stdin from /dev/null so git
  * never waits on the terminal, and stderr discarded where git's complaint
- * ("not a git repository") is an expected answer rather than an error. */
+ * ("not a git repository") is an expected answer rather than an error.
+ *
+ * The repository git looks at is untrusted: every git run gets the
+ * settings that make git execute something forced off (fsmonitor, hooks,
+ * external diff, pager, askpass, network protocols), the system config is
+ * ignored, and its output is parsed as hostile input (NUL-separated
+ * records, headers checked byte by byte, sizes bounded before use). */
 #include "cli/cli_git.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +24,58 @@
 
 extern char **environ;
 
-static int spawn(const char *const argv[], int stdin_fd, int stdout_fd, int keep_stderr,
+/* Repository config that would run a program, forced off on every git run. */
+static const char *const GIT_SAFE[] = {
+    "-c", "core.fsmonitor=false",  "-c", "core.pager=cat",
+    "-c", "core.editor=false",     "-c", "core.askPass=",            "-c", "core.sshCommand=false",
+    "-c", "protocol.allow=never",  "-c", "diff.external=",           "-c", "credential.helper=",
+    "-c", "core.alternateRefsCommand=", "-c", "uploadpack.packObjectsHook=",
+    "-c", "core.untrackedCache=false",
+};
+#define GIT_SAFE_N (sizeof GIT_SAFE / sizeof GIT_SAFE[0])
+
+/* Environment git must not take a program or a config from. */
+static void harden_git_env(void)
+{
+    static int done;
+    if (done) return;
+    done = 1;
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+    setenv("GIT_PAGER", "cat", 1);
+    setenv("PAGER", "cat", 1);
+    setenv("GIT_EDITOR", "false", 1);
+    setenv("GIT_ASKPASS", "", 1);
+    setenv("SSH_ASKPASS", "", 1);
+    setenv("GIT_TERMINAL_PROMPT", "0", 1);
+    setenv("GIT_OPTIONAL_LOCKS", "0", 1); /* a scan never rewrites the index */
+    unsetenv("GIT_EXTERNAL_DIFF");
+    unsetenv("GIT_SSH");
+    unsetenv("GIT_SSH_COMMAND");
+    unsetenv("GIT_CONFIG_PARAMETERS");
+    unsetenv("GIT_CONFIG_COUNT");
+}
+
+static int spawn(const char *const argv_in[], int stdin_fd, int stdout_fd, int keep_stderr,
                  pid_t *pid)
 {
+    size_t argc = 0;
+    while (argv_in[argc]) argc++;
+    int is_git = strcmp(argv_in[0], "git") == 0;
+    const char **argv = calloc(argc + GIT_SAFE_N + 3, sizeof *argv);
+    if (!argv) return -1;
+    size_t a = 0;
+    argv[a++] = argv_in[0];
+    if (is_git) {
+        harden_git_env();
+        for (size_t i = 0; i < GIT_SAFE_N; i++) argv[a++] = GIT_SAFE[i];
+        /* no hook runs; rev-parse is left the real value, the hook installer asks it */
+        if (argc < 2 || strcmp(argv_in[1], "rev-parse") != 0) {
+            argv[a++] = "-c";
+            argv[a++] = "core.hooksPath=/dev/null";
+        }
+    }
+    for (size_t i = 1; i < argc; i++) argv[a++] = argv_in[i];
+    argv[a] = NULL;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     if (stdin_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
@@ -28,6 +84,7 @@ static int spawn(const char *const argv[], int stdin_fd, int stdout_fd, int keep
     if (!keep_stderr) posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     int rc = posix_spawnp(pid, argv[0], &actions, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&actions);
+    free(argv);
     return rc == 0 ? 0 : -1;
 }
 
@@ -145,16 +202,28 @@ int cli_git_batch_open(cli_git_batch **out)
     return 0;
 }
 
-int cli_git_batch_get(cli_git_batch *b, const char *name, char **buf, size_t *cap, size_t *len)
+int cli_git_batch_get(cli_git_batch *b, const char *oid, size_t max_size, char **buf, size_t *cap,
+                      size_t *len)
 {
-    if (strchr(name, '\n')) return 1; /* cannot be asked on a line protocol */
-    if (fprintf(b->to_git, "%s\n", name) < 0 || fflush(b->to_git) != 0) return -1;
-    char header[512];
+    if (!cli_is_object_id(oid)) return -1;
+    if (fprintf(b->to_git, "%s\n", oid) < 0 || fflush(b->to_git) != 0) return -1;
+    char header[160];
     if (!fgets(header, sizeof header, b->from_git)) return -1;
-    /* "<oid> <type> <size>\n" or "<name> missing\n" */
-    char *last_space = strrchr(header, ' ');
-    if (!last_space || strstr(header, " missing") || strstr(header, " ambiguous")) return 1;
-    size_t size = strtoull(last_space + 1, NULL, 10);
+    size_t size = 0;
+    int h = cli_git_parse_header(header, strlen(header), oid, &size);
+    if (h != 0) return -1; /* a blob id we were given that git cannot read */
+    if (max_size && size > max_size) {
+        /* drain it without keeping it: the stream stays in step */
+        char sink[8192];
+        for (size_t left = size; left;) {
+            size_t want = left < sizeof sink ? left : sizeof sink;
+            if (fread(sink, 1, want, b->from_git) != want) return -1;
+            left -= want;
+        }
+        if (fgetc(b->from_git) != '\n') return -1;
+        *len = size;
+        return 2;
+    }
     if (size + 1 > *cap) {
         char *bigger = realloc(*buf, size + 1);
         if (!bigger) return -1;

@@ -23,9 +23,22 @@ int cli_git_in_work_tree(const char *dir);
 /* `git cat-file --batch`: one long-lived process answering object queries. */
 typedef struct cli_git_batch cli_git_batch;
 int cli_git_batch_open(cli_git_batch **out);
-/* Reads object `name` (e.g. ":path" or a blob id) into *buf (grown as
- * needed).  Returns 0, 1 when missing, -1 on error. */
-int cli_git_batch_get(cli_git_batch *b, const char *name, char **buf, size_t *cap, size_t *len);
+/* Reads blob `oid` (hex object id; never a "rev:path" name, whose syntax a
+ * hostile file name could take over) into *buf (grown as needed).  Returns
+ * 0, 2 when it is over max_size (not read; *len is its size), -1 when it
+ * cannot be read or git's answer is malformed. */
+int cli_git_batch_get(cli_git_batch *b, const char *oid, size_t max_size, char **buf, size_t *cap,
+                      size_t *len);
+/* Strict parse of one `cat-file --batch` header (n bytes, with its '\n')
+ * for `oid`: 0 and *size for a blob, 1 for "<oid> missing", -1 otherwise. */
+int cli_git_parse_header(const char *header, size_t n, const char *oid, size_t *size);
+/* Parsers (cli_git_parse.c). */
+/* One `git diff --raw -z` record at buf[i]: the new mode, object id and
+ * path point into buf; returns the offset after it, 0 when malformed. */
+size_t cli_parse_raw_record(const char *buf, size_t len, size_t i, const char **dst_mode,
+                            const char **dst_oid, const char **path);
+/* True for a full hex object id (sha1 or sha256). */
+int cli_is_object_id(const char *s);
 void cli_git_batch_close(cli_git_batch *b);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cli/cli_common.h"
 #include "keyward/keyward.h"
 #include "keyward/report.h"
+#include "strbuf.h"
 
 static void usage(FILE *out)
 {
@@ -72,11 +73,12 @@ static void print_text(json_t *doc)
     json_array_foreach(json_object_get(doc, "results"), i, e) {
         json_t *f = json_object_get(e, "flags");
         const char *names[] = {"not_rotated", "unused", "expiring_soon", "expired"};
-        char flags[96] = "";
+        char flags[96];  /* room for all four names */
+        kw_strbuf sb;
+        kw_sb_init(&sb, flags, sizeof flags);
         for (size_t k = 0; k < 4; k++)
             if (json_is_true(json_object_get(f, names[k])))
-                snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "%s%s",
-                         flags[0] ? "," : "", names[k]);
+                kw_sb_appendf(&sb, "%s%s", flags[0] ? "," : "", names[k]);
         printf("%s  %s  %s  %s\n", json_string_value(json_object_get(e, "kind")),
                json_string_value(json_object_get(e, "id")),
                json_string_value(json_object_get(e, "mask_value")),

@@ -58,6 +58,8 @@ int cli_load_engine(const char *rules_path, kw_scan_rules **rules_out,
 int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count);
 int cli_scan_stdin(cli_scan_ctx *ctx);
 int cli_scan_staged(cli_scan_ctx *ctx);
+/* A file name made safe to print (malloc'd; see cli_scan_sources.c). */
+char *cli_display_name(const char *raw);
 int cli_scan_history(cli_scan_ctx *ctx, const char *since);
 
 /* Reports (cli_scan_report.c). */

@@ -98,6 +98,22 @@ int cli_report_sarif(FILE *out, const cli_findings *list, const kw_scan_rules *r
     return dump(out, doc);
 }
 
+/* One baseline entry: borrowed from the parsed document. */
+typedef struct known_finding {
+    const char *fingerprint, *rule, *file;
+} known_finding;
+
+static int known_cmp(const void *a, const void *b)
+{
+    const known_finding *x = a, *y = b;
+    int c = strcmp(x->fingerprint, y->fingerprint);
+    if (!c) c = strcmp(x->rule, y->rule);
+    return c ? c : strcmp(x->file, y->file);
+}
+
+/* The baseline is sorted once and each finding looked up by binary search,
+ * so a large baseline against many findings costs (n + m) log m, not n * m.
+ * Entries without the three strings are ignored, as before. */
 int cli_baseline_filter(cli_findings *list, const char *path)
 {
     json_error_t error;
@@ -108,26 +124,31 @@ int cli_baseline_filter(cli_findings *list, const char *path)
         json_decref(doc);
         return -1;
     }
+    size_t n = json_array_size(doc), count = 0;
+    known_finding *known = malloc((n ? n : 1) * sizeof *known);
+    if (!known) {
+        fprintf(stderr, "keyward scan: baseline %s: out of memory\n", path);
+        json_decref(doc);
+        return -1;
+    }
+    size_t j;
+    json_t *entry;
+    json_array_foreach(doc, j, entry) {
+        known_finding k = {json_string_value(json_object_get(entry, "fingerprint")),
+                           json_string_value(json_object_get(entry, "rule")),
+                           json_string_value(json_object_get(entry, "file"))};
+        if (k.fingerprint && k.rule && k.file) known[count++] = k;
+    }
+    qsort(known, count, sizeof *known, known_cmp);
     size_t kept = 0;
     for (size_t i = 0; i < list->count; i++) {
         cli_finding *f = &list->items[i];
-        int known = 0;
-        size_t j;
-        json_t *entry;
-        json_array_foreach(doc, j, entry) {
-            const char *rule = json_string_value(json_object_get(entry, "rule"));
-            const char *fp = json_string_value(json_object_get(entry, "fingerprint"));
-            const char *file = json_string_value(json_object_get(entry, "file"));
-            if (rule && fp && file && !strcmp(rule, f->rule_id) && !strcmp(fp, f->fingerprint) &&
-                !strcmp(file, f->file)) {
-                known = 1;
-                break;
-            }
-        }
-        if (known) free(f->file);
+        known_finding key = {f->fingerprint, f->rule_id, f->file};
+        if (count && bsearch(&key, known, count, sizeof *known, known_cmp)) free(f->file);
         else list->items[kept++] = *f;
     }
     list->count = kept;
+    free(known);
     json_decref(doc);
     return 0;
 }

@@ -23,8 +23,54 @@
 #include "cli/cli_git.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
+#include "strbuf.h"
 
 /* ---- findings list -------------------------------------------------- */
+
+/* A file name as reports show it: valid UTF-8 without control characters
+ * is kept as it is; otherwise every byte that is not (and every control
+ * byte, and the backslash) becomes \\xNN, so a name is never dropped from
+ * JSON/SARIF (which need UTF-8) nor able to forge a line of text output. */
+char *cli_display_name(const char *raw)
+{
+    const unsigned char *s = (const unsigned char *)raw;
+    size_t n = strlen(raw);
+    char *out = malloc(4 * n + 1), *o = out;
+    if (!out) return NULL;
+    int escaped = 0;
+    for (size_t i = 0; i < n;) {
+        size_t want = s[i] < 0x80 ? 1 : (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ? 3
+                    : (s[i] & 0xf8) == 0xf0 ? 4 : 0;
+        int ok = want > 0 && i + want <= n && s[i] >= 0x20 && s[i] != 0x7f;
+        for (size_t k = 1; ok && k < want; k++) ok = (s[i + k] & 0xc0) == 0x80;
+        if (ok && want == 2) ok = s[i] >= 0xc2;
+        if (ok && want == 3) ok = !(s[i] == 0xe0 && s[i + 1] < 0xa0) && !(s[i] == 0xed && s[i + 1] >= 0xa0);
+        if (ok && want == 4) ok = s[i] <= 0xf4 && !(s[i] == 0xf0 && s[i + 1] < 0x90) &&
+                                  !(s[i] == 0xf4 && s[i + 1] >= 0x90);
+        if (!ok) {
+            escaped = 1;
+            break;
+        }
+        i += want;
+    }
+    if (!escaped) {
+        memcpy(out, raw, n + 1);
+        return out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '\\') {
+            static const char HEX[] = "0123456789abcdef";
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = HEX[s[i] >> 4];
+            *o++ = HEX[s[i] & 15];
+        } else {
+            *o++ = (char)s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
 
 int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *data,
                      const char *file, const char *commit, size_t line_override)
@@ -38,7 +84,7 @@ int cli_findings_add(cli_findings *list, const kw_scan_finding *f, const char *d
     }
     cli_finding *c = &list->items[list->count];
     memset(c, 0, sizeof *c);
-    c->file = strdup(file);
+    c->file = cli_display_name(file);
     if (!c->file) return KW_ERR_NOMEM;
     if (commit) snprintf(c->commit, sizeof c->commit, "%s", commit);
     c->line = line_override ? line_override : f->line;
@@ -113,9 +159,7 @@ static char *join_path(const char *dir, const char *name)
     if (strcmp(dir, ".") == 0) return strdup(name);
     size_t dl = strlen(dir);
     while (dl > 1 && dir[dl - 1] == '/') dl--;
-    char *p = malloc(dl + 1 + strlen(name) + 1);
-    if (p) sprintf(p, "%.*s/%s", (int)dl, dir, name);
-    return p;
+    return kw_strdupf("%.*s/%s", (int)dl, dir, name);
 }
 
 static int walk_git(path_list *l, const char *dir)
@@ -144,7 +188,7 @@ static int walk_plain(path_list *l, const char *dir)
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "keyward scan: %s: %s\n", dir, strerror(errno));
-        return 0; /* an unreadable directory is skipped, not fatal */
+        return -1; /* an unreadable directory is an error: its files would go unscanned */
     }
     int rc = 0;
     struct dirent *e;
@@ -173,7 +217,7 @@ static int walk_plain(path_list *l, const char *dir)
 typedef struct pool_ctx {
     cli_scan_ctx *ctx;
     path_list *paths;
-    size_t done;
+    size_t done, unreadable;
     int failed;
 } pool_ctx;
 
@@ -190,9 +234,20 @@ static int on_pool_finding(size_t index, const kw_scan_finding *f, const char *d
 static void on_pool_file(size_t index, kw_scan_file_status status, void *arg)
 {
     pool_ctx *p = arg;
-    if (status == KW_SCAN_FILE_ERROR)
-        fprintf(stderr, "%skeyward scan: cannot read %s\n", p->ctx->progress ? "\r\033[K" : "",
-                p->paths->items[index]);
+    if (status == KW_SCAN_FILE_ERROR || status == KW_SCAN_FILE_TOO_LARGE) {
+        /* a tracked file deleted from the work tree has nothing to scan */
+        struct stat st;
+        int gone = status == KW_SCAN_FILE_ERROR && lstat(p->paths->items[index], &st) != 0 &&
+                   errno == ENOENT;
+        char *name = cli_display_name(p->paths->items[index]);
+        fprintf(stderr, "%skeyward scan: %s %s\n", p->ctx->progress ? "\r\033[K" : "",
+                gone ? "skipped, no longer exists:"
+                : status == KW_SCAN_FILE_ERROR ? "cannot read" : "skipped, over --max-size:",
+                name ? name : "(a file)");
+        free(name);
+        /* an unreadable file is an error, never "0 findings" */
+        if (status == KW_SCAN_FILE_ERROR && !gone) p->unreadable++;
+    }
     p->done++;
     if (p->ctx->progress && (p->done % 256 == 0 || p->done == p->paths->count))
         fprintf(stderr, "\r\033[Kscanned %zu/%zu files", p->done, p->paths->count);
@@ -228,6 +283,10 @@ int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count)
         if (ctx->progress) fprintf(stderr, "\r\033[K");
         if (err) {
             fprintf(stderr, "keyward scan: %s\n", kw_strerror(err));
+            rc = -1;
+        } else if (p.unreadable) {
+            fprintf(stderr, "keyward scan: %zu file%s could not be read\n", p.unreadable,
+                    p.unreadable == 1 ? "" : "s");
             rc = -1;
         }
     }
@@ -293,17 +352,18 @@ cleanup:
 
 int cli_scan_staged(cli_scan_ctx *ctx)
 {
-    const char *argv[] = {"git", "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR",
-                          NULL};
-    char *names = NULL, *blob = NULL, *query = NULL;
-    size_t names_len = 0, cap = 0, len = 0;
+    /* --raw names each staged blob by object id, never by "rev:path" */
+    const char *argv[] = {"git", "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
+                          "--no-ext-diff", "--no-textconv", "--diff-filter=ACMR", NULL};
+    char *recs = NULL, *blob = NULL;
+    size_t recs_len = 0, cap = 0, len = 0;
     cli_git_batch *batch = NULL;
     int rc = -1;
-    if (cli_run_capture(argv, 1, &names, &names_len) != 0) {
+    if (cli_run_capture(argv, 1, &recs, &recs_len) != 0) {
         fprintf(stderr, "keyward scan: --staged needs a git repository\n");
         goto cleanup;
     }
-    if (names_len == 0) {
+    if (recs_len == 0) {
         rc = 0;
         goto cleanup;
     }
@@ -311,30 +371,38 @@ int cli_scan_staged(cli_scan_ctx *ctx)
         fprintf(stderr, "keyward scan: cannot run git cat-file\n");
         goto cleanup;
     }
-    for (size_t i = 0; i < names_len;) {
-        const char *name = names + i;
-        size_t n = strlen(name);
-        i += n + 1;
-        if (!n) continue;
-        free(query);
-        if (!(query = malloc(n + 2))) goto cleanup;
-        sprintf(query, ":%s", name);
-        int got = cli_git_batch_get(batch, query, &blob, &cap, &len);
-        if (got < 0) {
-            fprintf(stderr, "keyward scan: cannot read staged %s\n", name);
+    for (size_t i = 0; i < recs_len;) {
+        const char *mode, *oid, *name;
+        size_t next = cli_parse_raw_record(recs, recs_len, i, &mode, &oid, &name);
+        if (!next) {
+            fprintf(stderr, "keyward scan: unexpected output from git diff --raw\n");
             goto cleanup;
         }
-        if (got > 0 || (ctx->max_size && len > ctx->max_size) || kw_scan_looks_binary(blob, len))
+        i = next;
+        if (strncmp(mode, "160000", 6) == 0) continue; /* a submodule: its own repository */
+        char id[65];
+        size_t idl = strcspn(oid, " ");
+        memcpy(id, oid, idl);
+        id[idl] = '\0';
+        int got = cli_git_batch_get(batch, id, ctx->max_size, &blob, &cap, &len);
+        if (got != 0) {
+            char *shown = cli_display_name(name);
+            if (got < 0) fprintf(stderr, "keyward scan: cannot read staged file %s\n", shown ? shown : name);
+            else fprintf(stderr, "keyward scan: %s: skipped, %zu bytes is over --max-size\n",
+                         shown ? shown : name, len);
+            free(shown);
+            if (got < 0) goto cleanup;
             continue;
+        }
+        if (kw_scan_looks_binary(blob, len)) continue;
         buffer_ctx b = {.ctx = ctx, .file = name};
         if (scan_one(ctx, &b, blob, len)) goto cleanup;
     }
     rc = 0;
 cleanup:
     cli_git_batch_close(batch);
-    free(names);
+    free(recs);
     free(blob);
-    free(query);
     return rc;
 }
 
@@ -420,8 +488,7 @@ int cli_scan_history(cli_scan_ctx *ctx, const char *since)
     argv[a++] = "--format=format:commit %H";
     argv[a++] = "--all";
     if (since) {
-        if (!(not_since = malloc(strlen(since) + 2))) return -1;
-        sprintf(not_since, "^%s", since);
+        if (!(not_since = kw_strdupf("^%s", since))) return -1;
         argv[a++] = not_since;
     }
     argv[a++] = "--";

@@ -48,19 +48,42 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* https://…, or http:// to this machine only. */
+/* https://…, or http:// to this machine only.  The URL is parsed by
+ * libcurl (the parser that will send the request), the host compared as
+ * parsed, and userinfo refused: "http://localhost@evil/" and
+ * "http://localhost:x@evil/" name evil, not localhost. */
 static int url_allowed(const char *url)
 {
-    if (strncasecmp(url, "https://", 8) == 0) return 1;
-    if (strncasecmp(url, "http://", 7) != 0) return 0;
-    static const char *const LOCAL[] = {"localhost", "127.0.0.1", "[::1]"};
-    const char *host = url + 7;
-    for (size_t i = 0; i < sizeof LOCAL / sizeof LOCAL[0]; i++) {
-        size_t n = strlen(LOCAL[i]);
-        if (strncasecmp(host, LOCAL[i], n) == 0 && (host[n] == '\0' || host[n] == ':' || host[n] == '/'))
-            return 1;
+    CURLU *u = curl_url();
+    if (!u) return 0;
+    char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL, *query = NULL,
+         *fragment = NULL;
+    int ok = 0;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        int has_user = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK;
+        int has_password = curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK;
+        /* the endpoint path is appended: a query or fragment would swallow it */
+        int has_rest = curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+                       curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK;
+        if (has_user || has_password || has_rest) {
+            ok = 0;
+        } else if (strcasecmp(scheme, "https") == 0) {
+            ok = 1;
+        } else if (strcasecmp(scheme, "http") == 0) {
+            ok = strcasecmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+                 strcmp(host, "[::1]") == 0;
+        }
     }
-    return 0;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_free(password);
+    curl_free(query);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+    return ok;
 }
 
 /* One batch: items idx[0..n) of list.  0 or -1 (printed). */
@@ -124,8 +147,8 @@ done:
 int cli_verify_findings(cli_findings *list, const char *base_url, const char *api_key)
 {
     if (!url_allowed(base_url)) {
-        fprintf(stderr, "keyward scan: --verify %s: use https:// (plain http:// only to localhost): "
-                        "the keys themselves are sent\n", base_url);
+        fprintf(stderr, "keyward scan: --verify %s: use https:// (plain http:// only to localhost), "
+                        "without user:password@, query or fragment: the keys themselves are sent\n", base_url);
         return -1;
     }
     size_t *idx = malloc((list->count ? list->count : 1) * sizeof *idx);

@@ -1,6 +1,7 @@
 /* dispatch.c — from a request to a handler, through the policy, once.
  *
- * Order matters and is the same for every route: match the route (404 /
+ * Order matters and is the same for every route: check the query string
+ * (400: see check_query), match the route (404 /
  * 405), parse the JSON body (400), find the credential (Authorization
  * header, then personal_api_key in the query string or body, as PostHog;
  * without one, the console's session cookie with its CSRF check),
@@ -84,6 +85,78 @@ static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
     [KW_ROUTE_CONSOLE_INVITE] = kw_h_console,
     [KW_ROUTE_CONSOLE_ASSET] = kw_h_console_asset,
 };
+
+/* The query string's rules, for every path (known or not) before anything
+ * reads it: handlers and the credential lookup read values through
+ * kw_req_query, which returns the first of repeated names and stops at a
+ * NUL, so a name twice or a NUL byte would make two readers (a proxy, a
+ * log, keyward) see different requests; they are refused instead of
+ * choosing.  The length cap bounds every buffer a value is copied into. */
+struct query_check {
+    int n;
+    const char *names[KW_QUERY_PARAMS_MAX];
+    size_t name_lens[KW_QUERY_PARAMS_MAX];
+    const char *code, *bad_name;
+    size_t bad_len;
+};
+
+static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct query_check *qc = cls;
+    const char *code = NULL;
+    if (qc->n >= KW_QUERY_PARAMS_MAX)
+        code = "query_too_many";
+    else if (key_size > KW_QUERY_VALUE_MAX || value_size > KW_QUERY_VALUE_MAX)
+        code = "query_too_long";
+    else if (memchr(key, '\0', key_size) || (value && memchr(value, '\0', value_size)))
+        code = "query_invalid";
+    for (int i = 0; !code && i < qc->n; i++)
+        if (qc->name_lens[i] == key_size && memcmp(qc->names[i], key, key_size) == 0)
+            code = "query_repeated";
+    if (code) {
+        qc->code = code;
+        qc->bad_name = key;
+        qc->bad_len = key_size;
+        return MHD_NO;
+    }
+    qc->names[qc->n] = key;
+    qc->name_lens[qc->n++] = key_size;
+    return MHD_YES;
+}
+
+static int check_query(kw_http_req *req, kw_http_resp *resp)
+{
+    struct query_check qc;
+    qc.n = 0;
+    qc.code = NULL;
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &qc);
+    if (!qc.code) return 0;
+    /* The name is echoed (attr, detail) only when it is short printable
+     * ASCII: it is attacker text and the body must stay valid JSON. */
+    const char *attr = qc.bad_name;
+    int printable = qc.bad_len <= 64;
+    for (size_t i = 0; printable && i < qc.bad_len; i++)
+        printable = qc.bad_name[i] >= 0x20 && qc.bad_name[i] < 0x7f && qc.bad_name[i] != '"';
+    if (!printable || strcmp(qc.code, "query_too_many") == 0) attr = NULL;
+    kw_problem p;
+    if (strcmp(qc.code, "query_too_many") == 0)
+        kw_problem_set(&p, KW_P_VALIDATION, qc.code, NULL, "More than %d query parameters.",
+                       KW_QUERY_PARAMS_MAX);
+    else if (strcmp(qc.code, "query_too_long") == 0)
+        kw_problem_set(&p, KW_P_VALIDATION, qc.code, attr,
+                       "Query parameter names and values are limited to %d bytes.",
+                       KW_QUERY_VALUE_MAX);
+    else if (strcmp(qc.code, "query_repeated") == 0)
+        kw_problem_set(&p, KW_P_VALIDATION, qc.code, attr,
+                       "Query parameter \"%s\" is given more than once.", attr ? attr : "?");
+    else
+        kw_problem_set(&p, KW_P_VALIDATION, qc.code, attr,
+                       "Query parameters may not contain a NUL byte.");
+    kw_resp_problem(resp, &p);
+    return 1;
+}
 
 /* The presented credential, or NULL. */
 static const char *find_credential(const kw_http_req *req, kw_cred_source *source)
@@ -275,6 +348,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
 
 void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
 {
+    if (check_query(req, resp)) return;
     switch (kw_policy_match(req->method, req->path, &req->match)) {
     case KW_MATCH_NO_ROUTE:
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);

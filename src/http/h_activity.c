@@ -4,11 +4,13 @@
  * by cursor (newest first; `next` carries the last entry's time and id) as
  * PostHog's default, or page/page_size with a count when ?page= is given.
  * page_size is capped at 1000. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/http.h"
+#include "strbuf.h"
 
 #define MAX_SCOPES 16
 
@@ -49,10 +51,30 @@ static int64_t param_int(kw_http_req *req, const char *name, int64_t fallback)
     return strtoll(v, NULL, 10);
 }
 
+/* The link to another page: the filters plus this page's position.  A
+ * filter too long to repeat (cannot happen under the query caps) gives no
+ * link rather than a cut one. */
+static json_t *page_link(const kw_http_req *req, const kw_strbuf *filters, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *page_link(const kw_http_req *req, const kw_strbuf *filters, const char *fmt, ...)
+{
+    if (!kw_sb_ok(filters)) return json_null();
+    kw_strbuf link;
+    kw_sb_init_heap(&link, 5 * KW_QUERY_VALUE_MAX);
+    kw_sb_append(&link, kw_sb_str(filters));
+    va_list ap;
+    va_start(ap, fmt);
+    kw_sb_vappendf(&link, fmt, ap);
+    va_end(ap);
+    json_t *url = kw_sb_ok(&link) ? kw_req_url(req, kw_sb_str(&link)) : json_null();
+    kw_sb_free(&link);
+    return url;
+}
+
 void kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
 {
     const char *scopes[MAX_SCOPES + 1] = {0};
-    char scope_buf[512];
+    char scope_buf[KW_QUERY_VALUE_MAX + 1];  /* dispatch caps every value */
     int n = 0;
     const char *scope = kw_req_query(req, "scope");
     if (scope && *scope) scopes[n++] = scope;
@@ -95,34 +117,29 @@ void kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
         kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
         return;
     }
-    /* next/previous keep the caller's filters. */
-    char query[768];
+    /* next/previous keep the caller's filters (values encoded again). */
+    kw_strbuf query;
+    kw_sb_init_heap(&query, 4 * KW_QUERY_VALUE_MAX);
     int full = (int64_t)json_array_size(e.list) == q.limit;
-    int len = snprintf(query, sizeof query, "page_size=%lld", (long long)q.limit);
-    if (scope && *scope) len += snprintf(query + len, sizeof query - (size_t)len, "&scope=%s", scope);
-    if (q.user_id) len += snprintf(query + len, sizeof query - (size_t)len, "&user=%lld", (long long)q.user_id);
-    if (q.ascending) len += snprintf(query + len, sizeof query - (size_t)len, "&ordering=created_at");
-    char link[1024];
+    kw_sb_appendf(&query, "page_size=%lld", (long long)q.limit);
+    if (scope && *scope) {
+        kw_sb_append(&query, "&scope=");
+        kw_sb_urlencode(&query, scope);
+    }
+    if (q.user_id) kw_sb_appendf(&query, "&user=%lld", (long long)q.user_id);
+    if (q.ascending) kw_sb_append(&query, "&ordering=created_at");
     json_t *body;
     if (page > 0) {
         json_t *next = json_null(), *prev = json_null();
-        if (page * q.limit < count) {
-            snprintf(link, sizeof link, "%s&page=%lld", query, (long long)(page + 1));
-            next = kw_req_url(req, link);
-        }
-        if (page > 1) {
-            snprintf(link, sizeof link, "%s&page=%lld", query, (long long)(page - 1));
-            prev = kw_req_url(req, link);
-        }
+        if (page * q.limit < count) next = page_link(req, &query, "&page=%lld", (long long)(page + 1));
+        if (page > 1) prev = page_link(req, &query, "&page=%lld", (long long)(page - 1));
         body = json_pack("{s:I, s:o, s:o, s:o}", "count", (json_int_t)count, "next", next,
                          "previous", prev, "results", e.list);
     } else {
         json_t *next = json_null();
-        if (full) {
-            snprintf(link, sizeof link, "%s&cursor=%lld_%s", query, (long long)e.last_time, e.last_id);
-            next = kw_req_url(req, link);
-        }
+        if (full) next = page_link(req, &query, "&cursor=%lld_%s", (long long)e.last_time, e.last_id);
         body = json_pack("{s:o, s:n, s:o}", "next", next, "previous", "results", e.list);
     }
+    kw_sb_free(&query);
     kw_resp_json(resp, 200, body);
 }

@@ -4,8 +4,8 @@
  * is is_active: {"is_active": false} makes the user's personal keys stop
  * working at once (project secret keys they created keep working).  :id is
  * the user's numeric id (the "id" of user objects) or "@me"; the rules
- * — admin of a shared organization, not an owner above you, not yourself —
- * are in lib/user.c.  Answers the user object with is_active. */
+ * — admin of every organization the user belongs to, never of a lower
+ * level than theirs, not yourself — are in lib/user.c.  Answers the user object with is_active. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -19,6 +19,11 @@
 #include "keyward/store.h"
 
 #define KW_MAX_BODY (1024 * 1024)
+/* Query strings (checked once, in dispatch.c, before any route runs): at
+ * most this many parameters, each name and each decoded value at most
+ * this many bytes, no name twice, no NUL byte; else 400. */
+#define KW_QUERY_VALUE_MAX 1024
+#define KW_QUERY_PARAMS_MAX 64
 
 typedef struct kw_app {
     kw_store *store;

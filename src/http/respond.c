@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "strbuf.h"
 
 _Static_assert(sizeof(kw_http_req) - offsetof(kw_http_req, principal) < sizeof(kw_principal) + 16,
                "kw_http_req.principal must stay the last member");
@@ -114,10 +115,12 @@ int kw_http_public_url(const char *url, char *out, size_t size)
 json_t *kw_req_url(const kw_http_req *req, const char *query)
 {
     const char *base = req->app ? req->app->public_url : NULL;
-    char url[2048];
-    int n = snprintf(url, sizeof url, "%s%s?%s", base ? base : "", req->path, query);
-    if (n < 0 || (size_t)n >= sizeof url) return json_null();
-    return json_string(url);
+    kw_strbuf url;
+    kw_sb_init_heap(&url, 16 * 1024);
+    kw_sb_appendf(&url, "%s%s?%s", base ? base : "", req->path, query);
+    json_t *out = kw_sb_ok(&url) ? json_string(kw_sb_str(&url)) : json_null();
+    kw_sb_free(&url);
+    return out ? out : json_null();
 }
 
 static int64_t query_int(const kw_http_req *req, const char *name, int64_t fallback)

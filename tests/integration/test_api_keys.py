@@ -492,7 +492,8 @@ class TestWhoMayManageKeys(KeysBase):
     def test_team_scoped_writer_cannot_create_unscoped_key(self):
         writer = self.create_ok("scoped writer", ["personal_api_key:write"], scoped_teams=[1])
         st, _, err = self.create("wide", ["personal_api_key:write"], key=writer["value"])
-        self.assertEqual(st, 400, err)
+        # broader than the caller: a refusal (403), not a validation error
+        self.assertEqual(st, 403, err)
         self.assertEqual(err["attr"], "scoped_teams")
         ok = self.create_ok("narrow", ["personal_api_key:write"], key=writer["value"],
                             scoped_teams=[1])

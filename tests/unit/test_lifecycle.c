@@ -177,11 +177,12 @@ static void test_usage_flush_many(void **state)
     for (int i = 0; i < N; i++) {
         kw_pkey k;
         memset(&k, 0, sizeof k);
-        snprintf(k.id, sizeof k.id, "many-%04d", i);
+        unsigned n = (unsigned)i % 10000u; /* four digits, as the compiler can see */
+        snprintf(k.id, sizeof k.id, "many-%04u", n);
         k.user_id = f->user_id;
         snprintf(k.label, sizeof k.label, "%s", k.id);
-        snprintf(k.secure_value, sizeof k.secure_value, "sha256$many-%04d", i);
-        snprintf(k.mask_value, sizeof k.mask_value, "phx_...%04d", i);
+        snprintf(k.secure_value, sizeof k.secure_value, "sha256$many-%04u", n);
+        snprintf(k.mask_value, sizeof k.mask_value, "phx_...%04u", n);
         k.created_at = kw_now();
         snprintf(k.scopes, sizeof k.scopes, "[\"*\"]");
         assert_int_equal(kw_store_pkey_insert(f->store, &k, N), KW_OK);

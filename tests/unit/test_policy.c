@@ -462,6 +462,87 @@ static void test_secret_key_project_binding(void **state)
     assert_string_equal(detail, want);
 }
 
+/* Project-limited means project-limited, tested over the whole table: a
+ * key narrowed to projects (scoped_teams) is refused on every
+ * organization-level route, whatever its scopes, by the policy itself;
+ * the same key is never refused that way on a route inside a project.
+ * Which routes are organization-level is derived from the rows (no
+ * :project, and an :org or a membership level), never listed by hand. */
+static void test_team_limited_keys_stay_out_of_org_routes(void **state)
+{
+    struct fixture *f = *state;
+    kw_project p1;
+    assert_int_equal(kw_store_project_get(f->store, f->p1.id, &p1), KW_OK);
+    char teams[32];
+    snprintf(teams, sizeof teams, "[%lld]", (long long)f->p1.id);
+    kw_principal limited = personal(f->alice.id, "[\"*\"]", teams);
+    kw_principal whole = personal(f->alice.id, "[\"*\"]", NULL);
+    kw_principal session;
+    memset(&session, 0, sizeof session);
+    session.session = 1;
+    session.user_id = f->alice.id;
+    session.n_scoped_teams = session.n_scoped_orgs = -1;
+    size_t n, org_routes = 0;
+    const kw_route *routes = kw_policy_routes(&n);
+    for (size_t i = 0; i < n; i++) {
+        const kw_route *r = &routes[i];
+        int org_level = kw_policy_org_level(r);
+        /* the derivation, restated as properties of the row */
+        if (strstr(r->pattern, ":org")) assert_true(org_level);
+        if (strstr(r->pattern, ":project")) assert_false(org_level);
+        if (!strstr(r->pattern, ":project") && r->min_level > 0) assert_true(org_level);
+        if (!(r->credentials & KW_CRED_PERSONAL)) continue;
+        /* a concrete path for the row */
+        char path[256] = "";
+        const char *s = r->pattern;
+        while (*s) {
+            char seg[64];
+            if (strncmp(s, ":project", 8) == 0) {
+                snprintf(seg, sizeof seg, "%lld", (long long)f->p1.id);
+                s += 8;
+            } else if (strncmp(s, ":org", 4) == 0) {
+                snprintf(seg, sizeof seg, "%s", p1.org_id);
+                s += 4;
+            } else if (strncmp(s, ":num", 4) == 0) {
+                snprintf(seg, sizeof seg, "1");
+                s += 4;
+            } else if (strncmp(s, ":id", 3) == 0) {
+                snprintf(seg, sizeof seg, "%lld", (long long)f->carol.id);
+                s += 3;
+            } else {
+                snprintf(seg, sizeof seg, "%c", *s++);
+            }
+            assert_true(strlen(path) + strlen(seg) < sizeof path);
+            strcat(path, seg);
+        }
+        char detail[512] = "";
+        int st = verdict(f, r->method, path, &limited, detail);
+        if (org_level) {
+            org_routes++;
+            if (st != 403 || strcmp(detail, KW_MSG_PROJECT_LIMITED) != 0)
+                fail_msg("%s %s: a project-limited key got %d %s", r->method, r->pattern, st, detail);
+            /* the same person's unlimited key and session are not refused so */
+            detail[0] = '\0';
+            verdict(f, r->method, path, &whole, detail);
+            assert_string_not_equal(detail, KW_MSG_PROJECT_LIMITED);
+            detail[0] = '\0';
+            verdict(f, r->method, path, &session, detail);
+            assert_string_not_equal(detail, KW_MSG_PROJECT_LIMITED);
+        } else if (st != 200) {
+            assert_string_not_equal(detail, KW_MSG_PROJECT_LIMITED);
+        }
+    }
+    /* invitations and user activation are among them */
+    kw_route_match m;
+    assert_int_equal(kw_policy_match("POST", "/api/organizations/x/invites/", &m), KW_MATCH_OK);
+    assert_true(kw_policy_org_level(m.route));
+    assert_int_equal(kw_policy_match("PATCH", "/api/users/7/", &m), KW_MATCH_OK);
+    assert_true(kw_policy_org_level(m.route));
+    assert_int_equal(kw_policy_match("POST", "/api/personal_api_keys/", &m), KW_MATCH_OK);
+    assert_false(kw_policy_org_level(m.route));
+    assert_true(org_routes >= 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +554,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_key_project_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_execution_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_org_routes_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_team_limited_keys_stay_out_of_org_routes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

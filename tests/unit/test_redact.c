@@ -13,24 +13,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
-
-typedef struct sink {
-    char *data;
-    size_t len, cap;
-} sink;
-
-static int to_sink(const char *data, size_t len, void *ctx)
-{
-    sink *s = ctx;
-    if (s->len + len + 1 > s->cap) {
-        s->cap = (s->len + len + 1) * 2;
-        s->data = realloc(s->data, s->cap);
-    }
-    memcpy(s->data + s->len, data, len);
-    s->len += len;
-    s->data[s->len] = '\0';
-    return 0;
-}
+#include "test_sink.h"
 
 typedef struct fixture {
     kw_scan_rules *rules;

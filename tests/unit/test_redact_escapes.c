@@ -21,6 +21,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
+#include "test_sink.h"
 #include "scan_internal.h"
 #include "scan_samples.h"
 
@@ -251,24 +252,6 @@ static void test_scan_finds_secret_after_every_escape(void **state)
     free(d.p);
 }
 
-typedef struct sink {
-    char *data;
-    size_t len, cap;
-} sink;
-
-static int to_sink(const char *data, size_t len, void *ctx)
-{
-    sink *s = ctx;
-    if (s->len + len + 1 > s->cap) {
-        s->cap = (s->len + len + 1) * 2;
-        s->data = realloc(s->data, s->cap);
-        assert_non_null(s->data);
-    }
-    memcpy(s->data + s->len, data, len);
-    s->len += len;
-    s->data[s->len] = '\0';
-    return 0;
-}
 
 /* Redacts in chunks of 1..max_chunk random bytes (max_chunk 0: whole). */
 static sink redact_chunks(const char *in, size_t len, size_t max_chunk)

@@ -1054,7 +1054,7 @@ static void test_psk_touch_limit(void **state)
     assert_int_equal(kw_store_psk_touch(s, "psk-none", 1, interval), KW_OK);
     /* the limit: 3 keys allowed, the 4th refused */
     for (int i = 0; i < 2; i++) {
-        char id[16];
+        char id[32]; /* room for any int: the compiler checks the format's worst case */
         snprintf(id, sizeof id, "psk-l%d", i);
         make_psk(&k, id, pid, uid, 2 + i);
         assert_int_equal(kw_store_psk_insert(s, &k, 3), KW_OK);
