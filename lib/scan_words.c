@@ -138,9 +138,12 @@ int kw_scan_value_is_language(const char *v, size_t n, int type_name)
         extra_parts * 5 <= n)
         return 1;
     /* a type or class name (FilterOrBool, AWSAccessKeyId, PySecBufferDesc):
-     * no digits, no one-letter part, one case change per four chars; only
-     * asked of bare values (annotations), as random letters pass it too */
-    if (type_name && letters >= 8 && digits == 0 && short_parts == 0 && extra_parts * 4 <= n)
+     * no digits, no one-letter part, one case change per four chars, and
+     * mostly word-like parts (random letters have consonant runs no word
+     * has: without that test one random letters-only value in a few hundred
+     * passed as a type name); only asked of bare values (annotations) */
+    if (type_name && letters >= 8 && digits == 0 && short_parts == 0 && extra_parts * 4 <= n &&
+        word_letters * 10 >= letters * 7)
         return 1;
     return below_entropy_floor(v, n);
 }

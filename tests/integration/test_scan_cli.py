@@ -403,22 +403,33 @@ def rand(n, alphabet=BASE62):
             return s
 
 
+def rand_value(n, alphabet=BASE62):
+    """A generated secret for an assignment rule: as random as a real key,
+    which has a digit (a 28-char letters-only value can read as a type name,
+    which the generic rule leaves alone by design, 1 in ~10^4) and does not
+    start with another rule's prefix (eyJ is a JWT's)."""
+    while True:
+        s = rand(n, alphabet)
+        if any(c.isdigit() for c in s) and not s.startswith("eyJ"):
+            return s
+
+
 def secret_kinds():
     """(text, secret) pairs: the secret is what must never be in the output."""
     out = [(k, k) for k in (keyward_key("phx_"), keyward_key("phs_"), keyward_key("phc_"))]
     out.append(("phx_" + rand(43),) * 2)
-    out.append(("AKIA" + rand(16, BASE62[:36]),) * 2)
+    out.append(("AKIA" + rand(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),) * 2)  # base32, as AWS
     out.append((github_token(),) * 2)
     out.append((f"github_pat_{rand(22)}_{rand(59)}",) * 2)
     out.append((f"xoxb-1234{secrets.randbelow(10**4):04d}-100000{secrets.randbelow(10**5):05d}-"
                 f"{rand(24)}",) * 2)
     out.append(("sk_live_" + rand(24),) * 2)
     out.append(("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5ODc2In0." + rand(43),) * 2)
-    value = rand(28)
+    value = rand_value(28)
     out.append(("api_key=" + value, value))
-    value = rand(24)
+    value = rand_value(24)
     out.append(('{\\"password\\": \\"' + value + '\\"}', value))
-    value = rand(40, BASE62 + "+/")
+    value = rand_value(40, BASE62 + "+/")
     out.append(("AWS_SECRET_ACCESS_KEY=" + value, value))
     return out
 
