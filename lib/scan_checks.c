@@ -116,3 +116,28 @@ int kw_scan_token_boundary(const char *data, size_t start, const char *glue)
     if (!(kw_is_base62(c) || c == '_') && !(c && strchr(glue, c))) return 1;
     return ends_escape(data, start);
 }
+
+int kw_scan_in_charset(int charset, unsigned char c)
+{
+    int alnum = kw_is_base62(c);
+    switch (charset) {
+    case KW_CHARSET_BASE62: return alnum;
+    case KW_CHARSET_UPPER_DIGIT: return alnum && !(c >= 'a' && c <= 'z');
+    case KW_CHARSET_WORD: return alnum || c == '_';
+    case KW_CHARSET_DASHED: return alnum || c == '-';
+    case KW_CHARSET_URLSAFE: return alnum || c == '_' || c == '-';
+    case KW_CHARSET_HEX: return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    case KW_CHARSET_ALPHA: return alnum && !(c >= '0' && c <= '9');
+    case KW_CHARSET_BASE64: return alnum || c == '+' || c == '/' || c == '=';
+    case KW_CHARSET_B64URL_PAD: return alnum || c == '_' || c == '-' || c == '=' || c == '.';
+    case KW_CHARSET_AZURE: return alnum || c == '_' || c == '~' || c == '.' || c == '-';
+    case KW_CHARSET_PATH: return alnum || c == '_' || c == '-' || c == '/';
+    default: return c > 0x20 && c < 0x7f;
+    }
+}
+
+size_t kw_scan_extend(const char *data, size_t len, size_t pos, int charset, size_t limit)
+{
+    while (pos < len && pos < limit && kw_scan_in_charset(charset, (unsigned char)data[pos])) pos++;
+    return pos;
+}

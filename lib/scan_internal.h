@@ -66,6 +66,7 @@ typedef struct kw_scan_rule {
     int charset;              /* KW_CHARSET_*: what a token body may contain */
     int needs_start;          /* user rule: report [from, to) as is */
     size_t anchor_len;        /* fixed-length anchors: start = to - anchor_len */
+    size_t skip;              /* anchor bytes before the secret (a key name, a URL host) */
     kw_scan_extract_fn extract;
     kw_scan_find_fn find;     /* non-NULL: anchors come from this, not the regex engine */
     kw_scan_confidence confidence;
@@ -96,7 +97,63 @@ enum {
     KW_CHARSET_BASE62 = 0,   /* 0-9A-Za-z */
     KW_CHARSET_UPPER_DIGIT,  /* 0-9A-Z (AWS key ids) */
     KW_CHARSET_WORD,         /* 0-9A-Za-z_ */
-    KW_CHARSET_DASHED        /* 0-9A-Za-z- (Slack) */
+    KW_CHARSET_DASHED,       /* 0-9A-Za-z- (Slack) */
+    KW_CHARSET_URLSAFE,      /* 0-9A-Za-z_- (base64url) */
+    KW_CHARSET_HEX,          /* 0-9a-f */
+    KW_CHARSET_ALPHA,        /* A-Za-z */
+    KW_CHARSET_BASE64,       /* 0-9A-Za-z+/= */
+    KW_CHARSET_B64URL_PAD,   /* 0-9A-Za-z_-= and . (dotted base64url tokens) */
+    KW_CHARSET_AZURE,        /* 0-9A-Za-z_~.- (Azure client secrets) */
+    KW_CHARSET_PATH,         /* 0-9A-Za-z_-/ (webhook URL paths) */
+    KW_CHARSET_ANY           /* assignment values: no alphabet check */
 };
+
+int kw_scan_in_charset(int charset, unsigned char c);
+size_t kw_scan_extend(const char *data, size_t len, size_t pos, int charset, size_t limit);
+
+/* The built-in rule table entry (scan_rules.c holds the core rules,
+ * scan_providers.c the provider rules). */
+typedef struct kw_scan_builtin {
+    const char *id, *description, *pattern;
+    size_t anchor_len;
+    kw_scan_extract_fn extract;
+    kw_scan_find_fn find;
+    int charset;
+    kw_scan_confidence confidence;
+    int priority;
+    double min_entropy;
+    size_t min_len, max_len;
+    size_t skip;
+} kw_scan_builtin;
+
+extern const kw_scan_builtin KW_SCAN_PROVIDERS[];
+extern const size_t KW_SCAN_PROVIDERS_COUNT;
+
+/* Extract functions shared by the core and provider tables. */
+int kw_scan_extract_token(const struct kw_scan_rule *rule, const char *data, size_t len,
+                          size_t from, size_t to, unsigned flags, kw_scan_span *span);
+int kw_scan_extract_assignment(const struct kw_scan_rule *rule, const char *data, size_t len,
+                               size_t from, size_t to, unsigned flags, kw_scan_span *span);
+
+int kw_scan_extract_pem(const struct kw_scan_rule *rule, const char *data, size_t len,
+                        size_t from, size_t to, unsigned flags, kw_scan_span *span);
+int kw_scan_extract_user(const struct kw_scan_rule *rule, const char *data, size_t len,
+                         size_t from, size_t to, unsigned flags, kw_scan_span *span);
+/* Appends a zeroed rule to the set. */
+int kw_scan_rules_push(struct kw_scan_rules *rules, struct kw_scan_rule **out);
+
+/* Whether an assignment value reads as language, not as a random secret:
+ * a compound of word-like parts (cacheRetryPolicy, retry_backoff_limit,
+ * user-session-v2), or an entropy below what a random string over its own
+ * alphabet and length shows; a bare value may also be a type name
+ * (FilterOrBool).  In scan_words.c. */
+int kw_scan_value_is_language(const char *v, size_t n, int bare);
+/* A value that starts with a provider rule's literal prefix (AKIA, ghp_,
+ * xoxb-, ...): the provider rule alone judges it, so a near miss of that
+ * format is not reported again as a generic secret. */
+int kw_scan_has_provider_prefix(const char *v, size_t n);
+/* The checksum of GitHub and npm tokens: the last 6 chars are the base62
+ * CRC32 of the 30 random chars before them. */
+int kw_scan_crc32_token_ok(const char *body, size_t n);
 
 #endif

@@ -11,9 +11,8 @@
  * (AKIAIOSFODNN7EXAMPLE, "your_api_key", "xxxx", "${TOKEN}"); those checks
  * and the token boundary rule live in scan_checks.c.
  *
- * User rules file: a TOML-like list of [rule] sections with key = value
- * lines (id, pattern, description, confidence, min_entropy, caseless); the
- * whole regex match is the secret.  Documented in docs/scanner.md. */
+ * The provider rules are in scan_providers.c, the user rules file parser
+ * in scan_rules_file.c. */
 #include "scan_internal.h"
 
 #include <ctype.h>
@@ -24,7 +23,6 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
-#include "strbuf.h"
 
 /* ---- shared checks (the rest are in scan_checks.c) ---------------- */
 
@@ -41,20 +39,6 @@ static int char_classes(const char *s, size_t len)
     return lower + upper + digit;
 }
 
-static int in_charset(int charset, unsigned char c)
-{
-    if (kw_is_base62(c)) return charset != KW_CHARSET_UPPER_DIGIT || !islower(c);
-    if (c == '_') return charset == KW_CHARSET_WORD;
-    if (c == '-') return charset == KW_CHARSET_DASHED;
-    return 0;
-}
-
-static size_t extend(const char *data, size_t len, size_t pos, int charset, size_t limit)
-{
-    while (pos < len && pos < limit && in_charset(charset, (unsigned char)data[pos])) pos++;
-    return pos;
-}
-
 /* ---- extract functions ---------------------------------------------- */
 
 /* phx_/phs_/phc_: a 54-char body must carry a valid checksum (high
@@ -66,7 +50,7 @@ static int extract_posthog(const kw_scan_rule *rule, const char *data, size_t le
     (void)flags;
     size_t start = to - rule->anchor_len;
     if (!kw_scan_token_boundary(data, start, "")) return 0;
-    size_t end = extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
+    size_t end = kw_scan_extend(data, len, to, KW_CHARSET_BASE62, start + KW_KEY_LEN + 1);
     if (end < len && (data[end] == '_' || data[end] == '-')) return 0; /* an identifier */
     size_t body_len = end - start - KW_KEY_PREFIX_LEN;
     const char *body = data + start + KW_KEY_PREFIX_LEN;
@@ -106,16 +90,18 @@ static int dashed_is_placeholder(const char *s, size_t n)
     return kw_scan_is_placeholder(kept, w);
 }
 
-/* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe). */
-static int extract_token(const kw_scan_rule *rule, const char *data, size_t len,
-                         size_t from, size_t to, unsigned flags, kw_scan_span *span)
+/* A prefixed token over one charset (AWS ids, GitHub, Slack, Stripe, and
+ * most provider rules).  The anchor may start with `skip` bytes that are
+ * not part of the secret (AccountKey=, a webhook host). */
+int kw_scan_extract_token(const kw_scan_rule *rule, const char *data, size_t len,
+                          size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
     (void)flags;
-    size_t start = to - rule->anchor_len;
+    size_t anchor = to - rule->anchor_len, start = anchor + rule->skip;
     const char *glue = rule->charset == KW_CHARSET_DASHED ? "-" : "";
-    if (!kw_scan_token_boundary(data, start, glue)) return 0;
-    size_t end = extend(data, len, to, rule->charset, start + rule->max_len + 1);
+    if (!kw_scan_token_boundary(data, anchor, glue)) return 0;
+    size_t end = kw_scan_extend(data, len, to, rule->charset, start + rule->max_len + 1);
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len) return 0;
     if (rule->charset == KW_CHARSET_DASHED ? dashed_is_placeholder(data + start, n)
@@ -161,11 +147,61 @@ static int looks_like_identifier(const char *v, size_t n)
     return 1;
 }
 
+/* The name an assignment value at `start` is assigned to: walks back over
+ * the separator and quotes, then over the name's chars.  Sets *before to
+ * the byte before the name (0 at the start of the data). */
+static size_t assigned_name(const char *data, size_t start, size_t *name_len, char *before,
+                            int *sep_eq)
+{
+    size_t p = start;
+    *sep_eq = 0;
+    while (p > 0 && start - p < 16 && strchr(" \t=:>\"'`\\", data[p - 1]) && data[p - 1])
+        *sep_eq |= data[--p] == '=';
+    size_t end = p;
+    while (p > 0 && end - p < 64 &&
+           (kw_is_base62((unsigned char)data[p - 1]) || strchr("_.-", data[p - 1])) && data[p - 1])
+        p--;
+    *name_len = end - p;
+    *before = p > 0 ? data[p - 1] : 0;
+    return p;
+}
+
+/* Names whose values are random by design and secret by no one: paging
+ * cursors, idempotency and client request tokens. */
+static int name_is_not_secret(const char *name, size_t n)
+{
+    static const char *const SUFFIXES[] = {"nexttoken", "pagetoken", "continuationtoken",
+                                           "clienttoken", "synctoken", "idempotencytoken",
+                                           "paginationtoken", "cursortoken", "tokentype"};
+    char squeezed[64];
+    size_t w = 0;
+    for (size_t i = 0; i < n && w < sizeof squeezed; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '_' || c == '-' || c == '.') continue;
+        squeezed[w++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    for (size_t i = 0; i < sizeof SUFFIXES / sizeof SUFFIXES[0]; i++) {
+        size_t sl = strlen(SUFFIXES[i]);
+        if (w >= sl && memcmp(squeezed + w - sl, SUFFIXES[i], sl) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Hex values shorter than 128 bits are ids, hash prefixes and colours far
+ * more often than secrets. */
+static int short_hex(const char *v, size_t n)
+{
+    if (n >= 32) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!kw_scan_in_charset(KW_CHARSET_HEX, (unsigned char)(v[i] | 0x20))) return 0;
+    return 1;
+}
+
 /* The value after `name = `.  The anchor ends `anchor_len` chars into the
  * value (so names with short values never reach this function); the
  * value is quoted (up to the same quote) or bare (up to whitespace or
  * punctuation that ends a value in code and config files). */
-static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t len,
+int kw_scan_extract_assignment(const kw_scan_rule *rule, const char *data, size_t len,
                               size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
@@ -193,13 +229,30 @@ static int extract_assignment(const kw_scan_rule *rule, const char *data, size_t
     if (n < rule->min_len || n > rule->max_len) return 0;
     if (!quote && (memchr(v, '.', n) || strchr("$%&@*(", v[0]))) return 0; /* code, not data */
     if (kw_scan_contains_nocase(v, n, "://")) return 0;
-    if (rule->charset == KW_CHARSET_BASE62) { /* AWS secret: exactly base64 */
+    if (rule->charset != KW_CHARSET_ANY) { /* a provider's value: exactly its alphabet */
         for (size_t i = 0; i < n; i++)
-            if (!kw_is_base62((unsigned char)v[i]) && v[i] != '/' && v[i] != '+') return 0;
+            if (!kw_scan_in_charset(rule->charset, (unsigned char)v[i])) return 0;
     }
     /* cheapest first; all three are plain predicates */
     if (char_classes(v, n) < 2 || looks_like_identifier(v, n) || kw_scan_is_placeholder(v, n))
         return 0;
+    if (rule->charset == KW_CHARSET_ANY) {
+        /* a bare value followed by `(` is a call (`token=getKey()`), not
+         * data; a bare variable (`f(api_key=someVariable)`) is caught as
+         * language below, while a random bare value stays a finding, as
+         * log lines (`(api_key=...)`) carry secrets unquoted */
+        if (!quote && p < len && data[p] == '(') return 0;
+        if (short_hex(v, n)) return 0;
+        /* a name inside a colon path or type name is no assignment target:
+         * arn:aws:secretsmanager:...:secret:<name>, "AWS::IAM::AccessKey": (but
+         * `:api_key=<value>` in a log line is one) */
+        size_t name_len;
+        char before;
+        int sep_eq;
+        size_t name = assigned_name(data, start, &name_len, &before, &sep_eq);
+        if ((before == ':' && !sep_eq) || name_is_not_secret(data + name, name_len)) return 0;
+        if (kw_scan_has_provider_prefix(v, n) || kw_scan_value_is_language(v, n, !quote)) return 0;
+    }
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
     span->report = span->start = start;
     span->len = n;
@@ -220,7 +273,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
     for (int segment = 0; segment < 3; segment++) {
         size_t seg_start = p;
         while (p < len && p < limit &&
-               (in_charset(KW_CHARSET_WORD, (unsigned char)data[p]) || data[p] == '-'))
+               (kw_scan_in_charset(KW_CHARSET_WORD, (unsigned char)data[p]) || data[p] == '-'))
             p++;
         size_t seg_len = p - seg_start;
         if (segment == 1 && (seg_len < 4 || memcmp(data + seg_start, "eyJ", 3) != 0)) return 0;
@@ -246,7 +299,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
 /* -----BEGIN ... PRIVATE KEY-----: reported at the BEGIN line; the secret
  * (what is masked and fingerprinted) is the body up to the END line, or
  * everything after the header (bounded) when the END line is missing. */
-static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
+int kw_scan_extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
                        size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)from;
@@ -292,7 +345,7 @@ static int extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
 }
 
 /* User rules: the whole match, with an optional entropy floor. */
-static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
+int kw_scan_extract_user(const kw_scan_rule *rule, const char *data, size_t len,
                         size_t from, size_t to, unsigned flags, kw_scan_span *span)
 {
     (void)len;
@@ -310,57 +363,45 @@ static int extract_user(const kw_scan_rule *rule, const char *data, size_t len,
 
 #define ASSIGN KW_SCAN_ASSIGN
 
-typedef struct builtin_rule {
-    const char *id, *description, *pattern;
-    size_t anchor_len;
-    kw_scan_extract_fn extract;
-    kw_scan_find_fn find;
-    int charset;
-    kw_scan_confidence confidence;
-    int priority;
-    double min_entropy;
-    size_t min_len, max_len;
-} builtin_rule;
-
-static const builtin_rule BUILTINS[] = {
+static const kw_scan_builtin BUILTINS[] = {
     {"posthog-personal-api-key", "PostHog/keyward personal API key (phx_)",
-     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phx_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0, 0},
     {"posthog-project-secret-key", "PostHog/keyward project secret API key (phs_)",
-     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phs_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0, 0},
     {"posthog-project-token", "PostHog/keyward project token (phc_)",
-     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0},
+     "phc_[0-9A-Za-z]{20}", 24, extract_posthog, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 10, 3.0, 0, 0, 0},
     {"aws-access-key-id", "AWS access key id",
-     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, extract_token, NULL, KW_CHARSET_UPPER_DIGIT,
-     KW_SCAN_HIGH, 9, 3.0, 20, 20},
+     "(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", 20, kw_scan_extract_token, NULL, KW_CHARSET_UPPER_DIGIT,
+     /* 2.5, not 3.0: the body is 16 base32 chars, and about 1 real id in
+      * 5,000 has less than 3 bits a char; placeholders are runs, filtered
+      * apart */
+     KW_SCAN_HIGH, 9, 2.5, 20, 20, 0},
     {"aws-secret-access-key", "AWS secret access key assignment",
-     "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, extract_assignment,
-     NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 5, 3.5, 40, 40},
-    {"github-token", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_)",
-     "gh[pousr]_[0-9A-Za-z]{36}", 40, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
-     40, 255},
+     "(?i)aws[a-z0-9_.-]{0,20}(?:secret|sk)" ASSIGN "[0-9A-Za-z/+]{40}", 40, kw_scan_extract_assignment,
+     NULL, KW_CHARSET_BASE64, KW_SCAN_HIGH, 5, 3.5, 40, 40, 0},
     {"github-fine-grained-pat", "GitHub fine-grained personal access token",
-     "github_pat_[0-9A-Za-z_]{22}", 33, extract_token, NULL, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
-     40, 255},
+     "github_pat_[0-9A-Za-z_]{22}", 33, kw_scan_extract_token, NULL, KW_CHARSET_WORD, KW_SCAN_HIGH, 9, 3.0,
+     93, 93, 0},
     {"slack-token", "Slack token (xoxb-, xoxp-, ...)",
-     "xox[baprs]-[0-9A-Za-z-]{10}", 15, extract_token, NULL, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
-     15, 255},
+     "xox[baprs]-[0-9A-Za-z-]{10}", 15, kw_scan_extract_token, NULL, KW_CHARSET_DASHED, KW_SCAN_HIGH, 9, 3.0,
+     15, 255, 0},
     {"stripe-live-key", "Stripe live secret or restricted key",
-     "[sr]k_live_[0-9A-Za-z]{20}", 28, extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
-     28, 255},
+     "[sr]k_live_[0-9A-Za-z]{20}", 28, kw_scan_extract_token, NULL, KW_CHARSET_BASE62, KW_SCAN_HIGH, 9, 3.0,
+     28, 255, 0},
     /* the highest priority: a block's secret is its whole body, so it must
      * win over a token starting where the body starts (a key on the body's
      * first line; or, in a redactor round cut inside that line, a prefix
      * that only looks like one), else the rest of the body goes unmasked */
     {"private-key", "Private key block",
-     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, extract_pem, NULL, KW_CHARSET_BASE62,
-     KW_SCAN_HIGH, 11, 3.0, 0, 0},
+     "-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----", 0, kw_scan_extract_pem, NULL, KW_CHARSET_BASE62,
+     KW_SCAN_HIGH, 11, 3.0, 0, 0, 0},
     {"jwt", "JSON Web Token", "eyJ[0-9A-Za-z_-]{8}", 11, extract_jwt, NULL, KW_CHARSET_WORD,
-     KW_SCAN_MEDIUM, 4, 0, 0, 0},
+     KW_SCAN_MEDIUM, 4, 0, 0, 0, 0},
     /* found by kw_scan_generic_find (scan_generic.c): as a regex this
      * one rule cost more than all the others together */
     {"generic-secret-assignment", "High-entropy value assigned to a secret-like name",
-     KW_SCAN_GENERIC_ANCHOR, KW_SCAN_GENERIC_ANCHOR_VALUE, extract_assignment,
-     kw_scan_generic_find, KW_CHARSET_WORD, KW_SCAN_MEDIUM, 1, 3.0, 12, 200},
+     KW_SCAN_GENERIC_ANCHOR, KW_SCAN_GENERIC_ANCHOR_VALUE, kw_scan_extract_assignment,
+     kw_scan_generic_find, KW_CHARSET_ANY, KW_SCAN_MEDIUM, 1, 3.0, 12, 200, 0},
 };
 
 const char *kw_scan_confidence_name(kw_scan_confidence c)
@@ -368,7 +409,7 @@ const char *kw_scan_confidence_name(kw_scan_confidence c)
     return c == KW_SCAN_HIGH ? "high" : "medium";
 }
 
-static int rules_push(kw_scan_rules *rules, kw_scan_rule **out)
+int kw_scan_rules_push(kw_scan_rules *rules, kw_scan_rule **out)
 {
     if (rules->count == rules->cap) {
         size_t cap = rules->cap ? rules->cap * 2 : 16;
@@ -382,28 +423,35 @@ static int rules_push(kw_scan_rules *rules, kw_scan_rule **out)
     return KW_OK;
 }
 
+static int add_builtin(kw_scan_rules *rules, const kw_scan_builtin *b)
+{
+    kw_scan_rule *r;
+    if (kw_scan_rules_push(rules, &r)) return KW_ERR_NOMEM;
+    r->id = strdup(b->id);
+    r->description = strdup(b->description);
+    r->pattern = strdup(b->pattern);
+    if (!r->id || !r->description || !r->pattern) return KW_ERR_NOMEM;
+    r->anchor_len = b->anchor_len;
+    r->skip = b->skip;
+    r->extract = b->extract;
+    r->find = b->find;
+    r->charset = b->charset;
+    r->confidence = b->confidence;
+    r->priority = b->priority;
+    r->min_entropy = b->min_entropy;
+    r->min_len = b->min_len;
+    r->max_len = b->max_len;
+    return KW_OK;
+}
+
 int kw_scan_rules_new(kw_scan_rules **out)
 {
     kw_scan_rules *rules = calloc(1, sizeof *rules);
     if (!rules) return KW_ERR_NOMEM;
-    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++) {
-        const builtin_rule *b = &BUILTINS[i];
-        kw_scan_rule *r;
-        if (rules_push(rules, &r)) goto nomem;
-        r->id = strdup(b->id);
-        r->description = strdup(b->description);
-        r->pattern = strdup(b->pattern);
-        if (!r->id || !r->description || !r->pattern) goto nomem;
-        r->anchor_len = b->anchor_len;
-        r->extract = b->extract;
-        r->find = b->find;
-        r->charset = b->charset;
-        r->confidence = b->confidence;
-        r->priority = b->priority;
-        r->min_entropy = b->min_entropy;
-        r->min_len = b->min_len;
-        r->max_len = b->max_len;
-    }
+    for (size_t i = 0; i < sizeof BUILTINS / sizeof BUILTINS[0]; i++)
+        if (add_builtin(rules, &BUILTINS[i])) goto nomem;
+    for (size_t i = 0; i < KW_SCAN_PROVIDERS_COUNT; i++)
+        if (add_builtin(rules, &KW_SCAN_PROVIDERS[i])) goto nomem;
     *out = rules;
     return KW_OK;
 nomem:
@@ -425,253 +473,13 @@ void kw_scan_rules_free(kw_scan_rules *rules)
 
 size_t kw_scan_rules_count(const kw_scan_rules *rules) { return rules->count; }
 const char *kw_scan_rule_id(const kw_scan_rules *rules, size_t i) { return rules->items[i].id; }
+kw_scan_confidence kw_scan_rule_confidence(const kw_scan_rules *rules, size_t i)
+{
+    return rules->items[i].confidence;
+}
+
 const char *kw_scan_rule_description(const kw_scan_rules *rules, size_t i)
 {
     return rules->items[i].description;
 }
 
-/* ---- user rules file ------------------------------------------------ */
-
-typedef struct parser {
-    const char *name;
-    int line;
-    char *err;
-    size_t errsz;
-} parser;
-
-static int parse_error(parser *ps, const char *fmt, ...)
-{
-    if (ps->err && ps->errsz) {
-        kw_strbuf sb;
-        kw_sb_init(&sb, ps->err, ps->errsz);
-        kw_sb_appendf(&sb, "%s:%d: ", ps->name, ps->line);
-        va_list ap;
-        va_start(ap, fmt);
-        kw_sb_vappendf(&sb, fmt, ap);
-        va_end(ap);
-        /* A message too long for the caller's buffer keeps its "file:line: "
-         * start, which still says where. */
-    }
-    return KW_ERR_INVALID;
-}
-
-/* Parses a value: "basic string" (escapes \" \\ \n \t), 'literal string'
- * (no escapes: best for regexes), or a bare word/number.  Writes a
- * malloc'd copy into *out. */
-static int parse_value(parser *ps, const char *s, const char *end, char **out)
-{
-    while (end > s && isspace((unsigned char)end[-1])) end--;
-    size_t n = (size_t)(end - s);
-    char *v = malloc(n + 1);
-    if (!v) return KW_ERR_NOMEM;
-    size_t w = 0;
-    if (n >= 1 && (s[0] == '"' || s[0] == '\'')) {
-        char q = s[0];
-        size_t i = 1;
-        for (; i < n && s[i] != q; i++) {
-            if (q == '"' && s[i] == '\\' && i + 1 < n) {
-                char e = s[++i];
-                v[w++] = e == 'n' ? '\n' : e == 't' ? '\t' : e;
-            } else {
-                v[w++] = s[i];
-            }
-        }
-        if (i >= n) {
-            free(v);
-            return parse_error(ps, "unterminated string");
-        }
-        /* only a comment may follow the closing quote */
-        const char *rest = s + i + 1;
-        while (rest < end && isspace((unsigned char)*rest)) rest++;
-        if (rest < end && *rest != '#') {
-            free(v);
-            return parse_error(ps, "unexpected text after string");
-        }
-    } else {
-        const char *hash = memchr(s, '#', n);
-        if (hash) n = (size_t)(hash - s);
-        while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
-        memcpy(v, s, n);
-        w = n;
-    }
-    v[w] = '\0';
-    *out = v;
-    return KW_OK;
-}
-
-static int valid_id(const char *id)
-{
-    if (!*id) return 0;
-    for (const char *p = id; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) return 0;
-    return 1;
-}
-
-static int finish_rule(parser *ps, kw_scan_rules *rules, kw_scan_rule *r, int section_line)
-{
-    int saved = ps->line;
-    ps->line = section_line;
-    int rc = KW_OK;
-    if (!r->id) rc = parse_error(ps, "rule without id");
-    else if (!r->pattern) rc = parse_error(ps, "rule '%s' without pattern", r->id);
-    else {
-        for (size_t i = 0; i + 1 < rules->count; i++)
-            if (strcmp(rules->items[i].id, r->id) == 0) {
-                rc = parse_error(ps, "duplicate rule id '%s'", r->id);
-                break;
-            }
-    }
-    if (rc == KW_OK && !r->description) {
-        r->description = strdup(r->id);
-        if (!r->description) rc = KW_ERR_NOMEM;
-    }
-    ps->line = saved;
-    return rc;
-}
-
-static int set_field(parser *ps, kw_scan_rule *r, const char *key, size_t klen, char *value)
-{
-#define KEY_IS(k) (klen == strlen(k) && memcmp(key, k, klen) == 0)
-    char *end;
-    if (KEY_IS("id")) {
-        if (!valid_id(value)) goto bad_value;
-        free(r->id);
-        r->id = value;
-    } else if (KEY_IS("pattern")) {
-        if (!*value) goto bad_value;
-        free(r->pattern);
-        r->pattern = value;
-    } else if (KEY_IS("description")) {
-        free(r->description);
-        r->description = value;
-    } else if (KEY_IS("confidence")) {
-        if (strcmp(value, "high") == 0) r->confidence = KW_SCAN_HIGH;
-        else if (strcmp(value, "medium") == 0) r->confidence = KW_SCAN_MEDIUM;
-        else goto bad_value;
-        free(value);
-    } else if (KEY_IS("min_entropy")) {
-        errno = 0;
-        r->min_entropy = strtod(value, &end);
-        if (errno || *end || r->min_entropy < 0 || r->min_entropy > 8) goto bad_value;
-        free(value);
-    } else if (KEY_IS("caseless")) {
-        if (strcmp(value, "true") == 0) r->caseless = 1;
-        else if (strcmp(value, "false") == 0) r->caseless = 0;
-        else goto bad_value;
-        free(value);
-    } else {
-        free(value);
-        return parse_error(ps, "unknown key '%.*s'", (int)klen, key);
-    }
-    return KW_OK;
-bad_value:
-    free(value);
-    return parse_error(ps, "bad value for '%.*s'", (int)klen, key);
-#undef KEY_IS
-}
-
-int kw_scan_rules_load_string(kw_scan_rules *rules, const char *text, const char *name,
-                              char *err, size_t errsz)
-{
-    parser ps = {name ? name : "<rules>", 0, err, errsz};
-    size_t first_new = rules->count;
-    kw_scan_rule *current = NULL;
-    int section_line = 0, rc = KW_OK;
-    const char *p = text;
-    while (*p) {
-        const char *eol = strchr(p, '\n');
-        if (!eol) eol = p + strlen(p);
-        ps.line++;
-        const char *s = p, *e = eol;
-        p = *eol ? eol + 1 : eol;
-        while (s < e && isspace((unsigned char)*s)) s++;
-        while (e > s && isspace((unsigned char)e[-1])) e--;
-        if (s == e || *s == '#') continue;
-        if (*s == '[') {
-            if (!((e - s == 6 && memcmp(s, "[rule]", 6) == 0) ||
-                  (e - s == 8 && memcmp(s, "[[rule]]", 8) == 0))) {
-                rc = parse_error(&ps, "expected [rule]");
-                goto fail;
-            }
-            if (current && (rc = finish_rule(&ps, rules, current, section_line))) goto fail;
-            if ((rc = rules_push(rules, &current))) goto fail;
-            current->extract = extract_user;
-            current->needs_start = 1;
-            current->confidence = KW_SCAN_HIGH;
-            current->priority = 8;
-            section_line = ps.line;
-            continue;
-        }
-        const char *eq = memchr(s, '=', (size_t)(e - s));
-        if (!eq) {
-            rc = parse_error(&ps, "expected key = value");
-            goto fail;
-        }
-        if (!current) {
-            rc = parse_error(&ps, "key outside a [rule] section");
-            goto fail;
-        }
-        const char *key_end = eq;
-        while (key_end > s && isspace((unsigned char)key_end[-1])) key_end--;
-        const char *v = eq + 1;
-        while (v < e && isspace((unsigned char)*v)) v++;
-        char *value = NULL;
-        if ((rc = parse_value(&ps, v, e, &value))) goto fail;
-        if ((rc = set_field(&ps, current, s, (size_t)(key_end - s), value))) goto fail;
-    }
-    if (current && (rc = finish_rule(&ps, rules, current, section_line))) goto fail;
-    return KW_OK;
-fail:
-    /* leave the set as it was before this file */
-    for (size_t i = first_new; i < rules->count; i++) {
-        free(rules->items[i].id);
-        free(rules->items[i].description);
-        free(rules->items[i].pattern);
-    }
-    rules->count = first_new;
-    return rc;
-}
-
-int kw_scan_rules_load_file(kw_scan_rules *rules, const char *path, char *err, size_t errsz)
-{
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
-    int rc = KW_ERR_IO;
-    if (!f) {
-        if (err && errsz) snprintf(err, errsz, "%s: %s", path, strerror(errno));
-        return KW_ERR_IO;
-    }
-    size_t cap = 4096, len = 0, n;
-    text = malloc(cap);
-    if (!text) {
-        rc = KW_ERR_NOMEM;
-        goto cleanup;
-    }
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap) {
-            if (cap >= (1u << 24)) {
-                if (err && errsz) snprintf(err, errsz, "%s: rules file too large", path);
-                rc = KW_ERR_LIMIT;
-                goto cleanup;
-            }
-            char *bigger = realloc(text, cap * 2);
-            if (!bigger) {
-                rc = KW_ERR_NOMEM;
-                goto cleanup;
-            }
-            text = bigger;
-            cap *= 2;
-        }
-    }
-    if (ferror(f)) {
-        if (err && errsz) snprintf(err, errsz, "%s: read error", path);
-        goto cleanup;
-    }
-    text[len] = '\0';
-    rc = kw_scan_rules_load_string(rules, text, path, err, errsz);
-cleanup:
-    free(text);
-    fclose(f);
-    return rc;
-}

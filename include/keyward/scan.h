@@ -62,6 +62,7 @@ int kw_scan_rules_load_string(kw_scan_rules *rules, const char *text, const char
 size_t kw_scan_rules_count(const kw_scan_rules *rules);
 const char *kw_scan_rule_id(const kw_scan_rules *rules, size_t index);
 const char *kw_scan_rule_description(const kw_scan_rules *rules, size_t index);
+kw_scan_confidence kw_scan_rule_confidence(const kw_scan_rules *rules, size_t index);
 
 /* ---- engine --------------------------------------------------------- */
 

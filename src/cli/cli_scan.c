@@ -30,6 +30,7 @@ static void scan_usage(FILE *out)
             "  --format F       text (default), json or sarif\n"
             "  --baseline FILE  ignore findings listed in FILE (output of --format json)\n"
             "  --rules FILE     add the rules of FILE (see docs/scanner.md)\n"
+            "  --list-rules     print every rule (id, confidence, format) and exit\n"
             "  --max-size N     skip files larger than N bytes (default 10485760)\n"
             "  --threads N      worker threads (default: one per CPU)\n"
             "  --no-ignore      walk directories without applying .gitignore\n"
@@ -60,7 +61,8 @@ fail:
 int kw_cli_scan(int argc, char **argv)
 {
     enum { OPT_STAGED = 256, OPT_HISTORY, OPT_SINCE, OPT_FORMAT, OPT_BASELINE, OPT_RULES,
-           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS, OPT_NO_IGNORE, OPT_VERIFY_KEY };
+           OPT_VERIFY, OPT_MAX_SIZE, OPT_THREADS, OPT_NO_IGNORE, OPT_VERIFY_KEY,
+           OPT_LIST_RULES };
     static const struct option OPTIONS[] = {
         {"staged", no_argument, NULL, OPT_STAGED},
         {"git-history", no_argument, NULL, OPT_HISTORY},
@@ -73,10 +75,11 @@ int kw_cli_scan(int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-ignore", no_argument, NULL, OPT_NO_IGNORE},
         {"verify-key", required_argument, NULL, OPT_VERIFY_KEY},
+        {"list-rules", no_argument, NULL, OPT_LIST_RULES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int staged = 0, history = 0;
+    int staged = 0, history = 0, list_rules = 0;
     const char *since = NULL, *format = "text", *baseline = NULL, *rules_path = NULL;
     const char *verify_url = NULL, *verify_key = getenv("KEYWARD_API_KEY");
     cli_scan_ctx ctx = {.max_size = 10u << 20, .progress = isatty(2)};
@@ -102,6 +105,7 @@ int kw_cli_scan(int argc, char **argv)
             if (*end || !*optarg) goto usage_error;
             break;
         case OPT_NO_IGNORE: ctx.no_ignore = 1; break;
+        case OPT_LIST_RULES: list_rules = 1; break;
         case 'h': scan_usage(stdout); return 0;
         default: goto usage_error;
         }
@@ -131,6 +135,15 @@ int kw_cli_scan(int argc, char **argv)
     kw_scan_rules *rules = NULL;
     kw_scan_engine *engine = NULL;
     if (cli_load_engine(rules_path, &rules, &engine)) return 2;
+    if (list_rules) {
+        for (size_t i = 0; i < kw_scan_rules_count(rules); i++)
+            printf("%s\t%s\t%s\n", kw_scan_rule_id(rules, i),
+                   kw_scan_confidence_name(kw_scan_rule_confidence(rules, i)),
+                   kw_scan_rule_description(rules, i));
+        kw_scan_engine_free(engine);
+        kw_scan_rules_free(rules);
+        return 0;
+    }
     ctx.engine = engine;
     int status = 2, rc = kw_scan_scratch_new(engine, &ctx.scratch);
     if (rc) {

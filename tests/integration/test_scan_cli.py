@@ -23,6 +23,16 @@ FIXTURES = os.path.join(HERE, "..", "fixtures", "scan")
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+def github_token(prefix="ghp_"):
+    """GitHub's format: 30 random base62 chars and their CRC32 in base62."""
+    body = rand(30)
+    crc, digits = zlib.crc32(body.encode()), ""
+    for _ in range(6):
+        digits = BASE62[crc % 62] + digits
+        crc //= 62
+    return prefix + body + digits
+
+
 def keyward_key(prefix="phx_"):
     body = "".join(secrets.choice(BASE62) for _ in range(48))
     crc = zlib.crc32((prefix + body).encode())
@@ -171,6 +181,38 @@ class ScanTest(unittest.TestCase):
         for bad in (["scan", "--format", "xml", "-"], ["scan", "--bogus"],
                     ["scan", "--since", "HEAD"]):
             self.assertEqual(run(bad, stdin=b"").returncode, 2, bad)
+
+    def test_list_rules(self):
+        r = run(["scan", "--list-rules"])
+        self.assertEqual(r.returncode, 0)
+        rows = [line.split("\t") for line in r.stdout.decode().splitlines()]
+        ids = [row[0] for row in rows]
+        self.assertGreaterEqual(len(ids), 80)
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertTrue(all(len(row) == 3 and row[1] in ("high", "medium") for row in rows))
+        for rule in ("github-pat", "gitlab-pat", "openai-api-key", "postgres-url-password",
+                     "generic-secret-assignment"):
+            self.assertIn(rule, ids)
+        # user rules are listed too
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.toml")
+            with open(rules, "w") as f:
+                f.write("[rule]\nid = \"acme-token\"\npattern = 'acme_[0-9a-f]{32}'\n")
+            r = run(["scan", "--rules", rules, "--list-rules"])
+            self.assertIn(b"acme-token\thigh\t", r.stdout)
+
+    def test_redact_masks_provider_tokens(self):
+        """Every rule is a redaction rule: a provider token keyward scan reports is masked."""
+        values = [github_token(), "glpat-" + rand(20), "dop_v1_" + secrets.token_hex(32),
+                  "postgres://app:" + rand(20) + "@db/app"]
+        text = "".join(f"line {i}: {v}\n" for i, v in enumerate(values))
+        r = run(["redact"], stdin=text.encode())
+        self.assertEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        self.assertEqual(out.count("\n"), len(values))
+        for v in values:
+            secret = v.split(":", 2)[-1].split("@")[0] if v.startswith("postgres") else v
+            self.assertNotIn(secret, out)
 
     def test_user_rules_file(self):
         with tempfile.TemporaryDirectory() as d:
@@ -361,22 +403,33 @@ def rand(n, alphabet=BASE62):
             return s
 
 
+def rand_value(n, alphabet=BASE62):
+    """A generated secret for an assignment rule: as random as a real key,
+    which has a digit (a 28-char letters-only value can read as a type name,
+    which the generic rule leaves alone by design, 1 in ~10^4) and does not
+    start with another rule's prefix (eyJ is a JWT's)."""
+    while True:
+        s = rand(n, alphabet)
+        if any(c.isdigit() for c in s) and not s.startswith("eyJ"):
+            return s
+
+
 def secret_kinds():
     """(text, secret) pairs: the secret is what must never be in the output."""
     out = [(k, k) for k in (keyward_key("phx_"), keyward_key("phs_"), keyward_key("phc_"))]
     out.append(("phx_" + rand(43),) * 2)
-    out.append(("AKIA" + rand(16, BASE62[:36]),) * 2)
-    out.append(("ghp_" + rand(36),) * 2)
+    out.append(("AKIA" + rand(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),) * 2)  # base32, as AWS
+    out.append((github_token(),) * 2)
     out.append((f"github_pat_{rand(22)}_{rand(59)}",) * 2)
     out.append((f"xoxb-1234{secrets.randbelow(10**4):04d}-100000{secrets.randbelow(10**5):05d}-"
                 f"{rand(24)}",) * 2)
     out.append(("sk_live_" + rand(24),) * 2)
     out.append(("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5ODc2In0." + rand(43),) * 2)
-    value = rand(28)
+    value = rand_value(28)
     out.append(("api_key=" + value, value))
-    value = rand(24)
+    value = rand_value(24)
     out.append(('{\\"password\\": \\"' + value + '\\"}', value))
-    value = rand(40, BASE62 + "+/")
+    value = rand_value(40, BASE62 + "+/")
     out.append(("AWS_SECRET_ACCESS_KEY=" + value, value))
     return out
 

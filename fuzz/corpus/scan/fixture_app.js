@@ -1,5 +1,5 @@
 // fake tokens for the scanner tests
-const github = 'ghp_2K2QMfaEpdORI6xFpQY0UHWUNTje8CrD8NVO';
+const github = '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';
 const pat = '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';
 const slack = 'xoxb-543160410461-0522756961329-OBk0hoUVuM6A3azPV3iVuT4G';
 const stripe = 'sk_live_dqNuCm3tRgrERW28ophT8vF9';
