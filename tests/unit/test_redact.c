@@ -13,31 +13,9 @@
 
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
+#include "scan_fixture.h"
 #include "test_sink.h"
 
-typedef struct fixture {
-    kw_scan_rules *rules;
-    kw_scan_engine *engine;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    char err[256];
-    assert_int_equal(kw_scan_rules_new(&fx->rules), KW_OK);
-    assert_int_equal(kw_scan_engine_new(fx->rules, &fx->engine, err, sizeof err), KW_OK);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    kw_scan_engine_free(fx->engine);
-    kw_scan_rules_free(fx->rules);
-    free(fx);
-    return 0;
-}
 
 /* Redacts `in` fed in chunks of `chunk` bytes; returns the output. */
 static sink redact(fixture *fx, const char *in, size_t len, size_t chunk, uint64_t *count)

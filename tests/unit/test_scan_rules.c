@@ -20,6 +20,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
+#include "scan_fixture.h"
 #include "scan_internal.h"
 #include "scan_samples.h"
 
@@ -42,32 +43,6 @@ static int collect(const kw_scan_finding *f, const char *data, void *ctx)
     return 0;
 }
 
-typedef struct fixture {
-    kw_scan_rules *rules;
-    kw_scan_engine *engine;
-    kw_scan_scratch *scratch;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    char err[256];
-    assert_int_equal(kw_scan_rules_new(&fx->rules), KW_OK);
-    assert_int_equal(kw_scan_engine_new(fx->rules, &fx->engine, err, sizeof err), KW_OK);
-    assert_int_equal(kw_scan_scratch_new(fx->engine, &fx->scratch), KW_OK);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *fx = *state;
-    kw_scan_scratch_free(fx->scratch);
-    kw_scan_engine_free(fx->engine);
-    kw_scan_rules_free(fx->rules);
-    free(fx);
-    return 0;
-}
 
 static found_ids scan(fixture *fx, const char *text)
 {
