@@ -76,6 +76,18 @@ typedef struct kw_scan_rule {
     size_t max_len;
 } kw_scan_rule;
 
+/* Every extractor's yes: the secret [start, start + len), reported at
+ * `report`, with the rule's confidence.  Returns 1 for `return`. */
+static inline int kw_scan_accept(const kw_scan_rule *rule, kw_scan_span *span, size_t report,
+                                 size_t start, size_t len)
+{
+    span->report = report;
+    span->start = start;
+    span->len = len;
+    span->confidence = rule->confidence;
+    return 1;
+}
+
 struct kw_scan_rules {
     kw_scan_rule *items;
     size_t count, cap;

@@ -59,10 +59,7 @@ EXTRACT(extract_openai)
     size_t n = end - start;
     if (n < rule->min_len || n > rule->max_len || end - to < 10) return 0;
     if (kw_scan_is_placeholder(data + start, n)) return 0;
-    span->report = span->start = start;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, n);
 }
 
 /* <8-10 digit bot id>:AA<33 base64url chars> */
@@ -77,10 +74,7 @@ EXTRACT(extract_telegram)
     if (!kw_scan_token_boundary(data, start, "")) return 0;
     if (to < len && kw_scan_in_charset(KW_CHARSET_URLSAFE, (unsigned char)data[to])) return 0;
     if (kw_scan_is_placeholder(data + colon, to - colon)) return 0;
-    span->report = span->start = start;
-    span->len = to - start;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, to - start);
 }
 
 static int b64_value(unsigned char c)
@@ -126,10 +120,7 @@ EXTRACT(extract_discord_bot)
     size_t end = kw_scan_extend(data, len, to, KW_CHARSET_URLSAFE, to + 12);
     if (end - to > 11) return 0;
     if (kw_scan_entropy(data + dot, end - dot) < rule->min_entropy) return 0;
-    span->report = span->start = start;
-    span->len = end - start;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, end - start);
 }
 
 /* discord(app).com/api/webhooks/<id>/<token>: the anchor is the path and
@@ -147,10 +138,7 @@ EXTRACT(extract_discord_webhook)
     size_t end = kw_scan_extend(data, len, p + 1, KW_CHARSET_URLSAFE, p + 70);
     if (end - (p + 1) < 60 || end - (p + 1) > 68) return 0;
     if (kw_scan_is_placeholder(data + p + 1, end - p - 1)) return 0;
-    span->report = span->start = start;
-    span->len = end - start;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, end - start);
 }
 
 /* Sentry DSN https://<32 hex key>@<host>/<project>: the key is reported
@@ -168,10 +156,7 @@ EXTRACT(extract_sentry_dsn)
     if (kw_scan_is_placeholder(data + start, 32) ||
         kw_scan_entropy(data + start, 32) < rule->min_entropy)
         return 0;
-    span->report = span->start = start;
-    span->len = 32;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, 32);
 }
 
 /* The passwords of connection strings that carry them, and nothing else:
@@ -202,10 +187,7 @@ EXTRACT(extract_url_password)
             kw_scan_contains_nocase(v, n, URL_PLACEHOLDER_PASSWORDS[i]))
             return 0;
     if (kw_scan_is_placeholder(v, n) || kw_scan_contains_nocase(v, n, "password")) return 0;
-    span->report = span->start = pw;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, pw, pw, n);
 }
 
 #define TOK(id, desc, pat, alen, cs, conf, min, max)                                             \

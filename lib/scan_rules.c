@@ -108,10 +108,7 @@ int kw_scan_extract_token(const kw_scan_rule *rule, const char *data, size_t len
                                            : kw_scan_is_placeholder(data + start, n))
         return 0;
     if (rule->min_entropy > 0 && kw_scan_entropy(data + start, n) < rule->min_entropy) return 0;
-    span->report = span->start = start;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, n);
 }
 
 static int is_quote(unsigned char c) { return c == '"' || c == '\'' || c == '`'; }
@@ -254,10 +251,7 @@ int kw_scan_extract_assignment(const kw_scan_rule *rule, const char *data, size_
         if (kw_scan_has_provider_prefix(v, n) || kw_scan_value_is_language(v, n, !quote)) return 0;
     }
     if (kw_scan_entropy(v, n) < rule->min_entropy) return 0;
-    span->report = span->start = start;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, n);
 }
 
 /* eyJ<header>.eyJ<payload>.<signature> */
@@ -287,10 +281,7 @@ static int extract_jwt(const kw_scan_rule *rule, const char *data, size_t len,
             p++;
         }
     }
-    span->report = span->start = start;
-    span->len = p - start;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, start, start, p - start);
 }
 
 /* strlen("-----BEGIN" "PRIVATE KEY" "-----"): the shortest anchor. */
@@ -327,21 +318,13 @@ int kw_scan_extract_pem(const kw_scan_rule *rule, const char *data, size_t len,
     if (!footer && (flags & KW_SCAN_PARTIAL) && body + window == len) {
         /* the block may go on in the caller's next buffer: report it as
          * reaching the end, so the caller holds it back */
-        span->report = header;
-        span->start = body;
-        span->len = len - body;
-        span->confidence = rule->confidence;
-        return 1;
+        return kw_scan_accept(rule, span, header, body, len - body);
     }
     if (n < 32 || kw_scan_entropy(data + body, n) < rule->min_entropy) return 0;
     if (kw_scan_contains_nocase(data + body, n < 64 ? n : 64, "...") ||
         kw_scan_contains_nocase(data + body, n < 64 ? n : 64, "<"))
         return 0;
-    span->report = header;
-    span->start = body;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, header, body, n);
 }
 
 /* User rules: the whole match, with an optional entropy floor. */
@@ -353,10 +336,7 @@ int kw_scan_extract_user(const kw_scan_rule *rule, const char *data, size_t len,
     size_t n = to - from;
     if (n == 0 || n > KW_SCAN_MAX_SECRET) return 0;
     if (rule->min_entropy > 0 && kw_scan_entropy(data + from, n) < rule->min_entropy) return 0;
-    span->report = span->start = from;
-    span->len = n;
-    span->confidence = rule->confidence;
-    return 1;
+    return kw_scan_accept(rule, span, from, from, n);
 }
 
 /* ---- the built-in table --------------------------------------------- */
