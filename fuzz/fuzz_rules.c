@@ -23,7 +23,7 @@
 #include "fuzz_common.h"
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 
 /* Bounded: the parser's cost, not the regex compiler's, is under test. */
 #define MAX_RULES_TEXT (16 * 1024)

@@ -22,7 +22,7 @@
 #include "fuzz_common.h"
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 
 static kw_scan_rules *rules;
 static kw_scan_engine *engine;

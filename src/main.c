@@ -23,6 +23,10 @@ static const struct command COMMANDS[] = {
     {"user", kw_cli_user, "deactivate or activate a user; set a console password"},
     {"keys", kw_cli_key, "same as key; `keys report`: rotation, use and least-scope report"},
     {"import", kw_cli_import, "import users, projects and keys from a PostHog export"},
+    {"org", kw_cli_org, "create or list organizations"},
+    {"project", kw_cli_project, "create, list or delete projects (environments)"},
+    {"member", kw_cli_member, "list an organization's members, change a level, remove one"},
+    {"webhook", kw_cli_webhook, "an organization's signed webhooks: list, create, delete, test"},
 };
 
 static void usage(FILE *out)

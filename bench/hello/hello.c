@@ -7,12 +7,15 @@
  * spends above this server's cost on the same machine, in the same run, is
  * keyward's own: routing, JSON, headers, verification, storage.
  *
- * Deliberately minimal: the body is a static buffer (no JSON library), and
- * only Content-Type is added; keyward's GET /_health also builds its body
- * with jansson and adds four more headers (nosniff, frame, referrer,
- * cache-control), which is part of what the /_health ratio shows.
+ * Deliberately minimal: the body is a buffer made once (no JSON library),
+ * and only Content-Type is added; keyward also builds its body and adds
+ * four more headers (nosniff, frame, referrer, cache-control), which is
+ * part of what the ratios show.  With --body-bytes N the body is a JSON
+ * object of exactly N bytes ({"status":"ok","pad":"xxx…"}), so a route is
+ * compared with a reference that sends as many bytes: a 16-byte hello
+ * would flatter a large answer.
  *
- *   kw_bench_hello [--listen HOST:PORT] [--threads N]
+ *   kw_bench_hello [--listen HOST:PORT] [--threads N] [--body-bytes N]
  *
  * Prints "kw_bench_hello listening on http://HOST:PORT" once ready (port 0
  * picks a free port) and runs until SIGTERM or SIGINT. */
@@ -27,7 +30,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char BODY[] = "{\"status\":\"ok\"}";
+static const char SMALL_BODY[] = "{\"status\":\"ok\"}";
+static const char *body = SMALL_BODY;
+static size_t body_len = sizeof SMALL_BODY - 1;
+
+/* {"status":"ok","pad":"xx…x"} of exactly n bytes (n > 28), or the small
+ * body for smaller n. */
+static int make_body(long n)
+{
+    static const char head[] = "{\"status\":\"ok\",\"pad\":\"", tail[] = "\"}";
+    size_t fixed = sizeof head - 1 + sizeof tail - 1;
+    if (n <= (long)fixed) return 0;
+    char *b = malloc((size_t)n);
+    if (!b) return -1;
+    memcpy(b, head, sizeof head - 1);
+    memset(b + sizeof head - 1, 'x', (size_t)n - fixed);
+    memcpy(b + n - (sizeof tail - 1), tail, sizeof tail - 1);
+    body = b;
+    body_len = (size_t)n;
+    return 0;
+}
 
 static char NO_BODY;  /* con_cls marker, as in server.c */
 
@@ -52,7 +74,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(sizeof BODY - 1, (void *)BODY, MHD_RESPMEM_PERSISTENT);
+        MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
@@ -71,8 +93,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: kw_bench_hello [--listen HOST:PORT] [--threads N]\n"
-                 "  defaults: 127.0.0.1:0 (a free port, printed), one thread per CPU\n");
+    fprintf(out, "usage: kw_bench_hello [--listen HOST:PORT] [--threads N] [--body-bytes N]\n"
+                 "  defaults: 127.0.0.1:0 (a free port, printed), one thread per CPU,\n"
+                 "  the 15-byte body {\"status\":\"ok\"}\n");
 }
 
 int main(int argc, char **argv)
@@ -84,6 +107,13 @@ int main(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--body-bytes") == 0 && i + 1 < argc) {
+            long n = strtol(argv[++i], NULL, 10);
+            if (n < 0 || n > (64L << 20) || make_body(n)) {
+                usage(stderr);
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;

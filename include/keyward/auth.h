@@ -46,17 +46,27 @@ typedef enum kw_verify_result {
     KW_VERIFY_EXPIRED,      /* known key, but kw_now() >= its expires_at: 401 key_expired */
     /* Only a legacy (pbkdf2) check could tell, and its budget is spent:
      * 429 with Retry-After = out->retry_after; nothing was looked at. */
-    KW_VERIFY_BUSY
+    KW_VERIFY_BUSY,
+    /* kw_verify_personal_begin only: only a legacy (pbkdf2) check can tell,
+     * and its budget was granted to this call; kw_verify_personal_legacy
+     * must run exactly once next (on any thread), which releases it. */
+    KW_VERIFY_SLOW
 } kw_verify_result;
 
 typedef struct kw_verifier kw_verifier;
 
 int kw_verifier_new(kw_store *store, kw_verifier **out);
 void kw_verifier_free(kw_verifier *v);  /* flushes pending last_used writes */
-/* A local write changed what verification answers (revoke, roll, re-scope,
- * deactivation): drop every cached verification at once.  NULL is a no-op.
- * Writes by other processes are noticed through the store's generation. */
+/* A local write committed that may change what verification answers
+ * (revoke, roll, re-scope, deactivation, token reset): reads the store's
+ * change log at once and forgets just the keys it names — the key, the
+ * user's keys, the project's token and secret keys — so other keys keep
+ * their cached answers.  Drops every cached verification only when the
+ * log cannot be read.  NULL is a no-op.  Writes by other processes and
+ * instances are learned from the same log by the maintenance thread. */
 void kw_verifier_invalidate(kw_verifier *v);
+/* Drops every cached verification (tests and benchmarks: the miss path). */
+void kw_verifier_drop_cache(kw_verifier *v);
 
 /* Verifies a personal key (phx_).  Fills *out on KW_VERIFY_OK.  `client`
  * is the caller's address, for the per-address budget of legacy (pbkdf2)
@@ -65,16 +75,51 @@ kw_verify_result kw_verify_personal(kw_verifier *v, const char *key, size_t len,
                                     kw_principal *out);
 kw_verify_result kw_verify_personal_from(kw_verifier *v, const char *key, size_t len,
                                          const char *client, kw_principal *out);
+/* kw_verify_personal_from in two steps, so the slow part can leave a
+ * request thread: _begin answers every key the plain probe can, and
+ * returns KW_VERIFY_SLOW when a legacy check (two PBKDF2 runs, ~0.5 s) is
+ * due and its budget is granted; _legacy then runs that check. */
+kw_verify_result kw_verify_personal_begin(kw_verifier *v, const char *key, size_t len,
+                                          const char *client, kw_principal *out);
+kw_verify_result kw_verify_personal_legacy(kw_verifier *v, const char *key, size_t len,
+                                           kw_principal *out);
 
 /* Verifies a project token (phc_), the public key of a project: principal
  * kind KW_KEY_PROJECT with project_id and no scopes.  Cached like the
- * other kinds; a reset or deleted token bumps the auth generation. */
+ * other kinds; a reset or deleted token is logged as a change of its
+ * project, which forgets the project's cached token. */
 kw_verify_result kw_verify_project(kw_verifier *v, const char *token, size_t len,
                                    kw_principal *out);
 
 /* How long cached verifications keep being served while the store cannot
  * be reached (default 30 s; `keyward serve --degraded-grace`). */
 void kw_verifier_set_grace(kw_verifier *v, int64_t grace_us);
+/* Whether the store answers, as the maintenance thread's poll of the
+ * auth generation (every 200 ms, the probe every instance runs anyway)
+ * last found it.  Reading it costs two atomic loads and never a query, so
+ * a readiness probe may call it on every request. */
+typedef struct kw_verifier_health {
+    int db_reachable;            /* the last poll succeeded, less than 2 s ago */
+    int64_t down_for_us;         /* unreachable: since the first failed poll (or stuck poll) */
+    int64_t since_contact_us;    /* since the last successful poll */
+    int64_t grace_us;            /* --degraded-grace */
+    /* How long keys verified before keep being served from the cache: the
+     * grace less the time since the last successful poll (0: spent). */
+    int64_t grace_remaining_us;
+} kw_verifier_health;
+void kw_verifier_health_read(kw_verifier *v, kw_verifier_health *out);
+
+/* Told once when the store stops answering the poll (reachable 0, with
+ * since = the first failure) and once when it answers again (reachable 1,
+ * since = when it had stopped).  Runs on whichever thread polled (the
+ * maintenance thread, the listener, or a request after a write), so fn
+ * must be thread-safe and quick.  `watch` must outlive the verifier. */
+typedef struct kw_db_watch {
+    void (*fn)(void *ctx, int reachable, int64_t since);
+    void *ctx;
+} kw_db_watch;
+void kw_verifier_watch_db(kw_verifier *v, const kw_db_watch *watch);
+
 /* How many change notifications (PostgreSQL LISTEN) woke the verifier. */
 uint64_t kw_verifier_notifications(kw_verifier *v);
 
@@ -89,12 +134,12 @@ void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx);
  * project_id and scopes.  Independent of its creator's account. */
 kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, kw_principal *out);
 
-/* Rate limit (SPEC §6): takes one request from the key's token bucket in
+/* Rate limit: takes one request from the key's token bucket in
  * this verifier's (this instance's) limiter.  0 when allowed, else the
  * Retry-After seconds.  Keys without a limit always get 0. */
 int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p);
 
-/* Scope usage (SPEC §6): notes that the key exercised `scope` (a route's
+/* Scope usage: notes that the key exercised `scope` (a route's
  * required scope).  Memory only — an OR into a fixed per-key table; the
  * maintenance thread merges new bits into the store every few seconds,
  * and kw_verifier_free does a last flush.  No-op for non-key principals. */

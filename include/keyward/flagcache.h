@@ -7,12 +7,19 @@
  * (with its ETag) and kept parsed for evaluation, until a flag write makes
  * them stale.  An unchanged project then costs a memory probe, not a query.
  *
- * Staleness is by generation, as in the verification cache: a local flag
- * write bumps the cache's generation at once (kw_flagcache_bump, called by
- * lib/flag.c through kw_call), and writes by other processes or instances
- * are noticed within one poll of the store's flags generation (a counter
- * bumped by triggers; kw_flagcache_poll, run by the verifier's maintenance
- * thread every 200 ms).  Entries also expire after a TTL, as a safety net.
+ * Staleness is per project, as in the verification cache it is per key: the
+ * store logs which project each flag write touched (triggers), and the
+ * cache forgets just that project's set — at once after a local write
+ * (kw_flagcache_after_write, called by lib/flags/flag.c through kw_call),
+ * and within one poll for writes by other processes or instances
+ * (kw_flagcache_poll, run by the verifier's maintenance thread every
+ * 200 ms and on a flags notification).  Entries also expire after a TTL,
+ * as a safety net.
+ *
+ * The project's group types are part of the set (the definitions' group
+ * type mapping, and what evaluation maps a flag's aggregation index
+ * through); their writes are logged as flag writes of the project, so a new
+ * group type makes the set stale like a flag change.
  *
  * A kw_flagset is immutable once published and reference counted: readers
  * take a reference under the shard's read lock and release it when done,
@@ -36,12 +43,23 @@ typedef struct kw_flagset {
      * (jansson's reference counts are not atomic), and copy what you put
      * in a response. */
     const json_t *flags;
+    /* The project's group types, {"0": "company", …} (index → name), as
+     * the body's group_type_mapping; shared like `flags`. */
+    const json_t *group_type_mapping;
+    /* The project's browser SDK settings (the remote config's switches),
+     * kept here so that route reads no database either; a settings write
+     * is logged as a flag write of the project. */
+    kw_project_settings settings;
     const char *body;     /* the /flags/definitions response, compact JSON */
     size_t body_len;
     char etag[48];        /* W/"<32 hex of sha256(body)>" */
     /* The flags' regex patterns, compiled once for this version of them:
      * put it in the kw_flag_context of every evaluation of these flags. */
     const kw_flag_regexes *regexes;
+    /* flags[i] read once for evaluation (kw_flag_evaluate_prepared):
+     * n_prepared == the size of flags. */
+    const kw_flag_prepared *prepared;
+    size_t n_prepared;
 } kw_flagset;
 
 /* `slots` projects (rounded up to a multiple of the shard count; a project
@@ -59,25 +77,37 @@ int kw_flagcache_get(kw_flagcache *c, int64_t project_id, const kw_flagset **out
 void kw_flagset_release(const kw_flagset *set);
 
 /* Something derived from a set and kept with it for as long as the set
- * lives — the HTTP layer's ready-to-send responses, so a poll of
- * unchanged flags builds nothing.  Embed this as the first member;
- * free_fn runs once, when the set's last reference is released (so never
- * while a request still holds the set). */
+ * lives — the HTTP layer's ready-to-send definitions responses and the
+ * pre-rendered pieces of its evaluation answers, so a poll of unchanged
+ * flags builds nothing.  Embed this as the first member; free_fn runs
+ * once, when the set's last reference is released (so never while a
+ * request still holds the set).  A set has one slot per use. */
 typedef struct kw_flagset_attachment {
     void (*free_fn)(struct kw_flagset_attachment *self);
 } kw_flagset_attachment;
-/* The set's attachment, or NULL. */
-kw_flagset_attachment *kw_flagset_attachment_get(const kw_flagset *set);
-/* Attaches `a` unless another thread got there first; returns the one
- * attached.  When that is not `a`, `a` is the caller's to free. */
-kw_flagset_attachment *kw_flagset_attach(const kw_flagset *set, kw_flagset_attachment *a);
+enum kw_flagset_slot {
+    KW_FLAGSET_DEFINITIONS,  /* the /flags/definitions answers */
+    KW_FLAGSET_EVALUATION,   /* the /flags answers' pieces */
+    KW_FLAGSET_ADMIN_LIST,   /* the flag list route's rendered objects */
+    KW_FLAGSET_SLOTS
+};
+/* The set's attachment in `slot`, or NULL. */
+kw_flagset_attachment *kw_flagset_attachment_get(const kw_flagset *set, enum kw_flagset_slot slot);
+/* Attaches `a` in `slot` unless another thread got there first; returns
+ * the one attached.  When that is not `a`, `a` is the caller's to free. */
+kw_flagset_attachment *kw_flagset_attach(const kw_flagset *set, enum kw_flagset_slot slot,
+                                         kw_flagset_attachment *a);
 
-/* A local flag write committed: every cached set is stale.  NULL is a no-op. */
+/* A local flag write committed: reads the store's change log and forgets
+ * the sets of the projects it names (every set if the log cannot be
+ * read).  NULL is a no-op. */
+void kw_flagcache_after_write(kw_flagcache *c);
+/* Forgets one project's set. */
+void kw_flagcache_forget_project(kw_flagcache *c, int64_t project_id);
+/* Makes every cached set stale.  NULL is a no-op. */
 void kw_flagcache_bump(kw_flagcache *c);
-/* Feeds the store's flags generation; a change from the last value seen
- * makes every set stale.  Returns 1 when it did. */
-int kw_flagcache_sync(kw_flagcache *c, int64_t store_generation);
-/* Reads the store's flags generation and syncs.  A failed read (database
+/* Reads the store's flags generation and, when it moved, the changes since
+ * the last poll (see auth/follow.h).  A failed read (database
  * unreachable) keeps the sets: they are served for the grace period after
  * the last successful poll, then refused until a poll succeeds again.
  * `cache` is a kw_flagcache *: the signature of a poll hook

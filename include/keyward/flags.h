@@ -57,7 +57,7 @@ typedef struct kw_flag_result {
 #define KW_FLAG_REGEX_BUDGET_MS 50
 
 /* Compiled (and JIT-compiled) patterns of a list of flags, made once per
- * version of the flags (lib/flagcache.c keeps it with the cached set).
+ * version of the flags (lib/flags/flagcache.c keeps it with the cached set).
  * Read-only once built: any number of threads may match with it. */
 typedef struct kw_flag_regexes kw_flag_regexes;
 /* flags: an array of flag definitions; they must outlive the table (it is
@@ -105,6 +105,45 @@ typedef struct kw_flag_context {
  * (a bad regex, a non-numeric rollout) never fail the call: they make the
  * affected condition not match, as PostHog does. */
 int kw_flag_evaluate(const json_t *flag, const kw_flag_context *ctx, kw_flag_result *out);
+
+/* A flag definition read once into what evaluation reads, so evaluating
+ * it for many callers looks nothing up by name.  Points into the
+ * definition, which must outlive it and not change.  The flag cache keeps
+ * one per flag of a cached set. */
+enum kw_flag_rollout { KW_FLAG_ROLLOUT_ALL, KW_FLAG_ROLLOUT_PERCENT, KW_FLAG_ROLLOUT_MALFORMED };
+struct kw_flag_condition {
+    size_t index;               /* position in filters.groups (condition_index) */
+    const json_t *properties;   /* array of property filters, or NULL */
+    enum kw_flag_rollout rollout;
+    double percent;             /* rollout_percentage / 100 */
+    const char *override;       /* a valid variant override (the variant table's string) */
+};
+struct kw_flag_variant {
+    const char *key;            /* NULL: a variant without a key (never chosen) */
+    double lo, hi;              /* its band of the variant hash */
+    const json_t *payload;      /* payloads[key], NULL when none */
+};
+typedef struct kw_flag_prepared {
+    const json_t *def;
+    const char *key;
+    int live;                   /* active and not deleted */
+    const json_t *aggregation;  /* aggregation_group_type_index, NULL for person flags */
+    int early_exit;
+    size_t n_conditions;        /* in evaluation order: overrides first */
+    struct kw_flag_condition *conditions;
+    int has_variant_table;
+    size_t n_variants;
+    struct kw_flag_variant *variants;
+    const json_t *true_payload; /* payloads["true"], NULL when none */
+} kw_flag_prepared;
+
+/* KW_ERR_INVALID when the flag is not an object with a string "key",
+ * KW_ERR_NOMEM; free with kw_flag_prepared_free (also after a failure). */
+int kw_flag_prepare(const json_t *flag, kw_flag_prepared *out);
+void kw_flag_prepared_free(kw_flag_prepared *p);
+/* kw_flag_evaluate on a prepared flag: the same answers. */
+int kw_flag_evaluate_prepared(const kw_flag_prepared *p, const kw_flag_context *ctx,
+                              kw_flag_result *out);
 
 /* PostHog's bucketing hash: the first 15 hex digits of
  * sha1("<key>.<id><salt>") as an integer, divided by 0xFFFFFFFFFFFFFFF.

@@ -3,7 +3,7 @@
  * Moving from PostHog to keyward must not force every user to mint new
  * keys: PostHog stores personal keys hashed (pbkdf2_sha256 in older rows,
  * sha256 in newer ones), so the hashes themselves are imported and keep
- * verifying — lib/auth.c rewrites a pbkdf2 row as sha256 on its first use.
+ * verifying — lib/auth/auth.c rewrites a pbkdf2 row as sha256 on its first use.
  * Ids are kept (project ids appear in every API path and in keys'
  * scoped_teams; organization ids in scoped_organizations), as are phc_
  * tokens, masks and times.  Each project's legacy feature-flags secure key

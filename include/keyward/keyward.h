@@ -1,13 +1,25 @@
-/* keyward.h — the umbrella header of libkeyward.
+/* keyward.h — libkeyward's base header: the version, the error codes
+ * (kw_err, named by kw_strerror, negative ints as in libuv), the clock, and
+ * the two headers nearly every caller needs, key.h and scope.h.
  *
  * keyward issues, stores (hashed), verifies and enforces scoped API keys and
- * finds leaked ones.  The library is split by concern, one header each:
- *   key.h    key format, checksum, mask, hashing (no I/O)
- *   scope.h  scope parsing and satisfaction
- *   store.h  persistence behind one interface (SQLite, PostgreSQL)
- *   policy.h which route may be called by which credential
- *   flags.h  PostHog feature-flag evaluation (no I/O; include it directly)
- * Errors are negative ints (kw_err) with kw_strerror(), as in libuv. */
+ * finds leaked ones.  This is not an umbrella header: the library is split
+ * by concern, one header each, and a caller includes the ones it uses:
+ *   key.h       key format, checksum, mask, hashing (no I/O)
+ *   scope.h     scope parsing and satisfaction
+ *   store.h     persistence behind one interface (SQLite, PostgreSQL)
+ *   auth.h      verifying a presented key into a principal; rate limit
+ *   vcache.h    the verification cache;  ratelimit.h  per-key token buckets
+ *   policy.h    which route may be called by which credential
+ *   narrow.h    "never broader than the caller"
+ *   problem.h   the one shape of every refusal
+ *   service.h   the operations the HTTP API and the CLI share
+ *   session.h   console sign-in, sessions, invitations
+ *   flags.h     feature-flag evaluation (no I/O);  flagcache.h  definitions in memory
+ *   leak.h      leak reports;  scan.h  the scanner and redaction
+ *   report.h    the key report;  usage.h  scopes each key exercised
+ *   import.h    importing a PostHog installation
+ *   strbuf.h    the bounded text builder;  validate.h  request field readers */
 #ifndef KEYWARD_H
 #define KEYWARD_H
 

@@ -50,7 +50,7 @@ typedef struct kw_leak_result {
     char token_hash[65];   /* hex sha256 of the token */
     kw_key_kind kind;
     kw_leak_outcome outcome;
-    /* Who held it (SPEC §6 lists the owner): the user of a personal key, or
+    /* Who held it (named only to a signed report): the user of a personal key, or
      * the project of a secret key / project token.  Ids only — the reporter
      * may be anyone, so no e-mail or name; 0 when unknown. */
     int64_t owner_user_id;

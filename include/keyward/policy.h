@@ -53,13 +53,13 @@ typedef enum kw_route_id {
     KW_ROUTE_PSK_ROLL,
     KW_ROUTE_FLAG_DEFS_LEGACY,
     KW_ROUTE_FLAG_DEFS,
-    /* leak reports and departure (branch leak) */
+    /* leak reports, user departure, remote flag evaluation */
     KW_ROUTE_LEAK_REPORT,
     KW_ROUTE_LEAK_VERIFY,
     KW_ROUTE_USER_UPDATE,
     KW_ROUTE_FLAGS_EVAL,
     KW_ROUTE_DECIDE,
-    /* capture (phc_ in the body) and endpoints (issue 4) */
+    /* capture (phc_ in the body) and endpoints (named queries over events) */
     KW_ROUTE_CAPTURE_E,
     KW_ROUTE_CAPTURE_I_V0_E,
     KW_ROUTE_CAPTURE_BATCH,
@@ -73,7 +73,7 @@ typedef enum kw_route_id {
     KW_ROUTE_ENDPOINT_DELETE,
     KW_ROUTE_ENDPOINT_RUN_GET,
     KW_ROUTE_ENDPOINT_RUN_POST,
-    /* key lifecycle (SPEC §6) */
+    /* the project's key report */
     KW_ROUTE_KEY_REPORT,
     /* web console: sign-in, invitations, the embedded pages */
     KW_ROUTE_LOGIN,
@@ -85,6 +85,42 @@ typedef enum kw_route_id {
     KW_ROUTE_CONSOLE,
     KW_ROUTE_CONSOLE_INVITE,
     KW_ROUTE_CONSOLE_ASSET,
+    /* operations: readiness (liveness is KW_ROUTE_HEALTH) */
+    KW_ROUTE_HEALTH_READY,
+    /* organizations, their projects and members */
+    KW_ROUTE_ORG_LIST,
+    KW_ROUTE_ORG_CREATE,
+    KW_ROUTE_ORG_GET,
+    KW_ROUTE_ORG_UPDATE,
+    KW_ROUTE_ORG_DELETE,
+    KW_ROUTE_ORG_PROJECT_LIST,
+    KW_ROUTE_ORG_PROJECT_CREATE,
+    KW_ROUTE_MEMBER_LIST,
+    KW_ROUTE_MEMBER_UPDATE,
+    KW_ROUTE_MEMBER_DELETE,
+    KW_ROUTE_PROJECT_CREATE,
+    KW_ROUTE_PROJECT_UPDATE,
+    KW_ROUTE_PROJECT_DELETE,
+    /* what PostHog's browser and server SDKs fetch besides flags and
+     * capture: a project's settings (PATCH), its remote config,
+     * posthog-js's files for the HTML snippet, posthog-node's newer
+     * capture routes, group types */
+    KW_ROUTE_REMOTE_CONFIG,
+    KW_ROUTE_REMOTE_CONFIG_JS,
+    KW_ROUTE_STATIC_JS,
+    KW_ROUTE_STATIC_JS_VERSIONED,
+    KW_ROUTE_CAPTURE_V1,
+    KW_ROUTE_CAPTURE_AI,
+    KW_ROUTE_GROUP_TYPES_LIST,
+    KW_ROUTE_GROUP_TYPES_RENAME,
+    /* an organization's signed webhooks and their delivery log */
+    KW_ROUTE_WEBHOOK_LIST,
+    KW_ROUTE_WEBHOOK_CREATE,
+    KW_ROUTE_WEBHOOK_GET,
+    KW_ROUTE_WEBHOOK_UPDATE,
+    KW_ROUTE_WEBHOOK_DELETE,
+    KW_ROUTE_WEBHOOK_DELIVERIES,
+    KW_ROUTE_WEBHOOK_TEST,
     KW_ROUTE_COUNT
 } kw_route_id;
 
@@ -93,7 +129,8 @@ typedef struct kw_route {
     const char *method;
     /* segments; ":project" = project id or @current, ":org" = organization
      * id (membership and level checked like a project's), ":id" = any,
-     * ":num" = digits only (also read into id) */
+     * ":num" = digits only (also read into id), ":any" = any one segment
+     * but "." and "..", not kept */
     const char *pattern;
     unsigned credentials;     /* KW_CRED_* */
     const char *scope;        /* required scope, NULL = none */
@@ -104,6 +141,10 @@ typedef struct kw_route {
     /* 403 text when a personal key lacks the scope; NULL = the standard
      * "API key missing required scope '…'". */
     const char *scope_denied;
+    /* Acts in the caller's current organization, as if the path named
+     * :org = @current (POST /api/projects/): membership, narrowing and
+     * level are checked there like on an :org route. */
+    int in_current_org;
 } kw_route;
 
 #define KW_ROUTE_MAX_PARAM 128
@@ -112,7 +153,9 @@ typedef struct kw_route_match {
     const kw_route *route;
     char project[KW_ROUTE_MAX_PARAM];  /* raw :project segment, "" if none */
     char id[KW_ROUTE_MAX_PARAM];       /* raw :id segment, "" if none */
-    char org[KW_ROUTE_MAX_PARAM];      /* raw :org segment, "" if none */
+    /* The :org segment, "" if none; kw_policy_check replaces "@current"
+     * (and fills it for in_current_org routes) with the organization id. */
+    char org[KW_ROUTE_MAX_PARAM];
 } kw_route_match;
 
 typedef enum kw_match_result { KW_MATCH_OK, KW_MATCH_NO_ROUTE, KW_MATCH_BAD_METHOD } kw_match_result;
@@ -132,8 +175,15 @@ size_t kw_policy_allow(const char *path, char *out, size_t size);
  * project routes (the resolved :project, "@current" included) and *level
  * with the caller's membership level (in the :org for organization routes).
  * On refusal *problem says why. */
-int kw_policy_check(kw_store *store, const kw_route_match *m, const kw_principal *principal,
+int kw_policy_check(kw_store *store, kw_route_match *m, const kw_principal *principal,
                     kw_project *project, int *level, kw_problem *problem);
+
+/* The caller's current organization: the first of their organizations
+ * (oldest first, as /api/users/@me's "organization") that the key's
+ * scoped_organizations admit.  KW_ERR_NOTFOUND when none (or the caller
+ * is no person). */
+int kw_policy_current_org(kw_store *store, const kw_principal *principal,
+                          char org_id[KW_ID_LEN + 1]);
 
 /* True for a route that acts on an organization or a person's account
  * rather than inside a project: its path names no :project and either

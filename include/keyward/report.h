@@ -1,4 +1,4 @@
-/* report.h — the key report: rotation, use and least privilege (SPEC §6).
+/* report.h — the key report: rotation, use and least privilege.
  *
  * PostHog's security guide asks people to rotate keys quarterly and grant
  * the least scopes that work; this checks it.  For each key the report

@@ -19,7 +19,7 @@ typedef struct kw_call {
     const kw_principal *actor;
     const char *ip;           /* for the activity log; may be NULL */
     kw_verifier *verifier;    /* told of revocations; NULL outside the server */
-    /* Told of flag writes (kw_flagcache_bump); NULL outside the server. */
+    /* Told of flag writes (kw_flagcache_after_write); NULL outside the server. */
     struct kw_flagcache *flags;
 } kw_call;
 
@@ -60,6 +60,24 @@ int kw_flag_load(const kw_call *c, int64_t project_id, const char *id, kw_flag *
 /* Projects. */
 int kw_project_reset_token(const kw_call *c, kw_project *project, kw_problem *problem);
 
+/* A project's browser SDK settings (lib/org/sdk_settings.c): the fields of
+ * `body` that name one (booleans: autocapture_opt_out,
+ * capture_performance_opt_in, heatmaps_opt_in; other fields are ignored)
+ * are checked, then written with an activity entry in one transaction;
+ * *out is the settings after.  The policy has checked the actor's level. */
+int kw_project_settings_update(const kw_call *c, const kw_project *project, const json_t *body,
+                               kw_project_settings *out, kw_problem *problem);
+/* The same in two steps, for a PATCH that also changes other fields:
+ * parse checks the body's settings (absent ones -1 in *change) and writes
+ * nothing; apply writes them (nothing when all are -1) and fills *out. */
+int kw_project_settings_parse(const json_t *body, kw_project_settings *change,
+                              kw_problem *problem);
+int kw_project_settings_apply(const kw_call *c, const kw_project *project,
+                              const kw_project_settings *change, kw_project_settings *out,
+                              kw_problem *problem);
+/* Adds each setting to obj as a boolean, under its field name. */
+void kw_project_settings_json(const kw_project_settings *settings, json_t *obj);
+
 /* Bootstrap: first user, organization (owner) and project, and a phx_ key
  * with scope "*".  Refuses when the store already has a user. */
 int kw_bootstrap(kw_store *store, const char *email, const char *org_name,
@@ -96,7 +114,52 @@ int kw_audit_personal_key_context(const kw_call *c, const kw_pkey *key, const ch
  * (scope User) to every project of the target's organizations. */
 int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *out,
                        kw_problem *problem);
-/* Capture (lib/capture.c): events sent with a project token.  The token
+/* Organizations and their projects (lib/org/org.c).  The policy has
+ * already checked the caller's membership, narrowing and level in the
+ * organization (owners only delete one, admins rename and add projects).
+ * Names: an organization's at most 64 characters, a project's 200.
+ *
+ * kw_org_create: the actor becomes its owner; a key limited to
+ * organizations (scoped_organizations) cannot create one, since the new
+ * organization would lie outside its reach.
+ * kw_org_delete: deletes the organization with its projects, their phs_
+ * keys (revoked at once on every instance), phc_ tokens, flags, events and
+ * endpoints, its memberships and invitations.  Personal keys are not
+ * deleted: they lose the organization because nobody is a member any more
+ * (a key's scoped_organizations keeps the dead id, which is never reused
+ * and so grants nothing).
+ * kw_project_delete: the same for one project; a personal key scoped to
+ * it keeps the dead id in scoped_teams, and project ids are never reused,
+ * so it reaches no other project. */
+int kw_org_create(const kw_call *c, const json_t *body, kw_org *out, kw_problem *problem);
+int kw_org_update(const kw_call *c, const char *org_id, const json_t *body, kw_org *out,
+                  kw_problem *problem);
+int kw_org_delete(const kw_call *c, const char *org_id, kw_problem *problem);
+int kw_project_create(const kw_call *c, const char *org_id, const json_t *body, kw_project *out,
+                      kw_problem *problem);
+int kw_project_update(const kw_call *c, kw_project *project, const json_t *body,
+                      kw_problem *problem);
+int kw_project_delete(const kw_call *c, const kw_project *project, kw_problem *problem);
+/* Activity entries of an organization-wide change: one at organization
+ * level (project 0) and one in each of its projects, where readers of a
+ * project's log look. */
+int kw_audit_org(const kw_call *c, const char *org_id, const char *activity, const char *scope,
+                 const char *item_id, const char *name, json_t *changes, json_t *context);
+
+/* Members (lib/org/member.c), by user uuid in `org_id`, where the actor's
+ * level is `actor_level` (checked by the policy: admin or owner).  Nobody
+ * changes or removes someone above their own level or sets a level above
+ * their own; an organization always keeps an owner (the last one can be
+ * neither demoted nor removed).  Removal is departure from that
+ * organization: the member's personal keys stop reaching it at once
+ * (access is checked against memberships on every request), project
+ * secret keys they created keep working. */
+int kw_member_update(const kw_call *c, const char *org_id, int actor_level, const char *user_uuid,
+                     const json_t *body, kw_member *out, kw_problem *problem);
+int kw_member_remove(const kw_call *c, const char *org_id, int actor_level, const char *user_uuid,
+                     kw_problem *problem);
+
+/* Capture (lib/events/capture.c): events sent with a project token.  The token
  * the SDKs put in the payload (api_key, token, $token, properties.token;
  * for a list or a batch, of its first event), or NULL. */
 #define KW_CAPTURE_MAX_EVENTS 1000
@@ -105,8 +168,28 @@ const char *kw_payload_token(const json_t *payload);
  * {batch: [...]}) in one transaction; *stored = how many. */
 int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
                kw_problem *problem);
+/* A Capture V1 batch ({created_at, batch: [{event, uuid, distinct_id,
+ * timestamp, session_id?, window_id?, options, properties}]}): each event
+ * folded back into the body kw_capture stores (session_id → $session_id,
+ * options → their $ properties, $lib / $lib_version from `sdk_info`, the
+ * PostHog-Sdk-Info header "name/version", may be NULL), then stored like
+ * kw_capture's, all or nothing. */
+int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
+                  const char *sdk_info, size_t *stored, kw_problem *problem);
+/* Group types (lib/events/group_types.c): learns the types a list of
+ * captured events names ($groups keys, $groupidentify's $group_type),
+ * adding new ones at the next index while the project has fewer than
+ * KW_GROUP_TYPES_MAX.  Best effort: the events are already stored. */
+void kw_group_types_learn(const kw_call *c, int64_t project_id, const json_t *events);
+/* GET …/groups_types/: the project's types, PostHog's shape. */
+int kw_group_types_json(const kw_call *c, int64_t project_id, json_t **out, kw_problem *problem);
+/* PATCH …/groups_types/update_metadata: body [{group_type_index,
+ * name_singular?, name_plural?}], checked whole before any write; *out is
+ * the list after. */
+int kw_group_types_rename(const kw_call *c, const kw_project *project, const json_t *body,
+                          json_t **out, kw_problem *problem);
 
-/* Endpoints (lib/endpoint.c; schema in docs/endpoints.md), addressed by
+/* Endpoints (lib/events/endpoint.c; schema in docs/endpoints.md), addressed by
  * name inside `project`; the policy has already checked access. */
 int kw_endpoint_create(const kw_call *c, const kw_project *project, const json_t *body,
                        kw_endpoint *out, kw_problem *problem);

@@ -74,12 +74,20 @@ typedef struct kw_pkey {
     char scopes[KW_JSON_LIST_MAX];
     char scoped_teams[KW_JSON_LIST_MAX];
     char scoped_orgs[KW_JSON_LIST_MAX];
-    /* Lifecycle (SPEC §6): 0 = never expires / no limit.  scopes_used is
+    /* Lifecycle (expiry, rate limit, scopes used): 0 = never expires / no limit.  scopes_used is
      * the JSON list of scopes requests have exercised ("" = none yet),
      * merged in by the usage flush, never written per request. */
     kw_time expires_at;
     int32_t rate_limit_per_minute;
     char scopes_used[KW_JSON_LIST_MAX];
+    kw_time expiry_notified_at;  /* last expiry notice (webhooks: expiring soon before
+                                  * expires_at, expired after); 0 = never; a new
+                                  * expires_at clears it */
+    /* Read with the row by get and list (not by the verification reads):
+     * when the value before the last roll stops working (0 = none), so a
+     * listing needs no query per key.  `joined` says they were read. */
+    kw_time previous_value_expires_at;
+    int joined;
 } kw_pkey;
 
 /* A project secret key (phs_): belongs to the project, not to a person, so
@@ -98,6 +106,11 @@ typedef struct kw_psk {
     kw_time expires_at;             /* as kw_pkey */
     int32_t rate_limit_per_minute;
     char scopes_used[KW_JSON_LIST_MAX];
+    kw_time expiry_notified_at;  /* as kw_pkey */
+    /* As kw_pkey's, plus the creator's row (id 0 when none or deleted). */
+    kw_time previous_value_expires_at;
+    kw_user created_by_user;
+    int joined;
 } kw_psk;
 
 typedef struct kw_flag {
@@ -113,6 +126,10 @@ typedef struct kw_flag {
     int64_t created_by;  /* user id, 0 = none */
     kw_time created_at;
     kw_time updated_at;
+    /* Read with the row by get and the newest-first listing (the admin
+     * pages), so a page needs no query per flag; `joined` says so. */
+    kw_user created_by_user;
+    int joined;
 } kw_flag;
 
 typedef struct kw_activity {
@@ -180,6 +197,38 @@ int kw_store_membership_set(kw_store *store, int64_t user_id, const char *org_id
 int kw_store_membership_level(kw_store *store, int64_t user_id, const char *org_id, int *level);
 int kw_store_user_orgs(kw_store *store, int64_t user_id, kw_org_cb cb, void *ctx);
 
+/* Managing organizations, projects and members (lib/store/orgs.c).
+ * Deleting an organization deletes its projects, memberships and
+ * invitations; deleting a project deletes its secret keys, flags, events
+ * and endpoints — all by the schema's cascades, whose row triggers log
+ * each revoked phs_ key and phc_ token in the change log, so every
+ * verifier (on every instance) forgets them.  A deleted project's id is
+ * never handed out again.  KW_ERR_NOTFOUND when the row is not there. */
+typedef struct kw_member {
+    kw_user user;
+    int level;
+    kw_time joined_at;
+} kw_member;
+typedef int (*kw_member_cb)(void *ctx, const kw_member *member);
+
+int kw_store_org_rename(kw_store *store, const char *id, const char *name);
+int kw_store_org_delete(kw_store *store, const char *id);
+/* Inside a transaction: later membership changes of this organization
+ * wait until it ends (the last-owner rule is read and kept in one step). */
+int kw_store_org_lock(kw_store *store, const char *id);
+int kw_store_org_projects(kw_store *store, const char *org_id, kw_project_cb cb, void *ctx);
+/* Members by join time. */
+int kw_store_org_members(kw_store *store, const char *org_id, int64_t limit, int64_t offset,
+                         kw_member_cb cb, void *ctx);
+/* Members at min_level or above (0: all). */
+int kw_store_org_member_count(kw_store *store, const char *org_id, int min_level, int64_t *count);
+int kw_store_member_by_uuid(kw_store *store, const char *org_id, const char *user_uuid,
+                            kw_member *out);
+int kw_store_membership_update(kw_store *store, int64_t user_id, const char *org_id, int level);
+int kw_store_membership_delete(kw_store *store, int64_t user_id, const char *org_id);
+int kw_store_project_rename(kw_store *store, int64_t id, const char *name);
+int kw_store_project_delete(kw_store *store, int64_t id);
+
 /* Projects. */
 int kw_store_project_create(kw_store *store, kw_project *project);  /* fills id, uuid, created_at */
 int kw_store_project_get(kw_store *store, int64_t id, kw_project *out);
@@ -217,6 +266,20 @@ int kw_store_psk_get(kw_store *store, int64_t project_id, const char *id, kw_psk
 int kw_store_psk_list(kw_store *store, int64_t project_id, int64_t limit, int64_t offset,
                       kw_psk_cb cb, void *ctx);  /* newest first */
 int kw_store_psk_count(kw_store *store, int64_t project_id, int64_t *count);
+/* Expiry notices: keys expiring within `lead` of `now` with no notice
+ * since entering that window, or expired (within a day) with no notice
+ * since; at most `limit`, soonest first.  The mark sets
+ * expiry_notified_at to `now` only while the row still has `expires_at`
+ * and the notice `seen` (0 = none) read with it: KW_ERR_NOTFOUND when
+ * another writer changed either first. */
+int kw_store_pkey_expiry_due(kw_store *store, kw_time now, int64_t lead, int64_t limit,
+                             kw_pkey_cb cb, void *ctx);
+int kw_store_psk_expiry_due(kw_store *store, kw_time now, int64_t lead, int64_t limit,
+                            kw_psk_cb cb, void *ctx);
+int kw_store_pkey_expiry_mark(kw_store *store, const char *id, kw_time expires_at, kw_time seen,
+                              kw_time now);
+int kw_store_psk_expiry_mark(kw_store *store, const char *id, kw_time expires_at, kw_time seen,
+                             kw_time now);
 /* label, scopes, expires_at, rate_limit_per_minute */
 int kw_store_psk_update(kw_store *store, const kw_psk *key);
 int kw_store_psk_roll(kw_store *store, int64_t project_id, const char *id,
@@ -243,17 +306,42 @@ int kw_store_activity_list(kw_store *store, const kw_activity_query *query,
 int kw_store_activity_count(kw_store *store, const kw_activity_query *query, int64_t *count);
 
 /* The auth generation: a counter the database bumps, in the writing
- * transaction, whenever a key is rolled, re-scoped or deleted or a user is
- * (de)activated or deleted.  Verification caches compare it to drop
- * entries written by other processes or instances. */
+ * transaction, whenever a key is rolled, re-scoped or deleted, a user is
+ * (de)activated or deleted, or a project token changes.  Verification
+ * caches poll it and, when it moved, read what changed from the change
+ * log (kw_store_changes). */
 int kw_store_auth_generation(kw_store *store, int64_t *generation);
 
 /* The flags generation: bumped by the database, in the writing transaction,
  * on every INSERT, UPDATE or DELETE of a feature flag, whoever writes it.
- * Flag definition caches compare it to notice writes by other processes. */
+ * Flag definition caches poll it, as the verifier does the auth one. */
 int kw_store_flags_generation(kw_store *store, int64_t *generation);
 
-/* Change notifications (SPEC §9): waits up to timeout_ms for the database
+enum { KW_CHANGE_AUTH = 1, KW_CHANGE_FLAGS = 2, KW_CHANGE_ALL = 3 };
+
+/* The change log: every bump of the auth or flags generation writes one
+ * row, in the same transaction, naming what changed — so a cache can
+ * forget just that instead of everything.  `kind` is "personal" or
+ * "secret" (ref: the key id; a rolled-away value is logged as its key),
+ * "user" or "project" (ref: the id as text), or "flags" (ref: the project
+ * id, on the flags stream).  The generation of a change is the value the
+ * generation took when it was logged, so a stream's rows are numbered
+ * without gaps in commit order (the bump's row lock serializes writers). */
+typedef struct kw_change {
+    int64_t generation;
+    char kind[16];
+    char ref[KW_ID_LEN + 1];
+} kw_change;
+/* Calls fn for each change of `stream` (KW_CHANGE_AUTH or KW_CHANGE_FLAGS)
+ * with after < generation <= upto, oldest first.  Returns how many there
+ * were — fewer than upto - after when older rows were pruned — or a
+ * negative KW_ERR_*.  A non-zero return from fn stops and is returned. */
+int kw_store_changes(kw_store *store, int stream, int64_t after, int64_t upto,
+                     int (*fn)(void *ctx, const kw_change *change), void *ctx);
+/* Deletes the changes of `stream` up to and including `through`. */
+int kw_store_changes_prune(kw_store *store, int stream, int64_t through);
+
+/* Change notifications: waits up to timeout_ms for the database
  * to announce a write by anyone (PostgreSQL LISTEN keyward_auth /
  * keyward_flags on a dedicated connection).  KW_OK with *what = 0 on
  * timeout, else a mask of KW_CHANGE_*; after the notification connection
@@ -262,7 +350,6 @@ int kw_store_flags_generation(kw_store *store, int64_t *generation);
  * be reached (returns at once: the caller decides how long to back off);
  * KW_ERR_UNSUPPORTED when the backend has no notifications (SQLite: keep
  * polling the generations).  One waiter at a time. */
-enum { KW_CHANGE_AUTH = 1, KW_CHANGE_FLAGS = 2, KW_CHANGE_ALL = 3 };
 int kw_store_wait_change(kw_store *store, int timeout_ms, int *what);
 
 /* Verification in one read: the key row by its hash and its owner's
@@ -270,7 +357,8 @@ int kw_store_wait_change(kw_store *store, int timeout_ms, int *what);
  * kw_verify_personal.  KW_ERR_NOTFOUND when no key (or no user) matches. */
 int kw_store_pkey_auth_by_hash(kw_store *store, const char *secure_value, kw_pkey *out,
                                int *user_active);
-/* Previous values of rolled keys (SPEC §6, roll with a grace period): the
+/* Previous values of rolled keys (a roll may keep the old value working
+ * for a grace period): the
  * hash of a key's value before its last roll, accepted as the key until
  * expires_at.  kind is KW_KEY_PERSONAL or KW_KEY_SECRET.
  * kw_store_rolled_set replaces the key's previous values (all of them) by
@@ -290,7 +378,7 @@ int kw_store_rolled_expiry(kw_store *store, kw_key_kind kind, const char *key_id
                            kw_time *expires_at);
 int kw_store_rolled_live(kw_store *store, kw_time now, int64_t *count);
 
-/* ---- captured events and endpoints (issue 4) ------------------------------
+/* ---- captured events and endpoints ---------------------------------------
  * Events are what phc_ capture stores; endpoints are named, parameterised,
  * read-only queries over them.  A query is one of a fixed set of kinds, each
  * one fixed SQL statement per backend with bound parameters: nothing from a
@@ -357,6 +445,10 @@ typedef struct kw_endpoint {
     int64_t created_by;         /* user id, 0 = none */
     kw_time created_at;
     kw_time updated_at;
+    /* Read with the row by the listing only (the run path reads no more
+     * than it needs): the creator, so a page needs no query per row. */
+    kw_user created_by_user;
+    int joined;
 } kw_endpoint;
 
 typedef int (*kw_endpoint_cb)(void *ctx, const kw_endpoint *endpoint);
@@ -371,7 +463,7 @@ int kw_store_endpoint_count(kw_store *store, int64_t project_id, int64_t *count)
 /* name, description, query, variables, updated_at of row `id`. */
 int kw_store_endpoint_update(kw_store *store, const kw_endpoint *endpoint);
 int kw_store_endpoint_delete(kw_store *store, int64_t project_id, int64_t id);
-/* ---- key lifecycle (SPEC §6) ---------------------------------------------
+/* ---- key lifecycle: scope usage, last use ---------------------------------
  * Scope usage: ORs the JSON list `scopes_json` into the key's scopes_used
  * (set union, sorted).  Idempotent, so a flush that is retried or runs on
  * several instances converges; a key deleted meanwhile is not an error. */
@@ -410,7 +502,7 @@ int kw_store_key_touch_many(kw_store *store, const kw_key_touch *touches, size_t
 int kw_store_user_list(kw_store *store, kw_user_cb cb, void *ctx);
 int kw_store_project_list(kw_store *store, kw_project_cb cb, void *ctx);
 
-/* Legacy import (lib/import.c): rows with their original ids and times.
+/* Legacy import (lib/org/import.c): rows with their original ids and times.
  * Each returns KW_OK when inserted and KW_ERR_EXISTS when a row with that
  * id (or another unique value) is already there, changing nothing — so an
  * import can be re-run.  import_done runs after the last row of one import
@@ -478,5 +570,47 @@ int kw_store_login_failure_clear(kw_store *store, const char *key);
  * instance sharing the database agrees. */
 int kw_store_meta_secret(kw_store *store, const char *name, const char *candidate, char *out,
                          size_t size);
+
+/* What a project's browser SDK is told to do (its remote config): columns
+ * of the project row, read and written apart from it (only the remote
+ * config, the project's JSON and its admin's PATCH use them). */
+typedef struct kw_project_settings {
+    int autocapture_opt_out;         /* no $autocapture events */
+    int capture_performance_opt_in;  /* network timing ($performance_event) */
+    int heatmaps_opt_in;             /* $heatmap data */
+} kw_project_settings;
+int kw_store_project_settings_get(kw_store *store, int64_t project_id, kw_project_settings *out);
+/* A project's group types (PostHog's group analytics): learned from
+ * captured events, index 0-4 in order of first sight, at most
+ * KW_GROUP_TYPES_MAX per project.  Names are empty when unset (null). */
+#define KW_GROUP_TYPES_MAX 5
+#define KW_GROUP_TYPE_MAX 400  /* bytes of a group type's name */
+typedef struct kw_group_type {
+    int64_t project_id;
+    char group_type[KW_GROUP_TYPE_MAX + 1];
+    int64_t index;
+    char name_singular[KW_NAME_MAX + 1];
+    char name_plural[KW_NAME_MAX + 1];
+    kw_time created_at;
+} kw_group_type;
+typedef int (*kw_group_type_cb)(void *ctx, const kw_group_type *group_type);
+/* The project's group types by index; a non-zero return from cb stops. */
+int kw_store_group_types(kw_store *store, int64_t project_id, kw_group_type_cb cb, void *ctx);
+/* Adds `group_type` at the next index: KW_OK when added, KW_ERR_EXISTS
+ * when the name is there already, KW_ERR_LIMIT when the project has
+ * KW_GROUP_TYPES_MAX.  Two writers adding different names at once cannot
+ * take one index (the statement computes it, the index is unique; the
+ * loser retries). */
+int kw_store_group_type_add(kw_store *store, int64_t project_id, const char *group_type,
+                            kw_time now);
+/* Sets the display names of the type at `index` ("" stores null);
+ * KW_ERR_NOTFOUND when there is none. */
+int kw_store_group_type_rename(kw_store *store, int64_t project_id, int64_t index,
+                               const char *singular, const char *plural);
+
+/* Writes the members that are >= 0 and keeps the others (< 0);
+ * KW_ERR_NOTFOUND when the project does not exist. */
+int kw_store_project_settings_set(kw_store *store, int64_t project_id,
+                                  const kw_project_settings *settings);
 
 #endif

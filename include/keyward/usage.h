@@ -1,4 +1,4 @@
-/* usage.h — which scopes each key has actually exercised (SPEC §6).
+/* usage.h — which scopes each key has actually exercised.
  *
  * The least-privilege report needs, per key, the scopes its requests used.
  * Recording that must cost a request almost nothing and never a database

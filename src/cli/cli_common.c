@@ -58,3 +58,18 @@ void kw_cli_print_problem(const char *cmd, const kw_problem *p)
     else
         fprintf(stderr, "keyward %s: %s\n", cmd, p->detail);
 }
+
+int kw_cli_authorize(kw_store *store, const kw_principal *me, const char *cmd, const char *method,
+                     const char *path, kw_route_match *m, kw_project *project, int *level)
+{
+    kw_problem p;
+    if (kw_policy_match(method, path, m) != KW_MATCH_OK) {
+        fprintf(stderr, "keyward %s: not found\n", cmd);
+        return 1;
+    }
+    if (kw_policy_check(store, m, me, project, level, &p)) {
+        kw_cli_print_problem(cmd, &p);
+        return 1;
+    }
+    return 0;
+}

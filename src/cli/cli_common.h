@@ -3,6 +3,7 @@
 #define KW_CLI_COMMON_H
 
 #include "keyward/auth.h"
+#include "keyward/policy.h"
 #include "keyward/problem.h"
 #include "keyward/store.h"
 
@@ -13,5 +14,11 @@ kw_store *kw_cli_open_store(const char *option);
  * none beyond: membership checks still apply). 0, or an exit status. */
 int kw_cli_act_as(kw_store *store, const char *email, kw_principal *out);
 void kw_cli_print_problem(const char *cmd, const kw_problem *p);
+/* Runs the API's own route-table row for `method path` as `me`
+ * (kw_policy_match + kw_policy_check), so a command is allowed exactly
+ * what the same request to the API would be: 0 when allowed (m->org,
+ * *project and *level resolved), else 1 after printing why. */
+int kw_cli_authorize(kw_store *store, const kw_principal *me, const char *cmd, const char *method,
+                     const char *path, kw_route_match *m, kw_project *project, int *level);
 
 #endif

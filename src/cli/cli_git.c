@@ -7,9 +7,12 @@
  *
  * The repository git looks at is untrusted: every git run gets the
  * settings that make git execute something forced off (fsmonitor, hooks,
- * external diff, pager, askpass, network protocols), the system config is
- * ignored, and its output is parsed as hostile input (NUL-separated
- * records, headers checked byte by byte, sizes bounded before use). */
+ * external diff, pager, askpass, signature verification, network
+ * protocols), the system config is ignored, and its output is parsed as
+ * hostile input (NUL-separated records, headers checked byte by byte, sizes
+ * bounded before use).  git's own ownership check (safe.directory) is left
+ * as git applies it: a repository owned by someone else is refused, never
+ * waved through with a `-c safe.directory`. */
 #include "cli/cli_git.h"
 
 #include <errno.h>
@@ -19,6 +22,8 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +36,11 @@ static const char *const GIT_SAFE[] = {
     "-c", "protocol.allow=never",  "-c", "diff.external=",           "-c", "credential.helper=",
     "-c", "core.alternateRefsCommand=", "-c", "uploadpack.packObjectsHook=",
     "-c", "core.untrackedCache=false",
+    /* `git log` verifies signed commits with gpg.program when the repository
+     * sets log.showSignature: a program the repository names */
+    "-c", "log.showSignature=false", "-c", "gpg.program=false",
+    "-c", "gpg.openpgp.program=false", "-c", "gpg.x509.program=false",
+    "-c", "gpg.ssh.program=false",
 };
 #define GIT_SAFE_N (sizeof GIT_SAFE / sizeof GIT_SAFE[0])
 
@@ -139,9 +149,14 @@ int cli_run_capture(const char *const argv[], int keep_stderr, char **out, size_
 
 FILE *cli_spawn_reader(const char *const argv[], pid_t *pid)
 {
+    return cli_spawn_reader_from(argv, -1, pid);
+}
+
+FILE *cli_spawn_reader_from(const char *const argv[], int stdin_fd, pid_t *pid)
+{
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return NULL;
-    if (spawn(argv, -1, fds[1], 1, pid) != 0) {
+    if (spawn(argv, stdin_fd, fds[1], 1, pid) != 0) {
         close(fds[0]);
         close(fds[1]);
         return NULL;
@@ -153,6 +168,51 @@ FILE *cli_spawn_reader(const char *const argv[], pid_t *pid)
         cli_wait(*pid);
     }
     return f;
+}
+
+/* The variables by which the caller's environment names a repository (set,
+ * for one, while git runs a hook); a repository given as a path must win. */
+static void forget_env_repository(void)
+{
+    static const char *const VARS[] = {
+        "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
+    };
+    for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++) unsetenv(VARS[i]);
+}
+
+int cli_git_use_repository(const char *path, int need_work_tree, const char *what)
+{
+    const char *shown = path ? path : "the current directory";
+    struct stat st;
+    if (path && stat(path, &st) != 0) {
+        fprintf(stderr, "keyward scan: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (path && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "keyward scan: %s is not a directory; %s takes a git repository\n", path,
+                what);
+        return -1;
+    }
+    if (path) forget_env_repository();
+    /* git's stderr is kept: "detected dubious ownership" is worth reading */
+    const char *argv[] = {"git", "-C", path ? path : ".", "rev-parse", "--is-inside-work-tree",
+                          NULL};
+    char *out = NULL;
+    int status = cli_run_capture(argv, 1, &out, NULL);
+    int work_tree = status == 0 && out && strncmp(out, "true\n", 5) == 0;
+    free(out);
+    if (status != 0) {
+        fprintf(stderr, "keyward scan: %s: %s is not in a git repository git will read\n", what,
+                shown);
+        return -1;
+    }
+    if (need_work_tree && !work_tree) {
+        fprintf(stderr, "keyward scan: %s: %s has no work tree (a bare repository?)\n", what,
+                shown);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_git_in_work_tree(const char *dir)
@@ -171,7 +231,7 @@ struct cli_git_batch {
     FILE *from_git;
 };
 
-int cli_git_batch_open(cli_git_batch **out)
+int cli_git_batch_open(cli_git_batch **out, const char *repo)
 {
     int in[2], outp[2];
     if (pipe2(in, O_CLOEXEC) != 0) return -1;
@@ -181,7 +241,9 @@ int cli_git_batch_open(cli_git_batch **out)
         return -1;
     }
     cli_git_batch *b = calloc(1, sizeof *b);
-    const char *argv[] = {"git", "cat-file", "--batch", NULL};
+    const char *in_repo[] = {"git", "-C", repo, "cat-file", "--batch", NULL};
+    const char *here[] = {"git", "cat-file", "--batch", NULL};
+    const char *const *argv = repo ? in_repo : here;
     if (!b || spawn(argv, in[0], outp[1], 1, &b->pid) != 0) {
         free(b);
         close(in[0]);

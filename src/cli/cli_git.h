@@ -15,14 +15,23 @@ int cli_run_capture(const char *const argv[], int keep_stderr, char **out, size_
 
 /* Starts argv with a pipe to read its stdout; *pid for cli_wait. */
 FILE *cli_spawn_reader(const char *const argv[], pid_t *pid);
+/* The same with stdin read from stdin_fd (which the caller still closes). */
+FILE *cli_spawn_reader_from(const char *const argv[], int stdin_fd, pid_t *pid);
 int cli_wait(pid_t pid);
 
+/* Checks that git will read `path` (NULL: the current directory) as a
+ * repository, with a work tree when need_work_tree; prints why not (naming
+ * `what`, the option) and returns -1.  A path given (`scan --git-history
+ * PATH`) also drops GIT_DIR and the other variables that would make git
+ * look elsewhere; without one they stay (a hook's GIT_INDEX_FILE). */
+int cli_git_use_repository(const char *path, int need_work_tree, const char *what);
 /* True when `dir` is inside a git work tree. */
 int cli_git_in_work_tree(const char *dir);
 
 /* `git cat-file --batch`: one long-lived process answering object queries. */
 typedef struct cli_git_batch cli_git_batch;
-int cli_git_batch_open(cli_git_batch **out);
+/* repo: run in that directory (git -C), or NULL for the current one. */
+int cli_git_batch_open(cli_git_batch **out, const char *repo);
 /* Reads blob `oid` (hex object id; never a "rev:path" name, whose syntax a
  * hostile file name could take over) into *buf (grown as needed).  Returns
  * 0, 2 when it is over max_size (not read; *len is its size), -1 when it

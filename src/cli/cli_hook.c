@@ -22,7 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_git.h"
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 #define HOOK_MARKER "# keyward-hook: pre-commit secret scan"
 

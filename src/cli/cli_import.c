@@ -2,7 +2,7 @@
  * JSON format of docs/import.md) into the store, in one transaction.
  * An export never grafts onto existing accounts unless --merge is given
  * and each existing row matches exactly; then rows already there are
- * skipped and counted.  The work is lib/import.c's; this file reads the
+ * skipped and counted.  The work is lib/org/import.c's; this file reads the
  * file and prints the counts. */
 #include <getopt.h>
 #include <stdio.h>

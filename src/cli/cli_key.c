@@ -1,6 +1,6 @@
 /* cli_key.c — `keyward key create|list|roll|revoke`: personal keys from the
  * shell, acting as a user (--email).  Same rules as the API: the request is
- * built as the JSON body the API would receive and goes through lib/pkey.c. */
+ * built as the JSON body the API would receive and goes through lib/keys/pkey.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* cli_redact.c — `keyward redact`: stdin to stdout, every key and secret
- * replaced by its mask.  The streaming logic lives in lib/redact.c; this
+ * replaced by its mask.  The streaming logic lives in lib/scan/redact.c; this
  * file reads straight into the redactor's 1 MiB buffer (so a large file
  * goes at block-scan speed with no copy) and writes whatever the redactor
  * releases at once, which for a log pipe is each complete line as it

@@ -1,5 +1,6 @@
 /* cli_report.c — `keyward keys report` (also `keyward key report`): the
- * key report of SPEC §6 from the shell.
+ * key report (rotation, use, least privilege) from the shell, the same as
+ * GET /api/projects/:id/key_report/.
  *
  * With --email, the report covers that user's personal keys and the
  * project secret keys of every project of their organizations; without
@@ -16,7 +17,7 @@
 #include "cli/cli_common.h"
 #include "keyward/keyward.h"
 #include "keyward/report.h"
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 static void usage(FILE *out)
 {

@@ -11,21 +11,27 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_git.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
 
 static void scan_usage(FILE *out)
 {
     fprintf(out,
-            "usage: keyward scan [PATH...] [-] [--staged] [--git-history [--since REV]]\n"
-            "                    [--format text|json|sarif] [--baseline FILE] [--rules FILE]\n"
-            "                    [--max-size BYTES] [--threads N] [--no-ignore]\n"
-            "                    [--verify URL [--verify-key phx_…]]\n"
+            "usage: keyward scan [OPTIONS] [PATH...] [-]\n"
+            "       keyward scan [OPTIONS] --staged [REPO]\n"
+            "       keyward scan [OPTIONS] --git-history [--since REV] [REPO]\n"
+            "OPTIONS: [--format text|json|sarif] [--baseline FILE] [--rules FILE]\n"
+            "         [--max-size BYTES] [--threads N] [--no-ignore]\n"
+            "         [--verify URL [--verify-key phx_…]]\n"
             "\n"
             "Finds PostHog/keyward keys (phx_, phs_, phc_) and other secrets.\n"
             "  PATH...          files or directories (default: .); '-' reads stdin\n"
             "  --staged         scan the blobs staged for the next commit\n"
             "  --git-history    scan every line ever added in the repository's history\n"
+            "  REPO             with --staged/--git-history: the repository (default: the\n"
+            "                   one holding the current directory); file names are\n"
+            "                   reported relative to its top\n"
             "  --since REV      with --git-history: only commits not reachable from REV\n"
             "  --format F       text (default), json or sarif\n"
             "  --baseline FILE  ignore findings listed in FILE (output of --format json)\n"
@@ -118,9 +124,14 @@ int kw_cli_scan(int argc, char **argv)
         fprintf(stderr, "keyward scan: --since needs --git-history\n");
         goto usage_error;
     }
+    const char *repo = NULL; /* --staged/--git-history: the repository given, if any */
     if ((staged || history) && optind < argc) {
-        fprintf(stderr, "keyward scan: paths cannot be combined with --staged/--git-history\n");
-        goto usage_error;
+        if (argc - optind > 1 || strcmp(argv[optind], "-") == 0) {
+            fprintf(stderr, "keyward scan: --staged/--git-history take at most one repository "
+                            "path (not '-')\n");
+            goto usage_error;
+        }
+        repo = argv[optind];
     }
     if (staged && history) {
         fprintf(stderr, "keyward scan: choose one of --staged and --git-history\n");
@@ -150,10 +161,13 @@ int kw_cli_scan(int argc, char **argv)
         fprintf(stderr, "keyward: %s\n", kw_strerror(rc));
         goto cleanup;
     }
-    if (staged) {
-        rc = cli_scan_staged(&ctx);
+    if ((staged || history) &&
+        cli_git_use_repository(repo, staged, staged ? "--staged" : "--git-history")) {
+        rc = -1;
+    } else if (staged) {
+        rc = cli_scan_staged(&ctx, repo);
     } else if (history) {
-        rc = cli_scan_history(&ctx, since);
+        rc = cli_scan_history(&ctx, repo, since);
     } else {
         char *dot[] = {"."};
         char **paths = optind < argc ? argv + optind : dot;

@@ -23,6 +23,7 @@ typedef struct cli_finding {
      * can be asked about it; never printed, wiped on free.  "" otherwise. */
     char key[KW_KEY_LEN + 1];
     int live;         /* -1 not asked, 0 not live, 1 live */
+    size_t order;     /* --git-history: the commit's place in `git log` order */
 } cli_finding;
 
 typedef struct cli_findings {
@@ -57,10 +58,16 @@ int cli_load_engine(const char *rules_path, kw_scan_rules **rules_out,
  * printed to stderr (non-zero). */
 int cli_scan_paths(cli_scan_ctx *ctx, char **paths, size_t count);
 int cli_scan_stdin(cli_scan_ctx *ctx);
-int cli_scan_staged(cli_scan_ctx *ctx);
+/* repo: the repository's directory (git -C), or NULL for the current one. */
+int cli_scan_staged(cli_scan_ctx *ctx, const char *repo);
 /* A file name made safe to print (malloc'd; see cli_scan_sources.c). */
 char *cli_display_name(const char *raw);
-int cli_scan_history(cli_scan_ctx *ctx, const char *since);
+/* cli_scan_history.c */
+int cli_scan_history(cli_scan_ctx *ctx, const char *repo, const char *since);
+/* Scans one buffer of lines from `file` (at `commit`, may be NULL); with a
+ * line_map, buffer line i+1 is reported as line_map[i] (lines entries). */
+int cli_scan_lines(cli_scan_ctx *ctx, const char *data, size_t len, const char *file,
+                   const char *commit, const size_t *line_map, size_t lines);
 
 /* Reports (cli_scan_report.c). */
 int cli_baseline_filter(cli_findings *list, const char *path);

@@ -7,10 +7,7 @@
  *   stdin    read whole, scanned once.
  *   staged   `git diff --cached --name-only -z --diff-filter=ACMR`, then
  *            each blob `:path` from one `git cat-file --batch` process.
- *   history  `git log -p --all` (or `--all ^REV`), streamed: the added
- *            lines of each file diff are gathered into one buffer with a
- *            map to their line numbers in the new file, and scanned at once.
- *            A secret is so reported once, at the commit that added it. */
+ *   history  in cli_scan_history.c. */
 #include <dirent.h>
 #include <openssl/crypto.h>
 #include <errno.h>
@@ -23,7 +20,7 @@
 #include "cli/cli_git.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 /* ---- findings list -------------------------------------------------- */
 
@@ -317,8 +314,20 @@ static int scan_one(cli_scan_ctx *ctx, buffer_ctx *b, const char *data, size_t l
 {
     int rc = kw_scan_buffer(ctx->engine, ctx->scratch, data, len,
                             KW_SCAN_LOCATE | KW_SCAN_HONOR_ALLOW, on_buffer_finding, b);
-    if (rc) fprintf(stderr, "keyward scan: %s: %s\n", b->file, kw_strerror(rc));
+    if (rc) {
+        char *shown = cli_display_name(b->file);
+        fprintf(stderr, "keyward scan: %s: %s\n", shown ? shown : "(a file)", kw_strerror(rc));
+        free(shown);
+    }
     return rc;
+}
+
+int cli_scan_lines(cli_scan_ctx *ctx, const char *data, size_t len, const char *file,
+                   const char *commit, const size_t *line_map, size_t lines)
+{
+    buffer_ctx b = {.ctx = ctx, .file = file, .commit = commit, .line_map = line_map,
+                    .line_map_len = lines};
+    return scan_one(ctx, &b, data, len);
 }
 
 int cli_scan_stdin(cli_scan_ctx *ctx)
@@ -350,24 +359,25 @@ cleanup:
     return rc;
 }
 
-int cli_scan_staged(cli_scan_ctx *ctx)
+int cli_scan_staged(cli_scan_ctx *ctx, const char *repo)
 {
     /* --raw names each staged blob by object id, never by "rev:path" */
-    const char *argv[] = {"git", "diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames",
-                          "--no-ext-diff", "--no-textconv", "--diff-filter=ACMR", NULL};
+    const char *argv[] = {"git", "-C", repo ? repo : ".", "diff", "--cached", "--raw", "-z",
+                          "--no-abbrev", "--no-renames", "--no-ext-diff", "--no-textconv",
+                          "--diff-filter=ACMR", NULL};
     char *recs = NULL, *blob = NULL;
     size_t recs_len = 0, cap = 0, len = 0;
     cli_git_batch *batch = NULL;
     int rc = -1;
     if (cli_run_capture(argv, 1, &recs, &recs_len) != 0) {
-        fprintf(stderr, "keyward scan: --staged needs a git repository\n");
+        fprintf(stderr, "keyward scan: git diff --cached failed\n");
         goto cleanup;
     }
     if (recs_len == 0) {
         rc = 0;
         goto cleanup;
     }
-    if (cli_git_batch_open(&batch) != 0) {
+    if (cli_git_batch_open(&batch, repo) != 0) {
         fprintf(stderr, "keyward scan: cannot run git cat-file\n");
         goto cleanup;
     }
@@ -403,160 +413,5 @@ cleanup:
     cli_git_batch_close(batch);
     free(recs);
     free(blob);
-    return rc;
-}
-
-/* ---- history -------------------------------------------------------- */
-
-typedef struct file_diff {
-    char commit[41];
-    char *file;
-    char *text;       /* added lines, '\n'-terminated */
-    size_t len, cap;
-    size_t *line_map; /* per added line: its number in the new file */
-    size_t lines, lines_cap;
-} file_diff;
-
-static int diff_add_line(file_diff *d, const char *s, size_t n, size_t new_line)
-{
-    if (d->len + n + 1 > d->cap) {
-        size_t cap = d->cap ? d->cap : 4096;
-        while (cap < d->len + n + 1) cap *= 2;
-        char *t = realloc(d->text, cap);
-        if (!t) return -1;
-        d->text = t;
-        d->cap = cap;
-    }
-    if (d->lines == d->lines_cap) {
-        size_t cap = d->lines_cap ? d->lines_cap * 2 : 256;
-        size_t *m = realloc(d->line_map, cap * sizeof *m);
-        if (!m) return -1;
-        d->line_map = m;
-        d->lines_cap = cap;
-    }
-    memcpy(d->text + d->len, s, n);
-    d->len += n;
-    d->text[d->len++] = '\n';
-    d->line_map[d->lines++] = new_line;
-    return 0;
-}
-
-static int diff_flush(cli_scan_ctx *ctx, file_diff *d)
-{
-    int rc = 0;
-    if (d->file && d->len && !kw_scan_looks_binary(d->text, d->len)) {
-        buffer_ctx b = {.ctx = ctx, .file = d->file, .commit = d->commit,
-                        .line_map = d->line_map, .line_map_len = d->lines};
-        rc = scan_one(ctx, &b, d->text, d->len);
-    }
-    free(d->file);
-    d->file = NULL;
-    d->len = 0;
-    d->lines = 0;
-    return rc;
-}
-
-/* "+++ b/path" (git may quote unusual names: "+++ \"b/p\\tq\""; we strip
- * the quotes and keep escapes as they are, which is good enough to name it). */
-static char *diff_path(const char *s)
-{
-    size_t n = strcspn(s, "\n");
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s++;
-        n -= 2;
-    }
-    if (n >= 2 && s[0] == 'b' && s[1] == '/') {
-        s += 2;
-        n -= 2;
-    }
-    return strndup(s, n);
-}
-
-int cli_scan_history(cli_scan_ctx *ctx, const char *since)
-{
-    char *not_since = NULL;
-    const char *argv[16];
-    int a = 0;
-    argv[a++] = "git";
-    argv[a++] = "-c";
-    argv[a++] = "core.quotepath=off";
-    argv[a++] = "log";
-    argv[a++] = "-p";
-    argv[a++] = "--no-color";
-    argv[a++] = "--no-ext-diff";
-    argv[a++] = "--no-textconv";
-    argv[a++] = "--format=format:commit %H";
-    argv[a++] = "--all";
-    if (since) {
-        if (!(not_since = kw_strdupf("^%s", since))) return -1;
-        argv[a++] = not_since;
-    }
-    argv[a++] = "--";
-    argv[a] = NULL;
-    pid_t pid;
-    FILE *log = cli_spawn_reader(argv, &pid);
-    if (!log) {
-        free(not_since);
-        fprintf(stderr, "keyward scan: cannot run git log\n");
-        return -1;
-    }
-    file_diff d = {0};
-    char *line = NULL;
-    size_t line_cap = 0, new_line = 0;
-    long old_left = 0, new_left = 0; /* lines still to come in the current hunk */
-    ssize_t n;
-    int rc = 0;
-    while (rc == 0 && (n = getline(&line, &line_cap, log)) > 0) {
-        if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
-        if (old_left > 0 || new_left > 0) {
-            if (line[0] == '+') {
-                rc = diff_add_line(&d, line + 1, (size_t)n - 1, new_line++);
-                new_left--;
-            } else if (line[0] == '-') {
-                old_left--;
-            } else if (line[0] == ' ' || n == 0) {
-                old_left--;
-                new_left--;
-                new_line++;
-            } /* '\\ No newline at end of file' changes nothing */
-            continue;
-        }
-        if (strncmp(line, "commit ", 7) == 0) {
-            rc = diff_flush(ctx, &d);
-            snprintf(d.commit, sizeof d.commit, "%s", line + 7);
-        } else if (strncmp(line, "diff --git ", 11) == 0) {
-            rc = diff_flush(ctx, &d);
-        } else if (strncmp(line, "+++ ", 4) == 0) {
-            free(d.file);
-            d.file = strcmp(line + 4, "/dev/null") ? diff_path(line + 4) : NULL;
-        } else if (strncmp(line, "@@ -", 4) == 0) {
-            /* @@ -a[,b] +c[,d] @@ */
-            long old_start = 0, old_count = 1, new_start = 0, new_count = 1;
-            char *p = line + 4;
-            old_start = strtol(p, &p, 10);
-            if (*p == ',') old_count = strtol(p + 1, &p, 10);
-            if (*p == ' ' && p[1] == '+') {
-                new_start = strtol(p + 2, &p, 10);
-                if (*p == ',') new_count = strtol(p + 1, &p, 10);
-            }
-            (void)old_start;
-            old_left = old_count;
-            new_left = new_count;
-            new_line = (size_t)new_start;
-        }
-    }
-    if (rc == 0) rc = diff_flush(ctx, &d);
-    else fprintf(stderr, "keyward scan: out of memory reading history\n");
-    free(line);
-    free(d.file);
-    free(d.text);
-    free(d.line_map);
-    fclose(log);
-    int status = cli_wait(pid);
-    free(not_since);
-    if (rc == 0 && status != 0) {
-        fprintf(stderr, "keyward scan: git log failed (not a repository, or bad --since?)\n");
-        rc = -1;
-    }
     return rc;
 }

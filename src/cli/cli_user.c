@@ -3,7 +3,7 @@
  *
  * The operator at the shell holds the database already, so no membership
  * check applies (the API's PATCH /api/users/:id/ requires an organization
- * admin); the change still goes through lib/user.c, in one transaction
+ * admin); the change still goes through lib/org/user.c, in one transaction
  * with its activity entries ("cli" as the address, no acting user).  A
  * running server drops its cached verifications within its auth
  * generation poll (200 ms), so the user's personal keys stop working

@@ -153,8 +153,8 @@ int kw_body_decode(const kw_http_req *req, const char **out, size_t *len, kw_pro
     *out = req->body;
     *len = req->body_len;
     if (!req->body_len) return 0;
-    const char *enc = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Encoding");
-    const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
+    const char *enc = kw_req_header(req, "Content-Encoding");
+    const char *type = kw_req_header(req, "Content-Type");
     const char *compression = kw_req_query(req, "compression");
     const unsigned char *b = (const unsigned char *)req->body;
     int gzip_magic = req->body_len >= 2 && b[0] == 0x1f && b[1] == 0x8b;

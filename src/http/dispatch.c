@@ -14,7 +14,9 @@
  * Routes that take only the project token (phc_: capture, /flags, /decide)
  * read it from the body (as PostHog's SDKs send it) and ignore
  * Authorization altogether: a phx_ or phs_ header neither replaces a
- * missing body token nor is refused for being there.  Those routes answer
+ * missing body token nor is refused for being there.  The one exception is
+ * Capture V1, whose body has no token: it is the bearer token there, and
+ * only there.  Those routes answer
  * browsers too, so they carry Access-Control-Allow-Origin.  OPTIONS on any
  * known path is 204 with Allow (DRF answers every view). */
 #include <stdio.h>
@@ -24,67 +26,108 @@
 
 #include "http/http.h"
 #include "keyward/keyward.h"
+#include "keyward/metrics.h"
 
-static const kw_handler HANDLERS[KW_ROUTE_COUNT] = {
-    [KW_ROUTE_HEALTH] = kw_h_health,
-    [KW_ROUTE_ME] = kw_h_me,
-    [KW_ROUTE_PROJECT_LIST] = kw_h_project_list,
-    [KW_ROUTE_PROJECT_GET] = kw_h_project_get,
-    [KW_ROUTE_PROJECT_RESET_TOKEN] = kw_h_project_reset_token,
-    [KW_ROUTE_PKEY_LIST] = kw_h_pkey_list,
-    [KW_ROUTE_PKEY_CREATE] = kw_h_pkey_create,
-    [KW_ROUTE_PKEY_CURRENT] = kw_h_pkey_get,
-    [KW_ROUTE_PKEY_GET] = kw_h_pkey_get,
-    [KW_ROUTE_PKEY_UPDATE] = kw_h_pkey_update,
-    [KW_ROUTE_PKEY_DELETE] = kw_h_pkey_delete,
-    [KW_ROUTE_PKEY_ROLL] = kw_h_pkey_roll,
-    [KW_ROUTE_FLAG_LIST] = kw_h_flag_list,
-    [KW_ROUTE_FLAG_CREATE] = kw_h_flag_create,
-    [KW_ROUTE_FLAG_GET] = kw_h_flag_get,
-    [KW_ROUTE_FLAG_UPDATE] = kw_h_flag_update,
-    [KW_ROUTE_FLAG_DELETE] = kw_h_flag_delete,
-    [KW_ROUTE_ACTIVITY_LIST] = kw_h_activity_list,
-    [KW_ROUTE_PSK_LIST] = kw_h_psk_list,
-    [KW_ROUTE_PSK_CREATE] = kw_h_psk_create,
-    [KW_ROUTE_PSK_GET] = kw_h_psk_get,
-    [KW_ROUTE_PSK_UPDATE] = kw_h_psk_update,
-    [KW_ROUTE_PSK_DELETE] = kw_h_psk_delete,
-    [KW_ROUTE_PSK_ROLL] = kw_h_psk_roll,
-    [KW_ROUTE_FLAG_DEFS_PROJECT] = kw_h_flag_definitions,
-    [KW_ROUTE_FLAG_REMOTE_CONFIG] = kw_h_flag_remote_config,
-    [KW_ROUTE_FLAG_DEFS_LEGACY] = kw_h_flag_definitions,
-    [KW_ROUTE_FLAG_DEFS] = kw_h_flag_definitions,
-    [KW_ROUTE_LEAK_REPORT] = kw_h_leak_report,
-    [KW_ROUTE_LEAK_VERIFY] = kw_h_leak_verify,
-    [KW_ROUTE_USER_UPDATE] = kw_h_user_update,
-    [KW_ROUTE_FLAGS_EVAL] = kw_h_flags_eval,
-    [KW_ROUTE_DECIDE] = kw_h_decide,
-    [KW_ROUTE_CAPTURE_E] = kw_h_capture,
-    [KW_ROUTE_CAPTURE_I_V0_E] = kw_h_capture,
-    [KW_ROUTE_CAPTURE_BATCH] = kw_h_capture,
-    [KW_ROUTE_CAPTURE_CAPTURE] = kw_h_capture,
-    [KW_ROUTE_CAPTURE_TRACK] = kw_h_capture,
-    [KW_ROUTE_CAPTURE_ENGAGE] = kw_h_capture,
-    [KW_ROUTE_ENDPOINT_LIST] = kw_h_endpoint_list,
-    [KW_ROUTE_ENDPOINT_CREATE] = kw_h_endpoint_create,
-    [KW_ROUTE_ENDPOINT_GET] = kw_h_endpoint_get,
-    [KW_ROUTE_ENDPOINT_UPDATE] = kw_h_endpoint_update,
-    [KW_ROUTE_ENDPOINT_DELETE] = kw_h_endpoint_delete,
-    [KW_ROUTE_ENDPOINT_RUN_GET] = kw_h_endpoint_run,
-    [KW_ROUTE_ENDPOINT_RUN_POST] = kw_h_endpoint_run,
-    /* key lifecycle (SPEC §6) */
-    [KW_ROUTE_PKEY_REPORT] = kw_h_pkey_report,
-    [KW_ROUTE_KEY_REPORT] = kw_h_key_report,
-    [KW_ROUTE_LOGIN] = kw_h_login,
-    [KW_ROUTE_LOGOUT] = kw_h_logout,
-    [KW_ROUTE_SESSION] = kw_h_session,
-    [KW_ROUTE_INVITE_CREATE] = kw_h_invite_create,
-    [KW_ROUTE_INVITE_ACCEPT] = kw_h_invite_accept,
-    [KW_ROUTE_INVITE_GET] = kw_h_invite_get,
-    [KW_ROUTE_CONSOLE] = kw_h_console,
-    [KW_ROUTE_CONSOLE_INVITE] = kw_h_console,
-    [KW_ROUTE_CONSOLE_ASSET] = kw_h_console_asset,
-};
+/* The handler of each route id.  A switch without a default, built with
+ * -Wswitch made an error right here: a route id added to the table in
+ * keyward/policy.h without a handler below fails the build, whatever
+ * flags the build uses (tests/check_handler_table.sh proves it). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+static kw_handler handler_of(kw_route_id id)
+{
+    switch (id) {
+    case KW_ROUTE_HEALTH: return kw_h_health;
+    case KW_ROUTE_ME: return kw_h_me;
+    case KW_ROUTE_PROJECT_LIST: return kw_h_project_list;
+    case KW_ROUTE_PROJECT_GET: return kw_h_project_get;
+    case KW_ROUTE_PROJECT_RESET_TOKEN: return kw_h_project_reset_token;
+    case KW_ROUTE_PKEY_LIST: return kw_h_pkey_list;
+    case KW_ROUTE_PKEY_CREATE: return kw_h_pkey_create;
+    case KW_ROUTE_PKEY_CURRENT: return kw_h_pkey_get;
+    case KW_ROUTE_PKEY_GET: return kw_h_pkey_get;
+    case KW_ROUTE_PKEY_UPDATE: return kw_h_pkey_update;
+    case KW_ROUTE_PKEY_DELETE: return kw_h_pkey_delete;
+    case KW_ROUTE_PKEY_ROLL: return kw_h_pkey_roll;
+    case KW_ROUTE_FLAG_LIST: return kw_h_flag_list;
+    case KW_ROUTE_FLAG_CREATE: return kw_h_flag_create;
+    case KW_ROUTE_FLAG_GET: return kw_h_flag_get;
+    case KW_ROUTE_FLAG_UPDATE: return kw_h_flag_update;
+    case KW_ROUTE_FLAG_DELETE: return kw_h_flag_delete;
+    case KW_ROUTE_ACTIVITY_LIST: return kw_h_activity_list;
+    case KW_ROUTE_PSK_LIST: return kw_h_psk_list;
+    case KW_ROUTE_PSK_CREATE: return kw_h_psk_create;
+    case KW_ROUTE_PSK_GET: return kw_h_psk_get;
+    case KW_ROUTE_PSK_UPDATE: return kw_h_psk_update;
+    case KW_ROUTE_PSK_DELETE: return kw_h_psk_delete;
+    case KW_ROUTE_PSK_ROLL: return kw_h_psk_roll;
+    case KW_ROUTE_FLAG_DEFS_PROJECT: return kw_h_flag_definitions;
+    case KW_ROUTE_FLAG_REMOTE_CONFIG: return kw_h_flag_remote_config;
+    case KW_ROUTE_FLAG_DEFS_LEGACY: return kw_h_flag_definitions;
+    case KW_ROUTE_FLAG_DEFS: return kw_h_flag_definitions;
+    case KW_ROUTE_LEAK_REPORT: return kw_h_leak_report;
+    case KW_ROUTE_LEAK_VERIFY: return kw_h_leak_verify;
+    case KW_ROUTE_USER_UPDATE: return kw_h_user_update;
+    case KW_ROUTE_FLAGS_EVAL: return kw_h_flags_eval;
+    case KW_ROUTE_DECIDE: return kw_h_decide;
+    case KW_ROUTE_CAPTURE_E: return kw_h_capture;
+    case KW_ROUTE_CAPTURE_I_V0_E: return kw_h_capture;
+    case KW_ROUTE_CAPTURE_BATCH: return kw_h_capture;
+    case KW_ROUTE_CAPTURE_CAPTURE: return kw_h_capture;
+    case KW_ROUTE_CAPTURE_TRACK: return kw_h_capture;
+    case KW_ROUTE_CAPTURE_ENGAGE: return kw_h_capture;
+    case KW_ROUTE_ENDPOINT_LIST: return kw_h_endpoint_list;
+    case KW_ROUTE_ENDPOINT_CREATE: return kw_h_endpoint_create;
+    case KW_ROUTE_ENDPOINT_GET: return kw_h_endpoint_get;
+    case KW_ROUTE_ENDPOINT_UPDATE: return kw_h_endpoint_update;
+    case KW_ROUTE_ENDPOINT_DELETE: return kw_h_endpoint_delete;
+    case KW_ROUTE_ENDPOINT_RUN_GET: return kw_h_endpoint_run;
+    case KW_ROUTE_ENDPOINT_RUN_POST: return kw_h_endpoint_run;
+    case KW_ROUTE_PKEY_REPORT: return kw_h_pkey_report;
+    case KW_ROUTE_KEY_REPORT: return kw_h_key_report;
+    case KW_ROUTE_LOGIN: return kw_h_login;
+    case KW_ROUTE_LOGOUT: return kw_h_logout;
+    case KW_ROUTE_SESSION: return kw_h_session;
+    case KW_ROUTE_INVITE_CREATE: return kw_h_invite_create;
+    case KW_ROUTE_INVITE_ACCEPT: return kw_h_invite_accept;
+    case KW_ROUTE_INVITE_GET: return kw_h_invite_get;
+    case KW_ROUTE_CONSOLE: return kw_h_console;
+    case KW_ROUTE_CONSOLE_INVITE: return kw_h_console;
+    case KW_ROUTE_CONSOLE_ASSET: return kw_h_console_asset;
+    case KW_ROUTE_HEALTH_READY: return kw_h_health_ready;
+    case KW_ROUTE_ORG_LIST: return kw_h_org_list;
+    case KW_ROUTE_ORG_CREATE: return kw_h_org_create;
+    case KW_ROUTE_ORG_GET: return kw_h_org_get;
+    case KW_ROUTE_ORG_UPDATE: return kw_h_org_update;
+    case KW_ROUTE_ORG_DELETE: return kw_h_org_delete;
+    case KW_ROUTE_ORG_PROJECT_LIST: return kw_h_org_project_list;
+    case KW_ROUTE_ORG_PROJECT_CREATE: return kw_h_project_create;
+    case KW_ROUTE_MEMBER_LIST: return kw_h_member_list;
+    case KW_ROUTE_MEMBER_UPDATE: return kw_h_member_update;
+    case KW_ROUTE_MEMBER_DELETE: return kw_h_member_delete;
+    case KW_ROUTE_PROJECT_CREATE: return kw_h_project_create;
+    case KW_ROUTE_PROJECT_UPDATE: return kw_h_project_update;
+    case KW_ROUTE_PROJECT_DELETE: return kw_h_project_delete;
+    case KW_ROUTE_REMOTE_CONFIG: return kw_h_remote_config;
+    case KW_ROUTE_REMOTE_CONFIG_JS: return kw_h_remote_config;
+    case KW_ROUTE_STATIC_JS: return kw_h_static;
+    case KW_ROUTE_STATIC_JS_VERSIONED: return kw_h_static;
+    case KW_ROUTE_CAPTURE_V1: return kw_h_capture_v1;
+    case KW_ROUTE_CAPTURE_AI: return kw_h_capture;
+    case KW_ROUTE_GROUP_TYPES_LIST: return kw_h_group_types_list;
+    case KW_ROUTE_GROUP_TYPES_RENAME: return kw_h_group_types_rename;
+    case KW_ROUTE_WEBHOOK_LIST: return kw_h_webhook_list;
+    case KW_ROUTE_WEBHOOK_CREATE: return kw_h_webhook_create;
+    case KW_ROUTE_WEBHOOK_GET: return kw_h_webhook_get;
+    case KW_ROUTE_WEBHOOK_UPDATE: return kw_h_webhook_update;
+    case KW_ROUTE_WEBHOOK_DELETE: return kw_h_webhook_delete;
+    case KW_ROUTE_WEBHOOK_DELIVERIES: return kw_h_webhook_deliveries;
+    case KW_ROUTE_WEBHOOK_TEST: return kw_h_webhook_test;
+    case KW_ROUTE_COUNT: break;
+    }
+    return NULL;
+}
+#pragma GCC diagnostic pop
 
 /* The query string's rules, for every path (known or not) before anything
  * reads it: handlers and the credential lookup read values through
@@ -100,10 +143,9 @@ struct query_check {
     size_t bad_len;
 };
 
-static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
+static int check_param(void *cls, const char *key, size_t key_size, const char *value,
+                       size_t value_size)
 {
-    (void)kind;
     struct query_check *qc = cls;
     const char *code = NULL;
     if (qc->n >= KW_QUERY_PARAMS_MAX)
@@ -119,11 +161,11 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
         qc->code = code;
         qc->bad_name = key;
         qc->bad_len = key_size;
-        return MHD_NO;
+        return 1;
     }
     qc->names[qc->n] = key;
     qc->name_lens[qc->n++] = key_size;
-    return MHD_YES;
+    return 0;
 }
 
 static int check_query(kw_http_req *req, kw_http_resp *resp)
@@ -131,7 +173,7 @@ static int check_query(kw_http_req *req, kw_http_resp *resp)
     struct query_check qc;
     qc.n = 0;
     qc.code = NULL;
-    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_param, &qc);
+    kw_req_query_each(req, check_param, &qc);
     if (!qc.code) return 0;
     /* The name is echoed (attr, detail) only when it is short printable
      * ASCII: it is attacker text and the body must stay valid JSON. */
@@ -161,7 +203,7 @@ static int check_query(kw_http_req *req, kw_http_resp *resp)
 /* The presented credential, or NULL. */
 static const char *find_credential(const kw_http_req *req, kw_cred_source *source)
 {
-    const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+    const char *auth = kw_req_header(req, "Authorization");
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
         *source = KW_SRC_HEADER;
         const char *token = auth + 7;
@@ -208,13 +250,26 @@ static int parse_body(kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
-/* A phc_ route: the token comes from the body only (PostHog's texts), as
- * the SDKs put it (kw_payload_token: token, api_key, $token, or in the
- * first event), never from Authorization.  Verified through the cache. */
+/* The phc_ token of a phc_ route: from the body, as the SDKs put it
+ * (kw_payload_token: token, api_key, $token, or in the first event) —
+ * except on Capture V1, which sends it as a bearer token and has none in
+ * its body. */
+static const char *project_token(const kw_http_req *req)
+{
+    if (req->match.route->id != KW_ROUTE_CAPTURE_V1) return kw_payload_token(req->json);
+    const char *auth = kw_req_header(req, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return NULL;
+    auth += 7;
+    while (*auth == ' ') auth++;
+    return *auth ? auth : NULL;
+}
+
+/* A phc_ route: the token from where its SDKs send it (PostHog's texts),
+ * verified through the cache. */
 static int authenticate_project(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
-    const char *token = kw_payload_token(req->json);
+    const char *token = project_token(req);
     if (!token) {
         kw_problem_set(&p, KW_P_AUTH_FAILED, "missing_api_key", NULL,
                        "API key not provided. You can find your project API key in PostHog project "
@@ -239,6 +294,17 @@ static int authenticate_project(kw_http_req *req, kw_http_resp *resp)
     return 0;
 }
 
+/* Routes any web page may call (CORS, any origin): those a phc_ token
+ * calls, and the files and remote config posthog-js loads from a page of
+ * the app's own origin.  None of them reads a cookie, so "*" lends a
+ * page nothing it could not fetch itself. */
+static int browser_route(const kw_route *route)
+{
+    return (route->credentials & KW_CRED_PROJECT) || route->id == KW_ROUTE_REMOTE_CONFIG ||
+           route->id == KW_ROUTE_REMOTE_CONFIG_JS || route->id == KW_ROUTE_STATIC_JS ||
+           route->id == KW_ROUTE_STATIC_JS_VERSIONED;
+}
+
 /* OPTIONS on a known path: 204 with the methods it serves. */
 static void options(kw_http_req *req, kw_http_resp *resp)
 {
@@ -247,8 +313,8 @@ static void options(kw_http_req *req, kw_http_resp *resp)
     kw_resp_json(resp, 204, NULL);
     kw_resp_header(resp, "Allow", allow);
     kw_route_match m;
-    if (kw_policy_match("POST", req->path, &m) == KW_MATCH_OK &&
-        (m.route->credentials & KW_CRED_PROJECT)) {
+    if ((kw_policy_match("POST", req->path, &m) == KW_MATCH_OK && browser_route(m.route)) ||
+        (kw_policy_match("GET", req->path, &m) == KW_MATCH_OK && browser_route(m.route))) {
         kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
         kw_resp_header(resp, "Access-Control-Allow-Methods", allow);
         kw_resp_header(resp, "Access-Control-Allow-Headers", "Content-Type, Content-Encoding");
@@ -262,6 +328,7 @@ static int throttle(kw_http_req *req, kw_http_resp *resp)
 {
     int wait = kw_verifier_rate_take(req->app->verifier, &req->principal);
     if (!wait) return 0;
+    kw_metrics_rate_limited(KW_M_LIMIT_KEY);
     kw_resp_throttled(resp, wait);
     return 1;
 }
@@ -278,7 +345,7 @@ static int is_safe_method(const char *m)
  * the browser attaches the cookie to requests other sites make it send. */
 static int authenticate_session(kw_http_req *req, kw_http_resp *resp)
 {
-    const char *token = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, KW_SESSION_COOKIE);
+    const char *token = kw_req_cookie(req, KW_SESSION_COOKIE);
     if (!token || !req->app->sessions || !(req->match.route->credentials & KW_CRED_SESSION))
         return 0;
     kw_verify_result r = kw_session_resolve(req->app->sessions, token, &req->principal);
@@ -290,11 +357,30 @@ static int authenticate_session(kw_http_req *req, kw_http_resp *resp)
     req->session_token = token;
     if (!is_safe_method(req->method) &&
         !kw_session_csrf_ok(req->app->sessions, token,
-                            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-CSRFToken"))) {
+                            kw_req_header(req, "X-CSRFToken"))) {
         kw_resp_error(resp, KW_P_PERMISSION, NULL, KW_MSG_CSRF);
         return 1;
     }
     return 0;
+}
+
+/* A personal key: the answer of a legacy check run while this request was
+ * suspended, or the verification up to that check.  KW_VERIFY_SLOW names
+ * the key for server.c, which runs the check off this thread. */
+static kw_verify_result verify_personal(kw_http_req *req, const char *token, size_t len,
+                                        kw_principal *pr)
+{
+    const kw_http_slow *slow = req->slow;
+    if (slow && slow->len == len && memcmp(slow->key, token, len) == 0) {
+        *pr = slow->principal;
+        return slow->result;
+    }
+    kw_verify_result r = kw_verify_personal_begin(req->app->verifier, token, len, req->ip, pr);
+    if (r == KW_VERIFY_SLOW) {
+        req->slow_key = token;
+        req->slow_key_len = len;
+    }
+    return r;
 }
 
 static int authenticate(kw_http_req *req, kw_http_resp *resp)
@@ -316,12 +402,14 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         return 1;
     }
     kw_verify_result result = KW_VERIFY_INVALID;
-    /* phs_ is read from the Authorization header only (SPEC §4). */
+    /* phs_ is accepted from the Authorization header only, as PostHog
+     * does: one in the query string or the body is not looked up. */
     int secret = kind == KW_KEY_SECRET && source == KW_SRC_HEADER;
     if (kind == KW_KEY_PERSONAL && len <= KW_KEY_MAX_LEN)
-        result = kw_verify_personal_from(req->app->verifier, token, len, req->ip, pr);
+        result = verify_personal(req, token, len, pr);
     else if (secret && len <= KW_KEY_MAX_LEN)
         result = kw_verify_secret(req->app->verifier, token, len, pr);
+    if (result == KW_VERIFY_SLOW) return 1;  /* no answer yet: server.c resumes it */
     if (result == KW_VERIFY_EXPIRED) {
         kw_resp_error(resp, KW_P_KEY_EXPIRED, NULL, "API key has expired.");
         return 1;
@@ -331,6 +419,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         return 1;
     }
     if (result == KW_VERIFY_BUSY) {  /* legacy-hash budget spent: fast, retryable */
+        kw_metrics_rate_limited(KW_M_LIMIT_LEGACY);
         kw_resp_throttled(resp, pr->retry_after);
         return 1;
     }
@@ -369,8 +458,7 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     case KW_MATCH_OK:
         break;
     }
-    if (req->match.route->credentials & KW_CRED_PROJECT)
-        kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
+    if (browser_route(req->match.route)) kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
     if (parse_body(req, resp) || authenticate(req, resp)) return;
     kw_problem p;
     if (kw_policy_check(req->app->store, &req->match, &req->principal, &req->project, &req->level,
@@ -384,5 +472,7 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     req->call.ip = req->ip;
     req->call.verifier = req->app->verifier;
     req->call.flags = req->app->flags;
-    HANDLERS[req->match.route->id](req, resp);
+    int rc = handler_of(req->match.route->id)(req, resp);
+    /* The one place a handler's failed call becomes an answer. */
+    if (rc && kw_problem_from_store(&p, rc)) kw_resp_problem(resp, &p);
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "http/http.h"
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 #define MAX_SCOPES 16
 
@@ -71,7 +71,7 @@ static json_t *page_link(const kw_http_req *req, const kw_strbuf *filters, const
     return url;
 }
 
-void kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
+int kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
 {
     const char *scopes[MAX_SCOPES + 1] = {0};
     char scope_buf[KW_QUERY_VALUE_MAX + 1];  /* dispatch caps every value */
@@ -114,8 +114,7 @@ void kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
     if (!rc && page > 0) rc = kw_store_activity_count(req->app->store, &q, &count);
     if (rc) {
         json_decref(e.list);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
+        return rc;
     }
     /* next/previous keep the caller's filters (values encoded again). */
     kw_strbuf query;
@@ -142,4 +141,5 @@ void kw_h_activity_list(kw_http_req *req, kw_http_resp *resp)
     }
     kw_sb_free(&query);
     kw_resp_json(resp, 200, body);
+    return KW_OK;
 }

@@ -1,15 +1,17 @@
-/* h_capture.c — POST /e/, /i/v0/e/, /batch/, /capture/, /track/, /engage/.
+/* h_capture.c — POST /e/, /i/v0/e/, /batch/, /capture/, /track/, /engage/,
+ * /i/v0/ai/batch/ (posthog-node's AI events: the /batch/ body), and
+ * /i/v1/analytics/events (Capture V1: lib/events/capture_v1.c).
  *
  * By the time this runs, dispatch has decoded the body (gzip, gzip-js,
  * form data=base64: body.c) and found the project from the phc_ token in
- * it; lib/capture.c validates and stores the events.  The answer is
+ * it; lib/events/capture.c validates and stores the events.  The answer is
  * PostHog's: 200 {"status": 1}.  The 1 MiB request limit of server.c holds
  * here too (PostHog allows 20 MB on /batch/): posthog-node and
  * posthog-python flush far smaller batches by default, and the inflated
  * size of a compressed body is capped separately (KW_MAX_INFLATED). */
 #include "http/http.h"
 
-void kw_h_capture(kw_http_req *req, kw_http_resp *resp)
+int kw_h_capture(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
     size_t stored;
@@ -17,4 +19,21 @@ void kw_h_capture(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
     else
         kw_resp_json(resp, 200, json_pack("{s:i}", "status", 1));
+    return KW_OK;
+}
+
+/* Capture V1 answers a per-event map, {"results": {uuid: {"result": …}}};
+ * an event it does not name is delivered, so a stored batch is the empty
+ * map.  A refused batch is refused whole (400/413 as on /batch/), which
+ * posthog-node reports and does not retry. */
+int kw_h_capture_v1(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_problem p;
+    size_t stored;
+    if (kw_capture_v1(&req->call, req->principal.project_id, req->json,
+                      kw_req_header(req, "PostHog-Sdk-Info"), &stored, &p))
+        kw_resp_problem(resp, &p);
+    else
+        kw_resp_json(resp, 200, json_pack("{s:{}}", "results"));
+    return KW_OK;
 }

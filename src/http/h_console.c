@@ -1,7 +1,7 @@
 /* h_console.c — the console's JSON routes: sign in and out, the current
  * session, and organization invitations.
  *
- * Every rule lives in lib/session.c and lib/invite.c; these functions
+ * Every rule lives in lib/auth/session.c and lib/org/invite.c; these functions
  * translate, and own the one HTTP-only concern: the session cookie.  It is
  * `kw_session=<token>; Path=/; HttpOnly; SameSite=Lax` (+ `Secure` with
  * --secure-cookies, i.e. behind TLS): script cannot read it, and other
@@ -18,13 +18,14 @@
 
 #include "http/http.h"
 #include "keyward/keyward.h"
+#include "keyward/metrics.h"
 
 /* 1 when the Origin header is absent or names this server: the origin of
  * --public-url when it is set, else the host the browser addressed (a
  * browser sets Host itself, so a page elsewhere cannot forge it). */
 static int same_origin(const kw_http_req *req)
 {
-    const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+    const char *origin = kw_req_header(req, "Origin");
     if (!origin) return 1;
     const char *base = req->app->public_url;
     if (base) {
@@ -32,8 +33,8 @@ static int same_origin(const kw_http_req *req)
         size_t n = path ? (size_t)(path - base) : strlen(base);
         return strlen(origin) == n && strncasecmp(origin, base, n) == 0;
     }
-    const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Forwarded-Host");
-    if (!host) host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+    const char *host = kw_req_header(req, "X-Forwarded-Host");
+    if (!host) host = kw_req_header(req, "Host");
     const char *sep = strstr(origin, "://");
     return host && sep && strcasecmp(sep + 3, host) == 0;
 }
@@ -58,6 +59,7 @@ static void refused(kw_http_resp *resp, const kw_problem *p, int retry_after)
 {
     kw_resp_problem(resp, p);
     if (p->kind == KW_P_THROTTLED) {
+        kw_metrics_rate_limited(KW_M_LIMIT_LOGIN);
         char secs[16];
         snprintf(secs, sizeof secs, "%d", retry_after);
         kw_resp_header(resp, "Retry-After", secs);
@@ -71,54 +73,53 @@ static int refuse_cross_origin(const kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
-void kw_h_login(kw_http_req *req, kw_http_resp *resp)
+int kw_h_login(kw_http_req *req, kw_http_resp *resp)
 {
     kw_login login;
     kw_problem p;
     int retry_after = 0;
-    if (refuse_cross_origin(req, resp)) return;
+    if (refuse_cross_origin(req, resp)) return KW_OK;
     if (!req->app->sessions) {
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
-        return;
+        return KW_OK;
     }
     if (kw_session_login(req->app->sessions, req->ip, req->json, &login, &retry_after, &p))
         refused(resp, &p, retry_after);
     else
         signed_in(req, resp, 200, &login);
     memset(login.token, 0, sizeof login.token);
+    return KW_OK;
 }
 
-void kw_h_logout(kw_http_req *req, kw_http_resp *resp)
+int kw_h_logout(kw_http_req *req, kw_http_resp *resp)
 {
-    if (kw_session_logout(req->app->sessions, req->session_token)) {
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
-    }
+    int rc = kw_session_logout(req->app->sessions, req->session_token);
+    if (rc) return rc;
     set_cookie(req, resp, "", 0);
     kw_resp_json(resp, 204, NULL);
+    return KW_OK;
 }
 
-void kw_h_session(kw_http_req *req, kw_http_resp *resp)
+int kw_h_session(kw_http_req *req, kw_http_resp *resp)
 {
     kw_user user;
-    if (kw_store_user_get(req->app->store, req->principal.user_id, &user)) {
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
-    }
+    int rc = kw_store_user_get(req->app->store, req->principal.user_id, &user);
+    if (rc) return rc;
     char csrf[KW_TOKEN_LEN + 1];
     kw_session_csrf(req->app->sessions, req->session_token, csrf);
     kw_resp_json(resp, 200, json_pack("{s:o, s:s}", "user", kw_json_user_basic(&user),
                                       "csrf_token", csrf));
+    return KW_OK;
 }
 
-void kw_h_invite_create(kw_http_req *req, kw_http_resp *resp)
+int kw_h_invite_create(kw_http_req *req, kw_http_resp *resp)
 {
     kw_invite inv;
     char token[KW_TOKEN_LEN + 1], link[16 + KW_TOKEN_LEN];
     kw_problem p;
     if (kw_invite_create(&req->call, req->match.org, req->level, req->json, &inv, token, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     snprintf(link, sizeof link, "/invite/%s", token);
     kw_resp_json(resp, 201,
@@ -127,17 +128,18 @@ void kw_h_invite_create(kw_http_req *req, kw_http_resp *resp)
                            kw_json_user_by_id(req->app->store, inv.created_by), "created_at",
                            kw_json_time(inv.created_at), "expires_at", kw_json_time(inv.expires_at)));
     memset(token, 0, sizeof token);
+    return KW_OK;
 }
 
 /* What the invitation page shows before the person accepts. */
-void kw_h_invite_get(kw_http_req *req, kw_http_resp *resp)
+int kw_h_invite_get(kw_http_req *req, kw_http_resp *resp)
 {
     kw_invite inv;
     kw_org org;
     kw_problem p;
     if (kw_invite_lookup(req->app->store, req->match.id, &inv, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     int have_org = kw_store_org_get(req->app->store, inv.org_id, &org) == KW_OK;
     kw_user existing;
@@ -146,21 +148,23 @@ void kw_h_invite_get(kw_http_req *req, kw_http_resp *resp)
                  json_pack("{s:s, s:i, s:s?, s:b, s:o}", "target_email", inv.target_email, "level",
                            inv.level, "organization_name", have_org ? org.name : NULL,
                            "has_account", has_account, "expires_at", kw_json_time(inv.expires_at)));
+    return KW_OK;
 }
 
-void kw_h_invite_accept(kw_http_req *req, kw_http_resp *resp)
+int kw_h_invite_accept(kw_http_req *req, kw_http_resp *resp)
 {
     kw_login login;
     kw_problem p;
     int retry_after = 0;
-    if (refuse_cross_origin(req, resp)) return;
+    if (refuse_cross_origin(req, resp)) return KW_OK;
     if (!req->app->sessions) {
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
-        return;
+        return KW_OK;
     }
     if (kw_invite_accept(req->app->sessions, req->ip, req->json, &login, &retry_after, &p))
         refused(resp, &p, retry_after);
     else
         signed_in(req, resp, 201, &login);
     memset(login.token, 0, sizeof login.token);
+    return KW_OK;
 }

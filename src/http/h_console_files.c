@@ -45,13 +45,15 @@ static void serve(kw_http_resp *resp, const char *name)
     kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
 }
 
-void kw_h_console(kw_http_req *req, kw_http_resp *resp)
+int kw_h_console(kw_http_req *req, kw_http_resp *resp)
 {
     (void)req;
     serve(resp, "index.html");
+    return KW_OK;
 }
 
-void kw_h_console_asset(kw_http_req *req, kw_http_resp *resp)
+int kw_h_console_asset(kw_http_req *req, kw_http_resp *resp)
 {
     serve(resp, req->match.id);
+    return KW_OK;
 }

@@ -12,7 +12,7 @@
  *
  * SDKs poll every 30 s or so, hence the weak ETag over the exact body and a
  * 304 on If-None-Match.  The body and its ETag come from the flag cache
- * (lib/flagcache.c) and the ?token= lookup from the verification cache, so
+ * (lib/flags/flagcache.c) and the ?token= lookup from the verification cache, so
  * a phs_ poll of unchanged flags touches no database: it costs two cache
  * probes and, on a 200, sends the cached bytes without copying them.
  *
@@ -87,26 +87,25 @@ secret_invalid:
     kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL, KW_MSG_SECRET_INVALID);
     return 1;
 unavailable:
-    kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL, KW_MSG_SERVER_ERROR);
-    return 1;
+    return kw_problem_from_store(p, KW_ERR_UNAVAILABLE);
 }
 
 static void release_set(void *set) { kw_flagset_release(set); }
 
 /* The two answers to a poll of one set, built once and shared by every
- * request for as long as the set lives (MHD responses are reference
+ * request for as long as the set lives (a ready response is reference
  * counted and may be queued on many connections): an unchanged poll then
  * adds no headers and allocates nothing. */
 struct ready {
     kw_flagset_attachment base;  /* first */
-    struct MHD_Response *ok, *not_modified;
+    kw_http_ready *ok, *not_modified;
 };
 
 static void ready_free(kw_flagset_attachment *a)
 {
     struct ready *r = (struct ready *)a;
-    if (r->ok) MHD_destroy_response(r->ok);
-    if (r->not_modified) MHD_destroy_response(r->not_modified);
+    kw_http_ready_free(r->ok);
+    kw_http_ready_free(r->not_modified);
     free(r);
 }
 
@@ -119,7 +118,7 @@ static void defs_headers(kw_http_resp *resp, const kw_flagset *set)
 
 static const struct ready *ready_of(const kw_flagset *set)
 {
-    kw_flagset_attachment *have = kw_flagset_attachment_get(set);
+    kw_flagset_attachment *have = kw_flagset_attachment_get(set, KW_FLAGSET_DEFINITIONS);
     if (have) return (const struct ready *)have;
     struct ready *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -133,46 +132,43 @@ static const struct ready *ready_of(const kw_flagset *set)
     kw_http_resp_init(&nm);
     defs_headers(&nm, set);
     kw_resp_json(&nm, 304, NULL);
-    r->ok = kw_http_build_response(&ok);
-    r->not_modified = kw_http_build_response(&nm);
+    r->ok = kw_http_ready_new(&ok);
+    r->not_modified = kw_http_ready_new(&nm);
     if (!r->ok || !r->not_modified) {
         ready_free(&r->base);
         return NULL;
     }
-    have = kw_flagset_attach(set, &r->base);
+    have = kw_flagset_attach(set, KW_FLAGSET_DEFINITIONS, &r->base);
     if (have != &r->base) ready_free(&r->base);
     return (const struct ready *)have;
 }
 
-void kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
+int kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
     int64_t project_id;
     if (resolve(req, &project_id, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     const kw_flagset *set;
     int rc = kw_flagcache_get(req->app->flags, project_id, &set);
-    if (rc) {
-        kw_problem_from_store(&p, rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc);
-        kw_resp_problem(resp, &p);
-        return;
-    }
+    if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
     /* Shared only when nothing before this handler added a header, so
      * the ready response is exactly what would be built. */
     const struct ready *ready = resp->n_headers == 0 ? ready_of(set) : NULL;
     defs_headers(resp, set);
-    const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
+    const char *inm = kw_req_header(req, "If-None-Match");
     if (inm && strcmp(inm, set->etag) == 0) {
         kw_resp_json(resp, 304, NULL);
         resp->release = release_set;  /* at completion (shared) or at once */
         resp->release_ctx = (void *)set;
         resp->shared = ready ? ready->not_modified : NULL;
-        return;
+        return KW_OK;
     }
     kw_resp_raw(resp, 200, "application/json", set->body, set->body_len, release_set, (void *)set);
     resp->shared = ready ? ready->ok : NULL;
+    return KW_OK;
 }
 
 struct remote_find {
@@ -199,13 +195,13 @@ static int find_flag(void *ctx, const kw_flag *f)
     return 1;  /* stop */
 }
 
-void kw_h_flag_remote_config(kw_http_req *req, kw_http_resp *resp)
+int kw_h_flag_remote_config(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
     int64_t project_id = 0;
     if (resolve(req, &project_id, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     struct remote_find r = {req->match.id, 0, 0, NULL};
     size_t n = strlen(r.ref);
@@ -213,12 +209,12 @@ void kw_h_flag_remote_config(kw_http_req *req, kw_http_resp *resp)
     int rc = kw_store_flag_list(req->app->store, project_id, KW_FLAG_BY_KEY, 0, find_flag, &r);
     if (rc < 0) {
         json_decref(r.payload);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
+        return rc;
     }
     if (!r.found) {
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
-        return;
+        return KW_OK;
     }
     kw_resp_json(resp, 200, r.payload ? r.payload : json_null());
+    return KW_OK;
 }

@@ -4,7 +4,7 @@
  * evaluation call: "which flags are on for this distinct_id?".  The caller
  * holds only the public project token (phc_, read from the body by
  * dispatch.c), so the answer is computed here from the project's cached
- * flag definitions (lib/flagcache.c) with kw_flag_evaluate — the same
+ * flag definitions (lib/flags/flagcache.c) with kw_flag_evaluate — the same
  * definitions /flags/definitions serves, so a flag gives the same answer
  * locally (in an SDK) and remotely.  An unchanged project costs no query.
  *
@@ -17,7 +17,7 @@
  *   /decide?v=2                featureFlags with enabled flags only
  *   /decide?v=1                featureFlags as a list of enabled keys
  *   /decide (no v, v=3)        legacy, as /flags.  PostHog's service answers a bare
- *                              /decide with the v=1 list; the spec asks for the legacy
+ *                              /decide with the v=1 list; keyward answers the legacy
  *                              map, which every posthog-js that omits v understands.
  * Errors while computing are not possible here (no person lookups), so
  * errorsWhileComputingFlags is always false. */
@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/flags_render.h"
 #include "http/http.h"
 #include "keyward/flags.h"
 #include "keyward/keyward.h"
@@ -72,33 +73,6 @@ static int read_context(const json_t *body, kw_flag_context *ctx, char *id, size
     return 0;
 }
 
-/* PostHog serves payloads as JSON-encoded strings (it stores them so); a
- * payload stored as raw JSON is encoded here.  Always a copy: the cached
- * definition is shared between threads. */
-static json_t *payload_json(const json_t *payload)
-{
-    if (!payload || json_is_null(payload)) return json_null();
-    if (json_is_string(payload)) return json_stringn(json_string_value(payload), json_string_length(payload));
-    char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_t *s = text ? json_string(text) : json_null();
-    free(text);
-    return s ? s : json_null();
-}
-
-static json_t *detail_v2(const json_t *def, const char *key, const kw_flag_result *r)
-{
-    const char *name = json_string_value(json_object_get(def, "name"));
-    json_t *index = r->condition_index < 0 ? json_null() : json_integer(r->condition_index);
-    return json_pack("{s:s, s:b, s:o, s:{s:s, s:o, s:s}, s:{s:I, s:I, s:o, s:o}}", "key", key,
-                     "enabled", r->enabled, "variant",
-                     r->variant ? json_string(r->variant) : json_null(), "reason", "code",
-                     r->reason_code, "condition_index", index, "description", r->reason_description,
-                     "metadata", "id", (json_int_t)json_integer_value(json_object_get(def, "id")),
-                     "version", (json_int_t)json_integer_value(json_object_get(def, "version")),
-                     "description", name && *name ? json_string(name) : json_null(), "payload",
-                     r->enabled ? payload_json(r->payload) : json_null());
-}
-
 static json_t *flag_value(const kw_flag_result *r)
 {
     return r->enabled && r->variant ? json_string(r->variant) : json_boolean(r->enabled);
@@ -112,17 +86,16 @@ static int evaluate_all(const kw_flagset *set, const kw_flag_context *ctx, enum 
     const json_t *def;
     json_array_foreach(set->flags, i, def) {
         kw_flag_result r;
-        const char *key = json_string_value(json_object_get(def, "key"));
-        if (!key || kw_flag_evaluate(def, ctx, &r) != KW_OK) continue;
+        const char *key = i < set->n_prepared ? set->prepared[i].key : NULL;
+        if (!key || kw_flag_evaluate_prepared(&set->prepared[i], ctx, &r) != KW_OK) continue;
         int rc = 0;
         switch (shape) {
-        case SHAPE_V2:
-            rc = json_object_set_new(flags, key, detail_v2(def, key, &r));
+        case SHAPE_V2:  /* rendered from pieces instead (flags_render.c) */
             break;
         case SHAPE_LEGACY:
             rc = json_object_set_new(flags, key, flag_value(&r));
             if (!rc && r.enabled && r.payload && !json_is_null(r.payload))
-                rc = json_object_set_new(payloads, key, payload_json(r.payload));
+                rc = json_object_set_new(payloads, key, kw_flags_payload_json(r.payload));
             break;
         case SHAPE_DECIDE_V2:
             if (r.enabled) rc = json_object_set_new(flags, key, flag_value(&r));
@@ -145,11 +118,6 @@ static json_t *response(enum shape shape, json_t *flags, json_t *payloads)
         return NULL;
     }
     json_int_t evaluated_at = (json_int_t)(kw_now() / 1000);
-    if (shape == SHAPE_V2) {
-        json_decref(payloads);
-        return json_pack("{s:b, s:o, s:s, s:I}", "errorsWhileComputingFlags", 0, "flags", flags,
-                         "requestId", request_id, "evaluatedAt", evaluated_at);
-    }
     json_t *body = json_pack(
         "{s:o, s:o*, s:b, s:{s:b}, s:{}, s:b, s:[ss], s:b, s:s, s:I}", "featureFlags", flags,
         "featureFlagPayloads", shape == SHAPE_LEGACY ? payloads : NULL, "errorsWhileComputingFlags",
@@ -160,27 +128,37 @@ static json_t *response(enum shape shape, json_t *flags, json_t *payloads)
     return body;
 }
 
-static void evaluate(kw_http_req *req, kw_http_resp *resp, enum shape shape)
+static int evaluate(kw_http_req *req, kw_http_resp *resp, enum shape shape)
 {
     kw_problem p;
     kw_flag_context ctx;
     char distinct_id[DISTINCT_ID_MAX_CHARS * 4 + 1];
     if (read_context(req->json, &ctx, distinct_id, sizeof distinct_id, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     const kw_flagset *set;
     int rc = kw_flagcache_get(req->app->flags, req->principal.project_id, &set);
-    if (rc) {
-        kw_problem_from_store(&p, rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc);
-        kw_resp_problem(resp, &p);
-        return;
-    }
+    if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
     /* member-written regexes: this request's share of matching time */
     kw_flag_budget budget;
     kw_flag_budget_init(&budget);
     ctx.regexes = set->regexes;
     ctx.budget = &budget;
+    ctx.group_type_mapping = set->group_type_mapping;
+    if (shape == SHAPE_V2) {
+        /* The answer SDKs ask for on every page load: from pieces rendered
+         * once per version of the flags (flags_render.c). */
+        char request_id[KW_ID_LEN + 1], *text;
+        size_t len;
+        rc = kw_uuid_v4(request_id);
+        if (!rc)
+            rc = kw_flags_render_v2(set, &ctx, request_id, (long long)(kw_now() / 1000), &text, &len);
+        kw_flagset_release(set);
+        if (rc) return rc;
+        kw_resp_raw(resp, 200, "application/json", text, len, free, text);
+        return KW_OK;
+    }
     json_t *flags = shape == SHAPE_DECIDE_V1 ? json_array() : json_object();
     json_t *payloads = json_object();
     rc = flags && payloads ? evaluate_all(set, &ctx, shape, flags, payloads) : KW_ERR_NOMEM;
@@ -191,10 +169,10 @@ static void evaluate(kw_http_req *req, kw_http_resp *resp, enum shape shape)
             json_decref(flags);
             json_decref(payloads);
         }
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
+        return rc ? rc : KW_ERR_NOMEM;
     }
     kw_resp_json(resp, 200, body);
+    return KW_OK;
 }
 
 static int version(const kw_http_req *req)
@@ -203,15 +181,15 @@ static int version(const kw_http_req *req)
     return v && *v ? atoi(v) : 0;
 }
 
-void kw_h_flags_eval(kw_http_req *req, kw_http_resp *resp)
+int kw_h_flags_eval(kw_http_req *req, kw_http_resp *resp)
 {
-    evaluate(req, resp, version(req) >= 2 ? SHAPE_V2 : SHAPE_LEGACY);
+    return evaluate(req, resp, version(req) >= 2 ? SHAPE_V2 : SHAPE_LEGACY);
 }
 
-void kw_h_decide(kw_http_req *req, kw_http_resp *resp)
+int kw_h_decide(kw_http_req *req, kw_http_resp *resp)
 {
     int v = version(req);
     enum shape shape = v >= 4 ? SHAPE_V2 : v == 2 ? SHAPE_DECIDE_V2 : v == 1 ? SHAPE_DECIDE_V1
                                                                          : SHAPE_LEGACY;
-    evaluate(req, resp, shape);
+    return evaluate(req, resp, shape);
 }

@@ -15,14 +15,15 @@
  * signature was verified.  When the server holds reporter public keys the
  * report must carry a valid Github-Public-Key-Signature over the raw body.
  * POST /api/secret_scanning/verify/ (personal key) answers {token_hash,
- * token_type, live} and changes nothing.  The work is in lib/leak.c. */
+ * token_type, live} and changes nothing.  The work is in lib/leak/leak.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/http.h"
 #include "keyward/keyward.h"
 #include "keyward/leak.h"
-#include "validate.h"
+#include "keyward/metrics.h"
+#include "keyward/validate.h"
 
 /* An optional string field of an item: absent or null → NULL. */
 static int opt_string(const json_t *item, const char *field, size_t max, const char **out,
@@ -88,10 +89,8 @@ static int check_signature(const kw_http_req *req, kw_http_resp *resp)
 {
     const kw_leak_keys *keys = req->app->leak_keys;
     if (!keys) return 0;  /* unsigned reports accepted: see docs/security.md */
-    const char *kid =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Github-Public-Key-Identifier");
-    const char *sig =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Github-Public-Key-Signature");
+    const char *kid = kw_req_header(req, "Github-Public-Key-Identifier");
+    const char *sig = kw_req_header(req, "Github-Public-Key-Signature");
     if (!kid || !sig || !*kid || !*sig) {
         kw_resp_error(resp, KW_P_NOT_AUTHENTICATED, NULL,
                       "This server accepts signed reports only: the Github-Public-Key-Identifier "
@@ -121,25 +120,26 @@ static const char *action_of(kw_leak_outcome outcome)
 
 /* revoke: report mode; signed: the reporter's signature was verified (the
  * only caller of report mode who may learn who held a key). */
-static void run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_report)
+static int run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_report)
 {
     kw_leak_item *items;
     size_t n;
     kw_problem p;
     if (parse_items(req->json, &items, &n, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
     kw_leak_result *results = calloc(n ? n : 1, sizeof *results);
     if (!results) {
         free(items);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
+        return KW_ERR_NOMEM;
     }
     if (kw_leak_process_guarded(&req->call, revoke ? req->app->leak_guard : NULL, items, n, revoke,
                                 results, &p)) {
-        if (p.kind == KW_P_THROTTLED)
+        if (p.kind == KW_P_THROTTLED) {
+            kw_metrics_rate_limited(KW_M_LIMIT_LEGACY);
             kw_resp_throttled(resp, retry_after(results, n));
+        }
         else
             kw_resp_problem(resp, &p);
         goto done;
@@ -150,6 +150,9 @@ static void run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_rep
         json_t *o = json_pack("{s:s, s:s?}", "token_hash", r->token_hash, "token_type",
                               items[i].type);
         if (revoke) {
+            kw_metrics_leak_token(r->outcome == KW_LEAK_REVOKED  ? KW_M_LEAK_REVOKED
+                                  : r->outcome == KW_LEAK_PUBLIC ? KW_M_LEAK_PUBLIC
+                                                                 : KW_M_LEAK_NONE);
             int positive = r->outcome == KW_LEAK_REVOKED;
             json_object_set_new(o, "label", json_string(positive ? "true_positive" : "false_positive"));
             json_object_set_new(o, "action", json_string(action_of(r->outcome)));
@@ -173,17 +176,20 @@ static void run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_rep
 done:
     free(results);
     free(items);
+    return KW_OK;
 }
 
-void kw_h_leak_report(kw_http_req *req, kw_http_resp *resp)
+int kw_h_leak_report(kw_http_req *req, kw_http_resp *resp)
 {
     int wait = kw_leak_guard_admit(req->app->leak_guard, req->ip, kw_now());
     if (wait) {
+        kw_metrics_rate_limited(KW_M_LIMIT_LEAK);
         kw_resp_throttled(resp, wait);
-        return;
+        return KW_OK;
     }
-    if (check_signature(req, resp)) return;
-    run(req, resp, 1, req->app->leak_keys != NULL);
+    kw_metrics_leak_report();
+    if (check_signature(req, resp)) return KW_OK;
+    return run(req, resp, 1, req->app->leak_keys != NULL);
 }
 
-void kw_h_leak_verify(kw_http_req *req, kw_http_resp *resp) { run(req, resp, 0, 0); }
+int kw_h_leak_verify(kw_http_req *req, kw_http_resp *resp) { return run(req, resp, 0, 0); }

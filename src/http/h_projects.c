@@ -4,11 +4,12 @@
 #include "http/http.h"
 #include "keyward/keyward.h"
 
-void kw_h_health(kw_http_req *req, kw_http_resp *resp)
+int kw_h_health(kw_http_req *req, kw_http_resp *resp)
 {
     (void)req;
     static const char OK[] = "{\"status\":\"ok\"}";  /* load balancers poll this: no JSON built */
     kw_resp_raw(resp, 200, "application/json", OK, sizeof OK - 1, NULL, NULL);
+    return KW_OK;
 }
 
 struct collect {
@@ -40,18 +41,21 @@ static int add_project(void *ctx, const kw_project *p)
     return 0;
 }
 
-void kw_h_me(kw_http_req *req, kw_http_resp *resp)
+int kw_h_me(kw_http_req *req, kw_http_resp *resp)
 {
     kw_user user;
     kw_store *store = req->app->store;
-    if (kw_store_user_get(store, req->principal.user_id, &user)) {
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
-    }
+    int rc = kw_store_user_get(store, req->principal.user_id, &user);
+    if (rc) return rc;
     struct collect orgs = {&req->principal, store, json_array(), 0, 1000, 0};
-    kw_store_user_orgs(store, user.id, add_org, &orgs);
     struct collect first = {&req->principal, store, json_array(), 0, 1, 0};
-    kw_store_user_projects(store, user.id, add_project, &first);
+    rc = kw_store_user_orgs(store, user.id, add_org, &orgs);
+    if (!rc) rc = kw_store_user_projects(store, user.id, add_project, &first);
+    if (rc) {
+        json_decref(orgs.list);
+        json_decref(first.list);
+        return rc;
+    }
     json_t *me = kw_json_user_basic(&user);
     json_object_set_new(me, "is_active", json_boolean(user.is_active));
     json_object_set_new(me, "date_joined", kw_json_time(user.created_at));
@@ -62,19 +66,21 @@ void kw_h_me(kw_http_req *req, kw_http_resp *resp)
     json_object_set_new(me, "organizations", orgs.list);
     json_decref(first.list);
     kw_resp_json(resp, 200, me);
+    return KW_OK;
 }
 
-void kw_h_project_list(kw_http_req *req, kw_http_resp *resp)
+int kw_h_project_list(kw_http_req *req, kw_http_resp *resp)
 {
     int64_t limit, offset;
     kw_req_page(req, 100, 1000, &limit, &offset);
     struct collect c = {&req->principal, req->app->store, json_array(), offset, limit, 0};
-    if (kw_store_user_projects(req->app->store, req->principal.user_id, add_project, &c)) {
+    int rc = kw_store_user_projects(req->app->store, req->principal.user_id, add_project, &c);
+    if (rc) {
         json_decref(c.list);
-        kw_resp_error(resp, KW_P_SERVER, NULL, KW_MSG_SERVER_ERROR);
-        return;
+        return rc;
     }
     kw_resp_json(resp, 200, kw_page_json(req, c.count, limit, offset, c.list));
+    return KW_OK;
 }
 
 static json_t *project_json(kw_http_req *req)
@@ -84,17 +90,30 @@ static json_t *project_json(kw_http_req *req)
     return kw_json_project(&req->project, have_org ? &org : NULL);
 }
 
-void kw_h_project_get(kw_http_req *req, kw_http_resp *resp)
+/* The project as GET answers it: its row and its browser SDK settings. */
+static int send_project(kw_http_req *req, kw_http_resp *resp)
 {
-    kw_resp_json(resp, 200, project_json(req));
+    json_t *project = project_json(req);
+    int rc = kw_json_project_settings(req->app->store, req->project.id, project);
+    if (rc) {
+        json_decref(project);
+        return rc;
+    }
+    kw_resp_json(resp, 200, project);
+    return KW_OK;
 }
 
-void kw_h_project_reset_token(kw_http_req *req, kw_http_resp *resp)
+int kw_h_project_get(kw_http_req *req, kw_http_resp *resp)
+{
+    return send_project(req, resp);
+}
+
+int kw_h_project_reset_token(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
     if (kw_project_reset_token(&req->call, &req->project, &p)) {
         kw_resp_problem(resp, &p);
-        return;
+        return KW_OK;
     }
-    kw_resp_json(resp, 200, project_json(req));
+    return send_project(req, resp);
 }

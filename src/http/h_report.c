@@ -1,4 +1,5 @@
-/* h_report.c — the key report over HTTP (SPEC §6):
+/* h_report.c — the key report over HTTP (keys not rotated lately, unused
+ * keys, and each key's granted vs used scopes with a suggested least set):
  * GET /api/personal_api_keys/report/ (the caller's personal keys) and
  * GET /api/projects/:id/key_report/ (the project's phs_ keys and the
  * caller's personal keys that reach the project).
@@ -6,7 +7,7 @@
  * Scope usage is recorded in memory and merged into the store by the
  * verifier every few seconds; the report flushes it first, so what it
  * shows includes every request answered before it.  The flags' window is
- * ?rotation_days= (default 90); the rules live in lib/report.c. */
+ * ?rotation_days= (default 90); the rules live in lib/keys/report.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,33 +32,32 @@ static int read_opts(kw_http_req *req, kw_http_resp *resp, kw_report_opts *o)
     return 0;
 }
 
-static void answer(kw_http_resp *resp, int rc, json_t *results, const kw_report_opts *o)
+static int answer(kw_http_resp *resp, int rc, json_t *results, const kw_report_opts *o)
 {
-    kw_problem p;
-    if (kw_problem_from_store(&p, rc)) {
+    if (rc) {
         json_decref(results);
-        kw_resp_problem(resp, &p);
-        return;
+        return rc;
     }
     kw_resp_json(resp, 200, kw_report_wrap(results, o));
+    return KW_OK;
 }
 
-void kw_h_pkey_report(kw_http_req *req, kw_http_resp *resp)
+int kw_h_pkey_report(kw_http_req *req, kw_http_resp *resp)
 {
     kw_report_opts o;
-    if (read_opts(req, resp, &o)) return;
+    if (read_opts(req, resp, &o)) return KW_OK;
     json_t *results = json_array();
     int rc = kw_report_user_keys(req->app->store, req->principal.user_id, NULL, &o, results);
-    answer(resp, rc, results, &o);
+    return answer(resp, rc, results, &o);
 }
 
-void kw_h_key_report(kw_http_req *req, kw_http_resp *resp)
+int kw_h_key_report(kw_http_req *req, kw_http_resp *resp)
 {
     kw_report_opts o;
-    if (read_opts(req, resp, &o)) return;
+    if (read_opts(req, resp, &o)) return KW_OK;
     json_t *results = json_array();
     int rc = kw_report_project_keys(req->app->store, &req->project, &o, results);
     if (!rc && req->principal.user_id)
         rc = kw_report_user_keys(req->app->store, req->principal.user_id, &req->project, &o, results);
-    answer(resp, rc, results, &o);
+    return answer(resp, rc, results, &o);
 }

@@ -1,18 +1,23 @@
 /* http.h — the keyward HTTP layer (internal to the program).
  *
- * server.c owns libmicrohttpd: it reads bodies (with the size limit) and
- * hands a kw_http_req to dispatch.c, which matches the route, verifies the
- * credential and applies the policy table once; only then does a handler
- * (h_*.c) run.  Handlers fill a kw_http_resp; every error body is built by
- * kw_resp_problem, in one place. */
+ * server.c owns libmicrohttpd and is the only file that includes it: it
+ * reads bodies (with the size limit), hands a kw_http_req to dispatch.c,
+ * which matches the route, verifies the credential and applies the policy
+ * table once; only then does a handler (h_*.c) run.  Everything else reads
+ * the request through kw_req_* (headers, cookies, the query string) and
+ * answers through a kw_http_resp, so the HTTP library can change in one
+ * file.  Every error body is built by kw_resp_problem, in one place, and a
+ * handler's failed storage call becomes its problem in one place too
+ * (kw_handler's return value, mapped by dispatch.c). */
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
 
 #include <jansson.h>
-#include <microhttpd.h>
+#include <stddef.h>
 
 #include "keyward/auth.h"
 #include "keyward/flagcache.h"
+#include "keyward/keyward.h"
 #include "keyward/policy.h"
 #include "keyward/service.h"
 #include "keyward/session.h"
@@ -43,6 +48,9 @@ typedef struct kw_app {
      * slash; NULL: links are relative.  Never the request's Host header,
      * which the client chooses. */
     const char *public_url;
+    /* posthog-js's files, loaded at start (--js-dir); NULL: /static/
+     * answers a 404 naming the setting. */
+    const struct kw_jsfiles *js;
 } kw_app;
 
 #define KW_PUBLIC_URL_MAX 512
@@ -52,9 +60,24 @@ typedef struct kw_app {
  * control characters. */
 int kw_http_public_url(const char *url, char *out, size_t size);
 
+/* A personal key whose verification needs a legacy (pbkdf2) check: the
+ * request is suspended while slow.c runs it, then dispatched again with
+ * the answer (kw_http_req.slow). */
+typedef struct kw_http_slow {
+    char key[KW_KEY_MAX_LEN + 1];
+    size_t len;
+    kw_verify_result result;
+    kw_principal principal;
+    void *owner;  /* server.c's: the suspended connection */
+    struct kw_http_slow *next;
+} kw_http_slow;
+
+/* libmicrohttpd's connection, opaque outside server.c. */
+struct MHD_Connection;
+
 typedef struct kw_http_req {
     kw_app *app;
-    struct MHD_Connection *conn;
+    struct MHD_Connection *conn;  /* read only through kw_req_* (server.c) */
     const char *method;
     const char *path;
     const char *body;
@@ -66,12 +89,23 @@ typedef struct kw_http_req {
     kw_project project;     /* the route's :project, resolved by the policy */
     int level;              /* caller's membership level in project's org */
     kw_call call;
+    /* In: a legacy key check already answered for this request (the
+     * request was suspended while it ran).  Out: the key dispatch.c could
+     * not verify without one (KW_VERIFY_SLOW); no response was built, and
+     * server.c runs the check and dispatches the request again. */
+    const kw_http_slow *slow;
+    const char *slow_key;
+    size_t slow_key_len;
     /* Last, and not zeroed with the rest (kw_http_req_init): 3 KB that
      * kw_principal_clear makes anonymous. */
     kw_principal principal;
 } kw_http_req;
 
 #define KW_RESP_MAX_HEADERS 8
+
+/* A response built once and queued on any number of connections (see
+ * kw_http_resp.shared); server.c's, opaque elsewhere. */
+typedef struct kw_http_ready kw_http_ready;
 
 typedef struct kw_http_resp {
     int status;
@@ -91,16 +125,22 @@ typedef struct kw_http_resp {
     void (*release)(void *);
     void *release_ctx;
     /* A ready response shared between requests (see
-     * kw_http_build_response), queued as is instead of building one; its
+     * kw_http_ready_new), queued as is instead of building one; its
      * bytes must stay alive until the request is complete, so release
      * then runs at completion.  Used only when the connection can defer
      * that (else raw/body as usual, which must then be set too). */
-    struct MHD_Response *shared;
+    const kw_http_ready *shared;
     /* Last, and not zeroed by kw_http_resp_init: copies of header values. */
     char header_text[2048];
 } kw_http_resp;
 
-typedef void (*kw_handler)(kw_http_req *req, kw_http_resp *resp);
+/* A route's handler.  It answers through resp and returns KW_OK, or
+ * returns the kw_err of the library call that failed without answering:
+ * dispatch.c turns that into the problem (kw_problem_from_store: 503 with
+ * Retry-After when the database is unreachable, 404 for KW_ERR_NOTFOUND,
+ * else 500), once for every route, so no handler picks a status for a
+ * storage failure. */
+typedef int (*kw_handler)(kw_http_req *req, kw_http_resp *resp);
 
 /* dispatch.c */
 void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp);
@@ -120,7 +160,6 @@ void kw_resp_throttled(kw_http_resp *resp, int seconds);
 /* A pre-serialized body of Content-Type `type` (see kw_http_resp.raw). */
 void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *data, size_t len,
                  void (*release)(void *), void *release_ctx);
-const char *kw_req_query(const kw_http_req *req, const char *name);
 /* The link to this path with the given query ("limit=…&offset=…"): on
  * app->public_url when set, else relative (path and query only). */
 json_t *kw_req_url(const kw_http_req *req, const char *query);
@@ -140,34 +179,34 @@ json_t *kw_json_flag(kw_store *store, const kw_flag *flag);
 json_t *kw_json_psk(kw_store *store, const kw_psk *key, const char *value);
 
 /* handlers, one per route id */
-void kw_h_health(kw_http_req *, kw_http_resp *);
-void kw_h_me(kw_http_req *, kw_http_resp *);
-void kw_h_project_list(kw_http_req *, kw_http_resp *);
-void kw_h_project_get(kw_http_req *, kw_http_resp *);
-void kw_h_project_reset_token(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_list(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_create(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_get(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_update(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_delete(kw_http_req *, kw_http_resp *);
-void kw_h_pkey_roll(kw_http_req *, kw_http_resp *);
-void kw_h_flag_list(kw_http_req *, kw_http_resp *);
-void kw_h_flag_create(kw_http_req *, kw_http_resp *);
-void kw_h_flag_get(kw_http_req *, kw_http_resp *);
-void kw_h_flag_update(kw_http_req *, kw_http_resp *);
-void kw_h_flag_delete(kw_http_req *, kw_http_resp *);
-void kw_h_activity_list(kw_http_req *, kw_http_resp *);
-void kw_h_flag_definitions(kw_http_req *, kw_http_resp *);
-void kw_h_flag_remote_config(kw_http_req *, kw_http_resp *);
-void kw_h_psk_list(kw_http_req *, kw_http_resp *);
-void kw_h_psk_create(kw_http_req *, kw_http_resp *);
-void kw_h_psk_get(kw_http_req *, kw_http_resp *);
-void kw_h_psk_update(kw_http_req *, kw_http_resp *);
-void kw_h_psk_delete(kw_http_req *, kw_http_resp *);
-void kw_h_psk_roll(kw_http_req *, kw_http_resp *);
-void kw_h_leak_report(kw_http_req *, kw_http_resp *);
-void kw_h_leak_verify(kw_http_req *, kw_http_resp *);
-void kw_h_user_update(kw_http_req *, kw_http_resp *);
+int kw_h_health(kw_http_req *, kw_http_resp *);
+int kw_h_me(kw_http_req *, kw_http_resp *);
+int kw_h_project_list(kw_http_req *, kw_http_resp *);
+int kw_h_project_get(kw_http_req *, kw_http_resp *);
+int kw_h_project_reset_token(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_list(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_create(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_get(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_update(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_delete(kw_http_req *, kw_http_resp *);
+int kw_h_pkey_roll(kw_http_req *, kw_http_resp *);
+int kw_h_flag_list(kw_http_req *, kw_http_resp *);
+int kw_h_flag_create(kw_http_req *, kw_http_resp *);
+int kw_h_flag_get(kw_http_req *, kw_http_resp *);
+int kw_h_flag_update(kw_http_req *, kw_http_resp *);
+int kw_h_flag_delete(kw_http_req *, kw_http_resp *);
+int kw_h_activity_list(kw_http_req *, kw_http_resp *);
+int kw_h_flag_definitions(kw_http_req *, kw_http_resp *);
+int kw_h_flag_remote_config(kw_http_req *, kw_http_resp *);
+int kw_h_psk_list(kw_http_req *, kw_http_resp *);
+int kw_h_psk_create(kw_http_req *, kw_http_resp *);
+int kw_h_psk_get(kw_http_req *, kw_http_resp *);
+int kw_h_psk_update(kw_http_req *, kw_http_resp *);
+int kw_h_psk_delete(kw_http_req *, kw_http_resp *);
+int kw_h_psk_roll(kw_http_req *, kw_http_resp *);
+int kw_h_leak_report(kw_http_req *, kw_http_resp *);
+int kw_h_leak_verify(kw_http_req *, kw_http_resp *);
+int kw_h_user_update(kw_http_req *, kw_http_resp *);
 
 /* body.c — request body decoding, shared by every route that takes a
  * body.  A gzip body (Content-Encoding: gzip, ?compression=gzip / gzip-js,
@@ -182,43 +221,136 @@ int kw_body_decode(const kw_http_req *req, const char **out, size_t *len, kw_pro
 void kw_body_free(const kw_http_req *req, const char *out);
 
 /* Execution routes: remote flag evaluation (h_flags_eval.c). */
-void kw_h_flags_eval(kw_http_req *, kw_http_resp *);
-void kw_h_decide(kw_http_req *, kw_http_resp *);
+int kw_h_flags_eval(kw_http_req *, kw_http_resp *);
+int kw_h_decide(kw_http_req *, kw_http_resp *);
 
-/* capture and endpoints (issue 4) */
+/* capture (phc_ in the body) and endpoints (named queries over captured
+ * events) */
 json_t *kw_json_endpoint(kw_store *store, const kw_endpoint *endpoint);
-void kw_h_capture(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_list(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_create(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_get(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_update(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_delete(kw_http_req *, kw_http_resp *);
-void kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
-/* key lifecycle (SPEC §6): h_report.c */
-void kw_h_pkey_report(kw_http_req *, kw_http_resp *);
-void kw_h_key_report(kw_http_req *, kw_http_resp *);
+int kw_h_capture(kw_http_req *, kw_http_resp *);
+int kw_h_capture_v1(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_list(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_create(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_get(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_update(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_delete(kw_http_req *, kw_http_resp *);
+int kw_h_endpoint_run(kw_http_req *, kw_http_resp *);
+/* the key reports (h_report.c) */
+int kw_h_pkey_report(kw_http_req *, kw_http_resp *);
+int kw_h_key_report(kw_http_req *, kw_http_resp *);
 
 /* console: sign-in, invitations, the embedded pages (h_console.c,
  * h_console_files.c) */
-void kw_h_login(kw_http_req *, kw_http_resp *);
-void kw_h_logout(kw_http_req *, kw_http_resp *);
-void kw_h_session(kw_http_req *, kw_http_resp *);
-void kw_h_invite_create(kw_http_req *, kw_http_resp *);
-void kw_h_invite_accept(kw_http_req *, kw_http_resp *);
-void kw_h_invite_get(kw_http_req *, kw_http_resp *);
-void kw_h_console(kw_http_req *, kw_http_resp *);
-void kw_h_console_asset(kw_http_req *, kw_http_resp *);
+int kw_h_login(kw_http_req *, kw_http_resp *);
+int kw_h_logout(kw_http_req *, kw_http_resp *);
+int kw_h_session(kw_http_req *, kw_http_resp *);
+int kw_h_invite_create(kw_http_req *, kw_http_resp *);
+int kw_h_invite_accept(kw_http_req *, kw_http_resp *);
+int kw_h_invite_get(kw_http_req *, kw_http_resp *);
+int kw_h_console(kw_http_req *, kw_http_resp *);
+int kw_h_console_asset(kw_http_req *, kw_http_resp *);
 #define KW_SESSION_COOKIE "kw_session"
 
-/* server.c */
+/* operations: readiness (h_ops.c) */
+int kw_h_health_ready(kw_http_req *, kw_http_resp *);
+/* The Prometheus text of the process's counters (h_metrics.c): a heap
+ * string of *len bytes the caller frees, or NULL when out of memory. */
+char *kw_metrics_render(const kw_app *app, size_t *len);
+
+/* access.c — what every answered request leaves behind: its count and
+ * latency in the metrics and, with --log-format, its access line. */
+typedef struct kw_http_done {
+    const char *method;
+    const char *path;              /* raw: never logged as is */
+    const char *ip;
+    const kw_route *route;         /* NULL: no route matched */
+    const kw_principal *principal; /* NULL: not authenticated */
+    int status;
+    uint64_t ns;                   /* arrival to answer */
+} kw_http_done;
+void kw_http_observe(const kw_app *app, const kw_http_done *done);
+/* organizations, their projects and members (h_orgs.c, h_members.c) */
+int kw_h_org_list(kw_http_req *, kw_http_resp *);
+int kw_h_org_create(kw_http_req *, kw_http_resp *);
+int kw_h_org_get(kw_http_req *, kw_http_resp *);
+int kw_h_org_update(kw_http_req *, kw_http_resp *);
+int kw_h_org_delete(kw_http_req *, kw_http_resp *);
+int kw_h_org_project_list(kw_http_req *, kw_http_resp *);
+int kw_h_project_create(kw_http_req *, kw_http_resp *);
+int kw_h_project_update(kw_http_req *, kw_http_resp *);
+int kw_h_project_delete(kw_http_req *, kw_http_resp *);
+int kw_h_member_list(kw_http_req *, kw_http_resp *);
+int kw_h_member_update(kw_http_req *, kw_http_resp *);
+int kw_h_member_delete(kw_http_req *, kw_http_resp *);
+/* PostHog's SDKs beyond flags and capture: a project's settings, the
+ * remote config posthog-js loads at init (h_remote_config.c). */
+int kw_h_remote_config(kw_http_req *, kw_http_resp *);
+/* a project's group types (h_group_types.c) */
+int kw_h_group_types_list(kw_http_req *, kw_http_resp *);
+int kw_h_group_types_rename(kw_http_req *, kw_http_resp *);
+/* an organization's webhooks and their delivery log (h_webhooks.c) */
+int kw_h_webhook_list(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_create(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_get(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_update(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_delete(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_deliveries(kw_http_req *, kw_http_resp *);
+int kw_h_webhook_test(kw_http_req *, kw_http_resp *);
+/* The project's browser SDK settings added to its JSON (PostHog's team
+ * fields); KW_OK or the store's error. */
+int kw_json_project_settings(kw_store *store, int64_t project_id, json_t *obj);
+
+/* h_static.c — posthog-js's files (GET /static/:name), read once from
+ * the folder the operator names (its dist/); only a fixed list of names is
+ * served.  kw_jsfiles_load fails (err set) when the folder has no array.js
+ * or a file cannot be read. */
+typedef struct kw_jsfiles kw_jsfiles;
+int kw_jsfiles_load(const char *dir, kw_jsfiles **out, char *err, size_t errsz);
+void kw_jsfiles_free(kw_jsfiles *js);
+int kw_h_static(kw_http_req *, kw_http_resp *);
+
+/* cacheable.c — an answer a browser may keep: kw_etag_of writes
+ * W/"<32 hex of sha256(data)>"; kw_resp_cacheable sends data (type, with
+ * ETag and Cache-Control) or, when If-None-Match names the ETag, a 304
+ * (release then runs at once). */
+#define KW_ETAG_MAX 48
+void kw_etag_of(const char *data, size_t len, char out[KW_ETAG_MAX]);
+void kw_resp_cacheable(const kw_http_req *req, kw_http_resp *resp, const char *type,
+                       const char *data, size_t len, const char *etag, const char *cache_control,
+                       void (*release)(void *), void *release_ctx);
+
+/* slow.c — one thread that runs those checks in order and hands each
+ * finished job to done(), which resumes its request. */
+typedef struct kw_slow_queue kw_slow_queue;
+int kw_slow_start(kw_verifier *verifier, void (*done)(kw_http_slow *job), kw_slow_queue **out);
+/* Queues a job (its key and len set); -1 once stopping: run it yourself. */
+int kw_slow_submit(kw_slow_queue *q, kw_http_slow *job);
+/* Answers what is queued, then ends the thread.  NULL is a no-op. */
+void kw_slow_stop(kw_slow_queue *q);
+
+/* server.c — the only user of libmicrohttpd. */
 typedef struct kw_server kw_server;
-/* The MHD response send_resp would build for *resp (consumes its body;
- * raw bytes with a release are then MHD's to release), for callers that
- * keep one ready and share it (kw_http_resp.shared).  NULL when out of
- * memory. */
-struct MHD_Response *kw_http_build_response(kw_http_resp *resp);
+/* The request's header `name` (case-insensitive), cookie `name`, or first
+ * query parameter `name` (decoded; stops at a NUL byte): NULL when absent. */
+const char *kw_req_header(const kw_http_req *req, const char *name);
+const char *kw_req_cookie(const kw_http_req *req, const char *name);
+const char *kw_req_query(const kw_http_req *req, const char *name);
+/* Calls visit for each query parameter in order, with the decoded name
+ * and value and their lengths (value NULL for a bare name), until visit
+ * returns nonzero. */
+typedef int (*kw_query_visit)(void *ctx, const char *name, size_t name_len, const char *value,
+                              size_t value_len);
+void kw_req_query_each(const kw_http_req *req, kw_query_visit visit, void *ctx);
+/* The response that sending *resp would build (consumes its body; raw
+ * bytes with a release are then the response's to release), kept ready
+ * to share (kw_http_resp.shared).  NULL when out of memory. */
+kw_http_ready *kw_http_ready_new(kw_http_resp *resp);
+void kw_http_ready_free(kw_http_ready *ready);
 int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out,
                     char *err, size_t errsz);
+/* The metrics listener (--metrics-listen): serves GET /metrics only. */
+int kw_metrics_server_start(kw_app *app, const char *listen, kw_server **out, char *err,
+                            size_t errsz);
 void kw_server_stop(kw_server *server);
 /* The port actually bound (useful with port 0). */
 unsigned kw_server_port(const kw_server *server);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "http/http.h"
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 _Static_assert(sizeof(kw_http_req) - offsetof(kw_http_req, principal) < sizeof(kw_principal) + 16,
                "kw_http_req.principal must stay the last member");
@@ -89,11 +89,6 @@ void kw_resp_throttled(kw_http_resp *resp, int seconds)
     char text[16];
     snprintf(text, sizeof text, "%d", seconds);
     kw_resp_header(resp, "Retry-After", text);
-}
-
-const char *kw_req_query(const kw_http_req *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 int kw_http_public_url(const char *url, char *out, size_t size)

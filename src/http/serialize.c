@@ -44,12 +44,18 @@ static json_t *list_or_empty(const char *text)
     return v ? v : json_array();
 }
 
-/* When the key's previous value stops working (roll with a grace period,
- * SPEC §6), or null.  A failed read shows null: the listing is advisory. */
-static json_t *previous_expiry(kw_store *store, kw_key_kind kind, const char *id)
+/* When the key's previous value stops working (after a roll with a grace
+ * period both values work until then), or null.  A listing read it with
+ * the row (joined); a single answer reads it.  A failed read shows null:
+ * the listing is advisory. */
+static json_t *previous_expiry(kw_store *store, kw_key_kind kind, const char *id, int joined,
+                               kw_time joined_until)
 {
-    kw_time until = 0;
-    if (kw_store_rolled_expiry(store, kind, id, kw_now(), &until)) until = 0;
+    kw_time now = kw_now(), until = 0;
+    if (joined)
+        until = joined_until > now ? joined_until : 0;
+    else if (kw_store_rolled_expiry(store, kind, id, now, &until))
+        until = 0;
     return kw_json_time(until);
 }
 
@@ -67,11 +73,12 @@ json_t *kw_json_pkey(kw_store *store, const kw_pkey *k, const char *value)
     json_object_set_new(o, "scoped_teams", list_or_empty(k->scoped_teams));
     json_object_set_new(o, "scoped_organizations", list_or_empty(k->scoped_orgs));
     json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
-    /* keyward's lifecycle fields (SPEC §6), after PostHog's. */
+    /* keyward's lifecycle fields (PostHog has none of them), after PostHog's. */
     json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
     json_object_set_new(o, "rate_limit_per_minute",
                         k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
-    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_PERSONAL, k->id));
+    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_PERSONAL, k->id, k->joined,
+                                                                    k->previous_value_expires_at));
     return o;
 }
 
@@ -86,7 +93,9 @@ json_t *kw_json_flag(kw_store *store, const kw_flag *f)
     json_object_set_new(o, "filters", filters ? filters : json_object());
     json_object_set_new(o, "deleted", json_boolean(f->deleted));
     json_object_set_new(o, "active", json_boolean(f->active));
-    json_object_set_new(o, "created_by", kw_json_user_by_id(store, f->created_by));
+    json_object_set_new(o, "created_by", !f->joined ? kw_json_user_by_id(store, f->created_by)
+                                         : f->created_by_user.id ? kw_json_user_basic(&f->created_by_user)
+                                                                 : json_null());
     json_object_set_new(o, "created_at", kw_json_time(f->created_at));
     json_object_set_new(o, "updated_at", kw_json_time(f->updated_at));
     json_object_set_new(o, "version", json_integer(f->version));
@@ -103,14 +112,17 @@ json_t *kw_json_psk(kw_store *store, const kw_psk *k, const char *value)
     json_object_set_new(o, "value", value ? json_string(value) : json_null());
     json_object_set_new(o, "mask_value", json_string(k->mask_value));
     json_object_set_new(o, "created_at", kw_json_time(k->created_at));
-    json_object_set_new(o, "created_by", kw_json_user_by_id(store, k->created_by));
+    json_object_set_new(o, "created_by", !k->joined ? kw_json_user_by_id(store, k->created_by)
+                                         : k->created_by_user.id ? kw_json_user_basic(&k->created_by_user)
+                                                                 : json_null());
     json_object_set_new(o, "last_used_at", kw_json_time(k->last_used_at));
     json_object_set_new(o, "last_rolled_at", kw_json_time(k->last_rolled_at));
     json_object_set_new(o, "scopes", list_or_empty(k->scopes));
     json_object_set_new(o, "expires_at", kw_json_time(k->expires_at));
     json_object_set_new(o, "rate_limit_per_minute",
                         k->rate_limit_per_minute ? json_integer(k->rate_limit_per_minute) : json_null());
-    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_SECRET, k->id));
+    json_object_set_new(o, "previous_value_expires_at", previous_expiry(store, KW_KEY_SECRET, k->id, k->joined,
+                                                                    k->previous_value_expires_at));
     return o;
 }
 
@@ -135,7 +147,9 @@ json_t *kw_json_endpoint(kw_store *store, const kw_endpoint *e)
     json_object_set_new(o, "query", json_text_or(e->query, json_object()));
     json_object_set_new(o, "variables", json_text_or(e->variables, json_object()));
     json_object_set_new(o, "endpoint_path", json_string(path));
-    json_object_set_new(o, "created_by", kw_json_user_by_id(store, e->created_by));
+    json_object_set_new(o, "created_by", !e->joined ? kw_json_user_by_id(store, e->created_by)
+                                 : e->created_by_user.id ? kw_json_user_basic(&e->created_by_user)
+                                                         : json_null());
     json_object_set_new(o, "created_at", kw_json_time(e->created_at));
     json_object_set_new(o, "updated_at", kw_json_time(e->updated_at));
     return o;

@@ -1,11 +1,16 @@
-/* server.c — libmicrohttpd glue: listen, read bodies, send responses.
+/* server.c — libmicrohttpd glue: listen, read bodies, send responses,
+ * and the request accessors (kw_req_header, kw_req_query, …) through which
+ * every other file reads a request.  It is the only file that includes
+ * <microhttpd.h>, so the HTTP library is one file's business.
  *
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
  * without a body needs no per-request state (a static marker stands in);
  * a body is accumulated up to KW_MAX_BODY and anything
  * larger is answered 413 as soon as Content-Length says so (or as soon as a
  * chunked body crosses the limit), without reading the rest.  Connection
- * limits and timeouts keep slow clients from holding every thread. */
+ * limits and timeouts keep slow clients from holding every thread.  A
+ * request whose key needs a legacy (pbkdf2) check is suspended while
+ * slow.c runs it, so that check never holds a request thread. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,12 +18,17 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <microhttpd.h>
+
 #include "http/http.h"
+#include "keyward/metrics.h"
+#include "logger.h"
 
 struct kw_server {
     struct MHD_Daemon *daemon;
     kw_app *app;
     unsigned port;
+    kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
 };
 
 struct body {
@@ -45,6 +55,8 @@ static void add_common_headers(struct MHD_Response *r)
 struct conn_state {
     void (*done)(void *);
     void *done_ctx;
+    uint64_t started;  /* the current request's arrival (kw_metrics_clock) */
+    kw_http_slow *slow;  /* a finished legacy check for the current request */
 };
 
 static struct conn_state *conn_state_of(struct MHD_Connection *conn)
@@ -54,7 +66,41 @@ static struct conn_state *conn_state_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-struct MHD_Response *kw_http_build_response(kw_http_resp *resp)
+const char *kw_req_header(const kw_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *kw_req_cookie(const kw_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *kw_req_query(const kw_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_walk {
+    kw_query_visit visit;
+    void *ctx;
+};
+
+static enum MHD_Result query_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct query_walk *w = cls;
+    return w->visit(w->ctx, key, key_size, value, value_size) ? MHD_NO : MHD_YES;
+}
+
+void kw_req_query_each(const kw_http_req *req, kw_query_visit visit, void *ctx)
+{
+    struct query_walk w = {visit, ctx};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_param, &w);
+}
+
+static struct MHD_Response *build_response(kw_http_resp *resp)
 {
     char *text = NULL;
     size_t len = 0;
@@ -101,11 +147,23 @@ struct MHD_Response *kw_http_build_response(kw_http_resp *resp)
     return r;
 }
 
+/* A kw_http_ready is an MHD response under a name of keyward's own. */
+kw_http_ready *kw_http_ready_new(kw_http_resp *resp)
+{
+    return (kw_http_ready *)build_response(resp);
+}
+
+void kw_http_ready_free(kw_http_ready *ready)
+{
+    if (ready) MHD_destroy_response((struct MHD_Response *)ready);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp)
 {
     struct conn_state *state = resp->shared ? conn_state_of(conn) : NULL;
     if (state) {
-        enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, resp->shared);
+        enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status,
+                                                 (struct MHD_Response *)resp->shared);
         json_decref(resp->body);
         if (ret == MHD_YES) {
             state->done = resp->release;
@@ -121,7 +179,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp
         resp->release(resp->release_ctx);
         resp->release = NULL;
     }
-    struct MHD_Response *r = kw_http_build_response(resp);
+    struct MHD_Response *r = build_response(resp);
     if (!r) return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
@@ -151,44 +209,123 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
 }
 
-static enum MHD_Result run(kw_app *app, struct MHD_Connection *conn, const char *url,
-                           const char *method, const char *body, size_t body_len)
+/* Nanoseconds since the connection's current request arrived. */
+static uint64_t elapsed(struct MHD_Connection *conn, uint64_t fallback)
 {
-    kw_http_req req;
-    kw_http_req_init(&req);
-    req.app = app;
-    req.conn = conn;
-    req.method = method;
-    req.path = url;
-    req.body = body;
-    req.body_len = body_len;
-    client_ip(conn, req.ip, sizeof req.ip);
-    kw_http_resp resp;
-    kw_http_resp_init(&resp);
-    kw_http_dispatch(&req, &resp);
-    json_decref(req.json);
+    struct conn_state *state = conn_state_of(conn);
+    uint64_t start = state && state->started ? state->started : fallback;
+    return kw_metrics_clock() - start;
+}
+
+/* slow.c's worker finished a job: hand the answer to the request and let
+ * MHD call it again.  MHD_resume_connection orders the write before the
+ * request thread's read. */
+static void slow_done(kw_http_slow *job)
+{
+    struct MHD_Connection *conn = job->owner;
+    conn_state_of(conn)->slow = job;
+    MHD_resume_connection(conn);
+}
+
+/* The request needs a legacy key check: suspend it and queue the check;
+ * the request is dispatched again once slow_done resumes it.  Suspended
+ * before queued, so it is never resumed first.  -1 when it cannot be
+ * (no connection state or memory): the caller runs the check itself. */
+static int defer(kw_server *s, struct MHD_Connection *conn, const kw_http_req *req)
+{
+    struct conn_state *state = conn_state_of(conn);
+    kw_http_slow *job = state ? calloc(1, sizeof *job) : NULL;
+    if (!job) return -1;
+    memcpy(job->key, req->slow_key, req->slow_key_len);
+    job->len = req->slow_key_len;
+    job->owner = conn;
+    MHD_suspend_connection(conn);
+    if (kw_slow_submit(s->slow, job)) {  /* stopping: answer on this thread */
+        job->result = kw_verify_personal_legacy(s->app->verifier, job->key, job->len,
+                                                &job->principal);
+        slow_done(job);
+    }
+    return 0;
+}
+
+/* One pass of the request through dispatch.c, with `slow` the answer of
+ * its legacy key check when one ran. */
+static void dispatch_once(kw_app *app, struct MHD_Connection *conn, const char *url,
+                          const char *method, const char *body, size_t body_len,
+                          const kw_http_slow *slow, kw_http_req *req, kw_http_resp *resp)
+{
+    kw_http_req_init(req);
+    req->app = app;
+    req->conn = conn;
+    req->method = method;
+    req->path = url;
+    req->body = body;
+    req->body_len = body_len;
+    req->slow = slow;
+    client_ip(conn, req->ip, sizeof req->ip);
+    kw_http_resp_init(resp);
+    kw_http_dispatch(req, resp);
+    json_decref(req->json);
+    req->json = NULL;
     if (kw_store_in_transaction(app->store)) {
         /* A handler's error path forgot its transaction.  Roll it back so
          * the lock and the snapshot go with this request, and say so: it
          * is a bug (an abort under the fuzzer, so that one is found).  The
          * route's pattern, not the path, which could hold anything. */
-        fprintf(stderr, "keyward: BUG: %s %s left a store transaction open; rolled back\n",
-                method, req.match.route ? req.match.route->pattern : "(no route)");
+        kw_log_event(KW_LOG_ERROR, "bug",
+                     json_pack("{s:s}", "route", req->match.route ? req->match.route->pattern : ""),
+                     "BUG: %s %s left a store transaction open; rolled back",
+                     req->match.route ? req->match.route->method : "-",
+                     req->match.route ? req->match.route->pattern : "(no route)");
         kw_store_rollback(app->store);
 #ifdef KW_FUZZING
         abort();
 #endif
     }
+}
+
+static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char *url,
+                           const char *method, const char *body, size_t body_len)
+{
+    kw_app *app = s->app;
+    uint64_t t0 = kw_metrics_clock();
+    struct conn_state *state = conn_state_of(conn);
+    kw_http_req req;
+    kw_http_resp resp;
+    kw_http_slow *slow = state ? state->slow : NULL;
+    if (state) state->slow = NULL;
+    dispatch_once(app, conn, url, method, body, body_len, slow, &req, &resp);
+    free(slow);
+    if (req.slow_key) {
+        if (!defer(s, conn, &req)) return MHD_YES;
+        kw_http_slow here;  /* could not suspend: the check runs on this thread */
+        memcpy(here.key, req.slow_key, req.slow_key_len);
+        here.len = req.slow_key_len;
+        here.result = kw_verify_personal_legacy(app->verifier, here.key, here.len, &here.principal);
+        dispatch_once(app, conn, url, method, body, body_len, &here, &req, &resp);
+    }
+    kw_http_done done = {method, url, req.ip, req.match.route, &req.principal, resp.status,
+                         elapsed(conn, t0)};
+    kw_http_observe(app, &done);
     return send_resp(conn, &resp);
 }
 
-static enum MHD_Result too_large(struct MHD_Connection *conn, size_t limit)
+static enum MHD_Result too_large(kw_app *app, struct MHD_Connection *conn, const char *url,
+                                 const char *method)
 {
     kw_http_resp resp;
     kw_http_resp_init(&resp);
     kw_problem p;
-    kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.", limit);
+    kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.",
+                   app->max_body);
     kw_resp_problem(&resp, &p);
+    kw_route_match m;
+    char ip[64];
+    client_ip(conn, ip, sizeof ip);
+    kw_http_done done = {method, url, ip,
+                         kw_policy_match(method, url, &m) == KW_MATCH_OK ? m.route : NULL, NULL,
+                         resp.status, elapsed(conn, kw_metrics_clock())};
+    kw_http_observe(app, &done);
     return send_resp(conn, &resp);
 }
 
@@ -197,13 +334,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    kw_app *app = cls;
+    kw_server *s = cls;
+    kw_app *app = s->app;
     if (*con_cls == NULL) {
+        struct conn_state *state = conn_state_of(conn);
+        if (state) state->started = kw_metrics_clock();
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
         if (cl && strtoull(cl, NULL, 10) > app->max_body) {
             *con_cls = &TOO_LARGE;
-            return too_large(conn, app->max_body);
+            return too_large(app, conn, url, method);
         }
         /* Answering only on the next callback, once MHD has read the whole
          * request, keeps the connection alive; a marker, not an allocation,
@@ -219,7 +359,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*con_cls == &NO_BODY) {
         *upload_data_size = 0;
-        return run(app, conn, url, method, NULL, 0);
+        return run(s, conn, url, method, NULL, 0);
     }
     if (*con_cls == &TOO_LARGE) return MHD_YES;  /* 413 already queued */
     struct body *b = *con_cls;
@@ -244,8 +384,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         b->len += n;
         return MHD_YES;
     }
-    if (b->too_large) return too_large(conn, app->max_body);
-    return run(app, conn, url, method, b->data, b->len);
+    if (b->too_large) return too_large(app, conn, url, method);
+    return run(s, conn, url, method, b->data, b->len);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -276,6 +416,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     } else {
         struct conn_state *state = *socket_context;
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
+        if (state) free(state->slow);
         free(state);
         *socket_context = NULL;
     }
@@ -313,8 +454,60 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
-int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out, char *err,
-                    size_t errsz)
+/* The metrics listener (--metrics-listen): GET /metrics and nothing
+ * else.  Not the API's dispatch: no credential, no route table — the
+ * address it is bound to is its access control, as is usual for Prometheus
+ * targets.  A body is read and dropped (never stored). */
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    kw_app *app = cls;
+    if (*con_cls == NULL) {
+        *con_cls = &NO_BODY;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    kw_http_resp resp;
+    kw_http_resp_init(&resp);
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/metrics") != 0 && strcmp(url, "/metrics/") != 0) {
+        kw_resp_error(&resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
+        return send_resp(conn, &resp);
+    }
+    if (!get) {
+        kw_problem p;
+        kw_problem_set(&p, KW_P_METHOD, NULL, NULL, "Method not allowed.");
+        kw_resp_problem(&resp, &p);
+        kw_resp_header(&resp, "Allow", "GET, HEAD");
+        return send_resp(conn, &resp);
+    }
+    size_t len = 0;
+    char *text = kw_metrics_render(app, &len);
+    if (!text) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    add_common_headers(r);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The API listener (a thread pool over epoll) or the metrics listener
+ * (one thread, few connections: a scraper or two). */
+static int start(kw_app *app, const char *listen, unsigned threads, int metrics, kw_server **out,
+                 char *err, size_t errsz)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -326,16 +519,32 @@ int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server
     if (!s) return -1;
     s->app = app;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    if (!metrics) {
+        flags |= MHD_ALLOW_SUSPEND_RESUME;
+        if (kw_slow_start(app->verifier, slow_done, &s->slow)) {
+            snprintf(err, errsz, "cannot start the legacy key check thread");
+            free(s);
+            return -1;
+        }
+    }
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 2, MHD_OPTION_CONNECTION_TIMEOUT,
-        app->conn_timeout ? app->conn_timeout : 30u, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+    unsigned timeout = app->conn_timeout ? app->conn_timeout : 30u;
+    if (metrics)
+        s->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_metrics, app, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
+    else
+        s->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 2, MHD_OPTION_CONNECTION_TIMEOUT,
+            timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+            NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
+        kw_slow_stop(s->slow);
         free(s);
         return -1;
     }
@@ -345,11 +554,26 @@ int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server
     return 0;
 }
 
+int kw_server_start(kw_app *app, const char *listen, unsigned threads, kw_server **out, char *err,
+                    size_t errsz)
+{
+    return start(app, listen, threads, 0, out, err, errsz);
+}
+
+int kw_metrics_server_start(kw_app *app, const char *listen, kw_server **out, char *err,
+                            size_t errsz)
+{
+    return start(app, listen, 1, 1, out, err, errsz);
+}
+
 unsigned kw_server_port(const kw_server *s) { return s->port; }
 
 void kw_server_stop(kw_server *s)
 {
     if (!s) return;
+    /* Suspended requests first: each gets its answer and is resumed, so
+     * MHD stops with none left suspended. */
+    kw_slow_stop(s->slow);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

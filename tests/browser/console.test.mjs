@@ -5,7 +5,9 @@
 // and goes through what a person does: sign in, create a personal key and
 // use it over HTTP, roll it (the old value stops, the new works), see the
 // audit entry, manage project secret keys and the project token, invite a
-// second person, sign out.  Along the way it checks the cookie flags, the
+// second person, sign out; switch organization and project in the header,
+// create / rename / delete a project (typed confirmation), change members'
+// levels and see the server's refusals.  Along the way it checks the cookie flags, the
 // CSRF refusal, and that the second person cannot see the first one's
 // keys.  A screenshot of every page goes to $KEYWARD_SCREENSHOTS (default
 // tests/browser/screenshots/) to be looked at.  Loopback only.
@@ -71,9 +73,46 @@ const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
+// Every page must fit a 1280 px wide window (a laptop) as well as a wider
+// one: nothing scrolls sideways, and no table or button sticks out of the
+// panel or dialog that holds it.
+const FIT_WIDTHS = [1280, 1440];
+async function assertFits(name) {
+  const size = page.viewportSize();
+  try {
+  for (const width of FIT_WIDTHS) {
+    await page.setViewportSize({ width, height: size.height });
+    await page.waitForTimeout(60);
+    const bad = await page.evaluate(() => {
+      const out = [];
+      const over = document.documentElement.scrollWidth - window.innerWidth;
+      if (over > 0) out.push(`the page scrolls sideways by ${over}px`);
+      for (const el of document.querySelectorAll('.panel table, .panel .btn, dialog table, dialog .btn')) {
+        if (!el.getClientRects().length) continue;  // not shown
+        const box = el.closest('.panel, dialog').getBoundingClientRect();
+        const r = el.getBoundingClientRect();
+        const scroller = el.closest('.table-scroll, .scope-grid, .dialog-body');
+        if (scroller && box.right >= scroller.getBoundingClientRect().right - 1) continue;
+        if (r.right > box.right + 1 || r.left < box.left - 1) {
+          const what = el.tagName === 'TABLE' ? 'a table' : `the button "${el.textContent.trim()}"`;
+          out.push(`${what} spans ${Math.round(r.left)}-${Math.round(r.right)}px, outside its box ` +
+                   `(${Math.round(box.left)}-${Math.round(box.right)}px)`);
+        }
+      }
+      return out;
+    });
+    if (width !== size.width) await page.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
+    assert.deepEqual(bad, [], `${name} at ${width} px`);
+  }
+  } finally {
+    await page.setViewportSize(size);
+  }
+}
+
 async function shot(name) {
   await page.waitForTimeout(150);  // let focus rings and transitions settle
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await assertFits(name);
 }
 
 async function http(path, { key, cookie, method = 'GET', body, headers = {} } = {}) {
@@ -83,7 +122,7 @@ async function http(path, { key, cookie, method = 'GET', body, headers = {} } = 
   if (body !== undefined) h['Content-Type'] = 'application/json';
   const r = await fetch(base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
+  return { status: r.status, body: text ? JSON.parse(text) : null, headers: r.headers };
 }
 
 async function sessionCookie() {
@@ -129,7 +168,10 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     assert.equal(c.path, '/');
     assert.equal(await page.evaluate(() => document.cookie.includes('kw_session')), false);
     aliceCookie = c.value;
-    await page.getByText('Acme Inc').first().waitFor();  // the header names the organization
+    // the header's switcher names the organization and the project
+    const orgSwitch = page.getByRole('combobox', { name: 'Organization' });
+    assert.equal(await orgSwitch.locator('option:checked').textContent(), 'Acme Inc');
+    assert.equal(await page.getByRole('combobox', { name: 'Project' }).locator('option:checked').textContent(), 'Storefront');
     await shot('03-personal-keys');
   });
 
@@ -324,9 +366,193 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     assert.notEqual(after, before);
   });
 
+  await t.test('project token page: the browser SDK switches save at once', async () => {
+    const autocapture = page.getByLabel(/^Autocapture/);
+    assert.equal(await autocapture.isChecked(), true);
+    await autocapture.uncheck();
+    await page.getByText('Autocapture off.').waitFor();
+    const pid = page.url().match(/#\/project\/(\d+)/)[1];
+    const got = await http(`/api/projects/${pid}/`, { cookie: aliceCookie });
+    assert.equal(got.body.autocapture_opt_out, true);
+    const cfg = await http(`/array/${got.body.api_token}/config`);
+    assert.equal(cfg.body.autocapture_opt_out, true);
+    await autocapture.check();
+    await page.getByText('Autocapture on.').waitFor();
+    assert.equal((await http(`/api/projects/${pid}/`, { cookie: aliceCookie })).body.autocapture_opt_out, false);
+    await shot('11b-token-sdk');
+  });
+
+  // Writes as Alice straight over HTTP (the session cookie and its CSRF
+  // token), to set up what a page then shows.
+  const asAlice = async (method, path, body) => {
+    const csrf = (await http('/api/session/', { cookie: aliceCookie })).body.csrf_token;
+    return http(path, { cookie: aliceCookie, method, body, headers: { 'X-CSRFToken': csrf } });
+  };
+  const selected = (name) => page.getByRole('combobox', { name }).locator('option:checked').textContent();
+  let storefrontId;
+
+  await t.test('the switcher: another organization shows its own project and keys', async () => {
+    storefrontId = page.url().match(/#\/project\/(\d+)/)[1];
+    const org = await asAlice('POST', '/api/organizations/', { name: 'Globex' });
+    assert.equal(org.status, 201);
+    const proj = await asAlice('POST', `/api/organizations/${org.body.id}/projects/`, { name: 'Globex web' });
+    assert.equal(proj.status, 201);
+    await page.goto(`${base}/#/project/${storefrontId}/secret-keys`);
+    await page.reload();  // the console reads the user's organizations when it loads
+    await page.locator('tr', { hasText: 'flag poller' }).waitFor();
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Organization' }).locator('option').allTextContents(), ['Acme Inc', 'Globex']);
+    await page.getByRole('combobox', { name: 'Organization' }).selectOption({ label: 'Globex' });
+    await page.waitForURL(new RegExp(`#/project/${proj.body.id}/secret-keys$`));
+    await page.getByText('No project secret keys yet').waitFor();
+    assert.equal(await page.locator('tr', { hasText: 'flag poller' }).count(), 0);
+    assert.equal(await selected('Project'), 'Globex web');
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Project' }).locator('option').allTextContents(), ['Globex web']);
+    await page.getByRole('heading', { name: 'Project · Globex web' }).waitFor();
+    await page.getByRole('heading', { name: 'Organization · Globex' }).waitFor();
+    await shot('17-switcher-other-org');
+    // back: the organization's first project, its keys
+    await page.getByRole('combobox', { name: 'Organization' }).selectOption({ label: 'Acme Inc' });
+    await page.waitForURL(new RegExp(`#/project/${storefrontId}/secret-keys$`));
+    await page.locator('tr', { hasText: 'flag poller' }).waitFor();
+  });
+
+  let staging;
+  await t.test('projects: create one, switch to it, rename it', async () => {
+    await page.getByRole('link', { name: 'Projects', exact: true }).click();
+    await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+    await page.locator('tr', { hasText: 'Storefront' }).waitFor();
+    await page.getByRole('button', { name: '+ New project' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.getByLabel('Name').fill('Staging');
+    await shot('18-new-project');
+    await dlg.getByRole('button', { name: 'Create project' }).click();
+    await page.getByRole('status').getByText('Project "Staging" was created').waitFor();
+    const row = page.locator('tr', { hasText: 'Staging' });
+    await row.waitFor();
+    staging = { id: await row.getAttribute('data-project-id') };
+    assert.match(await row.textContent(), /phc_/);
+    await shot('19-projects');
+    // the switcher lists it; choosing it opens its pages
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Project' }).locator('option').allTextContents(), ['Storefront', 'Staging']);
+    await page.getByRole('combobox', { name: 'Project' }).selectOption({ label: 'Staging' });
+    await page.waitForURL(new RegExp(`#/project/${staging.id}/secret-keys$`));
+    await page.getByText('No project secret keys yet').waitFor();
+    // its own keys, which work until the project is deleted
+    const psk = await asAlice('POST', `/api/projects/${staging.id}/project_secret_api_keys/`, { label: 'staging poller', scopes: ['feature_flag:read'] });
+    assert.equal(psk.status, 201);
+    staging.phs = psk.body.value;
+    staging.phc = (await http(`/api/projects/${staging.id}/`, { cookie: aliceCookie })).body.api_token;
+    assert.equal((await http('/flags/definitions', { key: staging.phs })).status, 200);
+    assert.equal((await http('/flags/?v=2', { method: 'POST', body: { token: staging.phc, distinct_id: 'd1' } })).status, 200);
+    // rename: a blank name is the server's refusal, shown in the dialog
+    await page.getByRole('link', { name: 'Projects', exact: true }).click();
+    await page.getByRole('button', { name: 'Rename Staging' }).click();
+    const ren = page.getByRole('dialog');
+    await ren.getByLabel('New name').fill('   ');
+    await ren.getByRole('button', { name: 'Rename' }).click();
+    await ren.getByRole('alert').getByText('name: This field may not be blank.').waitFor();
+    await ren.getByLabel('New name').fill('Staging EU');
+    await ren.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('status').getByText('Project "Staging" is now "Staging EU".').waitFor();
+    await page.locator('tr', { hasText: 'Staging EU' }).waitFor();
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Project' }).locator('option').allTextContents(), ['Storefront', 'Staging EU']);
+    assert.equal((await http(`/api/projects/${staging.id}/`, { cookie: aliceCookie })).body.name, 'Staging EU');
+  });
+
+  await t.test('projects: delete with a typed confirmation revokes its keys and token', async () => {
+    await page.getByRole('button', { name: 'Delete Staging EU' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.getByText('1 project secret key (phs_) and its project token (phc_)').waitFor();
+    const del = dlg.getByRole('button', { name: 'Delete project' });
+    const typed = dlg.getByLabel('Type the project name to confirm');
+    assert.equal(await del.isDisabled(), true, 'disabled before anything is typed');
+    for (const wrong of ['Staging', 'staging eu', 'Staging EU ', 'Storefront']) {
+      await typed.fill(wrong);
+      assert.equal(await del.isDisabled(), true, `disabled with "${wrong}"`);
+    }
+    await typed.fill('Staging EU');
+    assert.equal(await del.isDisabled(), false);
+    await shot('20-delete-project');
+    // still working until the click
+    assert.equal((await http('/flags/definitions', { key: staging.phs })).status, 200);
+    await del.click();
+    await page.getByRole('status').getByText('Project "Staging EU" was deleted: its 1 project secret key (phs_) and its project token were revoked').waitFor();
+    await page.locator('tr', { hasText: 'Staging EU' }).waitFor({ state: 'detached' });
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Project' }).locator('option').allTextContents(), ['Storefront']);
+    assert.equal((await http('/flags/definitions', { key: staging.phs })).status, 401);
+    assert.equal((await http('/flags/?v=2', { method: 'POST', body: { token: staging.phc, distinct_id: 'd1' } })).status, 401);
+    assert.equal((await http(`/api/projects/${staging.id}/`, { cookie: aliceCookie })).status, 404);
+    await shot('21-project-deleted');
+  });
+
+  await t.test('members: change a level; the server\'s refusals are shown', async () => {
+    // Carol joins Acme Inc as a member (an invitation accepted over HTTP).
+    const acme = (await http('/api/users/@me/', { cookie: aliceCookie })).body.organizations.find((o) => o.name === 'Acme Inc');
+    const inv = await asAlice('POST', `/api/organizations/${acme.id}/invites/`, { email: 'carol@example.com', level: 1 });
+    assert.equal(inv.status, 201);
+    const token = inv.body.link.split('/').pop();
+    const joined = await http('/api/invites/accept/', { method: 'POST', body: { token, password: 'carol-secret-pw-1', first_name: 'Carol' } });
+    assert.equal(joined.status, 201);
+    await page.getByRole('link', { name: 'Members', exact: true }).click();
+    await page.getByRole('heading', { name: 'Members', level: 1 }).waitFor();
+    const carol = page.getByRole('combobox', { name: 'Level of carol@example.com' });
+    const mine = page.getByRole('combobox', { name: `Level of ${ALICE.email}` });
+    assert.equal(await selected(`Level of ${ALICE.email}`), 'Owner');
+    assert.equal(await selected('Level of carol@example.com'), 'Member');
+    await page.locator('tr', { hasText: ALICE.email }).getByText('(you)').waitFor();
+    await shot('22-members');
+    await carol.selectOption({ label: 'Admin' });
+    await page.getByText('carol@example.com is now an admin.').waitFor();
+    const levels = async () => Object.fromEntries((await http(`/api/organizations/${acme.id}/members/`, { cookie: aliceCookie })).body.results
+      .map((m) => [m.user.email, m.level]));
+    assert.deepEqual(await levels(), { [ALICE.email]: 15, 'carol@example.com': 8 });
+    // the last owner can be neither demoted nor removed: the server's words
+    await mine.selectOption({ label: 'Member' });
+    const err = page.locator('.members-error').getByRole('alert');
+    await err.getByText('level: An organization must keep an owner: the last owner cannot be demoted.').waitFor();
+    assert.equal(await selected(`Level of ${ALICE.email}`), 'Owner', 'the level is unchanged');
+    await shot('23-members-refused');
+    await page.getByRole('button', { name: `Leave ${ALICE.email}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Leave' }).click();
+    await err.getByText('level: An organization must keep an owner: the last owner cannot be removed.').waitFor();
+    assert.deepEqual(await levels(), { [ALICE.email]: 15, 'carol@example.com': 8 });
+    // Behind this page's back Carol becomes an owner and makes Alice an
+    // admin: the page still offers Carol's select, the server refuses to let
+    // an admin act on an owner, and the page shows why.
+    const carolCookie = joined.headers.get('set-cookie').match(/kw_session=([^;]+)/)[1];
+    const asCarol = (method, path, body) => http(path, { cookie: carolCookie, method, body, headers: { 'X-CSRFToken': joined.body.csrf_token } });
+    const carolUuid = joined.body.user.uuid;
+    const aliceUuid = (await http('/api/users/@me/', { cookie: aliceCookie })).body.uuid;
+    assert.equal((await asAlice('PATCH', `/api/organizations/${acme.id}/members/${carolUuid}/`, { level: 15 })).status, 200);
+    assert.equal((await asCarol('PATCH', `/api/organizations/${acme.id}/members/${aliceUuid}/`, { level: 8 })).status, 200);
+    await carol.selectOption({ label: 'Member' });
+    await err.getByText('level: You cannot change the account of someone above your own level.').waitFor();
+    assert.deepEqual(await levels(), { [ALICE.email]: 8, 'carol@example.com': 15 });
+    // the page now shows the levels as they are: Carol an owner, out of an
+    // admin's reach (no select, no Remove); Alice an admin, offered no Owner
+    await page.locator('tr', { hasText: 'carol@example.com' }).locator('.level').getByText('Owner').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Remove carol@example.com' }).count(), 0);
+    assert.equal(await selected(`Level of ${ALICE.email}`), 'Admin');
+    assert.equal(await mine.locator('option', { hasText: 'Owner' }).isDisabled(), true);
+    await shot('23b-members-above-own-level');
+    // Carol gives the ownership back; the page, reloaded, shows it
+    assert.equal((await asCarol('PATCH', `/api/organizations/${acme.id}/members/${aliceUuid}/`, { level: 15 })).status, 200);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Members', level: 1 }).waitFor();
+    assert.equal(await selected('Level of carol@example.com'), 'Owner');
+    // removing Carol (an owner, not the last): her row goes, and so does her membership
+    await page.getByRole('button', { name: 'Remove carol@example.com' }).click();
+    await page.getByRole('dialog').getByText('Project secret keys they created keep working.').waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove member' }).click();
+    await page.getByText('carol@example.com was removed from Acme Inc.').waitFor();
+    await page.locator('tr', { hasText: 'carol@example.com' }).waitFor({ state: 'detached' });
+    assert.equal(await page.locator('.members-error .error').textContent(), '');
+    assert.deepEqual(await levels(), { [ALICE.email]: 15 });
+  });
+
   let inviteLink;
   await t.test('invites a second person', async () => {
-    await page.getByRole('link', { name: 'Invite people' }).click();
+    await page.getByRole('link', { name: 'Invite people', exact: true }).click();
     await page.getByLabel('Email address').fill(BOB.email);
     await page.getByLabel('Role').selectOption('1');
     await page.getByRole('button', { name: 'Create invitation' }).click();
@@ -388,6 +614,19 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     assert.equal(await proj.getByRole('rowheader').count(), 1);
     await page.getByText('No personal API keys', { exact: true }).waitFor();
     await shot('16-key-report-member');
+    // a plain member sees the organization's projects and members, and
+    // changes none of them
+    await page.getByRole('link', { name: 'Projects', exact: true }).click();
+    await page.locator('tr', { hasText: 'Storefront' }).waitFor();
+    assert.deepEqual(await page.getByRole('combobox', { name: 'Organization' }).locator('option').allTextContents(), ['Acme Inc']);
+    assert.equal(await page.getByRole('button', { name: '+ New project' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /^(Rename|Delete) / }).count(), 0);
+    await page.getByRole('link', { name: 'Members', exact: true }).click();
+    await page.locator('tr', { hasText: BOB.email }).getByText('(you)').waitFor();
+    assert.equal(await page.locator('tr', { hasText: ALICE.email }).locator('.level').textContent(), 'Owner');
+    assert.equal(await page.getByRole('combobox', { name: /^Level of/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /^(Remove|Leave) / }).count(), 0);
+    await shot('24-members-as-member');
   });
 
   await t.test('no script errors on any page', () => {

@@ -371,12 +371,16 @@ LISTEN_RE = re.compile(r"^keyward \S+ listening on http://127\.0\.0\.1:(\d+) \((
 
 
 class Server:
-    def __init__(self, db, workdir, extra_args=()):
+    def __init__(self, db, workdir, extra_args=(), env=None):
+        """Serves db on a free loopback port; db=None passes neither --db nor
+        --listen (settings from env, a configuration file or extra_args)."""
         self.stderr_path = os.path.join(workdir, "serve-%d.stderr" % id(self))
         self._stderr = open(self.stderr_path, "wb")
+        base = ["--listen", "127.0.0.1:0", "--db", db] if db is not None else []
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", "127.0.0.1:0", "--db", db] + list(extra_args),
+            [BIN, "serve"] + base + list(extra_args), env=env,
             stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
+        self._stdout_buf = b""
         self.listen_line = self._read_line(10.0)
         m = LISTEN_RE.match(self.listen_line)
         if not m:
@@ -388,7 +392,7 @@ class Server:
 
     def _read_line(self, timeout):
         deadline = time.monotonic() + timeout
-        buf = b""
+        buf = self._stdout_buf
         fd = self.proc.stdout.fileno()
         while b"\n" not in buf:
             left = deadline - time.monotonic()
@@ -402,7 +406,12 @@ class Server:
                     self.kill()
                     raise AssertionError("server exited before listening: %s" % self.stderr())
                 buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
+        line, self._stdout_buf = buf.split(b"\n", 1)
+        return line.decode()
+
+    def next_line(self, timeout=10.0):
+        """The next line the server printed on stdout after its listening line."""
+        return self._read_line(timeout)
 
     def stderr(self):
         try:
@@ -561,7 +570,7 @@ class KWTestCase(unittest.TestCase):
         self.assertEqual(st, status, "body=%r" % (body,))
         return body
 
-    # SPEC §9: a change made outside this server process (another instance,
+    # A change made outside this server process (another instance,
     # the CLI, a direct database write) is seen within 1 s.  Changes made
     # through this server's own API are checked without any wait.
     OUTSIDE_CHANGE_BOUND = 1.5

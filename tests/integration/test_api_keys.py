@@ -1,4 +1,4 @@
-"""Personal API keys over HTTP (SPEC §2, §3, §4): create, list, get, update,
+"""Personal API keys over HTTP: create, list, get, update,
 roll, delete; validation; limits; who may manage keys; hash storage;
 last_used_at; legacy PostHog imports."""
 import hashlib
@@ -450,7 +450,7 @@ class TestWhoMayManageKeys(KeysBase):
 
     def test_write_key_cannot_roll_a_broader_key(self):
         """Rolling the '*' key would hand a personal_api_key:write key a '*'
-        credential: "a key never grants more than it holds" (SPEC §3, §4)."""
+        credential: a key never grants more than it holds."""
         writer = self.create_ok("writer", ["personal_api_key:write"])["value"]
         init_id = self.listing()[-1]["id"]
         before = self.db_keys()
@@ -574,7 +574,7 @@ class TestLastUsed(KeysBase):
 
 
 class TestLegacyImportWhileServing(KeysBase):
-    """SPEC §2: stored pbkdf2 forms are tried after sha256.  A row imported
+    """Stored pbkdf2 forms (PostHog's) are tried after sha256.  A row imported
     while the server runs (e.g. on another instance, or by a migration
     script) must verify too."""
 

@@ -1,4 +1,4 @@
-"""Route policy over HTTP (SPEC §2-§5): health, credentials and their exact
+"""Route policy over HTTP: health, credentials and their exact
 401/403 texts, scope enforcement, tenancy between users/orgs/projects,
 membership levels, path aliases, 404/405."""
 import kwtest
@@ -159,7 +159,7 @@ class TestCredentials(KWTestCase):
 
     def test_key_of_deleted_row_seen_at_once(self):
         """A row removed behind the server's back stops working (within the
-        SPEC §9 bound for changes made outside the process)."""
+        1 s bound for changes made outside the process)."""
         self.assertStatus(self.srv.get("/api/projects/", key=self.key), 200)
         self.env.sql("DELETE FROM personal_api_keys")
         self.assertProblem(self.eventually(lambda: self.srv.get("/api/projects/", key=self.key),
@@ -413,7 +413,7 @@ class TestPaths(KWTestCase):
         self.assertEqual(flags["count"], 1)
 
     def test_unknown_route_404_json(self):
-        # "/" is the web console (SPEC §8); /assets/ holds only its files.
+        # "/" is the web console; /assets/ holds only its files.
         for method, path in (("GET", "/nope/"), ("GET", "/assets/nope.js"), ("GET", "/api/"),
                              ("GET", "/api/nope/"),
                              ("GET", "/api/projects/abc/"), ("GET", "/api/projects/1/nope/"),

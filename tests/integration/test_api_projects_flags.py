@@ -1,4 +1,4 @@
-"""Projects, feature flags and the activity log over HTTP (SPEC §4)."""
+"""Projects, feature flags and the activity log over HTTP, in PostHog's shapes."""
 import re
 import urllib.parse
 
@@ -25,7 +25,12 @@ class TestProjects(KWTestCase):
         page = self.assertStatus(self.srv.get("/api/projects/", key=self.key), 200)
         self.assertEqual(list(page.keys()), ["count", "next", "previous", "results"])
         self.assertEqual(page["count"], 1)
-        self.assertEqual(page["results"][0], p)
+        # The list is PostHog's basic shape: the project's fields without
+        # its SDK settings (autocapture_opt_out …), which only GET shows.
+        listed = page["results"][0]
+        self.assertEqual(listed, {k: v for k, v in p.items() if k in listed})
+        self.assertNotIn("autocapture_opt_out", listed)
+        self.assertIn("autocapture_opt_out", p)
 
     def test_project_list_pagination(self):
         for i in range(3):
@@ -196,6 +201,38 @@ class TestFlags(KWTestCase):
         ids = [self.assertStatus(self.create({"key": "k%d" % i}), 201)["id"] for i in range(3)]
         page = self.assertStatus(self.srv.get(FLAGS, key=self.key), 200)
         self.assertEqual([f["id"] for f in page["results"]], list(reversed(ids)))
+
+    def test_list_pages_and_follows_every_write(self):
+        # The list is served from rendered objects kept per version of the
+        # project's flags: every page, and every write at once, must show.
+        ids = [self.assertStatus(self.create({"key": "p%d" % i}), 201)["id"] for i in range(5)]
+        newest = list(reversed(ids))
+        whole = self.assertStatus(self.srv.get(FLAGS, key=self.key), 200)
+        one = self.assertStatus(self.srv.get(FLAGS + "%d/" % ids[2], key=self.key), 200)
+        self.assertEqual(whole["results"][2], one, "a listed flag is the flag as GET shows it")
+        for limit, offset in ((2, 0), (2, 2), (2, 4), (2, 5), (3, 99), (1000, 0), (1, 4)):
+            with self.subTest(limit=limit, offset=offset):
+                page = self.assertStatus(self.srv.get(FLAGS + "?limit=%d&offset=%d" % (limit, offset),
+                                                      key=self.key), 200)
+                self.assertEqual(page["count"], 5)
+                self.assertEqual([f["id"] for f in page["results"]], newest[offset:offset + limit])
+                self.assertEqual(page["next"] is not None, offset + limit < 5)
+                self.assertEqual(page["previous"] is not None, offset > 0)
+        # a write shows in the very next list: rename, deactivate, delete, create
+        self.assertStatus(self.srv.patch(FLAGS + "%d/" % ids[0], {"name": "Renamed", "active": False},
+                                         key=self.key), 200)
+        listed = {f["id"]: f for f in self.srv.get(FLAGS, key=self.key)[2]["results"]}
+        self.assertEqual((listed[ids[0]]["name"], listed[ids[0]]["active"]), ("Renamed", False))
+        self.assertEqual(listed[ids[0]]["version"], 2)
+        self.assertEqual(self.srv.delete(FLAGS + "%d/" % ids[1], key=self.key)[0], 204)
+        page = self.srv.get(FLAGS, key=self.key)[2]
+        self.assertEqual((page["count"], ids[1] in [f["id"] for f in page["results"]]), (4, False))
+        made = self.assertStatus(self.create({"key": "p9"}), 201)
+        self.assertEqual(self.srv.get(FLAGS + "?limit=1", key=self.key)[2]["results"], [made])
+        # another project's list is its own
+        other = self.env.add_project(self.env.org_a, "Other")
+        page = self.assertStatus(self.srv.get("/api/projects/%d/feature_flags/" % other, key=self.key), 200)
+        self.assertEqual((page["count"], page["results"]), (0, []))
 
 
 class TestActivityLog(KWTestCase):

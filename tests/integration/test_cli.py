@@ -1,4 +1,4 @@
-"""The keyward command line (SPEC §7): help, init, key create/list/roll/revoke,
+"""The keyward command line: help, init, key create/list/roll/revoke,
 serve's listening line and graceful shutdown on SIGTERM and SIGINT."""
 import os
 import re

@@ -223,6 +223,9 @@ class TestInvites(ConsoleCase):
 class TestPages(KWTestCase):
     def test_pages_and_headers(self):
         for path, ctype in (("/", "text/html"), ("/assets/app.js", "text/javascript"),
+                            ("/assets/auth.js", "text/javascript"),
+                            ("/assets/report.js", "text/javascript"),
+                            ("/assets/orgs.js", "text/javascript"),
                             ("/assets/style.css", "text/css")):
             with self.subTest(path=path):
                 st, hdrs, _ = self.srv.get(path)
@@ -236,18 +239,21 @@ class TestPages(KWTestCase):
                 self.assertIn("Referrer-Policy", hdrs)
         self.srv.get("/")
         self.assertNotIn("<script>", self.srv.last_text)  # no inline script
+        # every script the page loads is served
+        for src in re.findall(r'<script src="([^"]+)"', self.srv.last_text):
+            self.assertEqual(self.srv.get(src)[0], 200, src)
 
 
 class TestConsoleSource(unittest.TestCase):
     def test_scope_picker_lists_every_scope_object(self):
-        """app.js mirrors lib/scope.c's objects for the scope picker."""
+        """app.js mirrors lib/policy/scope.c's objects for the scope picker."""
         def objects(path, start):
             with open(os.path.join(kwtest.ROOT, path)) as f:
                 text = f.read()
             block = text[text.index(start):]
             block = block[:block.index("]" if path.endswith(".js") else "};")]
             return re.findall(r"[\"']([a-z_]+)[\"']", block)
-        c = objects("lib/scope.c", "OBJECTS[] = {")
+        c = objects("lib/policy/scope.c", "OBJECTS[] = {")
         js = objects("src/http/console/app.js", "const SCOPE_OBJECTS = [")
         self.assertGreater(len(c), 30)
         self.assertEqual(js, c)

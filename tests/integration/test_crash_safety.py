@@ -1,4 +1,4 @@
-"""Crash safety (issue 9, item 3): key creations while `keyward serve` is
+"""Crash safety: key creations while `keyward serve` is
 killed with SIGKILL at random points and restarted on the same database.
 
 Several client threads create personal keys (phx_, 9 per user: each user has

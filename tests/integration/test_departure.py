@@ -1,4 +1,4 @@
-"""test_departure.py — deactivating a user (issue 4 item 7).
+"""test_departure.py — deactivating a user.
 
 PATCH /api/users/:id/ {"is_active": false} by an organization admin, and
 `keyward user deactivate EMAIL` from the shell: the user's personal keys

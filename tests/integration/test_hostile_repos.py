@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -18,6 +19,21 @@ from test_scan_cli import BIN, GitRepo, keyward_key, mask
 
 def run_bytes(args, cwd, env, timeout=300):
     return subprocess.run([BIN] + args, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+
+
+def signed_commit(repo):
+    """Moves HEAD to a commit (same tree) carrying a PGP signature header, so
+    `git log` with log.showSignature would ask gpg.program to verify it."""
+    head = repo.git("rev-parse", "HEAD").stdout.strip()
+    tree = repo.git("rev-parse", "HEAD^{tree}").stdout.strip()
+    body = ("tree %s\nparent %s\nauthor t <t@example.com> 1700000000 +0000\n"
+            "committer t <t@example.com> 1700000000 +0000\n"
+            "gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n"
+            " -----END PGP SIGNATURE-----\n\nsigned\n" % (tree, head))
+    oid = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=repo.dir,
+                         env=repo.env, input=body, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    repo.git("update-ref", "HEAD", oid)
 
 
 class Repo(GitRepo):
@@ -95,10 +111,17 @@ class NoCodeRunsTest(unittest.TestCase):
         self.repo.write("a.txt", "token = '%s'\n" % keyward_key("phx_"))
         self.repo.git("add", "-A")
         self.repo.git("commit", "-qm", "one")
+        signed_commit(self.repo)
         self.repo.write("b.txt", "token = '%s'\n" % keyward_key("phx_"))
         self.repo.git("add", "-A")
+        # after the last `git add` of the test itself: git would run the filter
+        self.repo.write(".gitattributes", "* diff=evil filter=evil\n")
         for key, value in [("core.fsmonitor", script), ("core.pager", script),
-                           ("diff.external", script), ("core.hooksPath", ".git/evilhooks")]:
+                           ("diff.external", script), ("core.hooksPath", ".git/evilhooks"),
+                           ("log.showSignature", "true"), ("gpg.program", script),
+                           ("gpg.ssh.program", script), ("diff.evil.textconv", script),
+                           ("diff.evil.command", script), ("filter.evil.clean", script),
+                           ("filter.evil.smudge", script), ("filter.evil.process", script)]:
             self.repo.git("config", key, value)
         hooks = os.path.join(self.repo.dir, ".git", "evilhooks")
         os.makedirs(hooks)
@@ -110,11 +133,32 @@ class NoCodeRunsTest(unittest.TestCase):
         if os.path.exists(self.marker):
             os.unlink(self.marker)
 
-    def check(self, *args):
-        r = run_bytes(list(args), self.repo.dir, self.repo.env)
-        self.assertIn(r.returncode, (0, 1), r.stderr)
+    def check(self, *args, cwd=None, status=(0, 1)):
+        r = run_bytes(list(args), cwd or self.repo.dir, self.repo.env)
+        self.assertIn(r.returncode, status, r.stderr)
         self.assertFalse(os.path.exists(self.marker), "scan %s ran the repository's program" % (args,))
         return r
+
+    def test_scan_history_of_a_path(self):
+        r = self.check("scan", "--git-history", self.repo.dir, cwd="/")
+        self.assertEqual(r.returncode, 1)
+
+    def test_scan_staged_of_a_path(self):
+        r = self.check("scan", "--staged", self.repo.dir, cwd="/")
+        self.assertEqual(r.returncode, 1)
+
+    def test_repository_owned_by_someone_else_is_refused(self):
+        """git's safe.directory check stands: a repository another user owns
+        is not read (its config could name a program), with or without PATH."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give the repository away")
+        subprocess.run(["chown", "-R", "65534:65534", self.repo.dir], check=True)
+        self.repo.env.pop("SUDO_UID", None)
+        for args, cwd in [(["--git-history", self.repo.dir], "/"), (["--staged", self.repo.dir], "/"),
+                          (["--git-history"], None), (["--staged"], None)]:
+            r = self.check("scan", *args, cwd=cwd, status=(2,))
+            self.assertEqual(r.stdout, b"", args)
+            self.assertIn(b"dubious ownership", r.stderr, args)
 
     def test_scan_directory(self):
         r = self.check("scan", ".")
@@ -127,6 +171,63 @@ class NoCodeRunsTest(unittest.TestCase):
     def test_scan_history(self):
         r = self.check("scan", "--git-history")
         self.assertEqual(r.returncode, 1)
+
+
+class RepositoryPathTest(unittest.TestCase):
+    """The repository path is one argument to git, whatever it reads like."""
+
+    def test_path_that_reads_as_an_option(self):
+        parent = tempfile.mkdtemp(prefix="kw_parent_")
+        try:
+            for name in ["-rf", "--exec-path=/tmp", "-c core.pager=false"]:
+                path = os.path.join(parent, name)
+                subprocess.run(["git", "init", "-q", "--", path], check=True, capture_output=True)
+                repo = Repo.__new__(Repo)
+                repo.dir = path
+                repo.env = dict(os.environ, HOME=parent, GIT_CONFIG_NOSYSTEM="1",
+                                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+                key = keyward_key("phx_")
+                repo.write("a.txt", "token = '%s'\n" % key)
+                repo.git("add", "-A")
+                r = run_bytes(["scan", "--staged", "--", name], parent, repo.env)
+                self.assertEqual(r.returncode, 1, (name, r.stderr))
+                self.assertIn(mask(key).encode(), r.stdout)
+                repo.git("commit", "-qm", "one")
+                r = run_bytes(["scan", "--git-history", "--", name], parent, repo.env)
+                self.assertEqual(r.returncode, 1, (name, r.stderr))
+                self.assertIn(mask(key).encode(), r.stdout)
+        finally:
+            subprocess.run(["rm", "-rf", parent])
+
+
+class GitOutputTest(unittest.TestCase):
+    """git's output is checked, not believed: a `git` that answers log with
+    other commits than those asked for makes the scan fail, never pass."""
+
+    def test_history_commit_lines_must_match(self):
+        repo = Repo()
+        bindir = tempfile.mkdtemp(prefix="kw_fakegit_")
+        try:
+            repo.write("a.txt", "token = '%s'\n" % keyward_key("phx_"))
+            repo.add_all()
+            repo.git("commit", "-qm", "one")
+            real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True,
+                                  text=True).stdout.strip()
+            fake = os.path.join(bindir, "git")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\n"
+                        "for a in \"$@\"; do [ \"$a\" = log ] && {\n"
+                        "  cat > /dev/null; printf 'commit %s\\n' " + "0" * 40 + "; exit 0; }; done\n"
+                        "exec '%s' \"$@\"\n" % real)
+            os.chmod(fake, 0o755)
+            env = dict(repo.env, PATH=bindir + os.pathsep + repo.env.get("PATH", ""))
+            r = run_bytes(["scan", "--git-history", repo.dir], "/", env)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(b"unexpected output from git log", r.stderr)
+        finally:
+            repo.close()
+            subprocess.run(["rm", "-rf", bindir])
 
 
 class HookLinksTest(unittest.TestCase):

@@ -1,4 +1,4 @@
-"""test_lifecycle.py — key lifecycle beyond PostHog (SPEC §6, issue 7).
+"""test_lifecycle.py — key lifecycle beyond PostHog.
 
 Expiry (401 key_expired; roll keeps or resets it), per-key rate limits
 (429 with Retry-After, checked without waiting for a refill), the key
@@ -194,7 +194,8 @@ class Report(kwtest.KWTestCase):
 
 
 class RollGrace(kwtest.KWTestCase):
-    """Roll with a grace period (SPEC §6): expire_previous_in_seconds."""
+    """Roll with a grace period: expire_previous_in_seconds keeps the old
+    value working that long (0 = now, at most 7 days)."""
 
     def setup_db(self):
         self.env.tenants()
@@ -271,7 +272,7 @@ class RollGrace(kwtest.KWTestCase):
         self.assertEqual(self.grace_detail(kid), [{"expire_previous_in_seconds": 3600}, None])
 
     def test_grace_with_expiry_both_kinds(self):
-        """Both kinds take the one roll path (lib/keywrite.c): a refused roll
+        """Both kinds take the one roll path (lib/keys/keywrite.c): a refused roll
         changes nothing; an accepted one with a grace period and a new
         expiry keeps the old value, writes the expiry, and logs one
         "rolled" entry carrying the change and the grace context."""

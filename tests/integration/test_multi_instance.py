@@ -1,4 +1,4 @@
-"""Several `keyward serve` instances on one database (SPEC §9, issue 6):
+"""Several `keyward serve` instances on one database:
 a key revoked, rolled or re-scoped on instance A is refused by instance B
 within 1 second, even though B had it cached.  Runs on SQLite (two
 processes, one file) and, as integration_pg_*, on PostgreSQL.  The measured
@@ -9,7 +9,7 @@ import kwtest
 from kwtest import KWTestCase, MSG_INVALID_HEADER
 
 PK = "/api/personal_api_keys/"
-BOUND = 1.0  # seconds: SPEC §9
+BOUND = 1.0  # seconds: every instance sees a revocation within 1 s
 
 
 class TwoInstances(KWTestCase):

@@ -2,7 +2,7 @@
 
 Runs the real binary (env KEYWARD_BIN) against the fixture corpus and
 against throwaway git repositories made in temp dirs.  Keys are generated
-here the way lib/key.c does (48 random base62 chars + base62 CRC32)."""
+here the way lib/keys/key.c does (48 random base62 chars + base62 CRC32)."""
 import json
 import os
 import random
@@ -306,6 +306,141 @@ class GitTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
         r = self.repo.keyward("scan", "--git-history", "--since", first)
         self.assertEqual(r.returncode, 1)
+
+    def elsewhere(self, *args):
+        """keyward run from a directory outside the repository."""
+        out = tempfile.mkdtemp(prefix="kw_cwd_")
+        try:
+            return subprocess.run([BIN] + list(args), cwd=out, env=self.repo.env,
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def test_git_history_of_a_repository_path(self):
+        key = keyward_key("phs_")
+        self.repo.write("README", "intro\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "first")
+        first = self.repo.git("rev-parse", "HEAD").stdout.strip()
+        self.repo.write("config/app.ini", f"[api]\nname = demo\nkey = {key}\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "add key")
+        leaked = self.repo.git("rev-parse", "HEAD").stdout.strip()
+        self.repo.write("config/app.ini", "[api]\nname = demo\nkey = from-env\n")
+        self.repo.git("commit", "-qam", "remove key")
+        expected = (f"config/app.ini:3:7: posthog-project-secret-key high {mask(key)} "
+                    f"commit={leaked}\n")
+        r = self.elsewhere("scan", "--git-history", self.repo.dir)
+        self.assertEqual((r.returncode, r.stdout), (1, expected), r.stderr)
+        # the same answer as from inside, and from a subdirectory of the work tree
+        r = self.repo.keyward("scan", "--git-history")
+        self.assertEqual(r.stdout, expected)
+        r = self.elsewhere("scan", "--git-history", os.path.join(self.repo.dir, "config"))
+        self.assertEqual((r.returncode, r.stdout), (1, expected), r.stderr)
+        r = self.elsewhere("scan", "--git-history", "--format", "json", self.repo.dir)
+        f = json.loads(r.stdout)
+        self.assertEqual([(x["file"], x["commit"]) for x in f], [("config/app.ini", leaked)])
+        r = self.elsewhere("scan", "--git-history", "--since", leaked, self.repo.dir)
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        r = self.elsewhere("scan", "--git-history", "--since", first, self.repo.dir)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        # the .git directory itself is a repository git reads
+        r = self.elsewhere("scan", "--git-history", os.path.join(self.repo.dir, ".git"))
+        self.assertEqual((r.returncode, r.stdout), (1, expected), r.stderr)
+
+    def test_git_history_same_report_for_any_thread_count(self):
+        """Commits are dealt to worker threads; the report is in git log order
+        whatever their number (also across branches and a merge)."""
+        keys = []
+        for i in range(12):
+            if i == 6:
+                self.repo.git("checkout", "-qb", "side")
+            key = keyward_key("phx_")
+            keys.append(key)
+            self.repo.write(f"f{i % 4}.txt", "line\n" * (i % 3 + 1) + f"k{i} = {key}\n")
+            self.repo.git("add", ".")
+            self.repo.git("commit", "-qm", f"c{i}")
+        self.repo.git("checkout", "-q", "-")
+        self.repo.write("main.txt", "on main\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "main")
+        self.repo.git("merge", "-q", "--no-edit", "side")
+        outs = set()
+        for threads in ("1", "2", "3", "16"):
+            r = self.elsewhere("scan", "--git-history", "--threads", threads, "--format", "json",
+                               self.repo.dir)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            outs.add(r.stdout)
+        self.assertEqual(len(outs), 1)
+        findings = json.loads(outs.pop())
+        self.assertEqual(sorted(f["mask"] for f in findings), sorted(mask(k) for k in keys))
+        log = self.repo.git("log", "--all", "--format=%H").stdout.split()
+        order = [log.index(f["commit"]) for f in findings]
+        self.assertEqual(order, sorted(order))
+
+    def test_staged_of_a_repository_path(self):
+        key = keyward_key()
+        self.repo.write("clean.txt", "hello\n")
+        self.repo.git("add", "clean.txt")
+        self.repo.write("clean.txt", f"hello {key}\n")  # not staged
+        r = self.elsewhere("scan", "--staged", self.repo.dir)
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        self.repo.git("add", "clean.txt")
+        r = self.elsewhere("scan", "--staged", self.repo.dir)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stdout, f"clean.txt:1:7: posthog-personal-api-key high {mask(key)}\n")
+
+    def test_repository_path_wins_over_git_dir(self):
+        """GIT_DIR (set while git runs a hook) names another repository: the
+        path given is the one scanned."""
+        key = keyward_key()
+        self.repo.write("a.txt", f"k = {key}\n")
+        self.repo.git("add", ".")
+        self.repo.git("commit", "-qm", "one")
+        other = GitRepo()
+        try:
+            other.write("b.txt", "clean\n")
+            other.git("add", ".")
+            other.git("commit", "-qm", "clean")
+            env = dict(self.repo.env, GIT_DIR=os.path.join(other.dir, ".git"),
+                       GIT_WORK_TREE=other.dir, GIT_INDEX_FILE=os.path.join(other.dir, ".git", "index"))
+            for mode in ("--git-history", "--staged"):
+                if mode == "--staged":
+                    self.repo.write("c.txt", f"k = {key}\n")
+                    self.repo.git("add", ".")
+                r = subprocess.run([BIN, "scan", mode, self.repo.dir], cwd=other.dir, env=env,
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(r.returncode, 1, (mode, r.stdout, r.stderr))
+                self.assertIn(mask(key), r.stdout)
+        finally:
+            other.close()
+
+    def test_repository_path_errors(self):
+        plain = tempfile.mkdtemp(prefix="kw_plain_")
+        bare = tempfile.mkdtemp(prefix="kw_bare_")
+        try:
+            subprocess.run(["git", "init", "-q", "--bare", bare], check=True, env=self.repo.env)
+            afile = os.path.join(plain, "f.txt")
+            with open(afile, "w") as f:
+                f.write("x\n")
+            for mode in ("--git-history", "--staged"):
+                for args, says in [([plain], "not in a git repository"),
+                                   ([afile], "not a directory"),
+                                   ([os.path.join(plain, "missing")], "No such file"),
+                                   ([self.repo.dir, self.repo.dir], "at most one"),
+                                   (["-"], "at most one")]:
+                    r = self.elsewhere("scan", mode, *args)
+                    self.assertEqual(r.returncode, 2, (mode, args, r.stdout, r.stderr))
+                    self.assertIn(says, r.stderr, (mode, args))
+                    self.assertEqual(r.stdout, "")
+            r = self.elsewhere("scan", "--staged", bare)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("no work tree", r.stderr)
+            r = self.elsewhere("scan", "--git-history", bare)  # empty, but a repository
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            shutil.rmtree(plain, ignore_errors=True)
+            shutil.rmtree(bare, ignore_errors=True)
 
     def test_hook_blocks_and_allows(self):
         r = self.repo.keyward("hook", "install")

@@ -1,8 +1,9 @@
 """test_secret_keys.py — project secret API keys (phs_) over HTTP.
 
-Covers /api/projects/:id/project_secret_api_keys/ (CRUD, roll, every
-validation text of SPEC §3-§4, admin level for writes), and what a phs_ key
-may do: nothing under /api/ except the execution routes (SPEC §5).
+Covers /api/projects/:id/project_secret_api_keys/ (CRUD, roll, PostHog's
+validation texts for labels and the scopes a phs_ key may hold, admin level
+for writes), and what a phs_ key may do: nothing under /api/ except the
+execution routes (flag definitions, endpoint runs).
 """
 import os
 import json
@@ -363,7 +364,7 @@ class FlagDefinitions(kwtest.KWTestCase):
         phs = self.make_phs(key=self.env.key_c, label="by c")
         self.make_flag("f1")
         self.env.sql("UPDATE users SET is_active=0 WHERE id=?", (self.env.user_c,))
-        # An outside write: seen within the cache's bound (SPEC §9), then for good.
+        # An outside write: seen within the cache's bound (1 s), then for good.
         self.eventually(lambda: self.srv.get("/api/projects/", key=self.env.key_c), 401)
         self.assertProblem(self.srv.get("/api/projects/", key=self.env.key_c), 401,
                            "authentication_failed", kwtest.MSG_INVALID_HEADER)

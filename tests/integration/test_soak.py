@@ -1,4 +1,4 @@
-"""Load and soak (issue 9, item 4), bounded.
+"""Load and soak, bounded.
 
 Mixed traffic from several client threads on loopback for
 KEYWARD_SOAK_SECONDS (30 by default): verification-heavy execution routes

@@ -1,5 +1,5 @@
-"""valgrind_serve.py — `keyward serve` start to stop under Valgrind (issue 9,
-item 2).  Registered by tests/CMakeLists.txt as `valgrind_serve` when
+"""valgrind_serve.py — `keyward serve` start to stop under Valgrind.
+Registered by tests/CMakeLists.txt as `valgrind_serve` when
 valgrind is installed (not a test_*.py: it runs once, on SQLite).
 
 Runs `valgrind --error-exitcode=1 --leak-check=full
@@ -38,6 +38,7 @@ def main():
     t0 = time.monotonic()
     srv.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=srv._stderr,
                                 stdin=subprocess.DEVNULL)
+    srv._stdout_buf = b""
     rc = None
     try:
         line = srv._read_line(120.0)

@@ -17,21 +17,26 @@
 //      rollout computed here from sha1 (PostHog's rule);
 //   2. payloads, locally and remotely;
 //   3. capture with and without gzip, read back through an endpoint run
-//      with a phs_ key (endpoint:read);
+//      with a phs_ key (endpoint:read); on 5.x also Capture V1
+//      (POSTHOG_CAPTURE_MODE=v1, /i/v1/analytics/events) and the AI events'
+//      routes (/i/v0/ai/batch/);
+//   3b. group flags: groupIdentify teaches keyward the group type, and a
+//      group flag evaluates the same locally and remotely over 200 group keys;
 //   4. flag changes reach the poller (ETag, 304), a rolled or deleted phs_
 //      key gets 401 "Secret API token is invalid." on the SDK's next poll.
 //
 // Every wait is a bounded poll; nothing sleeps for a fixed time.  Loopback
 // only.  The SDK's own requests are observed through its `fetch` option (a
 // pass-through to Node's fetch that records method, path, headers, status).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import test from 'node:test';
+
+import { startKeyward } from './keyward-server.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
@@ -67,8 +72,6 @@ for (const s of SDKS) {
   if (!s.skip) s.PostHog = (await import(s.pkg)).PostHog;
 }
 
-assert.ok(BIN && existsSync(BIN), 'set KEYWARD_BIN to the keyward binary');
-
 // Generous bounds: CI machines are small and busy.
 const WAIT_MS = 60000;
 const SDK_TIMEOUTS = { requestTimeout: 30000, featureFlagsRequestTimeoutMs: 30000, fetchRetryCount: 3, fetchRetryDelay: 200 };
@@ -77,34 +80,8 @@ const SECRET_INVALID = { type: 'authentication_error', code: 'authentication_fai
 
 // ---------------------------------------------------------------- server
 
-const work = mkdtempSync(join(tmpdir(), 'kw-sdk-'));
-const db = join(work, 'kw.db');
-const initOut = execFileSync(BIN, ['init', '--email', 'sdk@example.com', '--org', 'Acme', '--project', 'Web', '--db', db], { encoding: 'utf8' });
-const PHX = initOut.match(/phx_[0-9A-Za-z]+/g)?.pop();
-const PHC = initOut.match(/phc_[0-9A-Za-z]+/g)?.pop();
-assert.ok(PHX && PHC, `keyward init printed a phx_ key and a phc_ token: ${initOut}`);
-
-const server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, '--threads', '2'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-const HOST = await new Promise((ok, fail) => {
-  let out = '';
-  const timer = setTimeout(() => fail(new Error('keyward serve did not start')), 30000);
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-    if (m) { clearTimeout(timer); ok(m[1]); }
-  });
-  server.on('exit', (code) => fail(new Error(`keyward serve exited (${code})`)));
-});
-
-async function http(path, { key, method = 'GET', body } = {}) {
-  const headers = {};
-  if (key) headers.Authorization = `Bearer ${key}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(HOST + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null, headers: r.headers };
-}
+const kw = await startKeyward(BIN);
+const { phx: PHX, phc: PHC, host: HOST, http } = kw;
 
 async function api(path, { status, ...opts }) {
   const r = await http(path, { key: PHX, ...opts });
@@ -226,6 +203,7 @@ function expectedFor(flag, id, i) {
 
 const FLAG_KEYS = ['rollout-30', 'multi', 'by-plan', 'bool-payload', 'inactive'];
 let phsShared;   // feature_flag:read + endpoint:read, used by every SDK's local client
+let groupFlags = false;  // the group flags, made by the first SDK's group test
 
 test('setup: flags and a project secret key through the API', async () => {
   phsShared = await makeSecretKey('sdk', ['feature_flag:read', 'endpoint:read']);
@@ -395,6 +373,117 @@ for (const s of SDKS) {
       assert.equal(calledRows.length, 1, JSON.stringify(called.body.results));
     });
 
+    await t.test('capture v1 (POSTHOG_CAPTURE_MODE=v1): /i/v1/analytics/events and the AI routes stored', {
+      skip: !s.modern && 'Capture V1 and captureAi are 5.x',
+    }, async () => {
+      // The mode is read from the environment when a client is made.
+      process.env.POSTHOG_CAPTURE_MODE = 'v1';
+      let gz, plain;
+      try {
+        gz = sdk(s, {});
+        plain = sdk(s, { disableCompression: true });
+      } finally {
+        delete process.env.POSTHOG_CAPTURE_MODE;
+      }
+      const ev = (kind) => `sdk ${L} v1 ${kind}`;
+      const N = 15;
+      for (let i = 0; i < N; i++) {
+        gz.capture({ distinctId: ids[i], event: ev('gzip'), properties: { i, $session_id: `sess-${i}`, $process_person_profile: false, nested: { ok: true } } });
+        plain.capture({ distinctId: ids[i], event: ev('plain'), properties: { i } });
+      }
+      // $ai_ events: capture() keeps them on the legacy /batch/ in v1 mode;
+      // captureAi() sends them to the AI batch route.
+      gz.capture({ distinctId: 'ai-user', event: '$ai_generation', properties: { $ai_model: 'm', tag: `${L}-capture` } });
+      gz.captureAi({ distinctId: 'ai-user', event: '$ai_span', properties: { $ai_span_name: 's', tag: `${L}-captureAi` } });
+      await plain.captureAiImmediate({ distinctId: 'ai-user', event: '$ai_trace', properties: { tag: `${L}-immediate` } });
+      await gz.shutdown(WAIT_MS);
+      await plain.shutdown(WAIT_MS);
+      const sent = (c, path) => c.log.filter((r) => r.path === path);
+      const V1 = '/i/v1/analytics/events', AI = '/i/v0/ai/batch/';
+      for (const c of [gz, plain]) {
+        assert.ok(sent(c, V1).length >= 1, JSON.stringify(c.log));
+        for (const r of sent(c, V1)) {
+          assert.equal(r.status, 200, JSON.stringify(r));
+          assert.equal(r.headers.Authorization, `Bearer ${PHC}`);
+          assert.match(r.headers['PostHog-Sdk-Info'], /^posthog-node\//);
+        }
+        assert.equal(c.errors.length, 0, String(c.errors));
+      }
+      assert.ok(sent(gz, V1).every((r) => r.headers['Content-Encoding'] === 'gzip'), 'v1 gzips by default');
+      assert.ok(sent(plain, V1).every((r) => !r.headers['Content-Encoding']), 'disableCompression sends JSON');
+      assert.ok(sent(gz, '/batch/').some((r) => r.status === 200), 'capture() of an $ai_ event goes to /batch/');
+      const ai = [...sent(gz, AI), ...sent(plain, AI)];
+      assert.ok(ai.length >= 2 && ai.every((r) => r.status === 200), JSON.stringify(ai));
+
+      const col = (body, name) => body.columns.indexOf(name);
+      const recent = async (event) => {
+        const r = await http('/api/projects/1/endpoints/sdk-recent/run/', { key: phsShared.value, method: 'POST', body: { variables: { event } } });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return r.body.results.map((row) => {
+          const raw = row[col(r.body, 'properties')];
+          return { distinct: row[col(r.body, 'distinct_id')], uuid: row[col(r.body, 'uuid')], props: typeof raw === 'string' ? JSON.parse(raw) : raw };
+        });
+      };
+      const rows = await recent(ev('gzip'));
+      assert.equal(rows.length, N);
+      for (const { distinct, uuid, props } of rows) {
+        assert.equal(distinct, ids[props.i]);
+        // what the SDK lifted out of the properties is back in them
+        assert.equal(props.$session_id, `sess-${props.i}`);
+        assert.equal(props.$process_person_profile, false);
+        assert.equal(props.$lib, 'posthog-node');
+        assert.equal(props.$lib_version, s.version);
+        assert.deepEqual(props.nested, { ok: true });
+        assert.match(uuid, /^[0-9a-f-]{36}$/);
+      }
+      assert.equal((await recent(ev('plain'))).length, N);
+      const tags = async (event) => (await recent(event)).map((r) => r.props.tag);
+      assert.ok((await tags('$ai_generation')).includes(`${L}-capture`));
+      assert.ok((await tags('$ai_span')).includes(`${L}-captureAi`));
+      assert.ok((await tags('$ai_trace')).includes(`${L}-immediate`));
+    });
+
+    await t.test(`group flags: groupIdentify learns the type; local = remote = PostHog's rollout for ${N_IDS} group keys`, async () => {
+      // groupIdentify captures $groupidentify; keyward learns "company" (index 0).
+      const gi = sdk(s, {});
+      gi.groupIdentify({ groupType: 'company', groupKey: 'acme', properties: { tier: 'gold' } });
+      await gi.shutdown(WAIT_MS);
+      assert.equal(gi.errors.length, 0, String(gi.errors));
+      const types = await api('/api/projects/1/groups_types/', { status: 200 });
+      assert.equal(types[0].group_type, 'company');
+      assert.equal(types[0].group_type_index, 0);
+      if (!groupFlags) {
+        groupFlags = true;
+        await makeFlag('group-50', { aggregation_group_type_index: 0, groups: [{ properties: [], rollout_percentage: 50 }] });
+        await makeFlag('group-gold', { aggregation_group_type_index: 0, groups: [
+          { properties: [{ key: 'tier', value: ['gold'], operator: 'exact', type: 'group', group_type_index: 0 }], rollout_percentage: 100 }] });
+      }
+      const loc = sdk(s, withKey(s, phsShared.value, { featureFlagsPollingInterval: 30000 }));
+      assert.ok(await ready(loc));
+      const quiet = { sendFeatureFlagEvents: false };
+      let on = 0;
+      for (let i = 0; i < N_IDS; i++) {
+        const groupKey = `company-${i}`;
+        const person = ids[i];
+        const want = phash('group-50', groupKey) <= 0.5;
+        const groups = { company: groupKey };
+        assert.equal(await loc.getFeatureFlag('group-50', person, { groups, onlyEvaluateLocally: true, ...quiet }), want, `local group-50 for ${groupKey}`);
+        assert.equal(await remote.getFeatureFlag('group-50', person, { groups, ...quiet }), want, `remote group-50 for ${groupKey}`);
+        if (want) on++;
+      }
+      assert.ok(on > N_IDS / 4 && on < (3 * N_IDS) / 4, `group-50 on for ${on} of ${N_IDS}`);
+      // group properties from the call decide; one company, the others not
+      for (const [tier, want] of [['gold', true], ['silver', false]]) {
+        const opts = { groups: { company: 'acme' }, groupProperties: { company: { tier } }, ...quiet };
+        assert.equal(await loc.getFeatureFlag('group-gold', 'someone', { ...opts, onlyEvaluateLocally: true }), want, `local group-gold ${tier}`);
+        assert.equal(await remote.getFeatureFlag('group-gold', 'someone', opts), want, `remote group-gold ${tier}`);
+      }
+      // without the group the flag is off both ways
+      assert.equal(await loc.getFeatureFlag('group-gold', 'someone', { onlyEvaluateLocally: true, ...quiet }), false);
+      assert.equal(await remote.getFeatureFlag('group-gold', 'someone', quiet), false);
+      assert.equal(loc.errors.length + remote.errors.length, 0, String([...loc.errors, ...remote.errors]));
+    });
+
     await t.test('flag changes reach the poller (If-None-Match → 304, then 200)', async () => {
       const phs = await makeSecretKey(`sdk-${L}-poll`, ['feature_flag:read']);
       const poller = sdk(s, withKey(s, phs.value, { featureFlagsPollingInterval: 200 }));
@@ -460,9 +549,7 @@ test.after(async () => {
   for (const c of clients) {
     try { await c.shutdown(5000); } catch { /* already shut down */ }
   }
-  server.kill('SIGTERM');
-  const code = await new Promise((r) => (server.exitCode !== null ? r(server.exitCode) : server.once('exit', (c) => r(c))));
-  rmSync(work, { recursive: true, force: true });
+  const code = await kw.stop();
   // A clean shutdown (under the sanitizers too: a leak report exits non-zero).
   assert.equal(code, 0, 'keyward serve exits 0 on SIGTERM');
 });

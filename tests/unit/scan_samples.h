@@ -19,7 +19,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 
 static const char SAMPLES_BASE62[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

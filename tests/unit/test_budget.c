@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "budget.h"
+#include "auth/budget.h"
 #include "keyward/keyward.h"
 #include "keyward/leak.h"
 

@@ -1,6 +1,7 @@
 /* test_flagcache.c — the per-project flag definitions cache: a hit touches
- * no store, a local bump or a store-generation change (a write by "another
- * process", made here straight through the store) rebuilds, sets outlive
+ * no store, a local bump or a write seen in the change log (by "another
+ * process", made here straight through the store) rebuilds that project
+ * only, sets outlive
  * their replacement while referenced, TTL, slot collisions, readers
  * racing writers, and regex patterns compiled once per version.  Runs on a temp SQLite file. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
@@ -224,8 +225,66 @@ static void test_outside_write_seen_at_poll(void **state)
     kw_flagset_release(s);
     /* an unchanged generation keeps the entry */
     kw_flagcache_poll(f->cache);
-    assert_int_equal(kw_flagcache_sync(f->cache, 12345), 1);
-    assert_int_equal(kw_flagcache_sync(f->cache, 12345), 0);
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 2, 2);
+}
+
+/* A flag write forgets only its own project's set, whether this process
+ * made it (after_write) or another one did (poll): the change log names
+ * the project.  Both used to drop every project's set. */
+static void test_write_forgets_only_its_project(void **state)
+{
+    struct fixture *f = *state;
+    add_flag(f->store, f->project, "mine", 1);
+    kw_flagcache_poll(f->cache);
+    const kw_flagset *s;
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_int_equal(kw_flagcache_get(f->cache, f->other, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 0, 2);
+    add_flag(f->store, f->other, "theirs", 1);  /* another process */
+    kw_flagcache_poll(f->cache);
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 1, 2);  /* untouched project: still a hit */
+    assert_int_equal(kw_flagcache_get(f->cache, f->other, &s), KW_OK);
+    assert_int_equal(json_array_size(s->flags), 1);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 1, 3);  /* the written one: rebuilt */
+    add_flag(f->store, f->other, "local", 1);
+    kw_flagcache_after_write(f->cache);  /* as lib/flags/flag.c does after a commit */
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_int_equal(kw_flagcache_get(f->cache, f->other, &s), KW_OK);
+    assert_int_equal(json_array_size(s->flags), 2);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 2, 4);
+    kw_flagcache_after_write(NULL);  /* no-op */
+}
+
+/* When the log cannot tell what changed — its rows were pruned before this
+ * cache read them — every set is dropped: slower, never stale. */
+static void test_pruned_log_drops_everything(void **state)
+{
+    struct fixture *f = *state;
+    const kw_flagset *s;
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_int_equal(kw_flagcache_get(f->cache, f->other, &s), KW_OK);
+    kw_flagset_release(s);
+    add_flag(f->store, f->other, "unseen", 1);
+    int64_t g;
+    assert_int_equal(kw_store_flags_generation(f->store, &g), KW_OK);
+    assert_int_equal(kw_store_changes_prune(f->store, KW_CHANGE_FLAGS, g), KW_OK);
+    kw_flagcache_poll(f->cache);
+    assert_int_equal(kw_flagcache_get(f->cache, f->project, &s), KW_OK);
+    kw_flagset_release(s);
+    assert_int_equal(kw_flagcache_get(f->cache, f->other, &s), KW_OK);
+    assert_int_equal(json_array_size(s->flags), 1);
+    kw_flagset_release(s);
+    assert_stats(f->cache, 0, 4);  /* both rebuilt */
 }
 
 static void test_deleted_flags_left_out(void **state)
@@ -398,6 +457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_project_and_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regexes_compiled_once_per_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_bump_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_forgets_only_its_project, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pruned_log_drops_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_write_seen_at_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_flags_left_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),

@@ -1,9 +1,10 @@
-/* test_lifecycle.c — key lifecycle (SPEC §6) with a pinned clock: expiry at
+/* test_lifecycle.c — key lifecycle with a pinned clock: expiry at
  * its exact edge, through the store and through the verification cache;
  * the per-key rate limit as the verifier applies it; scope usage noted in
  * memory and merged into the store only by a flush; the report's flags at
  * 89/90/91 days and its least-scope suggestion; ISO-8601 parsing; and the
- * validation of expires_at / rate_limit_per_minute by the key service. */
+ * validation of expires_at / rate_limit_per_minute by the key service; and
+ * that a revocation forgets the revoked key only. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "keyward/auth.h"
 #include "keyward/keyward.h"
@@ -104,7 +107,7 @@ static void test_expiry_edge(void **state)
     kw_clock_set(at);
     assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
     /* And from the store, with nothing cached. */
-    kw_verifier_invalidate(v);
+    kw_verifier_drop_cache(v);
     assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
     kw_clock_set(at + DAY);
     assert_int_equal(kw_verify_personal(v, value, KW_KEY_LEN, &p), KW_VERIFY_EXPIRED);
@@ -385,7 +388,7 @@ static void test_service_fields(void **state)
     assert_int_equal(k.rate_limit_per_minute, 1000000);
 }
 
-/* Roll with a grace period (SPEC §6): the old value verifies as the key
+/* Roll with a grace period: the old value verifies as the key
  * until exactly T+N (store and cache alike), rolling again or deleting
  * the key ends it at once, and the field is validated. */
 static void test_roll_grace(void **state)
@@ -447,12 +450,12 @@ static void test_roll_grace(void **state)
     /* T+N-1 s: still fine, from the cache and from the store. */
     kw_clock_set(until - 1000000);
     assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);
-    kw_verifier_invalidate(v);
+    kw_verifier_drop_cache(v);
     assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_OK);
     /* T+N: refused as unknown (not "expired"), cached entry and store alike. */
     kw_clock_set(until);
     assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
-    kw_verifier_invalidate(v);
+    kw_verifier_drop_cache(v);
     assert_int_equal(kw_verify_personal(v, v0, KW_KEY_LEN, &who), KW_VERIFY_INVALID);
     assert_int_equal(kw_verify_personal(v, v1, KW_KEY_LEN, &who), KW_VERIFY_OK);
     assert_int_equal(kw_store_rolled_expiry(f->store, KW_KEY_PERSONAL, id, kw_now(), &listed), KW_OK);
@@ -490,6 +493,48 @@ static void test_roll_grace(void **state)
     kw_verifier_free(v);
 }
 
+/* Renames the key table under the store's feet (raw SQLite), so a cache
+ * miss fails like a database outage while the generation still reads. */
+static void cut_keys(const char *path, int cut)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, cut ? "ALTER TABLE personal_api_keys RENAME TO pk_cut"
+                                          : "ALTER TABLE pk_cut RENAME TO personal_api_keys",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A local revocation (the service's commit calls kw_verifier_invalidate)
+ * forgets that key at once and keeps every other key's cached answer, so
+ * they still verify with the store unreachable.  It used to drop them all. */
+static void test_revoke_forgets_that_key_only(void **state)
+{
+    struct fx *f = *state;
+    char a[KW_KEY_LEN + 1], b[KW_KEY_LEN + 1];
+    add_key(f, "key-a", 0, 0, a);
+    add_key(f, "key-b", 0, 0, b);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal p;
+    assert_int_equal(kw_verify_personal(v, a, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    assert_int_equal(kw_verify_personal(v, b, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    assert_int_equal(kw_store_pkey_delete(f->store, f->user_id, "key-a"), KW_OK);
+    kw_verifier_invalidate(v);
+    assert_int_equal(kw_verify_personal(v, a, KW_KEY_LEN, &p), KW_VERIFY_INVALID);
+    cut_keys(f->path, 1);
+    assert_int_equal(kw_verify_personal(v, b, KW_KEY_LEN, &p), KW_VERIFY_OK);  /* cached */
+    assert_string_equal(p.key_id, "key-b");
+    assert_int_equal(kw_verify_personal(v, a, KW_KEY_LEN, &p), KW_VERIFY_UNAVAILABLE);
+    kw_verifier_drop_cache(v);
+    assert_int_equal(kw_verify_personal(v, b, KW_KEY_LEN, &p), KW_VERIFY_UNAVAILABLE);
+    cut_keys(f->path, 0);
+    assert_int_equal(kw_verify_personal(v, b, KW_KEY_LEN, &p), KW_VERIFY_OK);
+    kw_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test_setup_teardown(test_service_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_forgets_that_key_only, setup, teardown),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }

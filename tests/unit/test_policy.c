@@ -26,6 +26,10 @@ static void test_match_table(void **state)
         {"GET", "/_health/", KW_MATCH_OK, KW_ROUTE_HEALTH, "", ""},
         {"POST", "/_health", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"HEAD", "/_health", KW_MATCH_OK, KW_ROUTE_HEALTH, "", ""},
+        {"GET", "/_health/ready", KW_MATCH_OK, KW_ROUTE_HEALTH_READY, "", ""},
+        {"GET", "/_health/ready/", KW_MATCH_OK, KW_ROUTE_HEALTH_READY, "", ""},
+        {"POST", "/_health/ready", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/_health/other", KW_MATCH_NO_ROUTE, 0, "", ""},
         {"GET", "/api/users/@me/", KW_MATCH_OK, KW_ROUTE_ME, "", ""},
         {"GET", "/api/projects", KW_MATCH_OK, KW_ROUTE_PROJECT_LIST, "", ""},
         {"GET", "/api/projects/12/", KW_MATCH_OK, KW_ROUTE_PROJECT_GET, "12", ""},
@@ -94,7 +98,58 @@ static void test_match_table(void **state)
         {"POST", "/api/invites/accept/", KW_MATCH_OK, KW_ROUTE_INVITE_ACCEPT, "", ""},
         {"GET", "/api/invites/tok", KW_MATCH_OK, KW_ROUTE_INVITE_GET, "", "tok"},
         {"POST", "/api/organizations/0b6e/invites/", KW_MATCH_OK, KW_ROUTE_INVITE_CREATE, "", ""},
+        /* PostHog's SDKs: project settings, posthog-js's remote config */
+        {"PATCH", "/api/projects/1/", KW_MATCH_OK, KW_ROUTE_PROJECT_UPDATE, "1", ""},
+        {"PATCH", "/api/environments/@current", KW_MATCH_OK, KW_ROUTE_PROJECT_UPDATE, "@current", ""},
+        {"PUT", "/api/projects/1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/array/phc_x/config", KW_MATCH_OK, KW_ROUTE_REMOTE_CONFIG, "", "phc_x"},
+        {"GET", "/array/phc_x/config.js/", KW_MATCH_OK, KW_ROUTE_REMOTE_CONFIG_JS, "", "phc_x"},
+        {"POST", "/array/phc_x/config.js", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/array/phc_x/config.json", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/array/config", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/static/array.js", KW_MATCH_OK, KW_ROUTE_STATIC_JS, "", "array.js"},
+        {"GET", "/static/../kw.db", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/static/1.2.3/array.js", KW_MATCH_OK, KW_ROUTE_STATIC_JS_VERSIONED, "", "array.js"},
+        {"GET", "/static/1.2.3/x/array.js", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"POST", "/static/array.js", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"POST", "/i/v1/analytics/events", KW_MATCH_OK, KW_ROUTE_CAPTURE_V1, "", ""},
+        {"POST", "/i/v0/ai/batch/", KW_MATCH_OK, KW_ROUTE_CAPTURE_AI, "", ""},
+        {"GET", "/i/v1/analytics/events", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/projects/1/groups_types/", KW_MATCH_OK, KW_ROUTE_GROUP_TYPES_LIST, "1", ""},
+        {"PATCH", "/api/environments/@current/groups_types/update_metadata", KW_MATCH_OK,
+         KW_ROUTE_GROUP_TYPES_RENAME, "@current", ""},
+        {"POST", "/api/projects/1/groups_types/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        /* an organization's webhooks */
+        {"GET", "/api/organizations/0b6e/webhooks/", KW_MATCH_OK, KW_ROUTE_WEBHOOK_LIST, "", ""},
+        {"POST", "/api/organizations/0b6e/webhooks", KW_MATCH_OK, KW_ROUTE_WEBHOOK_CREATE, "", ""},
+        {"GET", "/api/organizations/0b6e/webhooks/w1/", KW_MATCH_OK, KW_ROUTE_WEBHOOK_GET, "", "w1"},
+        {"PATCH", "/api/organizations/0b6e/webhooks/w1", KW_MATCH_OK, KW_ROUTE_WEBHOOK_UPDATE, "", "w1"},
+        {"DELETE", "/api/organizations/0b6e/webhooks/w1/", KW_MATCH_OK, KW_ROUTE_WEBHOOK_DELETE, "",
+         "w1"},
+        {"GET", "/api/organizations/0b6e/webhooks/w1/deliveries/", KW_MATCH_OK,
+         KW_ROUTE_WEBHOOK_DELIVERIES, "", "w1"},
+        {"POST", "/api/organizations/0b6e/webhooks/w1/test/", KW_MATCH_OK, KW_ROUTE_WEBHOOK_TEST, "",
+         "w1"},
+        {"PUT", "/api/organizations/0b6e/webhooks/w1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"POST", "/api/organizations/0b6e/webhooks/w1/deliveries/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/organizations/0b6e/webhooks/w1/test/", KW_MATCH_BAD_METHOD, 0, "", ""},
         {"GET", "/environments/7/", KW_MATCH_NO_ROUTE, 0, "", ""},
+        {"GET", "/api/organizations/", KW_MATCH_OK, KW_ROUTE_ORG_LIST, "", ""},
+        {"POST", "/api/organizations", KW_MATCH_OK, KW_ROUTE_ORG_CREATE, "", ""},
+        {"GET", "/api/organizations/@current/", KW_MATCH_OK, KW_ROUTE_ORG_GET, "", ""},
+        {"PATCH", "/api/organizations/0b6e", KW_MATCH_OK, KW_ROUTE_ORG_UPDATE, "", ""},
+        {"DELETE", "/api/organizations/0b6e/", KW_MATCH_OK, KW_ROUTE_ORG_DELETE, "", ""},
+        {"PUT", "/api/organizations/0b6e/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"GET", "/api/organizations/0b6e/projects/", KW_MATCH_OK, KW_ROUTE_ORG_PROJECT_LIST, "", ""},
+        {"POST", "/api/organizations/0b6e/projects", KW_MATCH_OK, KW_ROUTE_ORG_PROJECT_CREATE, "", ""},
+        {"GET", "/api/organizations/0b6e/members/", KW_MATCH_OK, KW_ROUTE_MEMBER_LIST, "", ""},
+        {"PATCH", "/api/organizations/0b6e/members/u-1/", KW_MATCH_OK, KW_ROUTE_MEMBER_UPDATE, "", "u-1"},
+        {"DELETE", "/api/organizations/0b6e/members/u-1", KW_MATCH_OK, KW_ROUTE_MEMBER_DELETE, "", "u-1"},
+        {"GET", "/api/organizations/0b6e/members/u-1/", KW_MATCH_BAD_METHOD, 0, "", ""},
+        {"POST", "/api/projects/", KW_MATCH_OK, KW_ROUTE_PROJECT_CREATE, "", ""},
+        {"POST", "/api/environments", KW_MATCH_OK, KW_ROUTE_PROJECT_CREATE, "", ""},
+        {"PATCH", "/api/projects/4/", KW_MATCH_OK, KW_ROUTE_PROJECT_UPDATE, "4", ""},
+        {"DELETE", "/api/environments/4", KW_MATCH_OK, KW_ROUTE_PROJECT_DELETE, "4", ""},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         kw_route_match m;
@@ -104,7 +159,7 @@ static void test_match_table(void **state)
         assert_int_equal(m.route->id, CASES[i].id);
         assert_string_equal(m.project, CASES[i].project);
         assert_string_equal(m.id, CASES[i].item);
-        if (CASES[i].id == KW_ROUTE_INVITE_CREATE) assert_string_equal(m.org, "0b6e");
+        if (strstr(CASES[i].path, "/0b6e")) assert_string_equal(m.org, "0b6e");
     }
 }
 
@@ -543,6 +598,105 @@ static void test_team_limited_keys_stay_out_of_org_routes(void **state)
     assert_true(org_routes >= 2);
 }
 
+/* A concrete path for a row: :project = `project`, :org = `org`, any
+ * other parameter a placeholder. */
+static void concrete_path(const kw_route *r, int64_t project, const char *org, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *s = r->pattern;
+    while (*s) {
+        char seg[64];
+        if (strncmp(s, ":project", 8) == 0) {
+            snprintf(seg, sizeof seg, "%lld", (long long)project);
+            s += 8;
+        } else if (strncmp(s, ":org", 4) == 0) {
+            snprintf(seg, sizeof seg, "%s", org);
+            s += 4;
+        } else if (strncmp(s, ":num", 4) == 0 || strncmp(s, ":id", 3) == 0) {
+            snprintf(seg, sizeof seg, "1");
+            s += s[1] == 'n' ? 4 : 3;
+        } else {
+            snprintf(seg, sizeof seg, "%c", *s++);
+        }
+        assert_true(strlen(out) + strlen(seg) < size);
+        strcat(out, seg);
+    }
+}
+
+/* Organization-limited and cross-organization, over the whole table: on
+ * every row that names an organization or a project of org A (or acts in
+ * the caller's current organization), a key of A's owner narrowed to org
+ * B is refused with the organization text (or the project's), and B's
+ * owner gets "Not found." — whatever the scopes, for every such row,
+ * without a list of routes. */
+static void test_org_limited_and_cross_org_over_the_table(void **state)
+{
+    struct fixture *f = *state;
+    kw_project p1, p2;
+    assert_int_equal(kw_store_project_get(f->store, f->p1.id, &p1), KW_OK);
+    assert_int_equal(kw_store_project_get(f->store, f->p2.id, &p2), KW_OK);
+    char orgs[80];
+    snprintf(orgs, sizeof orgs, "[\"%s\"]", p2.org_id);
+    kw_principal elsewhere = personal(f->alice.id, "[\"*\"]", NULL);
+    kw_principal_load_scopes(&elsewhere, "[\"*\"]", NULL, orgs);
+    kw_principal bob_all = personal(f->bob.id, "[\"*\"]", NULL);
+    size_t n, swept = 0;
+    const kw_route *routes = kw_policy_routes(&n);
+    for (size_t i = 0; i < n; i++) {
+        const kw_route *r = &routes[i];
+        int names_org = strstr(r->pattern, ":org") != NULL || r->in_current_org;
+        int names_project = strstr(r->pattern, ":project") != NULL;
+        if (!(r->credentials & KW_CRED_PERSONAL) || (!names_org && !names_project)) continue;
+        char path[256], detail[512] = "";
+        concrete_path(r, f->p1.id, p1.org_id, path, sizeof path);
+        int st = verdict(f, r->method, path, &elsewhere, detail);
+        if (r->in_current_org) {
+            /* alice's only organization is not admitted: none is current */
+            if (st != 404) fail_msg("%s %s: %d %s", r->method, r->pattern, st, detail);
+        } else if (st != 403 || !strstr(detail, "does not have access to the requested")) {
+            fail_msg("%s %s: an org-limited key got %d %s", r->method, r->pattern, st, detail);
+        }
+        if (!r->in_current_org) {
+            st = verdict(f, r->method, path, &bob_all, detail);
+            if (st != 404) fail_msg("%s %s: another org's owner got %d %s", r->method, r->pattern, st,
+                                    detail);
+        }
+        swept++;
+    }
+    assert_true(swept >= 25);
+}
+
+/* @current: the first organization the key admits; the row's :org is
+ * replaced by its id so handlers see a real id. */
+static void test_current_org(void **state)
+{
+    struct fixture *f = *state;
+    kw_project p1;
+    assert_int_equal(kw_store_project_get(f->store, f->p1.id, &p1), KW_OK);
+    kw_principal alice_all = personal(f->alice.id, "[\"*\"]", NULL);
+    kw_route_match m;
+    kw_project project;
+    kw_problem p;
+    int level;
+    assert_int_equal(kw_policy_match("GET", "/api/organizations/@current/", &m), KW_MATCH_OK);
+    assert_int_equal(kw_policy_check(f->store, &m, &alice_all, &project, &level, &p), 0);
+    assert_string_equal(m.org, p1.org_id);
+    assert_int_equal(level, KW_LEVEL_OWNER);
+    assert_int_equal(kw_policy_match("POST", "/api/projects/", &m), KW_MATCH_OK);
+    assert_int_equal(kw_policy_check(f->store, &m, &alice_all, &project, &level, &p), 0);
+    assert_string_equal(m.org, p1.org_id);
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    assert_int_equal(kw_policy_match("POST", "/api/projects/", &m), KW_MATCH_OK);
+    assert_int_equal(kw_policy_check(f->store, &m, &carol_all, &project, &level, &p), 1);
+    assert_int_equal(p.status, 403);
+    char org[KW_ID_LEN + 1];
+    kw_principal secret;
+    memset(&secret, 0, sizeof secret);
+    secret.kind = KW_KEY_SECRET;
+    secret.project_id = f->p1.id;
+    assert_int_equal(kw_policy_current_org(f->store, &secret, org), KW_ERR_NOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +710,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_org_routes_and_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_team_limited_keys_stay_out_of_org_routes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_org_limited_and_cross_org_over_the_table, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_current_org, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
 #include "test_sink.h"
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 #include "scan_samples.h"
 
 static const char BASE62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -14,7 +14,7 @@
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
 #include "scan_fixture.h"
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 #include "scan_samples.h"
 
 #ifdef KW_HAVE_HYPERSCAN

@@ -21,7 +21,7 @@
 #include "keyward/keyward.h"
 #include "keyward/scan.h"
 #include "scan_fixture.h"
-#include "scan_internal.h"
+#include "scan/scan_internal.h"
 #include "scan_samples.h"
 
 typedef struct found_ids {
@@ -289,6 +289,49 @@ static void test_generic_rejects_identifiers(void **state)
     }
 }
 
+/* Shapes found reported by the generic rule in real code trees (Python's
+ * site-packages: awscli examples, botocore, moto), none a secret. */
+static void test_generic_rejects_real_code_shapes(void **state)
+{
+    fixture *fx = *state;
+    static const char *const CODE[] = {
+        /* a key's id is public (a real AKIA id is the AWS rule's) */
+        "\"Message\": \"https://b.s3.amazonaws.com/l.out?AWSAccessKeyId=AKGPT4J56IAJ2EUBL5CQ"
+        "&Expires=1440195891&Signature=n%2BEalOV6A\",\n",
+        "api_key_id: \"Zq8vR3mXk2Lp9Tn4Wc7Y\"\n",
+        "    ACCESS_TOKEN_ID = 'c9F2kQ8mZ1rT7vX4bN6wP3yL'\n",
+        /* the constant prefix of a token format */
+        "SESSION_TOKEN_PREFIX = \"FQoGZXIvYXdzEBYaD\"\n",
+        "API_KEY_PREFIX: \"Zq8vR3mXk2Lp\"\n",
+        /* a value naming a secret, not being one */
+        "ACCESS_KEY = 'AWSAccessKeyId'\n",
+        "    private_key_param = \"ssmPrivateKeyName2\"\n",
+        /* values typed by counting */
+        "        self.update_token = \"1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d\"\n",
+        "    \"ChangeToken\": \"12cs345-67cd-890b-1cd2-c3a4567d89f1\"\n",
+        "secret: abcdefghij0123456789\n",
+    };
+    for (size_t i = 0; i < sizeof CODE / sizeof CODE[0]; i++) {
+        found_ids c = scan(fx, CODE[i]);
+        if (c.count) fail_msg("reported (%s): %s", c.ids[0], CODE[i]);
+    }
+    /* and what is near them stays reported: a key id's neighbour the key,
+     * random hex under a token name */
+    uint64_t seed = 31;
+    char text[512];
+    static const char *const STILL[] = {
+        "AWSSecretKey={A:40}&Expires=1440195891\n", "update_token = \"{a:32}\"\n",
+        "change_token = \"9f1c2e7a-4b3d-4c8e-a1f5-2d6b9e0c7a43\"\n", "SESSION_TOKEN = \"{B:40}\"\n",
+    };
+    for (size_t i = 0; i < sizeof STILL / sizeof STILL[0]; i++) {
+        for (int round = 0; round < 50; round++) {
+            samples_expand(STILL[i], text, sizeof text, &seed);
+            found_ids c = scan(fx, text);
+            if (c.count != 1) fail_msg("%zu findings in: %s", c.count, text);
+        }
+    }
+}
+
 /* What the generic rule must still report: random values, quoted or in
  * config files. */
 static void test_generic_reports_random_values(void **state)
@@ -309,6 +352,31 @@ static void test_generic_reports_random_values(void **state)
                 fail_msg("%zu findings in: %s", c.count, text);
         }
     }
+}
+
+/* A GitHub token's last 6 chars are its CRC32 in base62, a number: one
+ * that reads "XxXX" or "1234" is as real as any other, so the placeholder
+ * check reads the random part only. */
+static void test_crc_checksum_is_not_a_placeholder(void **state)
+{
+    fixture *fx = *state;
+    found_ids c = scan(fx, "GH=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\n");
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.ids[0], "github-pat");
+    c = scan(fx, "GH=ghp_1234kZyHU9QZHCf8y0zcUAN9R6tQ763nXxXX\n"); /* bad CRC */
+    assert_int_equal(c.count, 0);
+}
+
+/* Sixteen symbols repeat: one random 64-char hex body in a thousand has a
+ * run of five, so a hex body needs a run of seven to read as a filler. */
+static void test_hex_run_is_not_a_placeholder(void **state)
+{
+    fixture *fx = *state;
+    found_ids c = scan(fx, "x = dop_v1_913cce18ab9745edd65bd5677f9f8954f01d22222cbfcf421900a48a7bbee7fc\n");
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.ids[0], "digitalocean-token");
+    c = scan(fx, "x = dop_v1_913cce18ab9745edd65bd5677f9f8954f01d2222222cbfcf421900a48a7bbee7\n");
+    assert_int_equal(c.count, 0);
 }
 
 static void test_language_splitter(void **state)
@@ -332,8 +400,11 @@ int main(void)
         cmocka_unit_test(test_every_rule_has_a_case),
         cmocka_unit_test(test_secret_span),
         cmocka_unit_test(test_generic_rejects_identifiers),
+        cmocka_unit_test(test_generic_rejects_real_code_shapes),
         cmocka_unit_test(test_generic_reports_random_values),
         cmocka_unit_test(test_language_splitter),
+        cmocka_unit_test(test_crc_checksum_is_not_a_placeholder),
+        cmocka_unit_test(test_hex_run_is_not_a_placeholder),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

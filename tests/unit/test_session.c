@@ -1,7 +1,7 @@
 /* test_session.c — the web console's sign-in, on every backend: password
  * hashing, the storage operations behind sessions, invitations and the
- * login limit, and the services built on them (lib/password.c,
- * lib/session.c, lib/invite.c).
+ * login limit, and the services built on them (lib/auth/password.c,
+ * lib/auth/session.c, lib/org/invite.c).
  *
  * Like test_store.c, each test gets a fresh SQLite file and, when
  * KEYWARD_TEST_PG_URL is set (scripts/pg-test-cluster), a fresh PostgreSQL

@@ -1,182 +1,9 @@
 /* test_store.c — the store conformance suite.
  *
- * The same checks run against every backend: SQLite (a temp file) always,
- * and PostgreSQL when KEYWARD_TEST_PG_URL points at a server the suite may
- * create databases on (scripts/pg-test-cluster starts a throwaway one).
- * Each test gets a fresh store: a new SQLite file, or a new PostgreSQL
- * database named after the pid and a counter, dropped afterwards, so runs
- * never collide.  The clock is pinned where times matter. */
-#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* strdup, nanosleep, getpid under -std=c11 */
-#endif
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <libpq-fe.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "keyward/keyward.h"
-#include "keyward/store.h"
-
-enum backend { BACKEND_SQLITE, BACKEND_PG };
-
-struct fixture {
-    enum backend backend;
-    char url[1024];
-    char path[256];    /* sqlite: the file */
-    char dbname[64];   /* pg: the database */
-    kw_store *store;
-};
-
-static const char *pg_admin_url;
-static int db_counter;
-
-/* pg URL with the database part replaced: scheme://authority/DB?params */
-static int pg_url_for(const char *admin, const char *db, char *out, size_t size)
-{
-    const char *auth = strstr(admin, "://");
-    if (!auth) return -1;
-    auth += 3;
-    const char *q = strchr(auth, '?');
-    const char *slash = strchr(auth, '/');
-    if (slash && q && slash > q) slash = NULL;
-    size_t head = (size_t)((slash ? slash : q ? q : auth + strlen(auth)) - admin);
-    int n = snprintf(out, size, "%.*s/%s%s", (int)head, admin, db, q ? q : "");
-    return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
-static int pg_admin(const char *sql)
-{
-    PGconn *db = PQconnectdb(pg_admin_url);
-    int ok = PQstatus(db) == CONNECTION_OK;
-    if (ok) {
-        PGresult *r = PQexec(db, sql);
-        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) fprintf(stderr, "test_store: %s: %s", sql, PQerrorMessage(db));
-        PQclear(r);
-    } else {
-        fprintf(stderr, "test_store: cannot connect: %s", PQerrorMessage(db));
-    }
-    PQfinish(db);
-    return ok ? 0 : -1;
-}
-
-static int open_store(struct fixture *f)
-{
-    return kw_store_open(f->url, &f->store);
-}
-
-static int setup_sqlite(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    f->backend = BACKEND_SQLITE;
-    snprintf(f->path, sizeof f->path, "/tmp/kw-test-store-%ld-%d.db", (long)getpid(), ++db_counter);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
-    kw_clock_set(0);
-    if (open_store(f)) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int setup_pg(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    f->backend = BACKEND_PG;
-    char sql[128];
-    snprintf(f->dbname, sizeof f->dbname, "kwtest_%ld_%d", (long)getpid(), ++db_counter);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", f->dbname);
-    kw_clock_set(0);
-    if (pg_url_for(pg_admin_url, f->dbname, f->url, sizeof f->url) || pg_admin(sql)) {
-        free(f);
-        return -1;
-    }
-    int rc = open_store(f);
-    if (rc) {
-        fprintf(stderr, "test_store: open %s: %s\n", f->url, kw_strerror(rc));
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    kw_store_close(f->store);
-    kw_clock_set(0);
-    if (f->backend == BACKEND_SQLITE) {
-        char p[300];
-        unlink(f->path);
-        snprintf(p, sizeof p, "%s-wal", f->path);
-        unlink(p);
-        snprintf(p, sizeof p, "%s-shm", f->path);
-        unlink(p);
-    } else {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->dbname);
-        pg_admin(sql);
-    }
-    free(f);
-    return 0;
-}
-
-#define STORE(state) (((struct fixture *)*(state))->store)
-
-/* ---- helpers ------------------------------------------------------------- */
-
-static int64_t make_user(kw_store *s, const char *email)
-{
-    kw_user u;
-    memset(&u, 0, sizeof u);
-    snprintf(u.email, sizeof u.email, "%s", email);
-    snprintf(u.first_name, sizeof u.first_name, "Name");
-    u.is_active = 1;
-    assert_int_equal(kw_store_user_create(s, &u), KW_OK);
-    assert_true(u.id > 0);
-    return u.id;
-}
-
-static void make_pkey(kw_pkey *k, const char *id, int64_t user_id, const char *secure, kw_time at)
-{
-    memset(k, 0, sizeof *k);
-    snprintf(k->id, sizeof k->id, "%s", id);
-    k->user_id = user_id;
-    snprintf(k->label, sizeof k->label, "label %s", id);
-    snprintf(k->secure_value, sizeof k->secure_value, "%s", secure);
-    snprintf(k->mask_value, sizeof k->mask_value, "phx_...%.4s", id);
-    k->created_at = at;
-    snprintf(k->scopes, sizeof k->scopes, "[\"*\"]");
-}
-
-static int64_t make_project(kw_store *s, int64_t user_id, const char *token)
-{
-    kw_org o;
-    memset(&o, 0, sizeof o);
-    snprintf(o.name, sizeof o.name, "Org");
-    assert_int_equal(kw_store_org_create(s, &o), KW_OK);
-    assert_int_equal(kw_store_membership_set(s, user_id, o.id, KW_LEVEL_OWNER), KW_OK);
-    kw_project p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.org_id, sizeof p.org_id, "%s", o.id);
-    snprintf(p.name, sizeof p.name, "Project");
-    snprintf(p.api_token, sizeof p.api_token, "%s", token);
-    assert_int_equal(kw_store_project_create(s, &p), KW_OK);
-    return p.id;
-}
+ * The same checks run against every backend, each test on a fresh store
+ * (store_fixture.h).  The clock is pinned where times matter.  Objects
+ * with a file of their own: test_store_lifecycle.c. */
+#include "store_fixture.h"
 
 /* Collects ids (text) or ints from list callbacks, in order. */
 struct seen {
@@ -355,6 +182,60 @@ static void test_projects(void **state)
     assert_int_equal(p.id, p1);
     assert_int_equal(kw_store_project_set_token(s, p1, "phc_two"), KW_ERR_EXISTS);
     assert_int_equal(kw_store_project_set_token(s, p2 + 100, "phc_x"), KW_ERR_NOTFOUND);
+}
+
+/* Both databases answer alike: an active flag reads back as 0 or 1 whatever
+ * non-zero value was stored (SQLite kept the raw value, PostgreSQL a
+ * boolean), and a list stops at the first non-zero callback result and
+ * returns it. */
+static int stop_first(void *ctx, const void *row)
+{
+    (void)row;
+    ++*(int *)ctx;
+    return 7;
+}
+static int stop_user(void *ctx, const kw_user *u) { return stop_first(ctx, u); }
+static int stop_project(void *ctx, const kw_project *p) { return stop_first(ctx, p); }
+static int stop_org(void *ctx, const kw_org *o, int level)
+{
+    (void)level;
+    return stop_first(ctx, o);
+}
+
+static void test_users_dialects_agree(void **state)
+{
+    kw_store *s = STORE(state);
+    kw_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.email, sizeof u.email, "two@example.com");
+    u.is_active = 2;
+    assert_int_equal(kw_store_user_create(s, &u), KW_OK);
+    kw_user got;
+    assert_int_equal(kw_store_user_get(s, u.id, &got), KW_OK);
+    assert_int_equal(got.is_active, 1);
+    assert_int_equal(kw_store_user_set_active(s, u.id, 5), KW_OK);
+    assert_int_equal(kw_store_user_get(s, u.id, &got), KW_OK);
+    assert_int_equal(got.is_active, 1);
+
+    make_user(s, "three@example.com");
+    make_project(s, u.id, "phc_a");
+    make_project(s, u.id, "phc_b");
+    int calls = 0;
+    assert_int_equal(kw_store_user_list(s, stop_user, &calls), 7);
+    assert_int_equal(calls, 1);
+    calls = 0;
+    assert_int_equal(kw_store_project_list(s, stop_project, &calls), 7);
+    assert_int_equal(calls, 1);
+    calls = 0;
+    assert_int_equal(kw_store_user_projects(s, u.id, stop_project, &calls), 7);
+    assert_int_equal(calls, 1);
+    calls = 0;
+    assert_int_equal(kw_store_user_orgs(s, u.id, stop_org, &calls), 7);
+    assert_int_equal(calls, 1);
+    /* The statements are usable again after a list stopped half-way. */
+    struct seen seen = {0};
+    assert_int_equal(kw_store_user_projects(s, u.id, seen_project, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
 }
 
 /* ---- personal API keys --------------------------------------------------- */
@@ -678,6 +559,37 @@ static void test_flags(void **state)
     assert_int_equal(kw_store_flag_update(s, &missing), KW_ERR_NOTFOUND);
 }
 
+/* A flag written without filters is stored as "{}", on insert and update. */
+static void test_flag_empty_filters(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "e@example.com");
+    int64_t pid = make_project(s, uid, "phc_empty");
+    kw_flag f;
+    memset(&f, 0, sizeof f);
+    f.project_id = pid;
+    snprintf(f.key, sizeof f.key, "bare");
+    assert_int_equal(kw_store_flag_insert(s, &f), KW_OK);
+    kw_flag got;
+    assert_int_equal(kw_store_flag_get(s, pid, f.id, &got), KW_OK);
+    assert_string_equal(got.filters, "{}");
+    assert_int_equal(got.active, 0);
+    kw_flag_clear(&got);
+    f.active = 1;
+    f.filters = strdup("{\"groups\":[1]}");
+    assert_int_equal(kw_store_flag_update(s, &f), KW_OK);
+    kw_flag_clear(&f);
+    assert_int_equal(kw_store_flag_get(s, pid, f.id, &got), KW_OK);
+    assert_string_equal(got.filters, "{\"groups\":[1]}");
+    assert_int_equal(got.active, 1);
+    kw_flag_clear(&got);
+    assert_int_equal(kw_store_flag_update(s, &f), KW_OK);  /* filters now NULL */
+    assert_int_equal(kw_store_flag_get(s, pid, f.id, &got), KW_OK);
+    assert_string_equal(got.filters, "{}");
+    assert_int_equal(got.version, 3);
+    kw_flag_clear(&got);
+}
+
 /* Flag writes bump the flags generation and a project token change (or
  * deletion) bumps the auth generation, whoever writes: the triggers of
  * migration 4.  Other writes leave the flags generation alone. */
@@ -707,6 +619,76 @@ static void test_flags_generation(void **state)
     assert_int_equal(kw_store_project_set_token(s, pid, "phc_generation2"), KW_OK);
     assert_int_equal(kw_store_auth_generation(s, &a1), KW_OK);
     assert_true(a1 > a0);
+}
+
+/* The change log (migration 9): every bump of a generation logs what it
+ * changed, numbered with the generation it produced, so a cache forgets
+ * one key, user or project and can tell a complete read from a pruned one. */
+struct seen_changes {
+    int n;
+    kw_change c[8];
+};
+
+static int collect_change(void *ctx, const kw_change *ch)
+{
+    struct seen_changes *seen = ctx;
+    if (seen->n < 8) seen->c[seen->n] = *ch;
+    seen->n++;
+    return 0;
+}
+
+static void test_change_log(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "log@example.com");
+    int64_t pid = make_project(s, uid, "phc_changelog");
+    kw_pkey k;
+    make_pkey(&k, "key-x", uid, "sha256$xxx", 1000);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    make_pkey(&k, "key-y", uid, "sha256$yyy", 1000);
+    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    int64_t a0, a4, f0, f1;
+    assert_int_equal(kw_store_auth_generation(s, &a0), KW_OK);
+    assert_int_equal(kw_store_flags_generation(s, &f0), KW_OK);
+    assert_int_equal(kw_store_pkey_delete(s, uid, "key-x"), KW_OK);
+    snprintf(k.scopes, sizeof k.scopes, "[\"feature_flag:read\"]");
+    assert_int_equal(kw_store_pkey_update(s, &k), KW_OK);
+    assert_int_equal(kw_store_user_set_active(s, uid, 0), KW_OK);
+    assert_int_equal(kw_store_project_set_token(s, pid, "phc_changelog2"), KW_OK);
+    add_flag(s, pid, "logged", uid);
+    assert_int_equal(kw_store_auth_generation(s, &a4), KW_OK);
+    assert_int_equal(kw_store_flags_generation(s, &f1), KW_OK);
+    assert_int_equal(a4, a0 + 4);
+    assert_int_equal(f1, f0 + 1);
+
+    struct seen_changes seen = {0};
+    assert_int_equal(kw_store_changes(s, KW_CHANGE_AUTH, a0, a4, collect_change, &seen), 4);
+    const char *kinds[] = {"personal", "personal", "user", "project"};
+    char uid_text[24], pid_text[24];
+    snprintf(uid_text, sizeof uid_text, "%lld", (long long)uid);
+    snprintf(pid_text, sizeof pid_text, "%lld", (long long)pid);
+    const char *refs[] = {"key-x", "key-y", uid_text, pid_text};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(seen.c[i].generation, a0 + 1 + i);
+        assert_string_equal(seen.c[i].kind, kinds[i]);
+        assert_string_equal(seen.c[i].ref, refs[i]);
+    }
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_changes(s, KW_CHANGE_FLAGS, f0, f1, collect_change, &seen), 1);
+    assert_string_equal(seen.c[0].kind, "flags");
+    assert_string_equal(seen.c[0].ref, pid_text);
+    /* A range: nothing after the generation read, nothing before `after`. */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_changes(s, KW_CHANGE_AUTH, a0 + 3, a4, collect_change, &seen), 1);
+    assert_string_equal(seen.c[0].kind, "project");
+    /* Pruned rows are missing: fewer than the generations say. */
+    assert_int_equal(kw_store_changes_prune(s, KW_CHANGE_AUTH, a0 + 2), KW_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_changes(s, KW_CHANGE_AUTH, a0, a4, collect_change, &seen), 2);
+    assert_string_equal(seen.c[0].kind, "user");
+    /* The flags stream is not pruned by the auth stream's prune. */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_changes(s, KW_CHANGE_FLAGS, f0, f1, collect_change, &seen), 1);
 }
 
 /* ---- activity log -------------------------------------------------------- */
@@ -841,6 +823,98 @@ static void test_activity(void **state)
     assert_string_equal(seen.ids[0], "a1");
 }
 
+/* Every filter at once: the statement is built per call, and its
+ * parameters must be numbered without gaps for PostgreSQL to accept it. */
+static int keep_activity(void *ctx, const kw_activity *a)
+{
+    kw_activity *out = ctx;
+    kw_activity_clear(out);
+    *out = *a;
+    out->detail = strdup(a->detail);
+    return 0;
+}
+
+static void test_activity_filters_combined(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "c@example.com");
+    int64_t u2 = make_user(s, "c2@example.com");
+    int64_t pid = make_project(s, uid, "phc_combined");
+    add_activity(s, "b1", pid, uid, "FeatureFlag", "7", 100);
+    add_activity(s, "b2", pid, uid, "PersonalAPIKey", "7", 200);
+    add_activity(s, "b3", pid, uid, "FeatureFlag", "7", 200);
+    add_activity(s, "b4", pid, u2, "FeatureFlag", "7", 300);   /* other user */
+    add_activity(s, "b5", pid, uid, "Project", "7", 300);      /* other scope */
+    add_activity(s, "b6", pid, uid, "FeatureFlag", "8", 300);  /* other item */
+    add_activity(s, "b7", pid, uid, "PersonalAPIKey", "7", 400);
+    add_activity(s, "b8", pid, uid, "FeatureFlag", "7", 500);
+
+    const char *const scopes[] = {"FeatureFlag", "PersonalAPIKey", NULL};
+    kw_activity_query q = {.project_id = pid, .scopes = scopes, .user_id = uid, .item_id = "7",
+                           .before = 400, .before_id = "b7", .limit = 2, .offset = 1};
+    struct seen seen = {0};
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);  /* b3, b2, b1 before the cursor; the page skips b3 */
+    assert_string_equal(seen.ids[0], "b2");
+    assert_string_equal(seen.ids[1], "b1");
+    int64_t n = 0;
+    assert_int_equal(kw_store_activity_count(s, &q, &n), KW_OK);
+    assert_int_equal(n, 5);  /* b1 b2 b3 b7 b8 */
+
+    q.ascending = 1;
+    q.before = 200;
+    q.before_id = "b2";
+    q.offset = 0;
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kw_store_activity_list(s, &q, seen_activity, &seen), KW_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "b3");
+    assert_string_equal(seen.ids[1], "b7");
+
+    /* only the first 16 scopes count */
+    const char *many[20];
+    for (int i = 0; i < 16; i++) many[i] = "Nothing";
+    many[16] = "FeatureFlag";
+    many[17] = NULL;
+    kw_activity_query q2 = {.project_id = pid, .scopes = many};
+    assert_int_equal(kw_store_activity_count(s, &q2, &n), KW_OK);
+    assert_int_equal(n, 0);
+    many[15] = "FeatureFlag";
+    assert_int_equal(kw_store_activity_count(s, &q2, &n), KW_OK);
+    assert_int_equal(n, 5);
+
+    /* an entry reads back whole; optional columns come back empty */
+    kw_activity a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "b9");
+    a.project_id = pid;
+    snprintf(a.org_id, sizeof a.org_id, "org-1");
+    snprintf(a.activity, sizeof a.activity, "leaked");
+    snprintf(a.scope, sizeof a.scope, "Other");
+    a.created_at = 900;
+    assert_int_equal(kw_store_activity_insert(s, &a), KW_OK);
+    kw_activity got;
+    memset(&got, 0, sizeof got);
+    kw_activity_query q3 = {.project_id = pid, .limit = 1};
+    assert_int_equal(kw_store_activity_list(s, &q3, keep_activity, &got), KW_OK);
+    assert_string_equal(got.id, "b9");
+    assert_string_equal(got.org_id, "org-1");
+    assert_int_equal(got.user_id, 0);
+    assert_string_equal(got.activity, "leaked");
+    assert_string_equal(got.item_id, "");
+    assert_string_equal(got.detail, "{}");
+    assert_string_equal(got.ip_address, "");
+    kw_activity_clear(&got);
+    q3.item_id = "7";
+    assert_int_equal(kw_store_activity_list(s, &q3, keep_activity, &got), KW_OK);
+    assert_string_equal(got.id, "b8");
+    assert_int_equal(got.user_id, uid);
+    assert_string_equal(got.scope, "FeatureFlag");
+    assert_string_equal(got.detail, "{\"name\":\"x\"}");
+    assert_string_equal(got.ip_address, "127.0.0.1");
+    kw_activity_clear(&got);
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 static void test_transactions(void **state)
@@ -873,9 +947,9 @@ static void test_transactions(void **state)
 
 /* ---- PostgreSQL only ----------------------------------------------------- */
 
-/* The server drops the session (restart, failover, idle kill): the call in
- * flight fails as KW_ERR_UNAVAILABLE, the next one reconnects and prepares
- * its statements again. */
+/* The server drops an idle session (restart, failover, idle kill): the
+ * next call notices before it sends anything, reconnects and prepares its
+ * statements again, and succeeds — no request pays for a stale session. */
 static void test_pg_reconnect(void **state)
 {
     struct fixture *f = *state;
@@ -890,7 +964,7 @@ static void test_pg_reconnect(void **state)
              f->dbname);
     assert_int_equal(pg_admin(sql), 0);
     nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
-    assert_int_equal(kw_store_user_get(s, uid, &u), KW_ERR_UNAVAILABLE);
+    memset(&u, 0, sizeof u);
     assert_int_equal(kw_store_user_get(s, uid, &u), KW_OK);
     assert_string_equal(u.email, "re@example.com");
     int64_t n = 0;
@@ -944,18 +1018,6 @@ static void test_pg_concurrent_migrations(void **state)
 
 /* ---- project secret API keys ------------------------------------------- */
 
-static void make_psk(kw_psk *k, const char *id, int64_t project_id, int64_t by, kw_time at)
-{
-    memset(k, 0, sizeof *k);
-    snprintf(k->id, sizeof k->id, "%s", id);
-    k->project_id = project_id;
-    snprintf(k->label, sizeof k->label, "label %s", id);
-    snprintf(k->secure_value, sizeof k->secure_value, "sha256$%s", id);
-    snprintf(k->mask_value, sizeof k->mask_value, "phs_...%.4s", id);
-    k->created_at = at;
-    k->created_by = by;
-    snprintf(k->scopes, sizeof k->scopes, "[\"feature_flag:read\"]");
-}
 
 static int seen_psk(void *ctx, const kw_psk *k)
 {
@@ -1035,6 +1097,93 @@ static void test_psk_crud(void **state)
     assert_int_equal(n, 1);
 }
 
+/* A listing reads what its serializer shows in the same statement: the
+ * creator of a project key and the end of a rolled key's grace come with
+ * each row (no query per row), for get and list alike. */
+struct listed {
+    int n;
+    kw_psk psk;
+    kw_pkey pkey;
+};
+static int listed_psk(void *ctx, const kw_psk *k)
+{
+    struct listed *l = ctx;
+    if (strcmp(k->id, "lj-psk") == 0) l->psk = *k;
+    l->n++;
+    return 0;
+}
+static int listed_pkey(void *ctx, const kw_pkey *k)
+{
+    struct listed *l = ctx;
+    if (strcmp(k->id, "lj-pkey") == 0) l->pkey = *k;
+    l->n++;
+    return 0;
+}
+
+static int listed_flag(void *ctx, const kw_flag *f)
+{
+    struct listed *l = ctx;
+    if (l->n++ == 0) {
+        assert_true(f->joined);
+        assert_string_equal(f->created_by_user.email, "joined@example.com");
+    } else {
+        assert_false(f->joined);
+    }
+    return 0;
+}
+
+static void test_key_lists_join_creator_and_grace(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "joined@example.com");
+    int64_t p1 = make_project(s, uid, "phc_joined");
+    kw_psk k;
+    make_psk(&k, "lj-psk", p1, uid, 10);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    make_psk(&k, "lj-orphan", p1, 0, 11);
+    assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
+    kw_pkey pk;
+    make_pkey(&pk, "lj-pkey", uid, "sha256$lj-pkey", 12);
+    assert_int_equal(kw_store_pkey_insert(s, &pk, KW_MAX_PERSONAL_KEYS), KW_OK);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_SECRET, "lj-psk", "sha256$lj-old", 5000, 100), KW_OK);
+    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "lj-pkey", "sha256$lj-pold", 6000, 100),
+                     KW_OK);
+
+    struct listed l = {0};
+    assert_int_equal(kw_store_psk_list(s, p1, 100, 0, listed_psk, &l), KW_OK);
+    assert_int_equal(l.n, 2);
+    assert_true(l.psk.joined);
+    assert_int_equal(l.psk.previous_value_expires_at, 5000);
+    assert_int_equal(l.psk.created_by_user.id, uid);
+    assert_string_equal(l.psk.created_by_user.email, "joined@example.com");
+    assert_int_equal(kw_store_pkey_list(s, uid, listed_pkey, &l), KW_OK);
+    assert_true(l.pkey.joined);
+    assert_int_equal(l.pkey.previous_value_expires_at, 6000);
+
+    kw_psk got;
+    assert_int_equal(kw_store_psk_get(s, p1, "lj-orphan", &got), KW_OK);
+    assert_true(got.joined);
+    assert_int_equal(got.previous_value_expires_at, 0);
+    assert_int_equal(got.created_by_user.id, 0);
+    /* The verification read leaves them out: it is the hot path. */
+    assert_int_equal(kw_store_psk_by_hash(s, "sha256$lj-psk", &got), KW_OK);
+    assert_false(got.joined);
+
+    /* Flags: the admin listing carries the creator, the definitions'
+     * by-key listing does not need it. */
+    kw_flag f = {0};
+    f.project_id = p1;
+    snprintf(f.key, sizeof f.key, "lj-flag");
+    f.created_by = uid;
+    f.active = 1;
+    assert_int_equal(kw_store_flag_insert(s, &f), KW_OK);
+    l.n = 0;
+    assert_int_equal(kw_store_flag_list(s, p1, KW_FLAG_NEWEST_FIRST, 0, listed_flag, &l), KW_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(kw_store_flag_list(s, p1, KW_FLAG_BY_KEY, 0, listed_flag, &l), KW_OK);
+    assert_int_equal(l.n, 2);
+}
+
 static void test_psk_touch_limit(void **state)
 {
     kw_store *s = STORE(state);
@@ -1064,243 +1213,6 @@ static void test_psk_touch_limit(void **state)
     /* the key belongs to the project: its creator's state does not matter */
     assert_int_equal(kw_store_user_set_active(s, uid, 0), KW_OK);
     assert_int_equal(kw_store_psk_by_hash(s, "sha256$psk-t", &got), KW_OK);
-}
-
-/* ---- captured events and endpoints ---------------------------------------- */
-
-#define HOUR_US (3600LL * 1000000)
-#define DAY_US (24 * HOUR_US)
-
-static kw_event ev(const char *uuid, const char *name, const char *who, const char *props, kw_time t)
-{
-    kw_event e;
-    memset(&e, 0, sizeof e);
-    snprintf(e.uuid, sizeof e.uuid, "%s", uuid);
-    e.event = name;
-    e.distinct_id = who;
-    e.properties = props;
-    e.timestamp = t;
-    return e;
-}
-
-struct rows {
-    int n;
-    kw_time bucket[32];
-    char key[32][64];
-    int key_null[32];
-    int64_t count[32];
-    char props[32][256];
-};
-
-static int collect_row(void *ctx, const kw_event_row *r)
-{
-    struct rows *rs = ctx;
-    if (rs->n >= 32) return 1;
-    rs->bucket[rs->n] = r->bucket;
-    const char *key = r->key ? r->key : r->event.event;
-    rs->key_null[rs->n] = key == NULL;
-    snprintf(rs->key[rs->n], sizeof rs->key[0], "%s", key ? key : "");
-    snprintf(rs->props[rs->n], sizeof rs->props[0], "%s", r->event.properties ? r->event.properties : "");
-    rs->count[rs->n++] = r->count;
-    return 0;
-}
-
-static void run_query(kw_store *s, const kw_event_query *q, struct rows *out)
-{
-    memset(out, 0, sizeof *out);
-    assert_int_equal(kw_store_events_query(s, q, collect_row, out), KW_OK);
-}
-
-static void test_events(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "ev@example.com");
-    int64_t pid = make_project(s, uid, "phc_ev");
-    int64_t other = make_project(s, uid, "phc_ev_other");
-    const kw_time t0 = 20000 * DAY_US;  /* a midnight */
-    /* Hostile text is data: quotes, SQL, a key with dots and quotes. */
-    const char *evil = "x'); DROP TABLE events; --";
-    kw_event batch[] = {
-        ev("u1", "$pageview", "alice", "{\"plan\":\"pro\",\"a.b\\\"c\":1}", t0 + 1),
-        ev("u2", "$pageview", "bob", "{\"plan\":\"free\"}", t0 + HOUR_US),
-        ev("u3", "$pageview", "alice", "{\"plan\":\"pro\"}", t0 + DAY_US + 5),
-        ev("u4", "signup", "carol", "{\"plan\":true}", t0 + DAY_US + 6),
-        ev("u5", evil, "dave\"\\", "{\"plan\":null,\"q\":\"' OR 1=1 --\"}", t0 + 2 * DAY_US),
-    };
-    assert_int_equal(kw_store_events_insert(s, pid, batch, 5), KW_OK);
-    kw_event noise = ev("u9", "$pageview", "zed", "{}", t0);
-    assert_int_equal(kw_store_events_insert(s, other, &noise, 1), KW_OK);
-    assert_int_equal(kw_store_events_insert(s, pid, batch, 0), KW_OK);
-
-    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid, .limit = 100};
-    struct rows r;
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 3);  /* by count desc, then name (bytewise) */
-    assert_string_equal(r.key[0], "$pageview");
-    assert_int_equal(r.count[0], 3);
-    assert_string_equal(r.key[1], "signup");
-    assert_string_equal(r.key[2], evil);
-    assert_int_equal(r.count[2], 1);
-
-    q.event = evil;  /* an exact match, nothing more */
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 1);
-    assert_int_equal(r.count[0], 1);
-
-    q.event = "$pageview";
-    q.bucket = DAY_US;
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 2);
-    assert_int_equal(r.bucket[0], t0);
-    assert_int_equal(r.count[0], 2);
-    assert_int_equal(r.bucket[1], t0 + DAY_US);
-    assert_int_equal(r.count[1], 1);
-
-    q.date_from = t0 + HOUR_US;  /* inclusive */
-    q.date_to = t0 + DAY_US + 5; /* exclusive */
-    q.bucket = 0;
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 1);
-    assert_int_equal(r.count[0], 1);
-
-    kw_event_query u = {.kind = KW_EQ_UNIQUE_USERS, .project_id = pid, .limit = 100};
-    run_query(s, &u, &r);
-    assert_int_equal(r.n, 1);
-    assert_int_equal(r.count[0], 4);
-    u.event = "$pageview";
-    run_query(s, &u, &r);
-    assert_int_equal(r.count[0], 2);
-
-    kw_event_query b = {.kind = KW_EQ_PROPERTY_BREAKDOWN, .project_id = pid, .property = "plan",
-                        .limit = 100};
-    run_query(s, &b, &r);
-    assert_int_equal(r.n, 4);
-    assert_string_equal(r.key[0], "pro");
-    assert_int_equal(r.count[0], 2);
-    assert_string_equal(r.key[1], "free");
-    assert_string_equal(r.key[2], "true");
-    assert_true(r.key_null[3]);  /* JSON null and missing read as NULL, last */
-    b.property = "a.b\"c";       /* a key is a key, not a path */
-    run_query(s, &b, &r);
-    assert_int_equal(r.n, 2);
-    assert_true(r.key_null[0]);  /* by count first: 4 without the key */
-    assert_int_equal(r.count[0], 4);
-    assert_string_equal(r.key[1], "1");
-    assert_int_equal(r.count[1], 1);
-
-    kw_event_query recent = {.kind = KW_EQ_RECENT_EVENTS, .project_id = pid, .limit = 2};
-    run_query(s, &recent, &r);
-    assert_int_equal(r.n, 2);
-    assert_string_equal(r.key[0], evil);
-    assert_string_equal(r.props[0], "{\"plan\":null,\"q\":\"' OR 1=1 --\"}");
-    assert_string_equal(r.key[1], "signup");
-
-    /* The other project's event never shows. */
-    kw_event_query all = {.kind = KW_EQ_EVENT_COUNTS, .project_id = other, .limit = 10};
-    run_query(s, &all, &r);
-    assert_int_equal(r.n, 1);
-    assert_int_equal(r.count[0], 1);
-}
-
-/* A batch is stored whole or not at all, and works inside a caller's
- * transaction too. */
-static void test_events_atomic(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "eva@example.com");
-    int64_t pid = make_project(s, uid, "phc_eva");
-    kw_event batch[] = {ev("a1", "one", "x", "{}", 1), ev("a2", "two", "x", "{}", 2)};
-    assert_int_equal(kw_store_events_insert(s, pid + 1000, batch, 2), KW_ERR_EXISTS);  /* FK */
-    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid + 1000, .limit = 10};
-    struct rows r;
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 0);
-    assert_int_equal(kw_store_begin(s), KW_OK);
-    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_OK);
-    kw_store_rollback(s);
-    q.project_id = pid;
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 0);
-    assert_int_equal(kw_store_begin(s), KW_OK);
-    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_OK);
-    assert_int_equal(kw_store_commit(s), KW_OK);
-    run_query(s, &q, &r);
-    assert_int_equal(r.n, 2);
-}
-
-static int seen_endpoint(void *ctx, const kw_endpoint *e)
-{
-    struct seen *s = ctx;
-    snprintf(s->ids[s->n], sizeof s->ids[0], "%s", e->name);
-    s->nums[s->n++] = e->id;
-    return 0;
-}
-
-static void test_endpoints(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "ep@example.com");
-    int64_t pid = make_project(s, uid, "phc_ep");
-    int64_t other = make_project(s, uid, "phc_ep2");
-    kw_clock_set(1000);
-    kw_endpoint e;
-    memset(&e, 0, sizeof e);
-    e.project_id = pid;
-    snprintf(e.name, sizeof e.name, "daily-signups");
-    e.description = "d";
-    e.query = "{\"kind\":\"event_counts\"}";
-    e.variables = "{}";
-    e.created_by = uid;
-    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
-    assert_true(e.id > 0);
-    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_ERR_EXISTS);
-    e.project_id = other;  /* the same name in another project is fine */
-    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
-    kw_clock_set(2000);
-    e.project_id = pid;
-    snprintf(e.name, sizeof e.name, "second");
-    e.created_by = 0;
-    assert_int_equal(kw_store_endpoint_insert(s, &e), KW_OK);
-    int64_t second = e.id;
-
-    kw_endpoint got;
-    assert_int_equal(kw_store_endpoint_get(s, pid, "daily-signups", &got), KW_OK);
-    assert_string_equal(got.query, "{\"kind\":\"event_counts\"}");
-    assert_string_equal(got.description, "d");
-    assert_int_equal(got.created_by, uid);
-    assert_int_equal(got.created_at, 1000);
-    kw_endpoint_clear(&got);
-    assert_int_equal(kw_store_endpoint_get(s, pid, "nope", &got), KW_ERR_NOTFOUND);
-
-    int64_t n = 0;
-    assert_int_equal(kw_store_endpoint_count(s, pid, &n), KW_OK);
-    assert_int_equal(n, 2);
-    struct seen seen = {0};
-    assert_int_equal(kw_store_endpoint_list(s, pid, 10, 0, seen_endpoint, &seen), KW_OK);
-    assert_int_equal(seen.n, 2);
-    assert_string_equal(seen.ids[0], "second");  /* newest first */
-    memset(&seen, 0, sizeof seen);
-    assert_int_equal(kw_store_endpoint_list(s, pid, 1, 1, seen_endpoint, &seen), KW_OK);
-    assert_int_equal(seen.n, 1);
-    assert_string_equal(seen.ids[0], "daily-signups");
-
-    snprintf(e.name, sizeof e.name, "daily-signups");  /* rename onto a taken name */
-    e.updated_at = 3000;
-    assert_int_equal(kw_store_endpoint_update(s, &e), KW_ERR_EXISTS);
-    snprintf(e.name, sizeof e.name, "renamed");
-    e.description = "new";
-    assert_int_equal(kw_store_endpoint_update(s, &e), KW_OK);
-    assert_int_equal(kw_store_endpoint_get(s, pid, "renamed", &got), KW_OK);
-    assert_string_equal(got.description, "new");
-    assert_int_equal(got.updated_at, 3000);
-    assert_int_equal(got.created_at, 2000);
-    kw_endpoint_clear(&got);
-    assert_int_equal(kw_store_endpoint_delete(s, other, second), KW_ERR_NOTFOUND);
-    assert_int_equal(kw_store_endpoint_delete(s, pid, second), KW_OK);
-    assert_int_equal(kw_store_endpoint_delete(s, pid, second), KW_ERR_NOTFOUND);
-    assert_int_equal(kw_store_endpoint_count(s, pid, &n), KW_OK);
-    assert_int_equal(n, 1);
-    kw_clock_set(0);
 }
 
 /* ---- key lifecycle (SPEC §6) --------------------------------------------- */
@@ -1380,356 +1292,6 @@ static void test_key_lifecycle_columns(void **state)
     assert_int_equal(pgot.expires_at, 888);
 }
 
-/* scopes_used without the spaces PostgreSQL's json_agg puts after commas,
- * so one expected text serves both backends. */
-static const char *compact(const char *json, char *out, size_t size)
-{
-    size_t n = 0;
-    for (; *json && n + 1 < size; json++)
-        if (*json != ' ') out[n++] = *json;
-    out[n] = '\0';
-    return out;
-}
-
-/* The batched usage merge: both key kinds in one call, interleaved; ids
- * that need quoting inside an array literal; a missing key and a NULL list
- * are no error; each row gets exactly its own lists, merged with what it
- * had; a repeat changes nothing; no auth generation bump. */
-static void test_scopes_used_many(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "many@example.com");
-    int64_t pid = make_project(s, uid, "phc_many");
-    enum { NP = 40, NS = 20 };
-    char pids[NP][KW_ID_LEN + 1], sids[NS][KW_ID_LEN + 1];
-    for (int i = 0; i < NP; i++) {
-        /* A few ids with the characters an array literal must escape. */
-        snprintf(pids[i], sizeof pids[i], i % 10 == 3 ? "p\"{%d},\\x" : "many-p-%02d", i);
-        char secure[64];
-        snprintf(secure, sizeof secure, "sha256$many-%d", i);
-        kw_pkey k;
-        make_pkey(&k, pids[i], uid, secure, 1000 + i);
-        assert_int_equal(kw_store_pkey_insert(s, &k, NP), KW_OK);
-    }
-    for (int i = 0; i < NS; i++) {
-        snprintf(sids[i], sizeof sids[i], "many-s-%02d", i);
-        kw_psk k;
-        make_psk(&k, sids[i], pid, uid, 1000 + i);
-        assert_int_equal(kw_store_psk_insert(s, &k, KW_MAX_SECRET_KEYS), KW_OK);
-    }
-    assert_int_equal(kw_store_key_scopes_used(s, KW_KEY_PERSONAL, pids[0], "[\"user:read\"]"), KW_OK);
-    int64_t g0, g1;
-    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
-
-    kw_scope_use uses[NP + NS + 2];
-    size_t n = 0;
-    for (int i = 0; i < NP || i < NS; i++) {
-        if (i < NP)
-            uses[n++] = (kw_scope_use){KW_KEY_PERSONAL, pids[i],
-                                       i % 2 ? "[\"project:read\",\"project:write\"]"
-                                             : "[\"feature_flag:read\"]"};
-        if (i < NS) uses[n++] = (kw_scope_use){KW_KEY_SECRET, sids[i], "[\"feature_flag:write\"]"};
-    }
-    uses[n++] = (kw_scope_use){KW_KEY_PERSONAL, "gone", "[\"user:read\"]"};
-    uses[n++] = (kw_scope_use){KW_KEY_SECRET, "gone-too", NULL};
-    for (int round = 0; round < 2; round++) {
-        assert_int_equal(kw_store_key_scopes_used_many(s, uses, n), KW_OK);
-        char text[KW_JSON_LIST_MAX];
-        for (int i = 0; i < NP; i++) {
-            kw_pkey got;
-            assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
-            const char *want = i == 0 ? "[\"feature_flag:read\",\"user:read\"]"
-                               : i % 2 ? "[\"project:read\",\"project:write\"]"
-                                       : "[\"feature_flag:read\"]";
-            assert_string_equal(compact(got.scopes_used, text, sizeof text), want);
-        }
-        for (int i = 0; i < NS; i++) {
-            kw_psk got;
-            assert_int_equal(kw_store_psk_get(s, pid, sids[i], &got), KW_OK);
-            assert_string_equal(compact(got.scopes_used, text, sizeof text),
-                                "[\"feature_flag:write\"]");
-        }
-    }
-    assert_int_equal(kw_store_key_scopes_used_many(s, uses, 0), KW_OK);
-    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
-    assert_int_equal(g1, g0);
-}
-
-/* Two flushers (two instances) merging the same keys in opposite orders
- * at once: each batch locks its rows, so an unordered lock sequence would
- * deadlock; every call must succeed and no scope may be lost. */
-struct used_race {
-    kw_store *store;
-    char (*ids)[KW_ID_LEN + 1];
-    int n, reverse, failures;
-};
-
-static void *used_race_thread(void *arg)
-{
-    static const char *const LISTS[] = {"[\"project:read\"]", "[\"user:read\"]",
-                                        "[\"feature_flag:read\"]", "[\"insight:write\"]"};
-    struct used_race *r = arg;
-    kw_scope_use *uses = calloc((size_t)r->n, sizeof *uses);
-    if (!uses) {  /* no cmocka assertions off the test's thread */
-        r->failures++;
-        return NULL;
-    }
-    for (int round = 0; round < 20; round++) {
-        for (int i = 0; i < r->n; i++) {
-            int at = r->reverse ? r->n - 1 - i : i;
-            uses[i] = (kw_scope_use){KW_KEY_PERSONAL, r->ids[at], LISTS[(round + r->reverse) % 4]};
-        }
-        if (kw_store_key_scopes_used_many(r->store, uses, (size_t)r->n)) r->failures++;
-    }
-    free(uses);
-    return NULL;
-}
-
-static void test_scopes_used_race(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "usedrace@example.com");
-    enum { N = 300 };
-    static char ids[N][KW_ID_LEN + 1];
-    assert_int_equal(kw_store_begin(s), KW_OK);
-    for (int i = 0; i < N; i++) {
-        snprintf(ids[i], sizeof ids[i], "used-race-%03d", i);
-        char secure[64];
-        snprintf(secure, sizeof secure, "sha256$used-race-%d", i);
-        kw_pkey k;
-        make_pkey(&k, ids[i], uid, secure, 1000 + i);
-        assert_int_equal(kw_store_pkey_insert(s, &k, N), KW_OK);
-    }
-    assert_int_equal(kw_store_commit(s), KW_OK);
-    pthread_t t[2];
-    struct used_race r[2];
-    for (int i = 0; i < 2; i++) {
-        r[i] = (struct used_race){.store = s, .ids = ids, .n = N, .reverse = i};
-        assert_int_equal(pthread_create(&t[i], NULL, used_race_thread, &r[i]), 0);
-    }
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-    assert_int_equal(r[0].failures + r[1].failures, 0);
-    char text[KW_JSON_LIST_MAX];
-    for (int i = 0; i < N; i++) {
-        kw_pkey got;
-        assert_int_equal(kw_store_pkey_get(s, uid, ids[i], &got), KW_OK);
-        assert_string_equal(compact(got.scopes_used, text, sizeof text),
-                            "[\"feature_flag:read\",\"insight:write\",\"project:read\",\"user:read\"]");
-    }
-}
-
-/* The batched last_used_at write: both kinds interleaved in one call;
- * per key the single touch's condition — NULL is written, a value within
- * the interval is kept, an older one is replaced, never an earlier time;
- * a repeated id takes its latest time; unknown ids and quoting-worthy ids
- * are fine; no auth generation bump. */
-static void test_touch_many(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "touchmany@example.com");
-    int64_t pid = make_project(s, uid, "phc_touchmany");
-    const kw_time iv = 60000000, t0 = 1000000000;
-    /* Per key: the last_used_at before the batch (0 = never), the time the
-     * batch brings, and what must be stored after it. */
-    static const struct {
-        kw_time before, when, after;
-    } CASE[] = {
-        {0, t0, t0},                         /* never used: written */
-        {t0 - 10, t0, t0 - 10},              /* recent: kept */
-        {t0 - iv, t0, t0},                   /* exactly the interval: written */
-        {t0 - 5 * iv, t0, t0},               /* old: written */
-        {t0 + iv, t0, t0 + iv},              /* newer than the batch: never backwards */
-    };
-    enum { NC = sizeof CASE / sizeof CASE[0] };
-    char pids[NC][KW_ID_LEN + 1], sids[NC][KW_ID_LEN + 1];
-    for (int i = 0; i < NC; i++) {
-        snprintf(pids[i], sizeof pids[i], i == 3 ? "tm-p\"{%d},\\" : "tm-p-%d", i);
-        snprintf(sids[i], sizeof sids[i], "tm-s-%d", i);
-        char secure[64];
-        snprintf(secure, sizeof secure, "sha256$tm-%d", i);
-        kw_pkey k;
-        make_pkey(&k, pids[i], uid, secure, 1000 + i);
-        assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
-        kw_psk pk;
-        make_psk(&pk, sids[i], pid, uid, 1000 + i);
-        assert_int_equal(kw_store_psk_insert(s, &pk, KW_MAX_SECRET_KEYS), KW_OK);
-        if (CASE[i].before) {
-            assert_int_equal(kw_store_pkey_touch(s, pids[i], CASE[i].before, iv), KW_OK);
-            assert_int_equal(kw_store_psk_touch(s, sids[i], CASE[i].before, iv), KW_OK);
-        }
-    }
-    int64_t g0, g1;
-    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
-    kw_key_touch t[2 * NC + 4];
-    size_t n = 0;
-    for (int i = 0; i < NC; i++) {
-        t[n++] = (kw_key_touch){KW_KEY_PERSONAL, pids[i], CASE[i].when};
-        t[n++] = (kw_key_touch){KW_KEY_SECRET, sids[i], CASE[i].when};
-    }
-    t[n++] = (kw_key_touch){KW_KEY_PERSONAL, "tm-gone", t0};
-    t[n++] = (kw_key_touch){KW_KEY_SECRET, "tm-gone-too", t0};
-    /* The personal id of case 0 again, later: its time is t0 + 7. */
-    t[n++] = (kw_key_touch){KW_KEY_PERSONAL, pids[0], t0 + 7};
-    /* The secret id of case 0 again, earlier (listed after): still t0. */
-    t[n++] = (kw_key_touch){KW_KEY_SECRET, sids[0], t0 - 3};
-    assert_int_equal(kw_store_key_touch_many(s, t, n, iv), KW_OK);
-    for (int i = 0; i < NC; i++) {
-        kw_pkey got;
-        assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
-        /* SQLite applies the list in order: the repeat of case 0 at t0 + 7
-         * is within the interval of t0 and so changes nothing; PostgreSQL
-         * folds the repeats first.  Both are the single touch's semantics. */
-        if (i == 0)
-            assert_true(got.last_used_at == t0 || got.last_used_at == t0 + 7);
-        else
-            assert_int_equal(got.last_used_at, CASE[i].after);
-        kw_psk pgot;
-        assert_int_equal(kw_store_psk_get(s, pid, sids[i], &pgot), KW_OK);
-        assert_int_equal(pgot.last_used_at, CASE[i].after);
-    }
-    /* Again an interval later: every key is written (none was newer). */
-    for (size_t i = 0; i < n; i++) t[i].when = t0 + 2 * iv;
-    assert_int_equal(kw_store_key_touch_many(s, t, n, iv), KW_OK);
-    for (int i = 0; i < NC; i++) {
-        kw_pkey got;
-        assert_int_equal(kw_store_pkey_get(s, uid, pids[i], &got), KW_OK);
-        assert_int_equal(got.last_used_at, t0 + 2 * iv);
-        kw_psk pgot;
-        assert_int_equal(kw_store_psk_get(s, pid, sids[i], &pgot), KW_OK);
-        assert_int_equal(pgot.last_used_at, t0 + 2 * iv);
-    }
-    assert_int_equal(kw_store_key_touch_many(s, t, 0, iv), KW_OK);
-    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
-    assert_int_equal(g1, g0);
-}
-
-/* Two instances draining overlapping touches in opposite orders at once:
- * rows are locked in id order, so no deadlock; every call succeeds and
- * each key ends at the latest time written. */
-struct touch_race {
-    kw_store *store;
-    char (*ids)[KW_ID_LEN + 1];
-    int n, reverse, failures;
-};
-
-static void *touch_race_thread(void *arg)
-{
-    struct touch_race *r = arg;
-    kw_key_touch *t = calloc((size_t)r->n, sizeof *t);
-    if (!t) {
-        r->failures++;
-        return NULL;
-    }
-    for (int round = 1; round <= 20; round++) {
-        for (int i = 0; i < r->n; i++) {
-            int at = r->reverse ? r->n - 1 - i : i;
-            t[i] = (kw_key_touch){KW_KEY_PERSONAL, r->ids[at], (kw_time)round * 1000};
-        }
-        if (kw_store_key_touch_many(r->store, t, (size_t)r->n, 1000)) r->failures++;
-    }
-    free(t);
-    return NULL;
-}
-
-static void test_touch_many_race(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "touchrace@example.com");
-    enum { N = 300 };
-    static char ids[N][KW_ID_LEN + 1];
-    assert_int_equal(kw_store_begin(s), KW_OK);
-    for (int i = 0; i < N; i++) {
-        snprintf(ids[i], sizeof ids[i], "touch-race-%03d", i);
-        char secure[64];
-        snprintf(secure, sizeof secure, "sha256$touch-race-%d", i);
-        kw_pkey k;
-        make_pkey(&k, ids[i], uid, secure, 1000 + i);
-        assert_int_equal(kw_store_pkey_insert(s, &k, N), KW_OK);
-    }
-    assert_int_equal(kw_store_commit(s), KW_OK);
-    pthread_t th[2];
-    struct touch_race r[2];
-    for (int i = 0; i < 2; i++) {
-        r[i] = (struct touch_race){.store = s, .ids = ids, .n = N, .reverse = i};
-        assert_int_equal(pthread_create(&th[i], NULL, touch_race_thread, &r[i]), 0);
-    }
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    assert_int_equal(r[0].failures + r[1].failures, 0);
-    for (int i = 0; i < N; i++) {
-        kw_pkey got;
-        assert_int_equal(kw_store_pkey_get(s, uid, ids[i], &got), KW_OK);
-        assert_int_equal(got.last_used_at, 20 * 1000);
-    }
-}
-
-/* Previous values of rolled keys: set replaces a key's rows, get answers
- * the key's current hash, expiry/live see only live rows, changes bump the
- * auth generation, and deleting the key removes its rows. */
-static void test_rolled_values(void **state)
-{
-    kw_store *s = STORE(state);
-    int64_t uid = make_user(s, "rolled@example.com");
-    int64_t pid = make_project(s, uid, "phc_rolled");
-    kw_pkey k;
-    make_pkey(&k, "rolled-a", uid, "sha256$new-a", 1000);
-    assert_int_equal(kw_store_pkey_insert(s, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
-    kw_psk pk;
-    memset(&pk, 0, sizeof pk);
-    snprintf(pk.id, sizeof pk.id, "rolled-s");
-    pk.project_id = pid;
-    snprintf(pk.label, sizeof pk.label, "s");
-    snprintf(pk.secure_value, sizeof pk.secure_value, "sha256$new-s");
-    snprintf(pk.mask_value, sizeof pk.mask_value, "phs_...s");
-    snprintf(pk.scopes, sizeof pk.scopes, "[\"feature_flag:read\"]");
-    pk.created_at = 1;
-    assert_int_equal(kw_store_psk_insert(s, &pk, KW_MAX_SECRET_KEYS), KW_OK);
-
-    int64_t live, g0, g1;
-    kw_time until;
-    kw_key_kind kind;
-    char current[KW_SECURE_MAX + 1];
-    assert_int_equal(kw_store_rolled_live(s, 100, &live), KW_OK);
-    assert_int_equal(live, 0);
-    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$old-a", 500, 100), KW_OK);
-    assert_int_equal(kw_store_rolled_set(s, KW_KEY_SECRET, "rolled-s", "sha256$old-s", 600, 100), KW_OK);
-    assert_int_equal(kw_store_rolled_live(s, 100, &live), KW_OK);
-    assert_int_equal(live, 2);
-    assert_int_equal(kw_store_rolled_get(s, "sha256$old-a", &kind, current, &until), KW_OK);
-    assert_int_equal(kind, KW_KEY_PERSONAL);
-    assert_string_equal(current, "sha256$new-a");
-    assert_int_equal(until, 500);
-    assert_int_equal(kw_store_rolled_get(s, "sha256$old-s", &kind, current, &until), KW_OK);
-    assert_int_equal(kind, KW_KEY_SECRET);
-    assert_string_equal(current, "sha256$new-s");
-    assert_int_equal(kw_store_rolled_get(s, "sha256$new-a", &kind, current, &until), KW_ERR_NOTFOUND);
-    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 100, &until), KW_OK);
-    assert_int_equal(until, 500);
-    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 500, &until), KW_OK);
-    assert_int_equal(until, 0);
-    assert_int_equal(kw_store_rolled_live(s, 550, &live), KW_OK);
-    assert_int_equal(live, 1);
-
-    /* Replacing a key's previous value bumps the generation (the DELETE). */
-    assert_int_equal(kw_store_auth_generation(s, &g0), KW_OK);
-    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$mid-a", 900, 200), KW_OK);
-    assert_int_equal(kw_store_auth_generation(s, &g1), KW_OK);
-    assert_true(g1 > g0);
-    assert_int_equal(kw_store_rolled_get(s, "sha256$old-a", &kind, current, &until), KW_ERR_NOTFOUND);
-    assert_int_equal(kw_store_rolled_get(s, "sha256$mid-a", &kind, current, &until), KW_OK);
-    /* NULL only removes. */
-    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", NULL, 0, 200), KW_OK);
-    assert_int_equal(kw_store_rolled_expiry(s, KW_KEY_PERSONAL, "rolled-a", 200, &until), KW_OK);
-    assert_int_equal(until, 0);
-
-    /* Deleting the key deletes its previous values (trigger). */
-    assert_int_equal(kw_store_psk_delete(s, pid, "rolled-s"), KW_OK);
-    assert_int_equal(kw_store_rolled_get(s, "sha256$old-s", &kind, current, &until), KW_ERR_NOTFOUND);
-    assert_int_equal(kw_store_rolled_set(s, KW_KEY_PERSONAL, "rolled-a", "sha256$mid-a", 900, 200), KW_OK);
-    assert_int_equal(kw_store_pkey_delete(s, uid, "rolled-a"), KW_OK);
-    assert_int_equal(kw_store_rolled_live(s, 0, &live), KW_OK);
-    assert_int_equal(live, 0);
-}
-
 /* Import keeps ids and times, skips existing rows, and later inserts get
  * fresh ids past the imported ones. */
 static void test_import_rows(void **state)
@@ -1806,6 +1368,7 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),          \
         cmocka_unit_test_setup_teardown(test_orgs_memberships, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_projects, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_users_dialects_agree, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_pkey_crud, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_pkey_unique_secure_value, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_pkey_touch, setup, teardown),     \
@@ -1813,21 +1376,17 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_pkey_limit, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_pkey_limit_concurrent, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_psk_crud, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_key_lists_join_creator_and_grace, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_psk_touch_limit, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),          \
         cmocka_unit_test_setup_teardown(test_flags_generation, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_activity, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_activity_filters_combined, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_flag_empty_filters, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \
-        cmocka_unit_test_setup_teardown(test_events, setup, teardown),         \
-        cmocka_unit_test_setup_teardown(test_events_atomic, setup, teardown),  \
-        cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
-        cmocka_unit_test_setup_teardown(test_scopes_used_many, setup, teardown), \
-        cmocka_unit_test_setup_teardown(test_scopes_used_race, setup, teardown), \
-        cmocka_unit_test_setup_teardown(test_touch_many, setup, teardown),     \
-        cmocka_unit_test_setup_teardown(test_touch_many_race, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
-        cmocka_unit_test_setup_teardown(test_rolled_values, setup, teardown),  \
     }
 
 int main(void)
@@ -1835,12 +1394,7 @@ int main(void)
     const struct CMUnitTest sqlite_tests[] = CASES(setup_sqlite);
     int failed = cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
 
-    pg_admin_url = getenv("KEYWARD_TEST_PG_URL");
-    if (!pg_admin_url || !*pg_admin_url) {
-        printf("[  SKIPPED ] store/postgresql: KEYWARD_TEST_PG_URL is not set "
-               "(start a server with scripts/pg-test-cluster start)\n");
-        return failed;
-    }
+    if (!store_fixture_pg_url("store/postgresql")) return failed;
     const struct CMUnitTest pg_tests[] = CASES(setup_pg);
     failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, NULL, NULL);
     const struct CMUnitTest pg_only[] = {

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "strbuf.h"
+#include "keyward/strbuf.h"
 
 static void fixed_exact_fit(void **state)
 {

@@ -1,5 +1,6 @@
-/* test_vcache.c — the verification cache: hits, generation invalidation,
- * store-generation sync, TTL, races between a lookup and a bump. */
+/* test_vcache.c — the verification cache: hits, dropping everything,
+ * forgetting one key, user or project, TTL, races between a lookup and a
+ * drop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,7 +49,7 @@ static void test_hit_and_bump(void **state)
     kw_principal got, want = sample(42);
     int64_t used;
     assert_false(kw_vcache_get(c, d, &got, &used));
-    kw_vcache_put(c, d, &want, 123, kw_vcache_generation(c));
+    kw_vcache_put(c, d, &want, 123, kw_vcache_ticket(c));
     assert_true(kw_vcache_get(c, d, &got, &used));
     assert_int_equal(got.user_id, 42);
     assert_int_equal(used, 123);
@@ -64,7 +65,7 @@ static void test_hit_and_bump(void **state)
     /* Another digest never answers for this one. */
     unsigned char other[32];
     digest_of("phx_b", other);
-    kw_vcache_put(c, d, &want, 0, kw_vcache_generation(c));
+    kw_vcache_put(c, d, &want, 0, kw_vcache_ticket(c));
     assert_false(kw_vcache_get(c, other, &got, &used));
     kw_vcache_free(c);
 }
@@ -78,28 +79,93 @@ static void test_stale_put_is_ignored(void **state)
     digest_of("phx_a", d);
     kw_principal p = sample(1), got;
     int64_t used;
-    uint64_t before = kw_vcache_generation(c);
+    uint64_t before = kw_vcache_ticket(c);
     kw_vcache_bump(c);  /* a revocation lands between the read and the put */
     kw_vcache_put(c, d, &p, 0, before);
     assert_false(kw_vcache_get(c, d, &got, &used));
     kw_vcache_free(c);
 }
 
-static void test_store_generation_sync(void **state)
+static kw_principal secret_key(const char *id, int64_t project)
+{
+    kw_principal p;
+    memset(&p, 0, sizeof p);
+    p.kind = KW_KEY_SECRET;
+    p.project_id = project;
+    strcpy(p.key_id, id);
+    p.n_scoped_teams = p.n_scoped_orgs = -1;
+    return p;
+}
+
+/* Forgetting is per identity: key A's revocation leaves key B cached (it
+ * used to drop every entry); a user's deactivation forgets that user's
+ * keys only; a project's token reset forgets its token and secret keys. */
+static void test_forget_is_per_key(void **state)
 {
     (void)state;
     kw_vcache *c;
-    kw_vcache_new(64, 0, &c);
-    unsigned char d[32];
-    digest_of("phx_a", d);
-    kw_principal p = sample(1), got;
+    kw_vcache_new(4096, 0, &c);
+    unsigned char da[32], db[32], dc[32], ds[32], dt[32], du[32];
+    digest_of("phx_a", da);
+    digest_of("phx_b", db);
+    digest_of("phx_c", dc);
+    digest_of("phs_s", ds);
+    digest_of("phc_t", dt);
+    digest_of("phs_u", du);
+    kw_principal a = sample(1), b = sample(1), other_user = sample(2), got;
+    strcpy(a.key_id, "key-a");
+    strcpy(b.key_id, "key-b");
+    strcpy(other_user.key_id, "key-c");
+    kw_principal s = secret_key("key-s", 7), u = secret_key("key-u", 8), t;
+    memset(&t, 0, sizeof t);
+    t.kind = KW_KEY_PROJECT;
+    t.project_id = 7;
+    t.n_scoped_teams = t.n_scoped_orgs = -1;
     int64_t used;
-    assert_int_equal(kw_vcache_sync(c, 10), 0);  /* first reading: a baseline */
-    kw_vcache_put(c, d, &p, 0, kw_vcache_generation(c));
-    assert_int_equal(kw_vcache_sync(c, 10), 0);
-    assert_true(kw_vcache_get(c, d, &got, &used));
-    assert_int_equal(kw_vcache_sync(c, 11), 1);  /* another process revoked */
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    uint64_t ticket = kw_vcache_ticket(c);
+    kw_vcache_put(c, da, &a, 0, ticket);
+    kw_vcache_put(c, db, &b, 0, ticket);
+    kw_vcache_put(c, dc, &other_user, 0, ticket);
+    kw_vcache_put(c, ds, &s, 0, ticket);
+    kw_vcache_put(c, dt, &t, 0, ticket);
+    kw_vcache_put(c, du, &u, 0, ticket);
+
+    kw_vcache_forget_key(c, "key-a");
+    assert_false(kw_vcache_get(c, da, &got, &used));
+    assert_true(kw_vcache_get(c, db, &got, &used));
+    assert_string_equal(got.key_id, "key-b");
+    assert_true(kw_vcache_get(c, dc, &got, &used));
+    assert_true(kw_vcache_get(c, ds, &got, &used));
+    assert_true(kw_vcache_get(c, dt, &got, &used));
+
+    /* A new entry for A, read after the revocation, is cached again. */
+    kw_vcache_put(c, da, &a, 0, kw_vcache_ticket(c));
+    assert_true(kw_vcache_get(c, da, &got, &used));
+
+    kw_vcache_forget_user(c, 1);
+    assert_false(kw_vcache_get(c, da, &got, &used));
+    assert_false(kw_vcache_get(c, db, &got, &used));
+    assert_true(kw_vcache_get(c, dc, &got, &used));
+    assert_true(kw_vcache_get(c, ds, &got, &used));
+
+    kw_vcache_forget_project(c, 7);
+    assert_false(kw_vcache_get(c, dt, &got, &used));
+    assert_false(kw_vcache_get(c, ds, &got, &used));
+    assert_true(kw_vcache_get(c, du, &got, &used));  /* another project */
+    assert_true(kw_vcache_get(c, dc, &got, &used));
+
+    /* A stale read of B (ticket before B's revocation) is not cached. */
+    uint64_t before = kw_vcache_ticket(c);
+    kw_vcache_forget_key(c, "key-b");
+    kw_vcache_put(c, db, &b, 0, before);
+    assert_false(kw_vcache_get(c, db, &got, &used));
+    /* …and leaves every other entry alone. */
+    assert_true(kw_vcache_get(c, dc, &got, &used));
+
+    /* Dropping everything remains, as the fallback. */
+    kw_vcache_bump(c);
+    assert_false(kw_vcache_get(c, dc, &got, &used));
+    assert_false(kw_vcache_get(c, du, &got, &used));
     kw_vcache_free(c);
 }
 
@@ -113,7 +179,7 @@ static void test_ttl_and_wide_narrowing(void **state)
     kw_principal p = sample(1), got;
     int64_t used;
     kw_clock_set(1000000000);
-    kw_vcache_put(c, d, &p, 0, kw_vcache_generation(c));
+    kw_vcache_put(c, d, &p, 0, kw_vcache_ticket(c));
     kw_clock_set(1000000000 + 999999);
     assert_true(kw_vcache_get(c, d, &got, &used));
     kw_clock_set(1000000000 + 1000000);
@@ -121,7 +187,7 @@ static void test_ttl_and_wide_narrowing(void **state)
     kw_clock_set(0);
     /* A key narrowed to many projects is not cached (always verified in full). */
     p.n_scoped_teams = 20;
-    kw_vcache_put(c, d, &p, 0, kw_vcache_generation(c));
+    kw_vcache_put(c, d, &p, 0, kw_vcache_ticket(c));
     assert_false(kw_vcache_get(c, d, &got, &used));
     kw_vcache_free(c);
 }
@@ -153,7 +219,7 @@ static void test_concurrent_readers(void **state)
     pthread_t t[2];
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, reader, &r);
     for (int i = 0; i < 20000; i++) {
-        kw_vcache_put(r.c, r.d, &p, i, kw_vcache_generation(r.c));
+        kw_vcache_put(r.c, r.d, &p, i, kw_vcache_ticket(r.c));
         if (i % 7 == 0) kw_vcache_bump(r.c);
     }
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
@@ -165,7 +231,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_and_bump),          cmocka_unit_test(test_stale_put_is_ignored),
-        cmocka_unit_test(test_store_generation_sync), cmocka_unit_test(test_ttl_and_wide_narrowing),
+        cmocka_unit_test(test_forget_is_per_key), cmocka_unit_test(test_ttl_and_wide_narrowing),
         cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

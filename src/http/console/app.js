@@ -9,7 +9,7 @@
  * /invite/<token> is the invitation page. */
 'use strict';
 
-/* The scope objects of lib/scope.c, in its order (a test compares them). */
+/* The scope objects of lib/policy/scope.c, in its order (a test compares them). */
 const SCOPE_OBJECTS = [
   'action', 'activity_log', 'alert', 'annotation', 'batch_export', 'cohort',
   'dashboard', 'dashboard_template', 'early_access_feature', 'endpoint',
@@ -20,7 +20,8 @@ const SCOPE_OBJECTS = [
   'session_recording_playlist', 'sharing_configuration', 'subscription',
   'survey', 'user', 'webhook', 'personal_api_key',
 ];
-/* What a project secret key may hold (SPEC §3). */
+/* What a project secret key may hold: these read scopes only (the server
+ * refuses any other, and the picker offers no more). */
 const SECRET_KEY_SCOPES = ['endpoint:read', 'experiment:read', 'feature_flag:read'];
 const ACTIVITY_SCOPES = {
   PersonalAPIKey: 'Personal API key', ProjectSecretAPIKey: 'Project secret key',
@@ -30,7 +31,8 @@ const ACTIVITY_SCOPES = {
 const LEVELS = { 1: 'Member', 8: 'Admin', 15: 'Owner' };
 const ONCE_TEXT = "You won't be able to see this key again.";
 
-const state = { csrf: null, me: null, projects: [] };
+/* org and pid: the organization and project chosen in the header. */
+const state = { csrf: null, me: null, projects: [], org: null, pid: null };
 
 /* ---- DOM and API helpers ------------------------------------------------- */
 
@@ -271,6 +273,12 @@ function pageHead(title, text, action) {
     action || null);
 }
 
+/* An address that may break before its "@" when a table is short of room. */
+function emailCell(email) {
+  const at = email.indexOf('@');
+  return at > 0 ? h('span', { class: 'email' }, email.slice(0, at), h('wbr'), email.slice(at)) : email;
+}
+
 function keyTable(keys, columns, actions, empty) {
   if (!keys.length) return h('div', { class: 'empty' }, h('strong', {}, empty[0]), empty[1]);
   return h('table', { class: 'data' },
@@ -348,12 +356,46 @@ function secretKeysPage(main, pid) {
     text: `Keys of the project ${p ? p.name : ''} for servers: flag definitions and endpoints. They belong to the project, not to a person, so they keep working when people leave.`,
     base: `/api/projects/${pid}/project_secret_api_keys/`, what: 'project secret key', canWrite: admin,
     list: async () => (await api('GET', `/api/projects/${pid}/project_secret_api_keys/?limit=100`)).results,
-    columns: [...baseColumns.slice(0, 4), ['Created by', (k) => (k.created_by ? k.created_by.email : '—')], ...baseColumns.slice(4)],
+    columns: [...baseColumns.slice(0, 4), ['Created by', (k) => (k.created_by ? emailCell(k.created_by.email) : '—')], ...baseColumns.slice(4)],
     picker: () => scopeList(SECRET_KEY_SCOPES),
     createTitle: 'New project secret key',
     createText: 'Project secret keys may only read endpoints, experiments and feature flags.',
     empty: ['No project secret keys yet', admin ? 'Create one for a server that evaluates flags locally.' : 'Project admins can create them.'],
   });
+}
+
+/* What posthog-js is told at init (its remote config): a project admin's
+   switches, each saved as it is flipped (PATCH /api/projects/:id/). */
+const SDK_SETTINGS = [
+  ['autocapture_opt_out', 'Autocapture', 'Clicks, changes and submits become $autocapture events.', true],
+  ['capture_performance_opt_in', 'Network timing', 'Page and request timings ($performance_event).', false],
+  ['heatmaps_opt_in', 'Heatmaps', 'Where visitors click and scroll.', false],
+];
+function sdkSettings(proj, admin) {
+  const rows = SDK_SETTINGS.map(([field, label, hint, inverted]) => {
+    const id = nextId('sdk');
+    const box = h('input', { type: 'checkbox', id, disabled: !admin });
+    box.checked = inverted ? !proj[field] : !!proj[field];
+    box.addEventListener('change', async () => {
+      box.disabled = true;
+      try {
+        const fresh = await api('PATCH', `/api/projects/${proj.id}/`, { [field]: inverted ? !box.checked : box.checked });
+        box.checked = inverted ? !fresh[field] : !!fresh[field];
+        toast(`${label} ${box.checked ? 'on' : 'off'}.`);
+      } catch (e) {
+        box.checked = !box.checked;
+        toast(e.message);
+      }
+      box.disabled = false;
+    });
+    return h('label', { for: id }, box, h('span', {}, h('strong', {}, label), ' — ', hint));
+  });
+  return h('section', { class: 'panel' }, h('div', { class: 'panel-body' },
+    h('h2', {}, 'Browser SDK'),
+    h('p', { class: 'hint' }, admin
+      ? 'What posthog-js does on your pages, read when they load.'
+      : 'What posthog-js does on your pages. Only organization admins can change it.'),
+    h('fieldset', { class: 'field plain scope-list' }, h('legend', { class: 'sr-only' }, 'Browser SDK'), rows)));
 }
 
 async function tokenPage(main, pid) {
@@ -373,6 +415,7 @@ async function tokenPage(main, pid) {
         h('div', { class: 'token-row' }, input,
           h('button', { class: 'btn', type: 'button', 'aria-pressed': revealed ? 'true' : 'false', onclick: () => render(proj, !revealed) }, revealed ? 'Hide' : 'Reveal'),
           h('button', { class: 'btn', type: 'button', onclick: (e) => copyText(proj.api_token, e.currentTarget) }, 'Copy')))),
+      sdkSettings(proj, admin),
       h('section', { class: 'panel danger-zone' }, h('div', { class: 'panel-body' },
         h('h2', {}, 'Reset the token'),
         h('p', { class: 'hint' }, 'A new token replaces the current one at once: apps still using the old one stop sending events until you update them.'),
@@ -423,260 +466,77 @@ async function activityPage(main, pid) {
   await load(url(), false);
 }
 
-/* ---- key report ---------------------------------------------------------- */
+/* ---- shell, routing ----------------------------------------------------- */
 
-const DAY_MS = 86400000;
-const KIND_TEXT = { personal: 'Personal', project_secret: 'Project secret' };
+/* The organization and project the header shows.  A page's address names
+ * one (#/project/<id>/…, #/org/<id>/…); the others (#/keys, #/report)
+ * keep the last one chosen in the switcher. */
+function orgOf(id) { return (state.me.organizations || []).find((o) => o.id === id); }
+function orgProjects(orgId) { return state.projects.filter((p) => p.organization === orgId); }
 
-/* Whole days from an ISO time to now, as "today" / "1 day" / "43 days". */
-function daysText(n) {
-  if (n < 1) return 'today';
-  return n === 1 ? '1 day' : `${n.toLocaleString('en')} days`;
-}
-
-function ageCell(k) {
-  const rolled = k.last_rolled_at && (!k.created_at || k.last_rolled_at > k.created_at);
-  const since = rolled ? k.last_rolled_at : k.created_at;
-  if (!since) return h('span', { class: 'time' }, '—');
-  const days = Math.floor((Date.now() - new Date(since).getTime()) / DAY_MS);
-  return h('div', { class: 'stacked' },
-    h('time', { datetime: since, title: new Date(since).toLocaleString() }, days < 1 ? 'Under a day' : daysText(days)),
-    h('span', { class: 'sub' }, rolled ? 'since rolled' : 'since created'));
-}
-
-/* The flags as badges that say what they mean (never colour alone). */
-function flagBadges(k, rep) {
-  const f = k.flags || {};
-  const out = [];
-  if (f.expired) out.push(h('span', { class: 'flag bad' }, 'Expired'));
-  if (f.expiring_soon) out.push(h('span', { class: 'flag warn' }, 'Expires soon'));
-  if (f.not_rotated) out.push(h('span', { class: 'flag warn', title: `Not created or rolled in the last ${rep.rotation_days} days` }, `Not rotated in ${rep.rotation_days} days`));
-  if (f.unused) {
-    out.push(h('span', { class: 'flag warn', title: k.last_used_at ? `Not used in the last ${rep.unused_days} days` : 'Never used' },
-      k.last_used_at ? `Unused for ${rep.unused_days}+ days` : 'Never used'));
-  }
-  if (!out.length) out.push(h('span', { class: 'flag good' }, 'OK'));
-  return h('div', { class: 'flags' }, out);
-}
-
-function allChips(scopes, none) {
-  if (!scopes || !scopes.length) return h('span', { class: 'none' }, none);
-  if (scopes.includes('*')) return h('span', { class: 'chip all' }, 'All access');
-  return h('div', { class: 'chips' }, scopes.map((s) => h('span', { class: 'chip' }, s)));
-}
-
-function scopesCell(k) {
-  return h('dl', { class: 'scope-pair' },
-    h('dt', {}, 'Granted'), h('dd', {}, allChips(k.scopes, 'no access')),
-    h('dt', {}, 'Used'), h('dd', {}, allChips(k.scopes_used, 'nothing yet')));
-}
-
-function suggestionCell(k) {
-  if (k.suggestion === 'revoke') {
-    return h('div', { class: 'suggest' }, h('span', { class: 'flag bad' }, 'Revoke'),
-      h('p', {}, 'It has used no scope. Delete it unless something still needs it.'));
-  }
-  if (k.suggestion === 'narrow') {
-    return h('div', { class: 'suggest' }, h('span', { class: 'flag info' }, 'Narrow'),
-      h('p', {}, 'It uses less than it holds. Least scopes:'), allChips(k.suggested_scopes, '—'));
-  }
-  return h('div', { class: 'suggest' }, h('span', { class: 'flag good' }, 'Keep'),
-    h('p', {}, 'It uses what it holds.'));
-}
-
-/* Keys needing attention first: expired, revoke, expiring, stale, over-scoped. */
-function attention(k) {
-  const f = k.flags || {};
-  return (f.expired ? 32 : 0) + (k.suggestion === 'revoke' ? 16 : 0) + (f.expiring_soon ? 8 : 0) +
-    (f.not_rotated ? 4 : 0) + (f.unused ? 2 : 0) + (k.suggestion === 'narrow' ? 1 : 0);
-}
-
-function reportTable(rep, caption, empty) {
-  if (!rep.results.length) return h('div', { class: 'empty' }, h('strong', {}, empty[0]), empty[1]);
-  const keys = rep.results.map((k, i) => [k, i]).sort((a, b) => attention(b[0]) - attention(a[0]) || a[1] - b[1]).map((p) => p[0]);
-  const cols = ['Key', 'Kind', 'Age', 'Last used', 'Expires', 'Flags', 'Scopes: granted / used', 'Suggestion'];
-  const table = h('table', { class: 'data report' },
-    h('caption', { class: 'sr-only' }, caption),
-    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, keys.map((k) => h('tr', { 'data-key-id': k.id, 'data-kind': k.kind },
-      h('th', { scope: 'row', class: 'key-cell' }, h('span', { class: 'label-cell' }, k.label), h('span', { class: 'mask' }, k.mask_value)),
-      h('td', {}, h('span', { class: `kind ${k.kind}` }, KIND_TEXT[k.kind] || k.kind)),
-      h('td', {}, ageCell(k)),
-      h('td', {}, fmtTime(k.last_used_at)),
-      h('td', {}, k.expires_at ? fmtTime(k.expires_at) : h('span', { class: 'time' }, 'Never')),
-      h('td', {}, flagBadges(k, rep)),
-      h('td', {}, scopesCell(k)),
-      h('td', {}, suggestionCell(k))))));
-  /* Wide content scrolls inside its own region, reachable by keyboard. */
-  return h('div', { class: 'table-scroll', role: 'region', tabindex: '0', 'aria-label': caption }, table);
-}
-
-function reportStats(reports) {
-  const seen = new Map();
-  for (const rep of reports) for (const k of rep.results) seen.set(`${k.kind}:${k.id}`, k);
-  const keys = [...seen.values()];
-  const count = (fn) => keys.filter(fn).length;
-  const stats = [
-    ['Keys', keys.length, ''],
-    ['Not rotated', count((k) => k.flags.not_rotated), 'warn'],
-    ['Unused', count((k) => k.flags.unused), 'warn'],
-    ['Expiring or expired', count((k) => k.flags.expiring_soon || k.flags.expired), 'warn'],
-    ['Can be narrowed', count((k) => k.suggestion === 'narrow'), 'info'],
-    ['To revoke', count((k) => k.suggestion === 'revoke'), 'bad'],
-  ];
-  return h('ul', { class: 'stats', 'aria-label': 'Summary' }, stats.map(([label, n, tone]) =>
-    h('li', { class: `stat ${n && tone ? tone : ''}` }, h('span', { class: 'n' }, String(n)), h('span', { class: 'l' }, label))));
-}
-
-/* #/project/:id/report (or #/report with no project): the project's key
- * report and the personal key report; ?rotation_days= in the hash. */
-async function reportPage(main, pid, params) {
-  const p = pid ? project(pid) : null;
-  const daysId = nextId('rotation-days');
-  const hintId = nextId('rotation-hint');
-  const initial = params && /^\d+$/.test(params.get('rotation_days') || '') ? params.get('rotation_days') : '90';
-  const days = h('input', { type: 'number', id: daysId, min: '1', max: '3650', step: '1', required: true, inputmode: 'numeric',
-    value: initial, 'aria-describedby': hintId, class: 'days' });
-  const err = h('div', { class: 'error', role: 'alert' });
-  const summary = h('div', { class: 'report-summary' });
-  const legend = h('p', { class: 'hint legend', 'aria-live': 'polite' });
-  const sections = h('div', { class: 'report-sections' }, h('div', { class: 'panel' }, h('div', { class: 'empty' }, 'Loading…')));
-  const apply = h('button', { class: 'btn', type: 'submit' }, 'Apply');
-  const form = h('form', { class: 'toolbar report-toolbar', novalidate: true },
-    h('div', { class: 'field' }, h('label', { for: daysId }, 'Rotation threshold'),
-      h('div', { class: 'days-row' }, days, h('span', { class: 'unit' }, 'days'), apply),
-      h('div', { class: 'hint', id: hintId }, 'A key not created or rolled within this many days is flagged.')),
-    legend);
-
-  const section = (title, text, rep, caption, empty, link) => {
-    const headId = nextId('report-head');
-    return h('section', { class: 'panel report-section', 'aria-labelledby': headId },
-      h('div', { class: 'panel-head' }, h('div', {}, h('h2', { id: headId }, title), h('p', { class: 'hint' }, text)), link || null),
-      reportTable(rep, caption, empty));
-  };
-
-  const load = async () => {
-    const n = Number(days.value);
-    if (!Number.isInteger(n) || n < 1 || n > 3650) {
-      err.textContent = 'Enter a whole number of days between 1 and 3650.';
-      days.setAttribute('aria-invalid', 'true');
-      days.focus();
-      return;
-    }
-    err.textContent = '';
-    days.removeAttribute('aria-invalid');
-    apply.disabled = true;
-    const q = `?rotation_days=${n}`;
-    try {
-      const [projRep, ownRep] = await Promise.all([
-        p ? api('GET', `/api/projects/${pid}/key_report/${q}`) : null,
-        api('GET', `/api/personal_api_keys/report/${q}`),
-      ]);
-      const parts = [];
-      if (p) {
-        parts.push(section(`Project · ${p.name}`, 'The project\'s secret keys and your personal keys that can reach it.', projRep,
-          `Key report: project ${p.name}`,
-          ['No keys reach this project', 'Neither project secret keys nor personal keys of yours can act on it.'],
-          h('a', { class: 'btn small', href: `#/project/${pid}/secret-keys` }, 'Secret keys')));
-      }
-      parts.push(section('Your personal API keys', 'Every personal key of yours, whatever it can reach.', ownRep, 'Key report: your personal API keys',
-        ['No personal API keys', 'Keys you create for scripts and tools appear here with their use.'],
-        h('a', { class: 'btn small', href: '#/keys' }, 'Personal API keys')));
-      sections.replaceChildren(...parts);
-      summary.replaceChildren(reportStats([projRep, ownRep].filter(Boolean)));
-      legend.replaceChildren(h('span', {}, `Not rotated: not created or rolled in ${daysText(ownRep.rotation_days)}. `,
-          `Unused: no use in ${daysText(ownRep.unused_days)}. Expires soon: within ${daysText(ownRep.expiring_days)}. Generated `,
-          fmtTime(ownRep.generated_at), '.'));
-      const hash = `${location.hash.split('?')[0]}${n === 90 ? '' : q}`;
-      if (hash !== location.hash) history.replaceState(null, '', hash);
-    } catch (e) {
-      err.textContent = e.message;
-    } finally {
-      apply.disabled = false;
-    }
-  };
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
-
-  main.replaceChildren(pageHead('Key report', 'Which keys are old, idle, expiring, or hold more than they use. Suggestions come from the scopes each key actually exercised.'),
-    h('div', { class: 'panel' }, form, h('div', { class: 'report-error' }, err), summary), sections);
-  await load();
-}
-
-async function membersPage(main) {
-  const orgs = (state.me.organizations || []).filter((o) => o.membership_level >= 8);
-  main.replaceChildren(pageHead('Invite people', 'Invitations are one-time links, valid for 7 days. The person chooses their own name and password.'));
-  if (!orgs.length) {
-    main.append(h('div', { class: 'panel' }, h('div', { class: 'empty' }, h('strong', {}, 'Only organization admins can invite people'), 'Ask an admin of your organization.')));
-    return;
-  }
-  const ids = { email: nextId('inv-email'), org: nextId('inv-org'), level: nextId('inv-level') };
-  const email = h('input', { type: 'email', id: ids.email, required: true, autocomplete: 'off' });
-  const org = h('select', { id: ids.org }, orgs.map((o) => h('option', { value: o.id }, o.name)));
-  const level = h('select', { id: ids.level });
-  const fillLevels = () => {
-    const mine = orgs.find((o) => o.id === org.value).membership_level;
-    level.replaceChildren(...Object.entries(LEVELS).filter(([v]) => Number(v) <= mine).map(([v, t]) => h('option', { value: v }, t)));
-  };
-  org.addEventListener('change', fillLevels);
-  fillLevels();
-  const err = h('div', { class: 'error', role: 'alert' });
-  const result = h('div', { class: 'stack' });
-  const form = h('form', { class: 'panel-body narrow', novalidate: true },
-    err,
-    h('div', { class: 'field' }, h('label', { for: ids.email }, 'Email address'), email),
-    orgs.length > 1 ? h('div', { class: 'field' }, h('label', { for: ids.org }, 'Organization'), org) : null,
-    h('div', { class: 'field' }, h('label', { for: ids.level }, 'Role'), level),
-    h('button', { class: 'btn primary', type: 'submit' }, 'Create invitation'));
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    err.textContent = '';
-    try {
-      const inv = await api('POST', `/api/organizations/${encodeURIComponent(org.value)}/invites/`, { email: email.value.trim(), level: Number(level.value) });
-      const link = location.origin + inv.link;
-      const linkId = nextId('inv-link');
-      const input = h('input', { type: 'text', id: linkId, readonly: true });
-      input.value = link;
-      result.replaceChildren(h('section', { class: 'panel' }, h('div', { class: 'panel-body' },
-        h('h2', {}, `Invitation for ${inv.target_email}`),
-        h('div', { class: 'once', role: 'alert' }, h('strong', {}, 'This link is shown once.'), ' Send it to the person you invite; it works once and expires in 7 days.'),
-        h('label', { for: linkId }, 'Invitation link'),
-        h('div', { class: 'secret-box' }, input, h('button', { class: 'btn primary', type: 'button', onclick: (e) => copyText(link, e.currentTarget) }, 'Copy')))));
-      email.value = '';
-    } catch (e) { err.textContent = e.message; }
-  });
-  main.append(h('section', { class: 'panel' }, form), result);
-}
-
-/* ---- shell, routing, sign-in --------------------------------------------- */
+const PROJECT_PAGES = 'secret-keys|token|activity|report';
+const ORG_PAGES = 'projects|members|invite';
 
 function currentRoute() {
   const [path, query] = location.hash.split('?');
   const params = new URLSearchParams(query || '');
-  const m = path.match(/^#\/project\/(\d+)\/(secret-keys|token|activity|report)$/);
-  if (m && project(m[1])) return { page: m[2], pid: m[1], params };
-  if (path === '#/report') return state.projects.length ? { page: 'report', pid: String(state.projects[0].id), params } : { page: 'report', params };
-  if (path === '#/members') return { page: 'members' };
-  return { page: 'keys' };
+  const pm = path.match(new RegExp(`^#/project/(\\d+)/(${PROJECT_PAGES})$`));
+  const om = path.match(new RegExp(`^#/org/([0-9A-Za-z-]+)/(${ORG_PAGES})$`));
+  let route = { page: 'keys' };
+  if (pm && project(pm[1])) route = { page: pm[2], pid: pm[1], org: project(pm[1]).organization, params };
+  else if (om && orgOf(om[1])) route = { page: om[2], org: om[1], orgPage: true };
+  else if (path === '#/members') route = { page: 'invite', orgPage: true };  /* the old address of Invite people */
+  else if (path === '#/report') route = { page: 'report', params };
+  /* Remember the choice; fall back to the first organization. */
+  if (route.org) state.org = route.org;
+  if (!orgOf(state.org)) state.org = state.me.organization ? state.me.organization.id : ((state.me.organizations || [])[0] || {}).id;
+  route.org = state.org;
+  const mine = orgProjects(state.org);
+  if (route.pid) state.pid = route.pid;
+  if (!mine.some((p) => String(p.id) === String(state.pid))) state.pid = mine[0] ? String(mine[0].id) : null;
+  if (route.page === 'report' && !route.pid && state.pid) route.pid = state.pid;
+  return route;
+}
+
+/* The header's two switchers: choosing an organization keeps the kind of
+ * page (its members stay members; a project page goes to the new
+ * organization's first project); choosing a project keeps the project page. */
+function switchers(route) {
+  const orgs = state.me.organizations || [];
+  const orgSelect = h('select', { 'aria-label': 'Organization', class: 'switch' },
+    orgs.map((o) => h('option', { value: o.id, selected: o.id === route.org }, o.name)));
+  orgSelect.addEventListener('change', () => {
+    state.org = orgSelect.value;
+    state.pid = null;
+    const first = orgProjects(state.org)[0];
+    if (route.orgPage) location.hash = `#/org/${state.org}/${route.page}`;
+    else if (route.pid && first) location.hash = `#/project/${first.id}/${route.page}`;
+    else if (route.pid) location.hash = `#/org/${state.org}/projects`;
+    else render();
+  });
+  const mine = orgProjects(route.org);
+  const projectSelect = h('select', { 'aria-label': 'Project', class: 'switch' },
+    mine.map((p) => h('option', { value: p.id, selected: String(p.id) === state.pid }, p.name)));
+  projectSelect.addEventListener('change', () => {
+    const page = route.pid && !route.orgPage ? route.page : 'secret-keys';
+    location.hash = `#/project/${projectSelect.value}/${page}`;
+  });
+  return h('div', { class: 'context' }, orgSelect, h('span', { class: 'sep', 'aria-hidden': 'true' }, '/'),
+    mine.length ? projectSelect : h('span', { class: 'none' }, 'No projects'));
 }
 
 function shell() {
   const route = currentRoute();
-  const pid = route.pid || (state.projects[0] && String(state.projects[0].id));
+  const pid = state.pid;
   const proj = project(pid);
+  const org = orgOf(route.org);
   const link = (href, text, page) => h('li', {}, h('a', { href, 'aria-current': route.page === page ? 'page' : null }, text));
-  const projectSelect = h('select', { 'aria-label': 'Project' }, state.projects.map((p) => h('option', { value: p.id, selected: String(p.id) === pid }, p.name)));
-  projectSelect.addEventListener('change', () => {
-    const page = route.pid ? route.page : 'secret-keys';
-    location.hash = `#/project/${projectSelect.value}/${page}`;
-  });
   const name = state.me.first_name || state.me.email;
   const main = h('main', { id: 'main', tabindex: '-1' });
   const root = h('div', {},
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: '#/keys' }, h('img', { src: '/assets/logo.svg', alt: '' }), 'keyward'),
-      h('div', { class: 'context' },
-        h('span', { class: 'org' }, proj ? proj.organization_name : (state.me.organization ? state.me.organization.name : '')),
-        proj ? [h('span', { class: 'sep', 'aria-hidden': 'true' }, '/'), projectSelect] : null),
+      org ? switchers(route) : null,
       h('div', { class: 'spacer' }),
       h('div', { class: 'who' },
         h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1)),
@@ -691,8 +551,10 @@ function shell() {
             link(`#/project/${pid}/token`, 'Project token', 'token'),
             link(`#/project/${pid}/activity`, 'Activity log', 'activity'),
             link(`#/project/${pid}/report`, 'Key report', 'report'))] : null,
-        h('h2', {}, 'Organization'),
-        h('ul', {}, link('#/members', 'Invite people', 'members'))),
+        org ? [h('h2', {}, `Organization · ${org.name}`),
+          h('ul', {}, link(`#/org/${org.id}/projects`, 'Projects', 'projects'),
+            link(`#/org/${org.id}/members`, 'Members', 'members'),
+            link(`#/org/${org.id}/invite`, 'Invite people', 'invite'))] : null),
       main));
   return { root, main, route };
 }
@@ -700,9 +562,10 @@ function shell() {
 async function render() {
   const { root, main, route } = shell();
   document.getElementById('app').replaceChildren(root);
-  const pages = { keys: personalKeysPage, 'secret-keys': secretKeysPage, token: tokenPage, activity: activityPage, report: reportPage, members: membersPage };
+  const pages = { keys: personalKeysPage, 'secret-keys': secretKeysPage, token: tokenPage, activity: activityPage, report: reportPage,
+    projects: projectsPage, members: membersPage, invite: invitePeoplePage };
   try {
-    await pages[route.page](main, route.pid, route.params);
+    await pages[route.page](main, route.pid, route.params, route.org);
   } catch (e) {
     main.append(h('div', { class: 'error', role: 'alert' }, e.message));
   }
@@ -715,75 +578,6 @@ async function render() {
 async function loadUser() {
   state.me = await api('GET', '/api/users/@me/');
   state.projects = (await api('GET', '/api/projects/?limit=1000')).results;
-}
-
-function authCard(title, sub, content) {
-  return h('div', { class: 'auth' }, h('main', { class: 'auth-card', id: 'main' },
-    h('div', { class: 'brand' }, h('img', { src: '/assets/logo.svg', alt: '' }), 'keyward'),
-    h('h1', {}, title), sub ? h('p', { class: 'sub' }, sub) : null, content));
-}
-
-function signInPage(message) {
-  document.title = 'Sign in · keyward';
-  const err = h('div', { class: 'error', role: 'alert' }, message || '');
-  const email = h('input', { type: 'email', id: 'email', name: 'email', autocomplete: 'username', required: true });
-  const password = h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true });
-  const submit = h('button', { class: 'btn primary', type: 'submit' }, 'Sign in');
-  const form = h('form', { novalidate: true }, err,
-    h('div', { class: 'field' }, h('label', { for: 'email' }, 'Email'), email),
-    h('div', { class: 'field' }, h('label', { for: 'password' }, 'Password'), password),
-    submit);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    err.textContent = '';
-    submit.disabled = true;
-    try {
-      const r = await api('POST', '/api/login/', { email: email.value.trim(), password: password.value });
-      state.csrf = r.csrf_token;
-      await start();
-    } catch (e) {
-      err.textContent = e.status === 400 && e.body && e.body.code === 'invalid_credentials' ? e.body.detail : e.message;
-      submit.disabled = false;
-      password.focus();
-    }
-  });
-  document.getElementById('app').replaceChildren(authCard('Sign in', 'Manage your API keys and see who changed what.', [form,
-    h('p', { class: 'auth-foot' }, 'No password yet? Ask an admin for an invitation, or run ', h('code', {}, 'keyward user set-password'), '.')]));
-  email.focus();
-}
-
-async function invitePage(token) {
-  document.title = 'Join · keyward';
-  const app = document.getElementById('app');
-  let info;
-  try {
-    info = await api('GET', `/api/invites/${encodeURIComponent(token)}/`);
-  } catch (e) {
-    app.replaceChildren(authCard('This invitation is not valid', 'It may have expired or been used already. Ask for a new one.',
-      h('a', { class: 'btn primary', href: '/' }, 'Go to sign in')));
-    return;
-  }
-  const err = h('div', { class: 'error', role: 'alert' });
-  const first = h('input', { type: 'text', id: 'first_name', autocomplete: 'given-name' });
-  const password = h('input', { type: 'password', id: 'password', autocomplete: info.has_account ? 'current-password' : 'new-password', required: true, minlength: '10' });
-  const form = h('form', { novalidate: true }, err,
-    h('div', { class: 'field' }, h('label', { for: 'invite-email' }, 'Email'), h('input', { type: 'email', id: 'invite-email', readonly: true, value: info.target_email })),
-    info.has_account ? null : h('div', { class: 'field' }, h('label', { for: 'first_name' }, 'Your name'), first),
-    h('div', { class: 'field' }, h('label', { for: 'password' }, info.has_account ? 'Your current password' : 'Choose a password'), password,
-      h('div', { class: 'hint' }, info.has_account ? 'You already have an account: sign in to join.' : 'At least 10 characters.')),
-    h('button', { class: 'btn primary', type: 'submit' }, info.has_account ? 'Sign in and join' : 'Join'));
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    err.textContent = '';
-    try {
-      const r = await api('POST', '/api/invites/accept/', { token, password: password.value, first_name: first.value.trim() });
-      state.csrf = r.csrf_token;
-      history.replaceState(null, '', '/#/keys');
-      await start();
-    } catch (e) { err.textContent = e.message; }
-  });
-  app.replaceChildren(authCard(`Join ${info.organization_name || 'your team'} on keyward`,
-    `You were invited as ${LEVELS[info.level] ? LEVELS[info.level].toLowerCase() : 'a member'}.`, form));
 }
 
 function signedOut(message) {

@@ -1,0 +1,196 @@
+/* capture.c — accepting events sent with a project token (phc_), as
+ * PostHog's /e/, /batch/, /capture/ and /i/v0/e/ do.
+ *
+ * The SDKs send three shapes: one event object (posthog-js, /capture/),
+ * an array of events (posthog-js batches) or {api_key, batch: [...]}
+ * (posthog-node, posthog-python).  Each event needs a name and a
+ * distinct id (top level, properties.distinct_id or $distinct_id, as
+ * PostHog reads them); anything else is kept as sent: properties verbatim
+ * (re-serialized compactly), uuid when the SDK gave one, timestamp when it
+ * parses (else the time of arrival, as PostHog does).  A refusal names the
+ * field and uses PostHog's texts ("Invalid payload: …", code
+ * invalid_payload).  The whole request is stored in one transaction or not
+ * at all, so an SDK retrying a failed batch never half-duplicates it.
+ * Capture writes no activity entry: events are data, not administration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/keyward.h"
+#include "keyward/service.h"
+#include "store/txn.h"
+#include "keyward/validate.h"
+
+/* The project token: api_key, token or $token at the top (or of the
+ * first event of an array), else properties.token (posthog-js). */
+static const char *token_of(const json_t *o)
+{
+    static const char *const FIELDS[] = {"api_key", "token", "$token"};
+    if (!json_is_object(o)) return NULL;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(o, FIELDS[i]);
+        if (json_is_string(v) && json_string_length(v)) return json_string_value(v);
+    }
+    json_t *props = json_object_get(o, "properties");
+    for (size_t i = 1; i < 3; i++) {
+        json_t *v = json_object_get(props, FIELDS[i]);
+        if (json_is_string(v) && json_string_length(v)) return json_string_value(v);
+    }
+    return NULL;
+}
+
+const char *kw_payload_token(const json_t *payload)
+{
+    if (json_is_array(payload)) return token_of(json_array_get(payload, 0));
+    const char *t = token_of(payload);
+    if (!t) t = token_of(json_array_get(json_object_get(payload, "batch"), 0));
+    return t;
+}
+
+static int invalid(kw_problem *p, const char *attr, const char *detail)
+{
+    kw_problem_set(p, KW_P_VALIDATION, "invalid_payload", attr, "Invalid payload: %s", detail);
+    return 1;
+}
+
+/* PostgreSQL text (and jsonb) cannot hold NUL; refuse it everywhere. */
+static int has_nul(const json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return strlen(json_string_value(v)) != json_string_length(v);
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, key, item)
+            if (has_nul(item)) return 1;
+        return 0;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, item)
+            if (has_nul(item)) return 1;
+        return 0;
+    default: return 0;
+    }
+}
+
+struct staged {
+    char distinct_id[KW_DISTINCT_ID_MAX + 1];
+    char *properties;
+};
+
+/* Copies at most `max` bytes of s without splitting a UTF-8 sequence. */
+static void copy_utf8(char *dst, const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max) {
+        n = max;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* PostHog reads the id from these places, in this order; numbers become
+ * text ("2"). */
+static int distinct_id_of(const json_t *e, const json_t *props, char *out)
+{
+    const json_t *where[] = {json_object_get(e, "distinct_id"), json_object_get(props, "distinct_id"),
+                             json_object_get(e, "$distinct_id")};
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *v = where[i];
+        if (json_is_string(v) && json_string_length(v)) {
+            copy_utf8(out, json_string_value(v), KW_DISTINCT_ID_MAX);
+            return 0;
+        }
+        if (json_is_integer(v)) {
+            snprintf(out, KW_DISTINCT_ID_MAX + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int stage_event(const json_t *e, kw_event *out, struct staged *st, kw_time now, kw_problem *p)
+{
+    if (!json_is_object(e)) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_payload", NULL,
+                       "Invalid payload: All events must be dictionaries not '%s'!", kw_v_type_name(e));
+        return 1;
+    }
+    json_t *name = json_object_get(e, "event");
+    if (!json_is_string(name) || !json_string_length(name))
+        return invalid(p, "event", "All events must have the event name field \"event\"!");
+    if (json_string_length(name) > KW_EVENT_NAME_MAX)
+        return invalid(p, "event", "Event names may not be longer than 400 bytes.");
+    json_t *props = json_object_get(e, "properties");
+    if (props && !json_is_null(props) && !json_is_object(props))
+        return invalid(p, "properties", "Event properties must be an object.");
+    if (distinct_id_of(e, props, st->distinct_id))
+        return invalid(p, "distinct_id", "All events must have the event field \"distinct_id\"!");
+    if (has_nul(e)) return invalid(p, NULL, "Null characters are not allowed.");
+    st->properties = json_is_object(props) ? json_dumps(props, JSON_COMPACT) : strdup("{}");
+    if (!st->properties) return kw_storage_problem(p, KW_ERR_NOMEM);
+
+    memset(out, 0, sizeof *out);
+    out->event = json_string_value(name);
+    out->distinct_id = st->distinct_id;
+    out->properties = st->properties;
+    json_t *uuid = json_object_get(e, "uuid");
+    if (json_is_string(uuid) && json_string_length(uuid) && json_string_length(uuid) <= KW_ID_LEN)
+        strcpy(out->uuid, json_string_value(uuid));
+    else if (kw_uuid_v4(out->uuid))
+        return kw_storage_problem(p, KW_ERR_CRYPTO);
+    json_t *ts = json_object_get(e, "timestamp");
+    if (!json_is_string(ts) || kw_time_parse(json_string_value(ts), &out->timestamp) ||
+        out->timestamp < 0)
+        out->timestamp = now;
+    out->created_at = now;
+    return 0;
+}
+
+int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
+               kw_problem *p)
+{
+    *stored = 0;
+    const json_t *list = payload;
+    json_t *one = NULL;
+    if (json_is_object(payload)) {
+        json_t *batch = json_object_get(payload, "batch");
+        if (batch && !json_is_array(batch)) return invalid(p, "batch", "\"batch\" must be a list.");
+        if (batch) {
+            list = batch;
+        } else {
+            one = json_array();
+            if (!one || json_array_append(one, (json_t *)payload))
+                return json_decref(one), kw_storage_problem(p, KW_ERR_NOMEM);
+            list = one;
+        }
+    } else if (!json_is_array(payload)) {
+        return invalid(p, NULL, "expected an event, a list of events or {\"batch\": [...]}.");
+    }
+    size_t n = json_array_size(list);
+    if (n > KW_CAPTURE_MAX_EVENTS) {
+        json_decref(one);
+        kw_problem_set(p, KW_P_TOO_LARGE, NULL, NULL,
+                       "A request may carry at most %d events; this one has %zu.",
+                       KW_CAPTURE_MAX_EVENTS, n);
+        return 1;
+    }
+    kw_event *events = calloc(n ? n : 1, sizeof *events);
+    struct staged *staged = calloc(n ? n : 1, sizeof *staged);
+    int failed = !events || !staged ? kw_storage_problem(p, KW_ERR_NOMEM) : 0;
+    kw_time now = kw_now();
+    for (size_t i = 0; !failed && i < n; i++)
+        failed = stage_event(json_array_get(list, i), &events[i], &staged[i], now, p);
+    if (!failed && n) {
+        int rc = kw_store_events_insert(c->store, project_id, events, n);
+        failed = rc ? kw_storage_problem(p, rc) : 0;
+    }
+    if (!failed) *stored = n;
+    if (!failed && n) kw_group_types_learn(c, project_id, list);
+    for (size_t i = 0; staged && i < n; i++) free(staged[i].properties);
+    free(staged);
+    free(events);
+    json_decref(one);
+    return failed;
+}
