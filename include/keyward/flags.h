@@ -111,9 +111,28 @@ int kw_flag_evaluate(const json_t *flag, const kw_flag_context *ctx, kw_flag_res
  * definition, which must outlive it and not change.  The flag cache keeps
  * one per flag of a cached set. */
 enum kw_flag_rollout { KW_FLAG_ROLLOUT_ALL, KW_FLAG_ROLLOUT_PERCENT, KW_FLAG_ROLLOUT_MALFORMED };
+/* A property filter's operator, read once from its name. */
+enum kw_flag_op {
+    KW_FLAG_OP_NEVER,           /* cohort, flag dependency, no key, unknown operator */
+    KW_FLAG_OP_EXACT, KW_FLAG_OP_IS_NOT, KW_FLAG_OP_IS_SET, KW_FLAG_OP_IS_NOT_SET,
+    KW_FLAG_OP_AFFIX,           /* (not_)icontains, (not_)starts_with, (not_)ends_with */
+    KW_FLAG_OP_REGEX, KW_FLAG_OP_NOT_REGEX,
+    KW_FLAG_OP_ORDER            /* gt, gte, lt, lte */
+};
+/* A property filter read once: what kw_flag_match_property_in looks up by
+ * name on every call. */
+struct kw_flag_property {
+    enum kw_flag_op op;
+    const char *op_name;        /* the filter's operator ("exact" when absent) */
+    const char *key;
+    const json_t *want;         /* the filter's "value" (json null when absent) */
+    int want_is_number;         /* for ORDER: want parsed as a number once */
+    double want_number;
+};
 struct kw_flag_condition {
     size_t index;               /* position in filters.groups (condition_index) */
-    const json_t *properties;   /* array of property filters, or NULL */
+    struct kw_flag_property *properties;  /* its property filters (into the flag's table) */
+    size_t n_properties;
     enum kw_flag_rollout rollout;
     double percent;             /* rollout_percentage / 100 */
     const char *override;       /* a valid variant override (the variant table's string) */
@@ -135,6 +154,7 @@ typedef struct kw_flag_prepared {
     size_t n_variants;
     struct kw_flag_variant *variants;
     const json_t *true_payload; /* payloads["true"], NULL when none */
+    struct kw_flag_property *properties;  /* every condition's filters, in one table */
 } kw_flag_prepared;
 
 /* KW_ERR_INVALID when the flag is not an object with a string "key",
@@ -161,6 +181,11 @@ int kw_flag_match_property(const json_t *filter, const json_t *properties);
 /* The same with the evaluation's compiled patterns and budget (ctx may be NULL). */
 int kw_flag_match_property_in(const json_t *filter, const json_t *properties,
                               const kw_flag_context *ctx);
+/* The same in two steps: read a filter once, then match it as often as
+ * needed.  The prepared filter points into `filter`. */
+void kw_flag_property_prepare(const json_t *filter, struct kw_flag_property *out);
+int kw_flag_property_match(const struct kw_flag_property *f, const json_t *properties,
+                           const kw_flag_context *ctx);
 
 const char *kw_flag_reason_code(kw_flag_reason reason);
 

@@ -33,6 +33,10 @@ void kw_sb_free(kw_strbuf *sb);
 
 void kw_sb_append(kw_strbuf *sb, const char *s);
 void kw_sb_appendn(kw_strbuf *sb, const char *s, size_t n);
+/* A string literal, its length known at compile time (hot paths). */
+#define KW_SB_LIT(sb, lit) kw_sb_appendn((sb), "" lit, sizeof(lit) - 1)
+/* A decimal integer, without printf's format parsing (hot paths). */
+void kw_sb_int(kw_strbuf *sb, long long v);
 void kw_sb_appendf(kw_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kw_sb_vappendf(kw_strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Bytes as lowercase hex. */

@@ -191,12 +191,20 @@ static const char *valid_override(const kw_flag_prepared *p, const json_t *condi
     return NULL;
 }
 
-static void prepare_condition(const kw_flag_prepared *p, const json_t *condition, size_t index,
-                              struct kw_flag_condition *c)
+/* The condition's property filters go to the flag's table from `next`
+ * on, which has room for them (counted by count_properties). */
+static void prepare_condition(kw_flag_prepared *p, const json_t *condition, size_t index,
+                              struct kw_flag_condition *c, size_t *next)
 {
     c->index = index;
     const json_t *props = json_object_get(condition, "properties");
-    c->properties = json_is_array(props) ? props : NULL;
+    c->properties = p->properties + *next;
+    size_t i;
+    const json_t *prop;
+    if (json_is_array(props))
+        json_array_foreach(props, i, prop)
+            kw_flag_property_prepare(prop, &p->properties[(*next)++]);
+    c->n_properties = (size_t)(p->properties + *next - c->properties);
     const json_t *pct = json_object_get(condition, "rollout_percentage");
     if (!pct || json_is_null(pct)) {
         c->rollout = KW_FLAG_ROLLOUT_ALL;
@@ -233,7 +241,11 @@ int kw_flag_prepare(const json_t *flag, kw_flag_prepared *p)
     const json_t *conditions = json_object_get(filters, "groups");
     size_t n = json_is_array(conditions) ? json_array_size(conditions) : 0;
     if (!n) return KW_OK;
-    if (!(p->conditions = calloc(n, sizeof *p->conditions))) {
+    size_t n_props = 0, next = 0;
+    for (size_t i = 0; i < n; i++)
+        n_props += json_array_size(json_object_get(json_array_get(conditions, i), "properties"));
+    if (!(p->conditions = calloc(n, sizeof *p->conditions)) ||
+        (n_props && !(p->properties = calloc(n_props, sizeof *p->properties)))) {
         kw_flag_prepared_free(p);
         return KW_ERR_NOMEM;
     }
@@ -245,7 +257,7 @@ int kw_flag_prepare(const json_t *flag, kw_flag_prepared *p)
             const json_t *v = json_object_get(c, "variant");
             int has_override = v && !json_is_null(v);
             if (n > FLAG_MAX_SORTED_CONDITIONS ? pass == 0 : has_override == (pass == 0))
-                prepare_condition(p, c, i, &p->conditions[p->n_conditions++]);
+                prepare_condition(p, c, i, &p->conditions[p->n_conditions++], &next);
         }
     return KW_OK;
 }
@@ -255,8 +267,10 @@ void kw_flag_prepared_free(kw_flag_prepared *p)
     if (!p) return;
     free(p->variants);
     free(p->conditions);
+    free(p->properties);
     p->variants = NULL;
     p->conditions = NULL;
+    p->properties = NULL;
     p->n_variants = p->n_conditions = 0;
 }
 
@@ -288,12 +302,9 @@ static kw_flag_reason condition_outcome(const kw_flag_prepared *p,
                                         const json_t *properties, const char *bucketing_id,
                                         const kw_flag_context *ctx, double *hash)
 {
-    size_t i;
-    const json_t *prop;
-    if (c->properties)
-        json_array_foreach(c->properties, i, prop)
-            if (!kw_flag_match_property_in(prop, properties, ctx))
-                return KW_FLAG_REASON_NO_CONDITION_MATCH;
+    for (size_t i = 0; i < c->n_properties; i++)
+        if (!kw_flag_property_match(&c->properties[i], properties, ctx))
+            return KW_FLAG_REASON_NO_CONDITION_MATCH;
     switch (c->rollout) {
     case KW_FLAG_ROLLOUT_ALL: return KW_FLAG_REASON_CONDITION_MATCH;
     case KW_FLAG_ROLLOUT_MALFORMED: return KW_FLAG_REASON_NO_CONDITION_MATCH;

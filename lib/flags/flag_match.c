@@ -181,22 +181,24 @@ static int cmp_op(int c, const char *op)
     return c <= 0; /* lte */
 }
 
-static int match_order(const char *op, const json_t *want, const json_t *have)
+/* gt/gte/lt/lte: numerically when both sides are numbers (want parsed
+ * once, when the filter was prepared), else as Python compares strings. */
+static int match_order(const struct kw_flag_property *f, const json_t *have)
 {
-    double a, b;
-    if (as_number(have, &a) && as_number(want, &b)) {
-        if (isnan(a) || isnan(b)) return 0;
-        return cmp_op(a < b ? -1 : a > b ? 1 : 0, op);
+    double a;
+    if (f->want_is_number && as_number(have, &a)) {
+        if (isnan(a) || isnan(f->want_number)) return 0;
+        return cmp_op(a < f->want_number ? -1 : a > f->want_number ? 1 : 0, f->op_name);
     }
     pystr hs, ws;
     if (pystr_of(have, &hs) < 0) return 0;
-    if (pystr_of(want, &ws) < 0) { pystr_free(&hs); return 0; }
+    if (pystr_of(f->want, &ws) < 0) { pystr_free(&hs); return 0; }
     size_t n = hs.len < ws.len ? hs.len : ws.len;
     int c = memcmp(hs.s, ws.s, n); /* UTF-8 byte order = code point order */
     if (c == 0) c = hs.len < ws.len ? -1 : hs.len > ws.len ? 1 : 0;
     pystr_free(&hs);
     pystr_free(&ws);
-    return cmp_op(c, op);
+    return cmp_op(c, f->op_name);
 }
 
 /* ---- regexes: compiled once, matched under bounds ------------------- */
@@ -418,38 +420,70 @@ int kw_flag_match_property(const json_t *filter, const json_t *properties)
     return kw_flag_match_property_in(filter, properties, NULL);
 }
 
-int kw_flag_match_property_in(const json_t *filter, const json_t *properties,
-                              const kw_flag_context *ctx)
+/* Operator names, read once per filter into what matching switches on. */
+static const struct {
+    const char *name;
+    enum kw_flag_op op;
+} OPS[] = {
+    {"exact", KW_FLAG_OP_EXACT},          {"is_not", KW_FLAG_OP_IS_NOT},
+    {"is_set", KW_FLAG_OP_IS_SET},        {"is_not_set", KW_FLAG_OP_IS_NOT_SET},
+    {"icontains", KW_FLAG_OP_AFFIX},      {"not_icontains", KW_FLAG_OP_AFFIX},
+    {"starts_with", KW_FLAG_OP_AFFIX},    {"not_starts_with", KW_FLAG_OP_AFFIX},
+    {"ends_with", KW_FLAG_OP_AFFIX},      {"not_ends_with", KW_FLAG_OP_AFFIX},
+    {"regex", KW_FLAG_OP_REGEX},          {"not_regex", KW_FLAG_OP_NOT_REGEX},
+    {"gt", KW_FLAG_OP_ORDER},             {"gte", KW_FLAG_OP_ORDER},
+    {"lt", KW_FLAG_OP_ORDER},             {"lte", KW_FLAG_OP_ORDER},
+};
+
+void kw_flag_property_prepare(const json_t *filter, struct kw_flag_property *f)
 {
-    if (!json_is_object(filter)) return 0;
+    memset(f, 0, sizeof *f);
+    f->op = KW_FLAG_OP_NEVER;
+    f->op_name = "exact";
+    f->want = json_null();
+    if (!json_is_object(filter)) return;
     const char *type = json_string_value(json_object_get(filter, "type"));
     /* Cohorts need the cohort definitions and person history; flag
      * dependencies need the other flags' results.  Neither is here. */
-    if (type && (!strcmp(type, "cohort") || !strcmp(type, "flag"))) return 0;
-    const char *key = json_string_value(json_object_get(filter, "key"));
-    if (!key) return 0;
+    if (type && (!strcmp(type, "cohort") || !strcmp(type, "flag"))) return;
+    if (!(f->key = json_string_value(json_object_get(filter, "key")))) return;
     const char *op = json_string_value(json_object_get(filter, "operator"));
-    if (!op || !*op) op = "exact";
+    if (op && *op) f->op_name = op;
     const json_t *want = json_object_get(filter, "value");
-    const json_t *have = json_is_object(properties) ? json_object_get(properties, key) : NULL;
+    if (want) f->want = want;
+    /* Unknown operators, dates (is_date_*) and semver_*: not supported. */
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (!strcmp(f->op_name, OPS[i].name)) f->op = OPS[i].op;
+    if (f->op == KW_FLAG_OP_ORDER) f->want_is_number = as_number(f->want, &f->want_number);
+}
 
-    if (!strcmp(op, "is_not_set")) return have == NULL;
+int kw_flag_property_match(const struct kw_flag_property *f, const json_t *properties,
+                           const kw_flag_context *ctx)
+{
+    if (f->op == KW_FLAG_OP_NEVER) return 0;
+    const json_t *have = json_is_object(properties) ? json_object_get(properties, f->key) : NULL;
+    if (f->op == KW_FLAG_OP_IS_NOT_SET) return have == NULL;
     if (!have) return 0;
     /* posthog-python: a null property matches nothing but is_not. */
-    if (json_is_null(have) && strcmp(op, "is_not") != 0) return 0;
-    if (!strcmp(op, "is_set")) return 1;
-    if (!want) want = json_null();
-
-    if (!strcmp(op, "exact")) return match_exact(want, have);
-    if (!strcmp(op, "is_not")) return !match_exact(want, have);
-    if (!strcmp(op, "icontains") || !strcmp(op, "not_icontains") ||
-        !strcmp(op, "starts_with") || !strcmp(op, "not_starts_with") ||
-        !strcmp(op, "ends_with") || !strcmp(op, "not_ends_with"))
-        return match_affix(op, want, have);
-    if (!strcmp(op, "regex")) return regex_search(want, have, ctx) == 1;
-    if (!strcmp(op, "not_regex")) return regex_search(want, have, ctx) == 0;
-    if (!strcmp(op, "gt") || !strcmp(op, "gte") || !strcmp(op, "lt") || !strcmp(op, "lte"))
-        return match_order(op, want, have);
-    /* Unknown operators, dates (is_date_*) and semver_*: not supported. */
+    if (json_is_null(have) && f->op != KW_FLAG_OP_IS_NOT) return 0;
+    switch (f->op) {
+    case KW_FLAG_OP_IS_SET: return 1;
+    case KW_FLAG_OP_EXACT: return match_exact(f->want, have);
+    case KW_FLAG_OP_IS_NOT: return !match_exact(f->want, have);
+    case KW_FLAG_OP_AFFIX: return match_affix(f->op_name, f->want, have);
+    case KW_FLAG_OP_REGEX: return regex_search(f->want, have, ctx) == 1;
+    case KW_FLAG_OP_NOT_REGEX: return regex_search(f->want, have, ctx) == 0;
+    case KW_FLAG_OP_ORDER: return match_order(f, have);
+    case KW_FLAG_OP_NEVER:
+    case KW_FLAG_OP_IS_NOT_SET: break;
+    }
     return 0;
+}
+
+int kw_flag_match_property_in(const json_t *filter, const json_t *properties,
+                              const kw_flag_context *ctx)
+{
+    struct kw_flag_property f;
+    kw_flag_property_prepare(filter, &f);
+    return kw_flag_property_match(&f, properties, ctx);
 }

@@ -186,12 +186,22 @@ int kw_store_wait_change(kw_store *store, int timeout_ms, int *what)
     return store->driver->wait_change(store, timeout_ms, what);
 }
 
-/* Ids of stored rows (keys, organizations, activity entries): random
- * version-4 UUIDs, as PostHog makes them. */
+/* Ids of stored rows (keys, organizations, activity entries) and of
+ * requests: random version-4 UUIDs, as PostHog makes them.  Every /flags
+ * answer carries one, and one RAND_bytes call costs as much as the rest of
+ * the id, so each thread draws 16 ids' worth at a time.  The server never
+ * forks, so no two processes share a pool. */
 int kw_uuid_v4(char out[KW_ID_LEN + 1])
 {
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t used = sizeof pool;
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) return KW_ERR_CRYPTO;
+    if (used == sizeof pool) {
+        if (RAND_bytes(pool, sizeof pool) != 1) return KW_ERR_CRYPTO;
+        used = 0;
+    }
+    memcpy(b, pool + used, sizeof b);
+    used += sizeof b;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     static const char HEX[] = "0123456789abcdef";

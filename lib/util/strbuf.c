@@ -81,6 +81,20 @@ void kw_sb_appendn(kw_strbuf *sb, const char *s, size_t n)
 
 void kw_sb_append(kw_strbuf *sb, const char *s) { kw_sb_appendn(sb, s, strlen(s)); }
 
+void kw_sb_int(kw_strbuf *sb, long long v)
+{
+    char digits[24];
+    size_t at = sizeof digits;
+    /* In unsigned arithmetic, so LLONG_MIN's magnitude does not overflow. */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) digits[--at] = '-';
+    kw_sb_appendn(sb, digits + at, sizeof digits - at);
+}
+
 void kw_sb_vappendf(kw_strbuf *sb, const char *fmt, va_list ap)
 {
     if (sb->overflow) return;

@@ -270,21 +270,26 @@ static void append_detail(kw_strbuf *sb, const struct flag_pieces *f, const json
         return;
     }
     kw_sb_appendn(sb, f->head.s, f->head.len);
-    kw_sb_append(sb, r->enabled ? "true,\"variant\":" : "false,\"variant\":");
+    if (r->enabled) KW_SB_LIT(sb, "true,\"variant\":");
+    else KW_SB_LIT(sb, "false,\"variant\":");
     if (variant) kw_sb_appendn(sb, variant->s, variant->len);
-    else kw_sb_append(sb, "null");
+    else KW_SB_LIT(sb, "null");
     /* The reason's code and description are keyward's own ASCII. */
-    kw_sb_append(sb, ",\"reason\":{\"code\":\"");
+    KW_SB_LIT(sb, ",\"reason\":{\"code\":\"");
     kw_sb_append(sb, r->reason_code);
-    if (r->condition_index < 0) kw_sb_append(sb, "\",\"condition_index\":null");
-    else kw_sb_appendf(sb, "\",\"condition_index\":%d", r->condition_index);
-    kw_sb_append(sb, ",\"description\":\"");
+    if (r->condition_index < 0) {
+        KW_SB_LIT(sb, "\",\"condition_index\":null");
+    } else {
+        KW_SB_LIT(sb, "\",\"condition_index\":");
+        kw_sb_int(sb, r->condition_index);
+    }
+    KW_SB_LIT(sb, ",\"description\":\"");
     kw_sb_append(sb, r->reason_description);
-    kw_sb_append(sb, "\"}");
+    KW_SB_LIT(sb, "\"}");
     kw_sb_appendn(sb, f->meta.s, f->meta.len);
     if (payload) kw_sb_appendn(sb, payload->s, payload->len);
-    else kw_sb_append(sb, "null");
-    kw_sb_append(sb, "}}");
+    else KW_SB_LIT(sb, "null");
+    KW_SB_LIT(sb, "}}");
 }
 
 int kw_flags_render_v2(const kw_flagset *set, const kw_flag_context *ctx, const char *request_id,
@@ -303,12 +308,16 @@ int kw_flags_render_v2(const kw_flagset *set, const kw_flag_context *ctx, const 
         if (!f->key || i >= set->n_prepared ||
             kw_flag_evaluate_prepared(&set->prepared[i], ctx, &r) != KW_OK)
             continue;
-        if (!first) kw_sb_append(&sb, ",");
+        if (!first) KW_SB_LIT(&sb, ",");
         first = 0;
         append_detail(&sb, f, def, &r);
     }
     /* request_id is a UUID: hex and dashes. */
-    kw_sb_appendf(&sb, "},\"requestId\":\"%s\",\"evaluatedAt\":%lld}", request_id, evaluated_at);
+    KW_SB_LIT(&sb, "},\"requestId\":\"");
+    kw_sb_append(&sb, request_id);
+    KW_SB_LIT(&sb, "\",\"evaluatedAt\":");
+    kw_sb_int(&sb, evaluated_at);
+    KW_SB_LIT(&sb, "}");
     if (!kw_sb_ok(&sb)) {
         kw_sb_free(&sb);
         return KW_ERR_NOMEM;

@@ -2,10 +2,12 @@
  * leaves the text as it was and marks the builder, for fixed and heap
  * storage, at every boundary; nothing is written past the storage (a
  * guard byte after the array, and ASan in the sanitizer build). */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 #include <string.h>
 
@@ -118,6 +120,29 @@ static void hex_and_urlencode(void **state)
     assert_string_equal(small, "");
 }
 
+/* kw_sb_int prints what printf's %lld prints, extremes included, and
+ * refuses whole when it does not fit. */
+static void integers_as_printf_prints_them(void **state)
+{
+    (void)state;
+    const long long values[] = {0, 7, -7, 10, 99, 100, -100, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char buf[32], want[32];
+        kw_strbuf sb;
+        kw_sb_init(&sb, buf, sizeof buf);
+        KW_SB_LIT(&sb, "n=");
+        kw_sb_int(&sb, values[i]);
+        snprintf(want, sizeof want, "n=%lld", values[i]);
+        assert_true(kw_sb_ok(&sb));
+        assert_string_equal(kw_sb_str(&sb), want);
+    }
+    char small[4];
+    kw_strbuf sb;
+    kw_sb_init(&sb, small, sizeof small);
+    kw_sb_int(&sb, 12345);
+    assert_false(kw_sb_ok(&sb));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +152,7 @@ int main(void)
         cmocka_unit_test(heap_grows_to_limit),
         cmocka_unit_test(heap_big_format_at_once),
         cmocka_unit_test(hex_and_urlencode),
+        cmocka_unit_test(integers_as_printf_prints_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
