@@ -6,7 +6,8 @@
  * one-shot calls (SHA256(), EVP_Digest()) fetch the algorithm from the
  * global method store (a read lock, shared reference counts) and allocate
  * a context on every call; here the algorithms are fetched once and each
- * thread keeps one context, freed when the thread exits. */
+ * thread keeps one context, freed when the thread exits (SHA-1 skips EVP:
+ * see digest.c). */
 #ifndef KW_UTIL_DIGEST_H
 #define KW_UTIL_DIGEST_H
 
