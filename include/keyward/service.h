@@ -176,6 +176,40 @@ int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size
  * kw_capture's, all or nothing. */
 int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
                   const char *sdk_info, size_t *stored, kw_problem *problem);
+
+/* Capture in two steps, so a server can store many requests' events in
+ * one transaction.  kw_capture_stage validates and copies what the events
+ * need into a batch; it takes over the caller's reference to payload (also
+ * when it fails) and answers 0, or 1 with the problem.  The V1 variant
+ * folds the events first, as kw_capture_v1 does. */
+typedef struct kw_capture_batch kw_capture_batch;
+int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_capture_batch **out,
+                     kw_problem *problem);
+int kw_capture_v1_stage(const kw_call *c, int64_t project_id, json_t *payload,
+                        const char *sdk_info, kw_capture_batch **out, kw_problem *problem);
+size_t kw_capture_batch_size(const kw_capture_batch *b);
+void kw_capture_batch_free(kw_capture_batch *b);
+/* Stores one batch in a transaction of its own (then learns its group
+ * types): a kw_err. */
+int kw_capture_store(const kw_call *c, kw_capture_batch *b);
+
+/* A capture group (lib/events/capture_group.c): one thread that stores
+ * every batch queued while it was storing the previous ones in a single
+ * transaction — one commit (PostgreSQL: one fsync) for many requests, and
+ * no writers queueing on SQLite's lock.  If that transaction fails, each
+ * batch is stored alone, so one failure fails only its own request.
+ * done(batch, rc, ctx) runs once per submitted batch, on the group's
+ * thread, after its events are committed (rc KW_OK) or failed; it owns
+ * the batch then.  kw_capture_group_submit answers KW_ERR_LIMIT when
+ * `max_queued` batches are waiting (shed the request: 503) and
+ * KW_ERR_UNAVAILABLE once stopping; the batch stays the caller's.  Stop
+ * stores what is queued, calls its done callbacks, and ends the thread. */
+typedef void (*kw_capture_done)(kw_capture_batch *b, int rc, void *ctx);
+typedef struct kw_capture_group kw_capture_group;
+int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group **out);
+int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
+                            void *ctx);
+void kw_capture_group_stop(kw_capture_group *g);
 /* Group types (lib/events/group_types.c): learns the types a list of
  * captured events names ($groups keys, $groupidentify's $group_type),
  * adding new ones at the next index while the project has fewer than

@@ -11,11 +11,16 @@
  * field and uses PostHog's texts ("Invalid payload: …", code
  * invalid_payload).  The whole request is stored in one transaction or not
  * at all, so an SDK retrying a failed batch never half-duplicates it.
- * Capture writes no activity entry: events are data, not administration. */
+ * Capture writes no activity entry: events are data, not administration.
+ *
+ * Staging (validation, copies) and storing are separate steps, so the
+ * server can stage on the request's thread and store many requests'
+ * batches in one transaction (capture_group.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "events/capture_batch.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 #include "store/txn.h"
@@ -72,11 +77,6 @@ static int has_nul(const json_t *v)
     default: return 0;
     }
 }
-
-struct staged {
-    char distinct_id[KW_DISTINCT_ID_MAX + 1];
-    char *properties;
-};
 
 /* Copies at most `max` bytes of s without splitting a UTF-8 sequence. */
 static void copy_utf8(char *dst, const char *s, size_t max)
@@ -148,49 +148,110 @@ static int stage_event(const json_t *e, kw_event *out, struct staged *st, kw_tim
     return 0;
 }
 
-int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
-               kw_problem *p)
+void kw_capture_batch_free(kw_capture_batch *b)
 {
-    *stored = 0;
-    const json_t *list = payload;
-    json_t *one = NULL;
-    if (json_is_object(payload)) {
-        json_t *batch = json_object_get(payload, "batch");
-        if (batch && !json_is_array(batch)) return invalid(p, "batch", "\"batch\" must be a list.");
-        if (batch) {
-            list = batch;
-        } else {
-            one = json_array();
-            if (!one || json_array_append(one, (json_t *)payload))
-                return json_decref(one), kw_storage_problem(p, KW_ERR_NOMEM);
-            list = one;
-        }
-    } else if (!json_is_array(payload)) {
-        return invalid(p, NULL, "expected an event, a list of events or {\"batch\": [...]}.");
+    if (!b) return;
+    for (size_t i = 0; b->staged && i < b->n; i++) free(b->staged[i].properties);
+    free(b->staged);
+    free(b->events);
+    json_decref(b->list);
+    json_decref(b->payload);
+    json_decref(b->keep);
+    free(b);
+}
+
+size_t kw_capture_batch_size(const kw_capture_batch *b) { return b ? b->n : 0; }
+
+void kw_capture_batch_keep(kw_capture_batch *b, json_t *value)
+{
+    json_decref(b->keep);
+    b->keep = value;
+}
+
+/* The list of events a payload carries, with a reference of its own. */
+static json_t *event_list(json_t *payload, kw_problem *p)
+{
+    if (json_is_array(payload)) return json_incref(payload);
+    if (!json_is_object(payload)) {
+        invalid(p, NULL, "expected an event, a list of events or {\"batch\": [...]}.");
+        return NULL;
     }
-    size_t n = json_array_size(list);
-    if (n > KW_CAPTURE_MAX_EVENTS) {
+    json_t *batch = json_object_get(payload, "batch");
+    if (batch && !json_is_array(batch)) {
+        invalid(p, "batch", "\"batch\" must be a list.");
+        return NULL;
+    }
+    if (batch) return json_incref(batch);
+    json_t *one = json_array();
+    if (!one || json_array_append(one, payload)) {
         json_decref(one);
+        kw_storage_problem(p, KW_ERR_NOMEM);
+        return NULL;
+    }
+    return one;
+}
+
+int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_capture_batch **out,
+                     kw_problem *p)
+{
+    (void)c;
+    *out = NULL;
+    kw_capture_batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        json_decref(payload);
+        return kw_storage_problem(p, KW_ERR_NOMEM);
+    }
+    b->project_id = project_id;
+    b->payload = payload;  /* the events' names point into it */
+    if (!(b->list = event_list(payload, p))) {
+        kw_capture_batch_free(b);
+        return 1;
+    }
+    size_t n = json_array_size(b->list);
+    if (n > KW_CAPTURE_MAX_EVENTS) {
+        kw_capture_batch_free(b);
         kw_problem_set(p, KW_P_TOO_LARGE, NULL, NULL,
                        "A request may carry at most %d events; this one has %zu.",
                        KW_CAPTURE_MAX_EVENTS, n);
         return 1;
     }
-    kw_event *events = calloc(n ? n : 1, sizeof *events);
-    struct staged *staged = calloc(n ? n : 1, sizeof *staged);
-    int failed = !events || !staged ? kw_storage_problem(p, KW_ERR_NOMEM) : 0;
-    kw_time now = kw_now();
-    for (size_t i = 0; !failed && i < n; i++)
-        failed = stage_event(json_array_get(list, i), &events[i], &staged[i], now, p);
-    if (!failed && n) {
-        int rc = kw_store_events_insert(c->store, project_id, events, n);
-        failed = rc ? kw_storage_problem(p, rc) : 0;
+    b->events = calloc(n ? n : 1, sizeof *b->events);
+    b->staged = calloc(n ? n : 1, sizeof *b->staged);
+    if (!b->events || !b->staged) {
+        kw_capture_batch_free(b);
+        return kw_storage_problem(p, KW_ERR_NOMEM);
     }
-    if (!failed) *stored = n;
-    if (!failed && n) kw_group_types_learn(c, project_id, list);
-    for (size_t i = 0; staged && i < n; i++) free(staged[i].properties);
-    free(staged);
-    free(events);
-    json_decref(one);
-    return failed;
+    kw_time now = kw_now();
+    for (; b->n < n; b->n++)
+        if (stage_event(json_array_get(b->list, b->n), &b->events[b->n], &b->staged[b->n], now, p)) {
+            b->n++;  /* its properties may be allocated */
+            kw_capture_batch_free(b);
+            return 1;
+        }
+    *out = b;
+    return 0;
+}
+
+void kw_capture_batch_stored(const kw_call *c, const kw_capture_batch *b)
+{
+    if (b->n) kw_group_types_learn(c, b->project_id, b->list);
+}
+
+int kw_capture_store(const kw_call *c, kw_capture_batch *b)
+{
+    int rc = b->n ? kw_store_events_insert(c->store, b->project_id, b->events, b->n) : KW_OK;
+    if (!rc) kw_capture_batch_stored(c, b);
+    return rc;
+}
+
+int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
+               kw_problem *p)
+{
+    *stored = 0;
+    kw_capture_batch *b;
+    if (kw_capture_stage(c, project_id, json_incref((json_t *)payload), &b, p)) return 1;
+    int rc = kw_capture_store(c, b);
+    if (!rc) *stored = b->n;
+    kw_capture_batch_free(b);
+    return rc ? kw_storage_problem(p, rc) : 0;
 }

@@ -15,6 +15,7 @@
  * are the same as on /batch/. */
 #include <string.h>
 
+#include "events/capture_batch.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
 
@@ -96,27 +97,31 @@ static void split_sdk_info(const char *info, char lib[64], char version[64])
     memcpy(version, slash + 1, m + 1);
 }
 
-int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
-                  const char *sdk_info, size_t *stored, kw_problem *p)
+int kw_capture_v1_stage(const kw_call *c, int64_t project_id, json_t *payload,
+                        const char *sdk_info, kw_capture_batch **out, kw_problem *p)
 {
-    *stored = 0;
-    if (!json_is_object(payload))
-        return invalid(p, NULL, "expected {\"batch\": [...]}.");
+    *out = NULL;
     json_t *batch = json_object_get(payload, "batch");
-    if (!json_is_array(batch)) return invalid(p, "batch", "\"batch\" must be a list.");
+    int bad = !json_is_object(payload) ? invalid(p, NULL, "expected {\"batch\": [...]}.")
+              : !json_is_array(batch)  ? invalid(p, "batch", "\"batch\" must be a list.")
+                                       : 0;
+    if (bad) {
+        json_decref(payload);
+        return 1;
+    }
     if (json_array_size(batch) > KW_CAPTURE_MAX_EVENTS)
-        return kw_capture(c, project_id, payload, stored, p);  /* its 413 */
+        return kw_capture_stage(c, project_id, payload, out, p);  /* its 413 */
     char lib[64], version[64];
     split_sdk_info(sdk_info, lib, version);
     json_t *events = json_array();
     json_t *body = json_pack("{s:o}", "batch", events);
     if (!events || !body) {
         json_decref(body);
+        json_decref(payload);
         return kw_problem_from_store(p, KW_ERR_NOMEM);
     }
     size_t i;
     json_t *e;
-    int bad = 0;
     json_array_foreach(batch, i, e) {
         json_t *folded = json_is_object(e) ? fold(e, lib[0] ? lib : NULL, version[0] ? version : NULL,
                                                   p, &bad)
@@ -124,7 +129,28 @@ int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
         if (bad) break;
         json_array_append_new(events, folded ? folded : json_incref(e));
     }
-    int rc = bad ? 1 : kw_capture(c, project_id, body, stored, p);
-    json_decref(body);
-    return rc;
+    if (bad) {
+        json_decref(body);
+        json_decref(payload);
+        return 1;
+    }
+    if (kw_capture_stage(c, project_id, body, out, p)) {
+        json_decref(payload);
+        return 1;
+    }
+    kw_capture_batch_keep(*out, payload);  /* the folded events share its values */
+    return 0;
+}
+
+int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
+                  const char *sdk_info, size_t *stored, kw_problem *p)
+{
+    *stored = 0;
+    kw_capture_batch *b;
+    if (kw_capture_v1_stage(c, project_id, json_incref((json_t *)payload), sdk_info, &b, p))
+        return 1;
+    int rc = kw_capture_store(c, b);
+    if (!rc) *stored = kw_capture_batch_size(b);
+    kw_capture_batch_free(b);
+    return rc ? kw_problem_from_store(p, rc) : 0;
 }

@@ -4,22 +4,45 @@
  *
  * By the time this runs, dispatch has decoded the body (gzip, gzip-js,
  * form data=base64: body.c) and found the project from the phc_ token in
- * it; lib/events/capture.c validates and stores the events.  The answer is
- * PostHog's: 200 {"status": 1}.  The 1 MiB request limit of server.c holds
- * here too (PostHog allows 20 MB on /batch/): posthog-node and
- * posthog-python flush far smaller batches by default, and the inflated
- * size of a compressed body is capped separately (KW_MAX_INFLATED). */
+ * it; lib/events/capture.c validates the events here, and the server's
+ * capture group stores them, many requests in one transaction, before the
+ * answer is sent (server.c).  The answer is PostHog's: 200 {"status": 1}.
+ * The 1 MiB request limit of server.c holds here too (PostHog allows
+ * 20 MB on /batch/): posthog-node and posthog-python flush far smaller
+ * batches by default, and the inflated size of a compressed body is
+ * capped separately (KW_MAX_INFLATED). */
 #include "http/http.h"
+
+/* The answer for staged events: stored by the server's capture group
+ * before `ok` is sent (one commit for many requests), or here. */
+static int answer(kw_http_req *req, kw_http_resp *resp, kw_capture_batch *b, json_t *ok)
+{
+    if (req->can_defer_capture) {
+        req->capture = b;
+        kw_resp_json(resp, 200, ok);
+        return KW_OK;
+    }
+    int rc = kw_capture_store(&req->call, b);
+    kw_capture_batch_free(b);
+    if (rc) {
+        json_decref(ok);
+        return rc;
+    }
+    kw_resp_json(resp, 200, ok);
+    return KW_OK;
+}
 
 int kw_h_capture(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
-    size_t stored;
-    if (kw_capture(&req->call, req->principal.project_id, req->json, &stored, &p))
+    kw_capture_batch *b;
+    json_t *payload = req->json;
+    req->json = NULL;  /* the batch's now: its events point into it */
+    if (kw_capture_stage(&req->call, req->principal.project_id, payload, &b, &p)) {
         kw_resp_problem(resp, &p);
-    else
-        kw_resp_json(resp, 200, json_pack("{s:i}", "status", 1));
-    return KW_OK;
+        return KW_OK;
+    }
+    return answer(req, resp, b, json_pack("{s:i}", "status", 1));
 }
 
 /* Capture V1 answers a per-event map, {"results": {uuid: {"result": …}}};
@@ -29,11 +52,13 @@ int kw_h_capture(kw_http_req *req, kw_http_resp *resp)
 int kw_h_capture_v1(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
-    size_t stored;
-    if (kw_capture_v1(&req->call, req->principal.project_id, req->json,
-                      kw_req_header(req, "PostHog-Sdk-Info"), &stored, &p))
+    kw_capture_batch *b;
+    json_t *payload = req->json;
+    req->json = NULL;
+    if (kw_capture_v1_stage(&req->call, req->principal.project_id, payload,
+                            kw_req_header(req, "PostHog-Sdk-Info"), &b, &p)) {
         kw_resp_problem(resp, &p);
-    else
-        kw_resp_json(resp, 200, json_pack("{s:{}}", "results"));
-    return KW_OK;
+        return KW_OK;
+    }
+    return answer(req, resp, b, json_pack("{s:{}}", "results"));
 }

@@ -1,12 +1,13 @@
 /* http.h — the keyward HTTP layer (internal to the program).
  *
- * server.c owns libmicrohttpd and is the only file that includes it: it
- * reads bodies (with the size limit), hands a kw_http_req to dispatch.c,
+ * server.c owns libmicrohttpd (with server_hold.c, which suspends requests
+ * that wait; no other file includes it): it reads bodies (with the size
+ * limit), hands a kw_http_req to dispatch.c,
  * which matches the route, verifies the credential and applies the policy
  * table once; only then does a handler (h_*.c) run.  Everything else reads
  * the request through kw_req_* (headers, cookies, the query string) and
- * answers through a kw_http_resp, so the HTTP library can change in one
- * file.  Every error body is built by kw_resp_problem, in one place, and a
+ * answers through a kw_http_resp, so the HTTP library can change in two
+ * files.  Every error body is built by kw_resp_problem, in one place, and a
  * handler's failed storage call becomes its problem in one place too
  * (kw_handler's return value, mapped by dispatch.c). */
 #ifndef KW_HTTP_H
@@ -96,6 +97,11 @@ typedef struct kw_http_req {
     const kw_http_slow *slow;
     const char *slow_key;
     size_t slow_key_len;
+    /* In: the server stores captured events in a capture group, so a
+     * capture handler may leave them staged.  Out: the staged events the
+     * server must store before it sends the answer the handler built. */
+    int can_defer_capture;
+    kw_capture_batch *capture;
     /* Last, and not zeroed with the rest (kw_http_req_init): 3 KB that
      * kw_principal_clear makes anonymous. */
     kw_principal principal;
@@ -152,6 +158,9 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp);
 void kw_http_req_init(kw_http_req *req);
 void kw_http_resp_init(kw_http_resp *resp);
 void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body */
+/* Moves a JSON answer (status, body, headers) into dst, which it
+ * initialises; src keeps no body. */
+void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src);
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
 void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value);
@@ -328,7 +337,7 @@ int kw_slow_submit(kw_slow_queue *q, kw_http_slow *job);
 /* Answers what is queued, then ends the thread.  NULL is a no-op. */
 void kw_slow_stop(kw_slow_queue *q);
 
-/* server.c — the only user of libmicrohttpd. */
+/* server.c — with server_hold.c, the only user of libmicrohttpd. */
 typedef struct kw_server kw_server;
 /* The request's header `name` (case-insensitive), cookie `name`, or first
  * query parameter `name` (decoded; stops at a NUL byte): NULL when absent. */

@@ -35,6 +35,17 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
     resp->body = body;
 }
 
+void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src)
+{
+    kw_http_resp_init(dst);
+    dst->status = src->status;
+    dst->body = src->body;
+    src->body = NULL;
+    /* The values point into src's own header_text: copied, not aliased. */
+    for (int i = 0; i < src->n_headers; i++)
+        kw_resp_header(dst, src->header_names[i], src->header_values[i]);
+}
+
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *p)
 {
     kw_resp_json(resp, p->status,

@@ -1,7 +1,8 @@
 /* server.c — libmicrohttpd glue: listen, read bodies, send responses,
  * and the request accessors (kw_req_header, kw_req_query, …) through which
- * every other file reads a request.  It is the only file that includes
- * <microhttpd.h>, so the HTTP library is one file's business.
+ * every other file reads a request.  With server_hold.c (requests that
+ * wait) it is the only file that includes <microhttpd.h>, so the HTTP
+ * library is these two files' business.
  *
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
  * without a body needs no per-request state (a static marker stands in);
@@ -9,8 +10,10 @@
  * larger is answered 413 as soon as Content-Length says so (or as soon as a
  * chunked body crosses the limit), without reading the rest.  Connection
  * limits and timeouts keep slow clients from holding every thread.  A
- * request whose key needs a legacy (pbkdf2) check is suspended while
- * slow.c runs it, so that check never holds a request thread. */
+ * request whose key needs a legacy (pbkdf2) check, and a capture whose
+ * events the capture group stores with other requests' in one
+ * transaction, are suspended meanwhile (server_hold.c), so neither holds
+ * a request thread. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -18,18 +21,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <microhttpd.h>
-
-#include "http/http.h"
+#include "http/server_internal.h"
 #include "keyward/metrics.h"
 #include "logger.h"
-
-struct kw_server {
-    struct MHD_Daemon *daemon;
-    kw_app *app;
-    unsigned port;
-    kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
-};
 
 struct body {
     char *data;
@@ -46,24 +40,6 @@ static void add_common_headers(struct MHD_Response *r)
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-}
-
-/* What a connection must do once its current request is complete: drop
- * the reference that kept a shared response's bytes alive while they were
- * being sent.  One per connection (allocated when it opens, so not per
- * request): MHD runs one request at a time on a connection. */
-struct conn_state {
-    void (*done)(void *);
-    void *done_ctx;
-    uint64_t started;  /* the current request's arrival (kw_metrics_clock) */
-    kw_http_slow *slow;  /* a finished legacy check for the current request */
-};
-
-static struct conn_state *conn_state_of(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return info ? info->socket_context : NULL;
 }
 
 const char *kw_req_header(const kw_http_req *req, const char *name)
@@ -158,9 +134,9 @@ void kw_http_ready_free(kw_http_ready *ready)
     if (ready) MHD_destroy_response((struct MHD_Response *)ready);
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, kw_http_resp *resp)
+enum MHD_Result kw_server_send(struct MHD_Connection *conn, kw_http_resp *resp)
 {
-    struct conn_state *state = resp->shared ? conn_state_of(conn) : NULL;
+    struct conn_state *state = resp->shared ? kw_conn_state(conn) : NULL;
     if (state) {
         enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status,
                                                  (struct MHD_Response *)resp->shared);
@@ -212,48 +188,18 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
 /* Nanoseconds since the connection's current request arrived. */
 static uint64_t elapsed(struct MHD_Connection *conn, uint64_t fallback)
 {
-    struct conn_state *state = conn_state_of(conn);
+    struct conn_state *state = kw_conn_state(conn);
     uint64_t start = state && state->started ? state->started : fallback;
     return kw_metrics_clock() - start;
 }
 
-/* slow.c's worker finished a job: hand the answer to the request and let
- * MHD call it again.  MHD_resume_connection orders the write before the
- * request thread's read. */
-static void slow_done(kw_http_slow *job)
-{
-    struct MHD_Connection *conn = job->owner;
-    conn_state_of(conn)->slow = job;
-    MHD_resume_connection(conn);
-}
-
-/* The request needs a legacy key check: suspend it and queue the check;
- * the request is dispatched again once slow_done resumes it.  Suspended
- * before queued, so it is never resumed first.  -1 when it cannot be
- * (no connection state or memory): the caller runs the check itself. */
-static int defer(kw_server *s, struct MHD_Connection *conn, const kw_http_req *req)
-{
-    struct conn_state *state = conn_state_of(conn);
-    kw_http_slow *job = state ? calloc(1, sizeof *job) : NULL;
-    if (!job) return -1;
-    memcpy(job->key, req->slow_key, req->slow_key_len);
-    job->len = req->slow_key_len;
-    job->owner = conn;
-    MHD_suspend_connection(conn);
-    if (kw_slow_submit(s->slow, job)) {  /* stopping: answer on this thread */
-        job->result = kw_verify_personal_legacy(s->app->verifier, job->key, job->len,
-                                                &job->principal);
-        slow_done(job);
-    }
-    return 0;
-}
-
 /* One pass of the request through dispatch.c, with `slow` the answer of
  * its legacy key check when one ran. */
-static void dispatch_once(kw_app *app, struct MHD_Connection *conn, const char *url,
+static void dispatch_once(kw_server *s, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *body, size_t body_len,
                           const kw_http_slow *slow, kw_http_req *req, kw_http_resp *resp)
 {
+    kw_app *app = s->app;
     kw_http_req_init(req);
     req->app = app;
     req->conn = conn;
@@ -262,6 +208,7 @@ static void dispatch_once(kw_app *app, struct MHD_Connection *conn, const char *
     req->body = body;
     req->body_len = body_len;
     req->slow = slow;
+    req->can_defer_capture = s->capture != NULL;
     client_ip(conn, req->ip, sizeof req->ip);
     kw_http_resp_init(resp);
     kw_http_dispatch(req, resp);
@@ -289,25 +236,31 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
 {
     kw_app *app = s->app;
     uint64_t t0 = kw_metrics_clock();
-    struct conn_state *state = conn_state_of(conn);
+    struct conn_state *state = kw_conn_state(conn);
     kw_http_req req;
     kw_http_resp resp;
+    if (state && state->capture) {
+        struct held_capture *held = state->capture;
+        state->capture = NULL;
+        return kw_hold_answer(app, conn, url, method, held);
+    }
     kw_http_slow *slow = state ? state->slow : NULL;
     if (state) state->slow = NULL;
-    dispatch_once(app, conn, url, method, body, body_len, slow, &req, &resp);
+    dispatch_once(s, conn, url, method, body, body_len, slow, &req, &resp);
     free(slow);
     if (req.slow_key) {
-        if (!defer(s, conn, &req)) return MHD_YES;
+        if (!kw_hold_slow(s, conn, &req)) return MHD_YES;
         kw_http_slow here;  /* could not suspend: the check runs on this thread */
         memcpy(here.key, req.slow_key, req.slow_key_len);
         here.len = req.slow_key_len;
         here.result = kw_verify_personal_legacy(app->verifier, here.key, here.len, &here.principal);
-        dispatch_once(app, conn, url, method, body, body_len, &here, &req, &resp);
+        dispatch_once(s, conn, url, method, body, body_len, &here, &req, &resp);
     }
+    if (req.capture && !kw_hold_capture(s, conn, &req, &resp, t0)) return MHD_YES;
     kw_http_done done = {method, url, req.ip, req.match.route, &req.principal, resp.status,
                          elapsed(conn, t0)};
     kw_http_observe(app, &done);
-    return send_resp(conn, &resp);
+    return kw_server_send(conn, &resp);
 }
 
 static enum MHD_Result too_large(kw_app *app, struct MHD_Connection *conn, const char *url,
@@ -326,7 +279,7 @@ static enum MHD_Result too_large(kw_app *app, struct MHD_Connection *conn, const
                          kw_policy_match(method, url, &m) == KW_MATCH_OK ? m.route : NULL, NULL,
                          resp.status, elapsed(conn, kw_metrics_clock())};
     kw_http_observe(app, &done);
-    return send_resp(conn, &resp);
+    return kw_server_send(conn, &resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -337,7 +290,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     kw_server *s = cls;
     kw_app *app = s->app;
     if (*con_cls == NULL) {
-        struct conn_state *state = conn_state_of(conn);
+        struct conn_state *state = kw_conn_state(conn);
         if (state) state->started = kw_metrics_clock();
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
@@ -393,7 +346,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     (void)toe;
-    struct conn_state *state = conn_state_of(conn);
+    struct conn_state *state = kw_conn_state(conn);
     if (state && state->done) {
         state->done(state->done_ctx);
         state->done = NULL;
@@ -416,7 +369,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     } else {
         struct conn_state *state = *socket_context;
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
-        if (state) free(state->slow);
+        if (state) {
+            free(state->slow);
+            kw_hold_free(state->capture);
+        }
         free(state);
         *socket_context = NULL;
     }
@@ -479,14 +435,14 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (strcmp(url, "/metrics") != 0 && strcmp(url, "/metrics/") != 0) {
         kw_resp_error(&resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
-        return send_resp(conn, &resp);
+        return kw_server_send(conn, &resp);
     }
     if (!get) {
         kw_problem p;
         kw_problem_set(&p, KW_P_METHOD, NULL, NULL, "Method not allowed.");
         kw_resp_problem(&resp, &p);
         kw_resp_header(&resp, "Allow", "GET, HEAD");
-        return send_resp(conn, &resp);
+        return kw_server_send(conn, &resp);
     }
     size_t len = 0;
     char *text = kw_metrics_render(app, &len);
@@ -521,8 +477,11 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
     if (!metrics) {
         flags |= MHD_ALLOW_SUSPEND_RESUME;
-        if (kw_slow_start(app->verifier, slow_done, &s->slow)) {
-            snprintf(err, errsz, "cannot start the legacy key check thread");
+        kw_call call = {.store = app->store, .verifier = app->verifier, .flags = app->flags};
+        if (kw_slow_start(app->verifier, kw_hold_slow_done, &s->slow) ||
+            kw_capture_group_start(&call, KW_CAPTURE_QUEUE_MAX, &s->capture)) {
+            snprintf(err, errsz, "cannot start the legacy key check and capture threads");
+            kw_slow_stop(s->slow);
             free(s);
             return -1;
         }
@@ -545,6 +504,7 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         kw_slow_stop(s->slow);
+        kw_capture_group_stop(s->capture);
         free(s);
         return -1;
     }
@@ -571,9 +531,10 @@ unsigned kw_server_port(const kw_server *s) { return s->port; }
 void kw_server_stop(kw_server *s)
 {
     if (!s) return;
-    /* Suspended requests first: each gets its answer and is resumed, so
-     * MHD stops with none left suspended. */
+    /* Suspended requests first: each gets its answer (captured events are
+     * stored) and is resumed, so MHD stops with none left suspended. */
     kw_slow_stop(s->slow);
+    kw_capture_group_stop(s->capture);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

@@ -1,0 +1,149 @@
+/* server_hold.c — requests that wait while their work runs elsewhere.
+ *
+ * MHD serves many connections on each of a few threads, so a request must
+ * never make its thread wait.  Two kinds of request would: one whose key
+ * needs a legacy (pbkdf2) check, which runs on slow.c's thread, and a
+ * capture, whose events the capture group stores together with other
+ * requests' in one transaction.  Each is suspended
+ * (MHD_suspend_connection) while that runs and resumed with the outcome;
+ * MHD then calls the request again and server.c answers it — the legacy
+ * check by dispatching the request again, the capture by sending the
+ * answer held here (kw_hold_answer).  Suspended before queued, so a
+ * request is never resumed before it is suspended. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/server_internal.h"
+#include "keyward/metrics.h"
+
+/* A capture request suspended until its events are stored: its answer,
+ * and what the access log needs once it is sent. */
+struct held_capture {
+    struct MHD_Connection *conn;
+    int rc;  /* the store's outcome */
+    kw_http_resp resp;
+    const kw_route *route;
+    char ip[64];
+    uint64_t started;
+    kw_principal principal;
+};
+
+/* slow.c's worker finished a job: hand the answer to the request and let
+ * MHD call it again.  MHD_resume_connection orders the write before the
+ * request thread's read. */
+void kw_hold_slow_done(kw_http_slow *job)
+{
+    struct MHD_Connection *conn = job->owner;
+    kw_conn_state(conn)->slow = job;
+    MHD_resume_connection(conn);
+}
+
+/* The request needs a legacy key check: suspend it and queue the check;
+ * the request is dispatched again once slow_done resumes it.  Suspended
+ * before queued, so it is never resumed first.  -1 when it cannot be
+ * (no connection state or memory): the caller runs the check itself. */
+int kw_hold_slow(kw_server *s, struct MHD_Connection *conn, const kw_http_req *req)
+{
+    struct conn_state *state = kw_conn_state(conn);
+    kw_http_slow *job = state ? calloc(1, sizeof *job) : NULL;
+    if (!job) return -1;
+    memcpy(job->key, req->slow_key, req->slow_key_len);
+    job->len = req->slow_key_len;
+    job->owner = conn;
+    MHD_suspend_connection(conn);
+    if (kw_slow_submit(s->slow, job)) {  /* stopping: answer on this thread */
+        job->result = kw_verify_personal_legacy(s->app->verifier, job->key, job->len,
+                                                &job->principal);
+        kw_hold_slow_done(job);
+    }
+    return 0;
+}
+
+/* The capture group stored a held request's events: hand it the outcome
+ * and let MHD call it again (runs on the group's thread). */
+static void capture_done(kw_capture_batch *b, int rc, void *ctx)
+{
+    struct held_capture *held = ctx;
+    kw_capture_batch_free(b);
+    held->rc = rc;
+    kw_conn_state(held->conn)->capture = held;
+    MHD_resume_connection(held->conn);
+}
+
+/* Stores a staged capture on the request's own thread (no capture group,
+ * or it is stopping) and frees it: a kw_err. */
+static int store_here(kw_http_req *req, kw_capture_batch *b)
+{
+    int rc = kw_capture_store(&req->call, b);
+    kw_capture_batch_free(b);
+    return rc;
+}
+
+/* The handler staged a capture: suspend the request until the capture
+ * group has stored it, then answer (kw_hold_answer).  Suspended before
+ * queued, so it is never resumed first; a batch the group refuses is
+ * answered the same way, through a resume of its own: 503 while the
+ * group's queue is full (excess load is shed, not queued without bound),
+ * else stored here.  0 when held; 1 when answered in resp at once. */
+int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
+                    kw_http_resp *resp, uint64_t t0)
+{
+    kw_capture_batch *b = req->capture;
+    req->capture = NULL;
+    struct conn_state *state = kw_conn_state(conn);
+    struct held_capture *held = state && s->capture ? malloc(sizeof *held) : NULL;
+    if (!held) {
+        kw_problem p;
+        int rc = store_here(req, b);
+        if (rc && kw_problem_from_store(&p, rc)) {
+            json_decref(resp->body);
+            resp->body = NULL;
+            kw_resp_problem(resp, &p);
+        }
+        return 1;
+    }
+    held->conn = conn;
+    held->route = req->match.route;
+    memcpy(held->ip, req->ip, sizeof held->ip);
+    held->started = state->started ? state->started : t0;
+    memcpy(&held->principal, &req->principal, sizeof held->principal);
+    kw_http_resp_move(&held->resp, resp);
+    MHD_suspend_connection(conn);
+    int rc = kw_capture_group_submit(s->capture, b, capture_done, held);
+    if (rc == KW_OK) return 0;  /* capture_done resumes it */
+    if (rc == KW_ERR_UNAVAILABLE) rc = store_here(req, b);
+    else kw_capture_batch_free(b);
+    held->rc = rc;
+    state->capture = held;
+    MHD_resume_connection(conn);
+    return 0;
+}
+
+/* A held capture request, resumed: send its answer, or the refusal with
+ * the same headers (CORS). */
+enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const char *url,
+                               const char *method, struct held_capture *held)
+{
+    kw_problem p;
+    int refused = held->rc == KW_ERR_LIMIT;
+    if (refused)
+        kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
+                       "Too many events are waiting to be stored; retry shortly.");
+    if (refused || (held->rc && kw_problem_from_store(&p, held->rc))) {
+        json_decref(held->resp.body);
+        held->resp.body = NULL;
+        kw_resp_problem(&held->resp, &p);
+    }
+    kw_http_done done = {method, url, held->ip, held->route, &held->principal,
+                         held->resp.status, kw_metrics_clock() - held->started};
+    kw_http_observe(app, &done);
+    enum MHD_Result ret = kw_server_send(conn, &held->resp);
+    free(held);
+    return ret;
+}
+
+void kw_hold_free(struct held_capture *held)
+{
+    if (held) json_decref(held->resp.body);
+    free(held);
+}

@@ -1,0 +1,64 @@
+/* server_internal.h — what server.c and server_hold.c share: the server,
+ * the per-connection state, and the calls between them.  Only these two
+ * files see libmicrohttpd. */
+#ifndef KW_HTTP_SERVER_INTERNAL_H
+#define KW_HTTP_SERVER_INTERNAL_H
+
+#include <microhttpd.h>
+
+#include "http/http.h"
+
+struct kw_server {
+    struct MHD_Daemon *daemon;
+    kw_app *app;
+    unsigned port;
+    kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
+    kw_capture_group *capture;  /* group commit of captured events; ditto */
+};
+
+/* Capture requests waiting for the capture group at most; more are shed
+ * with 503 + Retry-After.  Each holds a connection, and the server takes
+ * at most 2048. */
+#define KW_CAPTURE_QUEUE_MAX 1024
+
+struct held_capture;
+
+/* What a connection must do once its current request is complete: drop
+ * the reference that kept a shared response's bytes alive while they were
+ * being sent.  One per connection (allocated when it opens, so not per
+ * request): MHD runs one request at a time on a connection. */
+struct conn_state {
+    void (*done)(void *);
+    void *done_ctx;
+    uint64_t started;  /* the current request's arrival (kw_metrics_clock) */
+    kw_http_slow *slow;  /* a finished legacy check for the current request */
+    struct held_capture *capture;  /* its stored (or failed) capture */
+};
+
+static inline struct conn_state *kw_conn_state(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* server.c: queues resp on the connection. */
+enum MHD_Result kw_server_send(struct MHD_Connection *conn, kw_http_resp *resp);
+
+/* server_hold.c: requests suspended while work runs elsewhere.
+ * kw_hold_slow: the request needs a legacy key check (req->slow_key):
+ * suspended and queued, dispatched again with the answer; -1 when it
+ * cannot be (the caller runs the check).  kw_hold_slow_done is slow.c's
+ * callback.  kw_hold_capture: the handler staged a capture
+ * (req->capture): 0 when the request is held until it is stored (then
+ * kw_hold_answer sends the answer), 1 when resp holds the answer now. */
+int kw_hold_slow(kw_server *s, struct MHD_Connection *conn, const kw_http_req *req);
+void kw_hold_slow_done(kw_http_slow *job);
+int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
+                    kw_http_resp *resp, uint64_t t0);
+enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const char *url,
+                               const char *method, struct held_capture *held);
+/* A held capture's memory, when its connection closes before it is sent. */
+void kw_hold_free(struct held_capture *held);
+
+#endif
