@@ -72,6 +72,12 @@ typedef struct kw_scan_scratch kw_scan_scratch;
 /* Compiles every rule into one database.  `rules` must outlive the engine.
  * A bad user pattern gives KW_ERR_INVALID and the compiler's message. */
 int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *err, size_t errsz);
+/* The same, keeping the compiled database in cache_dir between runs (a
+ * directory of the user's own, made 0700 when missing; NULL or "" = no
+ * cache): the next engine with the same rules loads it instead of
+ * compiling.  A cache that is not trusted or not readable is ignored. */
+int kw_scan_engine_new_cached(const kw_scan_rules *rules, const char *cache_dir,
+                              kw_scan_engine **out, char *err, size_t errsz);
 void kw_scan_engine_free(kw_scan_engine *engine);
 const kw_scan_rules *kw_scan_engine_rules(const kw_scan_engine *engine);
 /* "hyperscan" or "pcre2-jit". */

@@ -79,7 +79,8 @@ static void set_err(char *err, size_t errsz, const char *fmt, const char *a, con
 
 const char *kw_scan_engine_backend(void) { return "hyperscan"; }
 
-int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *err, size_t errsz)
+int kw_scan_engine_new_cached(const kw_scan_rules *rules, const char *cache_dir,
+                              kw_scan_engine **out, char *err, size_t errsz)
 {
     int rc = KW_ERR_NOMEM;
     size_t n = rules->count;
@@ -107,8 +108,15 @@ int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *e
         rc = KW_OK;
         goto cleanup;
     }
-    if (hs_compile_multi(patterns, flags, ids, m, HS_MODE_BLOCK, NULL, &engine->db,
-                         &compile_error) != HS_SUCCESS) {
+    char cached[KW_SCAN_CACHE_NAME_MAX] = "";
+    if (cache_dir && *cache_dir) {
+        kw_scan_cache_key(patterns, flags, ids, m, cached);
+        engine->db = kw_scan_cache_load(cache_dir, cached);
+    }
+    if (engine->db) {
+        cached[0] = '\0';  /* loaded: nothing to store */
+    } else if (hs_compile_multi(patterns, flags, ids, m, HS_MODE_BLOCK, NULL, &engine->db,
+                                &compile_error) != HS_SUCCESS) {
         int at = compile_error ? compile_error->expression : -1;
         set_err(err, errsz, "rule '%s': %s", at >= 0 ? rules->items[ids[at]].id : "?",
                 compile_error ? compile_error->message : "compile failed");
@@ -117,6 +125,7 @@ int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *e
         goto cleanup;
     }
     if (hs_alloc_scratch(engine->db, &engine->prototype) != HS_SUCCESS) goto cleanup;
+    if (cached[0]) kw_scan_cache_store(cache_dir, cached, engine->db);
     *out = engine;
     engine = NULL;
     rc = KW_OK;
@@ -126,6 +135,11 @@ cleanup:
     free(flags);
     free(ids);
     return rc;
+}
+
+int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *err, size_t errsz)
+{
+    return kw_scan_engine_new_cached(rules, NULL, out, err, errsz);
 }
 
 void kw_scan_engine_free(kw_scan_engine *engine)
@@ -153,6 +167,14 @@ static void scratch_free_backend(kw_scan_scratch *s) { hs_free_scratch(s->hs); }
 #else /* PCRE2 */
 
 const char *kw_scan_engine_backend(void) { return "pcre2-jit"; }
+
+/* PCRE2 compiles each pattern on first use (JIT); nothing to keep. */
+int kw_scan_engine_new_cached(const kw_scan_rules *rules, const char *cache_dir,
+                              kw_scan_engine **out, char *err, size_t errsz)
+{
+    (void)cache_dir;
+    return kw_scan_engine_new(rules, out, err, errsz);
+}
 
 int kw_scan_engine_new(const kw_scan_rules *rules, kw_scan_engine **out, char *err, size_t errsz)
 {
@@ -394,6 +416,9 @@ int kw_scan_buffer(const kw_scan_engine *engine, kw_scan_scratch *s, const char 
     if (rc) return rc;
     for (size_t i = 0; i < s->ncands; i++) {
         const candidate *c = &s->cands[i];
+        /* Ids come from the database, which may have been read from the
+         * cache (scan_cache.c): never trusted to index the rules. */
+        if (c->rule >= rules->count) continue;
         const kw_scan_rule *rule = &rules->items[c->rule];
         kw_scan_span span;
         if (!rule->needs_start && c->to < rule->anchor_len) continue;

@@ -170,4 +170,17 @@ int kw_scan_has_provider_prefix(const char *v, size_t n);
  * CRC32 of the 30 random chars before them. */
 int kw_scan_crc32_token_ok(const char *body, size_t n);
 
+/* The compiled-database cache (scan_cache.c), Hyperscan builds only:
+ * the file name for a pattern set, a database loaded from the cache (NULL
+ * when absent, untrusted or unreadable) and one stored into it (best
+ * effort). */
+#define KW_SCAN_CACHE_NAME_MAX 80
+#ifdef KW_HAVE_HYPERSCAN
+#include <hs/hs.h>
+void kw_scan_cache_key(const char *const *patterns, const unsigned *flags, const unsigned *ids,
+                       unsigned n, char out[KW_SCAN_CACHE_NAME_MAX]);
+hs_database_t *kw_scan_cache_load(const char *dir, const char *name);
+void kw_scan_cache_store(const char *dir, const char *name, const hs_database_t *db);
+#endif
+
 #endif

@@ -73,3 +73,15 @@ int kw_cli_authorize(kw_store *store, const kw_principal *me, const char *cmd, c
     }
     return 0;
 }
+
+const char *kw_cli_cache_dir(char *buf, size_t size)
+{
+    const char *set = getenv("KEYWARD_CACHE_DIR");
+    if (set) return *set && strlen(set) < size ? strcpy(buf, set) : NULL;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    /* The XDG rule: a relative value is to be ignored. */
+    int n = xdg && xdg[0] == '/'   ? snprintf(buf, size, "%s/keyward", xdg)
+            : home && home[0] == '/' ? snprintf(buf, size, "%s/.cache/keyward", home)
+                                     : -1;
+    return n > 0 && (size_t)n < size ? buf : NULL;
+}

@@ -14,6 +14,10 @@ kw_store *kw_cli_open_store(const char *option);
  * none beyond: membership checks still apply). 0, or an exit status. */
 int kw_cli_act_as(kw_store *store, const char *email, kw_principal *out);
 void kw_cli_print_problem(const char *cmd, const kw_problem *p);
+/* Where keyward keeps what it can rebuild (the scanner's compiled rules):
+ * $KEYWARD_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/keyward,
+ * else $HOME/.cache/keyward.  Written into buf; NULL when there is none. */
+const char *kw_cli_cache_dir(char *buf, size_t size);
 /* Runs the API's own route-table row for `method path` as `me`
  * (kw_policy_match + kw_policy_check), so a command is allowed exactly
  * what the same request to the API would be: 0 when allowed (m->org,

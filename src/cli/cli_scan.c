@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_common.h"
 #include "cli/cli_git.h"
 #include "cli/cli_scan.h"
 #include "keyward/keyward.h"
@@ -55,7 +56,10 @@ int cli_load_engine(const char *rules_path, kw_scan_rules **rules_out,
     int rc = kw_scan_rules_new(&rules);
     if (rc) goto fail;
     if (rules_path && (rc = kw_scan_rules_load_file(rules, rules_path, err, sizeof err))) goto fail;
-    if ((rc = kw_scan_engine_new(rules, engine_out, err, sizeof err))) goto fail;
+    char cache[4096];
+    if ((rc = kw_scan_engine_new_cached(rules, kw_cli_cache_dir(cache, sizeof cache), engine_out,
+                                        err, sizeof err)))
+        goto fail;
     *rules_out = rules;
     return 0;
 fail:

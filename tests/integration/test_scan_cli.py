@@ -47,6 +47,11 @@ def mask(key):
     return key[:4] + "..." + key[-4:]
 
 
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def run(args, cwd=None, stdin=None, env=None):
     return subprocess.run([BIN] + args, cwd=cwd, input=stdin, capture_output=True, env=env,
                           timeout=120)
@@ -248,6 +253,128 @@ class ScanTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertEqual(r.stdout.decode(),
                              f"{tree}/sub/real.txt:1:1: posthog-project-secret-key high {mask(key)}\n")
+
+
+class CacheTest(unittest.TestCase):
+    """The compiled rules are kept in a cache directory between runs
+    (KEYWARD_CACHE_DIR, else $XDG_CACHE_HOME/keyward, else
+    ~/.cache/keyward), in the user's own 0700 directory, and loaded only
+    from there; a bad or untrusted cache is ignored, never believed."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = os.path.join(self.tmp.name, "deep", "cache")
+        self.env = dict(os.environ, KEYWARD_CACHE_DIR=self.dir)
+        self.key = keyward_key("phc_")
+        self.text = f"posthog.init('{self.key}')\n".encode()
+        self.want = f"-:1:15: posthog-project-token high {mask(self.key)}\n"
+
+    def scan(self, *args, env=None, text=None):
+        r = run(["scan"] + list(args) + ["-"], stdin=self.text if text is None else text,
+                env=env or self.env)
+        # Nothing on stderr but the count: no warning about the cache.
+        self.assertRegex(r.stderr.decode(), r"\Akeyward: \d+ findings?\n\Z")
+        return r.returncode, r.stdout.decode()
+
+    def files(self):
+        return sorted(f for f in os.listdir(self.dir) if f.endswith(".db"))
+
+    def test_written_once_then_loaded(self):
+        self.assertEqual(self.scan(), (1, self.want))
+        self.assertEqual(os.stat(self.dir).st_mode & 0o777, 0o700)
+        [name] = self.files()
+        path = os.path.join(self.dir, name)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        before = os.stat(path).st_mtime_ns
+        time.sleep(0.05)
+        self.assertEqual(self.scan(), (1, self.want))
+        self.assertEqual(os.stat(path).st_mtime_ns, before, "loaded, not written again")
+
+    def test_foreign_database_never_indexes_past_the_rules(self):
+        # A user rules file makes a second database; its bytes put under the
+        # built-in rules' name (the cache is the user's own, so the user can)
+        # report the user rule's id, which is past the built-in rules: it is
+        # never used as an index, so nothing is found and nothing breaks.
+        self.scan()
+        [builtin] = self.files()
+        rules = os.path.join(self.tmp.name, "rules.toml")
+        with open(rules, "w") as f:
+            f.write("[rule]\nid = \"acme-token\"\npattern = 'acme_[0-9a-f]{32}'\n")
+        self.scan("--rules", rules)
+        [user] = [f for f in self.files() if f != builtin]
+        shutil.copyfile(os.path.join(self.dir, user), os.path.join(self.dir, builtin))
+        acme = ("acme_" + secrets.token_hex(16) + "\n").encode()
+        self.assertEqual(self.scan(text=acme), (0, ""))
+        rc, out = self.scan("--rules", rules, text=acme)
+        self.assertEqual(rc, 1)
+        self.assertIn("acme-token", out)
+
+    def test_damaged_file_is_replaced(self):
+        self.scan()
+        [name] = self.files()
+        path = os.path.join(self.dir, name)
+        good = read(path)
+        for damage in (b"", b"\0" * len(good), good[:len(good) // 2],
+                       good[:100] + bytes(b ^ 0x5A for b in good[100:200]) + good[200:]):
+            with open(path, "wb") as f:
+                f.write(damage)
+            self.assertEqual(self.scan(), (1, self.want), len(damage))
+            self.assertEqual(read(path), good)
+
+    def test_untrusted_cache_is_not_used(self):
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o777)  # writable by others: never read or written
+        self.assertEqual(self.scan(), (1, self.want))
+        self.assertEqual(self.files(), [])
+        os.chmod(self.dir, 0o700)
+        self.scan()
+        [name] = self.files()
+        path = os.path.join(self.dir, name)
+        good = read(path)
+        # A link in the cache is not followed; it is replaced by a file.
+        target = os.path.join(self.tmp.name, "target")
+        with open(target, "wb") as f:
+            f.write(b"not a database")
+        os.unlink(path)
+        os.symlink(target, path)
+        self.assertEqual(self.scan(), (1, self.want))
+        self.assertFalse(os.path.islink(path))
+        self.assertEqual(read(target), b"not a database")
+        # A file writable by others is not loaded.
+        with open(path, "wb") as f:
+            f.write(good[:50])
+        os.chmod(path, 0o666)
+        self.assertEqual(self.scan(), (1, self.want))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        if os.geteuid() == 0:  # a file of another user is not loaded
+            with open(path, "wb") as f:
+                f.write(good[:50])
+            os.chown(path, 65534, 65534)
+            self.assertEqual(self.scan(), (1, self.want))
+            self.assertEqual(os.stat(path).st_uid, 0)
+
+    def test_no_cache_and_default_place(self):
+        home = os.path.join(self.tmp.name, "home")
+        os.makedirs(home)
+        env = dict(os.environ, HOME=home, KEYWARD_CACHE_DIR="")
+        env.pop("XDG_CACHE_HOME", None)
+        self.assertEqual(self.scan(env=env), (1, self.want))
+        self.assertEqual(os.listdir(home), [])
+        del env["KEYWARD_CACHE_DIR"]
+        self.assertEqual(self.scan(env=env), (1, self.want))
+        self.assertEqual(len(os.listdir(os.path.join(home, ".cache", "keyward"))), 1)
+        env["XDG_CACHE_HOME"] = os.path.join(self.tmp.name, "xdg")
+        self.assertEqual(self.scan(env=env), (1, self.want))
+        self.assertEqual(len(os.listdir(os.path.join(self.tmp.name, "xdg", "keyward"))), 1)
+
+    def test_old_databases_are_pruned(self):
+        rules = os.path.join(self.tmp.name, "rules.toml")
+        for i in range(12):
+            with open(rules, "w") as f:
+                f.write("[rule]\nid = \"r%d\"\npattern = 'zz%d_[0-9a-f]{32}'\n" % (i, i))
+            self.scan("--rules", rules)
+        self.assertEqual(len(self.files()), 8)
 
 
 class GitTest(unittest.TestCase):
