@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "keyward/auth.h"
+#include "keyward/directory.h"
 #include "keyward/flagcache.h"
 #include "keyward/keyward.h"
 #include "keyward/policy.h"
@@ -41,6 +42,9 @@ typedef struct kw_app {
      * answers; NULL: neither (tests, fuzzing). */
     struct kw_leak_guard *leak_guard;
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
+    /* The directory generation the @me cache checks (me_cache.c); NULL:
+     * @me is built at every request. */
+    kw_directory *directory;
     kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
     int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
     unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
