@@ -173,6 +173,15 @@ void kw_req_page(const kw_http_req *req, int64_t default_limit, int64_t max_limi
 json_t *kw_page_json(const kw_http_req *req, int64_t count, int64_t limit, int64_t offset,
                      json_t *results);
 
+/* me_cache.c — GET /api/users/@me/ from memory (see the file).
+ * kw_me_cache_answer: 1 when it answered from a current entry, else 0.
+ * On a miss: kw_me_cache_generation (read before the rows) and then
+ * kw_me_cache_send, which answers `me` (stolen) and keeps it when it
+ * may. */
+int kw_me_cache_answer(kw_http_req *req, kw_http_resp *resp);
+int64_t kw_me_cache_generation(kw_http_req *req);
+void kw_me_cache_send(kw_http_req *req, kw_http_resp *resp, int64_t generation, json_t *me);
+
 /* serialize.c — PostHog's JSON shapes. */
 json_t *kw_json_time(kw_time t);
 json_t *kw_json_user_basic(const kw_user *user);
