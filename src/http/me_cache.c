@@ -151,9 +151,10 @@ int kw_me_cache_answer(kw_http_req *req, kw_http_resp *resp)
 int64_t kw_me_cache_generation(kw_http_req *req)
 {
     kw_directory *d = req->app->directory;
-    /* Read before the answer's rows: a write committed after this read
-     * moves the generation past it, so the entry can only be too old by
-     * being discarded, never kept too long. */
+    /* Read before the answer's rows: a write that commits after this
+     * read moves the generation past the entry's, so at worst an entry
+     * built from newer rows is discarded early — never one kept past a
+     * write it does not show. */
     kw_directory_refresh(d);
     return kw_directory_generation(d);
 }
