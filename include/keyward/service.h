@@ -21,6 +21,10 @@ typedef struct kw_call {
     kw_verifier *verifier;    /* told of revocations; NULL outside the server */
     /* Told of flag writes (kw_flagcache_after_write); NULL outside the server. */
     struct kw_flagcache *flags;
+    /* Re-read after every commit (kw_directory_refresh), so the @me cache
+     * never answers this write's caller from before it; NULL outside the
+     * server. */
+    struct kw_directory *directory;
 } kw_call;
 
 /* Personal API keys. */

@@ -317,6 +317,13 @@ int kw_store_auth_generation(kw_store *store, int64_t *generation);
  * Flag definition caches poll it, as the verifier does the auth one. */
 int kw_store_flags_generation(kw_store *store, int64_t *generation);
 
+/* The directory generation: bumped by the database, in the writing
+ * transaction (on PostgreSQL at its commit), on every write to users,
+ * organizations, memberships or projects and on a personal key's change of
+ * scoping or deletion — everything GET /api/users/@me answers.  The @me
+ * answer cache compares it (kw_directory). */
+int kw_store_directory_generation(kw_store *store, int64_t *generation);
+
 enum { KW_CHANGE_AUTH = 1, KW_CHANGE_FLAGS = 2, KW_CHANGE_ALL = 3 };
 
 /* The change log: every bump of the auth or flags generation writes one

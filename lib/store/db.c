@@ -179,6 +179,11 @@ int kw_store_flags_generation(kw_store *store, int64_t *g)
     return generation(store, KW_SQL_FLAGS_GENERATION, g);
 }
 
+int kw_store_directory_generation(kw_store *store, int64_t *g)
+{
+    return generation(store, KW_SQL_DIRECTORY_GENERATION, g);
+}
+
 int kw_store_wait_change(kw_store *store, int timeout_ms, int *what)
 {
     *what = 0;

@@ -67,6 +67,7 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     [KW_SQL_SCHEMA_VERSION] = {"SELECT COALESCE(MAX(version), 0) FROM schema_migrations"},
     [KW_SQL_AUTH_GENERATION] = {"SELECT value FROM kw_meta WHERE name = 'auth_generation'"},
     [KW_SQL_FLAGS_GENERATION] = {"SELECT value FROM kw_meta WHERE name = 'flags_generation'"},
+    [KW_SQL_DIRECTORY_GENERATION] = {"SELECT value FROM kw_meta WHERE name = 'directory_generation'"},
 
     /* personal API keys: owner user_id */
     [KW_SQL_PKEY_INSERT] = {KEY_INSERT("personal_api_keys", "user_id", PKEY_COLS,

@@ -419,6 +419,32 @@ const char *const kw_pg_migrations[] = {
     "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at) "
     "  WHERE next_attempt_at IS NOT NULL;"
     "CREATE INDEX webhook_outbox_hook ON webhook_outbox(webhook_id, created_at);",
+
+    /* 15: reserved for a change developed alongside 16; empty here. */
+    "SELECT 1;",
+
+    /* 16: the directory generation (see store_schema_sqlite.c, migration
+     * 16).  Deferred to commit: the bump takes kw_meta's row lock last in
+     * every transaction, so it never waits in a cycle with the auth or
+     * flags generation's lock, and a transaction holds it only while it
+     * commits. */
+    "INSERT INTO kw_meta(name, value) VALUES ('directory_generation', 1);"
+    "CREATE FUNCTION kw_bump_directory_generation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  UPDATE kw_meta SET value = value + 1 WHERE name = 'directory_generation';"
+    "  RETURN NULL;"
+    "END $$;"
+#define M16_DEFERRED " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kw_bump_directory_generation();"
+    "CREATE CONSTRAINT TRIGGER users_directory AFTER INSERT OR UPDATE OR DELETE ON users" M16_DEFERRED
+    "CREATE CONSTRAINT TRIGGER organizations_directory AFTER INSERT OR UPDATE OR DELETE"
+    "  ON organizations" M16_DEFERRED
+    "CREATE CONSTRAINT TRIGGER memberships_directory AFTER INSERT OR UPDATE OR DELETE"
+    "  ON memberships" M16_DEFERRED
+    "CREATE CONSTRAINT TRIGGER projects_directory AFTER INSERT OR UPDATE OR DELETE ON projects" M16_DEFERRED
+    "CREATE CONSTRAINT TRIGGER personal_api_keys_directory_update AFTER UPDATE OF scopes,"
+    "  scoped_teams, scoped_organizations, user_id ON personal_api_keys" M16_DEFERRED
+    "CREATE CONSTRAINT TRIGGER personal_api_keys_directory_delete AFTER DELETE"
+    "  ON personal_api_keys" M16_DEFERRED,
+#undef M16_DEFERRED
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

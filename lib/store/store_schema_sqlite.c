@@ -393,6 +393,30 @@ const char *const kw_sqlite_migrations[] = {
     "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at) "
     "  WHERE next_attempt_at IS NOT NULL;"
     "CREATE INDEX webhook_outbox_hook ON webhook_outbox(webhook_id, created_at);",
+
+    /* 15: reserved for a change developed alongside 16; empty here. */
+    "SELECT 1;",
+
+    /* 16: the directory generation — bumped, in the writing transaction, by
+     * every write to what GET /api/users/@me answers: users, organizations,
+     * memberships, projects, and a personal key's scoping or deletion.  The
+     * @me answer cache of every instance keeps an answer only while this
+     * value is the one it was built at. */
+    "INSERT INTO kw_meta(name, value) VALUES ('directory_generation', 1);"
+#define M16_BUMP " BEGIN UPDATE kw_meta SET value = value + 1 WHERE name = 'directory_generation'; END;"
+#define M16_TABLE(t)                                                                               \
+    "CREATE TRIGGER " t "_directory_insert AFTER INSERT ON " t M16_BUMP                            \
+    "CREATE TRIGGER " t "_directory_update AFTER UPDATE ON " t M16_BUMP                            \
+    "CREATE TRIGGER " t "_directory_delete AFTER DELETE ON " t M16_BUMP
+    M16_TABLE("users")
+    M16_TABLE("organizations")
+    M16_TABLE("memberships")
+    M16_TABLE("projects")
+    "CREATE TRIGGER personal_api_keys_directory_update AFTER UPDATE OF scopes, scoped_teams, "
+    "  scoped_organizations, user_id ON personal_api_keys" M16_BUMP
+    "CREATE TRIGGER personal_api_keys_directory_delete AFTER DELETE ON personal_api_keys" M16_BUMP,
+#undef M16_TABLE
+#undef M16_BUMP
 };
 
 const int kw_sqlite_migration_count =

@@ -1,6 +1,7 @@
 /* txn.c — commit-or-rollback for service writes (see txn.h). */
 #include "store/txn.h"
 
+#include "keyward/directory.h"
 #include "keyward/keyward.h"
 
 int kw_storage_problem(kw_problem *p, int rc)
@@ -16,5 +17,8 @@ int kw_txn_end(const kw_call *c, int rc, int changes_auth, kw_problem *p)
         return kw_storage_problem(p, rc);
     }
     if (changes_auth) kw_verifier_invalidate(c->verifier);
+    /* Any write may change what @me answers: the triggers tell whether
+     * this one did, by the generation read here. */
+    kw_directory_refresh(c->directory);
     return 0;
 }

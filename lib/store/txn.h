@@ -3,7 +3,8 @@
  * A change and its audit entries share one transaction; this commits it or
  * rolls it back, maps a storage failure to its problem, and — when the
  * change can alter a verification result — drops the verification cache
- * so the next request sees it. */
+ * so the next request sees it; it re-reads the directory generation after
+ * every commit (the @me cache). */
 #ifndef KW_TXN_H
 #define KW_TXN_H
 

@@ -104,9 +104,19 @@ static void teardown(kw_app *app, kw_leak_keys *leak_keys)
     kw_sessions_free(app->sessions);
     kw_verifier_free(app->verifier);  /* joins the thread that runs the poll hook */
     kw_flagcache_free(app->flags);
+    kw_directory_free(app->directory);
     kw_store_close(app->store);
     kw_leak_keys_free(leak_keys);
     kw_jsfiles_free((kw_jsfiles *)app->js);
+}
+
+/* The verifier's poll (every 200 ms, and when PostgreSQL notifies a flag
+ * write): flag writes and directory writes by other processes. */
+static void poll_caches(void *ctx)
+{
+    kw_app *app = ctx;
+    kw_flagcache_poll(app->flags);
+    kw_directory_poll(app->directory);
 }
 
 /* The database went away or came back (the verifier's poll saw it). */
@@ -359,6 +369,7 @@ static int serve(const kw_setting *set)
                   .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout,
                   .public_url = public_base[0] ? public_base : NULL, .js = js};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
+    if (!rc) rc = kw_directory_new(store, &app.directory);
     if (!rc) rc = kw_verifier_new(store, &app.verifier);
     if (!rc) rc = kw_sessions_new(store, &app.sessions);
     if (!rc) rc = kw_leak_guard_new(&app.leak_guard);
@@ -367,11 +378,12 @@ static int serve(const kw_setting *set)
         teardown(&app, leak_keys);
         return 1;
     }
-    /* Flag writes by other processes are noticed at the verifier's poll. */
+    /* Flag and directory writes by other processes are noticed at the
+     * verifier's poll. */
     kw_flagcache_poll(app.flags);
     kw_verifier_set_grace(app.verifier, (int64_t)(grace_s * 1e6));
     kw_flagcache_set_grace(app.flags, (int64_t)(grace_s * 1e6));
-    kw_verifier_on_poll(app.verifier, kw_flagcache_poll, app.flags);
+    kw_verifier_on_poll(app.verifier, poll_caches, &app);
     static const kw_db_watch DB_WATCH = {db_state_changed, NULL};
     kw_verifier_watch_db(app.verifier, &DB_WATCH);
     kw_server *server;

@@ -472,6 +472,7 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     req->call.ip = req->ip;
     req->call.verifier = req->app->verifier;
     req->call.flags = req->app->flags;
+    req->call.directory = req->app->directory;
     int rc = handler_of(req->match.route->id)(req, resp);
     /* The one place a handler's failed call becomes an answer. */
     if (rc && kw_problem_from_store(&p, rc)) kw_resp_problem(resp, &p);

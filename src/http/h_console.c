@@ -161,10 +161,14 @@ int kw_h_invite_accept(kw_http_req *req, kw_http_resp *resp)
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
         return KW_OK;
     }
-    if (kw_invite_accept(req->app->sessions, req->ip, req->json, &login, &retry_after, &p))
+    if (kw_invite_accept(req->app->sessions, req->ip, req->json, &login, &retry_after, &p)) {
         refused(resp, &p, retry_after);
-    else
+    } else {
+        /* A new membership: @me answers cached before it are out of date
+         * (the session's call has no kw_call of the server's to do it). */
+        kw_directory_refresh(req->app->directory);
         signed_in(req, resp, 201, &login);
+    }
     memset(login.token, 0, sizeof login.token);
     return KW_OK;
 }

@@ -1,4 +1,5 @@
-/* h_projects.c — health, the current user, and projects. */
+/* h_projects.c — health, the current user (kept by me_cache.c), and
+ * projects. */
 #include <string.h>
 
 #include "http/http.h"
@@ -43,6 +44,8 @@ static int add_project(void *ctx, const kw_project *p)
 
 int kw_h_me(kw_http_req *req, kw_http_resp *resp)
 {
+    if (kw_me_cache_answer(req, resp)) return KW_OK;
+    int64_t generation = kw_me_cache_generation(req);
     kw_user user;
     kw_store *store = req->app->store;
     int rc = kw_store_user_get(store, req->principal.user_id, &user);
@@ -65,7 +68,7 @@ int kw_h_me(kw_http_req *req, kw_http_resp *resp)
     json_object_set(me, "organization", org0 ? org0 : json_null());
     json_object_set_new(me, "organizations", orgs.list);
     json_decref(first.list);
-    kw_resp_json(resp, 200, me);
+    kw_me_cache_send(req, resp, generation, me);
     return KW_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "keyward/auth.h"
+#include "keyward/directory.h"
 #include "keyward/flagcache.h"
 #include "keyward/keyward.h"
 #include "keyward/policy.h"
@@ -42,6 +43,9 @@ typedef struct kw_app {
      * answers; NULL: neither (tests, fuzzing). */
     struct kw_leak_guard *leak_guard;
     kw_flagcache *flags;    /* flag definitions per project (execution routes) */
+    /* The directory generation the @me cache checks (me_cache.c); NULL:
+     * @me is built at every request. */
+    kw_directory *directory;
     kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
     int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
     unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
@@ -177,6 +181,15 @@ void kw_req_page(const kw_http_req *req, int64_t default_limit, int64_t max_limi
                  int64_t *limit, int64_t *offset);
 json_t *kw_page_json(const kw_http_req *req, int64_t count, int64_t limit, int64_t offset,
                      json_t *results);
+
+/* me_cache.c — GET /api/users/@me/ from memory (see the file).
+ * kw_me_cache_answer: 1 when it answered from a current entry, else 0.
+ * On a miss: kw_me_cache_generation (read before the rows) and then
+ * kw_me_cache_send, which answers `me` (stolen) and keeps it when it
+ * may. */
+int kw_me_cache_answer(kw_http_req *req, kw_http_resp *resp);
+int64_t kw_me_cache_generation(kw_http_req *req);
+void kw_me_cache_send(kw_http_req *req, kw_http_resp *resp, int64_t generation, json_t *me);
 
 /* serialize.c — PostHog's JSON shapes. */
 json_t *kw_json_time(kw_time t);

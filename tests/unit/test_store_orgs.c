@@ -289,6 +289,76 @@ static void test_org_lock_serializes(void **state)
     assert_int_equal(l.owners_seen, 1);
 }
 
+/* The directory generation (migration 16) moves with every write that
+ * changes what GET /api/users/@me answers — whoever writes, on each
+ * backend — and stays put for key use and rolls, which change nothing
+ * there. */
+static int64_t directory_gen(kw_store *s)
+{
+    int64_t g = 0;
+    assert_int_equal(kw_store_directory_generation(s, &g), KW_OK);
+    return g;
+}
+
+#define ASSERT_BUMPS(call)                          \
+    do {                                            \
+        int64_t before_ = directory_gen(s);         \
+        assert_int_equal((call), KW_OK);            \
+        assert_true(directory_gen(s) > before_);    \
+    } while (0)
+
+static void test_directory_generation(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t g0 = directory_gen(s);
+    int64_t uid = make_user(s, "dir@example.com");
+    assert_true(directory_gen(s) > g0);
+    int64_t g1 = directory_gen(s);
+    int64_t pid = make_project(s, uid, "phc_directory");
+    assert_true(directory_gen(s) > g1);
+    char org[KW_ID_LEN + 1];
+    org_of(s, pid, org);
+    int64_t other = make_user(s, "dir2@example.com");
+
+    ASSERT_BUMPS(kw_store_org_rename(s, org, "Renamed"));
+    ASSERT_BUMPS(kw_store_project_rename(s, pid, "Renamed project"));
+    ASSERT_BUMPS(kw_store_project_set_token(s, pid, "phc_directory2"));
+    ASSERT_BUMPS(kw_store_membership_set(s, other, org, KW_LEVEL_MEMBER));
+    ASSERT_BUMPS(kw_store_membership_update(s, other, org, KW_LEVEL_ADMIN));
+    ASSERT_BUMPS(kw_store_membership_delete(s, other, org));
+    ASSERT_BUMPS(kw_store_user_set_active(s, other, 0));
+    int64_t pid2 = 0;
+    {
+        int64_t before = directory_gen(s);
+        pid2 = add_project(s, org, "phc_directory3");
+        assert_true(directory_gen(s) > before);
+    }
+    ASSERT_BUMPS(kw_store_project_delete(s, pid2));
+
+    kw_pkey k;
+    make_pkey(&k, "dirkey", uid, "sha256$dirkey", kw_now());
+    int64_t before = directory_gen(s);
+    assert_int_equal(kw_store_pkey_insert(s, &k, 10), KW_OK);
+    /* A new key changes nothing @me shows; its use and its roll neither. */
+    assert_int_equal(directory_gen(s), before);
+    assert_int_equal(kw_store_pkey_roll(s, uid, "dirkey", "sha256$dirkey2", "phx_...dirk", kw_now()),
+                     KW_OK);
+    assert_int_equal(directory_gen(s), before);
+    snprintf(k.scoped_teams, sizeof k.scoped_teams, "[%lld]", (long long)pid);
+    ASSERT_BUMPS(kw_store_pkey_update(s, &k));
+    ASSERT_BUMPS(kw_store_pkey_delete(s, uid, "dirkey"));
+
+    /* Inside a transaction the bump is visible once committed. */
+    before = directory_gen(s);
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    assert_int_equal(kw_store_org_rename(s, org, "Again"), KW_OK);
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    assert_true(directory_gen(s) > before);
+
+    ASSERT_BUMPS(kw_store_org_delete(s, org));
+}
+#undef ASSERT_BUMPS
+
 #define CASES(setup)                                                                  \
     {                                                                                 \
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),                \
@@ -297,6 +367,7 @@ static void test_org_lock_serializes(void **state)
         cmocka_unit_test_setup_teardown(test_project_ids_never_reused, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_org_delete, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_org_lock_serializes, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_directory_generation, setup, teardown),  \
     }
 
 int main(void)

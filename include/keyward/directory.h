@@ -1,0 +1,37 @@
+/* directory.h — the directory generation as this process last read it.
+ *
+ * The database bumps a counter, in the writing transaction, on every write
+ * to what GET /api/users/@me answers (users, organizations, memberships,
+ * projects, a personal key's scoping: kw_store_directory_generation).  An
+ * answer cached at generation G is current while the counter still reads
+ * G.  Reading the database at every request would cost what the cache
+ * saves, so this keeps the last value read, in memory, and re-reads it:
+ * after every write this process commits (kw_txn_end, before the write is
+ * answered, so the writer's next request sees it), at every poll of
+ * `keyward serve` (so another instance's write is seen within one poll),
+ * and on every cache miss.  The value only moves forward: two re-reads
+ * that finish out of order never bring an older value back. */
+#ifndef KEYWARD_DIRECTORY_H
+#define KEYWARD_DIRECTORY_H
+
+#include <stdint.h>
+
+#include "keyward/store.h"
+
+typedef struct kw_directory kw_directory;
+
+/* Reads the generation once; KW_OK or the store's error. */
+int kw_directory_new(kw_store *store, kw_directory **out);
+void kw_directory_free(kw_directory *d);  /* NULL is a no-op */
+
+/* The last generation read (no database access).  0 for NULL. */
+int64_t kw_directory_generation(const kw_directory *d);
+
+/* Re-reads it from the store.  KW_OK, or the store's error (the value
+ * read before is kept).  NULL is a no-op. */
+int kw_directory_refresh(kw_directory *d);
+
+/* kw_directory_refresh as a poll hook (`keyward serve`'s 200 ms poll). */
+void kw_directory_poll(void *d);
+
+#endif
