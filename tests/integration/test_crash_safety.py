@@ -59,6 +59,25 @@ class Supervisor:
         with self.lock:
             return self.srv.port if self.srv else None
 
+    def run_killing(self, workers, join_timeout):
+        """Starts the worker threads and kills the server every 0.3-1.5 s
+        (seeded) until they have all ended."""
+        stop = threading.Event()
+
+        def controller():
+            rng = random.Random(SEED)
+            while not stop.wait(rng.uniform(0.3, 1.5)):
+                self.kill_and_restart()
+
+        ctl = threading.Thread(target=controller)
+        ctl.start()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(join_timeout)
+        stop.set()
+        ctl.join(30)
+
     def kill_and_restart(self):
         with self.lock:
             srv, self.srv = self.srv, None
@@ -180,30 +199,16 @@ class TestCrashSafety(KWTestCase):
                 with lock:
                     refused.append((item, st, text[:200]))
 
-    def controller(self, sup, stop):
-        rng = random.Random(SEED)
-        while not stop.wait(rng.uniform(0.3, 1.5)):
-            sup.kill_and_restart()
-
     def test_acknowledged_keys_survive_sigkill(self):
         sup = Supervisor(self.env)
         queue = list(reversed(self.items))
         lock = threading.Lock()
         acked, unknown, refused = {}, {}, []
-        stop = threading.Event()
         t0 = time.monotonic()
         deadline = t0 + SECONDS
-        ctl = threading.Thread(target=self.controller, args=(sup, stop))
-        workers = [threading.Thread(target=self.worker,
-                                    args=(sup, queue, lock, acked, unknown, refused, deadline))
-                   for _ in range(THREADS)]
-        ctl.start()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(SECONDS + 60)
-        stop.set()
-        ctl.join(30)
+        sup.run_killing([threading.Thread(target=self.worker,
+                                          args=(sup, queue, lock, acked, unknown, refused, deadline))
+                         for _ in range(THREADS)], SECONDS + 60)
         elapsed = time.monotonic() - t0
         # The last instance is killed too, then a fresh one does the checks.
         sup.kill_and_restart()
@@ -322,7 +327,6 @@ class TestCaptureCrashSafety(KWTestCase):
         sup = Supervisor(self.env)
         lock = threading.Lock()
         acked, unknown, refused = [], [], []
-        stop = threading.Event()
         deadline = time.monotonic() + CAPTURE_SECONDS
 
         def client(n):
@@ -352,20 +356,8 @@ class TestCaptureCrashSafety(KWTestCase):
                     else:
                         refused.append((st, text[:200]))
 
-        def controller():
-            rng = random.Random(SEED)
-            while not stop.wait(rng.uniform(0.3, 1.5)):
-                sup.kill_and_restart()
-
-        ctl = threading.Thread(target=controller)
-        clients = [threading.Thread(target=client, args=(n,)) for n in range(2 * THREADS)]
-        ctl.start()
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join(CAPTURE_SECONDS + 60)
-        stop.set()
-        ctl.join(30)
+        sup.run_killing([threading.Thread(target=client, args=(n,)) for n in range(2 * THREADS)],
+                        CAPTURE_SECONDS + 60)
         sup.kill_and_restart()
         self.addCleanup(sup.srv.kill)
         self.assertEqual(refused, [])
