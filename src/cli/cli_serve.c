@@ -30,6 +30,7 @@ static void usage(FILE *out)
             "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
             "                     [--leak-report-keys FILE] [--secure-cookies]\n"
             "                     [--degraded-grace SECONDS] [--conn-timeout SECONDS]\n"
+            "                     [--max-connections N]\n"
             "                     [--public-url URL] [--js-dir DIR]\n"
             "                     [--metrics-listen HOST:PORT] [--log-format text|json]\n"
             "                     [--webhook-retry-base SECONDS] [--webhook-allow-private]\n"
@@ -51,6 +52,11 @@ static void usage(FILE *out)
             "             while the database is unreachable, keys and flag definitions\n"
             "             verified before keep being served from memory this long (default 30);\n"
             "             after it requests get 503 until the database is back\n"
+            "  --max-connections N\n"
+            "             connections served at once (default 1024, 1-65536); a request on a\n"
+            "             connection opened beyond them is answered 503 with Retry-After and\n"
+            "             the connection closed, so excess load is refused at once instead\n"
+            "             of slowing every client; at most 512 per client address\n"
             "  --conn-timeout SECONDS\n"
             "             close a connection idle (or stalled mid-request) this long\n"
             "             (default 30, 1-3600)\n"
@@ -175,6 +181,10 @@ static const char *check_conn_timeout(const char *v)
 {
     return long_in(v, 1, 3600, NULL) ? NULL : "an integer 1-3600 (seconds)";
 }
+static const char *check_max_connections(const char *v)
+{
+    return long_in(v, 1, 65536, NULL) ? NULL : "an integer 1-65536";
+}
 static const char *check_grace(const char *v)
 {
     char *end;
@@ -198,6 +208,7 @@ static const char *check_public_url(const char *v)
  * configuration file; flag > variable > file > default. */
 enum { S_LISTEN, S_DB, S_THREADS, S_LEAK_KEYS, S_SECURE, S_GRACE, S_CONN_TIMEOUT, S_PUBLIC_URL,
        S_JS_DIR, S_METRICS, S_LOG_FORMAT, S_WEBHOOK_RETRY, S_WEBHOOK_PRIVATE, S_WEBHOOK_EXPIRING,
+       S_MAX_CONNECTIONS,
        S_COUNT };
 
 /* A number in [lo, hi] (seconds or days), as the webhook settings take. */
@@ -228,6 +239,7 @@ int kw_cli_serve(int argc, char **argv)
         [S_SECURE] = {"secure-cookies", "KEYWARD_SECURE_COOKIES", kw_config_check_bool},
         [S_GRACE] = {"degraded-grace", "KEYWARD_DEGRADED_GRACE", check_grace},
         [S_CONN_TIMEOUT] = {"conn-timeout", "KEYWARD_CONN_TIMEOUT", check_conn_timeout},
+        [S_MAX_CONNECTIONS] = {"max-connections", "KEYWARD_MAX_CONNECTIONS", check_max_connections},
         [S_PUBLIC_URL] = {"public-url", "KEYWARD_PUBLIC_URL", check_public_url},
         [S_JS_DIR] = {"js-dir", "KEYWARD_JS_DIR", NULL, 1},
         [S_METRICS] = {"metrics-listen", "KEYWARD_METRICS_LISTEN", kw_config_check_hostport},
@@ -247,6 +259,7 @@ int kw_cli_serve(int argc, char **argv)
                                          {"secure-cookies", no_argument, 0, S_SECURE},
                                          {"degraded-grace", required_argument, 0, S_GRACE},
                                          {"conn-timeout", required_argument, 0, S_CONN_TIMEOUT},
+                                         {"max-connections", required_argument, 0, S_MAX_CONNECTIONS},
                                          {"public-url", required_argument, 0, S_PUBLIC_URL},
                                          /* operations */
                                          {"metrics-listen", required_argument, 0, S_METRICS},
@@ -318,6 +331,9 @@ static int serve(const kw_setting *set)
     if (threads < 1) threads = 1; /* sysconf failed */
     if (threads > 256) threads = 256;
     if (set[S_CONN_TIMEOUT].value) long_in(set[S_CONN_TIMEOUT].value, 1, 3600, &conn_timeout);
+    long max_connections = 1024;
+    if (set[S_MAX_CONNECTIONS].value)
+        long_in(set[S_MAX_CONNECTIONS].value, 1, 65536, &max_connections);
     double grace_s = set[S_GRACE].value ? strtod(set[S_GRACE].value, NULL) : 30;
     if (log_format && *log_format && kw_log_set_format(log_format)) {
         fprintf(stderr, "keyward serve: --log-format must be text or json\n");
@@ -367,6 +383,7 @@ static int serve(const kw_setting *set)
     }
     kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
                   .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout,
+                  .max_connections = (unsigned)max_connections,
                   .public_url = public_base[0] ? public_base : NULL, .js = js};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_directory_new(store, &app.directory);

@@ -49,6 +49,9 @@ typedef struct kw_app {
     kw_sessions *sessions;  /* console sign-in; NULL: sessions are not accepted */
     int secure_cookies;     /* mark the session cookie Secure (behind TLS) */
     unsigned conn_timeout;  /* idle seconds before MHD closes a connection; 0: 30 */
+    /* Connections served; requests on the ones opened beyond it are answered
+     * 503 + Retry-After and the connection closed (0: 1024). */
+    unsigned max_connections;
     /* Where clients reach this server (--public-url), without a trailing
      * slash; NULL: links are relative.  Never the request's Host header,
      * which the client chooses. */

@@ -33,7 +33,10 @@ struct body {
 
 /* con_cls markers: a request without a body, and one refused with 413
  * before its body was read. */
-static char NO_BODY, TOO_LARGE;
+static char NO_BODY, TOO_LARGE, SHED;
+
+/* Connections accepted beyond --max-connections to be answered 503. */
+#define SHED_ROOM 1024u
 
 static void add_common_headers(struct MHD_Response *r)
 {
@@ -263,15 +266,25 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
     return kw_server_send(conn, &resp);
 }
 
-static enum MHD_Result too_large(kw_app *app, struct MHD_Connection *conn, const char *url,
-                                 const char *method)
+/* A request answered before its body is read: 413 for a body over the
+ * limit, 503 for a connection beyond --max-connections (which is then
+ * closed, so the client's retry opens a new one that may fit). */
+static enum MHD_Result refuse_early(kw_server *s, struct MHD_Connection *conn, const char *url,
+                                    const char *method, int shed)
 {
+    kw_app *app = s->app;
     kw_http_resp resp;
     kw_http_resp_init(&resp);
     kw_problem p;
-    kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.",
-                   app->max_body);
+    if (shed)
+        kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
+                       "The server has more connections than it serves (%u); retry shortly.",
+                       s->max_open);
+    else
+        kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.",
+                       app->max_body);
     kw_resp_problem(&resp, &p);
+    if (shed) kw_resp_header(&resp, "Connection", "close");
     kw_route_match m;
     char ip[64];
     client_ip(conn, ip, sizeof ip);
@@ -292,11 +305,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*con_cls == NULL) {
         struct conn_state *state = kw_conn_state(conn);
         if (state) state->started = kw_metrics_clock();
+        if (state && state->over) {
+            *con_cls = &SHED;
+            return refuse_early(s, conn, url, method, 1);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
         if (cl && strtoull(cl, NULL, 10) > app->max_body) {
             *con_cls = &TOO_LARGE;
-            return too_large(app, conn, url, method);
+            return refuse_early(s, conn, url, method, 0);
         }
         /* Answering only on the next callback, once MHD has read the whole
          * request, keeps the connection alive; a marker, not an allocation,
@@ -314,7 +331,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return run(s, conn, url, method, NULL, 0);
     }
-    if (*con_cls == &TOO_LARGE) return MHD_YES;  /* 413 already queued */
+    if (*con_cls == &TOO_LARGE || *con_cls == &SHED) return MHD_YES;  /* already answered */
     struct body *b = *con_cls;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -337,7 +354,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         b->len += n;
         return MHD_YES;
     }
-    if (b->too_large) return too_large(app, conn, url, method);
+    if (b->too_large) return refuse_early(s, conn, url, method, 0);
     return run(s, conn, url, method, b->data, b->len);
 }
 
@@ -351,7 +368,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         state->done(state->done_ctx);
         state->done = NULL;
     }
-    if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE) {
+    if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE && *con_cls != &SHED) {
         struct body *b = *con_cls;
         free(b->data);
         free(b);
@@ -359,14 +376,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Connections are counted as they open and close; one that opens beyond
+ * --max-connections is marked, and its requests are answered 503 at once
+ * (refuse_early) instead of taking a share of the threads from the
+ * connections within the limit. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
+    kw_server *s = cls;
     (void)conn;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(struct conn_state));  /* NULL: nothing is shared */
+        struct conn_state *state = calloc(1, sizeof *state);  /* NULL: nothing is shared */
+        unsigned open = atomic_fetch_add(&s->open, 1) + 1;
+        if (state) state->over = open > s->max_open;
+        *socket_context = state;
     } else {
+        atomic_fetch_sub(&s->open, 1);
         struct conn_state *state = *socket_context;
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
         if (state) {
@@ -474,6 +499,9 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
     kw_server *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->app = app;
+    /* Beyond max_open, SHED_ROOM more are accepted to be told 503; past
+     * that MHD closes new connections at once. */
+    s->max_open = app->max_connections ? app->max_connections : 1024;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
     if (!metrics) {
         flags |= MHD_ALLOW_SUSPEND_RESUME;
@@ -497,10 +525,11 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
         s->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
             MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 2, MHD_OPTION_CONNECTION_TIMEOUT,
-            timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            timeout, MHD_OPTION_CONNECTION_LIMIT, s->max_open + SHED_ROOM,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)(64 * 1024),
             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-            NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+            NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         kw_slow_stop(s->slow);

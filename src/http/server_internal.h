@@ -5,6 +5,7 @@
 #define KW_HTTP_SERVER_INTERNAL_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 
 #include "http/http.h"
 
@@ -14,6 +15,8 @@ struct kw_server {
     unsigned port;
     kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
     kw_capture_group *capture;  /* group commit of captured events; ditto */
+    atomic_uint open;           /* connections open now */
+    unsigned max_open;          /* --max-connections: more are answered 503 */
 };
 
 /* Capture requests waiting for the capture group at most; more are shed
@@ -31,6 +34,7 @@ struct conn_state {
     void (*done)(void *);
     void *done_ctx;
     uint64_t started;  /* the current request's arrival (kw_metrics_clock) */
+    int over;          /* opened beyond --max-connections: its requests get 503 */
     kw_http_slow *slow;  /* a finished legacy check for the current request */
     struct held_capture *capture;  /* its stored (or failed) capture */
 };
