@@ -146,6 +146,11 @@ def main():
         ("phx_ GET /api/users/@me/", "GET", "/api/users/@me/", auth, None),
         ("phx_ GET feature flag list (%d flags)" % args.flags, "GET",
          "/api/projects/1/feature_flags/", auth, None),
+        # One request at a time on one connection: each is its own group
+        # commit, so this counts a capture's whole cost, commit included.
+        ("POST /batch/ (1 event)", "POST", "/batch/", json_h,
+         json.dumps({"api_key": phc, "batch": [{"event": "instr", "distinct_id": "user-42",
+                                                "properties": {"plan": "pro"}}]})),
     ]
     rows = ["| route | body bytes | hello instr/req | keyward instr/req | hello/keyward |",
             "|---|---:|---:|---:|---:|"]
