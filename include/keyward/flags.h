@@ -188,5 +188,8 @@ int kw_flag_property_match(const struct kw_flag_property *f, const json_t *prope
                            const kw_flag_context *ctx);
 
 const char *kw_flag_reason_code(kw_flag_reason reason);
+/* Sets out's reason, its code and description ("Matched condition set
+ * N" for a match at 0-based index N-1); index -1: none. */
+void kw_flag_result_set_reason(kw_flag_result *out, kw_flag_reason reason, int index);
 
 #endif

@@ -76,7 +76,7 @@ static const char *const REASON_DESCRIPTIONS[] = {
 
 /* Runs for every flag of every /flags request, so the description is
  * copied, not formatted. */
-static void set_reason(kw_flag_result *out, kw_flag_reason reason, int index)
+void kw_flag_result_set_reason(kw_flag_result *out, kw_flag_reason reason, int index)
 {
     out->reason = reason;
     out->reason_code = kw_flag_reason_code(reason);
@@ -329,14 +329,14 @@ static void finish_match(const kw_flag_prepared *p, const struct kw_flag_conditi
         payload = v ? v->payload : p->true_payload;
     }
     out->payload = (json_t *)payload;
-    set_reason(out, KW_FLAG_REASON_CONDITION_MATCH, (int)c->index);
+    kw_flag_result_set_reason(out, KW_FLAG_REASON_CONDITION_MATCH, (int)c->index);
 }
 
 int kw_flag_evaluate_prepared(const kw_flag_prepared *p, const kw_flag_context *ctx,
                               kw_flag_result *out)
 {
     memset(out, 0, sizeof *out);
-    set_reason(out, KW_FLAG_REASON_FLAG_DISABLED, -1);
+    kw_flag_result_set_reason(out, KW_FLAG_REASON_FLAG_DISABLED, -1);
     if (!p || !p->key || !ctx || !ctx->distinct_id) return KW_ERR_INVALID;
     if (!p->live) return KW_OK;
 
@@ -346,7 +346,7 @@ int kw_flag_evaluate_prepared(const kw_flag_prepared *p, const kw_flag_context *
     if (p->aggregation) {
         bucketing_id = group_identity(p->aggregation, ctx, groupkey, sizeof groupkey, &properties);
         if (!bucketing_id) {
-            set_reason(out, KW_FLAG_REASON_NO_GROUP_TYPE, -1);
+            kw_flag_result_set_reason(out, KW_FLAG_REASON_NO_GROUP_TYPE, -1);
             return KW_OK;
         }
     }
@@ -367,7 +367,7 @@ int kw_flag_evaluate_prepared(const kw_flag_prepared *p, const kw_flag_context *
         }
         if (p->early_exit && r == KW_FLAG_REASON_OUT_OF_ROLLOUT_BOUND) break;
     }
-    set_reason(out, best, best_index);
+    kw_flag_result_set_reason(out, best, best_index);
     return KW_OK;
 }
 
@@ -377,7 +377,7 @@ int kw_flag_evaluate(const json_t *flag, const kw_flag_context *ctx, kw_flag_res
     int rc = kw_flag_prepare(flag, &p);
     if (rc) {
         memset(out, 0, sizeof *out);
-        set_reason(out, KW_FLAG_REASON_FLAG_DISABLED, -1);
+        kw_flag_result_set_reason(out, KW_FLAG_REASON_FLAG_DISABLED, -1);
         return rc;
     }
     rc = kw_flag_evaluate_prepared(&p, ctx, out);

@@ -18,6 +18,7 @@
  * the set.  A result the pieces cannot express (a variant or payload not
  * among the flag's own) falls back to rendering that flag's detail with
  * jansson, so the answer is the same either way. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,6 +261,59 @@ static void append_fallback(kw_strbuf *sb, const json_t *def, const char *key,
     text_free(&detail);
 }
 
+/* The reason object, written out.  The reason's code and description are
+ * keyward's own ASCII. */
+static void write_reason(kw_strbuf *sb, const kw_flag_result *r)
+{
+    KW_SB_LIT(sb, ",\"reason\":{\"code\":\"");
+    kw_sb_append(sb, r->reason_code);
+    if (r->condition_index < 0) {
+        KW_SB_LIT(sb, "\",\"condition_index\":null");
+    } else {
+        KW_SB_LIT(sb, "\",\"condition_index\":");
+        kw_sb_int(sb, r->condition_index);
+    }
+    KW_SB_LIT(sb, ",\"description\":\"");
+    kw_sb_append(sb, r->reason_description);
+    KW_SB_LIT(sb, "\"}");
+}
+
+/* A reason object depends only on (reason, condition index): the common
+ * ones are written once, at the first answer, and copied whole after. */
+#define REASONS 5
+#define REASON_INDEXES 32  /* condition indexes 0-31, and none (-1) */
+#define REASON_TEXT_MAX 128
+static struct text reason_texts[REASONS][REASON_INDEXES + 1];
+static char reason_bytes[REASONS][REASON_INDEXES + 1][REASON_TEXT_MAX];
+static pthread_once_t reasons_once = PTHREAD_ONCE_INIT;
+
+static void write_reasons(void)
+{
+    for (int reason = 0; reason < REASONS; reason++)
+        for (int index = -1; index < REASON_INDEXES; index++) {
+            kw_flag_result r;
+            memset(&r, 0, sizeof r);
+            kw_flag_result_set_reason(&r, (kw_flag_reason)reason, index);
+            kw_strbuf sb;
+            kw_sb_init(&sb, reason_bytes[reason][index + 1], REASON_TEXT_MAX);
+            write_reason(&sb, &r);
+            if (kw_sb_ok(&sb))  /* else left empty: written out each time */
+                reason_texts[reason][index + 1] =
+                    (struct text){reason_bytes[reason][index + 1], kw_sb_len(&sb)};
+        }
+}
+
+static void append_reason(kw_strbuf *sb, const kw_flag_result *r)
+{
+    pthread_once(&reasons_once, write_reasons);
+    const struct text *t = (unsigned)r->reason < REASONS && r->condition_index >= -1 &&
+                                   r->condition_index < REASON_INDEXES
+                               ? &reason_texts[r->reason][r->condition_index + 1]
+                               : NULL;
+    if (t && t->len) kw_sb_appendn(sb, t->s, t->len);
+    else write_reason(sb, r);
+}
+
 static void append_detail(kw_strbuf *sb, const struct flag_pieces *f, const json_t *def,
                           const kw_flag_result *r)
 {
@@ -274,18 +328,7 @@ static void append_detail(kw_strbuf *sb, const struct flag_pieces *f, const json
     else KW_SB_LIT(sb, "false,\"variant\":");
     if (variant) kw_sb_appendn(sb, variant->s, variant->len);
     else KW_SB_LIT(sb, "null");
-    /* The reason's code and description are keyward's own ASCII. */
-    KW_SB_LIT(sb, ",\"reason\":{\"code\":\"");
-    kw_sb_append(sb, r->reason_code);
-    if (r->condition_index < 0) {
-        KW_SB_LIT(sb, "\",\"condition_index\":null");
-    } else {
-        KW_SB_LIT(sb, "\",\"condition_index\":");
-        kw_sb_int(sb, r->condition_index);
-    }
-    KW_SB_LIT(sb, ",\"description\":\"");
-    kw_sb_append(sb, r->reason_description);
-    KW_SB_LIT(sb, "\"}");
+    append_reason(sb, r);
     kw_sb_appendn(sb, f->meta.s, f->meta.len);
     if (payload) kw_sb_appendn(sb, payload->s, payload->len);
     else KW_SB_LIT(sb, "null");
