@@ -138,6 +138,21 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
  * this verifier's (this instance's) limiter.  0 when allowed, else the
  * Retry-After seconds.  Keys without a limit always get 0. */
 int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p);
+/* A key refused for its rate limit, the first time in a minute on this
+ * instance (for the key.rate_limited webhook).  The verifier keeps up to
+ * KW_RATE_NOTICES of them until kw_verifier_rate_notices takes them; more
+ * are dropped (and counted in *dropped). */
+#define KW_RATE_NOTICES 256
+typedef struct kw_rate_notice {
+    kw_key_kind kind;
+    char key_id[KW_ID_LEN + 1];
+    int64_t user_id;     /* a personal key's owner */
+    int64_t project_id;  /* a project secret key's project */
+    int per_minute;
+    kw_time at;
+} kw_rate_notice;
+size_t kw_verifier_rate_notices(kw_verifier *v, kw_rate_notice *out, size_t max,
+                                uint64_t *dropped);
 
 /* Scope usage: notes that the key exercised `scope` (a route's
  * required scope).  Memory only — an OR into a fixed per-key table; the

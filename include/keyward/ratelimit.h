@@ -19,5 +19,10 @@ void kw_ratelimit_free(kw_ratelimit *rl);
  * (microseconds).  Returns 0 when allowed; otherwise the number of whole
  * seconds (≥ 1) after which a token will be available (Retry-After). */
 int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now);
+/* The same; on a refusal, *first_refusal is set to 1 when it is the key's
+ * first in this minute (a window of 60 s counted from the epoch), else 0,
+ * so a burst of refusals can be announced once per minute. */
+int kw_ratelimit_take_noting(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now,
+                             int *first_refusal);
 
 #endif

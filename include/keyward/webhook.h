@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyward/auth.h"
 #include "keyward/problem.h"
 #include "keyward/service.h"
 #include "keyward/store.h"
@@ -150,6 +151,9 @@ int kw_webhook_key_event(const kw_call *c, const char *org_id, const char *activ
  * (lib/events/audit.c, which fans its activity entries out alike). */
 int kw_webhook_personal_key_event(const kw_call *c, const kw_pkey *key, const char *activity,
                                   const json_t *context);
+/* key.rate_limited for a key the verifier saw refused (kw_verifier_rate_notices),
+ * in a transaction of its own; a key deleted since is skipped. */
+int kw_webhook_rate_limited(const kw_call *c, const kw_rate_notice *notice);
 
 /* Expiry notices (lib/events/webhook_expiry.c): queues key.expiring_soon
  * for keys that expire within lead_us of now, and key.expired for keys

@@ -25,6 +25,7 @@ struct bucket {
     int per_minute;
     double tokens;
     int64_t updated_at;
+    int64_t refused_window;  /* 1 + the minute of the last refusal; 0: none */
 };
 
 struct shard {
@@ -75,6 +76,13 @@ static uint64_t fnv1a(const char *s)
 
 int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now)
 {
+    return kw_ratelimit_take_noting(rl, key_id, per_minute, now, NULL);
+}
+
+int kw_ratelimit_take_noting(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now,
+                             int *first_refusal)
+{
+    if (first_refusal) *first_refusal = 0;
     if (per_minute <= 0) return 0;
     uint64_t h = fnv1a(key_id);
     struct shard *s = &rl->shards[h % SHARDS];
@@ -89,6 +97,7 @@ int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int6
         b->per_minute = per_minute;
         b->tokens = per_minute;
         b->updated_at = now;
+        b->refused_window = 0;
     }
     if (now > b->updated_at) {
         b->tokens += (double)(now - b->updated_at) * rate;
@@ -101,6 +110,9 @@ int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int6
         double wait_us = (1.0 - b->tokens) / rate;
         retry = (int)ceil(wait_us / 1e6 - 1e-6);  /* whole seconds, rounded up */
         if (retry < 1) retry = 1;
+        int64_t window = now / 60000000 + 1;
+        if (first_refusal && b->refused_window != window) *first_refusal = 1;
+        b->refused_window = window;
     }
     pthread_mutex_unlock(&s->lock);
     return retry;

@@ -29,6 +29,7 @@
  * the 200 ms poll remains, as the fallback while the notification session
  * is down and the only mechanism on SQLite.  A lost notification loses
  * nothing: the next poll reads every change since the last one. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -322,7 +323,37 @@ void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx)
 int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p)
 {
     if (!v || p->rate_limit_per_minute <= 0 || !p->key_id[0]) return 0;
-    return kw_ratelimit_take(v->rate, p->key_id, p->rate_limit_per_minute, kw_now());
+    int first = 0;
+    kw_time now = kw_now();
+    int wait = kw_ratelimit_take_noting(v->rate, p->key_id, p->rate_limit_per_minute, now, &first);
+    if (!first) return wait;
+    pthread_mutex_lock(&v->lock);
+    if (v->n_notices < KW_RATE_NOTICES) {
+        kw_rate_notice *n = &v->notices[v->n_notices++];
+        memset(n, 0, sizeof *n);
+        n->kind = p->kind;
+        snprintf(n->key_id, sizeof n->key_id, "%s", p->key_id);
+        n->user_id = p->user_id;
+        n->project_id = p->project_id;
+        n->per_minute = p->rate_limit_per_minute;
+        n->at = now;
+    } else {
+        v->notices_dropped++;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return wait;
+}
+
+size_t kw_verifier_rate_notices(kw_verifier *v, kw_rate_notice *out, size_t max, uint64_t *dropped)
+{
+    pthread_mutex_lock(&v->lock);
+    size_t n = v->n_notices < max ? v->n_notices : max;
+    memcpy(out, v->notices, n * sizeof *out);
+    memmove(v->notices, v->notices + n, (v->n_notices - n) * sizeof *out);
+    v->n_notices -= n;
+    if (dropped) *dropped = v->notices_dropped;
+    pthread_mutex_unlock(&v->lock);
+    return n;
 }
 
 void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, const char *scope)

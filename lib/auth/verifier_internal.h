@@ -65,6 +65,11 @@ struct kw_verifier {
     int64_t ring_time[TOUCH_RING];
     unsigned head, tail;
     int stopping;
+    /* Rate-limit refusals to announce (kw_verifier_rate_notices); guarded
+     * by lock, taken only on a key's first refusal in a minute. */
+    kw_rate_notice notices[KW_RATE_NOTICES];
+    size_t n_notices;
+    uint64_t notices_dropped;
     void (*poll_hook)(void *);  /* guarded by lock; see kw_verifier_on_poll */
     void *poll_ctx;
     pthread_t thread;

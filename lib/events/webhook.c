@@ -23,11 +23,13 @@
 #define EVENTS_LIST_MAX 16
 
 /* The key events first, in the order of ACTIVITIES below. */
-const char *const kw_webhook_event_names[] = {"key.created",       "key.rolled",  "key.deleted",
-                                              "key.revoked",       "key.expiring_soon",
-                                              "key.expired",       "webhook.test", NULL};
-static const char *const ACTIVITIES[] = {"created", "rolled", "deleted", "revoked", "expiring_soon",
-                                         "expired"};
+/* The key events first, in the order of ACTIVITIES. */
+const char *const kw_webhook_event_names[] = {
+    "key.created",       "key.rolled",  "key.deleted",      "key.revoked",
+    "key.expiring_soon", "key.expired", "key.rate_limited", "webhook.test",
+    NULL};
+static const char *const ACTIVITIES[] = {"created",       "rolled",  "deleted",     "revoked",
+                                         "expiring_soon", "expired", "rate_limited"};
 
 static int known_event(const char *name)
 {
@@ -244,4 +246,41 @@ int kw_webhook_key_event(const kw_call *c, const char *org_id, const char *activ
     if (c->actor && c->actor->user_id)
         json_object_set_new(data, "actor_user_id", json_integer(c->actor->user_id));
     return enqueue(c, org_id, NULL, event, data);
+}
+
+/* A key refused for its rate limit, announced once a minute per instance
+ * (the verifier notes the first refusal of each minute): to every
+ * organization the key reaches, with its limit.  The key is read again,
+ * so an event never names a key deleted meanwhile. */
+int kw_webhook_rate_limited(const kw_call *c, const kw_rate_notice *n)
+{
+    json_t *context = json_pack("{s:i, s:o}", "rate_limit_per_minute", n->per_minute,
+                                "first_refused_at", time_json(n->at));
+    if (!context) return KW_ERR_NOMEM;
+    int rc = kw_store_begin(c->store);
+    if (rc) {
+        json_decref(context);
+        return rc;
+    }
+    if (n->kind == KW_KEY_PERSONAL) {
+        kw_pkey key;
+        rc = kw_store_pkey_get(c->store, n->user_id, n->key_id, &key);
+        if (!rc) rc = kw_webhook_personal_key_event(c, &key, "rate_limited", context);
+    } else if (n->kind == KW_KEY_SECRET) {
+        kw_psk key;
+        kw_project project;
+        memset(&key, 0, sizeof key);
+        rc = kw_store_psk_get(c->store, n->project_id, n->key_id, &key);
+        if (!rc) rc = kw_store_project_get(c->store, n->project_id, &project);
+        kw_webhook_key k = {key.id, key.label, key.mask_value, "project_secret", key.project_id,
+                            0, key.expires_at};
+        if (!rc) rc = kw_webhook_key_event(c, project.org_id, "rate_limited", &k, context);
+    }
+    json_decref(context);
+    if (rc == KW_ERR_NOTFOUND) rc = KW_OK;  /* gone since: nothing to announce */
+    if (rc) {
+        kw_store_rollback(c->store);
+        return rc;
+    }
+    return kw_store_commit(c->store);
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "http/http.h"
 #include "keyward/keyward.h"
 #include "keyward/leak.h"
+#include "keyward/webhook.h"
 #include "logger.h"
 #include "webhook_send.h"
 
@@ -118,11 +120,35 @@ static void teardown(kw_app *app, kw_leak_keys *leak_keys)
 
 /* The verifier's poll (every 200 ms, and when PostgreSQL notifies a flag
  * write): flag writes and directory writes by other processes. */
+/* Keys refused for their rate limit since the last poll: key.rate_limited
+ * webhooks, at most once a minute per key (the verifier notes only a
+ * key's first refusal in each minute).  A notice still in memory when the
+ * process dies is not sent: at most one poll's worth. */
+static void announce_rate_limited(kw_app *app)
+{
+    kw_rate_notice notices[32];
+    uint64_t dropped = 0;
+    static _Atomic uint64_t dropped_told;  /* the poll runs on two threads */
+    size_t n;
+    kw_call c = {.store = app->store, .verifier = app->verifier, .flags = app->flags};
+    while ((n = kw_verifier_rate_notices(app->verifier, notices, 32, &dropped)) > 0)
+        for (size_t i = 0; i < n; i++)
+            if (kw_webhook_rate_limited(&c, &notices[i]))
+                kw_log_event(KW_LOG_WARN, "rate_limited_notice", NULL,
+                             "could not queue key.rate_limited for key %s", notices[i].key_id);
+    uint64_t told = atomic_exchange(&dropped_told, dropped);
+    if (dropped > told)
+        kw_log_event(KW_LOG_WARN, "rate_limited_notice", NULL,
+                     "%llu rate-limit notices dropped (more keys throttled at once than the "
+                     "verifier keeps)", (unsigned long long)(dropped - told));
+}
+
 static void poll_caches(void *ctx)
 {
     kw_app *app = ctx;
     kw_flagcache_poll(app->flags);
     kw_directory_poll(app->directory);
+    announce_rate_limited(app);
 }
 
 /* The database went away or came back (the verifier's poll saw it). */

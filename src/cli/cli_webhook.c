@@ -30,9 +30,9 @@ static void usage(FILE *out)
             "       keyward webhook deliveries --email EMAIL WEBHOOK_ID [--org ORG_ID] [--db …]\n\n"
             "Without --org, the user's current organization (their first); the user must\n"
             "be an admin there.  Events: key.created, key.rolled, key.deleted, key.revoked,\n"
-            "key.expiring_soon, key.expired, webhook.test (default: all).  The secret\n"
-            "(whsec_…) is printed once, at creation.  Deliveries are sent by `keyward\n"
-            "serve` (docs/webhooks.md).\n");
+            "key.expiring_soon, key.expired, key.rate_limited, webhook.test (default:\n"
+            "all).  The secret (whsec_…) is printed once, at creation.  Deliveries are\n"
+            "sent by `keyward serve` (docs/webhooks.md).\n");
 }
 
 struct opts {

@@ -535,6 +535,50 @@ class Delivery(WebhookBase):
         accepted, _ = self.wait_accepted(rec, 4)
         self.assertEqual(sorted(json.loads(b)["type"] for _, b in accepted.values()).count(
             "key.expiring_soon"), 3)
+    def test_rate_limited_burst_is_announced_once_a_minute(self):
+        """A key hammered past its rate limit: one key.rate_limited event per
+        key per minute however many requests are refused, to the webhooks
+        that take it, signed, without the key's value."""
+        rec = self.receiver()
+        created = self.create(rec.url, events=["key.rate_limited"])
+        others = self.receiver()
+        self.create(others.url, events=["key.created", "key.deleted"])
+        psk = self.assertStatus(self.srv.post(PSK, {"label": "limited", "scopes": ["feature_flag:read"],
+                                                    "rate_limit_per_minute": 3}, key=self.key), 201)
+        pk = self.assertStatus(self.srv.post(PK, {"label": "limited me", "scopes": ["user:read"],
+                                                  "rate_limit_per_minute": 3}, key=self.key), 201)
+        statuses = []
+        for _ in range(20):
+            statuses.append(self.srv.get("/api/projects/1/feature_flags/local_evaluation",
+                                         key=psk["value"])[0])
+            statuses.append(self.srv.get("/api/users/@me/", key=pk["value"])[0])
+        self.assertGreaterEqual(statuses.count(429), 30, statuses)
+        accepted, _ = self.wait_accepted(rec, 2)
+        time.sleep(1.0)  # five more polls: nothing else may come
+        accepted, times = rec.accepted()
+        self.assertEqual(set(times.values()), {1})
+        events = [json.loads(b) for _, b in accepted.values()]
+        self.assertEqual({e["type"] for e in events}, {"key.rate_limited"})
+        # one per key and minute (the hammering may straddle a minute)
+        per_window = {}
+        for e in events:
+            minute = e["data"]["context"]["first_refused_at"][:16]
+            per_window[(e["data"]["id"], minute)] = per_window.get((e["data"]["id"], minute), 0) + 1
+        self.assertEqual(set(per_window.values()), {1}, per_window)
+        self.assertEqual({i for i, _ in per_window}, {psk["id"], pk["id"]})
+        for e in events:
+            d = e["data"]
+            self.assertEqual(d["context"]["rate_limit_per_minute"], 3)
+            if d["id"] == psk["id"]:
+                self.assertEqual((d["kind"], d["label"], d["project_id"]),
+                                 ("project_secret", "limited", 1))
+                self.assertEqual(d["mask_value"], psk["mask_value"])
+            else:
+                self.assertEqual((d["kind"], d["label"]), ("personal", "limited me"))
+        self.check_signed(created["secret"], accepted, [psk["value"], pk["value"]])
+        self.assertNotIn("key.rate_limited",
+                         [json.loads(b)["type"] for _, b in others.accepted()[0].values()])
+
     def test_metrics_count_deliveries_and_backlog(self):
         try:
             from prometheus_client.parser import text_string_to_metric_families

@@ -56,12 +56,46 @@ static void test_steady_rate_over_an_hour(void **state)
     kw_ratelimit_free(rl);
 }
 
+/* A burst of refusals is noted once a minute per key: the first refusal
+ * of each minute, per key; allowed requests are never noted. */
+static void test_first_refusal_of_each_minute(void **state)
+{
+    (void)state;
+    kw_ratelimit *rl;
+    assert_int_equal(kw_ratelimit_new(1024, &rl), KW_OK);
+    int64_t t = 1700000000LL * SEC;
+    t -= t % (60 * SEC);  /* the start of a minute */
+    int first = -1;
+    assert_int_equal(kw_ratelimit_take_noting(rl, "k", 2, t, &first), 0);
+    assert_int_equal(first, 0);
+    assert_int_equal(kw_ratelimit_take_noting(rl, "k", 2, t, &first), 0);
+    int noted = 0;
+    for (int i = 0; i < 100; i++) {
+        assert_true(kw_ratelimit_take_noting(rl, "k", 2, t + i * 100000, &first) > 0);
+        noted += first;
+    }
+    assert_int_equal(noted, 1);
+    /* another key is noted on its own */
+    kw_ratelimit_take_noting(rl, "j", 1, t, &first);
+    assert_int_equal(first, 0);
+    kw_ratelimit_take_noting(rl, "j", 1, t, &first);
+    assert_int_equal(first, 1);
+    /* the next minute: noted again, once */
+    noted = 0;
+    for (int i = 0; i < 50; i++) {
+        if (kw_ratelimit_take_noting(rl, "k", 2, t + 60 * SEC + 59 * SEC + i, &first)) noted += first;
+    }
+    assert_int_equal(noted, 1);
+    kw_ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_refill),
         cmocka_unit_test(test_slow_limits_and_changes),
         cmocka_unit_test(test_steady_rate_over_an_hour),
+        cmocka_unit_test(test_first_refusal_of_each_minute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
