@@ -12,6 +12,8 @@
 // keys.  A screenshot of every page goes to $KEYWARD_SCREENSHOTS (default
 // tests/browser/screenshots/) to be looked at.  Loopback only.
 import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -45,7 +47,9 @@ execFileSync(BIN, ['init', '--email', ALICE.email, '--org', 'Acme Inc', '--proje
 execFileSync(BIN, ['user', 'set-password', ALICE.email, '--db', db], { input: `${ALICE.password}\n` });
 
 // The server, on a free loopback port read from its first line.
-const server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, '--threads', '2'],
+// --webhook-allow-private: the webhooks page's test sends to a receiver on loopback.
+const server = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, '--threads', '2',
+  '--webhook-allow-private', '--webhook-retry-base', '0.2'],
   { stdio: ['ignore', 'pipe', 'inherit'] });
 const base = await new Promise((ok, fail) => {
   let out = '';
@@ -548,6 +552,75 @@ test('console in Chromium', { timeout: 240000 }, async (t) => {
     await page.locator('tr', { hasText: 'carol@example.com' }).waitFor({ state: 'detached' });
     assert.equal(await page.locator('.members-error .error').textContent(), '');
     assert.deepEqual(await levels(), { [ALICE.email]: 15 });
+  });
+
+  await t.test('webhooks: create (secret once), a signed test delivery and its log, off, delete', async () => {
+    // A receiver on loopback keeps what keyward sends.
+    const got = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => { got.push({ headers: req.headers, body }); res.writeHead(204).end(); });
+    });
+    await new Promise((ok) => receiver.listen(0, '127.0.0.1', ok));
+    const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+    try {
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+      await page.getByText('No webhooks yet').waitFor();
+      await page.getByRole('button', { name: '+ New webhook' }).click();
+      const dlg = page.getByRole('dialog');
+      // the server's refusal is shown in the dialog
+      await dlg.getByLabel('Endpoint URL').fill('ftp://example.com/x');
+      await dlg.getByRole('button', { name: 'Create webhook' }).click();
+      await dlg.getByRole('alert').filter({ hasText: 'url' }).waitFor();
+      await dlg.getByLabel('Endpoint URL').fill(hookUrl);
+      await dlg.getByRole('checkbox', { name: /webhook\.test/ }).check();
+      await dlg.getByRole('checkbox', { name: /key\.revoked/ }).check();
+      await shot('24-webhook-new');
+      await dlg.getByRole('button', { name: 'Create webhook' }).click();
+      const secret = await takeShownOnce();
+      assert.match(secret, /^whsec_[A-Za-z0-9+/]{32}$/);
+      await closeShownOnce();
+      const row = page.locator('tr', { hasText: hookUrl });
+      await row.getByText('No deliveries yet').waitFor();
+      assert.equal(await page.getByText(secret).count(), 0, 'the secret is not on the page');
+      // a test event: it arrives signed, and the row and the log show it
+      await row.getByRole('button', { name: `Send a test event to ${hookUrl}` }).click();
+      for (let i = 0; i < 100 && !got.length; i++) await page.waitForTimeout(100);
+      assert.equal(got.length, 1, 'the test event arrived');
+      const h = got[0].headers;
+      const expected = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+        .update(`${h['webhook-id']}.${h['webhook-timestamp']}.${got[0].body}`).digest('base64');
+      assert.ok(h['webhook-signature'].split(' ').includes(`v1,${expected}`), 'signed with the secret shown');
+      assert.equal(JSON.parse(got[0].body).type, 'webhook.test');
+      await page.reload();
+      await row.getByText('delivered (HTTP 204)').waitFor();
+      await row.getByRole('button', { name: `Delivery log of ${hookUrl}` }).click();
+      await page.getByRole('dialog').locator('tr', { hasText: 'webhook.test' }).getByText('delivered (HTTP 204)').waitFor();
+      await shot('25-webhook-log');
+      await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+      // the events it takes
+      await row.getByRole('button', { name: `Events of ${hookUrl}` }).click();
+      await page.getByRole('dialog').getByRole('checkbox', { name: /key\.rate_limited/ }).check();
+      await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+      await row.getByText('key.rate_limited').waitFor();
+      // off: the server says so
+      const acme = (await http('/api/users/@me/', { cookie: aliceCookie })).body.organizations.find((o) => o.name === 'Acme Inc');
+      const hooks = async () => (await http(`/api/organizations/${acme.id}/webhooks/`, { cookie: aliceCookie })).body.results;
+      await row.getByRole('checkbox', { name: `Send events to ${hookUrl}` }).uncheck();
+      await page.getByText('Webhook off').waitFor();
+      assert.equal((await hooks())[0].enabled, false);
+      assert.deepEqual((await hooks())[0].events.sort(), ['key.rate_limited', 'key.revoked', 'webhook.test']);
+      await shot('26-webhooks');
+      // delete, with confirmation
+      await row.getByRole('button', { name: `Delete ${hookUrl}` }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete webhook' }).click();
+      await page.getByText('No webhooks yet').waitFor();
+      assert.deepEqual(await hooks(), []);
+    } finally {
+      receiver.close();
+    }
   });
 
   let inviteLink;

@@ -475,7 +475,7 @@ function orgOf(id) { return (state.me.organizations || []).find((o) => o.id === 
 function orgProjects(orgId) { return state.projects.filter((p) => p.organization === orgId); }
 
 const PROJECT_PAGES = 'secret-keys|token|activity|report';
-const ORG_PAGES = 'projects|members|invite';
+const ORG_PAGES = 'projects|members|invite|webhooks';
 
 function currentRoute() {
   const [path, query] = location.hash.split('?');
@@ -554,7 +554,8 @@ function shell() {
         org ? [h('h2', {}, `Organization · ${org.name}`),
           h('ul', {}, link(`#/org/${org.id}/projects`, 'Projects', 'projects'),
             link(`#/org/${org.id}/members`, 'Members', 'members'),
-            link(`#/org/${org.id}/invite`, 'Invite people', 'invite'))] : null),
+            link(`#/org/${org.id}/invite`, 'Invite people', 'invite'),
+            link(`#/org/${org.id}/webhooks`, 'Webhooks', 'webhooks'))] : null),
       main));
   return { root, main, route };
 }
@@ -563,7 +564,7 @@ async function render() {
   const { root, main, route } = shell();
   document.getElementById('app').replaceChildren(root);
   const pages = { keys: personalKeysPage, 'secret-keys': secretKeysPage, token: tokenPage, activity: activityPage, report: reportPage,
-    projects: projectsPage, members: membersPage, invite: invitePeoplePage };
+    projects: projectsPage, members: membersPage, invite: invitePeoplePage, webhooks: webhooksPage };
   try {
     await pages[route.page](main, route.pid, route.params, route.org);
   } catch (e) {
