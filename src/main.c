@@ -27,6 +27,7 @@ static const struct command COMMANDS[] = {
     {"project", kw_cli_project, "create, list or delete projects (environments)"},
     {"member", kw_cli_member, "list an organization's members, change a level, remove one"},
     {"webhook", kw_cli_webhook, "an organization's signed webhooks: list, create, delete, test"},
+    {"schema", kw_cli_schema, "print the OpenAPI document of the HTTP API"},
 };
 
 static void usage(FILE *out)

@@ -121,6 +121,7 @@ typedef enum kw_route_id {
     KW_ROUTE_WEBHOOK_DELETE,
     KW_ROUTE_WEBHOOK_DELIVERIES,
     KW_ROUTE_WEBHOOK_TEST,
+    KW_ROUTE_SCHEMA,  /* GET /api/schema/: the OpenAPI document */
     KW_ROUTE_COUNT
 } kw_route_id;
 

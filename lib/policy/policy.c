@@ -239,6 +239,9 @@ static const kw_route ROUTES[] = {
      "webhook:read", KW_LEVEL_ADMIN, NULL},
     {KW_ROUTE_WEBHOOK_TEST, "POST", "/api/organizations/:org/webhooks/:id/test", ADMIN,
      "webhook:write", KW_LEVEL_ADMIN, NULL},
+    /* The API's description, as PostHog serves its own: public, like the
+     * source it is generated from. */
+    {KW_ROUTE_SCHEMA, "GET", "/api/schema", KW_CRED_NONE, NULL, 0, NULL},
 };
 #pragma GCC diagnostic pop
 _Static_assert(sizeof ROUTES / sizeof ROUTES[0] == KW_ROUTE_COUNT, "one row per route id");

@@ -22,5 +22,6 @@ int kw_cli_project(int argc, char **argv);
 int kw_cli_member(int argc, char **argv);
 /* an organization's webhooks (cli_webhook.c) */
 int kw_cli_webhook(int argc, char **argv);
+int kw_cli_schema(int argc, char **argv);
 
 #endif

@@ -38,6 +38,7 @@ static kw_handler handler_of(kw_route_id id)
 {
     switch (id) {
     case KW_ROUTE_HEALTH: return kw_h_health;
+    case KW_ROUTE_SCHEMA: return kw_h_schema;
     case KW_ROUTE_ME: return kw_h_me;
     case KW_ROUTE_PROJECT_LIST: return kw_h_project_list;
     case KW_ROUTE_PROJECT_GET: return kw_h_project_get;

@@ -278,6 +278,10 @@ int kw_h_console_asset(kw_http_req *, kw_http_resp *);
 
 /* operations: readiness (h_ops.c) */
 int kw_h_health_ready(kw_http_req *, kw_http_resp *);
+/* openapi.c: the OpenAPI 3.1 document, generated from the route table
+ * (servers: public_url, else "/"), and GET /api/schema/ serving it. */
+json_t *kw_openapi_document(const char *public_url);
+int kw_h_schema(kw_http_req *, kw_http_resp *);
 /* The Prometheus text of the process's counters (h_metrics.c): a heap
  * string of *len bytes the caller frees, or NULL when out of memory. */
 char *kw_metrics_render(const kw_app *app, size_t *len);

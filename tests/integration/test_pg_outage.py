@@ -52,6 +52,7 @@ PK = "/api/personal_api_keys/"
 # outage exactly as before it.
 NO_DATABASE = {
     "KW_ROUTE_HEALTH": "a liveness probe: a static body",
+    "KW_ROUTE_SCHEMA": "the OpenAPI document, built from the route table",
     "KW_ROUTE_CONSOLE": "the console's embedded page",
     "KW_ROUTE_CONSOLE_INVITE": "the console's embedded page",
     "KW_ROUTE_CONSOLE_ASSET": "the console's embedded files",
