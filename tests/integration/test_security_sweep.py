@@ -616,7 +616,13 @@ class TestVerifyTiming(SweepBase):
             # one that guards partial matches.  Here: no gross difference.
             self.assertTrue(any(r <= 2.0 for r in ratios), ratios)
         else:
-            self.assertTrue(any(self.LOW <= r <= self.HIGH for r in ratios), ratios)
+            # The same on SQLite, in a smaller measure: the first use writes
+            # last_used_at from the verifier's thread at once, on the same
+            # two CPUs (normal build 1.2x here; CI's loaded ASan run measured
+            # 1.25-1.33x in all three rounds).  A holder of the whole key
+            # learns nothing the 403 does not say; partial matches are the
+            # near-miss test's, which keeps the tight bounds.
+            self.assertTrue(any(self.LOW <= r <= 1.5 for r in ratios), ratios)
 
     def test_cache_hit_existing_vs_nonexistent(self):
         """The verification cache answers a key seen before without the
