@@ -207,13 +207,16 @@ int kw_capture_store(const kw_call *c, kw_capture_batch *b);
  * the batch then.  kw_capture_group_submit answers KW_ERR_LIMIT when
  * `max_queued` batches are waiting (shed the request: 503) and
  * KW_ERR_UNAVAILABLE once stopping; the batch stays the caller's.  Stop
- * stores what is queued, calls its done callbacks, and ends the thread. */
+ * stores what is queued, calls its done callbacks, and ends the thread;
+ * submissions are refused from then on, until free, which must wait until
+ * no thread can submit any more (free stops it first if needed). */
 typedef void (*kw_capture_done)(kw_capture_batch *b, int rc, void *ctx);
 typedef struct kw_capture_group kw_capture_group;
 int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group **out);
 int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
                             void *ctx);
 void kw_capture_group_stop(kw_capture_group *g);
+void kw_capture_group_free(kw_capture_group *g);
 /* Group types (lib/events/group_types.c): learns the types a list of
  * captured events names ($groups keys, $groupidentify's $group_type),
  * adding new ones at the next index while the project has fewer than

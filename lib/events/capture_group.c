@@ -143,10 +143,17 @@ void kw_capture_group_stop(kw_capture_group *g)
 {
     if (!g) return;
     pthread_mutex_lock(&g->lock);
+    int joined = g->stopping;
     g->stopping = 1;
     pthread_cond_signal(&g->wake);
     pthread_mutex_unlock(&g->lock);
-    pthread_join(g->thread, NULL);
+    if (!joined) pthread_join(g->thread, NULL);
+}
+
+void kw_capture_group_free(kw_capture_group *g)
+{
+    if (!g) return;
+    kw_capture_group_stop(g);
     pthread_cond_destroy(&g->wake);
     pthread_mutex_destroy(&g->lock);
     free(g);

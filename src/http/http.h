@@ -356,6 +356,9 @@ int kw_slow_start(kw_verifier *verifier, void (*done)(kw_http_slow *job), kw_slo
 int kw_slow_submit(kw_slow_queue *q, kw_http_slow *job);
 /* Answers what is queued, then ends the thread.  NULL is a no-op. */
 void kw_slow_stop(kw_slow_queue *q);
+/* After the server's threads have ended (a request may still submit, and
+ * be refused, until then): frees the queue, stopping it first if needed. */
+void kw_slow_free(kw_slow_queue *q);
 
 /* server.c — with server_hold.c, the only user of libmicrohttpd. */
 typedef struct kw_server kw_server;

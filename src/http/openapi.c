@@ -193,19 +193,32 @@ static json_t *operation(const kw_route *r, const char *path)
                                   : json_pack("{s:s}", "description", "Done; no body"));
     int anonymous = r->credentials & KW_CRED_NONE;
     int has_body = !strcmp(r->method, "POST") || !strcmp(r->method, "PATCH");
-    if (has_body) json_object_set_new(responses, "400", error_response("Bad input; nothing changed"));
-    if (r->credentials & ~(unsigned)KW_CRED_NONE) {
-        json_object_set_new(responses, "401", error_response("No usable credential"));
-        json_object_set_new(responses, "429", error_response("The key's rate limit (Retry-After)"));
-    }
-    if (r->scope || r->min_level)
-        json_object_set_new(responses, "403", error_response("A scope or level the caller lacks"));
-    if (strchr(r->pattern, ':'))
-        json_object_set_new(responses, "404", error_response("Not found, or out of the caller's reach"));
-    if (has_body) json_object_set_new(responses, "413", error_response("The body is too large"));
-    if (r->id != KW_ROUTE_HEALTH)
+    /* Every route can meet every refusal the dispatcher gives (the query
+     * string and body checks run on all of them; a legacy key's check, a
+     * sign-in or a leak report have budgets of their own), so each lists
+     * them all, in the one error shape. */
+    static const struct {
+        const char *status, *description;
+    } ERRORS[] = {
+        {"400", "Bad input (body, query string); nothing changed"},
+        {"401", "No usable credential, or a refused one"},
+        {"403", "A scope, level or organization the caller lacks"},
+        {"404", "Not found, or out of the caller's reach"},
+        {"413", "The body is too large"},
+        {"415", "A body in an encoding the route does not take"},
+        {"429", "Throttled: a key's rate limit or a budget (Retry-After)"},
+        {"500", "A server error"},
+        {"503", "The database is unreachable, or the server is at its limits (Retry-After)"},
+    };
+    for (size_t i = 0; i < sizeof ERRORS / sizeof ERRORS[0]; i++)
+        json_object_set_new(responses, ERRORS[i].status, error_response(ERRORS[i].description));
+    if (r->id == KW_ROUTE_HEALTH_READY)  /* degraded: its own body, not a problem */
         json_object_set_new(responses, "503",
-                            error_response("The database is unreachable (Retry-After)"));
+                            json_pack("{s:s, s:{s:{s:o}}}", "description", "Degraded", "content",
+                                      "application/json", "schema", ref("Readiness")));
+    if (!strcmp(r->method, "GET"))
+        json_object_set_new(responses, "304",
+                            json_pack("{s:s}", "description", "Not modified (If-None-Match)"));
 
     json_t *security = json_array();
     static const struct {

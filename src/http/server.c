@@ -509,7 +509,7 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
         if (kw_slow_start(app->verifier, kw_hold_slow_done, &s->slow) ||
             kw_capture_group_start(&call, KW_CAPTURE_QUEUE_MAX, &s->capture)) {
             snprintf(err, errsz, "cannot start the legacy key check and capture threads");
-            kw_slow_stop(s->slow);
+            kw_slow_free(s->slow);
             free(s);
             return -1;
         }
@@ -532,8 +532,8 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
             NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
-        kw_slow_stop(s->slow);
-        kw_capture_group_stop(s->capture);
+        kw_slow_free(s->slow);
+        kw_capture_group_free(s->capture);
         free(s);
         return -1;
     }
@@ -561,9 +561,14 @@ void kw_server_stop(kw_server *s)
 {
     if (!s) return;
     /* Suspended requests first: each gets its answer (captured events are
-     * stored) and is resumed, so MHD stops with none left suspended. */
+     * stored) and is resumed, so MHD stops with none left suspended.  The
+     * queues stay allocated until MHD's threads have ended: a request
+     * dispatched meanwhile is refused by them and answered on its own
+     * thread (server_hold.c). */
     kw_slow_stop(s->slow);
     kw_capture_group_stop(s->capture);
     MHD_stop_daemon(s->daemon);
+    kw_slow_free(s->slow);
+    kw_capture_group_free(s->capture);
     free(s);
 }

@@ -79,10 +79,17 @@ void kw_slow_stop(kw_slow_queue *q)
 {
     if (!q) return;
     pthread_mutex_lock(&q->lock);
+    int joined = q->stopping;
     q->stopping = 1;
     pthread_cond_signal(&q->wake);
     pthread_mutex_unlock(&q->lock);
-    pthread_join(q->thread, NULL);
+    if (!joined) pthread_join(q->thread, NULL);
+}
+
+void kw_slow_free(kw_slow_queue *q)
+{
+    if (!q) return;
+    kw_slow_stop(q);
     pthread_cond_destroy(&q->wake);
     pthread_mutex_destroy(&q->lock);
     free(q);

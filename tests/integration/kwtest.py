@@ -29,6 +29,8 @@ import unittest
 import uuid
 import zlib
 
+import kwschema
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -491,6 +493,7 @@ class Server:
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None
+        kwschema.check(BIN, method, path, status, parsed)
         return status, hdrs, parsed
 
     def get(self, path, key=None, **kw):

@@ -3,7 +3,8 @@
  * are stored together and each is answered once stored; a batch that
  * cannot be stored fails only itself (the group is retried batch by
  * batch); a full queue refuses at once (the server sheds that request);
- * stop stores what is queued before it returns. */
+ * stop stores what is queued before it returns, and refuses what comes
+ * after it until the group is freed. */
 #include "store_fixture.h"
 
 #include "keyward/service.h"
@@ -122,6 +123,12 @@ static void test_group_commit(void **state)
     assert_int_equal(p.rc[3], KW_OK);
     assert_int_equal(p.rc[4], KW_OK);
     assert_int_equal(stored(f->store, project), 13);
+    /* Stopped but not freed (the server's threads may still submit until
+     * they end): refused, and the batch stays the caller's. */
+    kw_capture_batch *late = stage(&c, project, "e", 1);
+    assert_int_equal(kw_capture_group_submit(g, late, probe_done, &p), KW_ERR_UNAVAILABLE);
+    kw_capture_batch_free(late);
+    kw_capture_group_free(g);
 }
 
 /* Many batches queued at once share transactions and all arrive. */
@@ -138,7 +145,7 @@ static void test_many_batches(void **state)
     for (int i = 0; i < 12; i++)
         assert_int_equal(kw_capture_group_submit(g, stage(&c, project, "m", 25), probe_done, &p),
                          KW_OK);
-    kw_capture_group_stop(g);
+    kw_capture_group_free(g);  /* stops it first */
     assert_int_equal(p.calls, 12);
     for (int i = 0; i < 12; i++) assert_int_equal(p.rc[i], KW_OK);
     assert_int_equal(stored(f->store, project), 300);
