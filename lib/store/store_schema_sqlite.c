@@ -394,7 +394,8 @@ const char *const kw_sqlite_migrations[] = {
     "  WHERE next_attempt_at IS NOT NULL;"
     "CREATE INDEX webhook_outbox_hook ON webhook_outbox(webhook_id, created_at);",
 
-    /* 15: reserved for a change developed alongside 16; empty here. */
+    /* 15: empty.  The number was kept free for a change that did not come;
+     * applied numbers are never reused, so it stays a no-op. */
     "SELECT 1;",
 
     /* 16: the directory generation — bumped, in the writing transaction, by
