@@ -57,7 +57,7 @@ static void add_flag(kw_store *s, int64_t project, int i, int active)
     memset(&f, 0, sizeof f);
     f.project_id = project;
     snprintf(f.key, sizeof f.key, "flag-%02d%s", i, i == 2 ? "-\"quoted\\" : "");
-    snprintf(f.name, sizeof f.name, i % 3 ? "Flag \"%d\" \xc3\xa9\n" : "", i);
+    if (i % 3) snprintf(f.name, sizeof f.name, "Flag \"%d\" \xc3\xa9\n", i);  /* else "" */
     f.filters = strdup(FILTERS[i % (sizeof FILTERS / sizeof FILTERS[0])]);
     f.active = active;
     int rc = kw_store_flag_insert(s, &f);
