@@ -244,14 +244,19 @@ int kw_capture_store(const kw_call *c, kw_capture_batch *b)
     return rc;
 }
 
+int kw_capture_store_now(const kw_call *c, kw_capture_batch *b, size_t *stored, kw_problem *p)
+{
+    int rc = kw_capture_store(c, b);
+    if (!rc) *stored = b->n;
+    kw_capture_batch_free(b);
+    return rc ? kw_storage_problem(p, rc) : 0;
+}
+
 int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,
                kw_problem *p)
 {
     *stored = 0;
     kw_capture_batch *b;
     if (kw_capture_stage(c, project_id, json_incref((json_t *)payload), &b, p)) return 1;
-    int rc = kw_capture_store(c, b);
-    if (!rc) *stored = b->n;
-    kw_capture_batch_free(b);
-    return rc ? kw_storage_problem(p, rc) : 0;
+    return kw_capture_store_now(c, b, stored, p);
 }

@@ -29,6 +29,10 @@ struct kw_capture_batch {
 /* Makes the batch hold `value` (a reference it takes over) as long as it
  * lives. */
 void kw_capture_batch_keep(kw_capture_batch *b, json_t *value);
+/* Stores a batch in a transaction of its own and frees it (kw_capture and
+ * kw_capture_v1, which store on the caller's thread): 0 with *stored set,
+ * or 1 with the problem. */
+int kw_capture_store_now(const kw_call *c, kw_capture_batch *b, size_t *stored, kw_problem *p);
 /* After a batch is stored: learn the group types its events name. */
 void kw_capture_batch_stored(const kw_call *c, const kw_capture_batch *b);
 

@@ -149,8 +149,5 @@ int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,
     kw_capture_batch *b;
     if (kw_capture_v1_stage(c, project_id, json_incref((json_t *)payload), sdk_info, &b, p))
         return 1;
-    int rc = kw_capture_store(c, b);
-    if (!rc) *stored = kw_capture_batch_size(b);
-    kw_capture_batch_free(b);
-    return rc ? kw_problem_from_store(p, rc) : 0;
+    return kw_capture_store_now(c, b, stored, p);
 }

@@ -13,21 +13,12 @@
  * capped separately (KW_MAX_INFLATED). */
 #include "http/http.h"
 
-/* The answer for staged events: stored by the server's capture group
- * before `ok` is sent (one commit for many requests), or here. */
+/* The answer for staged events: server.c stores them (with other
+ * requests' in the capture group, or on its own thread) before `ok` is
+ * sent, and answers the storage's refusal instead when it fails. */
 static int answer(kw_http_req *req, kw_http_resp *resp, kw_capture_batch *b, json_t *ok)
 {
-    if (req->can_defer_capture) {
-        req->capture = b;
-        kw_resp_json(resp, 200, ok);
-        return KW_OK;
-    }
-    int rc = kw_capture_store(&req->call, b);
-    kw_capture_batch_free(b);
-    if (rc) {
-        json_decref(ok);
-        return rc;
-    }
+    req->capture = b;
     kw_resp_json(resp, 200, ok);
     return KW_OK;
 }

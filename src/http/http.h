@@ -104,10 +104,8 @@ typedef struct kw_http_req {
     const kw_http_slow *slow;
     const char *slow_key;
     size_t slow_key_len;
-    /* In: the server stores captured events in a capture group, so a
-     * capture handler may leave them staged.  Out: the staged events the
-     * server must store before it sends the answer the handler built. */
-    int can_defer_capture;
+    /* Out: a capture handler's staged events, which server.c stores before
+     * it sends the answer the handler built (server_hold.c). */
     kw_capture_batch *capture;
     /* Last, and not zeroed with the rest (kw_http_req_init): 3 KB that
      * kw_principal_clear makes anonymous. */

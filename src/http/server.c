@@ -211,7 +211,6 @@ static void dispatch_once(kw_server *s, struct MHD_Connection *conn, const char 
     req->body = body;
     req->body_len = body_len;
     req->slow = slow;
-    req->can_defer_capture = s->capture != NULL;
     client_ip(conn, req->ip, sizeof req->ip);
     kw_http_resp_init(resp);
     kw_http_dispatch(req, resp);
