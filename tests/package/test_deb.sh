@@ -67,9 +67,13 @@ rm -f "$work"/build/keyward_*.deb
 (cd "$work/build" && cpack -G DEB >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; fail "cpack"; }
 deb=$(ls "$work"/build/keyward_*.deb)
 say "built $(basename "$deb")"
-dpkg-deb -f "$deb" Depends | grep -q 'libmicrohttpd' || fail "Depends lacks the shared libraries: $(dpkg-deb -f "$deb" Depends)"
+# Read whole, then searched: `… | grep -q` under pipefail fails at random when
+# grep exits on its match and the writer dies of SIGPIPE ("no prerm" once in CI).
+depends=$(dpkg-deb -f "$deb" Depends)
+grep -q 'libmicrohttpd' <<<"$depends" || fail "Depends lacks the shared libraries: $depends"
+control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
 for script in postinst prerm postrm; do
-  dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qx "./$script" || fail "no $script in the package"
+  grep -qx "./$script" <<<"$control" || fail "no $script in the package"
 done
 
 # ---- install --------------------------------------------------------------
@@ -84,7 +88,8 @@ DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "$deb
 version=$(sed -n 's/#define KW_VERSION "\(.*\)"/\1/p' "$src/include/keyward/keyward.h")
 [ "$(/usr/bin/keyward --version)" = "keyward $version" ] || fail "version: $(/usr/bin/keyward --version)"
 unit=$(dpkg -L keyward | grep '/systemd/system/keyward.service$') || fail "no keyward.service"
-dpkg-query -W -f='${Conffiles}' keyward | grep -q ' /etc/keyward/keyward.conf ' ||
+conffiles=$(dpkg-query -W -f='${Conffiles}' keyward)
+grep -q ' /etc/keyward/keyward.conf ' <<<"$conffiles" ||
   fail "/etc/keyward/keyward.conf is not a conffile"
 pages=$(dpkg-deb -c "$deb" | grep -c '/usr/share/man/man1/keyward.*\.1\.gz$')
 commands=$(/usr/bin/keyward --help | sed -n '/^commands:/,/^$/{/^  /p}' | wc -l)
@@ -95,12 +100,13 @@ elif command -v man >/dev/null; then
   for page in $(dpkg -L keyward | grep '/man1/keyward.*\.1\.gz$'); do
     name=$(basename "$page" .1.gz)
     text=$(MANWIDTH=80 man -l "$page" 2>"$work/man.err") || fail "man -l $page: $(cat "$work/man.err")"
-    printf '%s' "$text" | grep -q "^NAME" || fail "$page has no NAME section"
-    printf '%s' "$text" | grep -q "^SYNOPSIS" || fail "$page has no SYNOPSIS section"
+    grep -q "^NAME" <<<"$text" || fail "$page has no NAME section"
+    grep -q "^SYNOPSIS" <<<"$text" || fail "$page has no SYNOPSIS section"
     [ -s "$work/man.err" ] && fail "man -l $page warned: $(cat "$work/man.err")"
     man -w "$name" >/dev/null 2>&1 || fail "man cannot find $name"
   done
-  MANWIDTH=80 man -l /usr/share/man/man1/keyward-serve.1.gz | grep -q -- '--config FILE' ||
+  serve_page=$(MANWIDTH=80 man -l /usr/share/man/man1/keyward-serve.1.gz)
+  grep -q -- '--config FILE' <<<"$serve_page" ||
     fail "keyward-serve(1) does not carry serve's --help"
   say "$pages man pages read by man -l"
 else
