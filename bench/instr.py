@@ -151,6 +151,10 @@ def main():
         ("POST /batch/ (1 event)", "POST", "/batch/", json_h,
          json.dumps({"api_key": phc, "batch": [{"event": "instr", "distinct_id": "user-42",
                                                 "properties": {"plan": "pro"}}]})),
+        ("POST /batch/ (50 events)", "POST", "/batch/", json_h,
+         json.dumps({"api_key": phc, "batch": [{"event": "instr", "distinct_id": "user-%d" % i,
+                                                "properties": {"plan": "pro", "i": i}}
+                                               for i in range(50)]}, separators=(",", ":"))),
     ]
     rows = ["| route | body bytes | hello instr/req | keyward instr/req | hello/keyward |",
             "|---|---:|---:|---:|---:|"]
