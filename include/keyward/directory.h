@@ -31,6 +31,13 @@ int64_t kw_directory_generation(const kw_directory *d);
  * read before is kept).  NULL is a no-op. */
 int kw_directory_refresh(kw_directory *d);
 
+/* The project `id` (kw_store_project_get) as of the last generation read:
+ * from this thread's memory when read at that generation, else from
+ * `store` (the directory's own).  Same results as the store's call; with d
+ * NULL it is the store's call.  Memberships are not kept: access is
+ * decided on the database's current rows. */
+int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out);
+
 /* kw_directory_refresh as a poll hook (`keyward serve`'s 200 ms poll). */
 void kw_directory_poll(void *d);
 

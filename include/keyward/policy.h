@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "keyward/auth.h"
+#include "keyward/directory.h"
 #include "keyward/problem.h"
 #include "keyward/store.h"
 
@@ -175,9 +176,13 @@ size_t kw_policy_allow(const char *path, char *out, size_t size);
  * KW_KEY_NONE when no credential came).  On success *project is filled for
  * project routes (the resolved :project, "@current" included) and *level
  * with the caller's membership level (in the :org for organization routes).
- * On refusal *problem says why. */
-int kw_policy_check(kw_store *store, kw_route_match *m, const kw_principal *principal,
-                    kw_project *project, int *level, kw_problem *problem);
+ * On refusal *problem says why.  With a `directory` the project is read
+ * through it (kw_directory_project: kept per thread until the directory
+ * changes); NULL reads the store every time.  The membership is always
+ * read from the store. */
+int kw_policy_check(kw_store *store, kw_directory *directory, kw_route_match *m,
+                    const kw_principal *principal, kw_project *project, int *level,
+                    kw_problem *problem);
 
 /* The caller's current organization: the first of their organizations
  * (oldest first, as /api/users/@me's "organization") that the key's

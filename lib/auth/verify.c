@@ -342,12 +342,45 @@ static kw_verify_result verify_secret(kw_verifier *v, const char *key, size_t le
  * so there is no hash table of its own: the same cache, keyed by the
  * token's SHA-256 (stored plain in projects.api_token, as PostHog does, so
  * the lookup is by value).  No last_used_at for project tokens. */
+/* A project token (phc_) is public — shipped in every web page, stored as
+ * is — and every capture and flag request carries one, most of them the
+ * same few.  Its digest (the verification cache's key) is a pure function
+ * of it, so each thread remembers the last few tokens' digests: a repeat
+ * skips the SHA-256 and nothing else (the cache lookup, and with it every
+ * revocation, is unchanged).  Only public tokens are kept: a secret key's
+ * text never outlives its request. */
+#define TOKEN_MEMO_SLOTS 16
+struct token_memo {
+    size_t len;  /* 0 = empty */
+    char text[KW_KEY_MAX_LEN];
+    unsigned char digest[32];
+};
+static _Thread_local struct token_memo token_memo[TOKEN_MEMO_SLOTS];
+
+static int project_token_digest(const char *token, size_t len, unsigned char digest[32])
+{
+    if (len > KW_KEY_MAX_LEN) return kw_key_digest(token, len, digest);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)token[i]) * 16777619u;
+    struct token_memo *m = &token_memo[h % TOKEN_MEMO_SLOTS];
+    if (m->len == len && memcmp(m->text, token, len) == 0) {
+        memcpy(digest, m->digest, 32);
+        return KW_OK;
+    }
+    int rc = kw_key_digest(token, len, digest);
+    if (rc) return rc;
+    m->len = len;
+    memcpy(m->text, token, len);
+    memcpy(m->digest, digest, 32);
+    return KW_OK;
+}
+
 static kw_verify_result verify_project(kw_verifier *v, const char *token, size_t len,
                                        kw_principal *out)
 {
     if (kw_key_kind_of(token, len) != KW_KEY_PROJECT) return KW_VERIFY_INVALID;
     unsigned char digest[32];
-    if (kw_key_digest(token, len, digest)) return KW_VERIFY_UNAVAILABLE;
+    if (project_token_digest(token, len, digest)) return KW_VERIFY_UNAVAILABLE;
     int64_t last_used;
     int hit = kw_vcache_get(v->cache, digest, out, &last_used);
     kw_metrics_cache(KW_M_PROJECT, hit);

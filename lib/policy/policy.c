@@ -445,13 +445,13 @@ static int pick_first_project(void *ctx, const kw_project *p)
 }
 
 /* Resolves the :project segment to a stored project, or a 404. */
-static int resolve_project(kw_store *store, const char *ref, const kw_principal *pr,
-                           kw_project *project, kw_problem *problem)
+static int resolve_project(kw_store *store, kw_directory *dir, const char *ref,
+                           const kw_principal *pr, kw_project *project, kw_problem *problem)
 {
     int rc;
     if (strcmp(ref, "@current") == 0) {
         if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
-            rc = kw_store_project_get(store, pr->project_id, project);
+            rc = kw_directory_project(dir, store, pr->project_id, project);
         } else {
             struct first_project fp = {pr, project, 0};
             rc = kw_store_user_projects(store, pr->user_id, pick_first_project, &fp);
@@ -461,7 +461,7 @@ static int resolve_project(kw_store *store, const char *ref, const kw_principal 
     } else {
         errno = 0;
         long long id = strtoll(ref, NULL, 10);
-        rc = errno ? KW_ERR_NOTFOUND : kw_store_project_get(store, id, project);
+        rc = errno ? KW_ERR_NOTFOUND : kw_directory_project(dir, store, id, project);
     }
     return kw_problem_from_store(problem, rc);
 }
@@ -528,8 +528,8 @@ static int check_org(kw_store *store, kw_route_match *m, const kw_principal *pr,
     return 0;
 }
 
-int kw_policy_check(kw_store *store, kw_route_match *m, const kw_principal *pr,
-                    kw_project *project, int *level, kw_problem *problem)
+int kw_policy_check(kw_store *store, kw_directory *dir, kw_route_match *m,
+                    const kw_principal *pr, kw_project *project, int *level, kw_problem *problem)
 {
     const kw_route *route = m->route;
     *level = 0;
@@ -561,7 +561,7 @@ int kw_policy_check(kw_store *store, kw_route_match *m, const kw_principal *pr,
     if (route->in_current_org && !m->org[0]) snprintf(m->org, sizeof m->org, "@current");
     if (m->org[0]) return check_org(store, m, pr, level, problem);
     if (!m->project[0]) return 0;
-    if (resolve_project(store, m->project, pr, project, problem)) return 1;
+    if (resolve_project(store, dir, m->project, pr, project, problem)) return 1;
     if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
         if (project->id != pr->project_id) {
             kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,

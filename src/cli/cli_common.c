@@ -67,7 +67,7 @@ int kw_cli_authorize(kw_store *store, const kw_principal *me, const char *cmd, c
         fprintf(stderr, "keyward %s: not found\n", cmd);
         return 1;
     }
-    if (kw_policy_check(store, m, me, project, level, &p)) {
+    if (kw_policy_check(store, NULL, m, me, project, level, &p)) {
         kw_cli_print_problem(cmd, &p);
         return 1;
     }

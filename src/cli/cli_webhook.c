@@ -138,7 +138,7 @@ static int act(kw_store *store, const kw_principal *me, const char *action, cons
         fprintf(stderr, "keyward webhook: not found\n");
         return 1;
     }
-    if (kw_policy_check(store, &m, me, &project, &level, &p)) {
+    if (kw_policy_check(store, NULL, &m, me, &project, &level, &p)) {
         kw_cli_print_problem("webhook", &p);
         return 1;
     }

@@ -462,8 +462,8 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
     if (browser_route(req->match.route)) kw_resp_header(resp, "Access-Control-Allow-Origin", "*");
     if (parse_body(req, resp) || authenticate(req, resp)) return;
     kw_problem p;
-    if (kw_policy_check(req->app->store, &req->match, &req->principal, &req->project, &req->level,
-                        &p)) {
+    if (kw_policy_check(req->app->store, req->app->directory, &req->match, &req->principal,
+                        &req->project, &req->level, &p)) {
         kw_resp_problem(resp, &p);
         return;
     }

@@ -82,7 +82,7 @@ static int resolve(kw_http_req *req, int64_t *project_id, kw_problem *p)
     kw_route_match m = req->match;
     snprintf(m.project, sizeof m.project, "%lld", (long long)project.id);
     int level;
-    return kw_policy_check(req->app->store, &m, pr, &project, &level, p);
+    return kw_policy_check(req->app->store, req->app->directory, &m, pr, &project, &level, p);
 secret_invalid:
     kw_problem_set(p, KW_P_AUTH_FAILED, NULL, NULL, KW_MSG_SECRET_INVALID);
     return 1;

@@ -278,6 +278,7 @@ static void test_refuse_kind(void **state)
 struct fixture {
     char path[64];
     kw_store *store;
+    kw_directory *directory;  /* the server's cached reads of projects and memberships */
     kw_user alice, bob, carol;
     kw_project p1, p2, p3;  /* p1, p3 in org A; p2 in org B */
 };
@@ -311,6 +312,7 @@ static int setup(void **state)
         kw_key_generate(KW_KEY_PROJECT, projects[i]->api_token);
         assert_int_equal(kw_store_project_create(f->store, projects[i]), KW_OK);
     }
+    assert_int_equal(kw_directory_new(f->store, &f->directory), KW_OK);
     *state = f;
     return 0;
 }
@@ -318,6 +320,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    kw_directory_free(f->directory);
     kw_store_close(f->store);
     unlink(f->path);
     char wal[80];
@@ -339,18 +342,44 @@ static kw_principal personal(int64_t user_id, const char *scopes, const char *te
     return p;
 }
 
-/* status of `method path` for principal (200 = allowed by the policy) */
-static int verdict(struct fixture *f, const char *method, const char *path, const kw_principal *pr,
-                   char *detail)
+static int verdict_through(struct fixture *f, kw_directory *dir, const char *method,
+                           const char *path, const kw_principal *pr, char *detail, int *level)
 {
     kw_route_match m;
     assert_int_equal(kw_policy_match(method, path, &m), KW_MATCH_OK);
     kw_project project;
-    int level;
     kw_problem p;
-    if (!kw_policy_check(f->store, &m, pr, &project, &level, &p)) return 200;
-    if (detail) strcpy(detail, p.detail);
+    *level = -1;
+    detail[0] = '\0';
+    if (!kw_policy_check(f->store, dir, &m, pr, &project, level, &p)) return 200;
+    strcpy(detail, p.detail);
     return p.status;
+}
+
+/* status of `method path` for principal (200 = allowed by the policy).
+ * Every verdict is reached three ways — reading the store, then through
+ * the directory's per-thread reads twice (a miss, then a hit) — and the
+ * three must agree in status, detail and level: the cache may change the
+ * cost of a decision, never the decision. */
+static int verdict(struct fixture *f, const char *method, const char *path, const kw_principal *pr,
+                   char *detail)
+{
+    char d_store[512], d_miss[512], d_hit[512];
+    int l_store, l_miss, l_hit;
+    /* The fixture writes to the store directly; the server re-reads the
+     * generation after each commit (kw_txn_end) and at every poll. */
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    int s_store = verdict_through(f, NULL, method, path, pr, d_store, &l_store);
+    int s_miss = verdict_through(f, f->directory, method, path, pr, d_miss, &l_miss);
+    int s_hit = verdict_through(f, f->directory, method, path, pr, d_hit, &l_hit);
+    assert_int_equal(s_miss, s_store);
+    assert_int_equal(s_hit, s_store);
+    assert_string_equal(d_miss, d_store);
+    assert_string_equal(d_hit, d_store);
+    assert_int_equal(l_miss, l_store);
+    assert_int_equal(l_hit, l_store);
+    if (detail) strcpy(detail, d_store);
+    return s_store;
 }
 
 static void test_check_table(void **state)
@@ -681,15 +710,15 @@ static void test_current_org(void **state)
     kw_problem p;
     int level;
     assert_int_equal(kw_policy_match("GET", "/api/organizations/@current/", &m), KW_MATCH_OK);
-    assert_int_equal(kw_policy_check(f->store, &m, &alice_all, &project, &level, &p), 0);
+    assert_int_equal(kw_policy_check(f->store, NULL, &m, &alice_all, &project, &level, &p), 0);
     assert_string_equal(m.org, p1.org_id);
     assert_int_equal(level, KW_LEVEL_OWNER);
     assert_int_equal(kw_policy_match("POST", "/api/projects/", &m), KW_MATCH_OK);
-    assert_int_equal(kw_policy_check(f->store, &m, &alice_all, &project, &level, &p), 0);
+    assert_int_equal(kw_policy_check(f->store, NULL, &m, &alice_all, &project, &level, &p), 0);
     assert_string_equal(m.org, p1.org_id);
     kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
     assert_int_equal(kw_policy_match("POST", "/api/projects/", &m), KW_MATCH_OK);
-    assert_int_equal(kw_policy_check(f->store, &m, &carol_all, &project, &level, &p), 1);
+    assert_int_equal(kw_policy_check(f->store, NULL, &m, &carol_all, &project, &level, &p), 1);
     assert_int_equal(p.status, 403);
     char org[KW_ID_LEN + 1];
     kw_principal secret;
@@ -697,6 +726,35 @@ static void test_current_org(void **state)
     secret.kind = KW_KEY_SECRET;
     secret.project_id = f->p1.id;
     assert_int_equal(kw_policy_current_org(f->store, &secret, org), KW_ERR_NOTFOUND);
+}
+
+/* A departure takes effect at once, whatever wrote it (the membership is
+ * read on every request); a project's deletion as soon as the generation
+ * is re-read, and only then (after the write on this instance, at the next
+ * poll for another's). */
+static void test_directory_reads_follow_the_generation(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], detail[512];
+    int level;
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);
+    /* carol leaves org A: refused at once, no re-read needed */
+    assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    /* back as admin: the level read is the new one, at once */
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
+                     KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(level, KW_LEVEL_ADMIN);
+    /* the project is deleted: this thread's entry stands until the
+     * generation is re-read, then it is gone */
+    assert_int_equal(kw_store_project_delete(f->store, f->p1.id), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 404);
 }
 
 int main(void)
@@ -715,6 +773,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_org_limited_and_cross_org_over_the_table, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_current_org, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_reads_follow_the_generation, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

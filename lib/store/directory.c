@@ -1,0 +1,153 @@
+/* directory.c — the directory generation as last read (see directory.h),
+ * and the reads every administrative request makes answered from it.
+ *
+ * The generation is one atomic value: readers (every @me request, every
+ * project or organization route) load it without a lock; writers raise it
+ * with a compare-and-swap so it never moves back.
+ *
+ * A project route's policy reads the project (to learn its organization)
+ * on every request: a query that costs as much as the rest of a cached
+ * answer.  The projects table bumps the generation, so a row read at
+ * generation G is current while G is still the last value read.  Each
+ * thread keeps what it read in a small table of its own (no lock, no
+ * sharing); an entry is used only for the same directory, the same
+ * generation, and for at most ENTRY_TTL_US.  The generation is taken
+ * before the row is read, so an entry may hold a row newer than its
+ * generation (dropped early), never one older.
+ *
+ * Only the project: the caller's membership, which is what grants access,
+ * is read from the database on every request, so a departure takes effect
+ * at once on every instance, whichever process wrote it.  A project's
+ * deletion is seen by this instance at once (the write re-reads the
+ * generation) and by others within one poll — and its keys and token are
+ * revoked through the change log either way. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyward/directory.h"
+#include "keyward/keyward.h"
+
+struct kw_directory {
+    kw_store *store;
+    _Atomic int64_t generation;
+};
+
+static void raise_to(kw_directory *d, int64_t g)
+{
+    int64_t seen = atomic_load(&d->generation);
+    while (g > seen && !atomic_compare_exchange_weak(&d->generation, &seen, g)) {}
+}
+
+int kw_directory_refresh(kw_directory *d)
+{
+    if (!d) return KW_OK;
+    int64_t g = 0;
+    int rc = kw_store_directory_generation(d->store, &g);
+    if (!rc) raise_to(d, g);
+    return rc;
+}
+
+void kw_directory_poll(void *d) { kw_directory_refresh(d); }
+
+int64_t kw_directory_generation(const kw_directory *d)
+{
+    return d ? atomic_load_explicit(&((kw_directory *)d)->generation, memory_order_acquire) : 0;
+}
+
+int kw_directory_new(kw_store *store, kw_directory **out)
+{
+    *out = NULL;
+    kw_directory *d = calloc(1, sizeof *d);
+    if (!d) return KW_ERR_NOMEM;
+    d->store = store;
+    atomic_init(&d->generation, 0);
+    int rc = kw_directory_refresh(d);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return KW_OK;
+}
+
+void kw_directory_free(kw_directory *d) { free(d); }
+
+/* ---- reads kept per thread ------------------------------------------------ */
+
+#define PROJECT_SLOTS 64
+/* Bounds an entry's life even if a bump were missed (a write outside the
+ * triggers' tables): the same order as the cross-instance revocation
+ * window, not a correctness crutch. */
+#define ENTRY_TTL_US ((int64_t)60 * 1000000)
+
+struct entry_key {
+    const kw_directory *directory;
+    int64_t generation;
+    int64_t read_at;
+};
+
+struct project_entry {
+    struct entry_key k;
+    int64_t id;
+    int rc;  /* KW_OK or KW_ERR_NOTFOUND */
+    kw_project project;
+};
+
+
+struct thread_reads {
+    struct project_entry projects[PROJECT_SLOTS];
+};
+
+static pthread_key_t reads_key;
+static pthread_once_t reads_once = PTHREAD_ONCE_INIT;
+static int reads_key_ok;
+
+static void reads_key_make(void) { reads_key_ok = pthread_key_create(&reads_key, free) == 0; }
+
+/* This thread's table, made on first use; NULL without memory. */
+static struct thread_reads *thread_reads(void)
+{
+    pthread_once(&reads_once, reads_key_make);
+    if (!reads_key_ok) return NULL;
+    struct thread_reads *t = pthread_getspecific(reads_key);
+    if (t) return t;
+    t = calloc(1, sizeof *t);
+    if (t && pthread_setspecific(reads_key, t)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+static int entry_current(const struct entry_key *k, const kw_directory *d, int64_t generation,
+                         int64_t now)
+{
+    return k->directory == d && k->generation == generation && now >= k->read_at &&
+           now - k->read_at < ENTRY_TTL_US;
+}
+
+/* Only answers are kept: a database error is retried next time. */
+static int keepable(int rc) { return rc == KW_OK || rc == KW_ERR_NOTFOUND; }
+
+int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out)
+{
+    struct thread_reads *t = d ? thread_reads() : NULL;
+    if (!t) return kw_store_project_get(store, id, out);
+    int64_t generation = kw_directory_generation(d), now = kw_now();
+    struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
+    if (e->id == id && entry_current(&e->k, d, generation, now)) {
+        if (e->rc == KW_OK) *out = e->project;
+        return e->rc;
+    }
+    int rc = kw_store_project_get(store, id, out);
+    if (keepable(rc)) {
+        e->k = (struct entry_key){d, generation, now};
+        e->id = id;
+        e->rc = rc;
+        if (rc == KW_OK) e->project = *out;
+    }
+    return rc;
+}
+
