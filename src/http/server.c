@@ -395,7 +395,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
         if (state) {
             free(state->slow);
-            kw_hold_free(state->capture);
+            kw_hold_conn_free(state);
         }
         free(state);
         *socket_context = NULL;

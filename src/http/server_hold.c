@@ -91,7 +91,11 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
     kw_capture_batch *b = req->capture;
     req->capture = NULL;
     struct conn_state *state = kw_conn_state(conn);
-    struct held_capture *held = state && s->capture ? malloc(sizeof *held) : NULL;
+    struct held_capture *held = NULL;
+    if (state && s->capture) {
+        held = state->spare ? state->spare : malloc(sizeof *held);
+        state->spare = NULL;
+    }
     if (!held) {
         kw_problem p;
         int rc = store_here(req, b);
@@ -138,7 +142,9 @@ enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const c
                          held->resp.status, kw_metrics_clock() - held->started};
     kw_http_observe(app, &done);
     enum MHD_Result ret = kw_server_send(conn, &held->resp);
-    free(held);
+    struct conn_state *state = kw_conn_state(conn);
+    if (state && !state->spare) state->spare = held;
+    else free(held);
     return ret;
 }
 
@@ -146,4 +152,12 @@ void kw_hold_free(struct held_capture *held)
 {
     if (held) json_decref(held->resp.body);
     free(held);
+}
+
+void kw_hold_conn_free(struct conn_state *state)
+{
+    kw_hold_free(state->capture);
+    state->capture = NULL;
+    free(state->spare);
+    state->spare = NULL;
 }

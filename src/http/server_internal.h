@@ -37,6 +37,11 @@ struct conn_state {
     int over;          /* opened beyond --max-connections: its requests get 503 */
     kw_http_slow *slow;  /* a finished legacy check for the current request */
     struct held_capture *capture;  /* its stored (or failed) capture */
+    /* The last held capture's memory, kept for the connection's next one:
+     * an SDK sends its batches on one keep-alive connection, and the
+     * answer and principal it holds are kilobytes (a malloc and free of
+     * that size per request also made glibc consolidate its free lists). */
+    struct held_capture *spare;
 };
 
 static inline struct conn_state *kw_conn_state(struct MHD_Connection *conn)
@@ -62,6 +67,8 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
                     kw_http_resp *resp, uint64_t t0);
 enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const char *url,
                                const char *method, struct held_capture *held);
+/* Frees what a connection's state holds of this file's (at its close). */
+void kw_hold_conn_free(struct conn_state *state);
 /* A held capture's memory, when its connection closes before it is sent. */
 void kw_hold_free(struct held_capture *held);
 
