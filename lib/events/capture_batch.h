@@ -6,6 +6,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "keyward/workq.h"
 
 struct staged {
     char distinct_id[KW_DISTINCT_ID_MAX + 1];
@@ -13,6 +14,7 @@ struct staged {
 };
 
 struct kw_capture_batch {
+    kw_workq_link link;  /* first: queued on a capture group's work queue */
     int64_t project_id;
     json_t *payload;  /* the request's body: the events' names point into it */
     json_t *list;     /* its event list (a reference of the batch's own) */
@@ -21,7 +23,6 @@ struct kw_capture_batch {
     kw_event *events;
     struct staged *staged;
     /* While queued in a capture group. */
-    struct kw_capture_batch *next;
     kw_capture_done done;
     void *done_ctx;
 };

@@ -13,12 +13,12 @@
  * retried batch by batch, so each request gets its own outcome.  The
  * queue is bounded: when it is full the caller sheds the request (503
  * with Retry-After) instead of letting the backlog grow without limit. */
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "events/capture_batch.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "keyward/workq.h"
 
 /* At most this many events go into one transaction; the rest wait for the
  * next one (a transaction's size bounds how long the lock is held). */
@@ -26,14 +26,12 @@
 
 struct kw_capture_group {
     kw_call call;  /* the store and caches; no actor: capture is not administration */
-    size_t max_queued;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    kw_capture_batch *head, *tail;
-    size_t queued;
-    int stopping;
-    pthread_t thread;
+    kw_workq *work;
 };
+
+/* A queued batch from its link (the batch's first member). */
+static kw_capture_batch *batch_of(kw_workq_link *link) { return (kw_capture_batch *)link; }
+static size_t events_of(const kw_workq_link *link) { return ((const kw_capture_batch *)link)->n; }
 
 /* Stores a group in one transaction: KW_OK, or the first error (nothing
  * of the group is then stored). */
@@ -41,20 +39,23 @@ static int store_together(kw_capture_group *g, kw_capture_batch *first)
 {
     kw_store *store = g->call.store;
     int rc = kw_store_begin(store);
-    for (kw_capture_batch *b = first; !rc && b; b = b->next)
+    for (kw_capture_batch *b = first; !rc && b; b = batch_of(b->link.next))
         if (b->n) rc = kw_store_events_insert(store, b->project_id, b->events, b->n);
     if (!rc) rc = kw_store_commit(store);
     if (rc) kw_store_rollback(store);
     return rc;
 }
 
-static void store_group(kw_capture_group *g, kw_capture_batch *first)
+/* The work queue's job: a group of batches (see take_group). */
+static void store_group(void *ctx, kw_workq_link *chain)
 {
-    int together = first->next ? store_together(g, first) : -1;
+    kw_capture_group *g = ctx;
+    kw_capture_batch *first = batch_of(chain);
+    int together = first->link.next ? store_together(g, first) : -1;
     kw_capture_batch *next;
     for (kw_capture_batch *b = first; b; b = next) {
-        next = b->next;
-        b->next = NULL;
+        next = batch_of(b->link.next);
+        b->link.next = NULL;
         int rc;
         if (together == KW_OK) {
             kw_capture_batch_stored(&g->call, b);
@@ -66,38 +67,18 @@ static void store_group(kw_capture_group *g, kw_capture_batch *first)
     }
 }
 
-/* Takes the batches at the head of the queue up to GROUP_MAX_EVENTS
- * events (at least one batch).  Called with the lock held. */
-static kw_capture_batch *take_group(kw_capture_group *g)
+/* The batches at the head of the queue up to GROUP_MAX_EVENTS events (at
+ * least one batch).  Called with the queue locked. */
+static size_t take_group(void *ctx, const kw_workq_link *head)
 {
-    kw_capture_batch *first = g->head, *last = first;
-    size_t events = first->n;
-    g->queued--;
-    while (last->next && events + last->next->n <= GROUP_MAX_EVENTS) {
-        last = last->next;
-        events += last->n;
-        g->queued--;
+    (void)ctx;
+    size_t n = 1, events = events_of(head);
+    for (const kw_workq_link *l = head->next; l && events + events_of(l) <= GROUP_MAX_EVENTS;
+         l = l->next) {
+        events += events_of(l);
+        n++;
     }
-    g->head = last->next;
-    if (!g->head) g->tail = NULL;
-    last->next = NULL;
-    return first;
-}
-
-static void *committer(void *arg)
-{
-    kw_capture_group *g = arg;
-    pthread_mutex_lock(&g->lock);
-    for (;;) {
-        while (!g->head && !g->stopping) pthread_cond_wait(&g->wake, &g->lock);
-        if (!g->head) break;  /* stopping, and nothing is left to store */
-        kw_capture_batch *group = take_group(g);
-        pthread_mutex_unlock(&g->lock);
-        store_group(g, group);
-        pthread_mutex_lock(&g->lock);
-    }
-    pthread_mutex_unlock(&g->lock);
-    return NULL;
+    return n;
 }
 
 int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group **out)
@@ -107,12 +88,9 @@ int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group
     g->call = *c;
     g->call.actor = NULL;
     g->call.ip = NULL;
-    g->max_queued = max_queued ? max_queued : 1;
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->wake, NULL);
-    if (pthread_create(&g->thread, NULL, committer, g)) {
-        pthread_cond_destroy(&g->wake);
-        pthread_mutex_destroy(&g->lock);
+    kw_workq_ops ops = {.run = store_group, .take = take_group, .ctx = g,
+                        .max_queued = max_queued ? max_queued : 1};
+    if (kw_workq_start(&ops, &g->work)) {
         free(g);
         return KW_ERR_NOMEM;
     }
@@ -123,38 +101,20 @@ int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group
 int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
                             void *ctx)
 {
-    pthread_mutex_lock(&g->lock);
-    int rc = g->stopping ? KW_ERR_UNAVAILABLE : g->queued >= g->max_queued ? KW_ERR_LIMIT : KW_OK;
-    if (rc == KW_OK) {
-        b->next = NULL;
-        b->done = done;
-        b->done_ctx = ctx;
-        if (g->tail) g->tail->next = b;
-        else g->head = b;
-        g->tail = b;
-        g->queued++;
-        pthread_cond_signal(&g->wake);
-    }
-    pthread_mutex_unlock(&g->lock);
-    return rc;
+    b->done = done;
+    b->done_ctx = ctx;
+    int rc = kw_workq_submit(g->work, &b->link);
+    return rc < 0 ? KW_ERR_UNAVAILABLE : rc > 0 ? KW_ERR_LIMIT : KW_OK;
 }
 
 void kw_capture_group_stop(kw_capture_group *g)
 {
-    if (!g) return;
-    pthread_mutex_lock(&g->lock);
-    int joined = g->stopping;
-    g->stopping = 1;
-    pthread_cond_signal(&g->wake);
-    pthread_mutex_unlock(&g->lock);
-    if (!joined) pthread_join(g->thread, NULL);
+    if (g) kw_workq_stop(g->work);
 }
 
 void kw_capture_group_free(kw_capture_group *g)
 {
     if (!g) return;
-    kw_capture_group_stop(g);
-    pthread_cond_destroy(&g->wake);
-    pthread_mutex_destroy(&g->lock);
+    kw_workq_free(g->work);
     free(g);
 }

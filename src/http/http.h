@@ -24,6 +24,7 @@
 #include "keyward/service.h"
 #include "keyward/session.h"
 #include "keyward/store.h"
+#include "keyward/workq.h"
 
 #define KW_MAX_BODY (1024 * 1024)
 /* Query strings (checked once, in dispatch.c, before any route runs): at
@@ -72,12 +73,12 @@ int kw_http_public_url(const char *url, char *out, size_t size);
  * request is suspended while slow.c runs it, then dispatched again with
  * the answer (kw_http_req.slow). */
 typedef struct kw_http_slow {
+    kw_workq_link link;  /* first: queued on slow.c's work queue */
     char key[KW_KEY_MAX_LEN + 1];
     size_t len;
     kw_verify_result result;
     kw_principal principal;
     void *owner;  /* server.c's: the suspended connection */
-    struct kw_http_slow *next;
 } kw_http_slow;
 
 /* libmicrohttpd's connection, opaque outside server.c. */
