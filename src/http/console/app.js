@@ -132,6 +132,22 @@ async function copyText(text, button) {
 
 /* ---- dialogs ------------------------------------------------------------- */
 
+/* A dialog's Cancel and submit buttons (its `actions`): submitting runs
+ * `action` with the button disabled and closes the dialog with what it
+ * resolves to; a refusal is shown in `err` in the server's words and the
+ * button enabled again.  Enter in `enterFrom` (an input) submits too. */
+function submitActions(close, label, err, action, enterFrom) {
+  const submit = h('button', { class: 'btn primary', type: 'button' }, label);
+  const go = async () => {
+    err.textContent = '';
+    submit.disabled = true;
+    try { close(await action()); } catch (e) { err.textContent = e.message; submit.disabled = false; }
+  };
+  submit.addEventListener('click', go);
+  if (enterFrom) enterFrom.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); go(); } });
+  return [h('button', { class: 'btn', type: 'button', onclick: () => close(null) }, 'Cancel'), submit];
+}
+
 /* A modal <dialog> (focus stays inside, Esc closes); resolves with the
  * value passed to close(). */
 function openDialog({ title, description, body, actions, wide }) {
@@ -247,21 +263,8 @@ function createKeyDialog({ title, description, picker, create, what }) {
         h('div', { class: 'hint' }, 'What uses this key, e.g. "CI deploy" (up to 40 characters).')),
       h('div', { class: 'field' }, h('span', { class: 'label-text' }, h('strong', {}, 'Scopes')),
         h('div', { class: 'hint' }, 'Grant only what the key needs.'), picker.element)],
-    actions: (close) => {
-      const submit = h('button', { class: 'btn primary', type: 'button' }, 'Create key');
-      submit.addEventListener('click', async () => {
-        err.textContent = '';
-        submit.disabled = true;
-        try {
-          const key = await create({ label: label.value.trim(), scopes: picker.value() });
-          close(key);
-        } catch (e) {
-          err.textContent = e.message;
-          submit.disabled = false;
-        }
-      });
-      return [h('button', { class: 'btn', type: 'button', onclick: () => close(null) }, 'Cancel'), submit];
-    },
+    actions: (close) => submitActions(close, 'Create key', err,
+      () => create({ label: label.value.trim(), scopes: picker.value() })),
   }).then((key) => (key ? showSecret('Your new key', key.value, what).then(() => key) : null));
 }
 

@@ -32,17 +32,7 @@ function nameDialog({ title, description, label, value, submitLabel, submit }) {
   return openDialog({
     title, description,
     body: [err, h('div', { class: 'field' }, h('label', { for: id }, label), input)],
-    actions: (close) => {
-      const ok = h('button', { class: 'btn primary', type: 'button' }, submitLabel);
-      const go = async () => {
-        err.textContent = '';
-        ok.disabled = true;
-        try { close(await submit(input.value.trim())); } catch (e) { err.textContent = e.message; ok.disabled = false; }
-      };
-      ok.addEventListener('click', go);
-      input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); go(); } });
-      return [h('button', { class: 'btn', type: 'button', onclick: () => close(null) }, 'Cancel'), ok];
-    },
+    actions: (close) => submitActions(close, submitLabel, err, () => submit(input.value.trim()), input),
   });
 }
 

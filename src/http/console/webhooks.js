@@ -55,17 +55,8 @@ function createWebhookDialog(base) {
     title: 'New webhook', wide: true,
     description: 'keyward POSTs each event as JSON, signed the Standard Webhooks way with a secret shown once.',
     body: [err, h('div', { class: 'field' }, h('label', { for: urlId }, 'Endpoint URL'), url), picker.element],
-    actions: (close) => {
-      const ok = h('button', { class: 'btn primary', type: 'button' }, 'Create webhook');
-      ok.addEventListener('click', async () => {
-        err.textContent = '';
-        ok.disabled = true;
-        try {
-          close(await api('POST', base, { url: url.value.trim(), events: picker.value() }));
-        } catch (e) { err.textContent = e.message; ok.disabled = false; }
-      });
-      return [h('button', { class: 'btn', type: 'button', onclick: () => close(null) }, 'Cancel'), ok];
-    },
+    actions: (close) => submitActions(close, 'Create webhook', err,
+      () => api('POST', base, { url: url.value.trim(), events: picker.value() })),
   });
 }
 
@@ -75,17 +66,8 @@ function editEventsDialog(base, w) {
   return openDialog({
     title: 'Events', wide: true, description: w.url,
     body: [err, picker.element],
-    actions: (close) => {
-      const ok = h('button', { class: 'btn primary', type: 'button' }, 'Save');
-      ok.addEventListener('click', async () => {
-        err.textContent = '';
-        ok.disabled = true;
-        try {
-          close(await api('PATCH', `${base}${encodeURIComponent(w.id)}/`, { events: picker.value() }));
-        } catch (e) { err.textContent = e.message; ok.disabled = false; }
-      });
-      return [h('button', { class: 'btn', type: 'button', onclick: () => close(null) }, 'Cancel'), ok];
-    },
+    actions: (close) => submitActions(close, 'Save', err,
+      () => api('PATCH', `${base}${encodeURIComponent(w.id)}/`, { events: picker.value() })),
   });
 }
 
