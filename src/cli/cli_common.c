@@ -51,6 +51,18 @@ int kw_cli_act_as(kw_store *store, const char *email, kw_principal *out)
     return 0;
 }
 
+int kw_cli_open_as(const char *db, const char *email, kw_store **store, kw_principal *out)
+{
+    *store = kw_cli_open_store(db);
+    if (!*store) return 1;
+    int rc = kw_cli_act_as(*store, email, out);
+    if (rc) {
+        kw_store_close(*store);
+        *store = NULL;
+    }
+    return rc;
+}
+
 void kw_cli_print_problem(const char *cmd, const kw_problem *p)
 {
     if (p->attr)

@@ -13,6 +13,9 @@ kw_store *kw_cli_open_store(const char *option);
 /* The shell user acts as the person with that email (all their rights,
  * none beyond: membership checks still apply). 0, or an exit status. */
 int kw_cli_act_as(kw_store *store, const char *email, kw_principal *out);
+/* Both: opens the store (--db) and acts as `email`.  0 with *store open
+ * (close it with kw_store_close), or an exit status with nothing open. */
+int kw_cli_open_as(const char *db, const char *email, kw_store **store, kw_principal *out);
 void kw_cli_print_problem(const char *cmd, const kw_problem *p);
 /* Where keyward keeps what it can rebuild (the scanner's compiled rules):
  * $KEYWARD_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/keyward,

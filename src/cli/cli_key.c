@@ -80,14 +80,10 @@ int kw_cli_key(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    kw_store *store = kw_cli_open_store(db);
-    if (!store) return 1;
+    kw_store *store;
     kw_principal me;
-    int rc = kw_cli_act_as(store, email, &me);
-    if (rc) {
-        kw_store_close(store);
-        return rc;
-    }
+    int rc = kw_cli_open_as(db, email, &store, &me);
+    if (rc) return rc;
     kw_call call = {.store = store, .actor = &me, .ip = "cli"};
     static kw_pkey key;
     char value[KW_KEY_LEN + 1] = "";

@@ -137,13 +137,9 @@ int kw_cli_member(int argc, char **argv)
     struct opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    kw_store *store = kw_cli_open_store(o.db);
-    if (!store) return 1;
+    kw_store *store;
     kw_principal me;
-    if ((rc = kw_cli_act_as(store, o.email, &me))) {
-        kw_store_close(store);
-        return rc;
-    }
+    if ((rc = kw_cli_open_as(o.db, o.email, &store, &me))) return rc;
     kw_call call = {.store = store, .actor = &me, .ip = "cli"};
     const char *action = argv[1];
     static kw_route_match m;

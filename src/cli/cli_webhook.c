@@ -184,10 +184,10 @@ int kw_cli_webhook(int argc, char **argv)
     struct opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    kw_store *store = kw_cli_open_store(o.db);
-    if (!store) return 1;
+    kw_store *store;
     kw_principal me;
-    if (!(rc = kw_cli_act_as(store, o.email, &me))) rc = act(store, &me, argv[1], &o);
+    if ((rc = kw_cli_open_as(o.db, o.email, &store, &me))) return rc;
+    rc = act(store, &me, argv[1], &o);
     kw_store_close(store);
     return rc;
 }
