@@ -338,10 +338,6 @@ static kw_verify_result verify_secret(kw_verifier *v, const char *key, size_t le
     return live(out);
 }
 
-/* The project token is public and a lookup returns only the project id,
- * so there is no hash table of its own: the same cache, keyed by the
- * token's SHA-256 (stored plain in projects.api_token, as PostHog does, so
- * the lookup is by value).  No last_used_at for project tokens. */
 /* A project token (phc_) is public — shipped in every web page, stored as
  * is — and every capture and flag request carries one, most of them the
  * same few.  Its digest (the verification cache's key) is a pure function
@@ -375,6 +371,10 @@ static int project_token_digest(const char *token, size_t len, unsigned char dig
     return KW_OK;
 }
 
+/* The project token is public and a lookup returns only the project id,
+ * so there is no hash table of its own: the same cache, keyed by the
+ * token's SHA-256 (stored plain in projects.api_token, as PostHog does, so
+ * the lookup is by value).  No last_used_at for project tokens. */
 static kw_verify_result verify_project(kw_verifier *v, const char *token, size_t len,
                                        kw_principal *out)
 {

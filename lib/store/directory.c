@@ -2,7 +2,7 @@
  * and the reads every administrative request makes answered from it.
  *
  * The generation is one atomic value: readers (every @me request, every
- * project or organization route) load it without a lock; writers raise it
+ * project route) load it without a lock; writers raise it
  * with a compare-and-swap so it never moves back.
  *
  * A project route's policy reads the project (to learn its organization)
@@ -10,8 +10,9 @@
  * answer.  The projects table bumps the generation, so a row read at
  * generation G is current while G is still the last value read.  Each
  * thread keeps what it read in a small table of its own (no lock, no
- * sharing); an entry is used only for the same directory, the same
- * generation, and for at most ENTRY_TTL_US.  The generation is taken
+ * sharing); an entry is used only for the same directory (by serial
+ * number: an address can be reused), the same generation, and for at most
+ * ENTRY_TTL_US.  The generation is taken
  * before the row is read, so an entry may hold a row newer than its
  * generation (dropped early), never one older.
  *
@@ -32,7 +33,10 @@
 struct kw_directory {
     kw_store *store;
     _Atomic int64_t generation;
+    uint64_t serial;  /* unique in the process: names its per-thread entries */
 };
+
+static _Atomic uint64_t serials;
 
 static void raise_to(kw_directory *d, int64_t g)
 {
@@ -62,6 +66,7 @@ int kw_directory_new(kw_store *store, kw_directory **out)
     kw_directory *d = calloc(1, sizeof *d);
     if (!d) return KW_ERR_NOMEM;
     d->store = store;
+    d->serial = atomic_fetch_add(&serials, 1) + 1;
     atomic_init(&d->generation, 0);
     int rc = kw_directory_refresh(d);
     if (rc) {
@@ -82,22 +87,13 @@ void kw_directory_free(kw_directory *d) { free(d); }
  * window, not a correctness crutch. */
 #define ENTRY_TTL_US ((int64_t)60 * 1000000)
 
-struct entry_key {
-    const kw_directory *directory;
+struct project_entry {
+    uint64_t directory;  /* its serial; 0 = empty */
     int64_t generation;
     int64_t read_at;
-};
-
-struct project_entry {
-    struct entry_key k;
     int64_t id;
     int rc;  /* KW_OK or KW_ERR_NOTFOUND */
     kw_project project;
-};
-
-
-struct thread_reads {
-    struct project_entry projects[PROJECT_SLOTS];
 };
 
 static pthread_key_t reads_key;
@@ -106,14 +102,15 @@ static int reads_key_ok;
 
 static void reads_key_make(void) { reads_key_ok = pthread_key_create(&reads_key, free) == 0; }
 
-/* This thread's table, made on first use; NULL without memory. */
-static struct thread_reads *thread_reads(void)
+/* This thread's PROJECT_SLOTS entries, made on first use; NULL without
+ * memory. */
+static struct project_entry *thread_entries(void)
 {
     pthread_once(&reads_once, reads_key_make);
     if (!reads_key_ok) return NULL;
-    struct thread_reads *t = pthread_getspecific(reads_key);
+    struct project_entry *t = pthread_getspecific(reads_key);
     if (t) return t;
-    t = calloc(1, sizeof *t);
+    t = calloc(PROJECT_SLOTS, sizeof *t);
     if (t && pthread_setspecific(reads_key, t)) {
         free(t);
         t = NULL;
@@ -121,11 +118,11 @@ static struct thread_reads *thread_reads(void)
     return t;
 }
 
-static int entry_current(const struct entry_key *k, const kw_directory *d, int64_t generation,
+static int entry_current(const struct project_entry *e, const kw_directory *d, int64_t generation,
                          int64_t now)
 {
-    return k->directory == d && k->generation == generation && now >= k->read_at &&
-           now - k->read_at < ENTRY_TTL_US;
+    return e->directory == d->serial && e->generation == generation && now >= e->read_at &&
+           now - e->read_at < ENTRY_TTL_US;
 }
 
 /* Only answers are kept: a database error is retried next time. */
@@ -133,17 +130,19 @@ static int keepable(int rc) { return rc == KW_OK || rc == KW_ERR_NOTFOUND; }
 
 int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out)
 {
-    struct thread_reads *t = d ? thread_reads() : NULL;
-    if (!t) return kw_store_project_get(store, id, out);
+    struct project_entry *entries = d ? thread_entries() : NULL;
+    if (!entries) return kw_store_project_get(store, id, out);
     int64_t generation = kw_directory_generation(d), now = kw_now();
-    struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
-    if (e->id == id && entry_current(&e->k, d, generation, now)) {
+    struct project_entry *e = &entries[(uint64_t)id % PROJECT_SLOTS];
+    if (e->id == id && entry_current(e, d, generation, now)) {
         if (e->rc == KW_OK) *out = e->project;
         return e->rc;
     }
     int rc = kw_store_project_get(store, id, out);
     if (keepable(rc)) {
-        e->k = (struct entry_key){d, generation, now};
+        e->directory = d->serial;
+        e->generation = generation;
+        e->read_at = now;
         e->id = id;
         e->rc = rc;
         if (rc == KW_OK) e->project = *out;

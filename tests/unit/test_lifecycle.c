@@ -535,6 +535,69 @@ static void test_revoke_forgets_that_key_only(void **state)
     kw_verifier_free(v);
 }
 
+/* The project-token digest memo (verify.c) maps a token to its digest
+ * and nothing more: tokens sharing a memo slot never answer for each
+ * other, and a rotated token is refused like before.  The slot is FNV-1a
+ * of the token modulo 16, as verify.c computes it; the test makes the
+ * tokens collide on purpose. */
+static uint32_t memo_slot(const char *t)
+{
+    uint32_t h = 2166136261u;
+    for (; *t; t++) h = (h ^ (uint8_t)*t) * 16777619u;
+    return h % 16;
+}
+
+static void colliding_token(const char *with, char out[KW_KEY_MAX_LEN + 1])
+{
+    do assert_int_equal(kw_key_generate(KW_KEY_PROJECT, out), KW_OK);
+    while (memo_slot(out) != memo_slot(with) || strcmp(out, with) == 0);
+}
+
+static void test_project_token_memo(void **state)
+{
+    struct fx *f = *state;
+    kw_org org;
+    memset(&org, 0, sizeof org);
+    snprintf(org.name, sizeof org.name, "O");
+    assert_int_equal(kw_store_org_create(f->store, &org), KW_OK);
+    kw_project a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    snprintf(a.org_id, sizeof a.org_id, "%s", org.id);
+    snprintf(b.org_id, sizeof b.org_id, "%s", org.id);
+    snprintf(a.name, sizeof a.name, "A");
+    snprintf(b.name, sizeof b.name, "B");
+    assert_int_equal(kw_key_generate(KW_KEY_PROJECT, a.api_token), KW_OK);
+    colliding_token(a.api_token, b.api_token);
+    assert_int_equal(kw_store_project_create(f->store, &a), KW_OK);
+    assert_int_equal(kw_store_project_create(f->store, &b), KW_OK);
+    char unknown[KW_KEY_MAX_LEN + 1];
+    colliding_token(a.api_token, unknown);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_principal p;
+    for (int round = 0; round < 2; round++) {  /* the second from the memo */
+        assert_int_equal(kw_verify_project(v, a.api_token, strlen(a.api_token), &p), KW_VERIFY_OK);
+        assert_int_equal(p.project_id, a.id);
+        assert_int_equal(kw_verify_project(v, b.api_token, strlen(b.api_token), &p), KW_VERIFY_OK);
+        assert_int_equal(p.project_id, b.id);
+        assert_int_equal(kw_verify_project(v, unknown, strlen(unknown), &p), KW_VERIFY_INVALID);
+    }
+    /* a prefix of a known token is not that token */
+    assert_int_equal(kw_verify_project(v, a.api_token, strlen(a.api_token) - 1, &p),
+                     KW_VERIFY_INVALID);
+    /* rotated: the old value is refused although its digest is memoized */
+    char fresh[KW_KEY_MAX_LEN + 1];
+    assert_int_equal(kw_key_generate(KW_KEY_PROJECT, fresh), KW_OK);
+    assert_int_equal(kw_store_project_set_token(f->store, a.id, fresh), KW_OK);
+    kw_verifier_drop_cache(v);
+    assert_int_equal(kw_verify_project(v, a.api_token, strlen(a.api_token), &p), KW_VERIFY_INVALID);
+    assert_int_equal(kw_verify_project(v, fresh, strlen(fresh), &p), KW_VERIFY_OK);
+    assert_int_equal(p.project_id, a.id);
+    assert_int_equal(kw_verify_project(v, b.api_token, strlen(b.api_token), &p), KW_VERIFY_OK);
+    kw_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_forgets_that_key_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_project_token_memo, setup, teardown),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
