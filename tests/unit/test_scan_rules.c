@@ -296,8 +296,8 @@ static void test_generic_rejects_real_code_shapes(void **state)
     fixture *fx = *state;
     static const char *const CODE[] = {
         /* a key's id is public (a real AKIA id is the AWS rule's) */
-        "\"Message\": \"https://b.s3.amazonaws.com/l.out?AWSAccessKeyId=AKGPT4J56IAJ2EUBL5CQ"
-        "&Expires=1440195891&Signature=n%2BEalOV6A\",\n",
+        ("\"Message\": \"https://b.s3.amazonaws.com/l.out?AWSAccessKeyId=AKGPT4J56IAJ2EUBL5CQ"
+         "&Expires=1440195891&Signature=n%2BEalOV6A\",\n"),
         "api_key_id: \"Zq8vR3mXk2Lp9Tn4Wc7Y\"\n",
         "    ACCESS_TOKEN_ID = 'c9F2kQ8mZ1rT7vX4bN6wP3yL'\n",
         /* the constant prefix of a token format */
