@@ -75,12 +75,11 @@ static int resolve(kw_http_req *req, int64_t *project_id, kw_problem *p)
         return 1;
     }
     if (secret) return 0;
-    /* A person: the same membership/narrowing checks as any project route. */
+    /* A person: the same membership/narrowing checks as any project route
+     * (which also resolve the project: 404 when it is gone). */
     kw_project project;
-    if (kw_problem_from_store(p, kw_store_project_get(req->app->store, *project_id, &project)))
-        return 1;
     kw_route_match m = req->match;
-    snprintf(m.project, sizeof m.project, "%lld", (long long)project.id);
+    snprintf(m.project, sizeof m.project, "%lld", (long long)*project_id);
     int level;
     return kw_policy_check(req->app->store, req->app->directory, &m, pr, &project, &level, p);
 secret_invalid:

@@ -28,6 +28,13 @@ struct held_capture {
     kw_principal principal;
 };
 
+/* A held capture's memory, when its connection closes before it is sent. */
+static void hold_free(struct held_capture *held)
+{
+    if (held) json_decref(held->resp.body);
+    free(held);
+}
+
 /* slow.c's worker finished a job: hand the answer to the request and let
  * MHD call it again.  MHD_resume_connection orders the write before the
  * request thread's read. */
@@ -148,15 +155,9 @@ enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const c
     return ret;
 }
 
-void kw_hold_free(struct held_capture *held)
-{
-    if (held) json_decref(held->resp.body);
-    free(held);
-}
-
 void kw_hold_conn_free(struct conn_state *state)
 {
-    kw_hold_free(state->capture);
+    hold_free(state->capture);
     state->capture = NULL;
     free(state->spare);
     state->spare = NULL;

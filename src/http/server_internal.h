@@ -67,9 +67,8 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
                     kw_http_resp *resp, uint64_t t0);
 enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const char *url,
                                const char *method, struct held_capture *held);
-/* Frees what a connection's state holds of this file's (at its close). */
+/* At a connection's close: frees its held capture (not sent yet) and its
+ * spare one. */
 void kw_hold_conn_free(struct conn_state *state);
-/* A held capture's memory, when its connection closes before it is sent. */
-void kw_hold_free(struct held_capture *held);
 
 #endif
