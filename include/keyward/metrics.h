@@ -73,6 +73,9 @@ void kw_metrics_leak_report(void);
 void kw_metrics_leak_token(enum kw_m_leak action);
 void kw_metrics_db_error(enum kw_m_db kind);
 void kw_metrics_webhook(enum kw_m_webhook outcome);
+/* Captured events answered before they were stored (--capture-ack-window)
+ * whose storing then failed: lost. */
+void kw_metrics_capture_lost(uint64_t events);
 /* The outbox rows still to deliver, as last counted by this process's
  * sender (a gauge, set rather than added: read as is, not summed). */
 void kw_metrics_webhook_backlog(uint64_t rows);
@@ -95,6 +98,7 @@ typedef struct kw_metrics_snapshot {
     uint64_t leak_tokens[KW_M_NLEAK];
     uint64_t db_errors[KW_M_NDB];
     uint64_t webhook_attempts[KW_M_NWEBHOOK];
+    uint64_t capture_lost;  /* events answered 200 that the database then refused */
     uint64_t webhook_backlog;  /* the gauge: never added to in a shard */
 } kw_metrics_snapshot;
 

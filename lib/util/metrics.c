@@ -100,6 +100,8 @@ void kw_metrics_webhook(enum kw_m_webhook outcome)
     if ((unsigned)outcome < KW_M_NWEBHOOK) add(SLOT(webhook_attempts) + outcome, 1);
 }
 
+void kw_metrics_capture_lost(uint64_t events) { add(SLOT(capture_lost), events); }
+
 static _Atomic uint64_t webhook_backlog;
 
 void kw_metrics_webhook_backlog(uint64_t rows)

@@ -32,7 +32,7 @@ static void usage(FILE *out)
             "usage: keyward serve [--listen HOST:PORT] [--db FILE|postgresql://…] [--threads N]\n"
             "                     [--leak-report-keys FILE] [--secure-cookies]\n"
             "                     [--degraded-grace SECONDS] [--conn-timeout SECONDS]\n"
-            "                     [--max-connections N]\n"
+            "                     [--max-connections N] [--capture-ack-window EVENTS]\n"
             "                     [--public-url URL] [--js-dir DIR]\n"
             "                     [--metrics-listen HOST:PORT] [--log-format text|json]\n"
             "                     [--webhook-retry-base SECONDS] [--webhook-allow-private]\n"
@@ -59,6 +59,12 @@ static void usage(FILE *out)
             "             connection opened beyond them is answered 503 with Retry-After and\n"
             "             the connection closed, so excess load is refused at once instead\n"
             "             of slowing every client; at most 512 per client address\n"
+            "  --capture-ack-window EVENTS\n"
+            "             answer a capture before its events are stored while fewer than\n"
+            "             EVENTS events so answered wait to be stored (default 0, 0-1000000).\n"
+            "             0: every capture is answered once its events are committed.  A\n"
+            "             crash or kill -9 loses up to EVENTS acknowledged events; past the\n"
+            "             window, and while the database refuses them, captures wait again\n"
             "  --conn-timeout SECONDS\n"
             "             close a connection idle (or stalled mid-request) this long\n"
             "             (default 30, 1-3600)\n"
@@ -211,6 +217,10 @@ static const char *check_max_connections(const char *v)
 {
     return long_in(v, 1, 65536, NULL) ? NULL : "an integer 1-65536";
 }
+static const char *check_ack_window(const char *v)
+{
+    return long_in(v, 0, 1000000, NULL) ? NULL : "an integer 0-1000000 (events)";
+}
 static const char *check_grace(const char *v)
 {
     char *end;
@@ -234,7 +244,7 @@ static const char *check_public_url(const char *v)
  * configuration file; flag > variable > file > default. */
 enum { S_LISTEN, S_DB, S_THREADS, S_LEAK_KEYS, S_SECURE, S_GRACE, S_CONN_TIMEOUT, S_PUBLIC_URL,
        S_JS_DIR, S_METRICS, S_LOG_FORMAT, S_WEBHOOK_RETRY, S_WEBHOOK_PRIVATE, S_WEBHOOK_EXPIRING,
-       S_MAX_CONNECTIONS,
+       S_MAX_CONNECTIONS, S_CAPTURE_ACK_WINDOW,
        S_COUNT };
 
 /* A number in [lo, hi] (seconds or days), as the webhook settings take. */
@@ -271,6 +281,8 @@ int kw_cli_serve(int argc, char **argv)
                             .check = check_conn_timeout},
         [S_MAX_CONNECTIONS] = {.key = "max-connections", .env = "KEYWARD_MAX_CONNECTIONS",
                                .check = check_max_connections},
+        [S_CAPTURE_ACK_WINDOW] = {.key = "capture-ack-window", .env = "KEYWARD_CAPTURE_ACK_WINDOW",
+                                  .check = check_ack_window},
         [S_PUBLIC_URL] = {.key = "public-url", .env = "KEYWARD_PUBLIC_URL",
                           .check = check_public_url},
         [S_JS_DIR] = {.key = "js-dir", .env = "KEYWARD_JS_DIR", .check = NULL, .empty_ok = 1},
@@ -295,6 +307,8 @@ int kw_cli_serve(int argc, char **argv)
                                          {"degraded-grace", required_argument, 0, S_GRACE},
                                          {"conn-timeout", required_argument, 0, S_CONN_TIMEOUT},
                                          {"max-connections", required_argument, 0, S_MAX_CONNECTIONS},
+                                         {"capture-ack-window", required_argument, 0,
+                                          S_CAPTURE_ACK_WINDOW},
                                          {"public-url", required_argument, 0, S_PUBLIC_URL},
                                          /* operations */
                                          {"metrics-listen", required_argument, 0, S_METRICS},
@@ -369,6 +383,9 @@ static int serve(const kw_setting *set)
     long max_connections = 1024;
     if (set[S_MAX_CONNECTIONS].value)
         long_in(set[S_MAX_CONNECTIONS].value, 1, 65536, &max_connections);
+    long ack_window = 0;
+    if (set[S_CAPTURE_ACK_WINDOW].value)
+        long_in(set[S_CAPTURE_ACK_WINDOW].value, 0, 1000000, &ack_window);
     double grace_s = set[S_GRACE].value ? strtod(set[S_GRACE].value, NULL) : 30;
     if (log_format && *log_format && kw_log_set_format(log_format)) {
         fprintf(stderr, "keyward serve: --log-format must be text or json\n");
@@ -419,6 +436,7 @@ static int serve(const kw_setting *set)
     kw_app app = {.store = store, .max_body = KW_MAX_BODY, .leak_keys = leak_keys,
                   .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout,
                   .max_connections = (unsigned)max_connections,
+                  .capture_ack_window = (unsigned)ack_window,
                   .public_url = public_base[0] ? public_base : NULL, .js = js};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_directory_new(store, &app.directory);

@@ -153,6 +153,10 @@ char *kw_metrics_render(const kw_app *app, size_t *len)
              "Webhook delivery attempts by this instance, by outcome: delivered (2xx), retry "
              "(failed, tried again later), gave_up (failed 24 h after the event).",
              "outcome", WEBHOOK, s->webhook_attempts, KW_M_NWEBHOOK);
+    head(f, "keyward_capture_lost_events_total", "counter",
+         "Captured events answered 200 before they were stored (--capture-ack-window) that the "
+         "database then refused: lost.  Always 0 without the window.");
+    kw_sb_appendf(f, "keyward_capture_lost_events_total %llu\n", (unsigned long long)s->capture_lost);
     head(f, "keyward_webhook_backlog", "gauge",
          "Webhook deliveries waiting (due or scheduled for a retry), all instances, as this "
          "instance's sender last counted them (every few seconds).");

@@ -53,6 +53,10 @@ typedef struct kw_app {
     /* Connections served; requests on the ones opened beyond it are answered
      * 503 + Retry-After and the connection closed (0: 1024). */
     unsigned max_connections;
+    /* Captured events that may be answered 200 before they are stored
+     * (--capture-ack-window); 0: every capture is answered once its events
+     * are committed.  Those events are lost if the process dies first. */
+    unsigned capture_ack_window;
     /* Where clients reach this server (--public-url), without a trailing
      * slash; NULL: links are relative.  Never the request's Host header,
      * which the client chooses. */

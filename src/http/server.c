@@ -501,6 +501,7 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
     /* Beyond max_open, SHED_ROOM more are accepted to be told 503; past
      * that MHD closes new connections at once. */
     s->max_open = app->max_connections ? app->max_connections : 1024;
+    s->ack_window = app->capture_ack_window;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
     if (!metrics) {
         flags |= MHD_ALLOW_SUSPEND_RESUME;

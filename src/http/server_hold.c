@@ -9,17 +9,26 @@
  * MHD then calls the request again and server.c answers it — the legacy
  * check by dispatching the request again, the capture by sending the
  * answer held here (kw_hold_answer).  Suspended before queued, so a
- * request is never resumed before it is suspended. */
+ * request is never resumed before it is suspended.
+ *
+ * With --capture-ack-window N, a capture is answered at once, before it is
+ * stored, while fewer than N events so answered are still waiting to be
+ * stored; past that, and while the last group failed to store, captures
+ * wait for their outcome as without the window.  The window is what a
+ * crash can lose; a failure to store such events is logged and counted
+ * (keyward_capture_lost_events_total). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/server_internal.h"
 #include "keyward/metrics.h"
+#include "logger.h"
 
 /* A capture request suspended until its events are stored: its answer,
  * and what the access log needs once it is sent. */
 struct held_capture {
     struct MHD_Connection *conn;
+    kw_server *server;
     int rc;  /* the store's outcome */
     kw_http_resp resp;
     const kw_route *route;
@@ -66,15 +75,60 @@ int kw_hold_slow(kw_server *s, struct MHD_Connection *conn, const kw_http_req *r
     return 0;
 }
 
+/* A group's outcome says whether the database takes captures again (runs
+ * on the group's thread).  Written only on a change: request threads read
+ * it on every early answer. */
+static void note_outcome(kw_server *s, int rc)
+{
+    if (atomic_load_explicit(&s->store_failing, memory_order_relaxed) != (rc != KW_OK))
+        atomic_store_explicit(&s->store_failing, rc != KW_OK, memory_order_relaxed);
+}
+
 /* The capture group stored a held request's events: hand it the outcome
  * and let MHD call it again (runs on the group's thread). */
 static void capture_done(kw_capture_batch *b, int rc, void *ctx)
 {
     struct held_capture *held = ctx;
     kw_capture_batch_free(b);
+    note_outcome(held->server, rc);
     held->rc = rc;
     kw_conn_state(held->conn)->capture = held;
     MHD_resume_connection(held->conn);
+}
+
+/* The capture group stored (or failed to store) events answered before
+ * they were stored: they leave the window; a failure loses them, so it is
+ * logged and counted where an operator looks. */
+static void early_done(kw_capture_batch *b, int rc, void *ctx)
+{
+    kw_server *s = ctx;
+    size_t n = kw_capture_batch_size(b);
+    kw_capture_batch_free(b);
+    note_outcome(s, rc);
+    atomic_fetch_sub_explicit(&s->unstored, n, memory_order_relaxed);
+    if (rc == KW_OK) return;
+    kw_metrics_capture_lost(n);
+    kw_log_event(KW_LOG_ERROR, "capture_lost", NULL,
+                 "%zu captured events answered before they were stored could not be stored: %s",
+                 n, kw_strerror(rc));
+}
+
+/* Queues b to be stored after its request is answered, when the window
+ * has room for its events and the database took the last group: 1 when
+ * queued (the caller sends the 200 now), 0 when the request must wait for
+ * its outcome (a full queue or a stopping group is then answered there). */
+static int queue_early(kw_server *s, kw_capture_batch *b)
+{
+    size_t n = kw_capture_batch_size(b);
+    if (!s->ack_window || atomic_load_explicit(&s->store_failing, memory_order_relaxed)) return 0;
+    size_t now = atomic_load_explicit(&s->unstored, memory_order_relaxed);
+    do {
+        if (n > s->ack_window - now) return 0;  /* now <= window: never wraps */
+    } while (!atomic_compare_exchange_weak_explicit(&s->unstored, &now, now + n,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    if (kw_capture_group_submit(s->capture, b, early_done, s) == KW_OK) return 1;
+    atomic_fetch_sub_explicit(&s->unstored, n, memory_order_relaxed);
+    return 0;
 }
 
 /* Stores a staged capture on the request's own thread (no capture group,
@@ -91,12 +145,14 @@ static int store_here(kw_http_req *req, kw_capture_batch *b)
  * queued, so it is never resumed first; a batch the group refuses is
  * answered the same way, through a resume of its own: 503 while the
  * group's queue is full (excess load is shed, not queued without bound),
- * else stored here.  0 when held; 1 when answered in resp at once. */
+ * else stored here.  0 when held; 1 when answered in resp at once
+ * (stored here, or queued within the --capture-ack-window). */
 int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
                     kw_http_resp *resp, uint64_t t0)
 {
     kw_capture_batch *b = req->capture;
     req->capture = NULL;
+    if (s->capture && queue_early(s, b)) return 1;
     struct conn_state *state = kw_conn_state(conn);
     struct held_capture *held = NULL;
     if (state && s->capture) {
@@ -114,6 +170,7 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
         return 1;
     }
     held->conn = conn;
+    held->server = s;
     held->route = req->match.route;
     memcpy(held->ip, req->ip, sizeof held->ip);
     held->started = state->started ? state->started : t0;

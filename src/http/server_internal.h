@@ -17,6 +17,12 @@ struct kw_server {
     kw_capture_group *capture;  /* group commit of captured events; ditto */
     atomic_uint open;           /* connections open now */
     unsigned max_open;          /* --max-connections: more are answered 503 */
+    /* --capture-ack-window: events that may be answered before they are
+     * stored; those so answered and not stored yet; set while the last
+     * stored group failed (captures then wait for their outcome again). */
+    size_t ack_window;
+    _Atomic size_t unstored;
+    atomic_bool store_failing;
 };
 
 /* Capture requests waiting for the capture group at most; more are shed

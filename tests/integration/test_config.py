@@ -154,6 +154,9 @@ class ConfigTest(unittest.TestCase):
                  ("threads = 2x", "threads must be an integer 1-256"),
                  ("threads = 99999999999999999999", "threads must be an integer 1-256"),
                  ("conn-timeout = 0", "conn-timeout must be an integer 1-3600"),
+                 ("capture-ack-window = -1", "capture-ack-window must be an integer 0-1000000"),
+                 ("capture-ack-window = 1000001", "capture-ack-window must be an integer 0-1000000"),
+                 ("capture-ack-window = 1e3", "capture-ack-window must be an integer 0-1000000"),
                  ("degraded-grace = -1", "degraded-grace must be a number of seconds"),
                  ("listen = localhost", "listen must be HOST:PORT"),
                  ("listen = 127.0.0.1:70000", "listen must be HOST:PORT"),
@@ -179,6 +182,13 @@ class ConfigTest(unittest.TestCase):
         self.assertIn("$KEYWARD_THREADS (threads) must be an integer 1-256", err)
         err = self.refused(env=clean_env(KEYWARD_SECURE_COOKIES="sometimes"))
         self.assertIn("$KEYWARD_SECURE_COOKIES (secure-cookies) must be true or false", err)
+        err = self.refused(["--conn-timeout", "3601"])
+        self.assertIn("--conn-timeout must be an integer 1-3600", err)
+        err = self.refused(["--capture-ack-window", ""])
+        self.assertIn("--capture-ack-window must be given a value", err)
+        err = self.refused(env=clean_env(KEYWARD_CAPTURE_ACK_WINDOW="lots"))
+        self.assertIn("$KEYWARD_CAPTURE_ACK_WINDOW (capture-ack-window) must be an integer 0-1000000",
+                      err)
         err = self.refused(["--conn-timeout", "3601"])
         self.assertIn("--conn-timeout must be an integer 1-3600", err)
         err = self.refused(["--listen", "nocolon"])

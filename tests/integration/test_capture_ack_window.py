@@ -1,0 +1,206 @@
+"""test_capture_ack_window.py — `serve --capture-ack-window EVENTS`.
+
+Without the window a capture is answered only once its events are
+committed; with it, a capture is answered at once while fewer than EVENTS
+events so answered wait to be stored.  The database is made to wait from
+outside (its write lock held, as a busy database would) to tell the two
+apart:
+
+- without the window the answer waits for the lock; with it the 200 comes
+  while the event is not stored yet, and the event is stored once the lock
+  is released;
+- past the window a capture waits for its outcome again;
+- events answered early that the database then refuses are lost: logged
+  (capture_lost) and counted (keyward_capture_lost_events_total); the next
+  captures wait for their outcome until one is stored;
+- SIGTERM stores every event answered early before the process exits.
+
+The crash test (test_crash_safety.py) kills the server under capture load
+with a window and checks what a crash may lose is bounded by it."""
+import http.client
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kwtest  # noqa: E402
+
+METRICS_LINE = re.compile(r"^keyward metrics on http://127\.0\.0\.1:(\d+)/metrics$")
+HOLD = 1.5  # seconds the lock is held; an answer that waited for it takes about this long
+
+
+class EventsLock:
+    """Holds the events table's write lock from another connection, so the
+    server's inserts wait (SQLite: the database's write lock; PostgreSQL:
+    LOCK TABLE events in a transaction of psql)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.conn = None
+        self.lock = threading.Lock()  # release() may run on a timer's thread too
+
+    def __enter__(self):
+        if self.env.pg_dbname:
+            self.proc = subprocess.Popen(
+                ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.env.db],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.proc.stdin.write("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE; SELECT 'locked';\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline().strip()
+            if line != "locked":
+                raise AssertionError("could not lock events: %r %s" % (line, self.proc.stderr.read()))
+        else:
+            self.conn = sqlite3.connect(self.env.db, timeout=10, isolation_level=None,
+                                        check_same_thread=False)  # released by a timer
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def release(self):
+        with self.lock:
+            self._release()
+
+    def _release(self):
+        if self.env.pg_dbname:
+            if self.proc.poll() is None:
+                self.proc.communicate("COMMIT;\n", timeout=30)
+        elif self.conn:
+            self.conn.execute("ROLLBACK")
+            self.conn.close()
+            self.conn = None
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class CaptureAckWindow(kwtest.KWTestCase):
+    serve_in_setup = False
+
+    def serve(self, *args):
+        srv = kwtest.Server(self.env.db, self.env.dir, list(args))
+        self.addCleanup(self._stop_server, srv)
+        return srv
+
+    def capture(self, srv, event="w", n=1, timeout=30):
+        """Sends a /batch/ of n events with fresh uuids: (status, seconds
+        taken, uuids)."""
+        uuids = [str(uuid.uuid4()) for _ in range(n)]
+        batch = [{"event": event, "distinct_id": "u", "uuid": u} for u in uuids]
+        t0 = time.monotonic()
+        st, _, body = srv.post("/batch/", {"api_key": self.token, "batch": batch}, timeout=timeout)
+        return st, time.monotonic() - t0, uuids
+
+    def stored(self, uuids):
+        marks = ",".join("?" * len(uuids))
+        return self.env.sql("SELECT COUNT(*) FROM events WHERE uuid IN (%s)" % marks,
+                            tuple(uuids))[0][0]
+
+    def wait_stored(self, uuids, seconds=15):
+        deadline = time.monotonic() + seconds
+        while self.stored(uuids) < len(uuids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.stored(uuids)
+
+    def release_later(self, lock, after):
+        t = threading.Timer(after, lock.release)
+        t.start()
+        self.addCleanup(t.join)
+        return t
+
+    def test_without_the_window_the_answer_waits_for_the_commit(self):
+        srv = self.serve()
+        with EventsLock(self.env) as lock:
+            self.release_later(lock, HOLD)
+            st, took, uuids = self.capture(srv)
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(took, HOLD * 0.8, "answered before the lock was released")
+        self.assertEqual(self.stored(uuids), 1, "answered 200 before it was stored")
+
+    def test_with_the_window_the_answer_comes_first_and_the_events_follow(self):
+        srv = self.serve("--capture-ack-window", "100")
+        with EventsLock(self.env) as lock:
+            st, took, uuids = self.capture(srv, n=3)
+            self.assertEqual(st, 200)
+            self.assertLess(took, HOLD * 0.6)
+            self.assertEqual(self.stored(uuids), 0)
+        self.assertEqual(self.wait_stored(uuids), 3)
+
+    def test_past_the_window_captures_wait_again(self):
+        srv = self.serve("--capture-ack-window", "10")
+        with EventsLock(self.env) as lock:
+            st, took, first = self.capture(srv, n=8)  # 8 of 10: answered at once
+            self.assertEqual((st, self.stored(first)), (200, 0))
+            self.assertLess(took, HOLD * 0.6)
+            self.release_later(lock, HOLD)
+            st, took, second = self.capture(srv, n=3)  # 8 + 3 > 10: waits
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(took, HOLD * 0.8)
+        self.assertEqual(self.stored(second), 3)
+        self.assertEqual(self.wait_stored(first), 8)
+
+    def poison(self):
+        """Makes the database refuse events named 'poison' (a trigger), as a
+        failing database would refuse a group."""
+        if self.env.pg_dbname:
+            self.env.sql("CREATE FUNCTION kw_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                         "BEGIN IF NEW.event = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; "
+                         "RETURN NEW; END $$")
+            self.env.sql("CREATE TRIGGER kw_poison BEFORE INSERT ON events FOR EACH ROW "
+                         "EXECUTE FUNCTION kw_poison()")
+        else:
+            self.env.sql("CREATE TRIGGER kw_poison BEFORE INSERT ON events "
+                         "WHEN NEW.event = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+
+    def test_a_refused_early_capture_is_logged_counted_and_makes_captures_wait(self):
+        self.poison()
+        srv = self.serve("--capture-ack-window", "100", "--metrics-listen", "127.0.0.1:0")
+        mport = int(METRICS_LINE.match(srv.next_line()).group(1))
+        st, _, lost = self.capture(srv, event="poison", n=2)
+        self.assertEqual(st, 200)  # answered before the database refused it
+        deadline = time.monotonic() + 10
+        while "capture_lost" not in srv.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("2 captured events answered before they were stored could not be stored",
+                      srv.stderr())
+        self.assertEqual(self.stored(lost), 0)
+        conn = http.client.HTTPConnection("127.0.0.1", mport, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        self.assertIn("\nkeyward_capture_lost_events_total 2\n", text)
+        # The last group failed: the next capture is answered with its outcome.
+        with EventsLock(self.env) as lock:
+            self.release_later(lock, HOLD)
+            st, took, after = self.capture(srv)
+        self.assertEqual((st, self.stored(after)), (200, 1))
+        self.assertGreaterEqual(took, HOLD * 0.8)
+        # It was stored: captures are answered early again.
+        with EventsLock(self.env):
+            st, took, again = self.capture(srv)
+            self.assertEqual((st, self.stored(again)), (200, 0))
+            self.assertLess(took, HOLD * 0.6)
+        self.assertEqual(self.wait_stored(again), 1)
+
+    def test_sigterm_stores_what_was_answered_early(self):
+        srv = self.serve("--capture-ack-window", "100000")
+        sent = []
+        with EventsLock(self.env) as lock:
+            for _ in range(40):
+                st, took, uuids = self.capture(srv, n=5)
+                self.assertEqual(st, 200)
+                sent += uuids
+            self.assertEqual(self.stored(sent), 0)
+            srv.proc.send_signal(15)
+            time.sleep(0.5)  # stopping, and waiting for the lock
+            self.assertIsNone(srv.proc.poll(), "exited with events still unstored")
+        self.assertEqual(srv.stop(timeout=20), 0, srv.stderr())
+        self.assertEqual(self.stored(sent), 200)
+
+
+if __name__ == "__main__":
+    kwtest.main()
