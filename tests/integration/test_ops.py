@@ -126,6 +126,7 @@ class Metrics(KWTestCase):
             "keyward_db_errors": "counter",
             "keyward_db_up": "gauge",
             "keyward_db_grace_remaining_seconds": "gauge",
+            "keyward_capture_lost_events": "counter",
         }
         for name, typ in expected.items():
             self.assertEqual(self.families.get(name), typ, name)
@@ -133,6 +134,7 @@ class Metrics(KWTestCase):
         self.assertEqual(len(info), 1)
         self.assertEqual(dict(info[0][1])["version"], self.srv.listen_line.split()[1])
         self.assertEqual(self.v(m, "keyward_db_up", backend=kwtest.BACKEND), 1)
+        self.assertEqual(self.v(m, "keyward_capture_lost_events_total"), 0)
         self.assertGreater(self.v(m, "keyward_db_grace_remaining_seconds"), 0)
         # Every kind and result is listed from the start, zeros included.
         for kind in ("personal", "secret", "project"):
