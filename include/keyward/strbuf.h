@@ -30,6 +30,10 @@ void kw_sb_init(kw_strbuf *sb, char *buf, size_t size);
  * kw_sb_free.  A failed allocation counts as an overflow. */
 void kw_sb_init_heap(kw_strbuf *sb, size_t limit);
 void kw_sb_free(kw_strbuf *sb);
+/* Room for `n` more bytes plus the NUL, grown at once (for a builder whose
+ * final size is known roughly, instead of doubling its way there): 0, or
+ * -1 as an overflow when it cannot be. */
+int kw_sb_reserve(kw_strbuf *sb, size_t n);
 
 void kw_sb_append(kw_strbuf *sb, const char *s);
 void kw_sb_appendn(kw_strbuf *sb, const char *s, size_t n);

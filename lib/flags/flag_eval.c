@@ -208,6 +208,11 @@ static void prepare_condition(kw_flag_prepared *p, const json_t *condition, size
     const json_t *pct = json_object_get(condition, "rollout_percentage");
     if (!pct || json_is_null(pct)) {
         c->rollout = KW_FLAG_ROLLOUT_ALL;
+    } else if (json_is_number(pct) && json_number_value(pct) >= 100.0) {
+        /* The hash is at most 1.0, so "hash > percent" never holds: no
+         * hash to compute (many flags are rolled out to 100 % of those
+         * their properties match). */
+        c->rollout = KW_FLAG_ROLLOUT_ALL;
     } else if (!json_is_number(pct)) {
         c->rollout = KW_FLAG_ROLLOUT_MALFORMED;
     } else {

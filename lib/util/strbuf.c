@@ -1,6 +1,6 @@
 /* strbuf.c — the bounded text builder (see strbuf.h for the contract).
  *
- * Appends go through one place, reserve(), which either makes room (heap
+ * Appends go through one place, kw_sb_reserve(), which either makes room (heap
  * builders, doubling up to their limit) or marks the builder overflowed.
  * Formatted appends print into the room left; vsnprintf reports how much
  * it wanted, so a heap builder grows once and prints again, and a fixed
@@ -50,8 +50,7 @@ void kw_sb_free(kw_strbuf *sb)
     sb->overflow = 1;
 }
 
-/* Room for `n` more bytes plus the NUL; 0 when there is (or now is). */
-static int reserve(kw_strbuf *sb, size_t n)
+int kw_sb_reserve(kw_strbuf *sb, size_t n)
 {
     if (sb->overflow) return -1;
     if (n < sb->cap - sb->len) return 0;
@@ -73,7 +72,7 @@ static int reserve(kw_strbuf *sb, size_t n)
 
 void kw_sb_appendn(kw_strbuf *sb, const char *s, size_t n)
 {
-    if (reserve(sb, n)) return;
+    if (kw_sb_reserve(sb, n)) return;
     memcpy(sb->data + sb->len, s, n);
     sb->len += n;
     sb->data[sb->len] = '\0';
@@ -107,7 +106,7 @@ void kw_sb_vappendf(kw_strbuf *sb, const char *fmt, va_list ap)
         sb->overflow = 1;
     } else if ((size_t)n >= room) {
         sb->data[sb->len] = '\0';  /* take back the partial print */
-        if (!reserve(sb, (size_t)n)) {
+        if (!kw_sb_reserve(sb, (size_t)n)) {
             vsnprintf(sb->data + sb->len, sb->cap - sb->len, fmt, again);
             sb->len += (size_t)n;
         }
@@ -128,7 +127,7 @@ void kw_sb_appendf(kw_strbuf *sb, const char *fmt, ...)
 void kw_sb_hex(kw_strbuf *sb, const unsigned char *bytes, size_t n)
 {
     static const char DIGITS[] = "0123456789abcdef";
-    if (n > (size_t)-1 / 2 - 1 || reserve(sb, 2 * n)) {
+    if (n > (size_t)-1 / 2 - 1 || kw_sb_reserve(sb, 2 * n)) {
         sb->overflow = 1;
         return;
     }

@@ -56,6 +56,7 @@ struct pieces {
     kw_flagset_attachment base;  /* first */
     size_t n;
     struct flag_pieces *flags;
+    size_t answer_bytes;  /* at least the longest /flags?v=2 answer from these pieces */
 };
 
 static void text_free(struct text *t) { free(t->s); }
@@ -188,6 +189,26 @@ static int flag_render(const json_t *def, struct flag_pieces *f)
     return rc ? rc : flag_payloads(filters, f);
 }
 
+/* The longest a v2 answer built from p can be when no flag needs the
+ * fallback: every flag with its longest variant and payload, and a reason
+ * object of at most REASON_TEXT_MAX bytes (below), plus the frame.  The
+ * answer's buffer is sized by it once instead of doubling per answer. */
+#define REASON_TEXT_MAX 128
+static size_t answer_bound(const struct pieces *p)
+{
+    size_t total = 256;  /* the frame: {"errorsWhileComputingFlags"…, requestId, evaluatedAt} */
+    for (size_t i = 0; i < p->n; i++) {
+        const struct flag_pieces *f = &p->flags[i];
+        size_t variant = 4, payload = 4;  /* null */
+        for (size_t j = 0; j < f->n_variants; j++)
+            if (f->variants[j].json.len > variant) variant = f->variants[j].json.len;
+        for (size_t j = 0; j < f->n_payloads; j++)
+            if (f->payloads[j].json.len > payload) payload = f->payloads[j].json.len;
+        total += f->head.len + f->meta.len + variant + payload + REASON_TEXT_MAX + 32;
+    }
+    return total;
+}
+
 static const struct pieces *pieces_of(const kw_flagset *set)
 {
     kw_flagset_attachment *have = kw_flagset_attachment_get(set, KW_FLAGSET_EVALUATION);
@@ -206,6 +227,7 @@ static const struct pieces *pieces_of(const kw_flagset *set)
             pieces_free(&p->base);
             return NULL;
         }
+    p->answer_bytes = answer_bound(p);
     have = kw_flagset_attach(set, KW_FLAGSET_EVALUATION, &p->base);
     if (have != &p->base) pieces_free(&p->base);
     return (const struct pieces *)have;
@@ -282,7 +304,6 @@ static void write_reason(kw_strbuf *sb, const kw_flag_result *r)
  * ones are written once, at the first answer, and copied whole after. */
 #define REASONS 5
 #define REASON_INDEXES 32  /* condition indexes 0-31, and none (-1) */
-#define REASON_TEXT_MAX 128
 static struct text reason_texts[REASONS][REASON_INDEXES + 1];
 static char reason_bytes[REASONS][REASON_INDEXES + 1][REASON_TEXT_MAX];
 static pthread_once_t reasons_once = PTHREAD_ONCE_INIT;
@@ -342,6 +363,7 @@ int kw_flags_render_v2(const kw_flagset *set, const kw_flag_context *ctx, const 
     if (!p) return KW_ERR_NOMEM;
     kw_strbuf sb;
     kw_sb_init_heap(&sb, ANSWER_LIMIT);
+    kw_sb_reserve(&sb, p->answer_bytes < ANSWER_LIMIT / 2 ? p->answer_bytes : ANSWER_LIMIT / 2);
     kw_sb_append(&sb, "{\"errorsWhileComputingFlags\":false,\"flags\":{");
     int first = 1;
     for (size_t i = 0; i < p->n; i++) {
