@@ -11,15 +11,18 @@
  * 20 MB on /batch/): posthog-node and posthog-python flush far smaller
  * batches by default, and the inflated size of a compressed body is
  * capped separately (KW_MAX_INFLATED). */
+#include <string.h>
+
 #include "http/http.h"
 
 /* The answer for staged events: server.c stores them (with other
  * requests' in the capture group, or on its own thread) before `ok` is
- * sent, and answers the storage's refusal instead when it fails. */
-static int answer(kw_http_req *req, kw_http_resp *resp, kw_capture_batch *b, json_t *ok)
+ * sent, and answers the storage's refusal instead when it fails.  `ok` is
+ * static text: the same bytes for every capture, so none are built. */
+static int answer(kw_http_req *req, kw_http_resp *resp, kw_capture_batch *b, const char *ok)
 {
     req->capture = b;
-    kw_resp_json(resp, 200, ok);
+    kw_resp_raw(resp, 200, "application/json", ok, strlen(ok), NULL, NULL);
     return KW_OK;
 }
 
@@ -33,7 +36,7 @@ int kw_h_capture(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return KW_OK;
     }
-    return answer(req, resp, b, json_pack("{s:i}", "status", 1));
+    return answer(req, resp, b, "{\"status\":1}");
 }
 
 /* Capture V1 answers a per-event map, {"results": {uuid: {"result": …}}};
@@ -51,5 +54,5 @@ int kw_h_capture_v1(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return KW_OK;
     }
-    return answer(req, resp, b, json_pack("{s:{}}", "results"));
+    return answer(req, resp, b, "{\"results\":{}}");
 }

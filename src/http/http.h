@@ -168,8 +168,8 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp);
 void kw_http_req_init(kw_http_req *req);
 void kw_http_resp_init(kw_http_resp *resp);
 void kw_resp_json(kw_http_resp *resp, int status, json_t *body);  /* steals body */
-/* Moves a JSON answer (status, body, headers) into dst, which it
- * initialises; src keeps no body. */
+/* Moves an answer (status, body or pre-serialized body, headers) into dst,
+ * which it initialises; src keeps no body. */
 void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src);
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *problem);
 void kw_resp_error(kw_http_resp *resp, kw_problem_kind kind, const char *attr, const char *detail);

@@ -41,6 +41,14 @@ void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src)
     dst->status = src->status;
     dst->body = src->body;
     src->body = NULL;
+    /* A pre-serialized body moves too, with its release (now dst's). */
+    dst->raw = src->raw;
+    dst->raw_len = src->raw_len;
+    dst->raw_type = src->raw_type;
+    dst->release = src->release;
+    dst->release_ctx = src->release_ctx;
+    src->raw = NULL;
+    src->release = NULL;
     /* The values point into src's own header_text: copied, not aliased. */
     for (int i = 0; i < src->n_headers; i++)
         kw_resp_header(dst, src->header_names[i], src->header_values[i]);

@@ -40,7 +40,10 @@ struct held_capture {
 /* A held capture's memory, when its connection closes before it is sent. */
 static void hold_free(struct held_capture *held)
 {
-    if (held) json_decref(held->resp.body);
+    if (held) {
+        json_decref(held->resp.body);
+        if (held->resp.release) held->resp.release(held->resp.release_ctx);
+    }
     free(held);
 }
 
