@@ -31,6 +31,7 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
     if (resp->release) resp->release(resp->release_ctx);
     resp->raw = NULL;
     resp->release = NULL;
+    resp->shared = NULL;  /* a ready answer is not this one any more */
     resp->status = status;
     resp->body = body;
 }
@@ -47,8 +48,10 @@ void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src)
     dst->raw_type = src->raw_type;
     dst->release = src->release;
     dst->release_ctx = src->release_ctx;
+    dst->shared = src->shared;
     src->raw = NULL;
     src->release = NULL;
+    src->shared = NULL;
     /* The values point into src's own header_text: copied, not aliased. */
     for (int i = 0; i < src->n_headers; i++)
         kw_resp_header(dst, src->header_names[i], src->header_values[i]);
@@ -80,6 +83,7 @@ void kw_resp_raw(kw_http_resp *resp, int status, const char *type, const char *d
     resp->raw_len = len;
     resp->release = release;
     resp->release_ctx = release_ctx;
+    resp->shared = NULL;
 }
 
 void kw_resp_header(kw_http_resp *resp, const char *name, const char *value)

@@ -186,6 +186,30 @@ class CaptureAckWindow(kwtest.KWTestCase):
             self.assertLess(took, HOLD * 0.6)
         self.assertEqual(self.wait_stored(again), 1)
 
+    def test_the_answer_is_the_same_either_way_and_a_refusal_is_not_a_200(self):
+        """The 200 is one ready response shared by every capture: the same
+        bytes and headers whether answered before or after storing; a
+        capture the database refuses (no window: its outcome is awaited)
+        gets the refusal, not that 200."""
+        self.poison()
+        answers = []
+        for args in ([], ["--capture-ack-window", "100"]):
+            srv = self.serve(*args)
+            st, hdrs, body = srv.post("/batch/", {"api_key": self.token,
+                                                  "batch": [{"event": "ok", "distinct_id": "u"}]})
+            answers.append((st, srv.last_text, hdrs.get("Content-Type"),
+                            hdrs.get("Access-Control-Allow-Origin"), hdrs.get("Cache-Control"),
+                            hdrs.get("X-Content-Type-Options")))
+            if not args:
+                st, _, body = srv.post("/batch/", {"api_key": self.token,
+                                                   "batch": [{"event": "poison", "distinct_id": "u"}]})
+                self.assertGreaterEqual(st, 500, body)
+                self.assertEqual(sorted(body), ["attr", "code", "detail", "type"])
+            srv.stop()
+        self.assertEqual(answers[0], (200, '{"status":1}', "application/json", "*", "no-store",
+                                      "nosniff"))
+        self.assertEqual(answers[1], answers[0])
+
     def test_sigterm_stores_what_was_answered_early(self):
         srv = self.serve("--capture-ack-window", "100000")
         sent = []
