@@ -507,7 +507,8 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
         flags |= MHD_ALLOW_SUSPEND_RESUME;
         kw_call call = {.store = app->store, .verifier = app->verifier, .flags = app->flags};
         if (kw_slow_start(app->verifier, kw_hold_slow_done, &s->slow) ||
-            kw_capture_group_start(&call, KW_CAPTURE_QUEUE_MAX, &s->capture)) {
+            kw_capture_group_start(&call, KW_CAPTURE_QUEUE_MAX * (s->ack_window ? 2 : 1),
+                                   &s->capture)) {
             snprintf(err, errsz, "cannot start the legacy key check and capture threads");
             kw_slow_free(s->slow);
             free(s);

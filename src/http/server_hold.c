@@ -108,7 +108,8 @@ static void early_done(kw_capture_batch *b, int rc, void *ctx)
     size_t n = kw_capture_batch_size(b);
     kw_capture_batch_free(b);
     note_outcome(s, rc);
-    atomic_fetch_sub_explicit(&s->unstored, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->unstored, n ? n : 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->early_requests, 1, memory_order_relaxed);
     if (rc == KW_OK) return;
     kw_metrics_capture_lost(n);
     kw_log_event(KW_LOG_ERROR, "capture_lost", NULL,
@@ -123,13 +124,18 @@ static void early_done(kw_capture_batch *b, int rc, void *ctx)
 static int queue_early(kw_server *s, kw_capture_batch *b)
 {
     size_t n = kw_capture_batch_size(b);
+    if (!n) n = 1;  /* an empty batch still takes a place in the queue */
     if (!s->ack_window || atomic_load_explicit(&s->store_failing, memory_order_relaxed)) return 0;
     size_t now = atomic_load_explicit(&s->unstored, memory_order_relaxed);
     do {
         if (n > s->ack_window - now) return 0;  /* now <= window: never wraps */
     } while (!atomic_compare_exchange_weak_explicit(&s->unstored, &now, now + n,
                                                     memory_order_relaxed, memory_order_relaxed));
-    if (kw_capture_group_submit(s->capture, b, early_done, s) == KW_OK) return 1;
+    if (atomic_fetch_add_explicit(&s->early_requests, 1, memory_order_relaxed) <
+            KW_CAPTURE_QUEUE_MAX &&
+        kw_capture_group_submit(s->capture, b, early_done, s) == KW_OK)
+        return 1;
+    atomic_fetch_sub_explicit(&s->early_requests, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->unstored, n, memory_order_relaxed);
     return 0;
 }

@@ -18,16 +18,22 @@ struct kw_server {
     atomic_uint open;           /* connections open now */
     unsigned max_open;          /* --max-connections: more are answered 503 */
     /* --capture-ack-window: events that may be answered before they are
-     * stored; those so answered and not stored yet; set while the last
-     * stored group failed (captures then wait for their outcome again). */
+     * stored; those so answered and not stored yet, and their requests
+     * (at most KW_CAPTURE_QUEUE_MAX, an empty one counting as one event);
+     * set while the last stored group failed (captures then wait for
+     * their outcome again). */
     size_t ack_window;
     _Atomic size_t unstored;
+    _Atomic size_t early_requests;
     atomic_bool store_failing;
 };
 
 /* Capture requests waiting for the capture group at most; more are shed
  * with 503 + Retry-After.  Each holds a connection, and the server takes
- * at most 2048. */
+ * at most 2048.  With --capture-ack-window, as many again may be queued
+ * already answered, so answering early never takes a waiting request's
+ * place (and the queue's memory stays bounded by requests, whatever the
+ * window). */
 #define KW_CAPTURE_QUEUE_MAX 1024
 
 struct held_capture;

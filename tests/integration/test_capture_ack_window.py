@@ -143,6 +143,39 @@ class CaptureAckWindow(kwtest.KWTestCase):
         self.assertEqual(self.stored(second), 3)
         self.assertEqual(self.wait_stored(first), 8)
 
+    def test_answered_requests_are_bounded_too_and_never_shed(self):
+        """However large the window, at most 1,024 requests wait answered
+        (their memory is bounded by requests, not events); the next one
+        waits for its outcome and is not shed: the early ones never take
+        a waiting request's place in the queue."""
+        srv = self.serve("--capture-ack-window", "1000000")
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        self.addCleanup(conn.close)
+        body = json.dumps({"api_key": self.token,
+                           "batch": [{"event": "w", "distinct_id": "u"}]}).encode()
+        with EventsLock(self.env) as lock:  # released well within the store's 5 s busy wait
+            t0 = time.monotonic()
+            for i in range(1024):
+                conn.request("POST", "/batch/", body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.assertEqual((i, resp.status), (i, 200), resp.read())
+                resp.read()
+            self.assertLess(time.monotonic() - t0, 3.0, "too slow to test within the busy wait")
+            self.release_later(lock, 0.5)
+            st, took, uuids = self.capture(srv)
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(took, 0.3, "answered before it was stored past 1,024 requests")
+        self.assertEqual(self.stored(uuids), 1)
+        self.assertEqual(self.wait_stored_count("w", 1025), 1025)
+
+    def wait_stored_count(self, event, n, seconds=15):
+        deadline = time.monotonic() + seconds
+        count = lambda: self.env.sql("SELECT COUNT(*) FROM events WHERE event = ?", (event,))[0][0]
+        while count() < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count()
+
     def poison(self):
         """Makes the database refuse events named 'poison' (a trigger), as a
         failing database would refuse a group."""
