@@ -38,23 +38,15 @@ void kw_resp_json(kw_http_resp *resp, int status, json_t *body)
 
 void kw_http_resp_move(kw_http_resp *dst, kw_http_resp *src)
 {
-    kw_http_resp_init(dst);
-    dst->status = src->status;
-    dst->body = src->body;
-    src->body = NULL;
-    /* A pre-serialized body moves too, with its release (now dst's). */
-    dst->raw = src->raw;
-    dst->raw_len = src->raw_len;
-    dst->raw_type = src->raw_type;
-    dst->release = src->release;
-    dst->release_ctx = src->release_ctx;
-    dst->shared = src->shared;
-    src->raw = NULL;
-    src->release = NULL;
-    src->shared = NULL;
+    /* The answer moves whole (status, body, a pre-serialized body with its
+     * release, a ready response): dst owns it now, src keeps nothing. */
+    memcpy(dst, src, offsetof(kw_http_resp, header_text));
+    dst->n_headers = 0;
+    dst->header_used = 0;
     /* The values point into src's own header_text: copied, not aliased. */
     for (int i = 0; i < src->n_headers; i++)
         kw_resp_header(dst, src->header_names[i], src->header_values[i]);
+    kw_http_resp_init(src);
 }
 
 void kw_resp_problem(kw_http_resp *resp, const kw_problem *p)
