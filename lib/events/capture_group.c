@@ -9,11 +9,16 @@
  * it is done — so a request is answered only once its events are
  * committed, and one commit serves many requests.
  *
+ * Consecutive batches of one project go to the store as one list of
+ * events: on PostgreSQL one insert statement (one round trip) for them
+ * all instead of one per request.
+ *
  * A failed group transaction (a broken batch, the database going away) is
  * retried batch by batch, so each request gets its own outcome.  The
  * queue is bounded: when it is full the caller sheds the request (503
  * with Retry-After) instead of letting the backlog grow without limit. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "events/capture_batch.h"
 #include "keyward/keyward.h"
@@ -27,11 +32,38 @@
 struct kw_capture_group {
     kw_call call;  /* the store and caches; no actor: capture is not administration */
     kw_workq *work;
+    /* The events of a run of one project's batches, laid end to end;
+     * grown as needed and kept (only the group's thread uses it). */
+    kw_event *run;
+    size_t run_cap;
 };
 
 /* A queued batch from its link (the batch's first member). */
 static kw_capture_batch *batch_of(kw_workq_link *link) { return (kw_capture_batch *)link; }
 static size_t events_of(const kw_workq_link *link) { return ((const kw_capture_batch *)link)->n; }
+
+/* Inserts the events of the batches from `b` up to `end` (all of one
+ * project): as one list when there are several batches.  A group holds at
+ * most GROUP_MAX_EVENTS events, so the list is bounded. */
+static int insert_run(kw_capture_group *g, kw_capture_batch *b, kw_capture_batch *end)
+{
+    if (batch_of(b->link.next) == end) return kw_store_events_insert(g->call.store, b->project_id,
+                                                                     b->events, b->n);
+    size_t total = 0;
+    for (kw_capture_batch *x = b; x != end; x = batch_of(x->link.next)) total += x->n;
+    if (total > g->run_cap) {
+        kw_event *grown = realloc(g->run, total * sizeof *grown);
+        if (!grown) return KW_ERR_NOMEM;
+        g->run = grown;
+        g->run_cap = total;
+    }
+    size_t at = 0;
+    for (kw_capture_batch *x = b; x != end; x = batch_of(x->link.next)) {
+        if (x->n) memcpy(g->run + at, x->events, x->n * sizeof *x->events);
+        at += x->n;
+    }
+    return kw_store_events_insert(g->call.store, b->project_id, g->run, total);
+}
 
 /* Stores a group in one transaction: KW_OK, or the first error (nothing
  * of the group is then stored). */
@@ -39,8 +71,11 @@ static int store_together(kw_capture_group *g, kw_capture_batch *first)
 {
     kw_store *store = g->call.store;
     int rc = kw_store_begin(store);
-    for (kw_capture_batch *b = first; !rc && b; b = batch_of(b->link.next))
-        if (b->n) rc = kw_store_events_insert(store, b->project_id, b->events, b->n);
+    for (kw_capture_batch *b = first, *end; !rc && b; b = end) {
+        end = batch_of(b->link.next);
+        while (end && end->project_id == b->project_id) end = batch_of(end->link.next);
+        rc = insert_run(g, b, end);
+    }
     if (!rc) rc = kw_store_commit(store);
     if (rc) kw_store_rollback(store);
     return rc;
@@ -116,5 +151,6 @@ void kw_capture_group_free(kw_capture_group *g)
 {
     if (!g) return;
     kw_workq_free(g->work);
+    free(g->run);
     free(g);
 }

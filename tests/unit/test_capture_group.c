@@ -151,10 +151,44 @@ static void test_many_batches(void **state)
     assert_int_equal(stored(f->store, project), 300);
 }
 
-#define CASES(setup)                                                          \
-    {                                                                         \
-        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),  \
-        cmocka_unit_test_setup_teardown(test_many_batches, setup, teardown),  \
+/* One group mixing two projects, with an empty batch inside a run:
+ * consecutive batches of a project go in as one list, and every event
+ * lands in its own project. */
+static void test_runs_of_projects(void **state)
+{
+    struct fixture *f = *state;
+    int64_t p1 = make_project(f->store, make_user(f->store, "r1@x.io"), "phc_run_one");
+    int64_t p2 = make_project(f->store, make_user(f->store, "r2@x.io"), "phc_run_two");
+    kw_call c = {.store = f->store};
+    kw_capture_group *g;
+    assert_int_equal(kw_capture_group_start(&c, 100, &g), KW_OK);
+    static struct probe p = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                             .changed = PTHREAD_COND_INITIALIZER};
+    p.calls = 0;
+    p.hold = 1;
+    assert_int_equal(kw_capture_group_submit(g, stage(&c, p1, "r0", 1), probe_done, &p), KW_OK);
+    wait_calls(&p, 1);  /* the committer waits in the callback: the rest queue up */
+    static const struct { int project; const char *uuid; int n; } queued[] = {
+        {1, "r1", 2}, {1, "r2", 3}, {2, "r3", 1}, {1, "r4", 0}, {1, "r5", 2}, {2, "r6", 4},
+    };
+    for (size_t i = 0; i < sizeof queued / sizeof queued[0]; i++)
+        assert_int_equal(kw_capture_group_submit(g, stage(&c, queued[i].project == 1 ? p1 : p2,
+                                                          queued[i].uuid, queued[i].n),
+                                                 probe_done, &p),
+                         KW_OK);
+    release(&p);
+    wait_calls(&p, 7);
+    for (int i = 0; i < 7; i++) assert_int_equal(p.rc[i], KW_OK);
+    assert_int_equal(stored(f->store, p1), 1 + 2 + 3 + 0 + 2);
+    assert_int_equal(stored(f->store, p2), 1 + 4);
+    kw_capture_group_free(g);
+}
+
+#define CASES(setup)                                                              \
+    {                                                                             \
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_many_batches, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_runs_of_projects, setup, teardown),  \
     }
 
 int main(void)
