@@ -12,8 +12,9 @@
  * request is never resumed before it is suspended.
  *
  * With --capture-ack-window N, a capture is answered at once, before it is
- * stored, while fewer than N events so answered are still waiting to be
- * stored; past that, and while the last group failed to store, captures
+ * stored, while fewer than N events (and KW_CAPTURE_QUEUE_MAX requests) so
+ * answered are still waiting to be stored; past that, and while the last
+ * group failed to store, captures
  * wait for their outcome as without the window.  The window is what a
  * crash can lose; a failure to store such events is logged and counted
  * (keyward_capture_lost_events_total). */
