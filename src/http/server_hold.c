@@ -100,16 +100,24 @@ static void capture_done(kw_capture_batch *b, int rc, void *ctx)
     MHD_resume_connection(held->conn);
 }
 
+/* What a batch takes of the window: its events, and an empty batch one,
+ * since it still takes a place in the queue. */
+static size_t window_cost(const kw_capture_batch *b)
+{
+    size_t n = kw_capture_batch_size(b);
+    return n ? n : 1;
+}
+
 /* The capture group stored (or failed to store) events answered before
  * they were stored: they leave the window; a failure loses them, so it is
  * logged and counted where an operator looks. */
 static void early_done(kw_capture_batch *b, int rc, void *ctx)
 {
     kw_server *s = ctx;
-    size_t n = kw_capture_batch_size(b);
+    size_t n = kw_capture_batch_size(b), cost = window_cost(b);
     kw_capture_batch_free(b);
     note_outcome(s, rc);
-    atomic_fetch_sub_explicit(&s->unstored, n ? n : 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->unstored, cost, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->early_requests, 1, memory_order_relaxed);
     if (rc == KW_OK) return;
     kw_metrics_capture_lost(n);
@@ -124,8 +132,7 @@ static void early_done(kw_capture_batch *b, int rc, void *ctx)
  * its outcome (a full queue or a stopping group is then answered there). */
 static int queue_early(kw_server *s, kw_capture_batch *b)
 {
-    size_t n = kw_capture_batch_size(b);
-    if (!n) n = 1;  /* an empty batch still takes a place in the queue */
+    size_t n = window_cost(b);
     if (!s->ack_window || atomic_load_explicit(&s->store_failing, memory_order_relaxed)) return 0;
     size_t now = atomic_load_explicit(&s->unstored, memory_order_relaxed);
     do {
