@@ -480,6 +480,15 @@ static int serve(const kw_setting *set)
         teardown(&app, leak_keys);
         return 1;
     }
+    /* The start line goes out before the listening line: once a client has
+     * read the port it may send requests, and their access lines must follow it. */
+    kw_log_event(KW_LOG_INFO, "start",
+                 json_pack("{s:s, s:s, s:i, s:s, s:i, s:f}", "version", KW_VERSION, "listen",
+                           listen, "port", (int)kw_server_port(server), "backend",
+                           kw_store_backend(store), "metrics_port",
+                           metrics ? (int)kw_server_port(metrics) : 0, "degraded_grace_seconds",
+                           grace_s),
+                 NULL);
     char host[128];
     snprintf(host, sizeof host, "%.*s", (int)(strrchr(listen, ':') - listen), listen);
     printf("keyward %s listening on http://%s:%u (%s store)\n", KW_VERSION, host[0] ? host : "127.0.0.1",
@@ -490,13 +499,6 @@ static int serve(const kw_setting *set)
                hl ? metrics_listen : "127.0.0.1", kw_server_port(metrics));
     }
     fflush(stdout);
-    kw_log_event(KW_LOG_INFO, "start",
-                 json_pack("{s:s, s:s, s:i, s:s, s:i, s:f}", "version", KW_VERSION, "listen",
-                           listen, "port", (int)kw_server_port(server), "backend",
-                           kw_store_backend(store), "metrics_port",
-                           metrics ? (int)kw_server_port(metrics) : 0, "degraded_grace_seconds",
-                           grace_s),
-                 NULL);
 
     int sig = 0;
     sigwait(&stop, &sig);

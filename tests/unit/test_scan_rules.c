@@ -354,6 +354,44 @@ static void test_generic_reports_random_values(void **state)
     }
 }
 
+static int count_finding(const kw_scan_finding *f, const char *data, void *ctx)
+{
+    (void)f;
+    (void)data;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* The generic rule's recall as a rate: the word and entropy tests that keep
+ * identifiers out may also take a random value for language, and that must
+ * stay rare (under 1 in 10,000) for every length a secret commonly has.
+ * Values hold a digit, as generated secrets nearly all do. */
+static void test_generic_recall_rate_on_random_values(void **state)
+{
+    fixture *fx = *state;
+    enum { VALUES = 20000 };
+    static const char *const TEMPLATES[] = {"password = \"{A:24}\"\n", "api_key={A:28}\n",
+                                            "AUTH_TOKEN=\"{B:40}\"\n"};
+    uint64_t seed = 2026;
+    char *text = malloc((size_t)VALUES * 64);
+    assert_non_null(text);
+    for (size_t t = 0; t < sizeof TEMPLATES / sizeof TEMPLATES[0]; t++) {
+        size_t len = 0;
+        for (int i = 0; i < VALUES;) {
+            size_t n = samples_expand(TEMPLATES[t], text + len, 64, &seed);
+            if (strpbrk(strchr(text + len, '=') + 1, "0123456789") == NULL) continue;
+            len += n;
+            i++;
+        }
+        size_t found = 0;
+        assert_int_equal(kw_scan_buffer(fx->engine, fx->scratch, text, len, 0, count_finding, &found),
+                         KW_OK);
+        if ((VALUES - found) * 10000 > VALUES) fail_msg("%zu of %d missed: %s", VALUES - found, VALUES,
+                                                       TEMPLATES[t]);
+    }
+    free(text);
+}
+
 /* A GitHub token's last 6 chars are its CRC32 in base62, a number: one
  * that reads "XxXX" or "1234" is as real as any other, so the placeholder
  * check reads the random part only. */
@@ -402,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_generic_rejects_identifiers),
         cmocka_unit_test(test_generic_rejects_real_code_shapes),
         cmocka_unit_test(test_generic_reports_random_values),
+        cmocka_unit_test(test_generic_recall_rate_on_random_values),
         cmocka_unit_test(test_language_splitter),
         cmocka_unit_test(test_crc_checksum_is_not_a_placeholder),
         cmocka_unit_test(test_hex_run_is_not_a_placeholder),
