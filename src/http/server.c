@@ -25,12 +25,6 @@
 #include "keyward/metrics.h"
 #include "logger.h"
 
-struct body {
-    char *data;
-    size_t len, cap;
-    int too_large;
-};
-
 /* con_cls markers: a request without a body, and one refused with 413
  * before its body was read. */
 static char NO_BODY, TOO_LARGE, SHED;
@@ -321,8 +315,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *con_cls = &NO_BODY;
             return MHD_YES;
         }
-        struct body *b = calloc(1, sizeof *b);
+        struct body *b = state ? &state->body : calloc(1, sizeof *b);
         if (!b) return MHD_NO;
+        b->len = 0;
+        b->too_large = 0;
         *con_cls = b;
         return MHD_YES;
     }
@@ -369,8 +365,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE && *con_cls != &SHED) {
         struct body *b = *con_cls;
-        free(b->data);
-        free(b);
+        if (state && b == &state->body) {
+            if (b->cap > KW_BODY_KEEP) {  /* a big body's buffer is not kept while idle */
+                free(b->data);
+                b->data = NULL;
+                b->cap = 0;
+            }
+        } else {
+            free(b->data);
+            free(b);
+        }
     }
     *con_cls = NULL;
 }
@@ -394,6 +398,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         struct conn_state *state = *socket_context;
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
         if (state) {
+            free(state->body.data);
             free(state->slow);
             kw_hold_conn_free(state);
         }

@@ -38,6 +38,13 @@ struct kw_server {
 
 struct held_capture;
 
+/* A request's body as it arrives. */
+struct body {
+    char *data;
+    size_t len, cap;
+    int too_large;
+};
+
 /* What a connection must do once its current request is complete: drop
  * the reference that kept a shared response's bytes alive while they were
  * being sent.  One per connection (allocated when it opens, so not per
@@ -54,7 +61,14 @@ struct conn_state {
      * answer and principal it holds are kilobytes (a malloc and free of
      * that size per request also made glibc consolidate its free lists). */
     struct held_capture *spare;
+    /* The current request's body, its buffer kept for the next request
+     * (up to KW_BODY_KEEP bytes): SDKs post on keep-alive connections, and
+     * a body buffer allocated and freed per request costs a malloc of 4 KB
+     * or more, which makes glibc consolidate its free lists. */
+    struct body body;
 };
+
+#define KW_BODY_KEEP (64u * 1024)
 
 static inline struct conn_state *kw_conn_state(struct MHD_Connection *conn)
 {
