@@ -217,11 +217,16 @@ int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture
                             void *ctx);
 void kw_capture_group_stop(kw_capture_group *g);
 void kw_capture_group_free(kw_capture_group *g);
-/* Group types (lib/events/group_types.c): learns the types a list of
- * captured events names ($groups keys, $groupidentify's $group_type),
+/* Group types (lib/events/group_types.c): learns the types captured
+ * events name ($groups keys, $groupidentify's $group_type),
  * adding new ones at the next index while the project has fewer than
  * KW_GROUP_TYPES_MAX.  Best effort: the events are already stored. */
-void kw_group_types_learn(const kw_call *c, int64_t project_id, const json_t *events);
+#define KW_GROUP_TYPES_SEEN_MAX 16  /* distinct names looked at per request */
+/* The distinct type names a list of events uses, in order, at most max:
+ * they point into events. */
+size_t kw_group_types_collect(const json_t *events, const char **names, size_t max);
+void kw_group_types_learn(const kw_call *c, int64_t project_id, const char *const *names,
+                          size_t n);
 /* GET …/groups_types/: the project's types, PostHog's shape. */
 int kw_group_types_json(const kw_call *c, int64_t project_id, json_t **out, kw_problem *problem);
 /* PATCH …/groups_types/update_metadata: body [{group_type_index,

@@ -110,7 +110,58 @@ static int distinct_id_of(const json_t *e, const json_t *props, char *out)
     return 1;
 }
 
-static int stage_event(const json_t *e, kw_event *out, struct staged *st, kw_time now, kw_problem *p)
+/* The batch's text: every string its events need, each NUL-terminated,
+ * placed by offset while the buffer may still move. */
+struct text {
+    char *p;
+    size_t len, cap;
+};
+
+/* Room for n more bytes. */
+static int text_room(struct text *t, size_t n)
+{
+    if (t->cap - t->len >= n) return 0;
+    size_t cap = t->cap ? t->cap : 256;
+    while (cap - t->len < n) cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (!p) return KW_ERR_NOMEM;
+    t->p = p;
+    t->cap = cap;
+    return 0;
+}
+
+static int text_add(struct text *t, const char *s, size_t n, size_t *at)
+{
+    if (text_room(t, n + 1)) return KW_ERR_NOMEM;
+    memcpy(t->p + t->len, s, n);
+    t->p[t->len + n] = '\0';
+    *at = t->len;
+    t->len += n + 1;
+    return 0;
+}
+
+/* A JSON value as compact text. */
+static int text_add_json(struct text *t, const json_t *v, size_t *at)
+{
+    size_t n = json_dumpb(v, t->p ? t->p + t->len : NULL, t->cap - t->len, JSON_COMPACT);
+    if (n == 0) return KW_ERR_NOMEM;  /* an object always has text: "{}" at least */
+    if (n + 1 > t->cap - t->len) {
+        if (text_room(t, n + 1)) return KW_ERR_NOMEM;
+        json_dumpb(v, t->p + t->len, t->cap - t->len, JSON_COMPACT);
+    }
+    t->p[t->len + n] = '\0';
+    *at = t->len;
+    t->len += n + 1;
+    return 0;
+}
+
+/* Where an event's strings are in the text, until the text stops moving. */
+struct placed {
+    size_t event, distinct_id, properties;
+};
+
+static int stage_event(const json_t *e, kw_event *out, struct placed *at, struct text *t,
+                       kw_time now, kw_problem *p)
 {
     if (!json_is_object(e)) {
         kw_problem_set(p, KW_P_VALIDATION, "invalid_payload", NULL,
@@ -125,16 +176,17 @@ static int stage_event(const json_t *e, kw_event *out, struct staged *st, kw_tim
     json_t *props = json_object_get(e, "properties");
     if (props && !json_is_null(props) && !json_is_object(props))
         return invalid(p, "properties", "Event properties must be an object.");
-    if (distinct_id_of(e, props, st->distinct_id))
+    char distinct_id[KW_DISTINCT_ID_MAX + 1];
+    if (distinct_id_of(e, props, distinct_id))
         return invalid(p, "distinct_id", "All events must have the event field \"distinct_id\"!");
     if (has_nul(e)) return invalid(p, NULL, "Null characters are not allowed.");
-    st->properties = json_is_object(props) ? json_dumps(props, JSON_COMPACT) : strdup("{}");
-    if (!st->properties) return kw_storage_problem(p, KW_ERR_NOMEM);
+    if (text_add(t, json_string_value(name), json_string_length(name), &at->event) ||
+        text_add(t, distinct_id, strlen(distinct_id), &at->distinct_id) ||
+        (json_is_object(props) ? text_add_json(t, props, &at->properties)
+                               : text_add(t, "{}", 2, &at->properties)))
+        return kw_storage_problem(p, KW_ERR_NOMEM);
 
     memset(out, 0, sizeof *out);
-    out->event = json_string_value(name);
-    out->distinct_id = st->distinct_id;
-    out->properties = st->properties;
     json_t *uuid = json_object_get(e, "uuid");
     if (json_is_string(uuid) && json_string_length(uuid) && json_string_length(uuid) <= KW_ID_LEN)
         strcpy(out->uuid, json_string_value(uuid));
@@ -151,22 +203,11 @@ static int stage_event(const json_t *e, kw_event *out, struct staged *st, kw_tim
 void kw_capture_batch_free(kw_capture_batch *b)
 {
     if (!b) return;
-    for (size_t i = 0; b->staged && i < b->n; i++) free(b->staged[i].properties);
-    free(b->staged);
-    free(b->events);
-    json_decref(b->list);
-    json_decref(b->payload);
-    json_decref(b->keep);
+    free(b->text);
     free(b);
 }
 
 size_t kw_capture_batch_size(const kw_capture_batch *b) { return b ? b->n : 0; }
-
-void kw_capture_batch_keep(kw_capture_batch *b, json_t *value)
-{
-    json_decref(b->keep);
-    b->keep = value;
-}
 
 /* The list of events a payload carries, with a reference of its own. */
 static json_t *event_list(json_t *payload, kw_problem *p)
@@ -196,45 +237,65 @@ int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_c
 {
     (void)c;
     *out = NULL;
-    kw_capture_batch *b = calloc(1, sizeof *b);
-    if (!b) {
-        json_decref(payload);
-        return kw_storage_problem(p, KW_ERR_NOMEM);
-    }
-    b->project_id = project_id;
-    b->payload = payload;  /* the events' names point into it */
-    if (!(b->list = event_list(payload, p))) {
-        kw_capture_batch_free(b);
-        return 1;
-    }
-    size_t n = json_array_size(b->list);
+    json_t *list = event_list(payload, p);
+    size_t n = json_array_size(list);
+    kw_capture_batch *b = NULL;
+    struct text t = {0};
+    int failed = 1;
+    if (!list) goto done;
     if (n > KW_CAPTURE_MAX_EVENTS) {
-        kw_capture_batch_free(b);
         kw_problem_set(p, KW_P_TOO_LARGE, NULL, NULL,
                        "A request may carry at most %d events; this one has %zu.",
                        KW_CAPTURE_MAX_EVENTS, n);
+        goto done;
+    }
+    /* the batch, its events and where their text goes, in one block */
+    b = calloc(1, sizeof *b + n * (sizeof(kw_event) + sizeof(struct placed)));
+    if (!b) {
+        kw_storage_problem(p, KW_ERR_NOMEM);
+        goto done;
+    }
+    b->project_id = project_id;
+    b->events = (kw_event *)(b + 1);
+    struct placed *at = (struct placed *)(b->events + n);
+    kw_time now = kw_now();
+    for (size_t i = 0; i < n; i++)
+        if (stage_event(json_array_get(list, i), &b->events[i], &at[i], &t, now, p)) goto done;
+    const char *names[KW_GROUP_TYPES_SEEN_MAX];
+    size_t name_at[KW_GROUP_TYPES_SEEN_MAX];
+    size_t n_names = kw_group_types_collect(list, names, KW_GROUP_TYPES_SEEN_MAX);
+    for (size_t i = 0; i < n_names; i++)
+        if (text_add(&t, names[i], strlen(names[i]), &name_at[i])) {
+            kw_storage_problem(p, KW_ERR_NOMEM);
+            goto done;
+        }
+    /* the text has stopped moving: point into it */
+    for (size_t i = 0; i < n; i++) {
+        b->events[i].event = t.p + at[i].event;
+        b->events[i].distinct_id = t.p + at[i].distinct_id;
+        b->events[i].properties = t.p + at[i].properties;
+    }
+    for (size_t i = 0; i < n_names; i++) b->group_types[i] = t.p + name_at[i];
+    b->n_group_types = n_names;
+    b->n = n;
+    b->text = t.p;
+    t.p = NULL;
+    failed = 0;
+done:
+    json_decref(list);
+    json_decref(payload);  /* freed here, on the thread that parsed it */
+    free(t.p);
+    if (failed) {
+        free(b);
         return 1;
     }
-    b->events = calloc(n ? n : 1, sizeof *b->events);
-    b->staged = calloc(n ? n : 1, sizeof *b->staged);
-    if (!b->events || !b->staged) {
-        kw_capture_batch_free(b);
-        return kw_storage_problem(p, KW_ERR_NOMEM);
-    }
-    kw_time now = kw_now();
-    for (; b->n < n; b->n++)
-        if (stage_event(json_array_get(b->list, b->n), &b->events[b->n], &b->staged[b->n], now, p)) {
-            b->n++;  /* its properties may be allocated */
-            kw_capture_batch_free(b);
-            return 1;
-        }
     *out = b;
     return 0;
 }
 
 void kw_capture_batch_stored(const kw_call *c, const kw_capture_batch *b)
 {
-    if (b->n) kw_group_types_learn(c, b->project_id, b->list);
+    if (b->n) kw_group_types_learn(c, b->project_id, b->group_types, b->n_group_types);
 }
 
 int kw_capture_store(const kw_call *c, kw_capture_batch *b)

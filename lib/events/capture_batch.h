@@ -8,28 +8,25 @@
 #include "keyward/service.h"
 #include "keyward/workq.h"
 
-struct staged {
-    char distinct_id[KW_DISTINCT_ID_MAX + 1];
-    char *properties;
-};
-
+/* A staged request keeps no reference to its JSON: what its events need
+ * (names, ids, properties as text, the group type names they use) is
+ * copied into one text buffer, and the events array shares the batch's
+ * own allocation.  The JSON is then freed on the thread that parsed it,
+ * and the thread that stores the batch frees two blocks: a parsed body
+ * is dozens of small blocks, and freeing them on another thread than the
+ * one that allocated them makes both contend for the allocator's arena. */
 struct kw_capture_batch {
     kw_workq_link link;  /* first: queued on a capture group's work queue */
     int64_t project_id;
-    json_t *payload;  /* the request's body: the events' names point into it */
-    json_t *list;     /* its event list (a reference of the batch's own) */
-    json_t *keep;     /* what else the events point into (Capture V1's body) */
     size_t n;
-    kw_event *events;
-    struct staged *staged;
+    kw_event *events;  /* n, right after this struct; their text is in `text` */
+    char *text;
+    size_t n_group_types;
+    const char *group_types[KW_GROUP_TYPES_SEEN_MAX];  /* into `text` */
     /* While queued in a capture group. */
     kw_capture_done done;
     void *done_ctx;
 };
-
-/* Makes the batch hold `value` (a reference it takes over) as long as it
- * lives. */
-void kw_capture_batch_keep(kw_capture_batch *b, json_t *value);
 /* Stores a batch in a transaction of its own and frees it (kw_capture and
  * kw_capture_v1, which store on the caller's thread): 0 with *stored set,
  * or 1 with the problem. */

@@ -134,12 +134,9 @@ int kw_capture_v1_stage(const kw_call *c, int64_t project_id, json_t *payload,
         json_decref(payload);
         return 1;
     }
-    if (kw_capture_stage(c, project_id, body, out, p)) {
-        json_decref(payload);
-        return 1;
-    }
-    kw_capture_batch_keep(*out, payload);  /* the folded events share its values */
-    return 0;
+    int rc = kw_capture_stage(c, project_id, body, out, p);  /* copies what it needs */
+    json_decref(payload);
+    return rc;
 }
 
 int kw_capture_v1(const kw_call *c, int64_t project_id, const json_t *payload,

@@ -5,7 +5,8 @@
  * types are not recorded), listed and renamed (display names only: the
  * name and index a flag refers to never change) by the project's members.
  *
- * Capture calls kw_group_types_learn after storing a request.  Most events
+ * Capture collects the names when it stages a request
+ * (kw_group_types_collect) and calls kw_group_types_learn after storing it.  Most events
  * name types the project already has: those are checked against the
  * mapping the flag cache holds for the project (a memory probe), so only a
  * new name costs a write.  A new type is logged as a flag write of the
@@ -19,26 +20,24 @@
 #include "keyward/validate.h"
 #include "store/txn.h"
 
-#define SEEN_MAX 16  /* distinct names looked at per request */
-
 struct seen {
-    const char *names[SEEN_MAX];
-    int n;
+    const char **names;
+    size_t n, max;
 };
 
-/* Notes a name once; names point into the payload, which outlives this. */
+/* Notes a name once. */
 static void note(struct seen *s, const char *name, size_t len)
 {
-    if (!name || !len || len > KW_GROUP_TYPE_MAX || strlen(name) != len || s->n == SEEN_MAX)
+    if (!name || !len || len > KW_GROUP_TYPE_MAX || strlen(name) != len || s->n == s->max)
         return;
-    for (int i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->names[i], name) == 0) return;
     s->names[s->n++] = name;
 }
 
-/* The group type names a list of (stored) events names, in order. */
-static void collect(const json_t *events, struct seen *s)
+size_t kw_group_types_collect(const json_t *events, const char **names, size_t max)
 {
+    struct seen seen = {names, 0, max}, *s = &seen;
     size_t i;
     const json_t *e;
     json_array_foreach(events, i, e) {
@@ -52,6 +51,7 @@ static void collect(const json_t *events, struct seen *s)
         if (name && strcmp(name, "$groupidentify") == 0 && json_is_string(type))
             note(s, json_string_value(type), json_string_length(type));
     }
+    return seen.n;
 }
 
 struct known {
@@ -82,18 +82,17 @@ static int known(const kw_call *c, const json_t *mapping, int64_t project_id, co
     return kw_store_group_types(c->store, project_id, find, &kn) < 0 || kn.found;
 }
 
-void kw_group_types_learn(const kw_call *c, int64_t project_id, const json_t *events)
+void kw_group_types_learn(const kw_call *c, int64_t project_id, const char *const *names,
+                          size_t n)
 {
-    struct seen s = {{0}, 0};
-    collect(events, &s);
-    if (!s.n) return;
+    if (!n) return;
     const kw_flagset *set = NULL;
     if (c->flags && kw_flagcache_get(c->flags, project_id, &set)) set = NULL;
     int added = 0, full = 0;
     kw_time now = kw_now();
-    for (int i = 0; i < s.n && !full; i++) {
-        if (known(c, set ? set->group_type_mapping : NULL, project_id, s.names[i])) continue;
-        int rc = kw_store_group_type_add(c->store, project_id, s.names[i], now);
+    for (size_t i = 0; i < n && !full; i++) {
+        if (known(c, set ? set->group_type_mapping : NULL, project_id, names[i])) continue;
+        int rc = kw_store_group_type_add(c->store, project_id, names[i], now);
         added |= rc == KW_OK;
         full = rc == KW_ERR_LIMIT;
     }

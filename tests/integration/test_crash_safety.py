@@ -60,14 +60,22 @@ class Supervisor:
         with self.lock:
             return self.srv.port if self.srv else None
 
-    def run_killing(self, workers, join_timeout):
+    def run_killing(self, workers, join_timeout, progress=None, total=None):
         """Starts the worker threads and kills the server every 0.3-1.5 s
-        (seeded) until they have all ended."""
+        (seeded) until they have all ended; with progress (a count of the
+        work done, out of total), also after every 6-12 % of the work, so a
+        fast machine that finishes in a few seconds still sees several
+        kills."""
         stop = threading.Event()
 
         def controller():
             rng = random.Random(SEED)
-            while not stop.wait(rng.uniform(0.3, 1.5)):
+            while True:
+                until = time.monotonic() + rng.uniform(0.3, 1.5)
+                work = progress() + total * rng.uniform(0.06, 0.12) if progress else None
+                while time.monotonic() < until and not (work and progress() >= work):
+                    if stop.wait(0.02):
+                        return
                 self.kill_and_restart()
 
         ctl = threading.Thread(target=controller)
@@ -209,7 +217,8 @@ class TestCrashSafety(KWTestCase):
         deadline = t0 + SECONDS
         sup.run_killing([threading.Thread(target=self.worker,
                                           args=(sup, queue, lock, acked, unknown, refused, deadline))
-                         for _ in range(THREADS)], SECONDS + 60)
+                         for _ in range(THREADS)], SECONDS + 60,
+                         progress=lambda: len(acked) + len(unknown), total=len(self.items))
         elapsed = time.monotonic() - t0
         # The last instance is killed too, then a fresh one does the checks.
         sup.kill_and_restart()
