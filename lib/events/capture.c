@@ -23,6 +23,7 @@
 #include "events/capture_batch.h"
 #include "keyward/keyward.h"
 #include "keyward/service.h"
+#include "keyward/strbuf.h"
 #include "store/txn.h"
 #include "keyward/validate.h"
 
@@ -110,49 +111,31 @@ static int distinct_id_of(const json_t *e, const json_t *props, char *out)
     return 1;
 }
 
-/* The batch's text: every string its events need, each NUL-terminated,
- * placed by offset while the buffer may still move. */
-struct text {
-    char *p;
-    size_t len, cap;
-};
+/* The batch's text: every string its events need, each followed by its
+ * NUL, in one heap builder; strings are placed by offset while the builder
+ * may still move.  Its limit only stops a runaway: the text is about the
+ * size of the request body, which the server bounds far lower. */
+#define CAPTURE_TEXT_LIMIT ((size_t)64 << 20)
 
-/* Room for n more bytes. */
-static int text_room(struct text *t, size_t n)
+static void text_add(kw_strbuf *t, const char *s, size_t n, size_t *at)
 {
-    if (t->cap - t->len >= n) return 0;
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap - t->len < n) cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (!p) return KW_ERR_NOMEM;
-    t->p = p;
-    t->cap = cap;
-    return 0;
+    *at = kw_sb_len(t);
+    kw_sb_appendn(t, s, n);
+    kw_sb_appendn(t, "", 1);  /* the string's own NUL, kept in the text */
 }
 
-static int text_add(struct text *t, const char *s, size_t n, size_t *at)
+static int dump_to_text(const char *buffer, size_t size, void *data)
 {
-    if (text_room(t, n + 1)) return KW_ERR_NOMEM;
-    memcpy(t->p + t->len, s, n);
-    t->p[t->len + n] = '\0';
-    *at = t->len;
-    t->len += n + 1;
-    return 0;
+    kw_sb_appendn(data, buffer, size);
+    return kw_sb_ok(data) ? 0 : -1;
 }
 
 /* A JSON value as compact text. */
-static int text_add_json(struct text *t, const json_t *v, size_t *at)
+static void text_add_json(kw_strbuf *t, const json_t *v, size_t *at)
 {
-    size_t n = json_dumpb(v, t->p ? t->p + t->len : NULL, t->cap - t->len, JSON_COMPACT);
-    if (n == 0) return KW_ERR_NOMEM;  /* an object always has text: "{}" at least */
-    if (n + 1 > t->cap - t->len) {
-        if (text_room(t, n + 1)) return KW_ERR_NOMEM;
-        json_dumpb(v, t->p + t->len, t->cap - t->len, JSON_COMPACT);
-    }
-    t->p[t->len + n] = '\0';
-    *at = t->len;
-    t->len += n + 1;
-    return 0;
+    *at = kw_sb_len(t);
+    json_dump_callback(v, dump_to_text, t, JSON_COMPACT);
+    kw_sb_appendn(t, "", 1);
 }
 
 /* Where an event's strings are in the text, until the text stops moving. */
@@ -160,7 +143,7 @@ struct placed {
     size_t event, distinct_id, properties;
 };
 
-static int stage_event(const json_t *e, kw_event *out, struct placed *at, struct text *t,
+static int stage_event(const json_t *e, kw_event *out, struct placed *at, kw_strbuf *t,
                        kw_time now, kw_problem *p)
 {
     if (!json_is_object(e)) {
@@ -180,11 +163,13 @@ static int stage_event(const json_t *e, kw_event *out, struct placed *at, struct
     if (distinct_id_of(e, props, distinct_id))
         return invalid(p, "distinct_id", "All events must have the event field \"distinct_id\"!");
     if (has_nul(e)) return invalid(p, NULL, "Null characters are not allowed.");
-    if (text_add(t, json_string_value(name), json_string_length(name), &at->event) ||
-        text_add(t, distinct_id, strlen(distinct_id), &at->distinct_id) ||
-        (json_is_object(props) ? text_add_json(t, props, &at->properties)
-                               : text_add(t, "{}", 2, &at->properties)))
-        return kw_storage_problem(p, KW_ERR_NOMEM);
+    text_add(t, json_string_value(name), json_string_length(name), &at->event);
+    text_add(t, distinct_id, strlen(distinct_id), &at->distinct_id);
+    if (json_is_object(props))
+        text_add_json(t, props, &at->properties);
+    else
+        text_add(t, "{}", 2, &at->properties);
+    if (!kw_sb_ok(t)) return kw_storage_problem(p, KW_ERR_NOMEM);
 
     memset(out, 0, sizeof *out);
     json_t *uuid = json_object_get(e, "uuid");
@@ -240,7 +225,8 @@ int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_c
     json_t *list = event_list(payload, p);
     size_t n = json_array_size(list);
     kw_capture_batch *b = NULL;
-    struct text t = {0};
+    kw_strbuf t;
+    kw_sb_init_heap(&t, CAPTURE_TEXT_LIMIT);
     int failed = 1;
     if (!list) goto done;
     if (n > KW_CAPTURE_MAX_EVENTS) {
@@ -264,28 +250,27 @@ int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_c
     const char *names[KW_GROUP_TYPES_SEEN_MAX];
     size_t name_at[KW_GROUP_TYPES_SEEN_MAX];
     size_t n_names = kw_group_types_collect(list, names, KW_GROUP_TYPES_SEEN_MAX);
-    for (size_t i = 0; i < n_names; i++)
-        if (text_add(&t, names[i], strlen(names[i]), &name_at[i])) {
-            kw_storage_problem(p, KW_ERR_NOMEM);
-            goto done;
-        }
-    /* the text has stopped moving: point into it */
-    for (size_t i = 0; i < n; i++) {
-        b->events[i].event = t.p + at[i].event;
-        b->events[i].distinct_id = t.p + at[i].distinct_id;
-        b->events[i].properties = t.p + at[i].properties;
+    for (size_t i = 0; i < n_names; i++) text_add(&t, names[i], strlen(names[i]), &name_at[i]);
+    if (!kw_sb_ok(&t)) {
+        kw_storage_problem(p, KW_ERR_NOMEM);
+        goto done;
     }
-    for (size_t i = 0; i < n_names; i++) b->group_types[i] = t.p + name_at[i];
+    /* the text has stopped moving: point into it */
+    b->text = t.data;  /* the builder's heap buffer is now the batch's */
+    for (size_t i = 0; i < n; i++) {
+        b->events[i].event = b->text + at[i].event;
+        b->events[i].distinct_id = b->text + at[i].distinct_id;
+        b->events[i].properties = b->text + at[i].properties;
+    }
+    for (size_t i = 0; i < n_names; i++) b->group_types[i] = b->text + name_at[i];
     b->n_group_types = n_names;
     b->n = n;
-    b->text = t.p;
-    t.p = NULL;
     failed = 0;
 done:
     json_decref(list);
     json_decref(payload);  /* freed here, on the thread that parsed it */
-    free(t.p);
     if (failed) {
+        kw_sb_free(&t);
         free(b);
         return 1;
     }
