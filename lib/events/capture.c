@@ -130,12 +130,14 @@ static int dump_to_text(const char *buffer, size_t size, void *data)
     return kw_sb_ok(data) ? 0 : -1;
 }
 
-/* A JSON value as compact text. */
-static void text_add_json(kw_strbuf *t, const json_t *v, size_t *at)
+/* A JSON value as compact text: 0, or -1 when jansson could not dump it
+ * (the builder's own overflow is seen by kw_sb_ok). */
+static int text_add_json(kw_strbuf *t, const json_t *v, size_t *at)
 {
     *at = kw_sb_len(t);
-    json_dump_callback(v, dump_to_text, t, JSON_COMPACT);
+    int rc = json_dump_callback(v, dump_to_text, t, JSON_COMPACT);
     kw_sb_appendn(t, "", 1);
+    return rc;
 }
 
 /* Where an event's strings are in the text, until the text stops moving. */
@@ -165,11 +167,12 @@ static int stage_event(const json_t *e, kw_event *out, struct placed *at, kw_str
     if (has_nul(e)) return invalid(p, NULL, "Null characters are not allowed.");
     text_add(t, json_string_value(name), json_string_length(name), &at->event);
     text_add(t, distinct_id, strlen(distinct_id), &at->distinct_id);
+    int dumped = 0;
     if (json_is_object(props))
-        text_add_json(t, props, &at->properties);
+        dumped = text_add_json(t, props, &at->properties);
     else
         text_add(t, "{}", 2, &at->properties);
-    if (!kw_sb_ok(t)) return kw_storage_problem(p, KW_ERR_NOMEM);
+    if (dumped || !kw_sb_ok(t)) return kw_storage_problem(p, KW_ERR_NOMEM);
 
     memset(out, 0, sizeof *out);
     json_t *uuid = json_object_get(e, "uuid");
