@@ -34,9 +34,14 @@ int kw_directory_refresh(kw_directory *d);
 /* The project `id` (kw_store_project_get) as of the last generation read:
  * from this thread's memory when read at that generation, else from
  * `store` (the directory's own).  Same results as the store's call; with d
- * NULL it is the store's call.  Memberships are not kept: access is
- * decided on the database's current rows. */
+ * NULL it is the store's call. */
 int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out);
+
+/* kw_store_membership_level the same way, an entry used for at most one
+ * second: a change this process commits applies at once, one written
+ * elsewhere at the next poll (and within the second regardless). */
+int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user_id,
+                                  const char *org_id, int *level);
 
 /* kw_directory_refresh as a poll hook (`keyward serve`'s 200 ms poll). */
 void kw_directory_poll(void *d);

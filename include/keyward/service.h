@@ -155,9 +155,10 @@ int kw_audit_org(const kw_call *c, const char *org_id, const char *activity, con
  * changes or removes someone above their own level or sets a level above
  * their own; an organization always keeps an owner (the last one can be
  * neither demoted nor removed).  Removal is departure from that
- * organization: the member's personal keys stop reaching it at once
- * (access is checked against memberships on every request), project
- * secret keys they created keep working. */
+ * organization: the member's personal keys stop reaching it at once on
+ * this instance and within one poll on the others (kw_directory keeps a
+ * membership for at most a second), project secret keys they created keep
+ * working. */
 int kw_member_update(const kw_call *c, const char *org_id, int actor_level, const char *user_uuid,
                      const json_t *body, kw_member *out, kw_problem *problem);
 int kw_member_remove(const kw_call *c, const char *org_id, int actor_level, const char *user_uuid,

@@ -6,8 +6,9 @@
  * their own (kw_narrow_check, as invitations do); an organization always
  * keeps an owner — the last owner can be neither demoted nor removed; and
  * removal is departure from that organization only: the member's
- * personal keys stop reaching it at once, because every request checks the
- * membership (kw_policy_check), while project secret keys they created
+ * personal keys stop reaching it (kw_policy_check decides every request on
+ * the membership: at once on this instance, within one poll on the others,
+ * see kw_directory_membership_level), while project secret keys they created
  * belong to the projects and keep working.  The owner count is read after
  * locking the organization's row (kw_store_org_lock), so two concurrent
  * demotions cannot both see a second owner. */

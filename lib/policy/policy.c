@@ -500,8 +500,8 @@ int kw_policy_current_org(kw_store *store, const kw_principal *pr, char org_id[K
 /* An organization route: the same membership, narrowing and level rules
  * as a project route, in the organization itself.  Only people reach here
  * (organization routes take no phs_/phc_). */
-static int check_org(kw_store *store, kw_route_match *m, const kw_principal *pr, int *level,
-                     kw_problem *problem)
+static int check_org(kw_store *store, kw_directory *dir, kw_route_match *m,
+                     const kw_principal *pr, int *level, kw_problem *problem)
 {
     int rc = KW_OK;
     if (strcmp(m->org, "@current") == 0) {
@@ -512,7 +512,7 @@ static int check_org(kw_store *store, kw_route_match *m, const kw_principal *pr,
     if (!rc)
         rc = pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT
                  ? KW_ERR_NOTFOUND
-                 : kw_store_membership_level(store, pr->user_id, m->org, level);
+                 : kw_directory_membership_level(dir, store, pr->user_id, m->org, level);
     /* Not a member: "Not found.", so other tenants' ids are not confirmed. */
     if (kw_problem_from_store(problem, rc)) return 1;
     if (!kw_principal_org_allowed(pr, m->org)) {
@@ -559,7 +559,7 @@ int kw_policy_check(kw_store *store, kw_directory *dir, kw_route_match *m,
         return 1;
     }
     if (route->in_current_org && !m->org[0]) snprintf(m->org, sizeof m->org, "@current");
-    if (m->org[0]) return check_org(store, m, pr, level, problem);
+    if (m->org[0]) return check_org(store, dir, m, pr, level, problem);
     if (!m->project[0]) return 0;
     if (resolve_project(store, dir, m->project, pr, project, problem)) return 1;
     if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
@@ -573,8 +573,8 @@ int kw_policy_check(kw_store *store, kw_directory *dir, kw_route_match *m,
     }
     /* A person reaches only projects of their organizations; anything else
      * is "Not found." so ids of other tenants are not confirmed. */
-    if (kw_problem_from_store(problem,
-                              kw_store_membership_level(store, pr->user_id, project->org_id, level)))
+    if (kw_problem_from_store(problem, kw_directory_membership_level(dir, store, pr->user_id,
+                                                                     project->org_id, level)))
         return 1;
     if (!kw_principal_team_allowed(pr, project->id)) {
         kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,

@@ -16,12 +16,16 @@
  * before the row is read, so an entry may hold a row newer than its
  * generation (dropped early), never one older.
  *
- * Only the project: the caller's membership, which is what grants access,
- * is read from the database on every request, so a departure takes effect
- * at once on every instance, whichever process wrote it.  A project's
- * deletion is seen by this instance at once (the write re-reads the
- * generation) and by others within one poll — and its keys and token are
- * revoked through the change log either way. */
+ * The caller's membership level, which grants access, is kept the same
+ * way (memberships bump the generation too) but for at most MEMBER_TTL_US:
+ * a departure or a demotion written by this process re-reads the
+ * generation before it is answered, so it applies at once here; one
+ * written elsewhere (another instance, the command line, SQL) applies at
+ * this instance's next poll, and within MEMBER_TTL_US even if polls fail
+ * — the bound every instance already keeps for a revoked key or a
+ * deactivated user.  A project's deletion is seen by this instance at
+ * once (the write re-reads the generation) and by others within one poll
+ * — and its keys and token are revoked through the change log either way. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -82,10 +86,14 @@ void kw_directory_free(kw_directory *d) { free(d); }
 /* ---- reads kept per thread ------------------------------------------------ */
 
 #define PROJECT_SLOTS 64
+#define MEMBER_SLOTS 64
 /* Bounds an entry's life even if a bump were missed (a write outside the
  * triggers' tables): the same order as the cross-instance revocation
  * window, not a correctness crutch. */
 #define ENTRY_TTL_US ((int64_t)60 * 1000000)
+/* A membership grants access: kept no longer than a revoked key may be
+ * honoured by another instance. */
+#define MEMBER_TTL_US ((int64_t)1000000)
 
 struct project_entry {
     uint64_t directory;  /* its serial; 0 = empty */
@@ -96,21 +104,35 @@ struct project_entry {
     kw_project project;
 };
 
+struct member_entry {
+    uint64_t directory;  /* its serial; 0 = empty */
+    int64_t generation;
+    int64_t read_at;
+    int64_t user_id;
+    char org_id[KW_ID_LEN + 1];
+    int rc;  /* KW_OK or KW_ERR_NOTFOUND (not a member) */
+    int level;
+};
+
+struct thread_reads {
+    struct project_entry projects[PROJECT_SLOTS];
+    struct member_entry members[MEMBER_SLOTS];
+};
+
 static pthread_key_t reads_key;
 static pthread_once_t reads_once = PTHREAD_ONCE_INIT;
 static int reads_key_ok;
 
 static void reads_key_make(void) { reads_key_ok = pthread_key_create(&reads_key, free) == 0; }
 
-/* This thread's PROJECT_SLOTS entries, made on first use; NULL without
- * memory. */
-static struct project_entry *thread_entries(void)
+/* This thread's entries, made on first use; NULL without memory. */
+static struct thread_reads *thread_reads(void)
 {
     pthread_once(&reads_once, reads_key_make);
     if (!reads_key_ok) return NULL;
-    struct project_entry *t = pthread_getspecific(reads_key);
+    struct thread_reads *t = pthread_getspecific(reads_key);
     if (t) return t;
-    t = calloc(PROJECT_SLOTS, sizeof *t);
+    t = calloc(1, sizeof *t);
     if (t && pthread_setspecific(reads_key, t)) {
         free(t);
         t = NULL;
@@ -118,11 +140,11 @@ static struct project_entry *thread_entries(void)
     return t;
 }
 
-static int entry_current(const struct project_entry *e, const kw_directory *d, int64_t generation,
-                         int64_t now)
+static int read_current(uint64_t directory, int64_t generation, int64_t read_at,
+                        const kw_directory *d, int64_t now_generation, int64_t now, int64_t ttl)
 {
-    return e->directory == d->serial && e->generation == generation && now >= e->read_at &&
-           now - e->read_at < ENTRY_TTL_US;
+    return directory == d->serial && generation == now_generation && now >= read_at &&
+           now - read_at < ttl;
 }
 
 /* Only answers are kept: a database error is retried next time. */
@@ -130,11 +152,12 @@ static int keepable(int rc) { return rc == KW_OK || rc == KW_ERR_NOTFOUND; }
 
 int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out)
 {
-    struct project_entry *entries = d ? thread_entries() : NULL;
-    if (!entries) return kw_store_project_get(store, id, out);
+    struct thread_reads *t = d ? thread_reads() : NULL;
+    if (!t) return kw_store_project_get(store, id, out);
     int64_t generation = kw_directory_generation(d), now = kw_now();
-    struct project_entry *e = &entries[(uint64_t)id % PROJECT_SLOTS];
-    if (e->id == id && entry_current(e, d, generation, now)) {
+    struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
+    if (e->id == id &&
+        read_current(e->directory, e->generation, e->read_at, d, generation, now, ENTRY_TTL_US)) {
         if (e->rc == KW_OK) *out = e->project;
         return e->rc;
     }
@@ -150,3 +173,42 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     return rc;
 }
 
+/* FNV-1a over the organization id, mixed with the user id. */
+static size_t member_slot(int64_t user_id, const char *org_id)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)user_id;
+    for (const unsigned char *c = (const unsigned char *)org_id; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (size_t)(h % MEMBER_SLOTS);
+}
+
+int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user_id,
+                                  const char *org_id, int *level)
+{
+    size_t org_len = strlen(org_id);
+    struct thread_reads *t = d && org_len <= KW_ID_LEN ? thread_reads() : NULL;
+    if (!t) return kw_store_membership_level(store, user_id, org_id, level);
+    int64_t generation = kw_directory_generation(d), now = kw_now();
+    struct member_entry *e = &t->members[member_slot(user_id, org_id)];
+    if (e->user_id == user_id && strcmp(e->org_id, org_id) == 0 &&
+        read_current(e->directory, e->generation, e->read_at, d, generation, now, MEMBER_TTL_US)) {
+        if (e->rc == KW_OK) *level = e->level;
+        return e->rc;
+    }
+    /* A miss re-reads the generation before the row: a change this read
+     * sees is then one every thread's entries are compared against, so
+     * once one request has been refused by a departure no later request
+     * on any thread is let in by an older entry. */
+    if (kw_directory_refresh(d) == KW_OK) generation = kw_directory_generation(d);
+    int rc = kw_store_membership_level(store, user_id, org_id, level);
+    if (keepable(rc)) {
+        e->directory = d->serial;
+        e->generation = generation;
+        e->read_at = now;
+        e->user_id = user_id;
+        memcpy(e->org_id, org_id, org_len + 1);
+        e->rc = rc;
+        e->level = rc == KW_OK ? *level : 0;
+    }
+    return rc;
+}

@@ -568,6 +568,9 @@ class KWTestCase(unittest.TestCase):
         self.assertTrue(hdrs.get("Content-Type", "").startswith("application/json"), ctx)
         return body
 
+    def uuid_of(self, user_id):
+        return self.env.sql("SELECT uuid FROM users WHERE id=?", (user_id,))[0][0]
+
     def assertStatus(self, result, status):
         st, _, body = result
         self.assertEqual(st, status, "body=%r" % (body,))

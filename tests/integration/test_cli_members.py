@@ -31,9 +31,6 @@ class MemberCli(KWTestCase):
     def cli(self, *args):
         return kwtest.run_cli("member", *args[:1], "--db", self.env.db, *args[1:])
 
-    def uuid_of(self, user_id):
-        return self.env.sql("SELECT uuid FROM users WHERE id=?", (user_id,))[0][0]
-
     def levels(self):
         return dict(self.env.sql(
             "SELECT u.email, m.level FROM memberships m JOIN users u ON u.id = m.user_id "
@@ -151,9 +148,12 @@ class MemberCli(KWTestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("c@x.io removed from organization", out.stdout)
         self.assertNotIn("c@x.io", self.levels())
-        # C's personal key stops reaching the organization and its project
-        self.assertEqual(self.srv.get(org, key=key_c)[0], 404)
+        # C's personal key stops reaching the organization and its project:
+        # the CLI is another process, so within the server's next poll
+        self.assertEqual(self.eventually(lambda: self.srv.get(org, key=key_c), 404)[0], 404)
         self.assertIn(self.srv.get("/api/projects/1/", key=key_c)[0], (403, 404))
+        for _ in range(5):
+            self.assertEqual(self.srv.get(org, key=key_c)[0], 404)
         self.assertEqual(self.member_log(), [("deleted", "cli")])
         # removing again: not a member any more
         self.refused(self.cli("remove", "--email", "a@x.io", "--org", self.env.org_a, "c@x.io"),

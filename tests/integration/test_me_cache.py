@@ -34,9 +34,6 @@ class MeBase(KWTestCase):
         self.assertEqual(self.me(key, srv), first)
         return first
 
-    def uuid_of(self, user_id):
-        return self.env.sql("SELECT uuid FROM users WHERE id=?", (user_id,))[0][0]
-
 
 class Answers(MeBase):
     def test_cached_answer_is_the_built_one(self):

@@ -36,9 +36,6 @@ class OrgBase(KWTestCase):
     def setup_db(self):
         self.env.tenants()
 
-    def uuid_of(self, user_id):
-        return self.env.sql("SELECT uuid FROM users WHERE id=?", (user_id,))[0][0]
-
     def new_key(self, key=None, **fields):
         body = {"label": fields.pop("label", "k"), "scopes": fields.pop("scopes", ["*"])}
         body.update(fields)

@@ -728,10 +728,11 @@ static void test_current_org(void **state)
     assert_int_equal(kw_policy_current_org(f->store, &secret, org), KW_ERR_NOTFOUND);
 }
 
-/* A departure takes effect at once, whatever wrote it (the membership is
- * read on every request); a project's deletion as soon as the generation
- * is re-read, and only then (after the write on this instance, at the next
- * poll for another's). */
+/* The membership and the project are this thread's reads at the last
+ * generation read: a change written outside this process (here straight
+ * to the store, as another instance, the command line or SQL would) stands
+ * until the generation is re-read — after a commit of this process, at
+ * every poll — and a membership for at most a second even if it never is. */
 static void test_directory_reads_follow_the_generation(void **state)
 {
     struct fixture *f = *state;
@@ -740,14 +741,39 @@ static void test_directory_reads_follow_the_generation(void **state)
     kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
     snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
     assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);
-    /* carol leaves org A: refused at once, no re-read needed */
+    /* carol leaves org A: refused as soon as the generation is re-read */
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
     assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
-    /* back as admin: the level read is the new one, at once */
+    /* back as admin: the new level once re-read */
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
                      KW_OK);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
     assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
     assert_int_equal(level, KW_LEVEL_ADMIN);
+    /* demoted, and the generation never re-read (polls failing): the kept
+     * level lasts under a second, then the database decides */
+    int64_t t0 = kw_now() + 2000000;  /* past the entry read above: read again at t0 */
+    kw_clock_set(t0);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
+                     KW_OK);
+    kw_clock_set(t0 + 999999);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(level, KW_LEVEL_ADMIN);
+    kw_clock_set(t0 + 1000000);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(level, KW_LEVEL_MEMBER);
+    /* removed the same way: refused once the second is over */
+    assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+    kw_clock_set(t0 + 2000000);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    kw_clock_set(0);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
+                     KW_OK);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
     /* the project is deleted: this thread's entry stands until the
      * generation is re-read, then it is gone */
     assert_int_equal(kw_store_project_delete(f->store, f->p1.id), KW_OK);
