@@ -86,7 +86,10 @@ void kw_directory_free(kw_directory *d) { free(d); }
 /* ---- reads kept per thread ------------------------------------------------ */
 
 #define PROJECT_SLOTS 64
-#define MEMBER_SLOTS 64
+/* A miss costs two statements (the generation, then the row), one more
+ * than reading the row alone: enough slots that the callers active on a
+ * thread within a second rarely evict each other (~16 KB per thread). */
+#define MEMBER_SLOTS 256
 /* Bounds an entry's life even if a bump were missed (a write outside the
  * triggers' tables): the same order as the cross-instance revocation
  * window, not a correctness crutch. */
