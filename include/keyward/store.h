@@ -195,6 +195,10 @@ int kw_store_org_get(kw_store *store, const char *id, kw_org *out);
 int kw_store_membership_set(kw_store *store, int64_t user_id, const char *org_id, int level);
 /* KW_ERR_NOTFOUND when the user is not a member. */
 int kw_store_membership_level(kw_store *store, int64_t user_id, const char *org_id, int *level);
+/* The same, with the directory generation read in the same statement (one
+ * snapshot): `*generation` is set whether or not the user is a member. */
+int kw_store_membership_level_at(kw_store *store, int64_t user_id, const char *org_id, int *level,
+                                 int64_t *generation);
 int kw_store_user_orgs(kw_store *store, int64_t user_id, kw_org_cb cb, void *ctx);
 
 /* Managing organizations, projects and members (lib/store/orgs.c).

@@ -86,9 +86,8 @@ void kw_directory_free(kw_directory *d) { free(d); }
 /* ---- reads kept per thread ------------------------------------------------ */
 
 #define PROJECT_SLOTS 64
-/* A miss costs two statements (the generation, then the row), one more
- * than reading the row alone: enough slots that the callers active on a
- * thread within a second rarely evict each other (~16 KB per thread). */
+/* Enough that the callers active on one thread within a second rarely
+ * evict each other (~16 KB per thread). */
 #define MEMBER_SLOTS 256
 /* Bounds an entry's life even if a bump were missed (a write outside the
  * triggers' tables): the same order as the cross-instance revocation
@@ -198,15 +197,17 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
         if (e->rc == KW_OK) *level = e->level;
         return e->rc;
     }
-    /* A miss re-reads the generation before the row: a change this read
-     * sees is then one every thread's entries are compared against, so
-     * once one request has been refused by a departure no later request
-     * on any thread is let in by an older entry. */
-    if (kw_directory_refresh(d) == KW_OK) generation = kw_directory_generation(d);
-    int rc = kw_store_membership_level(store, user_id, org_id, level);
+    /* The row and the generation come from one statement, one snapshot:
+     * the entry is current exactly while nothing has been seen to change
+     * since, and raising the process's generation to it makes a change
+     * this read saw (a departure) stale every older entry on every thread
+     * before this request is answered. */
+    int64_t seen = 0;
+    int rc = kw_store_membership_level_at(store, user_id, org_id, level, &seen);
     if (keepable(rc)) {
+        raise_to(d, seen);
         e->directory = d->serial;
-        e->generation = generation;
+        e->generation = seen;
         e->read_at = now;
         e->user_id = user_id;
         memcpy(e->org_id, org_id, org_len + 1);

@@ -175,6 +175,8 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     [KW_SQL_MEMBER_SET] = {"INSERT INTO memberships(user_id, org_id, level, created_at) "
                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(user_id, org_id) DO UPDATE SET level = ?3"},
     [KW_SQL_MEMBER_LEVEL] = {"SELECT level FROM memberships WHERE user_id = ?1 AND org_id = ?2"},
+    [KW_SQL_MEMBER_LEVEL_AT] = {"SELECT (SELECT value FROM kw_meta WHERE name = 'directory_generation'), "
+                                "(SELECT level FROM memberships WHERE user_id = ?1 AND org_id = ?2)"},
     [KW_SQL_USER_ORGS] = {"SELECT o.id, o.name, o.created_at, m.level FROM organizations o "
                           "JOIN memberships m ON m.org_id = o.id WHERE m.user_id = ?1 "
                           "ORDER BY o.created_at"},

@@ -210,6 +210,21 @@ int kw_store_membership_level(kw_store *s, int64_t user_id, const char *org_id, 
     return KW_OK;
 }
 
+int kw_store_membership_level_at(kw_store *s, int64_t user_id, const char *org_id, int *level,
+                                 int64_t *generation)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_MEMBER_LEVEL_AT, &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, user_id);
+    kw_db_text(st, 2, org_id);
+    if ((rc = kw_db_one(st))) return rc;
+    *generation = kw_db_col_int(st, 0);
+    rc = kw_db_col_null(st, 1) ? KW_ERR_NOTFOUND : KW_OK;
+    if (!rc) *level = (int)kw_db_col_int(st, 1);
+    return kw_db_finish(st, rc);
+}
+
 int kw_store_user_orgs(kw_store *s, int64_t user_id, kw_org_cb cb, void *ctx)
 {
     kw_db_stmt *st;

@@ -1,5 +1,6 @@
 /* test_policy.c — the route table, tested as a table: matching, key kinds,
  * scopes, membership, narrowing and levels against a real SQLite store. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -783,6 +784,45 @@ static void test_directory_reads_follow_the_generation(void **state)
     assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 404);
 }
 
+struct other_thread {
+    struct fixture *f;
+    int64_t user_id;
+    int rc, level;
+};
+
+static void *membership_on_other_thread(void *arg)
+{
+    struct other_thread *o = arg;
+    o->rc = kw_directory_membership_level(o->f->directory, o->f->store, o->user_id,
+                                          o->f->p1.org_id, &o->level);
+    return NULL;
+}
+
+/* Entries are per thread; a departure one thread has read (its miss reads
+ * the row and the generation in one statement) makes the older entries of
+ * every other thread stale before that thread answers: no request is let
+ * in after one was refused. */
+static void test_departure_seen_by_one_thread_is_seen_by_all(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], detail[512];
+    int level;
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* this thread's entry */
+    /* removed by someone else: this process has not re-read the generation */
+    assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    /* another thread has no entry: it reads, and is refused */
+    struct other_thread o = {f, f->carol.id, -1, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, membership_on_other_thread, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(o.rc, KW_ERR_NOTFOUND);
+    /* ... and from then on this thread's older entry is not used either */
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +840,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_current_org, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_reads_follow_the_generation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_departure_seen_by_one_thread_is_seen_by_all, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
