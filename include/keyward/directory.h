@@ -10,7 +10,9 @@
  * answered, so the writer's next request sees it), at every poll of
  * `keyward serve` (so another instance's write is seen within one poll),
  * and on every cache miss.  The value only moves forward: two re-reads
- * that finish out of order never bring an older value back. */
+ * that finish out of order never bring an older value back — except at a
+ * poll that finds the database's counter below it (a restored database),
+ * which also drops every read kept at the old values. */
 #ifndef KEYWARD_DIRECTORY_H
 #define KEYWARD_DIRECTORY_H
 

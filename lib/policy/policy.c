@@ -444,6 +444,13 @@ static int pick_first_project(void *ctx, const kw_project *p)
     return 1;  /* stop */
 }
 
+/* After "@current" was resolved from the person's memberships as stored
+ * (not through the directory's kept reads): re-reading the generation
+ * makes whatever that read saw — a departure — stale every older kept
+ * membership on every thread before the request is answered, so a request
+ * refused here is never followed by one let in from memory. */
+static void current_read(kw_directory *dir) { kw_directory_refresh(dir); }
+
 /* Resolves the :project segment to a stored project, or a 404. */
 static int resolve_project(kw_store *store, kw_directory *dir, const char *ref,
                            const kw_principal *pr, kw_project *project, kw_problem *problem)
@@ -457,6 +464,7 @@ static int resolve_project(kw_store *store, kw_directory *dir, const char *ref,
             rc = kw_store_user_projects(store, pr->user_id, pick_first_project, &fp);
             if (rc == 1) rc = KW_OK;
             if (!rc && !fp.found) rc = KW_ERR_NOTFOUND;
+            current_read(dir);
         }
     } else {
         errno = 0;
@@ -507,6 +515,7 @@ static int check_org(kw_store *store, kw_directory *dir, kw_route_match *m,
     if (strcmp(m->org, "@current") == 0) {
         char current[KW_ID_LEN + 1];
         rc = kw_policy_current_org(store, pr, current);
+        current_read(dir);
         if (!rc) snprintf(m->org, sizeof m->org, "%s", current);
     }
     if (!rc)

@@ -37,7 +37,10 @@
 struct kw_directory {
     kw_store *store;
     _Atomic int64_t generation;
-    uint64_t serial;  /* unique in the process: names its per-thread entries */
+    /* Unique in the process: names its per-thread entries.  Replaced when
+     * the database's counter is seen to go back, which makes them all
+     * stale at once. */
+    _Atomic uint64_t serial;
 };
 
 static _Atomic uint64_t serials;
@@ -57,7 +60,25 @@ int kw_directory_refresh(kw_directory *d)
     return rc;
 }
 
-void kw_directory_poll(void *d) { kw_directory_refresh(d); }
+/* The poll is where a counter that went back shows: in normal operation
+ * every value this process holds was read from the database, whose counter
+ * only grows, so a poll reading less than the process holds means the
+ * database was restored (or replaced).  Values read before and after are
+ * then not comparable: a new serial makes every kept entry stale (stored
+ * before the generation, so a thread that sees the new generation sees the
+ * new serial too), and the generation follows the database down. */
+void kw_directory_poll(void *arg)
+{
+    kw_directory *d = arg;
+    int64_t g = 0;
+    if (!d || kw_store_directory_generation(d->store, &g)) return;
+    if (g < atomic_load(&d->generation)) {
+        atomic_store(&d->serial, atomic_fetch_add(&serials, 1) + 1);
+        atomic_store(&d->generation, g);
+    } else {
+        raise_to(d, g);
+    }
+}
 
 int64_t kw_directory_generation(const kw_directory *d)
 {
@@ -70,7 +91,7 @@ int kw_directory_new(kw_store *store, kw_directory **out)
     kw_directory *d = calloc(1, sizeof *d);
     if (!d) return KW_ERR_NOMEM;
     d->store = store;
-    d->serial = atomic_fetch_add(&serials, 1) + 1;
+    atomic_init(&d->serial, atomic_fetch_add(&serials, 1) + 1);
     atomic_init(&d->generation, 0);
     int rc = kw_directory_refresh(d);
     if (rc) {
@@ -145,7 +166,8 @@ static struct thread_reads *thread_reads(void)
 static int read_current(uint64_t directory, int64_t generation, int64_t read_at,
                         const kw_directory *d, int64_t now_generation, int64_t now, int64_t ttl)
 {
-    return directory == d->serial && generation == now_generation && now >= read_at &&
+    return directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
+           generation == now_generation && now >= read_at &&
            now - read_at < ttl;
 }
 
@@ -165,7 +187,7 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     }
     int rc = kw_store_project_get(store, id, out);
     if (keepable(rc)) {
-        e->directory = d->serial;
+        e->directory = atomic_load(&d->serial);
         e->generation = generation;
         e->read_at = now;
         e->id = id;
@@ -206,7 +228,7 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     int rc = kw_store_membership_level_at(store, user_id, org_id, level, &seen);
     if (keepable(rc)) {
         raise_to(d, seen);
-        e->directory = d->serial;
+        e->directory = atomic_load(&d->serial);
         e->generation = seen;
         e->read_at = now;
         e->user_id = user_id;

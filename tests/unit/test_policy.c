@@ -2,6 +2,7 @@
  * scopes, membership, narrowing and levels against a real SQLite store. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -823,6 +824,62 @@ static void test_departure_seen_by_one_thread_is_seen_by_all(void **state)
     assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
 }
 
+/* "@current" is resolved from the memberships as stored: when that read
+ * sees a departure (the person has no organization left), no kept entry
+ * may let the person into the organization they left afterwards. */
+static void test_current_refusal_makes_kept_memberships_stale(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], detail[512];
+    int level;
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    const char *routes[] = {"/api/projects/@current/feature_flags/", "/api/organizations/@current/"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id,
+                                                 KW_LEVEL_MEMBER),
+                         KW_OK);
+        assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* kept */
+        assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+        assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level),
+                         200);  /* nothing re-read yet */
+        assert_int_equal(
+            verdict_through(f, f->directory, "GET", routes[i], &carol_all, detail, &level), 404);
+        assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level),
+                         404);
+    }
+}
+
+/* A restored database's counter can be below what this process read
+ * before; the poll takes that as "everything may have changed": every
+ * kept read is dropped, and later writes are seen again. */
+static void test_restored_database_drops_kept_reads(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], detail[512];
+    int level;
+    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
+    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* kept */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE kw_meta SET value = value - 50 "
+                                      "WHERE name = 'directory_generation'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    int64_t before = kw_directory_generation(f->directory);
+    /* the departure's bump leaves the counter far below what was read */
+    assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
+    kw_directory_poll(f->directory);
+    assert_true(kw_directory_generation(f->directory) < before);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    /* and the counter counts on from there: a return is seen at the next poll */
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
+                     KW_OK);
+    kw_directory_poll(f->directory);
+    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +900,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_departure_seen_by_one_thread_is_seen_by_all, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_current_refusal_makes_kept_memberships_stale, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_restored_database_drops_kept_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
