@@ -60,21 +60,25 @@ int kw_directory_refresh(kw_directory *d)
     return rc;
 }
 
-/* The poll is where a counter that went back shows: in normal operation
- * every value this process holds was read from the database, whose counter
- * only grows, so a poll reading less than the process holds means the
- * database was restored (or replaced).  Values read before and after are
- * then not comparable: a new serial makes every kept entry stale (stored
- * before the generation, so a thread that sees the new generation sees the
- * new serial too), and the generation follows the database down. */
+/* The poll is where a counter that went back shows.  The value held
+ * before the poll reads was itself read from the database, whose counter
+ * only grows, so a poll that reads less means the database was restored
+ * (or replaced); comparing with the value held before the read, not after,
+ * keeps a raise by a concurrent commit from looking like one.  Values read
+ * before and after a restore are not comparable: a new serial makes every
+ * kept entry stale (stored before the generation, so a thread that sees
+ * the new generation sees the new serial too), and the generation follows
+ * the database down — unless something raised it meanwhile, in which case
+ * the next poll looks again. */
 void kw_directory_poll(void *arg)
 {
     kw_directory *d = arg;
-    int64_t g = 0;
-    if (!d || kw_store_directory_generation(d->store, &g)) return;
-    if (g < atomic_load(&d->generation)) {
+    if (!d) return;
+    int64_t held = atomic_load(&d->generation), g = 0;
+    if (kw_store_directory_generation(d->store, &g)) return;
+    if (g < held) {
         atomic_store(&d->serial, atomic_fetch_add(&serials, 1) + 1);
-        atomic_store(&d->generation, g);
+        atomic_compare_exchange_strong(&d->generation, &held, g);
     } else {
         raise_to(d, g);
     }
