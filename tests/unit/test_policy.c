@@ -730,6 +730,30 @@ static void test_current_org(void **state)
     assert_int_equal(kw_policy_current_org(f->store, &secret, org), KW_ERR_NOTFOUND);
 }
 
+/* The tests below ask one thing again and again: carol (a member of org
+ * A, every scope) reading p1's flag list. */
+static void p1_flags_path(const struct fixture *f, char *path, size_t size)
+{
+    snprintf(path, size, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+}
+
+/* carol's GET `path` through the directory's kept reads: the status, and
+ * her level when the policy reached it. */
+static int carol_gets(struct fixture *f, const char *path, int *level)
+{
+    char detail[512];
+    int ignored;
+    kw_principal carol = personal(f->carol.id, "[\"*\"]", NULL);
+    return verdict_through(f, f->directory, "GET", path, &carol, detail, level ? level : &ignored);
+}
+
+/* The same, reached all three ways verdict() compares. */
+static int carol_verdict(struct fixture *f, const char *path)
+{
+    kw_principal carol = personal(f->carol.id, "[\"*\"]", NULL);
+    return verdict(f, "GET", path, &carol, NULL);
+}
+
 /* The membership and the project are this thread's reads at the last
  * generation read: a change written outside this process (here straight
  * to the store, as another instance, the command line or SQL would) stands
@@ -738,51 +762,50 @@ static void test_current_org(void **state)
 static void test_directory_reads_follow_the_generation(void **state)
 {
     struct fixture *f = *state;
-    char path[128], detail[512];
+    char path[128];
     int level;
-    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
-    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
-    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);
+    p1_flags_path(f, path, sizeof path);
+    assert_int_equal(carol_verdict(f, path), 200);
     /* carol leaves org A: refused as soon as the generation is re-read */
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    assert_int_equal(carol_gets(f, path, &level), 404);
     /* back as admin: the new level once re-read */
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
                      KW_OK);
     assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(level, KW_LEVEL_ADMIN);
     /* demoted, and the generation never re-read (polls failing): the kept
      * level lasts under a second, then the database decides */
     int64_t t0 = kw_now() + 2000000;  /* past the entry read above: read again at t0 */
     kw_clock_set(t0);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
                      KW_OK);
     kw_clock_set(t0 + 999999);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(level, KW_LEVEL_ADMIN);
     kw_clock_set(t0 + 1000000);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(level, KW_LEVEL_MEMBER);
     /* removed the same way: refused once the second is over */
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
     kw_clock_set(t0 + 2000000);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    assert_int_equal(carol_gets(f, path, &level), 404);
     kw_clock_set(0);
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
                      KW_OK);
     assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     /* the project is deleted: this thread's entry stands until the
      * generation is re-read, then it is gone */
     assert_int_equal(kw_store_project_delete(f->store, f->p1.id), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
-    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 404);
+    assert_int_equal(carol_gets(f, path, &level), 404);
+    assert_int_equal(carol_verdict(f, path), 404);
 }
 
 struct other_thread {
@@ -806,14 +829,12 @@ static void *membership_on_other_thread(void *arg)
 static void test_departure_seen_by_one_thread_is_seen_by_all(void **state)
 {
     struct fixture *f = *state;
-    char path[128], detail[512];
-    int level;
-    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
-    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
-    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* this thread's entry */
+    char path[128];
+    p1_flags_path(f, path, sizeof path);
+    assert_int_equal(carol_verdict(f, path), 200);  /* this thread's entry */
     /* removed by someone else: this process has not re-read the generation */
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, NULL), 200);
     /* another thread has no entry: it reads, and is refused */
     struct other_thread o = {f, f->carol.id, -1, -1};
     pthread_t t;
@@ -821,7 +842,7 @@ static void test_departure_seen_by_one_thread_is_seen_by_all(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(o.rc, KW_ERR_NOTFOUND);
     /* ... and from then on this thread's older entry is not used either */
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    assert_int_equal(carol_gets(f, path, NULL), 404);
 }
 
 /* "@current" is resolved from the memberships as stored: when that read
@@ -830,23 +851,18 @@ static void test_departure_seen_by_one_thread_is_seen_by_all(void **state)
 static void test_current_refusal_makes_kept_memberships_stale(void **state)
 {
     struct fixture *f = *state;
-    char path[128], detail[512];
-    int level;
-    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
-    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
+    char path[128];
+    p1_flags_path(f, path, sizeof path);
     const char *routes[] = {"/api/projects/@current/feature_flags/", "/api/organizations/@current/"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id,
                                                  KW_LEVEL_MEMBER),
                          KW_OK);
-        assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* kept */
+        assert_int_equal(carol_verdict(f, path), 200);  /* kept */
         assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
-        assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level),
-                         200);  /* nothing re-read yet */
-        assert_int_equal(
-            verdict_through(f, f->directory, "GET", routes[i], &carol_all, detail, &level), 404);
-        assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level),
-                         404);
+        assert_int_equal(carol_gets(f, path, NULL), 200);  /* nothing re-read yet */
+        assert_int_equal(carol_gets(f, routes[i], NULL), 404);
+        assert_int_equal(carol_gets(f, path, NULL), 404);
     }
 }
 
@@ -856,11 +872,9 @@ static void test_current_refusal_makes_kept_memberships_stale(void **state)
 static void test_restored_database_drops_kept_reads(void **state)
 {
     struct fixture *f = *state;
-    char path[128], detail[512];
-    int level;
-    kw_principal carol_all = personal(f->carol.id, "[\"*\"]", NULL);
-    snprintf(path, sizeof path, "/api/projects/%lld/feature_flags/", (long long)f->p1.id);
-    assert_int_equal(verdict(f, "GET", path, &carol_all, NULL), 200);  /* kept */
+    char path[128];
+    p1_flags_path(f, path, sizeof path);
+    assert_int_equal(carol_verdict(f, path), 200);  /* kept */
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "UPDATE kw_meta SET value = value - 50 "
@@ -872,12 +886,12 @@ static void test_restored_database_drops_kept_reads(void **state)
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
     kw_directory_poll(f->directory);
     assert_true(kw_directory_generation(f->directory) < before);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 404);
+    assert_int_equal(carol_gets(f, path, NULL), 404);
     /* and the counter counts on from there: a return is seen at the next poll */
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
                      KW_OK);
     kw_directory_poll(f->directory);
-    assert_int_equal(verdict_through(f, f->directory, "GET", path, &carol_all, detail, &level), 200);
+    assert_int_equal(carol_gets(f, path, NULL), 200);
 }
 
 int main(void)
