@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "util/hash.h"
 
 #define CLIENT_SLOTS 4096
 #define ADDR_MAX 64
@@ -50,13 +51,6 @@ void kw_budget_free(kw_budget *b)
     free(b);
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* Refills `k` to `now`; answers 0 when a token is there, else the seconds
  * until one is. */
 static int refill(struct bucket *k, int burst, int per_minute, int64_t now)
@@ -77,7 +71,7 @@ int kw_budget_take(kw_budget *b, const char *client, int64_t now)
     pthread_mutex_lock(&b->lock);
     struct bucket *c = NULL;
     if (client && *client) {
-        c = &b->clients[fnv1a(client) % CLIENT_SLOTS];
+        c = &b->clients[kw_hash_text(KW_HASH_START, client) % CLIENT_SLOTS];
         if (strncmp(c->addr, client, ADDR_MAX - 1) != 0) {
             strncpy(c->addr, client, ADDR_MAX - 1);
             c->addr[ADDR_MAX - 1] = '\0';

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keyward/keyward.h"
+#include "util/hash.h"
 #include "util/memcommit.h"
 #include "keyward/store.h"
 
@@ -67,13 +68,6 @@ void kw_ratelimit_free(kw_ratelimit *rl)
     free(rl);
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 int kw_ratelimit_take(kw_ratelimit *rl, const char *key_id, int per_minute, int64_t now)
 {
     return kw_ratelimit_take_noting(rl, key_id, per_minute, now, NULL);
@@ -84,7 +78,7 @@ int kw_ratelimit_take_noting(kw_ratelimit *rl, const char *key_id, int per_minut
 {
     if (first_refusal) *first_refusal = 0;
     if (per_minute <= 0) return 0;
-    uint64_t h = fnv1a(key_id);
+    uint64_t h = kw_hash_text(KW_HASH_START, key_id);
     struct shard *s = &rl->shards[h % SHARDS];
     struct bucket *b = &s->slots[(h / SHARDS) % rl->per_shard];
     const double rate = per_minute / 60e6;  /* tokens per microsecond */

@@ -33,6 +33,7 @@
 
 #include "keyward/directory.h"
 #include "keyward/keyward.h"
+#include "util/hash.h"
 
 struct kw_directory {
     kw_store *store;
@@ -201,13 +202,9 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     return rc;
 }
 
-/* FNV-1a over the organization id, mixed with the user id. */
 static size_t member_slot(int64_t user_id, const char *org_id)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)user_id;
-    for (const unsigned char *c = (const unsigned char *)org_id; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    return (size_t)(h % MEMBER_SLOTS);
+    return (size_t)(kw_hash_text(KW_HASH_START ^ (uint64_t)user_id, org_id) % MEMBER_SLOTS);
 }
 
 int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user_id,
