@@ -123,23 +123,27 @@ void kw_directory_free(kw_directory *d) { free(d); }
  * honoured by another instance. */
 #define MEMBER_TTL_US ((int64_t)1000000)
 
-struct project_entry {
+/* What every kept read records besides its answer: the directory (by
+ * serial), the generation and the time it was read at, and whether it
+ * found the row. */
+struct kept_read {
     uint64_t directory;  /* its serial; 0 = empty */
     int64_t generation;
     int64_t read_at;
-    int64_t id;
     int rc;  /* KW_OK or KW_ERR_NOTFOUND */
+};
+
+struct project_entry {
+    struct kept_read kept;
+    int64_t id;
     kw_project project;
 };
 
 struct member_entry {
-    uint64_t directory;  /* its serial; 0 = empty */
-    int64_t generation;
-    int64_t read_at;
+    struct kept_read kept;
     int64_t user_id;
     char org_id[KW_ID_LEN + 1];
-    int rc;  /* KW_OK or KW_ERR_NOTFOUND (not a member) */
-    int level;
+    int level;  /* only when kept.rc is KW_OK; otherwise not a member */
 };
 
 struct thread_reads {
@@ -168,12 +172,20 @@ static struct thread_reads *thread_reads(void)
     return t;
 }
 
-static int read_current(uint64_t directory, int64_t generation, int64_t read_at,
-                        const kw_directory *d, int64_t now_generation, int64_t now, int64_t ttl)
+static int kept_current(const struct kept_read *k, const kw_directory *d, int64_t generation,
+                        int64_t now, int64_t ttl)
 {
-    return directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
-           generation == now_generation && now >= read_at &&
-           now - read_at < ttl;
+    return k->directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
+           k->generation == generation && now >= k->read_at && now - k->read_at < ttl;
+}
+
+static void kept_stamp(struct kept_read *k, const kw_directory *d, int64_t generation,
+                       int64_t now, int rc)
+{
+    k->directory = atomic_load(&((kw_directory *)d)->serial);
+    k->generation = generation;
+    k->read_at = now;
+    k->rc = rc;
 }
 
 /* Only answers are kept: a database error is retried next time. */
@@ -185,18 +197,14 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     if (!t) return kw_store_project_get(store, id, out);
     int64_t generation = kw_directory_generation(d), now = kw_now();
     struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
-    if (e->id == id &&
-        read_current(e->directory, e->generation, e->read_at, d, generation, now, ENTRY_TTL_US)) {
-        if (e->rc == KW_OK) *out = e->project;
-        return e->rc;
+    if (e->id == id && kept_current(&e->kept, d, generation, now, ENTRY_TTL_US)) {
+        if (e->kept.rc == KW_OK) *out = e->project;
+        return e->kept.rc;
     }
     int rc = kw_store_project_get(store, id, out);
     if (keepable(rc)) {
-        e->directory = atomic_load(&d->serial);
-        e->generation = generation;
-        e->read_at = now;
+        kept_stamp(&e->kept, d, generation, now, rc);
         e->id = id;
-        e->rc = rc;
         if (rc == KW_OK) e->project = *out;
     }
     return rc;
@@ -216,9 +224,9 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     int64_t generation = kw_directory_generation(d), now = kw_now();
     struct member_entry *e = &t->members[member_slot(user_id, org_id)];
     if (e->user_id == user_id && strcmp(e->org_id, org_id) == 0 &&
-        read_current(e->directory, e->generation, e->read_at, d, generation, now, MEMBER_TTL_US)) {
-        if (e->rc == KW_OK) *level = e->level;
-        return e->rc;
+        kept_current(&e->kept, d, generation, now, MEMBER_TTL_US)) {
+        if (e->kept.rc == KW_OK) *level = e->level;
+        return e->kept.rc;
     }
     /* The row and the generation come from one statement, one snapshot:
      * the entry is current exactly while nothing has been seen to change
@@ -229,12 +237,9 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     int rc = kw_store_membership_level_at(store, user_id, org_id, level, &seen);
     if (keepable(rc)) {
         raise_to(d, seen);
-        e->directory = atomic_load(&d->serial);
-        e->generation = seen;
-        e->read_at = now;
+        kept_stamp(&e->kept, d, seen, now, rc);
         e->user_id = user_id;
         memcpy(e->org_id, org_id, org_len + 1);
-        e->rc = rc;
         e->level = rc == KW_OK ? *level : 0;
     }
     return rc;
