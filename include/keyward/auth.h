@@ -113,7 +113,9 @@ void kw_verifier_health_read(kw_verifier *v, kw_verifier_health *out);
  * since = the first failure) and once when it answers again (reachable 1,
  * since = when it had stopped).  Runs on whichever thread polled (the
  * maintenance thread, the listener, or a request after a write), so fn
- * must be thread-safe and quick.  `watch` must outlive the verifier. */
+ * must be thread-safe and quick.  On a failure the store's last error on
+ * that thread (kw_store_last_error) is what failed.  `watch` must outlive
+ * the verifier. */
 typedef struct kw_db_watch {
     void (*fn)(void *ctx, int reachable, int64_t since);
     void *ctx;

@@ -170,6 +170,11 @@ typedef int (*kw_activity_cb)(void *ctx, const kw_activity *entry);
 int kw_store_open(const char *url, kw_store **out);
 void kw_store_close(kw_store *store);
 const char *kw_store_backend(const kw_store *store);
+/* The calling thread's last database failure as "CODE: message" ("" when
+ * none yet), for logs: read it on the thread that saw the error, right
+ * after.  Only the server's primary message, which names what failed, not
+ * the bound values; log it through a redacting logger all the same. */
+const char *kw_store_last_error(void);
 /* Current schema version (after migrations). */
 int kw_store_schema_version(kw_store *store, int *version);
 

@@ -8,11 +8,32 @@
 
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/keyward.h"
 #include "keyward/strbuf.h"
+
+static _Thread_local char last_error[200];
+
+void kw_db_note_error(const char *code, const char *message)
+{
+    if (!message) message = "";
+    size_t len = strcspn(message, "\r\n");  /* libpq's text may run on */
+    int at = snprintf(last_error, sizeof last_error, "%s: ", code ? code : "error");
+    if (at < 0 || (size_t)at >= sizeof last_error) return;
+    size_t room = sizeof last_error - (size_t)at - 1;
+    if (len > room) {
+        len = room;
+        /* Cut before a UTF-8 continuation byte, never inside a character. */
+        while (len && ((unsigned char)message[len] & 0xC0) == 0x80) len--;
+    }
+    memcpy(last_error + at, message, len);
+    last_error[(size_t)at + len] = '\0';
+}
+
+const char *kw_store_last_error(void) { return last_error; }
 
 void kw_db_col_copy(kw_db_stmt *st, int col, char *dst, size_t size)
 {

@@ -63,6 +63,11 @@ struct kw_db_stmt {
     const struct kw_db_driver *driver;
 };
 
+/* Drivers record each failure they map, in the database's own words
+ * (code: SQLSTATE or the SQLite result name; message: the primary text,
+ * first line), for kw_store_last_error. */
+void kw_db_note_error(const char *code, const char *message);
+
 int kw_db_sqlite_open(const char *path, kw_store **out);
 int kw_db_postgres_open(const char *url, kw_store **out);
 

@@ -91,8 +91,11 @@ static void quiet_notice(void *arg, const char *message)
 
 static int kw_pg_error(PGconn *db, const PGresult *res)
 {
-    if (!db || PQstatus(db) == CONNECTION_BAD) return KW_ERR_UNAVAILABLE;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    kw_db_note_error(state ? state : "connection",
+                     primary ? primary : db ? PQerrorMessage(db) : "no connection");
+    if (!db || PQstatus(db) == CONNECTION_BAD) return KW_ERR_UNAVAILABLE;
     if (!state) return res ? KW_ERR_DB : KW_ERR_UNAVAILABLE;
     /* Class 23 (integrity constraint): 23505 unique_violation is the case
      * callers act on; foreign-key / not-null violations map the same way
@@ -105,6 +108,13 @@ static int kw_pg_error(PGconn *db, const PGresult *res)
         return KW_ERR_UNAVAILABLE;
     if (strcmp(state, "53200") == 0) return KW_ERR_NOMEM;
     return KW_ERR_DB;
+}
+
+/* A session that cannot be used: libpq's words for the logs. */
+static int unreachable(PGconn *db)
+{
+    kw_db_note_error("connection", db ? PQerrorMessage(db) : "no connection");
+    return KW_ERR_UNAVAILABLE;
 }
 
 static PGconn *connect_db(const char *url)
@@ -188,7 +198,7 @@ static int kw_pg_conn_get(struct pg_store *s, struct pg_conn **out)
              * prepared statements went with it. */
             PQreset(c->db);
             memset(c->table_prepared, 0, sizeof c->table_prepared);
-            if (PQstatus(c->db) != CONNECTION_OK) return KW_ERR_UNAVAILABLE;
+            if (PQstatus(c->db) != CONNECTION_OK) return unreachable(c->db);
         }
         *out = c;
         return KW_OK;
@@ -202,8 +212,9 @@ static int kw_pg_conn_get(struct pg_store *s, struct pg_conn **out)
         return KW_ERR_NOMEM;
     }
     if (PQstatus(c->db) != CONNECTION_OK) {
+        int rc = unreachable(c->db);
         conn_free(c);
-        return KW_ERR_UNAVAILABLE;
+        return rc;
     }
     pthread_mutex_lock(&s->conns_lock);
     c->next = s->conns;
@@ -286,11 +297,13 @@ static int listen_open(struct pg_store *s)
     if (s->listen) PQfinish(s->listen);
     s->listen = connect_db(s->url);
     if (!s->listen) return KW_ERR_NOMEM;
-    int rc = KW_ERR_UNAVAILABLE;
+    int rc;
     if (PQstatus(s->listen) == CONNECTION_OK) {
         PGresult *res = PQexec(s->listen, "LISTEN keyward_auth; LISTEN keyward_flags");
         rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? KW_OK : kw_pg_error(s->listen, res);
         PQclear(res);
+    } else {
+        rc = unreachable(s->listen);
     }
     if (rc) {
         PQfinish(s->listen);
@@ -313,14 +326,14 @@ static int kw_pg_wait_change(kw_store *b, int timeout_ms, int *what)
     if ((*what = notified(s->listen))) goto out;  /* already buffered */
     struct pollfd pfd = {.fd = PQsocket(s->listen), .events = POLLIN};
     if (pfd.fd < 0) {
-        rc = KW_ERR_UNAVAILABLE;
+        rc = unreachable(s->listen);
         goto drop;
     }
     int n = poll(&pfd, 1, timeout_ms);
     if (n == 0 || (n < 0 && errno == EINTR)) goto out;
     /* Readable (or hung up): a closed socket makes PQconsumeInput fail. */
     if (n < 0 || !PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK) {
-        rc = KW_ERR_UNAVAILABLE;
+        rc = unreachable(s->listen);
         goto drop;
     }
     *what = notified(s->listen);

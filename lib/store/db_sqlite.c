@@ -44,10 +44,16 @@ struct sqlite_store {
     struct conn *conns;
 };
 
-static int map_rc(int rc)
+/* Maps a result code; a failure is noted in SQLite's words (db may be
+ * NULL: the code's own text then). */
+static int map_rc(sqlite3 *db, int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return KW_OK;
+    default: break;
+    }
+    kw_db_note_error(sqlite3_errstr(rc), db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
     case SQLITE_CONSTRAINT: return KW_ERR_EXISTS;
     case SQLITE_NOMEM: return KW_ERR_NOMEM;
     case SQLITE_BUSY: case SQLITE_LOCKED: return KW_ERR_UNAVAILABLE;
@@ -98,7 +104,7 @@ static struct conn *conn_get(struct sqlite_store *s)
 
 static int exec_sql(sqlite3 *db, const char *sql)
 {
-    return map_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
+    return map_rc(db, sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 #define S(base) ((struct sqlite_store *)(base))
@@ -205,7 +211,7 @@ static int sq_prepare(kw_store *base, enum kw_sql_id id, kw_db_stmt **out)
     struct sq_stmt *s = &c->stmts[id];
     if (!s->st) {
         int rc = sqlite3_prepare_v3(c->db, kw_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st, NULL);
-        if (rc != SQLITE_OK) return map_rc(rc);
+        if (rc != SQLITE_OK) return map_rc(c->db, rc);
         s->base.driver = &SQLITE_DRIVER;
     }
     *out = &s->base;
@@ -221,7 +227,7 @@ static int sq_prepare_sql(kw_store *base, const char *sql, kw_db_stmt **out)
     int rc = sqlite3_prepare_v2(c->db, sql, -1, &s->st, NULL);
     if (rc != SQLITE_OK) {
         free(s);
-        return map_rc(rc);
+        return map_rc(c->db, rc);
     }
     s->base.driver = &SQLITE_DRIVER;
     s->adhoc = 1;
@@ -244,7 +250,7 @@ static int sq_step(kw_db_stmt *st)
     int rc = sqlite3_step(SQ(st));
     if (rc == SQLITE_ROW) return KW_DB_ROW;
     if (rc == SQLITE_DONE) return KW_OK;
-    return map_rc(rc);
+    return map_rc(sqlite3_db_handle(SQ(st)), rc);
 }
 
 static const char *sq_col_text(kw_db_stmt *st, int col)

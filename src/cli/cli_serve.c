@@ -162,9 +162,12 @@ static void db_state_changed(void *ctx, int reachable, int64_t since)
 {
     (void)ctx;
     if (!reachable) {
-        kw_log_event(KW_LOG_WARN, "db_unreachable", NULL,
-                     "database unreachable: keys verified before keep being served from memory "
-                     "for the degraded grace, writes answer 503");
+        /* Called on the thread whose poll failed, right after: the store's
+         * last error on this thread is that failure. */
+        const char *why = kw_store_last_error();
+        kw_log_event(KW_LOG_WARN, "db_unreachable", json_pack("{s:s}", "error", why),
+                     "database unreachable (%s): keys verified before keep being served from "
+                     "memory for the degraded grace, writes answer 503", why);
         return;
     }
     double down = (double)(kw_now() - since) / 1e6;

@@ -291,6 +291,8 @@ class PgOutage(OutageBase):
         events = [l for l in lines if l["event"] in ("db_unreachable", "db_recovered")]
         self.assertEqual([e["event"] for e in events], ["db_unreachable", "db_recovered"], events)
         self.assertEqual(events[0]["level"], "warn")
+        # ... saying what failed, in the database's (or libpq's) words.
+        self.assertRegex(events[0].get("error", ""), r"^[0-9A-Z]{5}: .|^connection: .", events[0])
         self.assertGreater(events[1]["down_seconds"], GRACE - 0.5)
         self.assertTrue(any(l["event"] == "request" and l["status"] == 503 for l in lines))
 

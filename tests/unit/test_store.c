@@ -3,6 +3,7 @@
  * The same checks run against every backend, each test on a fresh store
  * (store_fixture.h).  The clock is pinned where times matter.  Objects
  * with a file of their own: test_store_lifecycle.c. */
+#include "store/db.h"
 #include "store_fixture.h"
 
 /* Collects ids (text) or ints from list callbacks, in order. */
@@ -104,6 +105,10 @@ static void test_users(void **state)
     memset(&dup, 0, sizeof dup);
     snprintf(dup.email, sizeof dup.email, "ada@example.com");
     assert_int_equal(kw_store_user_create(s, &dup), KW_ERR_EXISTS);
+    /* The failure is kept for the logs in the database's words, naming the
+     * constraint and never the value bound to it. */
+    assert_non_null(strstr(kw_store_last_error(), "users"));  /* users.email, users_email_key */
+    assert_null(strstr(kw_store_last_error(), "ada@"));
 
     assert_int_equal(kw_store_user_set_active(s, id, 0), KW_OK);
     assert_int_equal(kw_store_user_get(s, id, &u), KW_OK);
@@ -950,6 +955,36 @@ static void test_transactions(void **state)
 /* The server drops an idle session (restart, failover, idle kill): the
  * next call notices before it sends anything, reconnects and prepares its
  * statements again, and succeeds — no request pays for a stale session. */
+/* A long message is cut to the buffer at a character boundary and to its
+ * first line (the logger turns the text into a JSON string, which must be
+ * valid UTF-8). */
+static void test_last_error_cut(void **state)
+{
+    (void)state;
+    char msg[600];
+    size_t at = 0;
+    while (at + 2 < 400) {  /* "é" is two bytes: every cut may land inside one */
+        msg[at++] = (char)0xC3;
+        msg[at++] = (char)0xA9;
+    }
+    memcpy(msg + at, "\nsecond line", 13);
+    for (size_t code = 1; code < 4; code++) {
+        char name[8] = "c";
+        memset(name, 'x', code);  /* shifts where the cut falls */
+        name[code] = '\0';
+        kw_db_note_error(name, msg);
+        const char *e = kw_store_last_error();
+        size_t len = strlen(e);
+        assert_true(len > 100 && len < 400);
+        assert_null(strchr(e, '\n'));
+        size_t body = len - (code + 2);
+        assert_int_equal(body % 2, 0);  /* whole characters only */
+        assert_int_equal((unsigned char)e[len - 1], 0xA9);
+    }
+    kw_db_note_error("42P01", "relation \"x\" does not exist\nLINE 1: ...");
+    assert_string_equal(kw_store_last_error(), "42P01: relation \"x\" does not exist");
+}
+
 static void test_pg_reconnect(void **state)
 {
     struct fixture *f = *state;
@@ -1387,6 +1422,7 @@ static void test_import_rows(void **state)
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_key_lifecycle_columns, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_import_rows, setup, teardown),    \
+        cmocka_unit_test(test_last_error_cut),                                 \
     }
 
 int main(void)
