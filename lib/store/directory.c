@@ -23,7 +23,13 @@
  * written elsewhere (another instance, the command line, SQL) applies at
  * this instance's next poll, and within MEMBER_TTL_US even if polls fail
  * — the bound every instance already keeps for a revoked key or a
- * deactivated user.  A project's deletion is seen by this instance at
+ * deactivated user.  That bound counts from when the entry was last known
+ * current, not from when it was read: a poll that reads the generation
+ * unchanged proves every entry at it still current as of the poll's start,
+ * so while polls succeed an entry is not read again (a read is a database
+ * round trip on the request thread, and every connection that thread
+ * serves waits for it), and when they fail entries age out as before.
+ * A project's deletion is seen by this instance at
  * once (the write re-reads the generation) and by others within one poll
  * — and its keys and token are revoked through the change log either way. */
 #include <pthread.h>
@@ -42,6 +48,9 @@ struct kw_directory {
      * the database's counter is seen to go back, which makes them all
      * stale at once. */
     _Atomic uint64_t serial;
+    /* When the last successful poll started: every entry at the generation
+     * held now was current then (see kw_directory_poll). */
+    _Atomic int64_t confirmed_at;
 };
 
 static _Atomic uint64_t serials;
@@ -75,14 +84,24 @@ void kw_directory_poll(void *arg)
 {
     kw_directory *d = arg;
     if (!d) return;
+    int64_t started = kw_now();
     int64_t held = atomic_load(&d->generation), g = 0;
     if (kw_store_directory_generation(d->store, &g)) return;
     if (g < held) {
         atomic_store(&d->serial, atomic_fetch_add(&serials, 1) + 1);
         atomic_compare_exchange_strong(&d->generation, &held, g);
-    } else {
-        raise_to(d, g);
+        return;
     }
+    raise_to(d, g);
+    /* No write to the directory committed between this read's snapshot
+     * (taken after `started`) and any entry at g, so each was current at
+     * `started`.  An entry at a higher generation (a request raised it
+     * since) was read after that snapshot: `started` understates it too.
+     * Stored after the raise, so a reader that sees this time sees the
+     * raised generation (it loads them in the other order).  Two threads
+     * poll: the time only moves forward. */
+    int64_t seen = atomic_load(&d->confirmed_at);
+    while (started > seen && !atomic_compare_exchange_weak(&d->confirmed_at, &seen, started)) {}
 }
 
 int64_t kw_directory_generation(const kw_directory *d)
@@ -98,6 +117,7 @@ int kw_directory_new(kw_store *store, kw_directory **out)
     d->store = store;
     atomic_init(&d->serial, atomic_fetch_add(&serials, 1) + 1);
     atomic_init(&d->generation, 0);
+    atomic_init(&d->confirmed_at, 0);
     int rc = kw_directory_refresh(d);
     if (rc) {
         free(d);
@@ -172,11 +192,31 @@ static struct thread_reads *thread_reads(void)
     return t;
 }
 
-static int kept_current(const struct kept_read *k, const kw_directory *d, int64_t generation,
-                        int64_t now, int64_t ttl)
+/* What entries are checked against, loaded once per lookup: the
+ * confirmation before the generation (see kw_directory_poll). */
+struct directory_view {
+    int64_t confirmed_at;
+    int64_t generation;
+    int64_t now;
+};
+
+static struct directory_view view_of(const kw_directory *d)
 {
+    struct directory_view v;
+    v.confirmed_at = atomic_load_explicit(&((kw_directory *)d)->confirmed_at, memory_order_acquire);
+    v.generation = kw_directory_generation(d);
+    v.now = kw_now();
+    return v;
+}
+
+/* Current: same directory and generation, and known current (read, or
+ * confirmed by a poll) less than ttl ago. */
+static int kept_current(const struct kept_read *k, const kw_directory *d,
+                        const struct directory_view *v, int64_t ttl)
+{
+    int64_t known = k->read_at > v->confirmed_at ? k->read_at : v->confirmed_at;
     return k->directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
-           k->generation == generation && now >= k->read_at && now - k->read_at < ttl;
+           k->generation == v->generation && v->now >= k->read_at && v->now - known < ttl;
 }
 
 static void kept_stamp(struct kept_read *k, const kw_directory *d, int64_t generation,
@@ -195,15 +235,15 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
 {
     struct thread_reads *t = d ? thread_reads() : NULL;
     if (!t) return kw_store_project_get(store, id, out);
-    int64_t generation = kw_directory_generation(d), now = kw_now();
+    struct directory_view v = view_of(d);
     struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
-    if (e->id == id && kept_current(&e->kept, d, generation, now, ENTRY_TTL_US)) {
+    if (e->id == id && kept_current(&e->kept, d, &v, ENTRY_TTL_US)) {
         if (e->kept.rc == KW_OK) *out = e->project;
         return e->kept.rc;
     }
     int rc = kw_store_project_get(store, id, out);
     if (keepable(rc)) {
-        kept_stamp(&e->kept, d, generation, now, rc);
+        kept_stamp(&e->kept, d, v.generation, v.now, rc);
         e->id = id;
         if (rc == KW_OK) e->project = *out;
     }
@@ -221,10 +261,10 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     size_t org_len = strlen(org_id);
     struct thread_reads *t = d && org_len <= KW_ID_LEN ? thread_reads() : NULL;
     if (!t) return kw_store_membership_level(store, user_id, org_id, level);
-    int64_t generation = kw_directory_generation(d), now = kw_now();
+    struct directory_view v = view_of(d);
     struct member_entry *e = &t->members[member_slot(user_id, org_id)];
     if (e->user_id == user_id && strcmp(e->org_id, org_id) == 0 &&
-        kept_current(&e->kept, d, generation, now, MEMBER_TTL_US)) {
+        kept_current(&e->kept, d, &v, MEMBER_TTL_US)) {
         if (e->kept.rc == KW_OK) *level = e->level;
         return e->kept.rc;
     }
@@ -237,7 +277,7 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     int rc = kw_store_membership_level_at(store, user_id, org_id, level, &seen);
     if (keepable(rc)) {
         raise_to(d, seen);
-        kept_stamp(&e->kept, d, seen, now, rc);
+        kept_stamp(&e->kept, d, seen, v.now, rc);
         e->user_id = user_id;
         memcpy(e->org_id, org_id, org_len + 1);
         e->level = rc == KW_OK ? *level : 0;

@@ -894,6 +894,60 @@ static void test_restored_database_drops_kept_reads(void **state)
     assert_int_equal(carol_gets(f, path, NULL), 200);
 }
 
+/* Sets the database's directory counter, behind the store's back. */
+static void set_directory_counter(struct fixture *f, int64_t value)
+{
+    sqlite3 *db;
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "UPDATE kw_meta SET value = %lld WHERE name = 'directory_generation'",
+             (long long)value);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A poll that reads the generation unchanged proves the kept reads at it
+ * current as of the poll's start: while polls succeed, a kept membership
+ * is not read again (no round trip on the request thread once a second),
+ * and once they stop it lasts a second from the last confirmation.  To
+ * see whether an entry is read again, the level is changed with the
+ * generation's bump undone, a write this process could not see. */
+static void test_polls_confirm_kept_reads(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    int level;
+    p1_flags_path(f, path, sizeof path);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
+                     KW_OK);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    int64_t held = kw_directory_generation(f->directory);
+    int64_t t0 = kw_now() + 2000000;  /* later than every entry read so far */
+    kw_clock_set(t0);
+    assert_int_equal(carol_gets(f, path, &level), 200);
+    assert_int_equal(level, KW_LEVEL_ADMIN);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
+                     KW_OK);
+    set_directory_counter(f, held);
+    for (int64_t at = 400000; at <= 2800000; at += 400000) {  /* polls 0.4 s apart */
+        kw_clock_set(t0 + at);
+        kw_directory_poll(f->directory);
+        assert_int_equal(kw_directory_generation(f->directory), held);
+        kw_clock_set(t0 + at + 300000);
+        assert_int_equal(carol_gets(f, path, &level), 200);
+        assert_int_equal(level, KW_LEVEL_ADMIN);  /* kept: confirmed 0.3 s ago */
+    }
+    /* polls stop (t0 + 2.8 s was the last): kept until a second after it */
+    kw_clock_set(t0 + 3799999);
+    assert_int_equal(carol_gets(f, path, &level), 200);
+    assert_int_equal(level, KW_LEVEL_ADMIN);
+    kw_clock_set(t0 + 3800000);
+    assert_int_equal(carol_gets(f, path, &level), 200);
+    assert_int_equal(level, KW_LEVEL_MEMBER);
+    kw_clock_set(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -917,6 +971,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_current_refusal_makes_kept_memberships_stale, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restored_database_drops_kept_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_polls_confirm_kept_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
