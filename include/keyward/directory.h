@@ -40,8 +40,10 @@ int kw_directory_refresh(kw_directory *d);
 int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_project *out);
 
 /* kw_store_membership_level the same way, an entry used for at most one
- * second: a change this process commits applies at once, one written
- * elsewhere at the next poll (and within the second regardless). */
+ * second after it was last known current (read, or its generation found
+ * unchanged by a poll): a change this process commits applies at once, one
+ * written elsewhere at the next poll (and within a second of the last
+ * successful poll regardless). */
 int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user_id,
                                   const char *org_id, int *level);
 
