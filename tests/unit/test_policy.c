@@ -748,6 +748,16 @@ static int carol_gets(struct fixture *f, const char *path, int *level)
 }
 
 /* The same, reached all three ways verdict() compares. */
+/* carol's level on the path at time `at` (the clock set there), asserting
+ * she is let in. */
+static int carol_level_at(struct fixture *f, const char *path, int64_t at)
+{
+    int level = -1;
+    kw_clock_set(at);
+    assert_int_equal(carol_gets(f, path, &level), 200);
+    return level;
+}
+
 static int carol_verdict(struct fixture *f, const char *path)
 {
     kw_principal carol = personal(f->carol.id, "[\"*\"]", NULL);
@@ -784,12 +794,8 @@ static void test_directory_reads_follow_the_generation(void **state)
     assert_int_equal(carol_gets(f, path, &level), 200);
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
                      KW_OK);
-    kw_clock_set(t0 + 999999);
-    assert_int_equal(carol_gets(f, path, &level), 200);
-    assert_int_equal(level, KW_LEVEL_ADMIN);
-    kw_clock_set(t0 + 1000000);
-    assert_int_equal(carol_gets(f, path, &level), 200);
-    assert_int_equal(level, KW_LEVEL_MEMBER);
+    assert_int_equal(carol_level_at(f, path, t0 + 999999), KW_LEVEL_ADMIN);
+    assert_int_equal(carol_level_at(f, path, t0 + 1000000), KW_LEVEL_MEMBER);
     /* removed the same way: refused once the second is over */
     assert_int_equal(kw_store_membership_delete(f->store, f->carol.id, f->p1.org_id), KW_OK);
     kw_clock_set(t0 + 2000000);
@@ -917,16 +923,13 @@ static void test_polls_confirm_kept_reads(void **state)
 {
     struct fixture *f = *state;
     char path[128];
-    int level;
     p1_flags_path(f, path, sizeof path);
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
                      KW_OK);
     assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
     int64_t held = kw_directory_generation(f->directory);
     int64_t t0 = kw_now() + 2000000;  /* later than every entry read so far */
-    kw_clock_set(t0);
-    assert_int_equal(carol_gets(f, path, &level), 200);
-    assert_int_equal(level, KW_LEVEL_ADMIN);
+    assert_int_equal(carol_level_at(f, path, t0), KW_LEVEL_ADMIN);
     assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
                      KW_OK);
     set_directory_counter(f, held);
@@ -934,17 +937,12 @@ static void test_polls_confirm_kept_reads(void **state)
         kw_clock_set(t0 + at);
         kw_directory_poll(f->directory);
         assert_int_equal(kw_directory_generation(f->directory), held);
-        kw_clock_set(t0 + at + 300000);
-        assert_int_equal(carol_gets(f, path, &level), 200);
-        assert_int_equal(level, KW_LEVEL_ADMIN);  /* kept: confirmed 0.3 s ago */
+        /* kept: confirmed 0.3 s ago */
+        assert_int_equal(carol_level_at(f, path, t0 + at + 300000), KW_LEVEL_ADMIN);
     }
     /* polls stop (t0 + 2.8 s was the last): kept until a second after it */
-    kw_clock_set(t0 + 3799999);
-    assert_int_equal(carol_gets(f, path, &level), 200);
-    assert_int_equal(level, KW_LEVEL_ADMIN);
-    kw_clock_set(t0 + 3800000);
-    assert_int_equal(carol_gets(f, path, &level), 200);
-    assert_int_equal(level, KW_LEVEL_MEMBER);
+    assert_int_equal(carol_level_at(f, path, t0 + 3799999), KW_LEVEL_ADMIN);
+    assert_int_equal(carol_level_at(f, path, t0 + 3800000), KW_LEVEL_MEMBER);
     kw_clock_set(0);
 }
 
