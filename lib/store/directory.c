@@ -98,10 +98,11 @@ void kw_directory_poll(void *arg)
      * `started`.  An entry at a higher generation (a request raised it
      * since) was read after that snapshot: `started` understates it too.
      * Stored after the raise, so a reader that sees this time sees the
-     * raised generation (it loads them in the other order).  Two threads
-     * poll: the time only moves forward. */
-    int64_t seen = atomic_load(&d->confirmed_at);
-    while (started > seen && !atomic_compare_exchange_weak(&d->confirmed_at, &seen, started)) {}
+     * raised generation (it loads them in the other order).  A plain
+     * store: when two polls race, an earlier start stored last only
+     * shortens the entries' life, and after the clock is set back the
+     * confirmation follows it instead of staying in the future. */
+    atomic_store_explicit(&d->confirmed_at, started, memory_order_release);
 }
 
 int64_t kw_directory_generation(const kw_directory *d)
@@ -210,13 +211,14 @@ static struct directory_view view_of(const kw_directory *d)
 }
 
 /* Current: same directory and generation, and known current (read, or
- * confirmed by a poll) less than ttl ago. */
+ * confirmed by a poll) less than ttl ago — never when that time is ahead
+ * of the clock (set back since): the entry is read again. */
 static int kept_current(const struct kept_read *k, const kw_directory *d,
                         const struct directory_view *v, int64_t ttl)
 {
     int64_t known = k->read_at > v->confirmed_at ? k->read_at : v->confirmed_at;
     return k->directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
-           k->generation == v->generation && v->now >= k->read_at && v->now - known < ttl;
+           k->generation == v->generation && v->now >= known && v->now - known < ttl;
 }
 
 static void kept_stamp(struct kept_read *k, const kw_directory *d, int64_t generation,

@@ -943,6 +943,14 @@ static void test_polls_confirm_kept_reads(void **state)
     /* polls stop (t0 + 2.8 s was the last): kept until a second after it */
     assert_int_equal(carol_level_at(f, path, t0 + 3799999), KW_LEVEL_ADMIN);
     assert_int_equal(carol_level_at(f, path, t0 + 3800000), KW_LEVEL_MEMBER);
+    /* the clock set back: a read or confirmation ahead of it is not
+     * trusted (else an hour's step back would keep entries for an hour) */
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
+                     KW_OK);
+    set_directory_counter(f, held);
+    kw_clock_set(t0 + 10000000);
+    kw_directory_poll(f->directory);  /* confirms at t0 + 10 s what was read at t0 + 3.8 s */
+    assert_int_equal(carol_level_at(f, path, t0 + 5000000), KW_LEVEL_ADMIN);
     kw_clock_set(0);
 }
 
