@@ -29,6 +29,8 @@
  * so while polls succeed an entry is not read again (a read is a database
  * round trip on the request thread, and every connection that thread
  * serves waits for it), and when they fail entries age out as before.
+ * A membership is still read again MEMBER_READ_MAX_US after its read, for
+ * the writes no trigger sees.
  * A project's deletion is seen by this instance at
  * once (the write re-reads the generation) and by others within one poll
  * — and its keys and token are revoked through the change log either way. */
@@ -141,8 +143,15 @@ void kw_directory_free(kw_directory *d) { free(d); }
  * window, not a correctness crutch. */
 #define ENTRY_TTL_US ((int64_t)60 * 1000000)
 /* A membership grants access: kept no longer than a revoked key may be
- * honoured by another instance. */
+ * honoured by another instance after its last successful poll. */
 #define MEMBER_TTL_US ((int64_t)1000000)
+/* ... and read again this long after it was read even while polls keep
+ * confirming it: what a write the triggers do not see (PostgreSQL's
+ * TRUNCATE, triggers disabled by a restore or replication, a restored
+ * database whose counter lands on the value held) leaves behind is
+ * bounded.  One re-read per caller and thread every ten seconds instead
+ * of every second. */
+#define MEMBER_READ_MAX_US ((int64_t)10 * 1000000)
 
 /* What every kept read records besides its answer: the directory (by
  * serial), the generation and the time it was read at, and whether it
@@ -198,35 +207,41 @@ static struct thread_reads *thread_reads(void)
 struct directory_view {
     int64_t confirmed_at;
     int64_t generation;
+    uint64_t serial;
     int64_t now;
 };
 
+/* The serial after the generation (a restore stores them in the other
+ * order), and both before any read this lookup makes: an entry is stamped
+ * with them, so a restore seen during the read leaves it stale. */
 static struct directory_view view_of(const kw_directory *d)
 {
     struct directory_view v;
     v.confirmed_at = atomic_load_explicit(&((kw_directory *)d)->confirmed_at, memory_order_acquire);
     v.generation = kw_directory_generation(d);
+    v.serial = atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire);
     v.now = kw_now();
     return v;
 }
 
-/* Current: same directory and generation, and known current (read, or
- * confirmed by a poll) less than ttl ago — never when that time is ahead
- * of the clock (set back since): the entry is read again. */
-static int kept_current(const struct kept_read *k, const kw_directory *d,
-                        const struct directory_view *v, int64_t ttl)
+/* Current: same directory and generation, known current (read, or
+ * confirmed by a poll) less than ttl ago and read less than max_age ago —
+ * never when either time is ahead of the clock (set back since): the
+ * entry is read again. */
+static int kept_current(const struct kept_read *k, const struct directory_view *v, int64_t ttl,
+                        int64_t max_age)
 {
     int64_t known = k->read_at > v->confirmed_at ? k->read_at : v->confirmed_at;
-    return k->directory == atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire) &&
-           k->generation == v->generation && v->now >= known && v->now - known < ttl;
+    return k->directory == v->serial && k->generation == v->generation && v->now >= known &&
+           v->now - known < ttl && v->now - k->read_at < max_age;
 }
 
-static void kept_stamp(struct kept_read *k, const kw_directory *d, int64_t generation,
-                       int64_t now, int rc)
+static void kept_stamp(struct kept_read *k, const struct directory_view *v, int64_t generation,
+                       int rc)
 {
-    k->directory = atomic_load(&((kw_directory *)d)->serial);
+    k->directory = v->serial;
     k->generation = generation;
-    k->read_at = now;
+    k->read_at = v->now;
     k->rc = rc;
 }
 
@@ -239,13 +254,13 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     if (!t) return kw_store_project_get(store, id, out);
     struct directory_view v = view_of(d);
     struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
-    if (e->id == id && kept_current(&e->kept, d, &v, ENTRY_TTL_US)) {
+    if (e->id == id && kept_current(&e->kept, &v, ENTRY_TTL_US, ENTRY_TTL_US)) {
         if (e->kept.rc == KW_OK) *out = e->project;
         return e->kept.rc;
     }
     int rc = kw_store_project_get(store, id, out);
     if (keepable(rc)) {
-        kept_stamp(&e->kept, d, v.generation, v.now, rc);
+        kept_stamp(&e->kept, &v, v.generation, rc);
         e->id = id;
         if (rc == KW_OK) e->project = *out;
     }
@@ -266,7 +281,7 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     struct directory_view v = view_of(d);
     struct member_entry *e = &t->members[member_slot(user_id, org_id)];
     if (e->user_id == user_id && strcmp(e->org_id, org_id) == 0 &&
-        kept_current(&e->kept, d, &v, MEMBER_TTL_US)) {
+        kept_current(&e->kept, &v, MEMBER_TTL_US, MEMBER_READ_MAX_US)) {
         if (e->kept.rc == KW_OK) *level = e->level;
         return e->kept.rc;
     }
@@ -279,7 +294,7 @@ int kw_directory_membership_level(kw_directory *d, kw_store *store, int64_t user
     int rc = kw_store_membership_level_at(store, user_id, org_id, level, &seen);
     if (keepable(rc)) {
         raise_to(d, seen);
-        kept_stamp(&e->kept, d, seen, v.now, rc);
+        kept_stamp(&e->kept, &v, seen, rc);
         e->user_id = user_id;
         memcpy(e->org_id, org_id, org_len + 1);
         e->level = rc == KW_OK ? *level : 0;

@@ -954,6 +954,34 @@ static void test_polls_confirm_kept_reads(void **state)
     kw_clock_set(0);
 }
 
+/* Confirmations do not keep an entry forever: ten seconds after it was
+ * read it is read again, which bounds a write the triggers never saw
+ * (TRUNCATE, triggers disabled) even while every poll succeeds. */
+static void test_confirmed_reads_are_read_again_after_ten_seconds(void **state)
+{
+    struct fixture *f = *state;
+    char path[128];
+    p1_flags_path(f, path, sizeof path);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
+                     KW_OK);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    int64_t held = kw_directory_generation(f->directory);
+    int64_t t0 = kw_now() + 2000000;
+    assert_int_equal(carol_level_at(f, path, t0), KW_LEVEL_ADMIN);
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
+                     KW_OK);
+    set_directory_counter(f, held);  /* a write no poll can see */
+    for (int64_t at = 500000; at < 10000000; at += 500000) {
+        kw_clock_set(t0 + at);
+        kw_directory_poll(f->directory);
+        assert_int_equal(carol_level_at(f, path, t0 + at + 400000), KW_LEVEL_ADMIN);  /* ≤ 9.9 s */
+    }
+    kw_clock_set(t0 + 10000000);
+    kw_directory_poll(f->directory);
+    assert_int_equal(carol_level_at(f, path, t0 + 10000000), KW_LEVEL_MEMBER);
+    kw_clock_set(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -978,6 +1006,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restored_database_drops_kept_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_polls_confirm_kept_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confirmed_reads_are_read_again_after_ten_seconds, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
