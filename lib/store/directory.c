@@ -81,7 +81,10 @@ int kw_directory_refresh(kw_directory *d)
  * kept entry stale (stored before the generation, so a thread that sees
  * the new generation sees the new serial too), and the generation follows
  * the database down — unless something raised it meanwhile, in which case
- * the next poll looks again. */
+ * the next poll looks again.  A second new serial after the lowering
+ * retires whatever a lookup stamped between the two steps (the old
+ * generation with the first new serial, over a row of the restored
+ * database). */
 void kw_directory_poll(void *arg)
 {
     kw_directory *d = arg;
@@ -92,6 +95,7 @@ void kw_directory_poll(void *arg)
     if (g < held) {
         atomic_store(&d->serial, atomic_fetch_add(&serials, 1) + 1);
         atomic_compare_exchange_strong(&d->generation, &held, g);
+        atomic_store(&d->serial, atomic_fetch_add(&serials, 1) + 1);
         return;
     }
     raise_to(d, g);
@@ -208,18 +212,22 @@ struct directory_view {
     int64_t confirmed_at;
     int64_t generation;
     uint64_t serial;
+    int settled;  /* the generation did not move while serial was loaded */
     int64_t now;
 };
 
 /* The serial after the generation (a restore stores them in the other
  * order), and both before any read this lookup makes: an entry is stamped
- * with them, so a restore seen during the read leaves it stale. */
+ * with them, so a restore seen during the read leaves it stale.  When the
+ * generation moved meanwhile the pair may not belong together: nothing is
+ * used or kept on this lookup. */
 static struct directory_view view_of(const kw_directory *d)
 {
     struct directory_view v;
     v.confirmed_at = atomic_load_explicit(&((kw_directory *)d)->confirmed_at, memory_order_acquire);
     v.generation = kw_directory_generation(d);
     v.serial = atomic_load_explicit(&((kw_directory *)d)->serial, memory_order_acquire);
+    v.settled = kw_directory_generation(d) == v.generation;
     v.now = kw_now();
     return v;
 }
@@ -232,14 +240,15 @@ static int kept_current(const struct kept_read *k, const struct directory_view *
                         int64_t max_age)
 {
     int64_t known = k->read_at > v->confirmed_at ? k->read_at : v->confirmed_at;
-    return k->directory == v->serial && k->generation == v->generation && v->now >= known &&
+    return v->settled && k->directory == v->serial && k->generation == v->generation &&
+           v->now >= known &&
            v->now - known < ttl && v->now - k->read_at < max_age;
 }
 
 static void kept_stamp(struct kept_read *k, const struct directory_view *v, int64_t generation,
                        int rc)
 {
-    k->directory = v->serial;
+    k->directory = v->settled ? v->serial : 0;  /* 0: empty, never current */
     k->generation = generation;
     k->read_at = v->now;
     k->rc = rc;
@@ -254,6 +263,7 @@ int kw_directory_project(kw_directory *d, kw_store *store, int64_t id, kw_projec
     if (!t) return kw_store_project_get(store, id, out);
     struct directory_view v = view_of(d);
     struct project_entry *e = &t->projects[(uint64_t)id % PROJECT_SLOTS];
+    /* At most ENTRY_TTL_US from its read: confirmations do not extend it. */
     if (e->id == id && kept_current(&e->kept, &v, ENTRY_TTL_US, ENTRY_TTL_US)) {
         if (e->kept.rc == KW_OK) *out = e->project;
         return e->kept.rc;
