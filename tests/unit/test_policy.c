@@ -913,6 +913,28 @@ static void set_directory_counter(struct fixture *f, int64_t value)
     sqlite3_close(db);
 }
 
+/* carol made an admin of p1's organization, seen (generation in *held)
+ * and kept by this thread at the returned time, later than every entry
+ * read so far. */
+static int64_t carol_kept_as_admin(struct fixture *f, const char *path, int64_t *held)
+{
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
+                     KW_OK);
+    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
+    *held = kw_directory_generation(f->directory);
+    int64_t t0 = kw_now() + 2000000;
+    assert_int_equal(carol_level_at(f, path, t0), KW_LEVEL_ADMIN);
+    return t0;
+}
+
+/* carol's level changed with the generation's bump undone: a write no
+ * poll can see, to tell whether a kept entry is read again. */
+static void set_level_unseen(struct fixture *f, int level, int64_t held)
+{
+    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, level), KW_OK);
+    set_directory_counter(f, held);
+}
+
 /* A poll that reads the generation unchanged proves the kept reads at it
  * current as of the poll's start: while polls succeed, a kept membership
  * is not read again (no round trip on the request thread once a second),
@@ -924,15 +946,8 @@ static void test_polls_confirm_kept_reads(void **state)
     struct fixture *f = *state;
     char path[128];
     p1_flags_path(f, path, sizeof path);
-    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
-                     KW_OK);
-    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    int64_t held = kw_directory_generation(f->directory);
-    int64_t t0 = kw_now() + 2000000;  /* later than every entry read so far */
-    assert_int_equal(carol_level_at(f, path, t0), KW_LEVEL_ADMIN);
-    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
-                     KW_OK);
-    set_directory_counter(f, held);
+    int64_t held, t0 = carol_kept_as_admin(f, path, &held);
+    set_level_unseen(f, KW_LEVEL_MEMBER, held);
     for (int64_t at = 400000; at <= 2800000; at += 400000) {  /* polls 0.4 s apart */
         kw_clock_set(t0 + at);
         kw_directory_poll(f->directory);
@@ -945,9 +960,7 @@ static void test_polls_confirm_kept_reads(void **state)
     assert_int_equal(carol_level_at(f, path, t0 + 3800000), KW_LEVEL_MEMBER);
     /* the clock set back: a read or confirmation ahead of it is not
      * trusted (else an hour's step back would keep entries for an hour) */
-    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
-                     KW_OK);
-    set_directory_counter(f, held);
+    set_level_unseen(f, KW_LEVEL_ADMIN, held);
     kw_clock_set(t0 + 10000000);
     kw_directory_poll(f->directory);  /* confirms at t0 + 10 s what was read at t0 + 3.8 s */
     assert_int_equal(carol_level_at(f, path, t0 + 5000000), KW_LEVEL_ADMIN);
@@ -962,15 +975,8 @@ static void test_confirmed_reads_are_read_again_after_ten_seconds(void **state)
     struct fixture *f = *state;
     char path[128];
     p1_flags_path(f, path, sizeof path);
-    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_ADMIN),
-                     KW_OK);
-    assert_int_equal(kw_directory_refresh(f->directory), KW_OK);
-    int64_t held = kw_directory_generation(f->directory);
-    int64_t t0 = kw_now() + 2000000;
-    assert_int_equal(carol_level_at(f, path, t0), KW_LEVEL_ADMIN);
-    assert_int_equal(kw_store_membership_set(f->store, f->carol.id, f->p1.org_id, KW_LEVEL_MEMBER),
-                     KW_OK);
-    set_directory_counter(f, held);  /* a write no poll can see */
+    int64_t held, t0 = carol_kept_as_admin(f, path, &held);
+    set_level_unseen(f, KW_LEVEL_MEMBER, held);
     for (int64_t at = 500000; at < 10000000; at += 500000) {
         kw_clock_set(t0 + at);
         kw_directory_poll(f->directory);
