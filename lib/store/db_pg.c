@@ -89,12 +89,14 @@ static void quiet_notice(void *arg, const char *message)
     (void)message;
 }
 
+/* libpq's words for a session's failure, for the logs. */
+static const char *session_words(PGconn *db) { return db ? PQerrorMessage(db) : "no connection"; }
+
 static int kw_pg_error(PGconn *db, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    kw_db_note_error(state ? state : "connection",
-                     primary ? primary : db ? PQerrorMessage(db) : "no connection");
+    kw_db_note_error(state ? state : "connection", primary ? primary : session_words(db));
     if (!db || PQstatus(db) == CONNECTION_BAD) return KW_ERR_UNAVAILABLE;
     if (!state) return res ? KW_ERR_DB : KW_ERR_UNAVAILABLE;
     /* Class 23 (integrity constraint): 23505 unique_violation is the case
@@ -110,10 +112,10 @@ static int kw_pg_error(PGconn *db, const PGresult *res)
     return KW_ERR_DB;
 }
 
-/* A session that cannot be used: libpq's words for the logs. */
+/* A session that cannot be used. */
 static int unreachable(PGconn *db)
 {
-    kw_db_note_error("connection", db ? PQerrorMessage(db) : "no connection");
+    kw_db_note_error("connection", session_words(db));
     return KW_ERR_UNAVAILABLE;
 }
 

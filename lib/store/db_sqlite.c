@@ -48,12 +48,10 @@ struct sqlite_store {
  * NULL: the code's own text then). */
 static int map_rc(sqlite3 *db, int rc)
 {
-    switch (rc & 0xff) {
-    case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return KW_OK;
-    default: break;
-    }
+    int primary = rc & 0xff;
+    if (primary == SQLITE_OK || primary == SQLITE_DONE || primary == SQLITE_ROW) return KW_OK;
     kw_db_note_error(sqlite3_errstr(rc), db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    switch (rc & 0xff) {
+    switch (primary) {
     case SQLITE_CONSTRAINT: return KW_ERR_EXISTS;
     case SQLITE_NOMEM: return KW_ERR_NOMEM;
     case SQLITE_BUSY: case SQLITE_LOCKED: return KW_ERR_UNAVAILABLE;
