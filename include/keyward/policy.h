@@ -167,6 +167,10 @@ kw_match_result kw_policy_match(const char *method, const char *path, kw_route_m
 
 const kw_route *kw_policy_routes(size_t *count);
 
+/* The route's required scope as object and action, parsed once for the
+ * table's rows.  KW_ERR_INVALID when the route needs no scope. */
+int kw_policy_route_scope(const kw_route *route, int *object, kw_scope_action *action);
+
 /* The methods some route serves on `path`, as an Allow header value
  * ("GET, HEAD, OPTIONS"; HEAD wherever GET, OPTIONS always).  Returns the
  * number of routes whose path matched; 0 (and "") when none did. */

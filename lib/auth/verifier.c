@@ -356,12 +356,10 @@ size_t kw_verifier_rate_notices(kw_verifier *v, kw_rate_notice *out, size_t max,
     return n;
 }
 
-void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, const char *scope)
+void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, int object,
+                            kw_scope_action action)
 {
-    int object;
-    kw_scope_action action;
-    if (!v || !scope || (p->kind != KW_KEY_PERSONAL && p->kind != KW_KEY_SECRET)) return;
-    if (kw_scope_parse(scope, &object, &action)) return;
+    if (!v || (p->kind != KW_KEY_PERSONAL && p->kind != KW_KEY_SECRET)) return;
     kw_usage_note(v->usage, p->kind, p->key_id, object, action);
 }
 

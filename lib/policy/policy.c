@@ -9,13 +9,11 @@
 #include "keyward/policy.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/keyward.h"
-#include "keyward/strbuf.h"
 
 #define ADMIN (KW_CRED_PERSONAL | KW_CRED_SESSION)
 /* Execution routes machines call: a project secret key is welcome too. */
@@ -252,151 +250,6 @@ const kw_route *kw_policy_routes(size_t *count)
     return ROUTES;
 }
 
-/* A path cut into its segments ('/' runs skipped, so "/api//projects/"
- * is "/api/projects").  Patterns are cut once; a request path once per
- * request, and then every row costs a segment-count compare and, for the
- * few rows of that length, a few memcmp (the table scan used to re-split
- * the path for every row). */
-#define MAX_SEGMENTS 8
-typedef struct {
-    const char *seg[MAX_SEGMENTS];
-    size_t len[MAX_SEGMENTS];
-    int n;  /* -1: more segments than any pattern has */
-} split_path;
-
-static void split(const char *path, split_path *out)
-{
-    out->n = 0;
-    const char *s = path;
-    for (;;) {
-        while (*s == '/') s++;
-        if (!*s) return;
-        const char *e = s;
-        while (*e && *e != '/') e++;
-        if (out->n == MAX_SEGMENTS) {
-            out->n = -1;
-            return;
-        }
-        out->seg[out->n] = s;
-        out->len[out->n] = (size_t)(e - s);
-        out->n++;
-        s = e;
-    }
-}
-
-static split_path PATTERNS[sizeof ROUTES / sizeof ROUTES[0]];
-static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
-
-static void split_patterns(void)
-{
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) split(ROUTES[i].pattern, &PATTERNS[i]);
-}
-
-static int is_project_ref(const char *seg, size_t len)
-{
-    if (len == 8 && memcmp(seg, "@current", 8) == 0) return 1;
-    if (len == 0 || len > 18) return 0;
-    for (size_t i = 0; i < len; i++)
-        if (seg[i] < '0' || seg[i] > '9') return 0;
-    return 1;
-}
-
-static int copy_param(char *dst, const char *seg, size_t len)
-{
-    if (len >= KW_ROUTE_MAX_PARAM) return 0;
-    memcpy(dst, seg, len);
-    dst[len] = '\0';
-    return 1;
-}
-
-static int all_digits(const char *seg, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (seg[i] < '0' || seg[i] > '9') return 0;
-    return 1;
-}
-
-/* The path matches the pattern segment by segment; fills the params. */
-static int path_matches(const split_path *pattern, const split_path *path, kw_route_match *m)
-{
-    if (pattern->n != path->n) return 0;
-    m->project[0] = m->id[0] = m->org[0] = '\0';
-    for (int i = 0; i < pattern->n; i++) {
-        const char *pseg = pattern->seg[i], *sseg = path->seg[i];
-        size_t plen = pattern->len[i], slen = path->len[i];
-        /* /api/environments/:id/… is PostHog's newer name for a project. */
-        if (i > 0 && plen == 8 && memcmp(pseg, "projects", 8) == 0 && slen == 12 &&
-            memcmp(sseg, "environments", 12) == 0)
-            continue;
-        if (pseg[0] != ':') {
-            if (plen != slen || memcmp(pseg, sseg, plen) != 0) return 0;
-        } else if (plen == 8 && memcmp(pseg, ":project", 8) == 0) {
-            if (!is_project_ref(sseg, slen) || !copy_param(m->project, sseg, slen)) return 0;
-        } else if (plen == 4 && memcmp(pseg, ":org", 4) == 0) {
-            if (!copy_param(m->org, sseg, slen)) return 0;
-        } else if (plen == 3 && memcmp(pseg, ":id", 3) == 0) {
-            if (!copy_param(m->id, sseg, slen)) return 0;
-        } else if (plen == 4 && memcmp(pseg, ":num", 4) == 0) {
-            if (!slen || !all_digits(sseg, slen) || !copy_param(m->id, sseg, slen)) return 0;
-        } else if (plen == 4 && memcmp(pseg, ":any", 4) == 0) {
-            /* any one segment, not kept, except "." and "..": nothing
-             * that reads as a directory step matches */
-            if (!slen || (sseg[0] == '.' && (slen == 1 || (slen == 2 && sseg[1] == '.'))))
-                return 0;
-        } else {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-kw_match_result kw_policy_match(const char *method, const char *path, kw_route_match *out)
-{
-    pthread_once(&patterns_once, split_patterns);
-    split_path req;
-    split(path, &req);
-    int path_seen = 0;
-    /* HEAD is GET without a body, as HTTP says. */
-    if (strcmp(method, "HEAD") == 0) method = "GET";
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        if (!path_matches(&PATTERNS[i], &req, out)) continue;
-        if (strcmp(ROUTES[i].method, method) == 0) {
-            out->route = &ROUTES[i];
-            return KW_MATCH_OK;
-        }
-        path_seen = 1;
-    }
-    out->route = NULL;
-    return path_seen ? KW_MATCH_BAD_METHOD : KW_MATCH_NO_ROUTE;
-}
-
-size_t kw_policy_allow(const char *path, char *out, size_t size)
-{
-    static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
-    int seen[sizeof METHODS / sizeof METHODS[0]] = {0};
-    size_t matched = 0;
-    kw_route_match m;
-    pthread_once(&patterns_once, split_patterns);
-    split_path req;
-    split(path, &req);
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        if (!path_matches(&PATTERNS[i], &req, &m)) continue;
-        matched++;
-        for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
-            if (strcmp(ROUTES[i].method, METHODS[j]) == 0) seen[j] = 1;
-    }
-    seen[1] |= seen[0];  /* HEAD wherever GET */
-    kw_strbuf sb;
-    kw_sb_init(&sb, out, size);
-    if (!matched) return 0;
-    for (size_t j = 0; j < sizeof METHODS / sizeof METHODS[0]; j++)
-        if (seen[j]) kw_sb_appendf(&sb, "%s, ", METHODS[j]);
-    kw_sb_append(&sb, "OPTIONS");
-    /* Callers pass room for every method; never a cut list. */
-    if (!kw_sb_ok(&sb) && size) out[0] = '\0';
-    return matched;
-}
-
 void kw_policy_invalid_personal(kw_cred_source source, kw_problem *problem)
 {
     static const char *const WHERE[] = {"Authorization header", "body", "query string"};
@@ -550,7 +403,7 @@ int kw_policy_check(kw_store *store, kw_directory *dir, kw_route_match *m,
     if (route->scope && !pr->session) {
         int object;
         kw_scope_action action;
-        if (kw_scope_parse(route->scope, &object, &action) ||
+        if (kw_policy_route_scope(route, &object, &action) ||
             !kw_scopes_allow(&pr->scopes, object, action)) {
             if (route->scope_denied && pr->kind == KW_KEY_PERSONAL)
                 kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL, "%s", route->scope_denied);

@@ -467,7 +467,10 @@ void kw_http_dispatch(kw_http_req *req, kw_http_resp *resp)
         kw_resp_problem(resp, &p);
         return;
     }
-    kw_verifier_note_scope(req->app->verifier, &req->principal, req->match.route->scope);
+    int object;
+    kw_scope_action action;
+    if (kw_policy_route_scope(req->match.route, &object, &action) == KW_OK)
+        kw_verifier_note_scope(req->app->verifier, &req->principal, object, action);
     req->call.store = req->app->store;
     req->call.actor = &req->principal;
     req->call.ip = req->ip;

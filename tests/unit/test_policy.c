@@ -221,8 +221,34 @@ static void test_table_invariants(void **state)
              * by POST only reads). */
             int reads = strcmp(routes[i].method, "GET") == 0 || endpoint_run;
             assert_int_equal(act, reads ? KW_SCOPE_READ : KW_SCOPE_WRITE);
+            /* The scope the policy and the usage counter use, parsed once
+             * at start-up, is the row's own. */
+            int pre_obj = -1;
+            kw_scope_action pre_act = KW_SCOPE_READ;
+            assert_int_equal(kw_policy_route_scope(&routes[i], &pre_obj, &pre_act), KW_OK);
+            assert_int_equal(pre_obj, obj);
+            assert_int_equal(pre_act, act);
+        } else {
+            int obj;
+            kw_scope_action act;
+            assert_int_equal(kw_policy_route_scope(&routes[i], &obj, &act), KW_ERR_INVALID);
         }
     }
+    /* A route outside the table (same id, other row) is parsed as given,
+     * never answered from the table's row of that id. */
+    kw_route other = routes[KW_ROUTE_FLAG_DEFS];
+    other.scope = "project:write";
+    int obj;
+    kw_scope_action act;
+    assert_int_equal(kw_policy_route_scope(&other, &obj, &act), KW_OK);
+    assert_int_equal(obj, kw_scope_object_index("project", 7));
+    assert_int_equal(act, KW_SCOPE_WRITE);
+    other.scope = "project:own";
+    assert_int_equal(kw_policy_route_scope(&other, &obj, &act), KW_ERR_INVALID);
+    /* Deeper than any pattern: no route, whatever the segments say. */
+    kw_route_match m;
+    assert_int_equal(kw_policy_match("GET", "/a/b/c/d/e/f/g/h/i/j", &m), KW_MATCH_NO_ROUTE);
+    assert_null(m.route);
 }
 
 /* Allow (for OPTIONS and 405): the methods the table serves on a path. */
