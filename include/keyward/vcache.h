@@ -28,8 +28,10 @@ typedef struct kw_vcache kw_vcache;
 int kw_vcache_new(unsigned slots, int64_t ttl_us, kw_vcache **out);
 void kw_vcache_free(kw_vcache *c);
 
-/* 1 and *out filled on a fresh hit; 0 on a miss.  `digest` is 32 bytes. */
-int kw_vcache_get(kw_vcache *c, const unsigned char *digest, kw_principal *out,
+/* 1 and *out filled on a fresh hit; 0 on a miss.  `digest` is 32 bytes;
+ * `now` is the caller's kw_now() (one clock reading serves a whole
+ * verification), held against the ttl. */
+int kw_vcache_get(kw_vcache *c, const unsigned char *digest, int64_t now, kw_principal *out,
                   int64_t *last_used_at);
 /* Taken before querying the store, and passed to kw_vcache_put. */
 uint64_t kw_vcache_ticket(kw_vcache *c);

@@ -136,11 +136,11 @@ static void identities_of(const kw_principal *p, uint64_t *key, uint64_t *owner)
     *key = p->kind == KW_KEY_PROJECT ? *owner : kw_stamps_id('k', p->key_id);
 }
 
-int kw_vcache_get(kw_vcache *c, const unsigned char *digest, kw_principal *out, int64_t *last_used_at)
+int kw_vcache_get(kw_vcache *c, const unsigned char *digest, int64_t now, kw_principal *out,
+                  int64_t *last_used_at)
 {
     struct entry *e;
     struct shard *s = shard_of(c, digest, &e);
-    int64_t now = c->ttl_us ? kw_now() : 0;
     int hit = 0;
     pthread_rwlock_rdlock(&s->lock);
     if (kw_stamps_fresh(&c->stamps, e->ticket, e->id_key, e->id_owner) &&

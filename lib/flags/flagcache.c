@@ -236,10 +236,10 @@ void kw_flagcache_set_grace(kw_flagcache *c, int64_t grace_us) { atomic_store(&c
 
 /* Whether cached sets may be served: always while polls succeed (or none
  * ran: a cache without a poll hook), else within the grace window. */
-static int trusted(kw_flagcache *c)
+static int trusted(kw_flagcache *c, int64_t now)
 {
     if (!atomic_load_explicit(&c->poll_failing, memory_order_relaxed)) return 1;
-    return kw_now() - atomic_load_explicit(&c->last_poll_ok, memory_order_relaxed) <=
+    return now - atomic_load_explicit(&c->last_poll_ok, memory_order_relaxed) <=
            atomic_load_explicit(&c->grace_us, memory_order_relaxed);
 }
 
@@ -330,11 +330,14 @@ int kw_flagcache_get(kw_flagcache *c, int64_t project_id, const kw_flagset **out
     struct shard *sh = shard_of(c, project_id, &slot);
     uint64_t ticket = kw_stamps_ticket(&c->stamps);
     struct set *s;
+    /* One clock reading for the ttl and the grace: a reading costs
+     * ~26 ns on a KVM guest's clock, a good part of a hit. */
+    int64_t now = kw_now();
     pthread_rwlock_rdlock(&sh->lock);
     s = *slot;
     if (s && s->pub.project_id == project_id &&
         kw_stamps_fresh(&c->stamps, s->ticket, s->identity, s->identity) &&
-        (!c->ttl_us || kw_now() - s->built_at < c->ttl_us) && trusted(c))
+        (!c->ttl_us || now - s->built_at < c->ttl_us) && trusted(c, now))
         atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     else
         s = NULL;

@@ -231,8 +231,9 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
                            const char *method, const char *body, size_t body_len)
 {
     kw_app *app = s->app;
-    uint64_t t0 = kw_metrics_clock();
     struct conn_state *state = kw_conn_state(conn);
+    /* The request's start, read when its first callback came. */
+    uint64_t t0 = state && state->started ? state->started : kw_metrics_clock();
     kw_http_req req;
     kw_http_resp resp;
     if (state && state->capture) {

@@ -48,25 +48,25 @@ static void test_hit_and_bump(void **state)
     digest_of("phx_a", d);
     kw_principal got, want = sample(42);
     int64_t used;
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    assert_false(kw_vcache_get(c, d, kw_now(), &got, &used));
     kw_vcache_put(c, d, &want, 123, kw_vcache_ticket(c));
-    assert_true(kw_vcache_get(c, d, &got, &used));
+    assert_true(kw_vcache_get(c, d, kw_now(), &got, &used));
     assert_int_equal(got.user_id, 42);
     assert_int_equal(used, 123);
     assert_int_equal(got.n_scoped_teams, 2);
     assert_int_equal(got.scoped_teams[1], 9);
     assert_string_equal(got.key_id, "key-1");
     kw_vcache_touched(c, d, 456);
-    assert_true(kw_vcache_get(c, d, &got, &used));
+    assert_true(kw_vcache_get(c, d, kw_now(), &got, &used));
     assert_int_equal(used, 456);
     /* A revocation anywhere drops every entry. */
     kw_vcache_bump(c);
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    assert_false(kw_vcache_get(c, d, kw_now(), &got, &used));
     /* Another digest never answers for this one. */
     unsigned char other[32];
     digest_of("phx_b", other);
     kw_vcache_put(c, d, &want, 0, kw_vcache_ticket(c));
-    assert_false(kw_vcache_get(c, other, &got, &used));
+    assert_false(kw_vcache_get(c, other, kw_now(), &got, &used));
     kw_vcache_free(c);
 }
 
@@ -82,7 +82,7 @@ static void test_stale_put_is_ignored(void **state)
     uint64_t before = kw_vcache_ticket(c);
     kw_vcache_bump(c);  /* a revocation lands between the read and the put */
     kw_vcache_put(c, d, &p, 0, before);
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    assert_false(kw_vcache_get(c, d, kw_now(), &got, &used));
     kw_vcache_free(c);
 }
 
@@ -131,41 +131,41 @@ static void test_forget_is_per_key(void **state)
     kw_vcache_put(c, du, &u, 0, ticket);
 
     kw_vcache_forget_key(c, "key-a");
-    assert_false(kw_vcache_get(c, da, &got, &used));
-    assert_true(kw_vcache_get(c, db, &got, &used));
+    assert_false(kw_vcache_get(c, da, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, db, kw_now(), &got, &used));
     assert_string_equal(got.key_id, "key-b");
-    assert_true(kw_vcache_get(c, dc, &got, &used));
-    assert_true(kw_vcache_get(c, ds, &got, &used));
-    assert_true(kw_vcache_get(c, dt, &got, &used));
+    assert_true(kw_vcache_get(c, dc, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, ds, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, dt, kw_now(), &got, &used));
 
     /* A new entry for A, read after the revocation, is cached again. */
     kw_vcache_put(c, da, &a, 0, kw_vcache_ticket(c));
-    assert_true(kw_vcache_get(c, da, &got, &used));
+    assert_true(kw_vcache_get(c, da, kw_now(), &got, &used));
 
     kw_vcache_forget_user(c, 1);
-    assert_false(kw_vcache_get(c, da, &got, &used));
-    assert_false(kw_vcache_get(c, db, &got, &used));
-    assert_true(kw_vcache_get(c, dc, &got, &used));
-    assert_true(kw_vcache_get(c, ds, &got, &used));
+    assert_false(kw_vcache_get(c, da, kw_now(), &got, &used));
+    assert_false(kw_vcache_get(c, db, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, dc, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, ds, kw_now(), &got, &used));
 
     kw_vcache_forget_project(c, 7);
-    assert_false(kw_vcache_get(c, dt, &got, &used));
-    assert_false(kw_vcache_get(c, ds, &got, &used));
-    assert_true(kw_vcache_get(c, du, &got, &used));  /* another project */
-    assert_true(kw_vcache_get(c, dc, &got, &used));
+    assert_false(kw_vcache_get(c, dt, kw_now(), &got, &used));
+    assert_false(kw_vcache_get(c, ds, kw_now(), &got, &used));
+    assert_true(kw_vcache_get(c, du, kw_now(), &got, &used));  /* another project */
+    assert_true(kw_vcache_get(c, dc, kw_now(), &got, &used));
 
     /* A stale read of B (ticket before B's revocation) is not cached. */
     uint64_t before = kw_vcache_ticket(c);
     kw_vcache_forget_key(c, "key-b");
     kw_vcache_put(c, db, &b, 0, before);
-    assert_false(kw_vcache_get(c, db, &got, &used));
+    assert_false(kw_vcache_get(c, db, kw_now(), &got, &used));
     /* …and leaves every other entry alone. */
-    assert_true(kw_vcache_get(c, dc, &got, &used));
+    assert_true(kw_vcache_get(c, dc, kw_now(), &got, &used));
 
     /* Dropping everything remains, as the fallback. */
     kw_vcache_bump(c);
-    assert_false(kw_vcache_get(c, dc, &got, &used));
-    assert_false(kw_vcache_get(c, du, &got, &used));
+    assert_false(kw_vcache_get(c, dc, kw_now(), &got, &used));
+    assert_false(kw_vcache_get(c, du, kw_now(), &got, &used));
     kw_vcache_free(c);
 }
 
@@ -181,14 +181,14 @@ static void test_ttl_and_wide_narrowing(void **state)
     kw_clock_set(1000000000);
     kw_vcache_put(c, d, &p, 0, kw_vcache_ticket(c));
     kw_clock_set(1000000000 + 999999);
-    assert_true(kw_vcache_get(c, d, &got, &used));
+    assert_true(kw_vcache_get(c, d, kw_now(), &got, &used));
     kw_clock_set(1000000000 + 1000000);
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    assert_false(kw_vcache_get(c, d, kw_now(), &got, &used));
     kw_clock_set(0);
     /* A key narrowed to many projects is not cached (always verified in full). */
     p.n_scoped_teams = 20;
     kw_vcache_put(c, d, &p, 0, kw_vcache_ticket(c));
-    assert_false(kw_vcache_get(c, d, &got, &used));
+    assert_false(kw_vcache_get(c, d, kw_now(), &got, &used));
     kw_vcache_free(c);
 }
 
@@ -204,7 +204,7 @@ static void *reader(void *arg)
     kw_principal got;
     int64_t used;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
-        if (kw_vcache_get(r->c, r->d, &got, &used)) assert_int_equal(got.user_id, 5);
+        if (kw_vcache_get(r->c, r->d, kw_now(), &got, &used)) assert_int_equal(got.user_id, 5);
     return NULL;
 }
 
