@@ -58,7 +58,6 @@ static prepared_route PREPARED[KW_ROUTE_COUNT];
 static const kw_route *TABLE;
 static unsigned char BY_LENGTH[MAX_SEGMENTS + 1][KW_ROUTE_COUNT];
 static size_t BY_LENGTH_COUNT[MAX_SEGMENTS + 1];
-static unsigned char ROW_OF_ID[KW_ROUTE_COUNT];
 static pthread_once_t prepared_once = PTHREAD_ONCE_INIT;
 _Static_assert(KW_ROUTE_COUNT <= 256, "route indexes fit BY_LENGTH's bytes");
 
@@ -68,7 +67,6 @@ static void prepare(void)
     TABLE = kw_policy_routes(&n);
     for (size_t i = 0; i < n; i++) {
         prepared_route *p = &PREPARED[i];
-        if ((unsigned)TABLE[i].id < KW_ROUTE_COUNT) ROW_OF_ID[TABLE[i].id] = (unsigned char)i;
         split(TABLE[i].pattern, &p->pattern);
         p->scope_object = -1;
         int object;
@@ -87,11 +85,10 @@ static void prepare(void)
 int kw_policy_route_scope(const kw_route *route, int *object, kw_scope_action *action)
 {
     pthread_once(&prepared_once, prepare);
-    /* A row of the table: its scope was parsed once.  Any other route (a
-     * test's own row) is parsed here. */
-    unsigned row = (unsigned)route->id < KW_ROUTE_COUNT ? ROW_OF_ID[route->id] : 0;
-    if ((unsigned)route->id < KW_ROUTE_COUNT && &TABLE[row] == route) {
-        const prepared_route *p = &PREPARED[row];
+    /* A row of the table (row i has id i): its scope was parsed once.  Any
+     * other route (a test's own row) is parsed here. */
+    if ((unsigned)route->id < KW_ROUTE_COUNT && &TABLE[route->id] == route) {
+        const prepared_route *p = &PREPARED[route->id];
         if (p->scope_object < 0) return KW_ERR_INVALID;
         *object = p->scope_object;
         *action = p->scope_action;
@@ -125,10 +122,10 @@ static int all_digits(const char *seg, size_t len)
     return 1;
 }
 
-/* The path matches the pattern segment by segment; fills the params. */
+/* The path matches the pattern segment by segment; fills the params.
+ * Callers pair a path only with the patterns of its own length. */
 static int path_matches(const split_path *pattern, const split_path *path, kw_route_match *m)
 {
-    if (pattern->n != path->n) return 0;
     m->project[0] = m->id[0] = m->org[0] = '\0';
     for (int i = 0; i < pattern->n; i++) {
         const char *pseg = pattern->seg[i], *sseg = path->seg[i];

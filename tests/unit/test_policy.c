@@ -245,6 +245,30 @@ static void test_table_invariants(void **state)
     assert_int_equal(act, KW_SCOPE_WRITE);
     other.scope = "project:own";
     assert_int_equal(kw_policy_route_scope(&other, &obj, &act), KW_ERR_INVALID);
+    /* Every row is reachable: its own pattern, parameters filled in,
+     * matches it or an earlier row of the same method (the first match
+     * wins), never nothing (a pattern too deep to prepare would). */
+    for (size_t i = 0; i < n; i++) {
+        char path[256] = "";
+        const char *p = routes[i].pattern;
+        while (*p) {
+            const char *e = strchr(p + 1, '/');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            char seg[64];
+            snprintf(seg, sizeof seg, "%.*s", (int)len, p);
+            const char *param = strcmp(seg, "/:project") == 0 ? "/1"
+                                : strcmp(seg, "/:num") == 0   ? "/7"
+                                : strncmp(seg, "/:", 2) == 0  ? "/x"
+                                                              : seg;
+            strncat(path, param, sizeof path - strlen(path) - 1);
+            p += len;
+        }
+        kw_route_match rm;
+        if (kw_policy_match(routes[i].method, path, &rm) != KW_MATCH_OK)
+            fail_msg("row %zu (%s %s): %s matches no row", i, routes[i].method, routes[i].pattern, path);
+        assert_true(rm.route <= &routes[i]);
+        assert_string_equal(rm.route->method, routes[i].method);
+    }
     /* Deeper than any pattern: no route, whatever the segments say. */
     kw_route_match m;
     assert_int_equal(kw_policy_match("GET", "/a/b/c/d/e/f/g/h/i/j", &m), KW_MATCH_NO_ROUTE);
