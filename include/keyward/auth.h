@@ -157,9 +157,10 @@ size_t kw_verifier_rate_notices(kw_verifier *v, kw_rate_notice *out, size_t max,
                                 uint64_t *dropped);
 
 /* Scope usage: notes that the key exercised the scope `object`:`action`
- * (a route's required scope, parsed once: kw_policy_route_scope).  Memory only — an OR into a fixed per-key table; the
- * maintenance thread merges new bits into the store every few seconds,
- * and kw_verifier_free does a last flush.  No-op for non-key principals. */
+ * (a route's required scope, parsed once: kw_policy_route_scope).  Memory
+ * only — an OR into a fixed per-key table; the maintenance thread merges
+ * new bits into the store every few seconds, and kw_verifier_free does a
+ * last flush.  No-op for non-key principals. */
 void kw_verifier_note_scope(kw_verifier *v, const kw_principal *p, int object,
                             kw_scope_action action);
 /* Writes pending scope usage now (the key report calls it so what it

@@ -255,7 +255,7 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
     }
     if (req.capture && !kw_hold_capture(s, conn, &req, &resp, t0)) return MHD_YES;
     kw_http_done done = {method, url, req.ip, req.match.route, &req.principal, resp.status,
-                         elapsed(conn, t0)};
+                         kw_metrics_clock() - t0};
     kw_http_observe(app, &done);
     return kw_server_send(conn, &resp);
 }
