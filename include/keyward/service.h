@@ -216,6 +216,12 @@ typedef struct kw_capture_group kw_capture_group;
 int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group **out);
 int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
                             void *ctx);
+/* The same for a batch whose request was already answered (nobody waits
+ * on it): it may wait up to KW_CAPTURE_GATHER_US for other batches to
+ * share its transaction, which makes the transactions fewer and larger. */
+#define KW_CAPTURE_GATHER_US 2000
+int kw_capture_group_submit_answered(kw_capture_group *g, kw_capture_batch *b,
+                                     kw_capture_done done, void *ctx);
 void kw_capture_group_stop(kw_capture_group *g);
 void kw_capture_group_free(kw_capture_group *g);
 /* Group types (lib/events/group_types.c): learns the types captured

@@ -29,6 +29,11 @@ typedef struct kw_workq_ops {
     void *ctx;
     /* Submissions beyond this many waiting jobs are refused; 0: no bound. */
     size_t max_queued;
+    /* How long (µs) the thread lets jobs submitted with
+     * kw_workq_submit_can_wait gather before it runs them, so that one run
+     * serves more; 0: it runs them at once.  A job submitted with
+     * kw_workq_submit, a half-full queue or stop ends the wait. */
+    unsigned linger_us;
 } kw_workq_ops;
 
 /* Starts the thread: 0, or -1 (no memory or no thread). */
@@ -36,6 +41,9 @@ int kw_workq_start(const kw_workq_ops *ops, kw_workq **out);
 /* Queues a job: 0; 1 when the queue is full; -1 once stopping.  A refused
  * job stays the caller's. */
 int kw_workq_submit(kw_workq *q, kw_workq_link *job);
+/* The same for a job that may wait up to ops.linger_us for others to join
+ * its run (nobody is waiting on it). */
+int kw_workq_submit_can_wait(kw_workq *q, kw_workq_link *job);
 /* Refuses new jobs, runs every queued one, joins the thread.  Idempotent;
  * NULL is a no-op. */
 void kw_workq_stop(kw_workq *q);

@@ -70,6 +70,13 @@ static int insert_run(kw_capture_group *g, kw_capture_batch *b, kw_capture_batch
 static int store_together(kw_capture_group *g, kw_capture_batch *first)
 {
     kw_store *store = g->call.store;
+    kw_capture_batch *other = batch_of(first->link.next);
+    while (other && other->project_id == first->project_id) other = batch_of(other->link.next);
+    /* One project's batches are one insert, and that is atomic by itself
+     * (one statement on PostgreSQL, its own transaction on SQLite): on
+     * PostgreSQL a BEGIN and a COMMIT around it would add two round trips
+     * (and two wake-ups of the database backend) to every group. */
+    if (!other) return insert_run(g, first, NULL);
     int rc = kw_store_begin(store);
     for (kw_capture_batch *b = first, *end; !rc && b; b = end) {
         end = batch_of(b->link.next);
@@ -124,7 +131,8 @@ int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group
     g->call.actor = NULL;
     g->call.ip = NULL;
     kw_workq_ops ops = {.run = store_group, .take = take_group, .ctx = g,
-                        .max_queued = max_queued ? max_queued : 1};
+                        .max_queued = max_queued ? max_queued : 1,
+                        .linger_us = KW_CAPTURE_GATHER_US};
     if (kw_workq_start(&ops, &g->work)) {
         free(g);
         return KW_ERR_NOMEM;
@@ -133,13 +141,26 @@ int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group
     return KW_OK;
 }
 
-int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
-                            void *ctx)
+static int submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done, void *ctx,
+                  int answered)
 {
     b->done = done;
     b->done_ctx = ctx;
-    int rc = kw_workq_submit(g->work, &b->link);
+    int rc = answered ? kw_workq_submit_can_wait(g->work, &b->link)
+                      : kw_workq_submit(g->work, &b->link);
     return rc < 0 ? KW_ERR_UNAVAILABLE : rc > 0 ? KW_ERR_LIMIT : KW_OK;
+}
+
+int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,
+                            void *ctx)
+{
+    return submit(g, b, done, ctx, 0);
+}
+
+int kw_capture_group_submit_answered(kw_capture_group *g, kw_capture_batch *b,
+                                     kw_capture_done done, void *ctx)
+{
+    return submit(g, b, done, ctx, 1);
 }
 
 void kw_capture_group_stop(kw_capture_group *g)

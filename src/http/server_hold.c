@@ -141,7 +141,7 @@ static int queue_early(kw_server *s, kw_capture_batch *b)
                                                     memory_order_relaxed, memory_order_relaxed));
     if (atomic_fetch_add_explicit(&s->early_requests, 1, memory_order_relaxed) <
             KW_CAPTURE_QUEUE_MAX &&
-        kw_capture_group_submit(s->capture, b, early_done, s) == KW_OK)
+        kw_capture_group_submit_answered(s->capture, b, early_done, s) == KW_OK)
         return 1;
     atomic_fetch_sub_explicit(&s->early_requests, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->unstored, n, memory_order_relaxed);

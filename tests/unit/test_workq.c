@@ -1,6 +1,8 @@
 /* test_workq.c — the work queue's contract: jobs run in order on its
  * thread, `take` groups them, a full queue refuses, and stop runs every
- * queued job before it returns and refuses new ones after. */
+ * queued job before it returns and refuses new ones after.  Jobs that can
+ * wait gather until a job that cannot, a half-full queue or stop (the
+ * linger here is a minute: a test that sees it run did not wait for it). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -8,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -112,11 +115,101 @@ static void test_take_groups_and_bound(void **state)
     assert_int_equal(r.chains[3], 1);
 }
 
+static int ran_count(struct record *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int n = r->n_ran;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Waits (at most 5 s) until n jobs ran. */
+static void await_ran(struct record *r, int n)
+{
+    for (int spin = 0; spin < 5000 && ran_count(r) < n; spin++) usleep(1000);
+    assert_int_equal(ran_count(r), n);
+}
+
+#define LONG_LINGER_US 60000000u
+
+static void test_can_wait_gathers_until_a_job_cannot(void **state)
+{
+    (void)state;
+    struct record r;
+    record_init(&r, 64);
+    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .linger_us = LONG_LINGER_US};
+    kw_workq *q;
+    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    struct job jobs[8];
+    for (int i = 0; i < 8; i++) jobs[i].id = i;
+    for (int i = 0; i < 3; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
+    usleep(50000);
+    assert_int_equal(ran_count(&r), 0);  /* gathering */
+    assert_int_equal(kw_workq_submit(q, &jobs[3].link), 0);
+    await_ran(&r, 4);
+    assert_int_equal(r.n_chains, 1);
+    assert_int_equal(r.chains[0], 4);
+    /* The hurry ended with that run: the next jobs that can wait gather
+     * again. */
+    for (int i = 4; i < 6; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
+    usleep(50000);
+    assert_int_equal(ran_count(&r), 4);
+    assert_int_equal(kw_workq_submit(q, &jobs[6].link), 0);
+    await_ran(&r, 7);
+    assert_int_equal(r.n_chains, 2);
+    assert_int_equal(r.chains[1], 3);
+    for (int i = 0; i < 7; i++) assert_int_equal(r.ran[i], i);
+    kw_workq_free(q);
+}
+
+static void test_gathering_ends_half_full(void **state)
+{
+    (void)state;
+    struct record r;
+    record_init(&r, 64);
+    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .max_queued = 8,
+                        .linger_us = LONG_LINGER_US};
+    kw_workq *q;
+    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    struct job jobs[4];
+    for (int i = 0; i < 4; i++) jobs[i].id = i;
+    for (int i = 0; i < 3; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
+    usleep(50000);
+    assert_int_equal(ran_count(&r), 0);
+    assert_int_equal(kw_workq_submit_can_wait(q, &jobs[3].link), 0);  /* 4 of 8 */
+    await_ran(&r, 4);
+    assert_int_equal(r.n_chains, 1);
+    kw_workq_free(q);
+}
+
+static void test_stop_ends_gathering(void **state)
+{
+    (void)state;
+    struct record r;
+    record_init(&r, 64);
+    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .linger_us = LONG_LINGER_US};
+    kw_workq *q;
+    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    struct job jobs[2] = {{.id = 0}, {.id = 1}};
+    for (int i = 0; i < 2; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
+    usleep(20000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kw_workq_stop(q);  /* runs both now, not a minute from now */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(ran_count(&r), 2);
+    assert_true(t1.tv_sec - t0.tv_sec < 10);
+    kw_workq_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_in_order_one_at_a_time),
         cmocka_unit_test(test_take_groups_and_bound),
+        cmocka_unit_test(test_can_wait_gathers_until_a_job_cannot),
+        cmocka_unit_test(test_gathering_ends_half_full),
+        cmocka_unit_test(test_stop_ends_gathering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
