@@ -6,7 +6,8 @@
  * transaction (the caller's when one is open); on PostgreSQL one statement
  * whose columns travel as array parameters, built here as array literals
  * (parameter values, never SQL text).  Either way a batch is stored whole
- * or not at all, and the same column table describes the row for both.
+ * or not at all, and the same column table describes the row for both;
+ * a batch for a project that is gone is refused on both.
  *
  * Each endpoint query kind is one fixed statement of the table; its rows
  * decode by field table into the caller's row, whose text is borrowed from
@@ -90,7 +91,10 @@ static int insert_arrays(kw_store *s, int64_t project_id, const kw_event *events
         kw_db_int(st, 1, project_id);
         for (size_t c = 0; c < N_EVENT_COLS; c++)
             kw_db_text(st, EVENT_COLS[c].index, kw_sb_str(&cols[c]));
-        rc = kw_db_exec(st, 0);
+        /* No row written: the project is gone.  Refused as SQLite's
+         * foreign key refuses it, so both backends answer alike. */
+        rc = kw_db_exec(st, 1);
+        if (rc == KW_ERR_NOTFOUND) rc = KW_ERR_EXISTS;
     }
     for (size_t c = 0; c < N_EVENT_COLS; c++) kw_sb_free(&cols[c]);
     return rc;

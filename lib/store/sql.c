@@ -289,11 +289,16 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     "id, project_id, name, description, query, variables, created_by, created_at, updated_at"
     /* A batch: one row per step on SQLite, inside one transaction; on
      * PostgreSQL the columns travel as array parameters and one statement
-     * writes every row (one round trip, atomic), in batch order. */
+     * writes every row (one round trip, atomic), in batch order.  There
+     * the events table has no foreign key (a per-row check): the statement
+     * locks the project's row once and writes nothing when it is gone
+     * (store_schema_pg.c, migration 17). */
     [KW_SQL_EV_INSERT] = {"INSERT INTO events(project_id, uuid, event, distinct_id, properties, "
                           "timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                          "WITH project AS (SELECT id FROM projects WHERE id = CAST(?1 AS BIGINT) "
+                          "FOR KEY SHARE) "
                           "INSERT INTO events(project_id, uuid, event, distinct_id, properties, "
-                          "timestamp, created_at) SELECT CAST(?1 AS BIGINT), u, e, d, p, t, c FROM "
+                          "timestamp, created_at) SELECT project.id, u, e, d, p, t, c FROM project, "
                           "unnest(CAST(?2 AS TEXT[]), CAST(?3 AS TEXT[]), CAST(?4 AS TEXT[]), "
                           "CAST(?5 AS TEXT[]), CAST(?6 AS BIGINT[]), CAST(?7 AS BIGINT[])) "
                           "WITH ORDINALITY AS x(u, e, d, p, t, c, o) ORDER BY o"},

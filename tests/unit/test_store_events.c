@@ -1,11 +1,14 @@
 /* test_store_events.c — the store's captured events and endpoints, on
  * every backend (store_fixture.h): capture batches (atomic, in order,
- * any text as data), each endpoint query kind, and endpoint rows. */
+ * any text as data, never outliving their project), each endpoint query
+ * kind, and endpoint rows. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* getpid under -std=c11 */
 #endif
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyward/keyward.h"
 #include "keyward/store.h"
@@ -190,6 +194,97 @@ static void test_events_atomic(void **state)
     assert_int_equal(kw_store_commit(s), KW_OK);
     run_query(s, &q, &r);
     assert_int_equal(r.n, 2);
+}
+
+/* Deleting a project deletes its events, and only its events: by the
+ * foreign key's cascade on SQLite, by a trigger on PostgreSQL (where the
+ * insert locks the project's row instead of a per-row foreign key). */
+static void test_events_go_with_their_project(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "gone@example.com");
+    int64_t pid = make_project(s, uid, "phc_gone");
+    int64_t kept = make_project(s, uid, "phc_kept");
+    kw_event batch[] = {ev("g1", "one", "x", "{}", 1), ev("g2", "two", "x", "{}", 2)};
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_OK);
+    kw_event other[] = {ev("k1", "one", "y", "{}", 1)};
+    assert_int_equal(kw_store_events_insert(s, kept, other, 1), KW_OK);
+    assert_int_equal(kw_store_project_delete(s, pid), KW_OK);
+    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid, .limit = 10};
+    struct rows r;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+    q.project_id = kept;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 1);
+    /* A batch arriving after the delete is refused, not stored orphaned. */
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 2), KW_ERR_EXISTS);
+    q.project_id = pid;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+}
+
+/* A project deleted while a batch is being stored for it, on PostgreSQL
+ * (its own connection per thread), in both orders: no event outlives its
+ * project.  Insert first: the delete waits for the insert's row lock and
+ * its trigger then sees the committed events.  Delete first: the insert
+ * waits for the delete and finds no project. */
+struct deleter {
+    kw_store *store;
+    int64_t project_id;
+    int in_transaction;  /* begin, delete, hold the lock for a while, commit */
+    atomic_int deleted;
+    int rc;
+};
+
+static void *delete_project(void *arg)
+{
+    struct deleter *d = arg;
+    if (d->in_transaction) kw_store_begin(d->store);
+    d->rc = kw_store_project_delete(d->store, d->project_id);
+    atomic_store(&d->deleted, 1);
+    if (d->in_transaction) {
+        nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+        if (kw_store_commit(d->store)) d->rc = -1;
+    }
+    return NULL;
+}
+
+static void test_events_project_deleted_meanwhile(void **state)
+{
+    kw_store *s = STORE(state);
+    if (strcmp(kw_store_backend(s), "postgresql") != 0) skip();
+    int64_t uid = make_user(s, "race@example.com");
+    int64_t first = make_project(s, uid, "phc_race1");
+    int64_t second = make_project(s, uid, "phc_race2");
+    kw_event batch[] = {ev("r1", "one", "x", "{}", 1), ev("r2", "two", "x", "{}", 2)};
+    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .limit = 10};
+    struct rows r;
+
+    assert_int_equal(kw_store_begin(s), KW_OK);
+    assert_int_equal(kw_store_events_insert(s, first, batch, 2), KW_OK);
+    struct deleter d = {.store = s, .project_id = first};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delete_project, &d), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+    assert_int_equal(atomic_load(&d.deleted), 0);  /* waiting for the insert's lock */
+    assert_int_equal(kw_store_commit(s), KW_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(d.rc, KW_OK);
+    q.project_id = first;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+
+    struct deleter d2 = {.store = s, .project_id = second, .in_transaction = 1};
+    assert_int_equal(pthread_create(&t, NULL, delete_project, &d2), 0);
+    for (int spin = 0; spin < 5000 && !atomic_load(&d2.deleted); spin++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    assert_int_equal(kw_store_events_insert(s, second, batch, 2), KW_ERR_EXISTS);
+    pthread_join(t, NULL);
+    assert_int_equal(d2.rc, KW_OK);
+    q.project_id = second;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
 }
 
 /* Endpoint names and ids from a list, in order. */
@@ -419,6 +514,8 @@ static void test_project_settings(void **state)
     {                                                                         \
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_events_atomic, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_events_go_with_their_project, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_events_project_deleted_meanwhile, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_events_created_at, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_events_batch_text, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),     \
