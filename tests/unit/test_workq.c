@@ -132,14 +132,22 @@ static void await_ran(struct record *r, int n)
 
 #define LONG_LINGER_US 60000000u
 
+/* A queue whose jobs that can wait gather for a minute, taken together. */
+static kw_workq *start_gathering(struct record *r, size_t max_queued)
+{
+    record_init(r, 64);
+    kw_workq_ops ops = {.run = run, .take = take, .ctx = r, .max_queued = max_queued,
+                        .linger_us = LONG_LINGER_US};
+    kw_workq *q;
+    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    return q;
+}
+
 static void test_can_wait_gathers_until_a_job_cannot(void **state)
 {
     (void)state;
     struct record r;
-    record_init(&r, 64);
-    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .linger_us = LONG_LINGER_US};
-    kw_workq *q;
-    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    kw_workq *q = start_gathering(&r, 0);
     struct job jobs[8];
     for (int i = 0; i < 8; i++) jobs[i].id = i;
     for (int i = 0; i < 3; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
@@ -166,11 +174,7 @@ static void test_gathering_ends_half_full(void **state)
 {
     (void)state;
     struct record r;
-    record_init(&r, 64);
-    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .max_queued = 8,
-                        .linger_us = LONG_LINGER_US};
-    kw_workq *q;
-    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    kw_workq *q = start_gathering(&r, 8);
     struct job jobs[4];
     for (int i = 0; i < 4; i++) jobs[i].id = i;
     for (int i = 0; i < 3; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
@@ -186,10 +190,7 @@ static void test_stop_ends_gathering(void **state)
 {
     (void)state;
     struct record r;
-    record_init(&r, 64);
-    kw_workq_ops ops = {.run = run, .take = take, .ctx = &r, .linger_us = LONG_LINGER_US};
-    kw_workq *q;
-    assert_int_equal(kw_workq_start(&ops, &q), 0);
+    kw_workq *q = start_gathering(&r, 0);
     struct job jobs[2] = {{.id = 0}, {.id = 1}};
     for (int i = 0; i < 2; i++) assert_int_equal(kw_workq_submit_can_wait(q, &jobs[i].link), 0);
     usleep(20000);
