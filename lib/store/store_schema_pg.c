@@ -449,8 +449,8 @@ const char *const kw_pg_migrations[] = {
 
     /* 17: capture without a per-row foreign-key check.  The events
      * table's foreign key ran a trigger with a lookup and a row lock on
-     * the project for every captured event: a third of the database's
-     * work per event on the capture path.  The insert now locks the
+     * the project for every captured event: about a quarter of the
+     * database's work per event on the capture path.  The insert now locks the
      * project's row once per statement (FOR KEY SHARE, in the statement
      * itself) and stores nothing when the project is gone; deleting a
      * project deletes its events here, after the delete.  A delete waits

@@ -15,8 +15,9 @@
  * stored, while fewer than N events (and KW_CAPTURE_QUEUE_MAX requests) so
  * answered are still waiting to be stored; past that, and while the last
  * group failed to store, captures
- * wait for their outcome as without the window.  The window is what a
- * crash can lose; a failure to store such events is logged and counted
+ * wait for their outcome as without the window.  An answered batch may
+ * wait up to KW_CAPTURE_GATHER_US for others to share its transaction
+ * (nobody is waiting on it).  The window is what a crash can lose; a failure to store such events is logged and counted
  * (keyward_capture_lost_events_total). */
 #include <stdlib.h>
 #include <string.h>
