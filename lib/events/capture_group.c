@@ -67,20 +67,26 @@ static int insert_run(kw_capture_group *g, kw_capture_batch *b, kw_capture_batch
 
 /* Stores a group in one transaction: KW_OK, or the first error (nothing
  * of the group is then stored). */
+/* The first batch after b's run of batches of b's project (NULL: none). */
+static kw_capture_batch *run_end(kw_capture_batch *b)
+{
+    kw_capture_batch *end = batch_of(b->link.next);
+    while (end && end->project_id == b->project_id) end = batch_of(end->link.next);
+    return end;
+}
+
 static int store_together(kw_capture_group *g, kw_capture_batch *first)
 {
     kw_store *store = g->call.store;
-    kw_capture_batch *other = batch_of(first->link.next);
-    while (other && other->project_id == first->project_id) other = batch_of(other->link.next);
+    kw_capture_batch *end = run_end(first);
     /* One project's batches are one insert, and that is atomic by itself
      * (one statement on PostgreSQL, its own transaction on SQLite): on
      * PostgreSQL a BEGIN and a COMMIT around it would add two round trips
      * (and two wake-ups of the database backend) to every group. */
-    if (!other) return insert_run(g, first, NULL);
+    if (!end) return insert_run(g, first, NULL);
     int rc = kw_store_begin(store);
-    for (kw_capture_batch *b = first, *end; !rc && b; b = end) {
-        end = batch_of(b->link.next);
-        while (end && end->project_id == b->project_id) end = batch_of(end->link.next);
+    for (kw_capture_batch *b = first; !rc && b; b = end) {
+        end = run_end(b);
         rc = insert_run(g, b, end);
     }
     if (!rc) rc = kw_store_commit(store);
