@@ -105,19 +105,26 @@ int kw_db_next(kw_db_stmt *st, const struct kw_db_field *fields, size_t n, void 
 
 void kw_db_bind_row(kw_db_stmt *st, const struct kw_db_param *params, size_t n, const void *obj)
 {
+    kw_db_bind_row_at(st, params, n, obj, 0);
+}
+
+void kw_db_bind_row_at(kw_db_stmt *st, const struct kw_db_param *params, size_t n,
+                       const void *obj, int shift)
+{
     const char *base = obj;
     for (size_t i = 0; i < n; i++) {
         const struct kw_db_param *p = &params[i];
         const void *at = base + p->offset;
+        int index = p->index + shift;
         int64_t v = 0;
         switch (p->type) {
         case KW_DB_F_TEXT:
         case KW_DB_F_DUP: {
             const char *text = p->type == KW_DB_F_DUP ? *(char *const *)at : at;
             if (p->or_null)
-                kw_db_text_or_null(st, p->index, text);
+                kw_db_text_or_null(st, index, text);
             else
-                kw_db_text(st, p->index, text);
+                kw_db_text(st, index, text);
             continue;
         }
         case KW_DB_F_I64: v = *(const int64_t *)at; break;
@@ -125,9 +132,9 @@ void kw_db_bind_row(kw_db_stmt *st, const struct kw_db_param *params, size_t n, 
         case KW_DB_F_INT: v = *(const int *)at; break;
         }
         if (p->or_null)
-            kw_db_int_or_null(st, p->index, v);
+            kw_db_int_or_null(st, index, v);
         else
-            kw_db_int(st, p->index, v);
+            kw_db_int(st, index, v);
     }
 }
 

@@ -163,6 +163,10 @@ struct kw_db_param {
 #define KW_DB_P(i, kind, type, m) {i, KW_DB_F_##kind, offsetof(type, m), 0}
 #define KW_DB_P_OR_NULL(i, kind, type, m) {i, KW_DB_F_##kind, offsetof(type, m), 1}
 void kw_db_bind_row(kw_db_stmt *st, const struct kw_db_param *params, size_t n, const void *obj);
+/* The same, each parameter at its index + shift: row r of a statement
+ * that writes several rows with the same columns. */
+void kw_db_bind_row_at(kw_db_stmt *st, const struct kw_db_param *params, size_t n,
+                       const void *obj, int shift);
 
 /* Steps to the next row and decodes it into obj: KW_DB_ROW with a row,
  * KW_OK at the end, or a kw_err.  A list is

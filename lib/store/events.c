@@ -2,10 +2,10 @@
  * once for both databases.
  *
  * Capture is the hot write path, so a batch keeps each database's fastest
- * shape: on SQLite one cached insert stepped per event inside one
- * transaction (the caller's when one is open); on PostgreSQL one statement
- * whose columns travel as array parameters, built here as array literals
- * (parameter values, never SQL text).  Either way a batch is stored whole
+ * shape: on SQLite cached inserts of 16 rows each (one row each for the
+ * rest) inside one transaction (the caller's when one is open); on
+ * PostgreSQL one statement whose columns travel as array parameters, built
+ * here as array literals (parameter values, never SQL text).  Either way a batch is stored whole
  * or not at all, and the same column table describes the row for both;
  * a batch for a project that is gone is refused on both.
  *
@@ -46,18 +46,39 @@ static kw_event with_defaults(const kw_event *e, kw_time now)
     return row;
 }
 
+/* Rows per KW_SQL_EV_INSERT_ROWS statement, and the parameter distance
+ * between its rows. */
+#define EV_ROWS_PER_INSERT 16
+#define EV_PARAMS_PER_ROW ((int)N_EVENT_COLS)
+
+/* Rows [at, at + k) as one statement: KW_SQL_EV_INSERT_ROWS when k is a
+ * full chunk, else the one-row statement (k == 1).  The copies with
+ * defaults live until the step: SQLite binds text without copying it. */
+static int insert_chunk(kw_store *s, int64_t project_id, const kw_event *events, size_t k,
+                        kw_time now)
+{
+    kw_event rows[EV_ROWS_PER_INSERT];
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, k == EV_ROWS_PER_INSERT ? KW_SQL_EV_INSERT_ROWS : KW_SQL_EV_INSERT,
+                           &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, project_id);
+    for (size_t r = 0; r < k; r++) {
+        rows[r] = with_defaults(&events[r], now);
+        kw_db_bind_row_at(st, EVENT_COLS, N_EVENT_COLS, &rows[r], (int)r * EV_PARAMS_PER_ROW);
+    }
+    return kw_db_exec(st, 0);
+}
+
 static int insert_rows(kw_store *s, int64_t project_id, const kw_event *events, size_t n,
                        kw_time now)
 {
     int own = !kw_store_in_transaction(s);
     int rc = own ? kw_store_begin(s) : KW_OK;
-    for (size_t i = 0; !rc && i < n; i++) {
-        kw_event row = with_defaults(&events[i], now);
-        kw_db_stmt *st;
-        if ((rc = kw_db_prepare(s, KW_SQL_EV_INSERT, &st))) break;
-        kw_db_int(st, 1, project_id);
-        kw_db_bind_row(st, EVENT_COLS, N_EVENT_COLS, &row);
-        rc = kw_db_exec(st, 0);
+    for (size_t i = 0; !rc && i < n;) {
+        size_t k = n - i >= EV_ROWS_PER_INSERT ? EV_ROWS_PER_INSERT : 1;
+        rc = insert_chunk(s, project_id, events + i, k, now);
+        i += k;
     }
     if (own && !rc) rc = kw_store_commit(s);
     if (own && rc) kw_store_rollback(s);

@@ -351,6 +351,72 @@ static void test_events_batch_text(void **state)
     }
 }
 
+/* Batches around SQLite's 16-row statement (a part of one, exactly one,
+ * one and a row, two less a row, two) come back row for row: every column
+ * of every row in its place, none lost or doubled at a chunk's edge. */
+static void test_events_chunk_edges(void **state)
+{
+    kw_store *s = STORE(state);
+    int64_t uid = make_user(s, "evc@example.com");
+    static const size_t SIZES[] = {1, 15, 16, 17, 31, 32};
+    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) {
+        char token[32];
+        snprintf(token, sizeof token, "phc_evc%zu", k);
+        int64_t pid = make_project(s, uid, token);
+        size_t n = SIZES[k];
+        kw_event batch[32];
+        char names[32][16], who[32][16], props[32][32];
+        for (size_t i = 0; i < n; i++) {
+            char uuid[16];
+            snprintf(uuid, sizeof uuid, "c%zu-%zu", k, i);
+            snprintf(names[i], sizeof names[i], "ev%zu", i);
+            snprintf(who[i], sizeof who[i], "user-%zu", i);
+            snprintf(props[i], sizeof props[i], "{\"i\":%zu}", i);
+            batch[i] = ev(uuid, names[i], who[i], props[i], (kw_time)(1000 + i));
+        }
+        assert_int_equal(kw_store_events_insert(s, pid, batch, n), KW_OK);
+        kw_event_query q = {.kind = KW_EQ_RECENT_EVENTS, .project_id = pid, .limit = 32};
+        struct rows r;
+        run_query(s, &q, &r);
+        assert_int_equal(r.n, (int)n);
+        for (size_t i = 0; i < n; i++) {  /* newest first */
+            const kw_event *e = &batch[n - 1 - i];
+            assert_string_equal(r.key[i], e->event);
+            assert_string_equal(r.who[i], e->distinct_id);
+            assert_string_equal(r.uuid[i], e->uuid);
+            assert_string_equal(r.props[i], e->properties);
+        }
+    }
+}
+
+/* On SQLite a row refused in the second 16-row statement (a NULL event
+ * name: the column is NOT NULL) takes the first statement's rows with it:
+ * the batch is stored whole or not at all however it is cut.  PostgreSQL
+ * stores a batch in one statement, so it has no such edge to test. */
+static void test_events_refused_row_in_later_chunk(void **state)
+{
+    struct fixture *f = *state;
+    if (f->backend != BACKEND_SQLITE) skip();
+    kw_store *s = STORE(state);
+    int64_t pid = make_project(s, make_user(s, "evr@example.com"), "phc_evr");
+    kw_event batch[40];
+    for (int i = 0; i < 40; i++) {
+        char uuid[16];
+        snprintf(uuid, sizeof uuid, "r%d", i);
+        batch[i] = ev(uuid, i == 20 ? NULL : "ok", "x", "{}", 5);
+    }
+    assert_int_not_equal(kw_store_events_insert(s, pid, batch, 40), KW_OK);
+    kw_event_query q = {.kind = KW_EQ_EVENT_COUNTS, .project_id = pid, .limit = 10};
+    struct rows r;
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 0);
+    batch[20].event = "ok";
+    assert_int_equal(kw_store_events_insert(s, pid, batch, 40), KW_OK);
+    run_query(s, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.count[0], 40);
+}
+
 static int seen_endpoint(void *ctx, const kw_endpoint *e)
 {
     struct seen *s = ctx;
@@ -518,6 +584,8 @@ static void test_project_settings(void **state)
         cmocka_unit_test_setup_teardown(test_events_project_deleted_meanwhile, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_events_created_at, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_events_batch_text, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_events_chunk_edges, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_events_refused_row_in_later_chunk, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_group_types, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown), \
