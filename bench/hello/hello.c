@@ -15,11 +15,19 @@
  * compared with a reference that sends as many bytes: a 16-byte hello
  * would flatter a large answer.
  *
- *   kw_bench_hello [--listen HOST:PORT] [--threads N] [--body-bytes N]
+ *   kw_bench_hello [--listen HOST:PORT] [--threads N] [--body-bytes N] [--parse-json]
+ *
+ * With --parse-json the server also does the least any JSON API must do
+ * with a request body: it reads the whole body into a buffer and parses it
+ * with jansson (the library and flags keyward's SDK routes use), then frees
+ * the tree.  For a capture batch that is the ceiling of a server that
+ * checks what it accepts, before storing a single event; bench/run reports
+ * capture against it next to the plain reference.
  *
  * Prints "kw_bench_hello listening on http://HOST:PORT" once ready (port 0
  * picks a free port) and runs until SIGTERM or SIGINT. */
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -53,6 +61,50 @@ static int make_body(long n)
 
 static char NO_BODY;  /* con_cls marker, as in server.c */
 
+/* --parse-json: each connection's body, read whole before it is parsed. */
+static int parse_json;
+struct upload {
+    char *buf;
+    size_t len, cap;
+    int bad;  /* too large to keep, or out of memory: answered 413 */
+};
+#define UPLOAD_MAX ((size_t)1 << 20)
+
+static void upload_append(struct upload *u, const char *data, size_t n)
+{
+    if (u->bad) return;
+    if (u->len + n > UPLOAD_MAX) {
+        u->bad = 1;
+        return;
+    }
+    if (u->len + n > u->cap) {
+        size_t cap = u->cap ? u->cap : 4096;
+        while (cap < u->len + n) cap *= 2;
+        char *b = realloc(u->buf, cap);
+        if (!b) {
+            u->bad = 1;
+            return;
+        }
+        u->buf = b;
+        u->cap = cap;
+    }
+    memcpy(u->buf + u->len, data, n);
+    u->len += n;
+}
+
+/* 200 with the body, or 400 when the upload is not JSON (the benchmark
+ * never sends such a body; the status only keeps the reference honest). */
+static unsigned parse_upload(struct upload *u)
+{
+    if (u->bad) return MHD_HTTP_CONTENT_TOO_LARGE;
+    json_error_t err;
+    json_t *doc = json_loadb(u->buf ? u->buf : "", u->len, 0, &err);
+    if (!doc) return MHD_HTTP_BAD_REQUEST;
+    json_decref(doc);
+    u->len = 0;
+    return MHD_HTTP_OK;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -66,18 +118,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
      * keyward does: answering on the first one makes MHD close the
      * connection, which would cripple the reference with reconnects. */
     if (*con_cls == NULL) {
-        *con_cls = &NO_BODY;
-        return MHD_YES;
+        *con_cls = parse_json ? calloc(1, sizeof(struct upload)) : &NO_BODY;
+        return *con_cls ? MHD_YES : MHD_NO;
     }
-    if (*upload_data_size) {  /* a body (never sent by the benchmark) is drained */
+    if (*upload_data_size) {  /* kept with --parse-json, else drained */
+        if (parse_json) upload_append(*con_cls, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    unsigned status = parse_json ? parse_upload(*con_cls) : MHD_HTTP_OK;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -88,12 +142,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)toe;
+    if (parse_json && *con_cls) {
+        struct upload *u = *con_cls;
+        free(u->buf);
+        free(u);
+    }
     *con_cls = NULL;
 }
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: kw_bench_hello [--listen HOST:PORT] [--threads N] [--body-bytes N]\n"
+                 "                      [--parse-json]\n"
                  "  defaults: 127.0.0.1:0 (a free port, printed), one thread per CPU,\n"
                  "  the 15-byte body {\"status\":\"ok\"}\n");
 }
@@ -114,6 +174,8 @@ int main(int argc, char **argv)
                 return 2;
             }
         }
+        else if (strcmp(argv[i], "--parse-json") == 0)
+            parse_json = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
