@@ -5,9 +5,9 @@
  * shape: on SQLite cached inserts of 16 rows each (one row each for the
  * rest) inside one transaction (the caller's when one is open); on
  * PostgreSQL one statement whose columns travel as array parameters, built
- * here as array literals (parameter values, never SQL text).  Either way a batch is stored whole
- * or not at all, and the same column table describes the row for both;
- * a batch for a project that is gone is refused on both.
+ * here as array literals (parameter values, never SQL text).  Either way a
+ * batch is stored whole or not at all, and the same column table describes
+ * the row for both; a batch for a project that is gone is refused on both.
  *
  * Each endpoint query kind is one fixed statement of the table; its rows
  * decode by field table into the caller's row, whose text is borrowed from
@@ -46,13 +46,13 @@ static kw_event with_defaults(const kw_event *e, kw_time now)
     return row;
 }
 
-/* Rows per KW_SQL_EV_INSERT_ROWS statement, and the parameter distance
- * between its rows. */
+/* Rows per KW_SQL_EV_INSERT_ROWS statement (its text in sql.c writes as
+ * many), and the parameter distance between its rows. */
 #define EV_ROWS_PER_INSERT 16
 #define EV_PARAMS_PER_ROW ((int)N_EVENT_COLS)
 
-/* Rows [at, at + k) as one statement: KW_SQL_EV_INSERT_ROWS when k is a
- * full chunk, else the one-row statement (k == 1).  The copies with
+/* events[0..k) as one statement: KW_SQL_EV_INSERT_ROWS when k is a full
+ * chunk, else the one-row statement (k == 1).  The copies with
  * defaults live until the step: SQLite binds text without copying it. */
 static int insert_chunk(kw_store *s, int64_t project_id, const kw_event *events, size_t k,
                         kw_time now)

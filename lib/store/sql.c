@@ -287,12 +287,12 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     "ORDER BY bucket, n DESC, value IS NULL, value" collate " LIMIT ?6"
 #define EP_COLS \
     "id, project_id, name, description, query, variables, created_by, created_at, updated_at"
-    /* A batch: 16 rows (or one) per step on SQLite, inside one transaction; on
-     * PostgreSQL the columns travel as array parameters and one statement
-     * writes every row (one round trip, atomic), in batch order.  There
-     * the events table has no foreign key (a per-row check): the statement
-     * locks the project's row once and writes nothing when it is gone
-     * (store_schema_pg.c, migration 17). */
+    /* A batch: 16 rows (or one) per step on SQLite, inside one
+     * transaction; on PostgreSQL the columns travel as array parameters
+     * and one statement writes every row (one round trip, atomic), in
+     * batch order.  There the events table has no foreign key (a per-row
+     * check): the statement locks the project's row once and writes
+     * nothing when it is gone (store_schema_pg.c, migration 17). */
     [KW_SQL_EV_INSERT] = {"INSERT INTO events(project_id, uuid, event, distinct_id, properties, "
                           "timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                           "WITH project AS (SELECT id FROM projects WHERE id = CAST(?1 AS BIGINT) "
@@ -302,11 +302,11 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
                           "unnest(CAST(?2 AS TEXT[]), CAST(?3 AS TEXT[]), CAST(?4 AS TEXT[]), "
                           "CAST(?5 AS TEXT[]), CAST(?6 AS BIGINT[]), CAST(?7 AS BIGINT[])) "
                           "WITH ORDINALITY AS x(u, e, d, p, t, c, o) ORDER BY o"},
-    /* SQLite writes a batch KW_EV_ROWS_PER_INSERT rows per statement: the
-     * statement opens its table and index cursors once for all of them,
-     * about a third of SQLite's work per captured event.  Row r's columns
-     * are ?(2 + 6r)..?(7 + 6r); ?1 is the project.  Never run on
-     * PostgreSQL, whose batch is one statement already. */
+    /* SQLite writes a batch 16 rows per statement (EV_ROWS_PER_INSERT in
+     * events.c): the statement opens its table and index cursors once for
+     * all of them, which saves about a third of SQLite's work per captured
+     * event.  Row r's columns are ?(2 + 6r)..?(7 + 6r); ?1 is the project.
+     * Never run on PostgreSQL, whose batch is one statement already. */
 #define EV_ROW(u, e, d, p, t, c) "(?1, ?" #u ", ?" #e ", ?" #d ", ?" #p ", ?" #t ", ?" #c ")"
     [KW_SQL_EV_INSERT_ROWS] = {"INSERT INTO events(project_id, uuid, event, distinct_id, "
                                "properties, timestamp, created_at) VALUES "
