@@ -358,28 +358,28 @@ static void test_events_chunk_edges(void **state)
 {
     kw_store *s = STORE(state);
     int64_t uid = make_user(s, "evc@example.com");
-    static const size_t SIZES[] = {1, 15, 16, 17, 31, 32};
-    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) {
+    static const int SIZES[] = {1, 15, 16, 17, 31, 32};
+    for (int k = 0; k < (int)(sizeof SIZES / sizeof SIZES[0]); k++) {
         char token[32];
-        snprintf(token, sizeof token, "phc_evc%zu", k);
+        snprintf(token, sizeof token, "phc_evc%d", k);
         int64_t pid = make_project(s, uid, token);
-        size_t n = SIZES[k];
+        int n = SIZES[k];
         kw_event batch[32];
-        char names[32][16], who[32][16], props[32][32];
-        for (size_t i = 0; i < n; i++) {
-            char uuid[16];
-            snprintf(uuid, sizeof uuid, "c%zu-%zu", k, i);
-            snprintf(names[i], sizeof names[i], "ev%zu", i);
-            snprintf(who[i], sizeof who[i], "user-%zu", i);
-            snprintf(props[i], sizeof props[i], "{\"i\":%zu}", i);
+        char names[32][24], who[32][24], props[32][32];
+        for (int i = 0; i < n; i++) {
+            char uuid[32];
+            snprintf(uuid, sizeof uuid, "c%d-%d", k, i);
+            snprintf(names[i], sizeof names[i], "ev%d", i);
+            snprintf(who[i], sizeof who[i], "user-%d", i);
+            snprintf(props[i], sizeof props[i], "{\"i\":%d}", i);
             batch[i] = ev(uuid, names[i], who[i], props[i], (kw_time)(1000 + i));
         }
-        assert_int_equal(kw_store_events_insert(s, pid, batch, n), KW_OK);
+        assert_int_equal(kw_store_events_insert(s, pid, batch, (size_t)n), KW_OK);
         kw_event_query q = {.kind = KW_EQ_RECENT_EVENTS, .project_id = pid, .limit = 32};
         struct rows r;
         run_query(s, &q, &r);
-        assert_int_equal(r.n, (int)n);
-        for (size_t i = 0; i < n; i++) {  /* newest first */
+        assert_int_equal(r.n, n);
+        for (int i = 0; i < n; i++) {  /* newest first */
             const kw_event *e = &batch[n - 1 - i];
             assert_string_equal(r.key[i], e->event);
             assert_string_equal(r.who[i], e->distinct_id);
