@@ -65,8 +65,6 @@ static int insert_run(kw_capture_group *g, kw_capture_batch *b, kw_capture_batch
     return kw_store_events_insert(g->call.store, b->project_id, g->run, total);
 }
 
-/* Stores a group in one transaction: KW_OK, or the first error (nothing
- * of the group is then stored). */
 /* The first batch after b's run of batches of b's project (NULL: none). */
 static kw_capture_batch *run_end(kw_capture_batch *b)
 {
@@ -75,6 +73,8 @@ static kw_capture_batch *run_end(kw_capture_batch *b)
     return end;
 }
 
+/* Stores a group in one transaction: KW_OK, or the first error (nothing
+ * of the group is then stored). */
 static int store_together(kw_capture_group *g, kw_capture_batch *first)
 {
     kw_store *store = g->call.store;
