@@ -83,6 +83,15 @@ kw_verify_result kw_verify_personal_begin(kw_verifier *v, const char *key, size_
                                           const char *client, kw_principal *out);
 kw_verify_result kw_verify_personal_legacy(kw_verifier *v, const char *key, size_t len,
                                            kw_principal *out);
+/* The pbkdf2 forms of a legacy-length phx_ (kw_key_legacy_forms), under the
+ * same budget as the legacy check: for callers that look the forms up
+ * themselves and keep them (the leak report).  KW_VERIFY_OK with *out
+ * filled; KW_VERIFY_INVALID when no key is stored in such a form (no work
+ * done); KW_VERIFY_BUSY with *retry_after (seconds) when the budget is
+ * spent; KW_VERIFY_UNAVAILABLE when the hash fails. */
+kw_verify_result kw_verify_legacy_forms(kw_verifier *v, const char *key, size_t len,
+                                        const char *client, kw_legacy_forms *out,
+                                        int *retry_after);
 
 /* Verifies a project token (phc_), the public key of a project: principal
  * kind KW_KEY_PROJECT with project_id and no scopes.  Cached like the

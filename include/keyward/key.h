@@ -84,6 +84,20 @@ kw_hash_match kw_key_hash_verify(const char *key, size_t len, const char *stored
 int kw_key_hash_pbkdf2(const char *key, size_t len, unsigned iterations,
                        const char *salt, char *out, size_t outsz);
 
+/* The stored forms a PostHog personal key may have been imported in: pbkdf2
+ * with PostHog's fixed salt, at each of its two iteration counts.  A legacy
+ * key is found by looking each form up; computing them is the costly part
+ * (two PBKDF2 runs), and the result never changes for a given key. */
+#define KW_LEGACY_FORMS 2
+#define KW_LEGACY_FORM_MAX 127
+typedef struct kw_legacy_forms {
+    char form[KW_LEGACY_FORMS][KW_LEGACY_FORM_MAX + 1];
+} kw_legacy_forms;
+/* Form `which` (0 .. KW_LEGACY_FORMS - 1) into out; the forms one at a time,
+ * so a lookup that finds the first need not pay for the second. */
+int kw_key_legacy_form(const char *key, size_t len, int which, char *out, size_t outsz);
+int kw_key_legacy_forms(const char *key, size_t len, kw_legacy_forms *out);
+
 /* Constant-time equality of two equal-length buffers. */
 int kw_ct_equal(const void *a, const void *b, size_t len);
 

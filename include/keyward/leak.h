@@ -25,8 +25,9 @@
 /* Most tokens one report or check may carry. */
 #define KW_LEAK_MAX_ITEMS 1000
 /* Legacy-length phx_ tokens (no checksum) whose PostHog pbkdf2 forms are
- * tried per request: each costs two PBKDF2 runs, so a report cannot buy
- * minutes of CPU.  Beyond this only the sha256 form is looked up. */
+ * computed per request: each costs two PBKDF2 runs, so a report cannot buy
+ * minutes of CPU.  Beyond this only the sha256 form is looked up, and the
+ * forms the guard remembers from earlier reports. */
 #define KW_LEAK_MAX_LEGACY 10
 #define KW_LEAK_URL_MAX 2048
 #define KW_LEAK_FIELD_MAX 200
@@ -73,26 +74,39 @@ int kw_leak_process(const kw_call *c, const kw_leak_item *items, size_t n, int r
 /* ---- the unauthenticated endpoint's guard ---------------------------
  *
  * A report needs no credential, so one client may send at most
- * KW_LEAK_REPORTS_PER_MINUTE of them (a burst of as many), and a token
- * reported again within the hour is answered from memory, as the first
- * time, without a lookup or a write. */
+ * KW_LEAK_REPORTS_PER_MINUTE of them (a burst of as many).  A token
+ * reported again within the hour is still looked up — keys appear (an
+ * import brings PostHog's back), so no earlier "not found" may stand in for
+ * a lookup — but what was costly to learn is remembered: the pbkdf2 forms of
+ * a legacy-length phx_, so a retried report makes progress instead of
+ * spending its PBKDF2 budget on the same tokens again.  When the lookup
+ * finds nothing live, the first answer is repeated (a key revoked by the
+ * first report stays "revoked", not "unknown"). */
 
 #define KW_LEAK_REPORTS_PER_MINUTE 30
 
 typedef struct kw_leak_guard kw_leak_guard;
+
+/* What the guard keeps of one token. */
+typedef struct kw_leak_memo {
+    kw_leak_result first;   /* the answer its first report got */
+    int has_forms;          /* forms holds its legacy pbkdf2 forms */
+    kw_legacy_forms forms;
+} kw_leak_memo;
 
 int kw_leak_guard_new(kw_leak_guard **out);
 void kw_leak_guard_free(kw_leak_guard *g);
 /* One report from `client` (an address) at `now`: 0 when admitted, else
  * whole seconds (≥ 1) for Retry-After.  NULL guard: always admitted. */
 int kw_leak_guard_admit(kw_leak_guard *g, const char *client, int64_t now);
-/* 1 and *out filled when this token's report was answered within the hour. */
+/* 1 and *out filled when this token (its hex sha256) was remembered
+ * within the hour. */
 int kw_leak_guard_recall(kw_leak_guard *g, const char *token_hash, int64_t now,
-                         kw_leak_result *out);
-void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_result *r, int64_t now);
+                         kw_leak_memo *out);
+void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_memo *m, int64_t now);
 
-/* kw_leak_process, with report mode answering repeated tokens from (and
- * recording new answers into) `guard`; NULL guard: kw_leak_process. */
+/* kw_leak_process, with report mode using and feeding `guard`'s memory
+ * of tokens; NULL guard: kw_leak_process. */
 int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_leak_item *items,
                             size_t n, int revoke, kw_leak_result *results, kw_problem *problem);
 

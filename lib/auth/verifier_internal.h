@@ -24,7 +24,6 @@
 #define TOUCH_RING 4096
 /* Touches taken off the ring per store call. */
 #define TOUCH_BATCH 256
-#define LEGACY_SALT "posthog_personal_api_key"
 /* How often the maintenance thread reads the store's auth generation: the
  * bound on how long a revocation made by another process or instance can
  * go unnoticed by this one's cache. */

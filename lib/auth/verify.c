@@ -72,11 +72,9 @@ static int from_cache(kw_verifier *v, const unsigned char *digest, int64_t now, 
  * as sha256 so the next verification is a plain probe. */
 static int find_legacy(kw_verifier *v, const char *key, size_t len, kw_pkey *row)
 {
-    static const unsigned ITERATIONS[] = {260000, 390000};
-    for (size_t i = 0; i < sizeof ITERATIONS / sizeof ITERATIONS[0]; i++) {
+    for (int i = 0; i < KW_LEGACY_FORMS; i++) {
         char stored[KW_SECURE_MAX + 1];
-        if (kw_key_hash_pbkdf2(key, len, ITERATIONS[i], LEGACY_SALT, stored, sizeof stored))
-            return KW_ERR_CRYPTO;
+        if (kw_key_legacy_form(key, len, i, stored, sizeof stored)) return KW_ERR_CRYPTO;
         int rc = kw_store_pkey_by_hash(v->store, stored, row);
         if (rc == KW_ERR_NOTFOUND) continue;
         if (rc) return rc;
@@ -300,6 +298,22 @@ static kw_verify_result verify_legacy(kw_verifier *v, const char *key, size_t le
     if (!rc) rc = kw_store_user_get(v->store, row->user_id, &user);
     if (rc) return from_store_rc(rc);
     return personal_found(v, digest, ticket, row, user.is_active, 0, out);
+}
+
+kw_verify_result kw_verify_legacy_forms(kw_verifier *v, const char *key, size_t len,
+                                        const char *client, kw_legacy_forms *out,
+                                        int *retry_after)
+{
+    *retry_after = 0;
+    if (!legacy_rows_exist(v)) return KW_VERIFY_INVALID;
+    int wait = kw_budget_take(v->legacy_budget, client, kw_now());
+    if (wait) {
+        *retry_after = wait;
+        return KW_VERIFY_BUSY;
+    }
+    int rc = kw_key_legacy_forms(key, len, out);
+    kw_budget_done(v->legacy_budget);
+    return rc ? KW_VERIFY_UNAVAILABLE : KW_VERIFY_OK;
 }
 
 /* A project secret key belongs to its project: no user is looked up, so

@@ -200,6 +200,22 @@ int kw_key_hash_pbkdf2(const char *key, size_t len, unsigned iterations,
     return KW_OK;
 }
 
+int kw_key_legacy_form(const char *key, size_t len, int which, char *out, size_t outsz)
+{
+    static const unsigned ITERATIONS[KW_LEGACY_FORMS] = {260000, 390000};
+    if (which < 0 || which >= KW_LEGACY_FORMS) return KW_ERR_INVALID;
+    return kw_key_hash_pbkdf2(key, len, ITERATIONS[which], "posthog_personal_api_key", out, outsz);
+}
+
+int kw_key_legacy_forms(const char *key, size_t len, kw_legacy_forms *out)
+{
+    for (int i = 0; i < KW_LEGACY_FORMS; i++) {
+        int rc = kw_key_legacy_form(key, len, i, out->form[i], sizeof out->form[i]);
+        if (rc) return rc;
+    }
+    return KW_OK;
+}
+
 kw_hash_match kw_key_hash_verify(const char *key, size_t len, const char *stored)
 {
     size_t slen = strlen(stored);

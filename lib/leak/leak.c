@@ -35,6 +35,7 @@ struct scratch {
     int previous;  /* the token is the key's previous value, still in its window */
     int retry_after;  /* LEGACY_BUSY: seconds before asking again may succeed */
     int64_t rolled_live;  /* live previous values in the store; -1: not read yet */
+    kw_leak_memo memo;    /* the current token's: recalled, or being learned */
 };
 
 /* find_personal's answer when the legacy-hash budget is spent (no kw_err
@@ -81,27 +82,31 @@ static int find_previous(const kw_call *c, kw_key_kind kind, const char *hash, s
 }
 
 /* The personal key row for a token: the sha256 form, a previous value in
- * its window, then — for a few legacy-length tokens per call — PostHog's
- * pbkdf2 forms, which the verifier rewrites as sha256 when it finds one
- * (under the verifier's budget for that work: LEGACY_BUSY once spent). */
+ * its window, then — for a legacy-length token — PostHog's pbkdf2 forms,
+ * from the memo when a report already computed them, else computed under
+ * the verifier's budget for that work (LEGACY_BUSY once spent), for a few
+ * tokens per call. */
 static int find_personal(const kw_call *c, const kw_leak_item *it, const kw_key_info *info,
                          const char *hash, struct scratch *s)
 {
     int rc = kw_store_pkey_by_hash(c->store, hash, &s->pkey);
     if (rc == KW_ERR_NOTFOUND) rc = find_previous(c, KW_KEY_PERSONAL, hash, s);
-    if (rc != KW_ERR_NOTFOUND || info->format != KW_FORMAT_LEGACY || !c->verifier ||
-        s->legacy_left <= 0)
-        return rc;
-    s->legacy_left--;
-    kw_principal ignored;
-    kw_verify_result v =
-        kw_verify_personal_from(c->verifier, it->token, it->token_len, c->ip, &ignored);
-    if (v == KW_VERIFY_UNAVAILABLE) return KW_ERR_UNAVAILABLE;
-    if (v == KW_VERIFY_BUSY) {
-        s->retry_after = ignored.retry_after;
-        return LEGACY_BUSY;
+    if (rc != KW_ERR_NOTFOUND || info->format != KW_FORMAT_LEGACY || !c->verifier) return rc;
+    if (!s->memo.has_forms) {
+        if (s->legacy_left <= 0) return rc;
+        s->legacy_left--;
+        kw_verify_result v = kw_verify_legacy_forms(c->verifier, it->token, it->token_len, c->ip,
+                                                    &s->memo.forms, &s->retry_after);
+        if (v == KW_VERIFY_INVALID) return KW_ERR_NOTFOUND;  /* no key is stored so */
+        if (v == KW_VERIFY_BUSY) return LEGACY_BUSY;
+        if (v != KW_VERIFY_OK) return KW_ERR_CRYPTO;
+        s->memo.has_forms = 1;
     }
-    return kw_store_pkey_by_hash(c->store, hash, &s->pkey);
+    for (int i = 0; i < KW_LEGACY_FORMS; i++) {
+        rc = kw_store_pkey_by_hash(c->store, s->memo.forms.form[i], &s->pkey);
+        if (rc != KW_ERR_NOTFOUND) return rc;
+    }
+    return KW_ERR_NOTFOUND;
 }
 
 /* Ends the window of a leaked previous value at once; the key's current
@@ -253,9 +258,20 @@ int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_lea
             *r = results[j];
             continue;
         }
-        if (revoke && kw_leak_guard_recall(guard, r->token_hash, kw_now(), r)) continue;
+        int recalled = revoke && kw_leak_guard_recall(guard, r->token_hash, kw_now(), &s->memo);
+        if (!recalled) memset(&s->memo, 0, sizeof s->memo);
+        int had_forms = s->memo.has_forms;
         failed = process_one(c, &items[i], revoke, s, r, p);
-        if (!failed && revoke) kw_leak_guard_remember(guard, r, kw_now());
+        if (failed || !revoke) continue;
+        if (recalled && r->outcome == KW_LEAK_UNKNOWN) {
+            /* Nothing live under it now: its first answer stands (a key
+             * the first report revoked is "revoked", not "unknown"). */
+            *r = s->memo.first;
+            if (s->memo.has_forms && !had_forms) kw_leak_guard_remember(guard, &s->memo, kw_now());
+        } else {
+            s->memo.first = *r;
+            kw_leak_guard_remember(guard, &s->memo, kw_now());
+        }
     }
     free(s);
     return failed;

@@ -1,14 +1,19 @@
 /* leak_guard.c — what keeps the unauthenticated leak-report endpoint cheap
- * (see leak.h): a per-address rate limit, and a memory of recent answers
- * so a token reported again is answered as the first time without a
- * lookup, a PBKDF2 run or a write.
+ * (see leak.h): a per-address rate limit, and a memory of recently
+ * reported tokens — their first answer and, for legacy-length phx_, the
+ * pbkdf2 forms that cost two PBKDF2 runs to compute.
  *
- * The memory is a fixed, direct-mapped table keyed by the token's sha256
- * (never the token), behind one mutex: reports are rare, and a report of
- * 1000 tokens takes it 2000 times, which is nothing next to the lookups it
- * saves.  A collision forgets the older answer, which only costs the
- * lookup again.  Per instance: behind a load balancer another instance
- * finds a revoked key gone, which is the same answer. */
+ * The memory never answers in place of a lookup: a token reported as
+ * unknown may be imported a minute later, and a report of it then must
+ * revoke it.  It only spares the PBKDF2 runs (the forms of a token never
+ * change) and repeats the first answer when nothing live is found.
+ *
+ * It is a fixed, direct-mapped table keyed by the token's sha256 (never
+ * the token), behind one mutex: reports are rare, and a report of 1000
+ * tokens takes it 2000 times, which is nothing next to the lookups.  A
+ * collision forgets the older entry, which only costs its PBKDF2 runs
+ * again.  Per instance: behind a load balancer another instance computes
+ * the forms once itself. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +28,7 @@
 #define RATE_SLOTS 4096
 
 struct memo {
-    kw_leak_result result;
+    kw_leak_memo m;
     int64_t at;  /* 0: empty */
 };
 
@@ -73,26 +78,26 @@ static struct memo *slot(kw_leak_guard *g, const char *token_hash)
 }
 
 int kw_leak_guard_recall(kw_leak_guard *g, const char *token_hash, int64_t now,
-                         kw_leak_result *out)
+                         kw_leak_memo *out)
 {
     if (!g) return 0;
     int found = 0;
     pthread_mutex_lock(&g->lock);
-    struct memo *m = slot(g, token_hash);
-    if (m->at && now - m->at < MEMO_TTL_US && strcmp(m->result.token_hash, token_hash) == 0) {
-        *out = m->result;
+    struct memo *e = slot(g, token_hash);
+    if (e->at && now - e->at < MEMO_TTL_US && strcmp(e->m.first.token_hash, token_hash) == 0) {
+        *out = e->m;
         found = 1;
     }
     pthread_mutex_unlock(&g->lock);
     return found;
 }
 
-void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_result *r, int64_t now)
+void kw_leak_guard_remember(kw_leak_guard *g, const kw_leak_memo *m, int64_t now)
 {
     if (!g) return;
     pthread_mutex_lock(&g->lock);
-    struct memo *m = slot(g, r->token_hash);
-    m->result = *r;
-    m->at = now;
+    struct memo *e = slot(g, m->first.token_hash);
+    e->m = *m;
+    e->at = now;
     pthread_mutex_unlock(&g->lock);
 }

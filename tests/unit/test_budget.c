@@ -69,19 +69,25 @@ static void test_leak_guard(void **state)
     assert_int_equal(kw_leak_guard_admit(g, "10.0.0.2", T0), 0);
     assert_int_equal(kw_leak_guard_admit(NULL, "10.0.0.1", T0), 0);
 
-    kw_leak_result r = {.outcome = KW_LEAK_REVOKED, .owner_user_id = 7}, got;
-    memset(r.token_hash, 'a', 64);
-    r.token_hash[64] = '\0';
-    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0, &got), 0);
-    kw_leak_guard_remember(g, &r, T0);
-    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0 + 60 * SEC, &got), 1);
-    assert_int_equal(got.outcome, KW_LEAK_REVOKED);
-    assert_int_equal(got.owner_user_id, 7);
+    kw_leak_memo m = {.first = {.outcome = KW_LEAK_REVOKED, .owner_user_id = 7}}, got;
+    memset(m.first.token_hash, 'a', 64);
+    m.first.token_hash[64] = '\0';
+    m.has_forms = 1;
+    assert_int_equal(kw_key_legacy_forms("phx_legacy", 10, &m.forms), KW_OK);
+    const char *hash = m.first.token_hash;
+    assert_int_equal(kw_leak_guard_recall(g, hash, T0, &got), 0);
+    kw_leak_guard_remember(g, &m, T0);
+    assert_int_equal(kw_leak_guard_recall(g, hash, T0 + 60 * SEC, &got), 1);
+    assert_int_equal(got.first.outcome, KW_LEAK_REVOKED);
+    assert_int_equal(got.first.owner_user_id, 7);
+    assert_int_equal(got.has_forms, 1);
+    assert_string_equal(got.forms.form[0], m.forms.form[0]);
+    assert_string_equal(got.forms.form[1], m.forms.form[1]);
     /* forgotten after the hour */
-    assert_int_equal(kw_leak_guard_recall(g, r.token_hash, T0 + 3601 * SEC, &got), 0);
+    assert_int_equal(kw_leak_guard_recall(g, hash, T0 + 3601 * SEC, &got), 0);
     /* another hash in the same slot is not confused with it */
     char other[65];
-    memcpy(other, r.token_hash, 65);
+    memcpy(other, hash, 65);
     other[63] = 'b';
     assert_int_equal(kw_leak_guard_recall(g, other, T0, &got), 0);
     kw_leak_guard_free(g);

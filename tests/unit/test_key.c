@@ -127,6 +127,13 @@ static void test_hash_pbkdf2_legacy(void **state)
     assert_int_equal(kw_key_hash_verify("phx_legacy", 10, other), KW_HASH_NOMATCH);
     assert_int_equal(kw_key_hash_verify("phx_legacy", 10, "md5$abc"), KW_HASH_NOMATCH);
     assert_int_equal(kw_key_hash_verify("phx_legacy", 10, "pbkdf2_sha256$260000$"), KW_HASH_NOMATCH);
+    /* The forms a legacy key is looked up by are exactly those strings. */
+    kw_legacy_forms forms;
+    assert_int_equal(kw_key_legacy_forms("phx_legacy", 10, &forms), KW_OK);
+    assert_string_equal(forms.form[0], k260);
+    assert_string_equal(forms.form[1], k390);
+    assert_int_equal(kw_key_legacy_form("phx_legacy", 10, KW_LEGACY_FORMS, other, sizeof other),
+                     KW_ERR_INVALID);
 }
 
 static void test_ct_equal(void **state)
