@@ -45,6 +45,16 @@ static kw_verify_result live_at(const kw_principal *p, int64_t now)
 
 static kw_verify_result live(const kw_principal *p) { return live_at(p, kw_now()); }
 
+/* Whether cached answers may be used at `now`: only while the store's
+ * change log was read within the grace.  Past it (the database is down)
+ * this instance cannot learn of revocations, so every kind of credential
+ * goes back to the store, which then fails: 503, never a stale yes. */
+static int cache_trusted(kw_verifier *v, int64_t now)
+{
+    return now - atomic_load_explicit(&v->last_poll_ok, memory_order_relaxed) <=
+           atomic_load_explicit(&v->grace_us, memory_order_relaxed);
+}
+
 /* A cache hit: the principal as verified, and the hourly touch if due.
  * Counted as a hit or a miss of `mk`'s cache (metrics).  One clock reading,
  * `now`, serves the grace, the cache's ttl, the touch and the caller's
@@ -54,9 +64,7 @@ static int from_cache(kw_verifier *v, const unsigned char *digest, int64_t now, 
                       enum kw_m_kind mk)
 {
     int64_t last_used;
-    if (now - atomic_load_explicit(&v->last_poll_ok, memory_order_relaxed) >
-            atomic_load_explicit(&v->grace_us, memory_order_relaxed) ||
-        !kw_vcache_get(v->cache, digest, now, out, &last_used)) {
+    if (!cache_trusted(v, now) || !kw_vcache_get(v->cache, digest, now, out, &last_used)) {
         /* Past the grace, cached answers expire too: a miss. */
         kw_metrics_cache(mk, 0);
         return 0;
@@ -404,8 +412,8 @@ static kw_verify_result verify_project(kw_verifier *v, const char *token, size_t
     if (kw_key_kind_of(token, len) != KW_KEY_PROJECT) return KW_VERIFY_INVALID;
     unsigned char digest[32];
     if (project_token_digest(token, len, digest)) return KW_VERIFY_UNAVAILABLE;
-    int64_t last_used;
-    int hit = kw_vcache_get(v->cache, digest, kw_now(), out, &last_used);
+    int64_t last_used, now = kw_now();
+    int hit = cache_trusted(v, now) && kw_vcache_get(v->cache, digest, now, out, &last_used);
     kw_metrics_cache(KW_M_PROJECT, hit);
     if (hit) return out->kind == KW_KEY_PROJECT ? KW_VERIFY_OK : KW_VERIFY_INVALID;
     kw_key_info info;

@@ -606,6 +606,52 @@ static void test_project_token_memo(void **state)
     kw_verifier_free(v);
 }
 
+/* Past the degraded grace (no good poll of the store for that long) this
+ * instance cannot learn of revocations, so no cached answer is used for
+ * any kind of credential: the store is asked, and here it fails.  Project
+ * tokens used to be served from the cache regardless. */
+static void test_cache_not_trusted_past_grace(void **state)
+{
+    struct fx *f = *state;
+    char key[KW_KEY_LEN + 1];
+    add_key(f, "graced", 0, 0, key);
+    kw_org org;
+    memset(&org, 0, sizeof org);
+    snprintf(org.name, sizeof org.name, "O");
+    assert_int_equal(kw_store_org_create(f->store, &org), KW_OK);
+    kw_project project;
+    memset(&project, 0, sizeof project);
+    snprintf(project.org_id, sizeof project.org_id, "%s", org.id);
+    snprintf(project.name, sizeof project.name, "P");
+    assert_int_equal(kw_key_generate(KW_KEY_PROJECT, project.api_token), KW_OK);
+    assert_int_equal(kw_store_project_create(f->store, &project), KW_OK);
+    const char *token = project.api_token;
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    kw_verifier_set_grace(v, 1000000);
+    kw_principal p;
+    assert_int_equal(kw_verify_personal(v, key, strlen(key), &p), KW_VERIFY_OK);
+    assert_int_equal(kw_verify_project(v, token, strlen(token), &p), KW_VERIFY_OK);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE kw_meta RENAME TO kw_meta_gone;"
+                                      "ALTER TABLE projects RENAME TO projects_gone;"
+                                      "ALTER TABLE personal_api_keys RENAME TO keys_gone;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    kw_clock_set(T0 + 500000);  /* within the grace: both from the cache */
+    assert_int_equal(kw_verify_personal(v, key, strlen(key), &p), KW_VERIFY_OK);
+    assert_int_equal(kw_verify_project(v, token, strlen(token), &p), KW_VERIFY_OK);
+    assert_int_equal(p.project_id, project.id);
+    kw_clock_set(T0 + 3000000);  /* past it: the store is asked, and fails */
+    assert_int_equal(kw_verify_personal(v, key, strlen(key), &p), KW_VERIFY_UNAVAILABLE);
+    assert_int_equal(kw_verify_project(v, token, strlen(token), &p), KW_VERIFY_UNAVAILABLE);
+    kw_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roll_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_forgets_that_key_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_token_memo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_not_trusted_past_grace, setup, teardown),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
