@@ -26,6 +26,7 @@ struct kw_capture_batch {
     /* While queued in a capture group. */
     kw_capture_done done;
     void *done_ctx;
+    int answered;  /* its request was answered before it is stored (ack window) */
 };
 /* Stores a batch in a transaction of its own and frees it (kw_capture and
  * kw_capture_v1, which store on the caller's thread): 0 with *stored set,

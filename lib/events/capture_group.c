@@ -13,10 +13,18 @@
  * events: on PostgreSQL one insert statement (one round trip) for them
  * all instead of one per request.
  *
- * A failed group transaction (a broken batch, the database going away) is
- * retried batch by batch, so each request gets its own outcome.  The
- * queue is bounded: when it is full the caller sheds the request (503
- * with Retry-After) instead of letting the backlog grow without limit. */
+ * A group refused by the database (a broken batch, a project deleted
+ * meanwhile) is retried batch by batch, so each request gets its own
+ * outcome.  A group that failed because the database is unavailable (down,
+ * or its write lock held past the busy timeout) is not: one more wait per
+ * request would make the k-th request of a group wait k times as long, and
+ * the queue behind it longer still, until clients time out — and then
+ * store events their SDKs send again.  Requests waiting for the outcome
+ * get it at once (503 with Retry-After; nothing of theirs is stored);
+ * those already answered (the ack window) get one more try together, which
+ * a dropped connection's reconnect passes.  The queue is bounded: when it
+ * is full the caller sheds the request (503 with Retry-After) instead of
+ * letting the backlog grow without limit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,24 +102,53 @@ static int store_together(kw_capture_group *g, kw_capture_batch *first)
     return rc;
 }
 
+/* Hands b its outcome (b leaves the group's chain). */
+static void finish(kw_capture_group *g, kw_capture_batch *b, int rc)
+{
+    b->link.next = NULL;
+    if (rc == KW_OK) kw_capture_batch_stored(&g->call, b);
+    b->done(b, rc, b->done_ctx);
+}
+
+/* Answers the batches whose requests wait for their outcome with rc and
+ * returns the chain of the others (answered already), in order. */
+static kw_capture_batch *fail_waiting(kw_capture_group *g, kw_capture_batch *first, int rc)
+{
+    kw_capture_batch *kept = NULL, **tail = &kept, *next;
+    for (kw_capture_batch *b = first; b; b = next) {
+        next = batch_of(b->link.next);
+        if (b->answered) {
+            *tail = b;
+            tail = (kw_capture_batch **)&b->link.next;
+        } else {
+            finish(g, b, rc);
+        }
+    }
+    *tail = NULL;
+    return kept;
+}
+
 /* The work queue's job: a group of batches (see take_group). */
 static void store_group(void *ctx, kw_workq_link *chain)
 {
     kw_capture_group *g = ctx;
-    kw_capture_batch *first = batch_of(chain);
-    int together = first->link.next ? store_together(g, first) : -1;
-    kw_capture_batch *next;
+    kw_capture_batch *first = batch_of(chain), *next;
+    int rc = store_together(g, first);
+    if (rc == KW_ERR_UNAVAILABLE) {
+        first = fail_waiting(g, first, rc);
+        if (!first) return;
+        rc = store_together(g, first);
+    }
+    /* Refused as a group of several: each alone, for its own outcome —
+     * until the database turns out unavailable, which then answers the
+     * rest at once, as above. */
+    int alone = rc != KW_OK && rc != KW_ERR_UNAVAILABLE && first->link.next;
     for (kw_capture_batch *b = first; b; b = next) {
         next = batch_of(b->link.next);
         b->link.next = NULL;
-        int rc;
-        if (together == KW_OK) {
-            kw_capture_batch_stored(&g->call, b);
-            rc = KW_OK;
-        } else {
-            rc = kw_capture_store(&g->call, b);  /* alone: its own outcome */
-        }
-        b->done(b, rc, b->done_ctx);
+        int own = alone ? store_together(g, b) : rc;
+        if (own == KW_ERR_UNAVAILABLE) alone = 0, rc = own;
+        finish(g, b, own);
     }
 }
 
@@ -152,6 +189,7 @@ static int submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done
 {
     b->done = done;
     b->done_ctx = ctx;
+    b->answered = answered;
     int rc = answered ? kw_workq_submit_can_wait(g->work, &b->link)
                       : kw_workq_submit(g->work, &b->link);
     return rc < 0 ? KW_ERR_UNAVAILABLE : rc > 0 ? KW_ERR_LIMIT : KW_OK;
