@@ -206,12 +206,17 @@ int kw_capture_store(const kw_call *c, kw_capture_batch *b);
  * done(batch, rc, ctx) runs once per submitted batch, on the group's
  * thread, after its events are committed (rc KW_OK) or failed; it owns
  * the batch then.  kw_capture_group_submit answers KW_ERR_LIMIT when
- * `max_queued` batches are waiting (shed the request: 503) and
+ * `max_queued` batches are waiting, or when the batches not yet done would
+ * hold more than KW_CAPTURE_QUEUE_BYTES (shed the request: 503), and
  * KW_ERR_UNAVAILABLE once stopping; the batch stays the caller's.  Stop
  * stores what is queued, calls its done callbacks, and ends the thread;
  * submissions are refused from then on, until free, which must wait until
  * no thread can submit any more (free stops it first if needed). */
 typedef void (*kw_capture_done)(kw_capture_batch *b, int rc, void *ctx);
+/* Memory the queued batches may hold together: a request count alone lets
+ * a client make each hold 1,000 times its size on the wire (a 10 KB gzip
+ * body inflates to 10 MiB) while the database is slow. */
+#define KW_CAPTURE_QUEUE_BYTES ((size_t)128 * 1024 * 1024)
 typedef struct kw_capture_group kw_capture_group;
 int kw_capture_group_start(const kw_call *c, size_t max_queued, kw_capture_group **out);
 int kw_capture_group_submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done,

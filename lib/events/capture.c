@@ -116,6 +116,8 @@ static int distinct_id_of(const json_t *e, const json_t *props, char *out)
  * may still move.  Its limit only stops a runaway: the text is about the
  * size of the request body, which the server bounds far lower. */
 #define CAPTURE_TEXT_LIMIT ((size_t)64 << 20)
+/* Spare room above this is handed back once the text is complete. */
+#define TEXT_SLACK_KEPT ((size_t)64 << 10)
 
 static void text_add(kw_strbuf *t, const char *s, size_t n, size_t *at)
 {
@@ -239,7 +241,8 @@ int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_c
         goto done;
     }
     /* the batch, its events and where their text goes, in one block */
-    b = calloc(1, sizeof *b + n * (sizeof(kw_event) + sizeof(struct placed)));
+    size_t block = sizeof *b + n * (sizeof(kw_event) + sizeof(struct placed));
+    b = calloc(1, block);
     if (!b) {
         kw_storage_problem(p, KW_ERR_NOMEM);
         goto done;
@@ -259,7 +262,14 @@ int kw_capture_stage(const kw_call *c, int64_t project_id, json_t *payload, kw_c
         goto done;
     }
     /* the text has stopped moving: point into it */
+    /* The builder grows by doubling: a large batch gives back the slack
+     * before it waits in a queue bounded by the memory it holds. */
+    if (t.cap - t.len > TEXT_SLACK_KEPT) {
+        char *fit = realloc(t.data, t.len + 1);
+        if (fit) t.data = fit, t.cap = t.len + 1;
+    }
     b->text = t.data;  /* the builder's heap buffer is now the batch's */
+    b->bytes = block + t.cap;
     for (size_t i = 0; i < n; i++) {
         b->events[i].event = b->text + at[i].event;
         b->events[i].distinct_id = b->text + at[i].distinct_id;

@@ -27,6 +27,7 @@ struct kw_capture_batch {
     kw_capture_done done;
     void *done_ctx;
     int answered;  /* its request was answered before it is stored (ack window) */
+    size_t bytes;  /* the memory it holds: its block and its text */
 };
 /* Stores a batch in a transaction of its own and frees it (kw_capture and
  * kw_capture_v1, which store on the caller's thread): 0 with *stored set,

@@ -25,6 +25,7 @@
  * a dropped connection's reconnect passes.  The queue is bounded: when it
  * is full the caller sheds the request (503 with Retry-After) instead of
  * letting the backlog grow without limit. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ struct kw_capture_group {
      * grown as needed and kept (only the group's thread uses it). */
     kw_event *run;
     size_t run_cap;
+    _Atomic size_t held_bytes;  /* of the batches submitted and not yet done */
 };
 
 /* A queued batch from its link (the batch's first member). */
@@ -105,9 +107,11 @@ static int store_together(kw_capture_group *g, kw_capture_batch *first)
 /* Hands b its outcome (b leaves the group's chain). */
 static void finish(kw_capture_group *g, kw_capture_batch *b, int rc)
 {
+    size_t bytes = b->bytes;
     b->link.next = NULL;
     if (rc == KW_OK) kw_capture_batch_stored(&g->call, b);
-    b->done(b, rc, b->done_ctx);
+    b->done(b, rc, b->done_ctx);  /* which frees b */
+    atomic_fetch_sub_explicit(&g->held_bytes, bytes, memory_order_relaxed);
 }
 
 /* Answers the batches whose requests wait for their outcome with rc and
@@ -190,8 +194,11 @@ static int submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done
     b->done = done;
     b->done_ctx = ctx;
     b->answered = answered;
-    int rc = answered ? kw_workq_submit_can_wait(g->work, &b->link)
-                      : kw_workq_submit(g->work, &b->link);
+    size_t before = atomic_fetch_add_explicit(&g->held_bytes, b->bytes, memory_order_relaxed);
+    int rc = before + b->bytes > KW_CAPTURE_QUEUE_BYTES ? 1
+             : answered                                 ? kw_workq_submit_can_wait(g->work, &b->link)
+                                                        : kw_workq_submit(g->work, &b->link);
+    if (rc) atomic_fetch_sub_explicit(&g->held_bytes, b->bytes, memory_order_relaxed);
     return rc < 0 ? KW_ERR_UNAVAILABLE : rc > 0 ? KW_ERR_LIMIT : KW_OK;
 }
 

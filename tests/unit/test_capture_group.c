@@ -131,6 +131,59 @@ static void test_group_commit(void **state)
     kw_capture_group_free(g);
 }
 
+/* A batch with one event whose properties hold a string of `bytes`. */
+static kw_capture_batch *stage_big(const kw_call *c, int64_t project_id, size_t bytes)
+{
+    char *big = malloc(bytes + 1);
+    assert_non_null(big);
+    memset(big, 'x', bytes);
+    big[bytes] = '\0';
+    json_t *event = json_pack("{s:s, s:s, s:{s:s}}", "event", "big", "distinct_id", "u1",
+                              "properties", "blob", big);
+    free(big);
+    kw_capture_batch *b = NULL;
+    kw_problem p;
+    assert_int_equal(kw_capture_stage(c, project_id,
+                                      json_pack("{s:[o]}", "batch", event), &b, &p), 0);
+    return b;
+}
+
+/* The queue is bounded by the memory its batches hold, not only by their
+ * number: a few large batches fill it while the committer is held, the
+ * next is refused at once (the server sheds it: 503), and room comes back
+ * as batches are done. */
+static void test_queue_bounded_by_bytes(void **state)
+{
+    struct fixture *f = *state;
+    int64_t project = make_project(f->store, make_user(f->store, "b@x.io"), "phc_bytes");
+    kw_call c = {.store = f->store};
+    kw_capture_group *g;
+    assert_int_equal(kw_capture_group_start(&c, 1000, &g), KW_OK);
+    struct probe p = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
+                      .hold = 1};
+    assert_int_equal(kw_capture_group_submit(g, stage(&c, project, "a", 1), probe_done, &p),
+                     KW_OK);
+    wait_calls(&p, 1);  /* the committer is held inside the first callback */
+    const size_t piece = KW_CAPTURE_QUEUE_BYTES / 4;
+    int queued = 0;
+    for (; queued < 3; queued++)
+        assert_int_equal(kw_capture_group_submit(g, stage_big(&c, project, piece), probe_done, &p),
+                         KW_OK);
+    kw_capture_batch *over = stage_big(&c, project, piece);
+    assert_int_equal(kw_capture_group_submit(g, over, probe_done, &p), KW_ERR_LIMIT);
+    /* a small one still fits */
+    assert_int_equal(kw_capture_group_submit(g, stage(&c, project, "s", 1), probe_done, &p),
+                     KW_OK);
+    release(&p);
+    wait_calls(&p, 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(p.rc[i], KW_OK);
+    /* done: the room is back */
+    assert_int_equal(kw_capture_group_submit(g, over, probe_done, &p), KW_OK);
+    kw_capture_group_stop(g);
+    assert_int_equal(p.rc[5], KW_OK);
+    kw_capture_group_free(g);
+}
+
 /* Many batches queued at once share transactions and all arrive. */
 static void test_many_batches(void **state)
 {
@@ -189,6 +242,7 @@ static void test_runs_of_projects(void **state)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_many_batches, setup, teardown),      \
         cmocka_unit_test_setup_teardown(test_runs_of_projects, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(test_queue_bounded_by_bytes, setup, teardown), \
     }
 
 int main(void)
