@@ -24,6 +24,10 @@ static int malformed(kw_problem *p, const char *why)
     return 1;
 }
 
+/* Inflates the whole body: every member of a gzip body (a gzip file is a
+ * series of them, which gunzip decodes whole), so nothing after the first
+ * is dropped while the request is answered 200; bytes that are no member
+ * are malformed.  More than KW_MAX_INFLATED bytes out is 413. */
 static int inflate_body(const char *in, size_t in_len, char **out, size_t *out_len, kw_problem *p)
 {
     z_stream zs;
@@ -35,9 +39,8 @@ static int inflate_body(const char *in, size_t in_len, char **out, size_t *out_l
     int rc = Z_OK;
     zs.next_in = (Bytef *)in;
     zs.avail_in = (uInt)in_len;
-    while (buf && rc != Z_STREAM_END) {
+    while (buf && len <= KW_MAX_INFLATED) {
         if (len == cap) {
-            if (cap > KW_MAX_INFLATED) break;  /* more than the cap: refuse */
             size_t ncap = cap * 2 > KW_MAX_INFLATED + 1 ? KW_MAX_INFLATED + 1 : cap * 2;
             char *nbuf = realloc(buf, ncap + 1);
             if (!nbuf) {
@@ -52,21 +55,28 @@ static int inflate_body(const char *in, size_t in_len, char **out, size_t *out_l
         zs.avail_out = (uInt)(cap - len);
         rc = inflate(&zs, Z_NO_FLUSH);
         len = cap - zs.avail_out;
-        if (rc != Z_OK && rc != Z_STREAM_END) break;
-        if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) break;  /* truncated input */
+        if (rc == Z_STREAM_END) {
+            if (zs.avail_in == 0) break;                /* the whole body */
+            if (inflateReset(&zs) != Z_OK) break;      /* another member follows */
+            rc = Z_OK;
+            continue;
+        }
+        if (rc != Z_OK) break;
+        if (zs.avail_in == 0 && zs.avail_out != 0) break;  /* truncated input */
     }
     inflateEnd(&zs);
     if (!buf) {
         kw_problem_set(p, KW_P_SERVER, NULL, NULL, KW_MSG_SERVER_ERROR);
         return 1;
     }
+    if (len > KW_MAX_INFLATED) {
+        free(buf);
+        kw_problem_set(p, KW_P_TOO_LARGE, NULL, NULL,
+                       "Decompressed request body is larger than %d bytes.", KW_MAX_INFLATED);
+        return 1;
+    }
     if (rc != Z_STREAM_END) {
         free(buf);
-        if (len > KW_MAX_INFLATED) {
-            kw_problem_set(p, KW_P_TOO_LARGE, NULL, NULL,
-                           "Decompressed request body is larger than %d bytes.", KW_MAX_INFLATED);
-            return 1;
-        }
         return malformed(p, "Failed to decompress data.");
     }
     buf[len] = '\0';

@@ -88,6 +88,30 @@ class Capture(kwtest.KWTestCase):
                            400, "invalid_payload")
         self.assertProblem(self.srv.request("POST", "/e/", raw="{not json"), 400, "invalid_payload")
 
+    def test_gzip_members_and_the_inflated_cap(self):
+        doc = json.dumps({"api_key": self.token, "batch": [
+            {"event": "membered", "distinct_id": "m", "properties": {}}]}).encode()
+        gz = {"Content-Encoding": "gzip"}
+        # a gzip body is a series of members: all of it is read, as gunzip does
+        half = len(doc) // 2
+        self.ok(self.srv.request("POST", "/batch/", raw=gzip.compress(doc[:half]) +
+                                 gzip.compress(doc[half:]), headers=gz))
+        self.assertEqual(self.count("membered"), 1)
+        # never a 200 that drops what follows the first member
+        self.assertProblem(self.srv.request("POST", "/batch/", raw=gzip.compress(doc) +
+                                            gzip.compress(doc), headers=gz), 400, "invalid_payload")
+        self.assertProblem(self.srv.request("POST", "/batch/", raw=gzip.compress(doc) +
+                                            b"\x00\xffGARBAGE", headers=gz), 400, "invalid_payload")
+        self.assertEqual(self.count("membered"), 1)
+        # 10 MiB inflated is allowed, one byte more is not
+        cap = 10 * 1024 * 1024
+        at_cap = doc + b" " * (cap - len(doc))
+        self.ok(self.srv.request("POST", "/batch/", raw=gzip.compress(at_cap), headers=gz))
+        self.assertEqual(self.count("membered"), 2)
+        self.assertProblem(self.srv.request("POST", "/batch/", raw=gzip.compress(at_cap + b" "),
+                                            headers=gz), 413, "payload_too_large")
+        self.assertEqual(self.count("membered"), 2)
+
     def test_bad_or_missing_token(self):
         ev = {"event": "x", "distinct_id": "d"}
         self.assertProblem(self.srv.post("/e/", dict(ev, api_key="phc_nope")), 401, "invalid_api_key",
