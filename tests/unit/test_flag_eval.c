@@ -157,6 +157,36 @@ static void test_operators_edges(void **state)
     assert_true(match("{\"key\":\"a\",\"value\":\"2\",\"operator\":\"icontains\"}", "{\"a\":[1,2]}"));
 }
 
+/* icontains on large, self-overlapping input (a megabyte property against a
+ * long member-written value): the right answer either way, and in linear
+ * time (the naive scan needed about a billion comparisons here). */
+static void test_icontains_large_overlapping(void **state)
+{
+    (void)state;
+    size_t hlen = 1 << 20, nlen = 1000;
+    char *hay = malloc(hlen + 1), *needle = malloc(nlen + 2);
+    assert_non_null(hay);
+    assert_non_null(needle);
+    memset(hay, 'a', hlen);
+    hay[hlen] = '\0';
+    memset(needle, 'A', nlen);
+    needle[nlen] = 'b';
+    needle[nlen + 1] = '\0';
+    json_t *props = json_pack("{s:s}", "p", hay);
+    json_t *f = json_pack("{s:s, s:s, s:s}", "key", "p", "value", needle, "operator", "icontains");
+    assert_false(kw_flag_match_property(f, props));
+    json_object_set_new(f, "operator", json_string("not_icontains"));
+    assert_true(kw_flag_match_property(f, props));
+    hay[hlen - 1] = 'B';  /* now it is there, at the very end, in another case */
+    json_object_set_new(props, "p", json_string(hay));
+    json_object_set_new(f, "operator", json_string("icontains"));
+    assert_true(kw_flag_match_property(f, props));
+    json_decref(f);
+    json_decref(props);
+    free(hay);
+    free(needle);
+}
+
 /* Flags whose every condition is one regex filter on "v" with `pattern`. */
 static json_t *regex_flags(size_t nflags, size_t per_flag, const char *pattern)
 {
@@ -424,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_rollout_over_1000_ids),
         cmocka_unit_test(test_multivariate_distribution),
         cmocka_unit_test(test_operators_edges),
+        cmocka_unit_test(test_icontains_large_overlapping),
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_regex_budget),
         cmocka_unit_test(test_regex_limits_at_evaluation),
