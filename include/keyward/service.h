@@ -195,8 +195,14 @@ int kw_capture_v1_stage(const kw_call *c, int64_t project_id, json_t *payload,
 size_t kw_capture_batch_size(const kw_capture_batch *b);
 void kw_capture_batch_free(kw_capture_batch *b);
 /* Stores one batch in a transaction of its own (then learns its group
- * types): a kw_err. */
+ * types): a kw_err; KW_ERR_NOTFOUND when its project is gone. */
 int kw_capture_store(const kw_call *c, kw_capture_batch *b);
+/* The problem a failed store of captured events (rc, as kw_capture_store
+ * and the capture group's done callbacks give it) answers: KW_ERR_NOTFOUND,
+ * their project is gone (deleted after the token was verified), is the
+ * token's fault, as it would be a moment later: 401 invalid_api_key;
+ * anything else is the store's (500, or 503 while it is unavailable). */
+int kw_capture_problem(kw_problem *p, int rc);
 
 /* A capture group (lib/events/capture_group.c): one thread that stores
  * every batch queued while it was storing the previous ones in a single

@@ -296,11 +296,26 @@ void kw_capture_batch_stored(const kw_call *c, const kw_capture_batch *b)
     if (b->n) kw_group_types_learn(c, b->project_id, b->group_types, b->n_group_types);
 }
 
+int kw_capture_refusal(const kw_call *c, const kw_capture_batch *b, int rc)
+{
+    if (rc != KW_ERR_EXISTS) return rc;
+    kw_project project;
+    return kw_store_project_get(c->store, b->project_id, &project) == KW_ERR_NOTFOUND
+               ? KW_ERR_NOTFOUND : rc;
+}
+
 int kw_capture_store(const kw_call *c, kw_capture_batch *b)
 {
     int rc = b->n ? kw_store_events_insert(c->store, b->project_id, b->events, b->n) : KW_OK;
     if (!rc) kw_capture_batch_stored(c, b);
-    return rc;
+    return kw_capture_refusal(c, b, rc);
+}
+
+int kw_capture_problem(kw_problem *p, int rc)
+{
+    if (rc != KW_ERR_NOTFOUND) return kw_storage_problem(p, rc);
+    kw_problem_set(p, KW_P_AUTH_FAILED, "invalid_api_key", NULL, KW_MSG_PROJECT_TOKEN_INVALID);
+    return 1;
 }
 
 int kw_capture_store_now(const kw_call *c, kw_capture_batch *b, size_t *stored, kw_problem *p)
@@ -308,7 +323,7 @@ int kw_capture_store_now(const kw_call *c, kw_capture_batch *b, size_t *stored, 
     int rc = kw_capture_store(c, b);
     if (!rc) *stored = b->n;
     kw_capture_batch_free(b);
-    return rc ? kw_storage_problem(p, rc) : 0;
+    return rc ? kw_capture_problem(p, rc) : 0;
 }
 
 int kw_capture(const kw_call *c, int64_t project_id, const json_t *payload, size_t *stored,

@@ -33,6 +33,11 @@ struct kw_capture_batch {
  * kw_capture_v1, which store on the caller's thread): 0 with *stored set,
  * or 1 with the problem. */
 int kw_capture_store_now(const kw_call *c, kw_capture_batch *b, size_t *stored, kw_problem *p);
+/* A store of b's events refused with rc: KW_ERR_NOTFOUND when its
+ * project is gone (the store refuses events of a deleted project as it
+ * refuses any constraint, KW_ERR_EXISTS; a lookup tells them apart, on
+ * this rare path only), else rc. */
+int kw_capture_refusal(const kw_call *c, const kw_capture_batch *b, int rc);
 /* After a batch is stored: learn the group types its events name. */
 void kw_capture_batch_stored(const kw_call *c, const kw_capture_batch *b);
 

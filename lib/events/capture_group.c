@@ -150,7 +150,7 @@ static void store_group(void *ctx, kw_workq_link *chain)
     for (kw_capture_batch *b = first; b; b = next) {
         next = batch_of(b->link.next);
         b->link.next = NULL;
-        int own = alone ? store_together(g, b) : rc;
+        int own = kw_capture_refusal(&g->call, b, alone ? store_together(g, b) : rc);
         if (own == KW_ERR_UNAVAILABLE) alone = 0, rc = own;
         finish(g, b, own);
     }

@@ -180,7 +180,7 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
     if (!held) {
         kw_problem p;
         int rc = store_here(req, b);
-        if (rc && kw_problem_from_store(&p, rc)) {
+        if (rc && kw_capture_problem(&p, rc)) {
             json_decref(resp->body);
             resp->body = NULL;
             kw_resp_problem(resp, &p);
@@ -215,7 +215,7 @@ enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const c
     if (refused)
         kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
                        "Too many events are waiting to be stored; retry shortly.");
-    if (refused || (held->rc && kw_problem_from_store(&p, held->rc))) {
+    if (refused || (held->rc && kw_capture_problem(&p, held->rc))) {
         json_decref(held->resp.body);
         held->resp.body = NULL;
         kw_resp_problem(&held->resp, &p);
