@@ -1,8 +1,9 @@
 /* server.c — libmicrohttpd glue: listen, read bodies, send responses,
  * and the request accessors (kw_req_header, kw_req_query, …) through which
  * every other file reads a request.  With server_hold.c (requests that
- * wait) it is the only file that includes <microhttpd.h>, so the HTTP
- * library is these two files' business.
+ * wait) and framing.c (requests whose headers a proxy could read otherwise)
+ * it is the only file that includes <microhttpd.h>, so the HTTP library is
+ * these files' business.
  *
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
  * without a body needs no per-request state (a static marker stands in);
@@ -27,7 +28,7 @@
 
 /* con_cls markers: a request without a body, and one refused with 413
  * before its body was read. */
-static char NO_BODY, TOO_LARGE, SHED;
+static char NO_BODY, TOO_LARGE, REFUSED;
 
 /* Connections accepted beyond --max-connections to be answered 503. */
 #define SHED_ROOM 1024u
@@ -260,25 +261,19 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
     return kw_server_send(conn, &resp);
 }
 
-/* A request answered before its body is read: 413 for a body over the
- * limit, 503 for a connection beyond --max-connections (which is then
- * closed, so the client's retry opens a new one that may fit). */
+/* A request answered before its body is read with problem p (413 for a
+ * body over the limit, 503 for a connection beyond --max-connections, 400
+ * for ambiguous framing); `close` ends the connection after the answer, so
+ * the client's retry opens a new one (503) or no byte of an ambiguous body
+ * is ever read as the next request (400). */
 static enum MHD_Result refuse_early(kw_server *s, struct MHD_Connection *conn, const char *url,
-                                    const char *method, int shed)
+                                    const char *method, const kw_problem *p, int close)
 {
     kw_app *app = s->app;
     kw_http_resp resp;
     kw_http_resp_init(&resp);
-    kw_problem p;
-    if (shed)
-        kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
-                       "The server has more connections than it serves (%u); retry shortly.",
-                       s->max_open);
-    else
-        kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.",
-                       app->max_body);
-    kw_resp_problem(&resp, &p);
-    if (shed) kw_resp_header(&resp, "Connection", "close");
+    kw_resp_problem(&resp, p);
+    if (close) kw_resp_header(&resp, "Connection", "close");
     kw_route_match m;
     char ip[64];
     client_ip(conn, ip, sizeof ip);
@@ -287,6 +282,15 @@ static enum MHD_Result refuse_early(kw_server *s, struct MHD_Connection *conn, c
                          resp.status, elapsed(conn, kw_metrics_clock())};
     kw_http_observe(app, &done);
     return kw_server_send(conn, &resp);
+}
+
+static enum MHD_Result refuse_too_large(kw_server *s, struct MHD_Connection *conn,
+                                        const char *url, const char *method)
+{
+    kw_problem p;
+    kw_problem_set(&p, KW_P_TOO_LARGE, NULL, NULL, "Request body is larger than %zu bytes.",
+                   s->app->max_body);
+    return refuse_early(s, conn, url, method, &p, 0);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -299,15 +303,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*con_cls == NULL) {
         struct conn_state *state = kw_conn_state(conn);
         if (state) state->started = kw_metrics_clock();
+        kw_problem p;
         if (state && state->over) {
-            *con_cls = &SHED;
-            return refuse_early(s, conn, url, method, 1);
+            *con_cls = &REFUSED;
+            kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
+                           "The server has more connections than it serves (%u); retry shortly.",
+                           s->max_open);
+            return refuse_early(s, conn, url, method, &p, 1);
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        kw_framing f;
+        if (kw_framing_read(conn, &f, &p)) {
+            *con_cls = &REFUSED;
+            return refuse_early(s, conn, url, method, &p, 1);
+        }
+        const char *cl = f.content_length, *te = f.transfer_encoding;
         if (cl && strtoull(cl, NULL, 10) > app->max_body) {
             *con_cls = &TOO_LARGE;
-            return refuse_early(s, conn, url, method, 0);
+            return refuse_too_large(s, conn, url, method);
         }
         /* Answering only on the next callback, once MHD has read the whole
          * request, keeps the connection alive; a marker, not an allocation,
@@ -327,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return run(s, conn, url, method, NULL, 0);
     }
-    if (*con_cls == &TOO_LARGE || *con_cls == &SHED) return MHD_YES;  /* already answered */
+    if (*con_cls == &TOO_LARGE || *con_cls == &REFUSED) return MHD_YES;  /* already answered */
     struct body *b = *con_cls;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -350,7 +362,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         b->len += n;
         return MHD_YES;
     }
-    if (b->too_large) return refuse_early(s, conn, url, method, 0);
+    if (b->too_large) return refuse_too_large(s, conn, url, method);
     return run(s, conn, url, method, b->data, b->len);
 }
 
@@ -364,7 +376,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         state->done(state->done_ctx);
         state->done = NULL;
     }
-    if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE && *con_cls != &SHED) {
+    if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE && *con_cls != &REFUSED) {
         struct body *b = *con_cls;
         if (state && b == &state->body) {
             if (b->cap > KW_BODY_KEEP) {  /* a big body's buffer is not kept while idle */

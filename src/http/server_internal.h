@@ -1,6 +1,6 @@
-/* server_internal.h — what server.c and server_hold.c share: the server,
- * the per-connection state, and the calls between them.  Only these two
- * files see libmicrohttpd. */
+/* server_internal.h — what server.c, server_hold.c and framing.c share:
+ * the server, the per-connection state, and the calls between them.  Only
+ * these files see libmicrohttpd. */
 #ifndef KW_HTTP_SERVER_INTERNAL_H
 #define KW_HTTP_SERVER_INTERNAL_H
 
@@ -79,6 +79,19 @@ static inline struct conn_state *kw_conn_state(struct MHD_Connection *conn)
 
 /* server.c: queues resp on the connection. */
 enum MHD_Result kw_server_send(struct MHD_Connection *conn, kw_http_resp *resp);
+
+/* The headers that frame a request or name its caller (framing.c): the
+ * first Content-Length and Transfer-Encoding (NULL when absent) and how
+ * often each, and Authorization, was sent. */
+typedef struct kw_framing {
+    const char *content_length, *transfer_encoding;
+    unsigned n_content_length, n_transfer_encoding, n_authorization;
+} kw_framing;
+/* Reads them; 1 with a 400 problem when a proxy could read the request
+ * otherwise than libmicrohttpd does (repeated Content-Length, Transfer-
+ * Encoding or Authorization; a Transfer-Encoding other than chunked, or
+ * with a Content-Length), else 0. */
+int kw_framing_read(struct MHD_Connection *conn, kw_framing *f, kw_problem *p);
 
 /* server_hold.c: requests suspended while work runs elsewhere.
  * kw_hold_slow: the request needs a legacy key check (req->slow_key):

@@ -375,6 +375,46 @@ class TestLimits(SweepBase):
         self.assertStatus(self.srv.get("/_health"), 200)
         self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
 
+    def test_ambiguous_framing_is_refused_and_the_connection_closed(self):
+        """Headers a proxy in front may read otherwise than libmicrohttpd
+        (which takes the first of repeated headers, and a chunked body over
+        a Content-Length): request smuggling, or a credential checked on
+        another header than the one used.  Each is 400 JSON, the connection
+        is closed (nothing after it is read as a request), nothing changes."""
+        body = json.dumps({"api_key": self.token, "event": "smuggled", "distinct_id": "d"}).encode()
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        nxt = b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\n"
+        head = b"POST /e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        cases = {
+            "two Content-Length": head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                                  % (len(body), len(body) + len(nxt)) + body + nxt,
+            "Content-Length and chunked": head + b"Content-Length: 4\r\n"
+                                          b"Transfer-Encoding: chunked\r\n\r\n" + chunked + nxt,
+            "Transfer-Encoding identity": head + b"Transfer-Encoding: identity\r\n\r\n" + body,
+            "Transfer-Encoding gzip, chunked": head + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                                               + chunked + nxt,
+            "two Transfer-Encoding": head + b"Transfer-Encoding: chunked\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n" + chunked + nxt,
+            "two Authorization": b"GET /api/users/@me/ HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                 b"Bearer phx_nope\r\nAuthorization: Bearer %s\r\n\r\n"
+                                 % self.key.encode() + nxt,
+        }
+        for name, data in cases.items():
+            with self.subTest(name):
+                out, closed = self.raw(data, timeout=5.0)
+                self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out[:200])
+                self.assertEqual(out.count(b"HTTP/1.1 "), 1, out)  # nothing after it served
+                self.assertTrue(closed, name)
+                doc = json.loads(out.split(b"\r\n\r\n", 1)[1])
+                self.assertEqual((doc["type"], doc["code"]), ("validation_error", "invalid_input"))
+        self.assertEqual(self.env.sql("SELECT count(*) FROM events WHERE event='smuggled'")[0][0], 0)
+        # plain chunked and a single Content-Length still work
+        out, _ = self.raw(head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                          + chunked)
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:200])
+        self.assertStatus(self.srv.post("/e/", json.loads(body)), 200)
+        self.assertEqual(self.env.sql("SELECT count(*) FROM events WHERE event='smuggled'")[0][0], 2)
+
     def test_body_too_large(self):
         body = b'{"label": "' + b"a" * kwtest.MAX_BODY + b'"}'
         res = self.srv.request("POST", "/api/personal_api_keys/", key=self.key, raw=body)
