@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "http/server_internal.h"
 #include "keyward/metrics.h"
@@ -29,6 +30,8 @@
 /* con_cls markers: a request without a body, and one refused with 413
  * before its body was read. */
 static char NO_BODY, TOO_LARGE, REFUSED;
+/* How long a stop waits for the answers of captures already taken. */
+#define STOP_DRAIN_MS 5000
 
 /* Connections accepted beyond --max-connections to be answered 503. */
 #define SHED_ROOM 1024u
@@ -369,12 +372,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    kw_server *s = cls;
     (void)toe;
     struct conn_state *state = kw_conn_state(conn);
     if (state && state->done) {
         state->done(state->done_ctx);
         state->done = NULL;
+    }
+    if (state && state->capture_unsent) {
+        state->capture_unsent = 0;
+        atomic_fetch_sub_explicit(&s->captures_unsent, 1, memory_order_release);
     }
     if (*con_cls && *con_cls != &NO_BODY && *con_cls != &TOO_LARGE && *con_cls != &REFUSED) {
         struct body *b = *con_cls;
@@ -548,7 +555,7 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)(64 * 1024),
             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-            NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+            s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         kw_slow_free(s->slow);
@@ -579,13 +586,24 @@ unsigned kw_server_port(const kw_server *s) { return s->port; }
 void kw_server_stop(kw_server *s)
 {
     if (!s) return;
-    /* Suspended requests first: each gets its answer (captured events are
+    /* Captures from now on are refused (503, nothing stored): stopping
+     * MHD closes connections whatever they have queued, and a stored
+     * capture whose 200 is cut off is sent again by its SDK. */
+    atomic_store_explicit(&s->stopping, 1, memory_order_release);
+    /* Suspended requests next: each gets its answer (captured events are
      * stored) and is resumed, so MHD stops with none left suspended.  The
      * queues stay allocated until MHD's threads have ended: a request
      * dispatched meanwhile is refused by them and answered on its own
      * thread (server_hold.c). */
     kw_slow_stop(s->slow);
     kw_capture_group_stop(s->capture);
+    /* Then the answers of the captures taken go out, on MHD's threads,
+     * while they run: waited for, within a bound (a client that reads
+     * nothing must not hold the stop). */
+    for (int waited_ms = 0; waited_ms < STOP_DRAIN_MS &&
+                            atomic_load_explicit(&s->captures_unsent, memory_order_acquire);
+         waited_ms += 5)
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
     MHD_stop_daemon(s->daemon);
     kw_slow_free(s->slow);
     kw_capture_group_free(s->capture);

@@ -170,8 +170,21 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
 {
     kw_capture_batch *b = req->capture;
     req->capture = NULL;
-    if (s->capture && queue_early(s, b)) return 1;
     struct conn_state *state = kw_conn_state(conn);
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+        kw_capture_batch_free(b);  /* not stored: its answer could be cut off */
+        kw_problem p;
+        kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL, "The server is stopping; retry shortly.");
+        json_decref(resp->body);
+        resp->body = NULL;
+        kw_resp_problem(resp, &p);
+        return 1;
+    }
+    if (state && !state->capture_unsent) {  /* until on_completed: its answer went out */
+        state->capture_unsent = 1;
+        atomic_fetch_add_explicit(&s->captures_unsent, 1, memory_order_relaxed);
+    }
+    if (s->capture && queue_early(s, b)) return 1;
     struct held_capture *held = NULL;
     if (state && s->capture) {
         held = state->spare ? state->spare : malloc(sizeof *held);

@@ -16,6 +16,12 @@ struct kw_server {
     kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
     kw_capture_group *capture;  /* group commit of captured events; ditto */
     atomic_uint open;           /* connections open now */
+    /* Captures taken (stored, queued or held) whose answer is not sent yet,
+     * and whether the server is stopping: a stop waits for the first to
+     * drain, and from then on refuses captures instead of storing events
+     * whose answer might never go out (the SDK would send them again). */
+    atomic_uint captures_unsent;
+    atomic_bool stopping;
     unsigned max_open;          /* --max-connections: more are answered 503 */
     /* --capture-ack-window: events that may be answered before they are
      * stored; those so answered and not stored yet, and their requests
@@ -56,6 +62,7 @@ struct conn_state {
     int over;          /* opened beyond --max-connections: its requests get 503 */
     kw_http_slow *slow;  /* a finished legacy check for the current request */
     struct held_capture *capture;  /* its stored (or failed) capture */
+    int capture_unsent;  /* the current request is counted in captures_unsent */
     /* The last held capture's memory, kept for the connection's next one:
      * an SDK sends its batches on one keep-alive connection, and the
      * answer and principal it holds are kilobytes (a malloc and free of

@@ -328,5 +328,38 @@ class CaptureAckWindow(kwtest.KWTestCase):
         self.assertEqual(self.stored(sent), 200)
 
 
+    def test_sigterm_answers_every_capture_it_stores(self):
+        # Captures waiting for their commit when SIGTERM comes are stored by
+        # the stop; each must get its 200 before the process closes its
+        # connection (a stored capture left unanswered is sent again by its
+        # SDK: a duplicate).  One sent after the stop began is refused, not
+        # stored.
+        srv = self.serve()
+        n = 6
+        results = [None] * n
+
+        def one(i):
+            uuids = [str(uuid.uuid4())]
+            try:
+                st, _, _ = srv.post("/batch/", {"api_key": self.token, "batch": [
+                    {"event": "at-stop", "distinct_id": "u", "uuid": uuids[0]}]}, timeout=30)
+            except OSError as e:  # the connection closed without an answer
+                st = e.__class__.__name__
+            results[i] = (st, uuids)
+        with EventsLock(self.env) as lock:
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)  # all of them wait for the commit
+            srv.proc.send_signal(15)
+            time.sleep(0.3)
+            lock.release()
+            for t in threads:
+                t.join()
+        self.assertEqual(srv.stop(timeout=20), 0, srv.stderr())
+        for st, uuids in results:
+            self.assertEqual((st, self.stored(uuids)), (200, 1), results)
+
+
 if __name__ == "__main__":
     kwtest.main()
