@@ -2,7 +2,7 @@
  * and a 304 when the client's If-None-Match names it.  Shared by the
  * remote config and the posthog-js files (whose bytes are built or loaded
  * by their handlers); the flag definitions keep their own ready-made
- * answers (h_flag_defs.c). */
+ * answers (h_flag_defs.c), and match If-None-Match here too. */
 #include <string.h>
 
 #include "http/http.h"
@@ -20,15 +20,14 @@ void kw_etag_of(const char *data, size_t len, char out[KW_ETAG_MAX])
     memcpy(out + 35, "\"", 2);
 }
 
-/* If-None-Match is a list of entity tags ("W/\"a\", \"b\"") or "*". */
-static int none_match(const char *header, const char *etag)
+int kw_etag_none_match(const char *header, const char *etag)
 {
     if (!header) return 0;
     size_t n = strlen(etag);
     const char *s = header;
     while (*s) {
         while (*s == ' ' || *s == '\t' || *s == ',') s++;
-        if (*s == '*' && (s[1] == '\0' || s[1] == ',' || s[1] == ' ')) return 1;
+        if (*s == '*' && (s[1] == '\0' || s[1] == ',' || s[1] == ' ' || s[1] == '\t')) return 1;
         const char *e = s;
         while (*e && *e != ',') e++;
         const char *t = e;
@@ -45,7 +44,7 @@ void kw_resp_cacheable(const kw_http_req *req, kw_http_resp *resp, const char *t
 {
     kw_resp_header(resp, "ETag", etag);
     kw_resp_header(resp, "Cache-Control", cache_control);
-    if (none_match(kw_req_header(req, "If-None-Match"), etag)) {
+    if (kw_etag_none_match(kw_req_header(req, "If-None-Match"), etag)) {
         kw_resp_json(resp, 304, NULL);
         if (release) release(release_ctx);
         return;

@@ -157,8 +157,7 @@ int kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
      * the ready response is exactly what would be built. */
     const struct ready *ready = resp->n_headers == 0 ? ready_of(set) : NULL;
     defs_headers(resp, set);
-    const char *inm = kw_req_header(req, "If-None-Match");
-    if (inm && strcmp(inm, set->etag) == 0) {
+    if (kw_etag_none_match(kw_req_header(req, "If-None-Match"), set->etag)) {
         kw_resp_json(resp, 304, NULL);
         resp->release = release_set;  /* at completion (shared) or at once */
         resp->release_ctx = (void *)set;

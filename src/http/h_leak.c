@@ -32,7 +32,7 @@ static int opt_string(const json_t *item, const char *field, size_t max, const c
     json_t *v = json_object_get(item, field);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v) || json_string_length(v) > max) {
+    if (!json_is_string(v) || kw_v_utf8_length(json_string_value(v)) > max) {
         kw_problem_set(p, KW_P_VALIDATION, "invalid", NULL,
                        "Item %zu: \"%s\" must be a string of at most %zu characters.", index, field,
                        max);

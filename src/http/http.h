@@ -347,6 +347,9 @@ int kw_h_static(kw_http_req *, kw_http_resp *);
  * (release then runs at once). */
 #define KW_ETAG_MAX 48
 void kw_etag_of(const char *data, size_t len, char out[KW_ETAG_MAX]);
+/* Whether an If-None-Match header (NULL: none) names etag: "*", or a list
+ * of entity tags one of which is etag. */
+int kw_etag_none_match(const char *header, const char *etag);
 void kw_resp_cacheable(const kw_http_req *req, kw_http_resp *resp, const char *type,
                        const char *data, size_t len, const char *etag, const char *cache_control,
                        void (*release)(void *), void *release_ctx);

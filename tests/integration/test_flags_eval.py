@@ -307,6 +307,14 @@ class FlagsEval(kwtest.KWTestCase):
             self.assertEqual((st, hdrs["ETag"], body), (200, etag, first))
             st, hdrs, _ = self.srv.get(path, key=phs, headers={"If-None-Match": etag})
             self.assertEqual((st, hdrs["ETag"]), (304, etag))
+        # If-None-Match is a list of tags, or "*" (a cache that kept several
+        # versions sends them all)
+        for inm in ('"other", ' + etag, 'W/"x",' + etag, "*", " %s " % etag):
+            st, _, _ = self.srv.get(path, key=phs, headers={"If-None-Match": inm})
+            self.assertEqual(st, 304, inm)
+        for inm in ('"other"', 'W/"x", W/"y"', etag[:-2] + '"', "**"):
+            st, _, body = self.srv.get(path, key=phs, headers={"If-None-Match": inm})
+            self.assertEqual((st, body), (200, first), inm)
 
     def test_api_change_visible_at_once(self):
         flag = self.make_flag("switch", {"groups": [{"properties": [], "rollout_percentage": 0}]})

@@ -125,6 +125,11 @@ class LeakReport(kwtest.KWTestCase):
         self.assertProblem(self.srv.post(REPORT, ["phx_abc"]), 400, "required")
         self.assertProblem(self.srv.post(REPORT, [{"token": "a", "url": 5}]), 400, "invalid")
         self.assertProblem(self.srv.post(REPORT, [{"token": "a", "url": "u" * 3000}]), 400, "invalid")
+        # limits are characters, as the message says: 200 "é" (400 bytes) fit, 201 do not
+        st, _, body = self.srv.post(REPORT, [{"token": "a", "type": "\u00e9" * 200}])
+        self.assertEqual(st, 200, body)
+        self.assertProblem(self.srv.post(REPORT, [{"token": "a", "type": "\u00e9" * 201}]), 400,
+                           "invalid")
         many = [{"token": "t%d" % i} for i in range(1001)]
         self.assertProblem(self.srv.post(REPORT, many), 400, "max_length")
         st, _, body = self.srv.post(REPORT, many[:1000])
