@@ -196,8 +196,8 @@ static int submit(kw_capture_group *g, kw_capture_batch *b, kw_capture_done done
     b->answered = answered;
     size_t before = atomic_fetch_add_explicit(&g->held_bytes, b->bytes, memory_order_relaxed);
     int rc = before + b->bytes > KW_CAPTURE_QUEUE_BYTES ? 1
-             : answered                                 ? kw_workq_submit_can_wait(g->work, &b->link)
-                                                        : kw_workq_submit(g->work, &b->link);
+             : answered ? kw_workq_submit_can_wait(g->work, &b->link)
+                        : kw_workq_submit(g->work, &b->link);
     if (rc) atomic_fetch_sub_explicit(&g->held_bytes, b->bytes, memory_order_relaxed);
     return rc < 0 ? KW_ERR_UNAVAILABLE : rc > 0 ? KW_ERR_LIMIT : KW_OK;
 }

@@ -175,9 +175,7 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
         kw_capture_batch_free(b);  /* not stored: its answer could be cut off */
         kw_problem p;
         kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL, "The server is stopping; retry shortly.");
-        json_decref(resp->body);
-        resp->body = NULL;
-        kw_resp_problem(resp, &p);
+        kw_resp_problem(resp, &p);  /* replaces the 200 the handler left */
         return 1;
     }
     if (state && !state->capture_unsent) {  /* until on_completed: its answer went out */
@@ -193,11 +191,7 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
     if (!held) {
         kw_problem p;
         int rc = store_here(req, b);
-        if (rc && kw_capture_problem(&p, rc)) {
-            json_decref(resp->body);
-            resp->body = NULL;
-            kw_resp_problem(resp, &p);
-        }
+        if (rc && kw_capture_problem(&p, rc)) kw_resp_problem(resp, &p);
         return 1;
     }
     held->conn = conn;
@@ -228,11 +222,8 @@ enum MHD_Result kw_hold_answer(kw_app *app, struct MHD_Connection *conn, const c
     if (refused)
         kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL,
                        "Too many events are waiting to be stored; retry shortly.");
-    if (refused || (held->rc && kw_capture_problem(&p, held->rc))) {
-        json_decref(held->resp.body);
-        held->resp.body = NULL;
+    if (refused || (held->rc && kw_capture_problem(&p, held->rc)))
         kw_resp_problem(&held->resp, &p);
-    }
     kw_http_done done = {method, url, held->ip, held->route, &held->principal,
                          held->resp.status, kw_metrics_clock() - held->started};
     kw_http_observe(app, &done);
