@@ -99,18 +99,20 @@ static int find_legacy(kw_verifier *v, const char *key, size_t len, kw_pkey *row
     return KW_ERR_NOTFOUND;
 }
 
-/* Whether any pbkdf2 rows exist, re-read at most once a second so rows
- * imported by another process are found soon, while a flood of made-up
- * legacy-length keys costs one indexed count a second, never PBKDF2 runs. */
+/* Whether any pbkdf2 rows exist, re-read at most once a second — whether
+ * there were some or not: rows imported by another process are found
+ * soon, and once the last is gone (revoked, deleted, rewritten as sha256)
+ * made-up legacy-length keys stop costing PBKDF2 runs, while a flood of
+ * them costs one indexed count a second. */
 static int legacy_rows_exist(kw_verifier *v)
 {
-    if (atomic_load_explicit(&v->legacy_rows, memory_order_relaxed) > 0) return 1;
     int64_t now = kw_now(), last = atomic_load(&v->legacy_checked_at);
-    if (now - last < 1000000 || !atomic_compare_exchange_strong(&v->legacy_checked_at, &last, now))
-        return 0;
-    int64_t count = 0;
-    if (kw_store_pkey_legacy_count(v->store, &count) == KW_OK) atomic_store(&v->legacy_rows, count);
-    return count > 0;
+    if (now - last >= 1000000 && atomic_compare_exchange_strong(&v->legacy_checked_at, &last, now)) {
+        int64_t count = 0;
+        if (kw_store_pkey_legacy_count(v->store, &count) == KW_OK)
+            atomic_store(&v->legacy_rows, count);
+    }
+    return atomic_load_explicit(&v->legacy_rows, memory_order_relaxed) > 0;
 }
 
 /* Whether any previous value of a rolled key is live: re-read at most

@@ -241,7 +241,8 @@ int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_lea
     if (!s) return kw_storage_problem(p, KW_ERR_NOMEM);
     s->legacy_left = KW_LEAK_MAX_LEGACY;
     s->rolled_live = -1;
-    int failed = 0;
+    int failed = 0, busy = 0;
+    kw_problem busy_problem;
     for (size_t i = 0; i < n && !failed; i++) {
         kw_leak_result *r = &results[i];
         unsigned char digest[32];
@@ -262,6 +263,17 @@ int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_lea
         if (!recalled) memset(&s->memo, 0, sizeof s->memo);
         int had_forms = s->memo.has_forms;
         failed = process_one(c, &items[i], revoke, s, r, p);
+        if (failed && r->retry_after > 0) {
+            /* The PBKDF2 budget is spent on this legacy-length token: the
+             * others are still looked up (a current-format key costs no
+             * PBKDF2 and is revoked now), and the report is answered 429
+             * so that it is sent again for this one. */
+            if (!busy) busy_problem = *p;
+            busy = 1;
+            failed = 0;
+            s->legacy_left = 0;
+            continue;
+        }
         if (failed || !revoke) continue;
         if (recalled && r->outcome == KW_LEAK_UNKNOWN) {
             /* Nothing live under it now: its first answer stands (a key
@@ -274,5 +286,9 @@ int kw_leak_process_guarded(const kw_call *c, kw_leak_guard *guard, const kw_lea
         }
     }
     free(s);
+    if (!failed && busy) {
+        *p = busy_problem;
+        failed = 1;
+    }
     return failed;
 }

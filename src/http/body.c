@@ -24,10 +24,20 @@ static int malformed(kw_problem *p, const char *why)
     return 1;
 }
 
+/* Zero bytes after the last member are padding (some writers pad to a
+ * block; gunzip and Python's gzip skip them). */
+static int zero_padding(const Bytef *rest, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rest[i]) return 0;
+    return 1;
+}
+
 /* Inflates the whole body: every member of a gzip body (a gzip file is a
  * series of them, which gunzip decodes whole), so nothing after the first
- * is dropped while the request is answered 200; bytes that are no member
- * are malformed.  More than KW_MAX_INFLATED bytes out is 413. */
+ * is dropped while the request is answered 200; bytes that are neither a
+ * member nor zero padding are malformed.  More than KW_MAX_INFLATED bytes
+ * out is 413. */
 static int inflate_body(const char *in, size_t in_len, char **out, size_t *out_len, kw_problem *p)
 {
     z_stream zs;
@@ -56,8 +66,8 @@ static int inflate_body(const char *in, size_t in_len, char **out, size_t *out_l
         rc = inflate(&zs, Z_NO_FLUSH);
         len = cap - zs.avail_out;
         if (rc == Z_STREAM_END) {
-            if (zs.avail_in == 0) break;                /* the whole body */
-            if (inflateReset(&zs) != Z_OK) break;      /* another member follows */
+            if (zero_padding(zs.next_in, zs.avail_in)) break;  /* the whole body */
+            if (inflateReset(&zs) != Z_OK) break;              /* another member follows */
             rc = Z_OK;
             continue;
         }

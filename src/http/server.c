@@ -589,7 +589,7 @@ void kw_server_stop(kw_server *s)
     /* Captures from now on are refused (503, nothing stored): stopping
      * MHD closes connections whatever they have queued, and a stored
      * capture whose 200 is cut off is sent again by its SDK. */
-    atomic_store_explicit(&s->stopping, 1, memory_order_release);
+    atomic_store(&s->stopping, 1);
     /* Suspended requests next: each gets its answer (captured events are
      * stored) and is resumed, so MHD stops with none left suspended.  The
      * queues stay allocated until MHD's threads have ended: a request
@@ -601,7 +601,7 @@ void kw_server_stop(kw_server *s)
      * while they run: waited for, within a bound (a client that reads
      * nothing must not hold the stop). */
     for (int waited_ms = 0; waited_ms < STOP_DRAIN_MS &&
-                            atomic_load_explicit(&s->captures_unsent, memory_order_acquire);
+                            atomic_load(&s->captures_unsent);
          waited_ms += 5)
         nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
     MHD_stop_daemon(s->daemon);

@@ -171,16 +171,19 @@ int kw_hold_capture(kw_server *s, struct MHD_Connection *conn, kw_http_req *req,
     kw_capture_batch *b = req->capture;
     req->capture = NULL;
     struct conn_state *state = kw_conn_state(conn);
-    if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+    /* Counted before stopping is read, and the stop sets stopping before
+     * it reads the count (both sequentially consistent): either the stop
+     * waits for this capture's answer, or this capture sees the stop. */
+    if (state && !state->capture_unsent) {  /* until on_completed: its answer went out */
+        state->capture_unsent = 1;
+        atomic_fetch_add(&s->captures_unsent, 1);
+    }
+    if (atomic_load(&s->stopping)) {
         kw_capture_batch_free(b);  /* not stored: its answer could be cut off */
         kw_problem p;
         kw_problem_set(&p, KW_P_UNAVAILABLE, NULL, NULL, "The server is stopping; retry shortly.");
         kw_resp_problem(resp, &p);  /* replaces the 200 the handler left */
         return 1;
-    }
-    if (state && !state->capture_unsent) {  /* until on_completed: its answer went out */
-        state->capture_unsent = 1;
-        atomic_fetch_add_explicit(&s->captures_unsent, 1, memory_order_relaxed);
     }
     if (s->capture && queue_early(s, b)) return 1;
     struct held_capture *held = NULL;

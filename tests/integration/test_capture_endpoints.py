@@ -103,14 +103,18 @@ class Capture(kwtest.KWTestCase):
         self.assertProblem(self.srv.request("POST", "/batch/", raw=gzip.compress(doc) +
                                             b"\x00\xffGARBAGE", headers=gz), 400, "invalid_payload")
         self.assertEqual(self.count("membered"), 1)
+        # zero padding after the last member is not garbage (gunzip skips it)
+        self.ok(self.srv.request("POST", "/batch/", raw=gzip.compress(doc) + b"\x00" * 512,
+                                 headers=gz))
+        self.assertEqual(self.count("membered"), 2)
         # 10 MiB inflated is allowed, one byte more is not
         cap = 10 * 1024 * 1024
         at_cap = doc + b" " * (cap - len(doc))
         self.ok(self.srv.request("POST", "/batch/", raw=gzip.compress(at_cap), headers=gz))
-        self.assertEqual(self.count("membered"), 2)
+        self.assertEqual(self.count("membered"), 3)
         self.assertProblem(self.srv.request("POST", "/batch/", raw=gzip.compress(at_cap + b" "),
                                             headers=gz), 413, "payload_too_large")
-        self.assertEqual(self.count("membered"), 2)
+        self.assertEqual(self.count("membered"), 3)
 
     def test_bad_or_missing_token(self):
         ev = {"event": "x", "distinct_id": "d"}

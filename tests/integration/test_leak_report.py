@@ -316,6 +316,21 @@ class LeakReportLegacyForms(kwtest.KWTestCase):
         st, _, body = self.report(spare, "127.0.0.7")
         self.assertEqual((st, [b["label"] for b in body]), (200, ["false_positive"] * 2))
 
+    def test_a_spent_budget_still_revokes_the_keys_that_need_none(self):
+        # Four legacy-length tokens spend the address's PBKDF2 burst (3) and
+        # the report is answered 429 to be sent again for the fourth; a
+        # current-format key listed after them costs no PBKDF2 and is
+        # revoked at once all the same.
+        st, _, made = self.srv.post("/api/personal_api_keys/", {"label": "leaks", "scopes": ["*"]},
+                                    key=self.key)
+        self.assertEqual(st, 201, made)
+        live = made["value"]
+        tokens = [kwtest.legacy_key(41 + i) for i in range(4)] + [live]
+        st, hdrs, body = self.report(tokens, "127.0.0.9")
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+        self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
+        self.assertProblem(self.srv.get("/api/users/@me/", key=live), 401, "authentication_failed")
+
 
 @unittest.skipUnless(shutil.which("openssl"), "the openssl command is needed to sign reports")
 class SignedReports(kwtest.KWTestCase):

@@ -652,6 +652,41 @@ static void test_cache_not_trusted_past_grace(void **state)
     kw_verifier_free(v);
 }
 
+/* Made-up legacy-length keys cost a (budgeted, off-thread) PBKDF2 check
+ * only while some key is stored in a pbkdf2 form.  Once the last such row
+ * is gone they are refused at once again, within a second: the count used
+ * to be re-read only while it was zero, so it stayed positive until a
+ * restart. */
+static void test_legacy_check_ends_with_the_last_pbkdf2_row(void **state)
+{
+    struct fx *f = *state;
+    const char *imported = "phx_importedlegacykey0000000000000000000000000";
+    kw_pkey k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.id, sizeof k.id, "legacy-row");
+    k.user_id = f->user_id;
+    snprintf(k.label, sizeof k.label, "imported");
+    assert_int_equal(kw_key_legacy_form(imported, strlen(imported), 0, k.secure_value,
+                                        sizeof k.secure_value), KW_OK);
+    snprintf(k.mask_value, sizeof k.mask_value, "phx_...0000");
+    k.created_at = kw_now();
+    snprintf(k.scopes, sizeof k.scopes, "[\"*\"]");
+    assert_int_equal(kw_store_pkey_insert(f->store, &k, KW_MAX_PERSONAL_KEYS), KW_OK);
+    kw_verifier *v;
+    assert_int_equal(kw_verifier_new(f->store, &v), KW_OK);
+    const char *made_up = "phx_madeuplegacykey00000000000000000000000000";
+    kw_principal p;
+    assert_int_equal(kw_verify_personal_begin(v, made_up, strlen(made_up), "10.0.0.9", &p),
+                     KW_VERIFY_SLOW);
+    assert_int_equal(kw_verify_personal_legacy(v, made_up, strlen(made_up), &p),
+                     KW_VERIFY_INVALID);
+    assert_int_equal(kw_store_pkey_delete(f->store, f->user_id, "legacy-row"), KW_OK);
+    kw_clock_set(T0 + 2000000);
+    assert_int_equal(kw_verify_personal_begin(v, made_up, strlen(made_up), "10.0.0.9", &p),
+                     KW_VERIFY_INVALID);
+    kw_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +703,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_forgets_that_key_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_token_memo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_not_trusted_past_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_check_ends_with_the_last_pbkdf2_row, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("lifecycle", tests, NULL, NULL);
 }
