@@ -10,12 +10,14 @@
  * "action" (revoked | public | none).  The token is never echoed:
  * token_hash is its hex sha256.  No credential is needed — the reporter
  * presents the token — so the endpoint is rate-limited per client address
- * (429 + Retry-After) and a token reported again is answered from memory;
- * the owner of a key ({type, id}) is named only to a reporter whose
- * signature was verified.  When the server holds reporter public keys the
+ * (429 + Retry-After), keeps what was costly to learn about a token
+ * (lib/leak/leak_guard.c), and runs a report that may cost PBKDF2 runs on
+ * slow.c's thread, never on a request thread; the owner of a key ({type,
+ * id}) is named only to a reporter whose signature was verified.  When the server holds reporter public keys the
  * report must carry a valid Github-Public-Key-Signature over the raw body.
  * POST /api/secret_scanning/verify/ (personal key) answers {token_hash,
  * token_type, live} and changes nothing.  The work is in lib/leak/leak.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,31 +120,20 @@ static const char *action_of(kw_leak_outcome outcome)
     return outcome == KW_LEAK_REVOKED ? "revoked" : outcome == KW_LEAK_PUBLIC ? "public" : "none";
 }
 
-/* revoke: report mode; signed: the reporter's signature was verified (the
- * only caller of report mode who may learn who held a key). */
-static int run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_report)
+/* The answer to processed items: GitHub's shape in report mode (revoke),
+ * liveness in check mode; the owners only to a signed report. */
+static void answer(kw_http_resp *resp, const kw_leak_item *items, size_t n,
+                   const kw_leak_result *results, int failed, const kw_problem *p, int revoke,
+                   int signed_report)
 {
-    kw_leak_item *items;
-    size_t n;
-    kw_problem p;
-    if (parse_items(req->json, &items, &n, &p)) {
-        kw_resp_problem(resp, &p);
-        return KW_OK;
-    }
-    kw_leak_result *results = calloc(n ? n : 1, sizeof *results);
-    if (!results) {
-        free(items);
-        return KW_ERR_NOMEM;
-    }
-    if (kw_leak_process_guarded(&req->call, revoke ? req->app->leak_guard : NULL, items, n, revoke,
-                                results, &p)) {
-        if (p.kind == KW_P_THROTTLED) {
+    if (failed) {
+        if (p->kind == KW_P_THROTTLED) {
             kw_metrics_rate_limited(KW_M_LIMIT_LEGACY);
             kw_resp_throttled(resp, retry_after(results, n));
+        } else {
+            kw_resp_problem(resp, p);
         }
-        else
-            kw_resp_problem(resp, &p);
-        goto done;
+        return;
     }
     json_t *out = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -173,7 +164,119 @@ static int run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_repo
         json_array_append_new(out, o);
     }
     kw_resp_json(resp, 200, out);
-done:
+}
+
+/* A report (or check) processed on slow.c's thread: what it needs, which
+ * outlives the request's first dispatch, and its outcome. */
+struct leak_job {
+    json_t *body;  /* holds the items' strings */
+    kw_leak_item *items;
+    size_t n;
+    kw_leak_result *results;
+    int revoke, failed;
+    kw_problem problem;
+    kw_leak_guard *guard;
+    kw_call call;
+    kw_principal actor;
+    char ip[64];
+};
+
+static void leak_work(kw_http_slow *job)
+{
+    struct leak_job *j = job->ctx;
+    j->failed = kw_leak_process_guarded(&j->call, j->guard, j->items, j->n, j->revoke, j->results,
+                                        &j->problem);
+}
+
+static void leak_release(void *ctx)
+{
+    struct leak_job *j = ctx;
+    json_decref(j->body);
+    free(j->items);
+    free(j->results);
+    free(j);
+}
+
+/* The job this request is dispatched again with, when it is a leak job. */
+static const struct leak_job *done_job(const kw_http_req *req)
+{
+    return req->slow && req->slow->work == leak_work ? req->slow->ctx : NULL;
+}
+
+/* Whether the items may cost PBKDF2 runs: a legacy-length phx_ may be an
+ * imported PostHog key stored in a pbkdf2 form, whose forms are computed
+ * (two runs, about half a second).  Such a report runs on slow.c's thread,
+ * as a legacy key check does, so that it never stalls the other
+ * connections of the request's thread. */
+static int may_need_pbkdf2(const kw_leak_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kw_key_info info;
+        if (items[i].token_len <= KW_KEY_MAX_LEN &&
+            kw_key_classify(items[i].token, items[i].token_len, &info) != KW_FORMAT_INVALID &&
+            info.kind == KW_KEY_PERSONAL && info.format == KW_FORMAT_LEGACY)
+            return 1;
+    }
+    return 0;
+}
+
+/* Hands the items over to slow.c's thread (req->slow_job): 1 when handed
+ * over (no response is built: the request is dispatched again with the
+ * job done), 0 without the memory to (processed here then). */
+static int hand_over(kw_http_req *req, kw_leak_item *items, size_t n, kw_leak_result *results,
+                     int revoke)
+{
+    struct leak_job *j = calloc(1, sizeof *j);
+    kw_http_slow *job = calloc(1, sizeof *job);
+    if (!j || !job) {
+        free(j);
+        free(job);
+        return 0;
+    }
+    j->body = json_incref(req->json);
+    j->items = items;
+    j->n = n;
+    j->results = results;
+    j->revoke = revoke;
+    j->guard = revoke ? req->app->leak_guard : NULL;
+    j->actor = req->principal;
+    snprintf(j->ip, sizeof j->ip, "%s", req->ip);
+    j->call = req->call;
+    j->call.actor = &j->actor;
+    j->call.ip = j->ip;
+    job->work = leak_work;
+    job->release = leak_release;
+    job->ctx = j;
+    req->slow_job = job;
+    return 1;
+}
+
+/* revoke: report mode; signed: the reporter's signature was verified (the
+ * only caller of report mode who may learn who held a key). */
+static int run(kw_http_req *req, kw_http_resp *resp, int revoke, int signed_report)
+{
+    const struct leak_job *done = done_job(req);
+    if (done) {
+        answer(resp, done->items, done->n, done->results, done->failed, &done->problem, revoke,
+               signed_report);
+        return KW_OK;
+    }
+    kw_leak_item *items;
+    size_t n;
+    kw_problem p;
+    if (parse_items(req->json, &items, &n, &p)) {
+        kw_resp_problem(resp, &p);
+        return KW_OK;
+    }
+    kw_leak_result *results = calloc(n ? n : 1, sizeof *results);
+    if (!results) {
+        free(items);
+        return KW_ERR_NOMEM;
+    }
+    if (may_need_pbkdf2(items, n) && hand_over(req, items, n, results, revoke)) return KW_OK;
+    int failed = kw_leak_process_guarded(&req->call, revoke ? req->app->leak_guard : NULL, items,
+                                         n, revoke, results, &p);
+    answer(resp, items, n, results, failed, &p, revoke, signed_report);
     free(results);
     free(items);
     return KW_OK;
@@ -181,6 +284,9 @@ done:
 
 int kw_h_leak_report(kw_http_req *req, kw_http_resp *resp)
 {
+    /* Admitted, counted and its signature checked once: not again when
+     * it comes back with its work done on slow.c's thread. */
+    if (done_job(req)) return run(req, resp, 1, req->app->leak_keys != NULL);
     int wait = kw_leak_guard_admit(req->app->leak_guard, req->ip, kw_now());
     if (wait) {
         kw_metrics_rate_limited(KW_M_LIMIT_LEAK);

@@ -73,9 +73,10 @@ typedef struct kw_app {
  * control characters. */
 int kw_http_public_url(const char *url, char *out, size_t size);
 
-/* A personal key whose verification needs a legacy (pbkdf2) check: the
- * request is suspended while slow.c runs it, then dispatched again with
- * the answer (kw_http_req.slow). */
+/* Work too slow for a request thread (PBKDF2 runs): a personal key whose
+ * verification needs a legacy (pbkdf2) check, or a handler's own work
+ * (`work`, with its `ctx`).  The request is suspended while slow.c runs
+ * it, then dispatched again with the job done (kw_http_req.slow). */
 typedef struct kw_http_slow {
     kw_workq_link link;  /* first: queued on slow.c's work queue */
     char key[KW_KEY_MAX_LEN + 1];
@@ -83,6 +84,12 @@ typedef struct kw_http_slow {
     kw_verify_result result;
     kw_principal principal;
     void *owner;  /* server.c's: the suspended connection */
+    /* A handler's work instead of the key check; release(ctx) runs when
+     * the job is freed (kw_http_slow_free), once the request has been
+     * dispatched again with it or has gone. */
+    void (*work)(struct kw_http_slow *job);
+    void (*release)(void *ctx);
+    void *ctx;
 } kw_http_slow;
 
 /* libmicrohttpd's connection, opaque outside server.c. */
@@ -109,6 +116,9 @@ typedef struct kw_http_req {
     const kw_http_slow *slow;
     const char *slow_key;
     size_t slow_key_len;
+    /* Out: a job a handler hands over (its `work` set; no response was
+     * built), which server.c runs like the key check above. */
+    kw_http_slow *slow_job;
     /* Out: a capture handler's staged events, which server.c stores before
      * it sends the answer the handler built (server_hold.c). */
     kw_capture_batch *capture;
@@ -358,8 +368,13 @@ void kw_resp_cacheable(const kw_http_req *req, kw_http_resp *resp, const char *t
  * finished job to done(), which resumes its request. */
 typedef struct kw_slow_queue kw_slow_queue;
 int kw_slow_start(kw_verifier *verifier, void (*done)(kw_http_slow *job), kw_slow_queue **out);
-/* Queues a job (its key and len set); -1 once stopping: run it yourself. */
+/* Queues a job (its key and len set, or its work); -1 once stopping: run
+ * it yourself, with kw_slow_run. */
 int kw_slow_submit(kw_slow_queue *q, kw_http_slow *job);
+/* Runs a job on the calling thread: its work, else its key check. */
+void kw_slow_run(kw_verifier *verifier, kw_http_slow *job);
+/* Frees a job and releases its work's context.  NULL is a no-op. */
+void kw_http_slow_free(kw_http_slow *job);
 /* Answers what is queued, then ends the thread.  NULL is a no-op. */
 void kw_slow_stop(kw_slow_queue *q);
 /* After the server's threads have ended (a request may still submit, and

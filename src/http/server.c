@@ -248,14 +248,18 @@ static enum MHD_Result run(kw_server *s, struct MHD_Connection *conn, const char
     kw_http_slow *slow = state ? state->slow : NULL;
     if (state) state->slow = NULL;
     dispatch_once(s, conn, url, method, body, body_len, slow, &req, &resp);
-    free(slow);
-    if (req.slow_key) {
+    kw_http_slow_free(slow);
+    if (req.slow_key || req.slow_job) {
         if (!kw_hold_slow(s, conn, &req)) return MHD_YES;
-        kw_http_slow here;  /* could not suspend: the check runs on this thread */
-        memcpy(here.key, req.slow_key, req.slow_key_len);
-        here.len = req.slow_key_len;
-        here.result = kw_verify_personal_legacy(app->verifier, here.key, here.len, &here.principal);
-        dispatch_once(s, conn, url, method, body, body_len, &here, &req, &resp);
+        /* Could not suspend: the job runs on this thread. */
+        kw_http_slow here = {0}, *job = req.slow_job ? req.slow_job : &here;
+        if (job == &here) {
+            memcpy(here.key, req.slow_key, req.slow_key_len);
+            here.len = req.slow_key_len;
+        }
+        kw_slow_run(app->verifier, job);
+        dispatch_once(s, conn, url, method, body, body_len, job, &req, &resp);
+        if (job != &here) kw_http_slow_free(job);
     }
     if (req.capture && !kw_hold_capture(s, conn, &req, &resp, t0)) return MHD_YES;
     kw_http_done done = {method, url, req.ip, req.match.route, &req.principal, resp.status,
@@ -419,7 +423,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (state && state->done) state->done(state->done_ctx);  /* not completed */
         if (state) {
             free(state->body.data);
-            free(state->slow);
+            kw_http_slow_free(state->slow);
             kw_hold_conn_free(state);
         }
         free(state);

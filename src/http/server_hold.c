@@ -59,22 +59,25 @@ void kw_hold_slow_done(kw_http_slow *job)
     MHD_resume_connection(conn);
 }
 
-/* The request needs a legacy key check: suspend it and queue the check;
- * the request is dispatched again once slow_done resumes it.  Suspended
- * before queued, so it is never resumed first.  -1 when it cannot be
- * (no connection state or memory): the caller runs the check itself. */
+/* The request needs a legacy key check, or its handler handed over a job
+ * (req->slow_job): suspend it and queue the job; the request is dispatched
+ * again once slow_done resumes it.  Suspended before queued, so it is
+ * never resumed first.  -1 when it cannot be (no connection state or
+ * memory): the caller runs the job itself. */
 int kw_hold_slow(kw_server *s, struct MHD_Connection *conn, const kw_http_req *req)
 {
     struct conn_state *state = kw_conn_state(conn);
-    kw_http_slow *job = state ? calloc(1, sizeof *job) : NULL;
-    if (!job) return -1;
-    memcpy(job->key, req->slow_key, req->slow_key_len);
-    job->len = req->slow_key_len;
+    if (!state) return -1;
+    kw_http_slow *job = req->slow_job;
+    if (!job) {
+        if (!(job = calloc(1, sizeof *job))) return -1;
+        memcpy(job->key, req->slow_key, req->slow_key_len);
+        job->len = req->slow_key_len;
+    }
     job->owner = conn;
     MHD_suspend_connection(conn);
     if (kw_slow_submit(s->slow, job)) {  /* stopping: answer on this thread */
-        job->result = kw_verify_personal_legacy(s->app->verifier, job->key, job->len,
-                                                &job->principal);
+        kw_slow_run(s->app->verifier, job);
         kw_hold_slow_done(job);
     }
     return 0;

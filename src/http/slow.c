@@ -1,4 +1,5 @@
-/* slow.c — legacy (pbkdf2) key checks off the request threads.
+/* slow.c — legacy (pbkdf2) key checks, and other PBKDF2 work (the leak
+ * report's), off the request threads.
  *
  * The server answers requests on a few threads (one per core), each
  * serving many connections in turn.  A legacy check costs two PBKDF2 runs
@@ -18,11 +19,24 @@ struct kw_slow_queue {
     kw_workq *work;
 };
 
+void kw_slow_run(kw_verifier *verifier, kw_http_slow *job)
+{
+    if (job->work) job->work(job);
+    else job->result = kw_verify_personal_legacy(verifier, job->key, job->len, &job->principal);
+}
+
+void kw_http_slow_free(kw_http_slow *job)
+{
+    if (!job) return;
+    if (job->release) job->release(job->ctx);
+    free(job);
+}
+
 static void run(void *ctx, kw_workq_link *chain)
 {
     kw_slow_queue *q = ctx;
     kw_http_slow *job = (kw_http_slow *)chain;  /* one at a time: the link is first */
-    job->result = kw_verify_personal_legacy(q->verifier, job->key, job->len, &job->principal);
+    kw_slow_run(q->verifier, job);
     q->done(job);
 }
 

@@ -85,6 +85,39 @@ class LegacyFlood(KWTestCase):
             self.assertGreaterEqual(during, 3, "valid requests answered while a legacy check "
                                     "ran (%.2f s each): %d of %d" % (one, during, len(answered)))
 
+    def test_leak_report_pbkdf2_never_holds_a_request_thread(self):
+        # The same for a leak report of a made-up legacy-length token, whose
+        # PBKDF2 forms are computed: the report runs on the slow thread, and
+        # valid requests keep being answered.
+        one = one_legacy_check(self.srv, "127.0.0.6")
+        for attempt in range(3):
+            done = threading.Event()
+            finished = {}
+
+            def report():
+                try:
+                    items = [{"token": kwtest.legacy_key(30)}]  # the global burst is 4
+                    st, _, body = self.srv.request("POST", "/api/secret_scanning/report/",
+                                                   body=items, source="127.0.1.%d" % attempt)
+                    finished["status"] = st
+                finally:
+                    finished["report"] = time.monotonic()
+                    done.set()
+
+            t = threading.Thread(target=report)
+            t.start()
+            time.sleep(one / 10)  # the report's first PBKDF2 is under way
+            answered = []
+            while not done.is_set():
+                self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
+                answered.append(time.monotonic())
+            t.join()
+            self.assertEqual(finished["status"], 200)
+            during = sum(1 for at in answered if at < finished["report"])
+            self.assertGreaterEqual(during, 3, "valid requests answered while a leak report "
+                                    "ran PBKDF2 (%.2f s per token): %d of %d"
+                                    % (one, during, len(answered)))
+
     def test_stop_during_a_legacy_check(self):
         # SIGTERM while a request waits for its check: the check ends, the
         # request is answered or closed, and the server exits cleanly.
