@@ -327,6 +327,9 @@ static void options(kw_http_req *req, kw_http_resp *resp)
  * Retry-After (whole seconds until a token is back). */
 static int throttle(kw_http_req *req, kw_http_resp *resp)
 {
+    /* Dispatched again with its handler's slow work done: the first pass
+     * took this request's unit. */
+    if (req->slow && req->slow->work) return 0;
     int wait = kw_verifier_rate_take(req->app->verifier, &req->principal);
     if (!wait) return 0;
     kw_metrics_rate_limited(KW_M_LIMIT_KEY);

@@ -331,6 +331,23 @@ class LeakReportLegacyForms(kwtest.KWTestCase):
         self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
         self.assertProblem(self.srv.get("/api/users/@me/", key=live), 401, "authentication_failed")
 
+    def test_a_check_handed_to_the_slow_thread_counts_once_against_the_key(self):
+        # A /verify/ list with a legacy-length token is processed on the
+        # slow thread and the request dispatched again: the caller's key
+        # is rate-limited once per request, not once per pass.
+        st, _, made = self.srv.post("/api/personal_api_keys/", {
+            "label": "limited", "scopes": ["*"], "rate_limit_per_minute": 2}, key=self.key)
+        self.assertEqual(st, 201, made)
+        items = [{"token": kwtest.legacy_key(41)}]
+        for _ in range(2):
+            st, _, body = self.srv.request("POST", VERIFY, key=made["value"], body=items,
+                                           source="127.0.0.10")
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body[0]["live"], False)
+        st, hdrs, body = self.srv.request("POST", VERIFY, key=made["value"], body=items,
+                                          source="127.0.0.10")
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+
 
 @unittest.skipUnless(shutil.which("openssl"), "the openssl command is needed to sign reports")
 class SignedReports(kwtest.KWTestCase):
