@@ -55,12 +55,13 @@ class LegacyFlood(KWTestCase):
         self.addCleanup(self._stop_server, self.srv)
         return self.srv
 
-    def test_legacy_check_never_holds_a_request_thread(self):
-        # Valid requests are sent one after another for as long as a check
-        # runs.  Were the check on the request thread, none would be answered
-        # before it ends (one might win the race to the finish line); off it,
-        # they keep being answered.  Counted rather than timed, so a moment
-        # of CPU starvation on a loaded machine does not decide the outcome.
+    def assert_valid_requests_answered_during(self, work, what):
+        """Runs work(attempt) (a request costing PBKDF2 runs) three times
+        while valid requests are sent one after another.  Were the PBKDF2
+        on the request thread, none would be answered before it ends (one
+        might win the race to the finish line); off it, they keep being
+        answered.  Counted rather than timed, so a moment of CPU starvation
+        on a loaded machine does not decide the outcome."""
         one = one_legacy_check(self.srv, "127.0.0.6")
         for attempt in range(3):
             done = threading.Event()
@@ -68,55 +69,41 @@ class LegacyFlood(KWTestCase):
 
             def slow():
                 try:
-                    one_legacy_check(self.srv, "127.0.0.%d" % (7 + attempt))
+                    work(attempt)
+                except BaseException as e:  # raised again on the test's thread
+                    finished["error"] = e
                 finally:
-                    finished["check"] = time.monotonic()
+                    finished["at"] = time.monotonic()
                     done.set()
 
             t = threading.Thread(target=slow)
             t.start()
-            time.sleep(one / 10)  # the check is under way
+            time.sleep(one / 10)  # the PBKDF2 is under way
             answered = []
             while not done.is_set():
                 self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
                 answered.append(time.monotonic())
             t.join()
-            during = sum(1 for at in answered if at < finished["check"])
-            self.assertGreaterEqual(during, 3, "valid requests answered while a legacy check "
-                                    "ran (%.2f s each): %d of %d" % (one, during, len(answered)))
+            if "error" in finished:
+                raise finished["error"]
+            during = sum(1 for at in answered if at < finished["at"])
+            self.assertGreaterEqual(during, 3, "valid requests answered while %s ran (%.2f s "
+                                    "each): %d of %d" % (what, one, during, len(answered)))
+
+    def test_legacy_check_never_holds_a_request_thread(self):
+        self.assert_valid_requests_answered_during(
+            lambda attempt: one_legacy_check(self.srv, "127.0.0.%d" % (7 + attempt)),
+            "a legacy check")
 
     def test_leak_report_pbkdf2_never_holds_a_request_thread(self):
         # The same for a leak report of a made-up legacy-length token, whose
-        # PBKDF2 forms are computed: the report runs on the slow thread, and
-        # valid requests keep being answered.
-        one = one_legacy_check(self.srv, "127.0.0.6")
-        for attempt in range(3):
-            done = threading.Event()
-            finished = {}
-
-            def report():
-                try:
-                    items = [{"token": kwtest.legacy_key(30)}]  # the global burst is 4
-                    st, _, body = self.srv.request("POST", "/api/secret_scanning/report/",
-                                                   body=items, source="127.0.1.%d" % attempt)
-                    finished["status"] = st
-                finally:
-                    finished["report"] = time.monotonic()
-                    done.set()
-
-            t = threading.Thread(target=report)
-            t.start()
-            time.sleep(one / 10)  # the report's first PBKDF2 is under way
-            answered = []
-            while not done.is_set():
-                self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
-                answered.append(time.monotonic())
-            t.join()
-            self.assertEqual(finished["status"], 200)
-            during = sum(1 for at in answered if at < finished["report"])
-            self.assertGreaterEqual(during, 3, "valid requests answered while a leak report "
-                                    "ran PBKDF2 (%.2f s per token): %d of %d"
-                                    % (one, during, len(answered)))
+        # PBKDF2 forms are computed: the report runs on the slow thread.
+        def report(attempt):
+            items = [{"token": kwtest.legacy_key(30)}]  # the global burst is 4
+            st, _, body = self.srv.request("POST", "/api/secret_scanning/report/", body=items,
+                                           source="127.0.1.%d" % attempt)
+            self.assertEqual(st, 200, body)
+        self.assert_valid_requests_answered_during(report, "a leak report's PBKDF2")
 
     def test_stop_during_a_legacy_check(self):
         # SIGTERM while a request waits for its check: the check ends, the
