@@ -13,8 +13,9 @@
  * (429 + Retry-After), keeps what was costly to learn about a token
  * (lib/leak/leak_guard.c), and runs a report that may cost PBKDF2 runs on
  * slow.c's thread, never on a request thread; the owner of a key ({type,
- * id}) is named only to a reporter whose signature was verified.  When the server holds reporter public keys the
- * report must carry a valid Github-Public-Key-Signature over the raw body.
+ * id}) is named only to a reporter whose signature was verified.  When
+ * the server holds reporter public keys the report must carry a valid
+ * Github-Public-Key-Signature over the raw body.
  * POST /api/secret_scanning/verify/ (personal key) answers {token_hash,
  * token_type, live} and changes nothing.  The work is in lib/leak/leak.c. */
 #include <stdio.h>
