@@ -20,10 +20,24 @@ void kw_etag_of(const char *data, size_t len, char out[KW_ETAG_MAX])
     memcpy(out + 35, "\"", 2);
 }
 
+/* The opaque tag of an entity tag: without its weakness mark. */
+static const char *opaque_tag(const char *tag, size_t *len)
+{
+    if (*len >= 2 && tag[0] == 'W' && tag[1] == '/') {
+        *len -= 2;
+        return tag + 2;
+    }
+    return tag;
+}
+
+/* If-None-Match uses the weak comparison (RFC 9110): two tags match when
+ * their opaque tags are the same, whether either is marked weak or not, so
+ * a cache that dropped the W/ still gets its 304. */
 int kw_etag_none_match(const char *header, const char *etag)
 {
     if (!header) return 0;
     size_t n = strlen(etag);
+    const char *ours = opaque_tag(etag, &n);
     const char *s = header;
     while (*s) {
         while (*s == ' ' || *s == '\t' || *s == ',') s++;
@@ -32,7 +46,9 @@ int kw_etag_none_match(const char *header, const char *etag)
         while (*e && *e != ',') e++;
         const char *t = e;
         while (t > s && (t[-1] == ' ' || t[-1] == '\t')) t--;
-        if ((size_t)(t - s) == n && memcmp(s, etag, n) == 0) return 1;
+        size_t m = (size_t)(t - s);
+        const char *theirs = opaque_tag(s, &m);
+        if (m == n && m > 0 && memcmp(theirs, ours, n) == 0) return 1;
         s = e;
     }
     return 0;
