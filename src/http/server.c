@@ -8,8 +8,11 @@
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
  * without a body needs no per-request state (a static marker stands in);
  * a body is accumulated up to KW_MAX_BODY and anything
- * larger is answered 413 as soon as Content-Length says so (or as soon as a
- * chunked body crosses the limit), without reading the rest.  Connection
+ * larger is answered 413 as soon as Content-Length says so, without reading
+ * the rest.  A chunked body announces no size, and libmicrohttpd takes no
+ * answer until the request is read, so one over the limit is read and
+ * dropped to its end, then answered 413; past DISCARD_MAX the connection is
+ * closed unanswered, so an endless body cannot keep one busy.  Connection
  * limits and timeouts keep slow clients from holding every thread.  A
  * request whose key needs a legacy (pbkdf2) check, and a capture whose
  * events the capture group stores with other requests' in one
@@ -17,6 +20,7 @@
  * a request thread. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,11 @@
 /* con_cls markers: a request without a body, and one refused with 413
  * before its body was read. */
 static char NO_BODY, TOO_LARGE, REFUSED;
+
+/* A chunked body over the limit is dropped up to this many bytes (its
+ * client then still gets the 413) and cut beyond. */
+#define DISCARD_MAX(max_body) ((max_body) > SIZE_MAX / 4 ? SIZE_MAX : (max_body) * 4)
+
 /* How long a stop waits for the answers of captures already taken. */
 #define STOP_DRAIN_MS 5000
 
@@ -339,6 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!b) return MHD_NO;
         b->len = 0;
         b->too_large = 0;
+        b->discarded = 0;
         *con_cls = b;
         return MHD_YES;
     }
@@ -351,10 +361,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (b->too_large) return MHD_YES;
-        if (b->len + n > app->max_body) {
-            b->too_large = 1;
-            return MHD_YES;
+        if (b->len + n > app->max_body) b->too_large = 1;
+        if (b->too_large) {
+            b->discarded += n;
+            return b->discarded > DISCARD_MAX(app->max_body) ? MHD_NO : MHD_YES;
         }
         if (b->len + n > b->cap) {
             size_t cap = b->cap ? b->cap : 4096;

@@ -49,6 +49,7 @@ struct body {
     char *data;
     size_t len, cap;
     int too_large;
+    size_t discarded;  /* bytes read and dropped after the body crossed the limit */
 };
 
 /* What a connection must do once its current request is complete: drop

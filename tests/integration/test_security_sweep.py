@@ -433,6 +433,34 @@ class TestLimits(SweepBase):
                                       (self.env.user_a,))[0][0], 1)
         self.assertStatus(self.srv.get("/_health"), 200)
 
+    def test_endless_chunked_body_is_cut(self):
+        """A chunked body over the limit is dropped while it is read (the
+        413 comes at its end), but not for ever: a body that never ends
+        has its connection closed once it is four times the limit, instead
+        of keeping a connection reading it as long as the client sends."""
+        chunk = b"a" * 65536
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        sent, cut = 0, False
+        try:
+            s.sendall(b"POST /e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            while sent < 16 * kwtest.MAX_BODY:
+                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True
+        if not cut:  # everything went into socket buffers: the close must follow
+            try:
+                cut = s.recv(65536) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                cut = True
+            except socket.timeout:
+                pass
+        s.close()
+        self.assertTrue(cut, "the connection kept reading %d bytes" % sent)
+        self.assertLess(sent, 16 * kwtest.MAX_BODY)
+        self.assertStatus(self.srv.get("/_health"), 200)
+
     def test_security_headers(self):
         s = self.srv
         cases = [("GET", "/api/users/@me/", self.key, None),            # 200
