@@ -7,12 +7,18 @@
  *
  * MHD runs a fixed pool of threads (one per core) over epoll.  A request
  * without a body needs no per-request state (a static marker stands in);
- * a body is accumulated up to KW_MAX_BODY and anything
- * larger is answered 413 as soon as Content-Length says so, without reading
- * the rest.  A chunked body announces no size, and libmicrohttpd takes no
- * answer until the request is read, so one over the limit is read and
- * dropped to its end, then answered 413; past DISCARD_MAX the connection is
- * closed unanswered, so an endless body cannot keep one busy.  Connection
+ * a body is accumulated up to KW_MAX_BODY, and a larger one is answered
+ * 413.  The answer must not be lost: an answer sent before the body is read
+ * ends the connection (libmicrohttpd takes no answer in the middle of a
+ * body), and closing a socket with unread bytes resets it, so a client
+ * still writing — Node's fetch, for one — sees ECONNRESET instead, and an
+ * SDK that halves its batch on 413 retries the same batch for ever.  So a
+ * body over the limit is read and dropped to its end, then answered 413 on
+ * a connection that stays open; only a client that waits for "100
+ * Continue" (it has sent nothing yet) or announces more than DISCARD_MAX
+ * is answered at once.  A chunked body announces no size: past DISCARD_MAX
+ * its connection is closed unanswered, so an endless body cannot keep one
+ * busy.  Connection
  * limits and timeouts keep slow clients from holding every thread.  A
  * request whose key needs a legacy (pbkdf2) check, and a capture whose
  * events the capture group stores with other requests' in one
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -35,9 +42,11 @@
  * before its body was read. */
 static char NO_BODY, TOO_LARGE, REFUSED;
 
-/* A chunked body over the limit is dropped up to this many bytes (its
- * client then still gets the 413) and cut beyond. */
-#define DISCARD_MAX(max_body) ((max_body) > SIZE_MAX / 4 ? SIZE_MAX : (max_body) * 4)
+/* A body over the limit is read and dropped up to this many bytes (its
+ * client then gets the 413 whole) and cut beyond. */
+#define DISCARD_FACTOR 32
+#define DISCARD_MAX(max_body) \
+    ((max_body) > SIZE_MAX / DISCARD_FACTOR ? SIZE_MAX : (max_body) * DISCARD_FACTOR)
 
 /* How long a stop waits for the answers of captures already taken. */
 #define STOP_DRAIN_MS 5000
@@ -333,21 +342,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return refuse_early(s, conn, url, method, &p, 1);
         }
         const char *cl = f.content_length, *te = f.transfer_encoding;
-        if (cl && strtoull(cl, NULL, 10) > app->max_body) {
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+        if (announced > app->max_body &&
+            (announced > DISCARD_MAX(app->max_body) ||
+             (expect && strcasecmp(expect, "100-continue") == 0))) {
             *con_cls = &TOO_LARGE;
             return refuse_too_large(s, conn, url, method);
         }
         /* Answering only on the next callback, once MHD has read the whole
          * request, keeps the connection alive; a marker, not an allocation,
          * stands for "no body". */
-        if ((!cl || strtoull(cl, NULL, 10) == 0) && !te) {
+        if (announced == 0 && !te) {
             *con_cls = &NO_BODY;
             return MHD_YES;
         }
         struct body *b = state ? &state->body : calloc(1, sizeof *b);
         if (!b) return MHD_NO;
         b->len = 0;
-        b->too_large = 0;
+        b->too_large = announced > app->max_body;  /* read and dropped, then 413 */
         b->discarded = 0;
         *con_cls = b;
         return MHD_YES;

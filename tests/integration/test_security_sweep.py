@@ -433,10 +433,51 @@ class TestLimits(SweepBase):
                                       (self.env.user_a,))[0][0], 1)
         self.assertStatus(self.srv.get("/_health"), 200)
 
+    def test_oversized_body_gets_its_413(self):
+        """A client that writes its whole body before it reads (Node's
+        fetch, and with it posthog-node, which halves its batch on 413) must
+        read the 413, not a connection reset: a body over the limit is read
+        and dropped, then answered, and the connection stays usable.  A
+        client waiting for 100 Continue, or one announcing more than the
+        server would read, is answered at once."""
+        head = ("POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n%s\r\n")
+        nxt = b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\n"
+        for size in (kwtest.MAX_BODY + 1, 5 * kwtest.MAX_BODY, 20 * kwtest.MAX_BODY):
+            with self.subTest(size=size):
+                s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=20)
+                try:
+                    s.sendall((head % (size, "")).encode() + b"[" * size + nxt)
+                    out = b""
+                    while out.count(b"HTTP/1.1 ") < 2 or not out.endswith(b"}"):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        out += chunk
+                finally:
+                    s.close()
+                first, second = out.split(b"HTTP/1.1 ")[1:3]
+                self.assertTrue(first.startswith(b"413 "), out[:300])
+                doc = json.loads(first.split(b"\r\n\r\n", 1)[1])
+                self.assertEqual(doc["code"], "payload_too_large")
+                self.assertTrue(second.startswith(b"200 "), out[-300:])  # same connection
+        # Expect: 100-continue: the client has sent nothing, so the 413 comes at once
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        try:
+            s.sendall((head % (2 * kwtest.MAX_BODY, "Expect: 100-continue\r\n")).encode())
+            out = s.recv(65536)
+        finally:
+            s.close()
+        self.assertTrue(out.startswith(b"HTTP/1.1 413 "), out[:200])
+        # more than the server would ever read: answered before the body
+        out, closed = self.raw((head % (64 * kwtest.MAX_BODY, "")).encode(), timeout=5.0)
+        self.assertTrue(out.startswith(b"HTTP/1.1 413 ") and closed, out[:200])
+        self.assertStatus(self.srv.get("/_health"), 200)
+
     def test_endless_chunked_body_is_cut(self):
         """A chunked body over the limit is dropped while it is read (the
         413 comes at its end), but not for ever: a body that never ends
-        has its connection closed once it is four times the limit, instead
+        has its connection closed once it is 32 times the limit, instead
         of keeping a connection reading it as long as the client sends."""
         chunk = b"a" * 65536
         s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
@@ -444,7 +485,7 @@ class TestLimits(SweepBase):
         try:
             s.sendall(b"POST /e/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Transfer-Encoding: chunked\r\n\r\n")
-            while sent < 16 * kwtest.MAX_BODY:
+            while sent < 64 * kwtest.MAX_BODY:
                 s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
                 sent += len(chunk)
         except (BrokenPipeError, ConnectionResetError):
@@ -458,7 +499,7 @@ class TestLimits(SweepBase):
                 pass
         s.close()
         self.assertTrue(cut, "the connection kept reading %d bytes" % sent)
-        self.assertLess(sent, 16 * kwtest.MAX_BODY)
+        self.assertLess(sent, 64 * kwtest.MAX_BODY)
         self.assertStatus(self.srv.get("/_health"), 200)
 
     def test_security_headers(self):

@@ -374,6 +374,27 @@ for (const s of SDKS) {
       assert.equal(calledRows.length, 1, JSON.stringify(called.body.results));
     });
 
+    await t.test('capture: a batch over the body limit gets its 413, and the SDK halves it until every event is stored', {
+      skip: !s.modern && 'halving on 413 is 5.x',
+    }, async () => {
+      // 1000 events of ~5 KB as plain JSON: ~5 MB, five times the 1 MiB
+      // limit.  Each 413 must reach the SDK (not a connection reset, which
+      // it would retry with the same batch): it then sends halves.
+      const N = 1000;
+      const big = sdk(s, { disableCompression: true, flushAt: N, maxBatchSize: N });
+      const pad = 'x'.repeat(5000);
+      for (let i = 0; i < N; i++) big.capture({ distinctId: ids[i % ids.length], event: `sdk ${L} big`, properties: { i, pad } });
+      await big.shutdown(WAIT_MS);
+      const statuses = big.log.filter((r) => r.path === '/batch/').map((r) => r.status ?? r.error);
+      assert.equal(statuses[0], 413, JSON.stringify(statuses));
+      assert.ok(statuses.every((st) => st === 413 || st === 200), JSON.stringify(statuses));
+      assert.equal(big.errors.length, 0, String(big.errors));
+      const run = await http('/api/projects/1/endpoints/sdk-counts/run/', { key: phsShared.value });
+      assert.equal(run.status, 200, JSON.stringify(run.body));
+      const counts = Object.fromEntries(run.body.results.map(([event, count]) => [event, count]));
+      assert.equal(counts[`sdk ${L} big`], N, JSON.stringify(counts));
+    });
+
     await t.test('capture v1 (POSTHOG_CAPTURE_MODE=v1): /i/v1/analytics/events and the AI routes stored', {
       skip: !s.modern && 'Capture V1 and captureAi are 5.x',
     }, async () => {
