@@ -37,6 +37,9 @@ typedef struct kw_principal {
     int grace_value;
     /* KW_VERIFY_BUSY only: whole seconds before asking again may succeed. */
     int retry_after;
+    /* The kw_now() reading the verification checked against (0: none):
+     * what the rate limit and the flag cache after it take as the time. */
+    int64_t verified_at;
 } kw_principal;
 
 typedef enum kw_verify_result {
@@ -149,6 +152,8 @@ kw_verify_result kw_verify_secret(kw_verifier *v, const char *key, size_t len, k
  * this verifier's (this instance's) limiter.  0 when allowed, else the
  * Retry-After seconds.  Keys without a limit always get 0. */
 int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p);
+/* The same at `now` (kw_now() read just before, such as p->verified_at). */
+int kw_verifier_rate_take_at(kw_verifier *v, const kw_principal *p, int64_t now);
 /* A key refused for its rate limit, the first time in a minute on this
  * instance (for the key.rate_limited webhook).  The verifier keeps up to
  * KW_RATE_NOTICES of them until kw_verifier_rate_notices takes them; more

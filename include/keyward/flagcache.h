@@ -74,6 +74,10 @@ void kw_flagcache_free(kw_flagcache *c);
  * miss.  On KW_OK *out holds a reference: pass it to kw_flagset_release.
  * A project without flags is a set with an empty array. */
 int kw_flagcache_get(kw_flagcache *c, int64_t project_id, const kw_flagset **out);
+/* The same at a time the caller has just read (kw_now()), such as the
+ * principal's verified_at: one clock reading serves a whole request. */
+int kw_flagcache_get_at(kw_flagcache *c, int64_t project_id, int64_t now,
+                        const kw_flagset **out);
 void kw_flagset_release(const kw_flagset *set);
 
 /* Something derived from a set and kept with it for as long as the set

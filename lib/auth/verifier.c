@@ -322,9 +322,13 @@ void kw_verifier_on_poll(kw_verifier *v, void (*fn)(void *ctx), void *ctx)
 
 int kw_verifier_rate_take(kw_verifier *v, const kw_principal *p)
 {
+    return kw_verifier_rate_take_at(v, p, kw_now());
+}
+
+int kw_verifier_rate_take_at(kw_verifier *v, const kw_principal *p, kw_time now)
+{
     if (!v || p->rate_limit_per_minute <= 0 || !p->key_id[0]) return 0;
     int first = 0;
-    kw_time now = kw_now();
     int wait = kw_ratelimit_take_noting(v->rate, p->key_id, p->rate_limit_per_minute, now, &first);
     if (!first) return wait;
     pthread_mutex_lock(&v->lock);

@@ -151,7 +151,7 @@ int kw_h_flag_definitions(kw_http_req *req, kw_http_resp *resp)
         return KW_OK;
     }
     const kw_flagset *set;
-    int rc = kw_flagcache_get(req->app->flags, project_id, &set);
+    int rc = kw_flagcache_get_at(req->app->flags, project_id, kw_req_now(req), &set);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
     /* Shared only when nothing before this handler added a header, so
      * the ready response is exactly what would be built. */

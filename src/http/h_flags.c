@@ -130,7 +130,7 @@ int kw_h_flag_list(kw_http_req *req, kw_http_resp *resp)
     int64_t limit, offset;
     kw_req_page(req, 100, 1000, &limit, &offset);
     const kw_flagset *set;
-    int rc = kw_flagcache_get(req->app->flags, req->project.id, &set);
+    int rc = kw_flagcache_get_at(req->app->flags, req->project.id, kw_req_now(req), &set);
     if (rc) return rc;
     const struct listed *l;
     rc = listed_of(req->app->store, set, &l);

@@ -138,7 +138,7 @@ static int evaluate(kw_http_req *req, kw_http_resp *resp, enum shape shape)
         return KW_OK;
     }
     const kw_flagset *set;
-    int rc = kw_flagcache_get(req->app->flags, req->principal.project_id, &set);
+    int rc = kw_flagcache_get_at(req->app->flags, req->principal.project_id, kw_req_now(req), &set);
     if (rc) return rc == KW_ERR_NOTFOUND ? KW_ERR_DB : rc;
     /* member-written regexes: this request's share of matching time */
     kw_flag_budget budget;

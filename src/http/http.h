@@ -386,6 +386,12 @@ typedef struct kw_server kw_server;
 /* The request's header `name` (case-insensitive), cookie `name`, or first
  * query parameter `name` (decoded; stops at a NUL byte): NULL when absent. */
 const char *kw_req_header(const kw_http_req *req, const char *name);
+/* The time this request was verified at (one clock reading serves the
+ * verification, the rate limit and the caches), else the clock now. */
+static inline int64_t kw_req_now(const kw_http_req *req)
+{
+    return req->principal.verified_at ? req->principal.verified_at : kw_now();
+}
 const char *kw_req_cookie(const kw_http_req *req, const char *name);
 const char *kw_req_query(const kw_http_req *req, const char *name);
 /* Calls visit for each query parameter in order, with the decoded name
