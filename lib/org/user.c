@@ -134,6 +134,10 @@ int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *o
         return kw_storage_problem(p, rc);
     }
     rc = kw_store_user_set_active(c->store, user_id, active);
+    /* Deactivation ends the user's sessions, as a new password does: they
+     * are refused while the user is inactive, but kept they would all work
+     * again on reactivation, a stolen cookie included. */
+    if (!rc && !active) rc = kw_store_session_delete_user(c->store, user_id);
     char item_id[24];
     snprintf(item_id, sizeof item_id, "%lld", (long long)user_id);
     for (size_t i = 0; !rc && i < projects->n; i++)

@@ -166,6 +166,21 @@ class TestSessions(ConsoleCase):
         self.assertProblem(self.srv.get("/api/users/@me/", headers=self.as_session(cookie)), 401,
                            "not_authenticated")
 
+    def test_deactivation_ends_sessions_for_good(self):
+        """Deactivating a user deletes their sessions (as a new password
+        does): reactivating them must not bring a stolen cookie back."""
+        cookie, _ = self.session()
+        self.assertStatus(self.srv.get("/api/users/@me/", headers=self.as_session(cookie)), 200)
+        for verb in ("deactivate", "activate"):
+            proc = subprocess.run([BIN, "user", verb, self.env.email, "--db", self.env.db],
+                                  capture_output=True, text=True, timeout=30)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM sessions WHERE user_id = ?",
+                                      (self.env.user_a,))[0][0], 0)
+        self.assertProblem(self.srv.get("/api/users/@me/", headers=self.as_session(cookie)), 401,
+                           "not_authenticated")
+        self.session()  # signing in again works
+
     def test_session_routes_refuse_keys(self):
         self.assertProblem(self.srv.get("/api/session/", key=self.key), 403, "permission_denied",
                            kwtest.MSG_PERSONAL_UNSUPPORTED)
