@@ -21,6 +21,7 @@
 #include "keyward/narrow.h"
 #include "keyward/session.h"
 #include "auth/session_internal.h"
+#include "org/project_refs.h"
 #include "store/txn.h"
 #include "keyward/validate.h"
 
@@ -35,30 +36,16 @@ static int valid_email(const char *e)
     return 1;
 }
 
-struct org_projects {
-    const char *org_id;
-    int64_t ids[256];
-    int n;
-};
-
-static int collect_org_project(void *ctx, const kw_project *p)
-{
-    struct org_projects *o = ctx;
-    if (strcmp(p->org_id, o->org_id) == 0 && o->n < 256) o->ids[o->n++] = p->id;
-    return 0;
-}
-
 /* One activity entry per project of the organization: that is where the
  * console's activity page (and PostHog's readers) look. */
 static int audit_invite(const kw_call *c, const kw_invite *inv)
 {
-    static _Thread_local struct org_projects o;
-    o.org_id = inv->org_id;
-    o.n = 0;
-    int rc = kw_store_user_projects(c->store, c->actor->user_id, collect_org_project, &o);
-    for (int i = 0; !rc && i < o.n; i++)
-        rc = kw_audit_record(c, o.ids[i], inv->org_id, "created", "OrganizationInvite", inv->id,
+    kw_project_refs o = {.only_org = inv->org_id};
+    int rc = kw_store_user_projects(c->store, c->actor->user_id, kw_project_refs_add, &o);
+    for (size_t i = 0; !rc && i < o.n; i++)
+        rc = kw_audit_record(c, o.at[i].id, inv->org_id, "created", "OrganizationInvite", inv->id,
                              inv->target_email, NULL);
+    free(o.at);
     return rc;
 }
 

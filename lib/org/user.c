@@ -25,11 +25,13 @@
 #include "keyward/narrow.h"
 #include "keyward/service.h"
 #include "store/txn.h"
+#include "org/project_refs.h"
 
 #define MAX_ORGS 256
 
 struct org_levels {
     size_t n;
+    int more;  /* the user belongs to more than MAX_ORGS: not all were read */
     char ids[MAX_ORGS][KW_ID_LEN + 1];
     int levels[MAX_ORGS];
 };
@@ -37,25 +39,12 @@ struct org_levels {
 static int collect_org(void *ctx, const kw_org *org, int level)
 {
     struct org_levels *o = ctx;
-    if (o->n == MAX_ORGS) return 1;
+    if (o->n == MAX_ORGS) {
+        o->more = 1;
+        return 1;
+    }
     strcpy(o->ids[o->n], org->id);
     o->levels[o->n++] = level;
-    return 0;
-}
-
-/* Projects of the target's organizations: where the entry is written. */
-struct project_list {
-    size_t n;
-    int64_t ids[MAX_ORGS];
-    char orgs[MAX_ORGS][KW_ID_LEN + 1];
-};
-
-static int collect_project(void *ctx, const kw_project *p)
-{
-    struct project_list *list = ctx;
-    if (list->n == MAX_ORGS) return 1;
-    list->ids[list->n] = p->id;
-    strcpy(list->orgs[list->n++], p->org_id);
     return 0;
 }
 
@@ -116,6 +105,15 @@ int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *o
         free(orgs);
         return kw_storage_problem(p, rc);
     }
+    /* The actor's authority is checked in every organization of the
+     * target, so a list that could not be read whole fails closed. */
+    if (c->actor && orgs->more) {
+        free(orgs);
+        kw_problem_set(p, KW_P_VALIDATION, "invalid_input", NULL,
+                       "This user belongs to more than %d organizations; change them with "
+                       "the keyward command on the server.", MAX_ORGS);
+        return 1;
+    }
     if (c->actor && check_actor(c, out, orgs, active, p)) {
         free(orgs);
         return 1;
@@ -124,14 +122,13 @@ int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *o
     active = active ? 1 : 0;
     if (out->is_active == active) return 0;  /* nothing to change or log */
 
-    struct project_list *projects = calloc(1, sizeof *projects);
-    if (!projects) return kw_storage_problem(p, KW_ERR_NOMEM);
-    rc = kw_store_user_projects(c->store, user_id, collect_project, projects);
-    if (rc > 0) rc = KW_OK;
+    /* Projects of the target's organizations: where the entry is written. */
+    kw_project_refs projects = {0};
+    rc = kw_store_user_projects(c->store, user_id, kw_project_refs_add, &projects);
     if (!rc) rc = kw_store_begin(c->store);
     if (rc) {
-        free(projects);
-        return kw_storage_problem(p, rc);
+        free(projects.at);
+        return kw_storage_problem(p, rc < 0 ? rc : KW_ERR_NOMEM);
     }
     rc = kw_store_user_set_active(c->store, user_id, active);
     /* Deactivation ends the user's sessions, as a new password does: they
@@ -140,13 +137,13 @@ int kw_user_set_active(const kw_call *c, int64_t user_id, int active, kw_user *o
     if (!rc && !active) rc = kw_store_session_delete_user(c->store, user_id);
     char item_id[24];
     snprintf(item_id, sizeof item_id, "%lld", (long long)user_id);
-    for (size_t i = 0; !rc && i < projects->n; i++)
-        rc = kw_audit_record(c, projects->ids[i], projects->orgs[i],
+    for (size_t i = 0; !rc && i < projects.n; i++)
+        rc = kw_audit_record(c, projects.at[i].id, projects.at[i].org,
                              active ? "activated" : "deactivated", "User", item_id, out->email,
                              json_pack("[o]", kw_audit_change("User", "changed", "is_active",
                                                               json_boolean(!active),
                                                               json_boolean(active))));
-    free(projects);
+    free(projects.at);
     if (kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p)) return 1;
     out->is_active = active;
     return 0;

@@ -77,6 +77,27 @@ class Departure(kwtest.KWTestCase):
         for key in (self.env.key_b, self.key_d):
             self.assertStatus(self.me(key), 200)
 
+    def test_more_organizations_than_checked_fails_closed(self):
+        """The actor's authority is checked in every organization of the
+        target; a target in more organizations than are read at once is
+        refused, not checked over the first ones only."""
+        import uuid
+        with self.env.connect() as c:
+            for i in range(256):  # D is a member where A owns; A owns them all
+                oid = str(uuid.uuid4())
+                c.execute("INSERT INTO organizations(id, name, created_at) VALUES (?,?,?)",
+                          (oid, "o%d" % i, kwtest.now_us()))
+                for user, level in ((self.env.user_a, 15), (self.user_d, 1)):
+                    c.execute("INSERT INTO memberships(user_id, org_id, level, created_at) "
+                              "VALUES (?,?,?,?)", (user, oid, level, kwtest.now_us()))
+        # ... and, last, D owns one where A is nobody
+        own = self.env.add_org("d's own")
+        self.env.add_membership(self.user_d, own, 15)
+        self.assertProblem(self.deactivate(self.user_d, self.key), 400, "invalid_input")
+        self.assertStatus(self.me(self.key_d), 200)
+        self.assertEqual(self.env.sql("SELECT is_active FROM users WHERE id=?", (self.user_d,)),
+                         [(1,)])
+
     def test_scope_and_input(self):
         narrow = self.env.cli_key_create("a@x.io", "read only", scopes="user:read")
         self.assertProblem(self.deactivate(self.env.user_c, narrow), 403, "permission_denied",
