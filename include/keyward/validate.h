@@ -15,6 +15,11 @@ int kw_v_object(const json_t *body, kw_problem *p);
 /* *out NULL when absent and not required. */
 int kw_v_string(const json_t *body, const char *field, int required, size_t max_chars,
                 int allow_blank, const char **out, kw_problem *p);
+/* kw_v_string, and at most max_bytes bytes: for text copied into a fixed
+ * buffer, which a character limit alone does not fit (4 bytes a
+ * character), and which must never be cut inside a character. */
+int kw_v_text(const json_t *body, const char *field, int required, size_t max_chars,
+              size_t max_bytes, int allow_blank, const char **out, kw_problem *p);
 /* *present set when the field is there. */
 int kw_v_bool(const json_t *body, const char *field, int *present, int *out, kw_problem *p);
 /* A list field; *out NULL when absent (or null and nullable). */

@@ -126,7 +126,8 @@ int kw_group_types_json(const kw_call *c, int64_t project_id, json_t **out, kw_p
 }
 
 /* A display name: absent (kept), null or "" (cleared), or a string of at
- * most 200 characters without NUL. */
+ * most 200 characters (and as many bytes as the stored name holds) without
+ * NUL. */
 static int read_name(const json_t *item, const char *field, const char **out, int *present,
                      kw_problem *p)
 {
@@ -134,7 +135,7 @@ static int read_name(const json_t *item, const char *field, const char **out, in
     *present = v != NULL;
     *out = "";
     if (!v || json_is_null(v)) return 0;
-    return kw_v_string(item, field, 0, 200, 1, out, p);
+    return kw_v_text(item, field, 0, 200, KW_NAME_MAX, 1, out, p);
 }
 
 struct rename {

@@ -57,7 +57,7 @@ int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, cons
     if (kw_v_object(body, p)) return 1;
     /* PostHog's field is target_email; "email" is accepted too. */
     const char *field = json_object_get(body, "target_email") ? "target_email" : "email";
-    if (kw_v_string(body, field, 1, KW_EMAIL_MAX, 0, &email, p)) return 1;
+    if (kw_v_text(body, field, 1, KW_EMAIL_MAX, KW_EMAIL_MAX, 0, &email, p)) return 1;
     if (!valid_email(email)) {
         kw_problem_set(p, KW_P_VALIDATION, "invalid", field, "Enter a valid email address.");
         return 1;
@@ -131,7 +131,7 @@ int kw_invite_accept(kw_sessions *s, const char *ip, const json_t *body, kw_logi
     memset(out, 0, sizeof *out);
     if (kw_v_object(body, p) || kw_v_string(body, "token", 1, 64, 0, &token, p) ||
         kw_v_string(body, "password", 1, KW_PASSWORD_MAX_BYTES, 0, &password, p) ||
-        kw_v_string(body, "first_name", 0, 150, 1, &first_name, p))
+        kw_v_text(body, "first_name", 0, 150, KW_NAME_MAX, 1, &first_name, p))
         return 1;
     kw_invite inv;
     if (kw_invite_lookup(store, token, &inv, p)) {

@@ -39,13 +39,8 @@
 static int read_name(const json_t *body, int required, size_t max_chars, const char **name,
                      kw_problem *p)
 {
-    if (kw_v_object(body, p) || kw_v_string(body, "name", required, max_chars, 0, name, p)) return 1;
-    if (*name && strlen(*name) > KW_NAME_MAX) {
-        kw_problem_set(p, KW_P_VALIDATION, "max_length", "name",
-                       "Ensure this field has no more than %d bytes.", KW_NAME_MAX);
-        return 1;
-    }
-    return 0;
+    return kw_v_object(body, p) ||
+           kw_v_text(body, "name", required, max_chars, KW_NAME_MAX, 0, name, p);
 }
 
 struct project_ids {

@@ -74,6 +74,19 @@ int kw_v_string(const json_t *body, const char *field, int required, size_t max_
     return 0;
 }
 
+int kw_v_text(const json_t *body, const char *field, int required, size_t max_chars,
+              size_t max_bytes, int allow_blank, const char **out, kw_problem *p)
+{
+    if (kw_v_string(body, field, required, max_chars, allow_blank, out, p)) return 1;
+    if (*out && strlen(*out) > max_bytes) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", field,
+                       "Ensure this field has no more than %zu bytes.", max_bytes);
+        *out = NULL;
+        return 1;
+    }
+    return 0;
+}
+
 int kw_v_bool(const json_t *body, const char *field, int *present, int *out, kw_problem *p)
 {
     json_t *v = json_object_get(body, field);

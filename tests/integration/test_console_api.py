@@ -222,6 +222,32 @@ class TestInvites(ConsoleCase):
                                              key=self.key), 200)
         self.assertEqual(log["results"][0]["detail"]["name"], "new@x.io")
 
+    def test_long_texts_are_refused_not_cut(self):
+        """Limits in characters alone let 4-byte characters overflow the
+        stored field, which was then cut inside a character: the user could
+        no longer be shown (a hidden member).  Over-long texts are refused;
+        the longest that fit are kept whole."""
+        inv = self.assertStatus(self.srv.post(
+            "/api/organizations/%s/invites/" % self.env.org_a, {"email": "long@x.io", "level": 1},
+            key=self.key), 201)
+        token = inv["link"].rsplit("/", 1)[1]
+        self.assertProblem(self.srv.post("/api/invites/accept/", {
+            "token": token, "password": "newcomer password",
+            "first_name": "a" + "\U0001F600" * 149}), 400, "max_length", attr="first_name")
+        self.assertProblem(self.srv.post(
+            "/api/organizations/%s/invites/" % self.env.org_a,
+            {"target_email": "\u00e9" * 200 + "@x.io"}, key=self.key), 400, "max_length",
+            attr="target_email")
+        name = "\U0001F600" * 100  # 400 bytes: fits
+        st, hdrs, body = self.srv.post("/api/invites/accept/", {
+            "token": token, "password": "newcomer password", "first_name": name})
+        self.assertEqual(st, 201, body)
+        self.assertEqual(body["user"]["first_name"], name)
+        members = self.assertStatus(self.srv.get(
+            "/api/organizations/%s/members/" % self.env.org_a, key=self.key), 200)
+        self.assertEqual(members["count"], len(members["results"]))
+        self.assertIn(name, [m["user"]["first_name"] for m in members["results"]])
+
     def test_invite_by_key_and_refusals(self):
         st, _, inv = self.srv.post("/api/organizations/%s/invites/" % self.env.org_a,
                                    {"target_email": "k@x.io"}, key=self.key)

@@ -249,6 +249,9 @@ class TestRoutes(GroupCase):
             ([{"group_type_index": 2}], "invalid_input", "group_type_index"),
             ([{"group_type_index": 0, "name_singular": 5}], "invalid", "name_singular"),
             ([{"group_type_index": 0, "name_plural": "x" * 201}], "max_length", "name_plural"),
+            # 200 characters, but more bytes than the stored name holds
+            ([{"group_type_index": 0, "name_plural": "\U0001F600" * 101}], "max_length",
+             "name_plural"),
             ([{"group_type_index": 0, "name_singular": "ok"},
               {"group_type_index": 1, "name_singular": "a\u0000b"}], "parse_error", None),
         ]
