@@ -93,6 +93,23 @@ int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, cons
     return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 
+/* An invitation is only as good as its creator's standing now: an active
+ * user, still an admin of the organization and at least at the level the
+ * link hands out.  Checked at creation only, a link would outlive its
+ * creator's removal, demotion or deactivation — a way back in for an
+ * admin on the way out.  KW_ERR_NOTFOUND when it no longer holds. */
+static int creator_vouches(kw_store *store, const kw_invite *inv)
+{
+    kw_user creator;
+    int rc = kw_store_user_get(store, inv->created_by, &creator);
+    if (rc) return rc;
+    if (!creator.is_active) return KW_ERR_NOTFOUND;
+    int level = 0;
+    rc = kw_store_membership_level(store, inv->created_by, inv->org_id, &level);
+    if (rc) return rc;
+    return level >= KW_LEVEL_ADMIN && level >= inv->level ? KW_OK : KW_ERR_NOTFOUND;
+}
+
 int kw_invite_lookup(kw_store *store, const char *token, kw_invite *out, kw_problem *p)
 {
     char hash[KW_TOKEN_HASH_LEN + 1];
@@ -101,6 +118,7 @@ int kw_invite_lookup(kw_store *store, const char *token, kw_invite *out, kw_prob
     kw_token_hash(token, hash);
     int rc = kw_store_invite_by_hash(store, hash, out);
     if (!rc && (out->accepted_at || kw_now() >= out->expires_at)) rc = KW_ERR_NOTFOUND;
+    if (!rc) rc = creator_vouches(store, out);
     return kw_problem_from_store(p, rc);
 }
 
@@ -108,7 +126,8 @@ int kw_invite_lookup(kw_store *store, const char *token, kw_invite *out, kw_prob
 static int accept_writes(kw_store *store, const kw_invite *inv, kw_user *user, int is_new,
                          const char *hash)
 {
-    int rc = kw_store_invite_accept(store, inv->id, kw_now());
+    int rc = creator_vouches(store, inv);  /* again, now inside the transaction */
+    if (!rc) rc = kw_store_invite_accept(store, inv->id, kw_now());
     if (!rc && is_new) rc = kw_store_user_create(store, user);
     if (!rc && is_new) rc = kw_store_user_password_set(store, user->id, hash);
     int level = 0;

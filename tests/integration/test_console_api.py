@@ -222,6 +222,51 @@ class TestInvites(ConsoleCase):
                                              key=self.key), 200)
         self.assertEqual(log["results"][0]["detail"]["name"], "new@x.io")
 
+    def test_invite_dies_with_its_creators_standing(self):
+        """A link is only as good as its creator is now: removed, demoted
+        below the link's level, or deactivated, the creator's pending
+        invitations no longer work (no way back in for an admin on the way
+        out)."""
+        def admin(email):
+            uid = self.env.add_user(email)
+            self.env.add_membership(uid, self.env.org_a, 8)
+            uuid = self.env.sql("SELECT uuid FROM users WHERE id=?", (uid,))[0][0]
+            return uid, uuid, self.env.cli_key_create(email, email)
+
+        def invite(key, level):
+            inv = self.assertStatus(self.srv.post(
+                "/api/organizations/%s/invites/" % self.env.org_a,
+                {"target_email": "in%d@x.io" % len(self.env.sql("SELECT id FROM invites")),
+                 "level": level}, key=key), 201)
+            return inv["link"].rsplit("/", 1)[1]
+
+        def usable(token):
+            return self.srv.get("/api/invites/%s/" % token)[0] == 200
+
+        members = "/api/organizations/%s/members/" % self.env.org_a
+        _, e_uuid, e_key = admin("e@x.io")
+        removed = invite(e_key, 8)
+        _, d_uuid, d_key = admin("d@x.io")
+        demoted, low = invite(d_key, 8), invite(d_key, 1)
+        f_id, _, f_key = admin("f@x.io")
+        deactivated = invite(f_key, 1)
+        kept = invite(self.key, 8)
+        for token in (removed, demoted, low, deactivated, kept):
+            self.assertTrue(usable(token))
+        self.assertEqual(self.srv.delete(members + e_uuid + "/", key=self.key)[0], 204)
+        self.assertStatus(self.srv.patch(members + d_uuid + "/", {"level": 1}, key=self.key), 200)
+        self.assertStatus(self.srv.patch("/api/users/%d/" % f_id, {"is_active": False},
+                                         key=self.key), 200)
+        for token in (removed, demoted, low, deactivated):
+            self.assertFalse(usable(token))
+            self.assertProblem(self.srv.post("/api/invites/accept/", {
+                "token": token, "password": "newcomer password"}), 400, "invalid_input",
+                attr="token")
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM users WHERE email LIKE 'in%'")[0][0], 0)
+        st, _, body = self.srv.post("/api/invites/accept/", {"token": kept,
+                                                             "password": "newcomer password"})
+        self.assertEqual(st, 201, body)
+
     def test_long_texts_are_refused_not_cut(self):
         """Limits in characters alone let 4-byte characters overflow the
         stored field, which was then cut inside a character: the user could
