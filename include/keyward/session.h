@@ -37,6 +37,13 @@
 #define KW_LOGIN_WINDOW ((kw_time)15 * 60 * 1000000)
 #define KW_LOGIN_MAX_PER_ACCOUNT 5   /* failures per (address, account) per window */
 #define KW_LOGIN_MAX_PER_IP 20       /* per client address (several people may share one) */
+/* Password hashes (argon2id, ~40 ms and 19 MiB each) of sign-ins and
+ * invitation acceptances, right or wrong: bounded in total and per client
+ * address (an IPv6 address counts by its /64), one at a time. */
+#define KW_LOGIN_HASH_BURST 60
+#define KW_LOGIN_HASH_PER_MINUTE 120
+#define KW_LOGIN_HASH_CLIENT_BURST 20
+#define KW_LOGIN_HASH_CLIENT_PER_MINUTE 20
 
 #define KW_MSG_CSRF "CSRF Failed: CSRF token missing or incorrect."
 #define KW_MSG_BAD_LOGIN "Invalid email or password."
@@ -78,6 +85,11 @@ typedef struct kw_login {
  * refusal is the rate limit (429) *retry_after holds the seconds to wait. */
 int kw_session_login(kw_sessions *s, const char *ip, const json_t *body, kw_login *out,
                      int *retry_after, kw_problem *p);
+/* 0 when the password-hash budget would admit a hash for `ip` now (the
+ * hash itself takes the unit, in kw_session_login or kw_invite_accept);
+ * else 1 with the 429 in *p and *retry_after.  For a caller that queues
+ * those calls: what would be refused is refused before it waits. */
+int kw_session_hash_admissible(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p);
 
 /* The cookie's token → a principal {session = 1, user_id}.  Unknown,
  * expired (idle or absolute) and deactivated users' sessions are INVALID. */

@@ -28,20 +28,30 @@ struct bucket {
 
 struct kw_budget {
     pthread_mutex_t lock;
+    kw_budget_limits limits;
     struct bucket global;
     int running;
     struct bucket clients[CLIENT_SLOTS];
 };
 
-int kw_budget_new(kw_budget **out)
+int kw_budget_new_limits(const kw_budget_limits *limits, kw_budget **out)
 {
     kw_budget *b = calloc(1, sizeof *b);
     if (!b) return KW_ERR_NOMEM;
     pthread_mutex_init(&b->lock, NULL);
-    b->global.tokens = KW_BUDGET_GLOBAL_BURST;
+    b->limits = *limits;
+    if (b->limits.max_running < 1) b->limits.max_running = 1;
+    b->global.tokens = limits->global_burst;
     b->global.updated_at = kw_now();
     *out = b;
     return KW_OK;
+}
+
+int kw_budget_new(kw_budget **out)
+{
+    const kw_budget_limits legacy = {KW_BUDGET_GLOBAL_BURST, KW_BUDGET_GLOBAL_PER_MINUTE,
+                                     KW_BUDGET_CLIENT_BURST, KW_BUDGET_CLIENT_PER_MINUTE, 1};
+    return kw_budget_new_limits(&legacy, out);
 }
 
 void kw_budget_free(kw_budget *b)
@@ -66,8 +76,11 @@ static int refill(struct bucket *k, int burst, int per_minute, int64_t now)
     return wait < 1 ? 1 : wait;
 }
 
-int kw_budget_take(kw_budget *b, const char *client, int64_t now)
+/* The answer of a take (0 or seconds); `take` spends the tokens and
+ * counts the unit as running. */
+static int admit(kw_budget *b, const char *client, int64_t now, int take)
 {
+    const kw_budget_limits *l = &b->limits;
     pthread_mutex_lock(&b->lock);
     struct bucket *c = NULL;
     if (client && *client) {
@@ -75,16 +88,16 @@ int kw_budget_take(kw_budget *b, const char *client, int64_t now)
         if (strncmp(c->addr, client, ADDR_MAX - 1) != 0) {
             strncpy(c->addr, client, ADDR_MAX - 1);
             c->addr[ADDR_MAX - 1] = '\0';
-            c->tokens = KW_BUDGET_CLIENT_BURST;
+            c->tokens = l->client_burst;
             c->updated_at = now;
         }
     }
-    int wait = c ? refill(c, KW_BUDGET_CLIENT_BURST, KW_BUDGET_CLIENT_PER_MINUTE, now) : 0;
-    int global = refill(&b->global, KW_BUDGET_GLOBAL_BURST, KW_BUDGET_GLOBAL_PER_MINUTE, now);
+    int wait = c ? refill(c, l->client_burst, l->client_per_minute, now) : 0;
+    int global = refill(&b->global, l->global_burst, l->global_per_minute, now);
     if (global > wait) wait = global;
-    if (!wait && b->running) wait = 1;
-    if (!wait) {
-        b->running = 1;
+    if (!wait && take && b->running >= l->max_running) wait = 1;
+    if (!wait && take) {
+        b->running++;
         b->global.tokens -= 1.0;
         if (c) c->tokens -= 1.0;
     }
@@ -92,9 +105,13 @@ int kw_budget_take(kw_budget *b, const char *client, int64_t now)
     return wait;
 }
 
+int kw_budget_take(kw_budget *b, const char *client, int64_t now) { return admit(b, client, now, 1); }
+
+int kw_budget_peek(kw_budget *b, const char *client, int64_t now) { return admit(b, client, now, 0); }
+
 void kw_budget_done(kw_budget *b)
 {
     pthread_mutex_lock(&b->lock);
-    b->running = 0;
+    if (b->running > 0) b->running--;
     pthread_mutex_unlock(&b->lock);
 }

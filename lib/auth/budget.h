@@ -9,7 +9,9 @@
  * whole process (so at most one HTTP thread is ever busy with it), a small
  * global rate, and a smaller rate per client address.  Once spent, the
  * caller is told to come back later instead of being made to wait, so a
- * flood of guesses costs a table probe each. */
+ * flood of guesses costs a table probe each.  The same admission, with
+ * its own bounds (kw_budget_limits), meters the console's password
+ * hashes. */
 #ifndef KW_BUDGET_H
 #define KW_BUDGET_H
 
@@ -24,7 +26,17 @@
 
 typedef struct kw_budget kw_budget;
 
+/* The bounds of one budget: a global and a per-address token bucket
+ * (burst, refill per minute), and how many units may run at once. */
+typedef struct kw_budget_limits {
+    int global_burst, global_per_minute;
+    int client_burst, client_per_minute;
+    int max_running;
+} kw_budget_limits;
+
+/* The legacy-hash budget (the KW_BUDGET_* bounds, one at a time). */
 int kw_budget_new(kw_budget **out);
+int kw_budget_new_limits(const kw_budget_limits *limits, kw_budget **out);
 void kw_budget_free(kw_budget *b);
 
 /* Admits one unit of work for `client` (an address; NULL or "" counts
@@ -33,5 +45,9 @@ void kw_budget_free(kw_budget *b);
  * whole seconds (≥ 1) after which asking again may succeed. */
 int kw_budget_take(kw_budget *b, const char *client, int64_t now);
 void kw_budget_done(kw_budget *b);
+/* Whether the rates would admit one unit now, taking nothing (the units
+ * running do not count: a caller that queues its work asks this first, to
+ * refuse at once what would only be refused later). */
+int kw_budget_peek(kw_budget *b, const char *client, int64_t now);
 
 #endif

@@ -15,7 +15,13 @@
  * lock any user out from anywhere by failing five times with their email;
  * this way a stranger only locks out their own address.  An
  * unknown email costs the same argon2id work as a known one, so response
- * times do not tell which addresses have accounts. */
+ * times do not tell which addresses have accounts.
+ *
+ * Every hash, right password or wrong, also takes a unit of a budget
+ * bounded in total and per address, one at a time: a member signing in in
+ * a loop, or strangers failing from many addresses, cannot make the
+ * server hash without end (the HTTP layer also runs these calls off the
+ * request threads, so the hashing never holds one). */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -27,6 +33,9 @@
 
 #include "keyward/keyward.h"
 #include "keyward/session.h"
+#include <arpa/inet.h>
+
+#include "auth/budget.h"
 #include "auth/session_internal.h"
 #include "keyward/strbuf.h"
 #include "keyward/validate.h"
@@ -37,6 +46,7 @@ struct kw_sessions {
     /* The hash of a random password, made at start: checking a password for
      * an unknown email against it costs what a real check costs. */
     char decoy[KW_PASSWORD_HASH_MAX + 1];
+    kw_budget *hashes;  /* KW_LOGIN_HASH_* */
 };
 
 #define SECRET_NAME "console_csrf_secret"
@@ -106,6 +116,9 @@ int kw_sessions_new(kw_store *store, kw_sessions **out)
     OPENSSL_cleanse(candidate, sizeof candidate);
     if (!rc) rc = kw_token_new(candidate);
     if (!rc) rc = kw_password_hash(candidate, s->decoy);
+    const kw_budget_limits hashes = {KW_LOGIN_HASH_BURST, KW_LOGIN_HASH_PER_MINUTE,
+                                     KW_LOGIN_HASH_CLIENT_BURST, KW_LOGIN_HASH_CLIENT_PER_MINUTE, 1};
+    if (!rc) rc = kw_budget_new_limits(&hashes, &s->hashes);
     if (rc) {
         free(s);
         return rc;
@@ -117,6 +130,7 @@ int kw_sessions_new(kw_store *store, kw_sessions **out)
 void kw_sessions_free(kw_sessions *s)
 {
     if (!s) return;
+    kw_budget_free(s->hashes);
     OPENSSL_cleanse(s->secret, sizeof s->secret);
     free(s);
 }
@@ -252,6 +266,45 @@ static void login_failed(kw_store *store, const char *email, const char *ip)
     kw_store_login_failure_add(store, addr, now, KW_LOGIN_WINDOW);
 }
 
+/* The budget's client: the address, an IPv6 one by its /64 (one host
+ * holds a whole /64, so counting its addresses apart would multiply its
+ * share). */
+static void hash_client(const char *ip, char out[INET6_ADDRSTRLEN])
+{
+    struct in6_addr a6;
+    if (ip && inet_pton(AF_INET6, ip, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memset(a6.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN)) return;
+    }
+    snprintf(out, INET6_ADDRSTRLEN, "%s", ip ? ip : "");
+}
+
+static int hash_refused(int wait, int *retry_after, kw_problem *p)
+{
+    *retry_after = wait;
+    kw_problem_set(p, KW_P_THROTTLED, NULL, NULL,
+                   "Request was throttled. Expected available in %d seconds.", wait);
+    return 1;
+}
+
+int kw_sessions_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
+{
+    char client[INET6_ADDRSTRLEN];
+    hash_client(ip, client);
+    int wait = kw_budget_take(s->hashes, client, kw_now());
+    return wait ? hash_refused(wait, retry_after, p) : 0;
+}
+
+void kw_sessions_hash_done(kw_sessions *s) { kw_budget_done(s->hashes); }
+
+int kw_session_hash_admissible(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
+{
+    char client[INET6_ADDRSTRLEN];
+    hash_client(ip, client);
+    int wait = kw_budget_peek(s->hashes, client, kw_now());
+    return wait ? hash_refused(wait, retry_after, p) : 0;
+}
+
 int kw_login_check(kw_sessions *s, const char *ip, const char *email, const char *password,
                    kw_user *user, int *retry_after, kw_problem *p)
 {
@@ -262,8 +315,13 @@ int kw_login_check(kw_sessions *s, const char *ip, const char *email, const char
     int rc = kw_store_user_by_email(store, email, user);
     if (!rc) rc = kw_store_user_password_get(store, user->id, hash);
     if (rc && rc != KW_ERR_NOTFOUND) return kw_problem_from_store(p, rc);
+    if (kw_sessions_hash_take(s, ip, retry_after, p)) {
+        OPENSSL_cleanse(hash, sizeof hash);
+        return 1;
+    }
     int ok = kw_password_verify(hash[0] ? hash : s->decoy, password) && !rc && hash[0] &&
              user->is_active;
+    kw_sessions_hash_done(s);
     OPENSSL_cleanse(hash, sizeof hash);
     if (!ok) {
         login_failed(store, email, ip);

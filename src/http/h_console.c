@@ -11,8 +11,14 @@
  * session CSRF check cannot protect them; instead a browser request whose
  * Origin names another host is refused (a login CSRF would sign the victim
  * in to the attacker's account).  Clients that send no Origin (curl,
- * scripts) are not browsers and are not at risk. */
+ * scripts) are not browsers and are not at risk.
+ *
+ * Both run their password hash on slow.c's thread, one at a time, under
+ * the sessions' hash budget (lib/auth/session.c): sign-in traffic never
+ * holds a request thread. */
+#include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -73,23 +79,98 @@ static int refuse_cross_origin(const kw_http_req *req, kw_http_resp *resp)
     return 1;
 }
 
-int kw_h_login(kw_http_req *req, kw_http_resp *resp)
-{
+/* A sign-in or an invitation acceptance, run on slow.c's thread: each
+ * costs an argon2id hash (~40 ms), which on a request thread would stall
+ * every other connection that thread serves — key verification included.
+ * What it needs outlives the request's first dispatch; so does its
+ * outcome, which the second dispatch answers. */
+struct login_job {
+    json_t *body;
+    kw_sessions *sessions;
+    char ip[64];
+    int accept;  /* an invitation acceptance, else a sign-in */
+    int failed, retry_after;
+    kw_problem problem;
     kw_login login;
-    kw_problem p;
-    int retry_after = 0;
+};
+
+static void login_work(kw_http_slow *job)
+{
+    struct login_job *j = job->ctx;
+    j->failed = j->accept ? kw_invite_accept(j->sessions, j->ip, j->body, &j->login,
+                                             &j->retry_after, &j->problem)
+                          : kw_session_login(j->sessions, j->ip, j->body, &j->login,
+                                             &j->retry_after, &j->problem);
+}
+
+static void login_release(void *ctx)
+{
+    struct login_job *j = ctx;
+    json_decref(j->body);
+    OPENSSL_cleanse(&j->login, sizeof j->login);
+    free(j);
+}
+
+static const struct login_job *done_login(const kw_http_req *req)
+{
+    return req->slow && req->slow->work == login_work ? req->slow->ctx : NULL;
+}
+
+static void answer_login(kw_http_req *req, kw_http_resp *resp, const struct login_job *j)
+{
+    if (j->failed) {
+        refused(resp, &j->problem, j->retry_after);
+        return;
+    }
+    /* A new membership: @me answers cached before it are out of date (the
+     * session's call has no kw_call of the server's to do it). */
+    if (j->accept) kw_directory_refresh(req->app->directory);
+    signed_in(req, resp, j->accept ? 201 : 200, &j->login);
+}
+
+/* Both routes: refused at once what would be refused anyway (another
+ * origin, the hash budget spent), else handed over to slow.c's thread —
+ * or, without the memory to, run here. */
+static int sign_in(kw_http_req *req, kw_http_resp *resp, int accept)
+{
+    const struct login_job *done = done_login(req);
+    if (done) {
+        answer_login(req, resp, done);
+        return KW_OK;
+    }
     if (refuse_cross_origin(req, resp)) return KW_OK;
     if (!req->app->sessions) {
         kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
         return KW_OK;
     }
-    if (kw_session_login(req->app->sessions, req->ip, req->json, &login, &retry_after, &p))
+    kw_problem p;
+    int retry_after = 0;
+    if (kw_session_hash_admissible(req->app->sessions, req->ip, &retry_after, &p)) {
         refused(resp, &p, retry_after);
-    else
-        signed_in(req, resp, 200, &login);
-    memset(login.token, 0, sizeof login.token);
+        return KW_OK;
+    }
+    struct login_job *j = calloc(1, sizeof *j);
+    kw_http_slow *job = j ? calloc(1, sizeof *job) : NULL;
+    if (!j) return KW_ERR_NOMEM;
+    j->body = json_incref(req->json);
+    j->sessions = req->app->sessions;
+    j->accept = accept;
+    snprintf(j->ip, sizeof j->ip, "%s", req->ip);
+    if (!job) {
+        kw_http_slow here = {.ctx = j};
+        login_work(&here);
+        answer_login(req, resp, j);
+        login_release(j);
+        return KW_OK;
+    }
+    job->work = login_work;
+    job->release = login_release;
+    job->ctx = j;
+    req->slow_job = job;
     return KW_OK;
 }
+
+int kw_h_login(kw_http_req *req, kw_http_resp *resp) { return sign_in(req, resp, 0); }
 
 int kw_h_logout(kw_http_req *req, kw_http_resp *resp)
 {
@@ -151,24 +232,4 @@ int kw_h_invite_get(kw_http_req *req, kw_http_resp *resp)
     return KW_OK;
 }
 
-int kw_h_invite_accept(kw_http_req *req, kw_http_resp *resp)
-{
-    kw_login login;
-    kw_problem p;
-    int retry_after = 0;
-    if (refuse_cross_origin(req, resp)) return KW_OK;
-    if (!req->app->sessions) {
-        kw_resp_error(resp, KW_P_NOT_FOUND, NULL, KW_MSG_NOT_FOUND);
-        return KW_OK;
-    }
-    if (kw_invite_accept(req->app->sessions, req->ip, req->json, &login, &retry_after, &p)) {
-        refused(resp, &p, retry_after);
-    } else {
-        /* A new membership: @me answers cached before it are out of date
-         * (the session's call has no kw_call of the server's to do it). */
-        kw_directory_refresh(req->app->directory);
-        signed_in(req, resp, 201, &login);
-    }
-    memset(login.token, 0, sizeof login.token);
-    return KW_OK;
-}
+int kw_h_invite_accept(kw_http_req *req, kw_http_resp *resp) { return sign_in(req, resp, 1); }

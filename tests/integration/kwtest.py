@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KEY_RE = re.compile(r"^phx_[0-9A-Za-z]{54}$")
+LOGIN_HASH_CLIENT_BURST = 20  # KW_LOGIN_HASH_CLIENT_BURST: password hashes per address at once
 MAX_BODY = 1024 * 1024
 
 BACKEND = os.environ.get("KEYWARD_TEST_BACKEND", "sqlite")

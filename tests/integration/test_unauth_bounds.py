@@ -230,6 +230,76 @@ class LoginLockout(KWTestCase):
         self.assertEqual(self.login(self.env.email, PASSWORD)[0], 200)
 
 
+class LoginHashes(KWTestCase):
+    """Every sign-in costs an argon2id hash.  On one request thread
+    (--threads 1), were the hash run on it, every other request would wait
+    for the sign-ins; and without a bound on successful sign-ins, a member
+    signing in in a loop would keep the server hashing."""
+
+    def setup_db(self):
+        proc = subprocess.run([BIN, "user", "set-password", self.env.email, "--db", self.env.db],
+                              input=PASSWORD + "\n", capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+
+    def start_server(self):
+        self.srv = kwtest.Server(self.env.db, self.env.dir, extra_args=("--threads", "1"))
+        self.addCleanup(self._stop_server, self.srv)
+        return self.srv
+
+    def login(self, source):
+        return self.srv.request("POST", "/api/login/",
+                                body={"email": self.env.email, "password": PASSWORD},
+                                source=source)
+
+    def test_sign_ins_never_hold_a_request_thread(self):
+        t0 = time.monotonic()
+        self.assertEqual(self.login("127.0.2.1")[0], 200)
+        one = time.monotonic() - t0  # one sign-in: its hash and the rest
+        stop, lock, outcomes = threading.Event(), threading.Lock(), []
+
+        def signer(n):
+            i = 0
+            while not stop.is_set():
+                st = self.login("127.0.2.%d" % (10 + n * 20 + i % 20))[0]
+                i += 1
+                with lock:
+                    outcomes.append(st)
+
+        threads = [threading.Thread(target=signer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        latencies = []
+        try:
+            time.sleep(one)
+            deadline = time.monotonic() + max(1.0, 10 * one)
+            while time.monotonic() < deadline and len(latencies) < 40:
+                t0 = time.monotonic()
+                self.assertStatus(self.srv.get("/api/users/@me/", key=self.key), 200)
+                latencies.append(time.monotonic() - t0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertIn(200, outcomes)
+        latencies.sort()
+        median = latencies[len(latencies) // 2]
+        # were the hashes on the request thread, a valid request would wait
+        # for the one under way: half a sign-in on the median
+        self.assertLess(median, max(0.005, one / 4),
+                        "valid requests took %.1f ms (median) while sign-ins ran (%.1f ms each)"
+                        % (median * 1000, one * 1000))
+
+    def test_successful_sign_ins_are_bounded_too(self):
+        statuses = [self.login("127.0.3.1")[0] for _ in range(kwtest.LOGIN_HASH_CLIENT_BURST + 3)]
+        self.assertEqual(statuses[:kwtest.LOGIN_HASH_CLIENT_BURST],
+                         [200] * kwtest.LOGIN_HASH_CLIENT_BURST)
+        st, hdrs, body = self.login("127.0.3.1")
+        self.assertProblem((st, hdrs, body), 429, "throttled")
+        self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
+        # another address still signs in; an IPv6 /64 would count as one
+        self.assertEqual(self.login("127.0.3.2")[0], 200)
+
+
 class PublicLinks(KWTestCase):
     def more_projects(self):
         for i in range(2):
