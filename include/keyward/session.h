@@ -32,6 +32,7 @@
 #define KW_SESSION_IDLE ((kw_time)12 * 3600 * 1000000)       /* signed out after 12 h idle */
 #define KW_SESSION_ABSOLUTE ((kw_time)7 * 86400 * 1000000)   /* and after 7 days whatever */
 #define KW_SESSION_TOUCH ((kw_time)60 * 1000000)             /* last_seen_at granularity */
+#define KW_SESSIONS_PER_USER 20  /* a new sign-in ends the oldest beyond these */
 #define KW_INVITE_TTL ((kw_time)7 * 86400 * 1000000)
 
 #define KW_LOGIN_WINDOW ((kw_time)15 * 60 * 1000000)

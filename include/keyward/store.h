@@ -567,6 +567,10 @@ int kw_store_session_get(kw_store *store, const char *token_hash, kw_session *ou
 int kw_store_session_touch(kw_store *store, const char *token_hash, kw_time now, kw_time interval);
 int kw_store_session_delete(kw_store *store, const char *token_hash);
 int kw_store_session_delete_user(kw_store *store, int64_t user_id);  /* every session of a user */
+/* Deletes the user's sessions expired at `now` or idle for `idle`, and all
+ * but the `keep` newest. */
+int kw_store_session_prune_user(kw_store *store, int64_t user_id, kw_time now, kw_time idle,
+                                int keep);
 
 int kw_store_invite_insert(kw_store *store, const kw_invite *invite);
 int kw_store_invite_by_hash(kw_store *store, const char *token_hash, kw_invite *out);

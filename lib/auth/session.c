@@ -169,6 +169,12 @@ static int session_open(kw_sessions *s, const kw_user *user, kw_login *out)
     row.expires_at = row.created_at + KW_SESSION_ABSOLUTE;
     rc = kw_store_session_insert(s->store, &row);
     if (rc) return rc;
+    /* Sessions are otherwise deleted only on sign-out, a new password or
+     * deactivation: each sign-in tidies the user's own, so one user's
+     * sign-ins cannot grow the table without end.  Best effort: the
+     * session just made is the newest and kept either way. */
+    kw_store_session_prune_user(s->store, user->id, row.created_at, KW_SESSION_IDLE,
+                                KW_SESSIONS_PER_USER);
     kw_session_csrf(s, out->token, out->csrf);
     out->user = *user;
     return KW_OK;

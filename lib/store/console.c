@@ -134,6 +134,18 @@ int kw_store_session_delete_user(kw_store *s, int64_t user_id)
     return kw_db_exec(st, 0);
 }
 
+int kw_store_session_prune_user(kw_store *s, int64_t user_id, kw_time now, kw_time idle, int keep)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_SESSION_PRUNE_USER, &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, user_id);
+    kw_db_int(st, 2, now);
+    kw_db_int(st, 3, now - idle);
+    kw_db_int(st, 4, keep);
+    return kw_db_exec(st, 0);
+}
+
 /* ---- invitations ---------------------------------------------------------- */
 
 int kw_store_invite_insert(kw_store *s, const kw_invite *invite)

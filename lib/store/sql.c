@@ -368,6 +368,13 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
                               "AND last_seen_at <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT)"},
     [KW_SQL_SESSION_DELETE] = {"DELETE FROM sessions WHERE token_hash = ?1"},
     [KW_SQL_SESSION_DELETE_USER] = {"DELETE FROM sessions WHERE user_id = ?1"},
+    /* A user's sessions past their limits, and all but the newest ?4. */
+    [KW_SQL_SESSION_PRUNE_USER] = {"DELETE FROM sessions WHERE user_id = ?1 "
+                                   "AND (expires_at <= CAST(?2 AS BIGINT) "
+                                   "OR last_seen_at <= CAST(?3 AS BIGINT) "
+                                   "OR token_hash NOT IN (SELECT token_hash FROM sessions "
+                                   "WHERE user_id = ?1 ORDER BY created_at DESC, token_hash "
+                                   "LIMIT CAST(?4 AS BIGINT)))"},
     [KW_SQL_INVITE_INSERT] = {"INSERT INTO invites(" INVITE_COLS ") "
                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"},
     [KW_SQL_INVITE_BY_HASH] = {"SELECT " INVITE_COLS " FROM invites WHERE token_hash = ?1"},

@@ -1,5 +1,6 @@
-/* slow.c — legacy (pbkdf2) key checks, and other PBKDF2 work (the leak
- * report's), off the request threads.
+/* slow.c — legacy (pbkdf2) key checks, and other costly hashing (the leak
+ * report's PBKDF2, the console's argon2id sign-ins), off the request
+ * threads.
  *
  * The server answers requests on a few threads (one per core), each
  * serving many connections in turn.  A legacy check costs two PBKDF2 runs

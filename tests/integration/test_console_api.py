@@ -166,6 +166,19 @@ class TestSessions(ConsoleCase):
         self.assertProblem(self.srv.get("/api/users/@me/", headers=self.as_session(cookie)), 401,
                            "not_authenticated")
 
+    def test_sessions_per_user_are_bounded(self):
+        """Each sign-in tidies the user's sessions: at most 20 live ones (the
+        oldest end first), so signing in in a loop cannot grow the table."""
+        first, _ = self.session()
+        for i in range(21):
+            st, _, body = self.srv.request("POST", "/api/login/", body={
+                "email": self.env.email, "password": PASSWORD}, source="127.0.4.%d" % (i % 4 + 1))
+            self.assertEqual(st, 200, body)
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM sessions WHERE user_id = ?",
+                                      (self.env.user_a,))[0][0], 20)
+        self.assertProblem(self.srv.get("/api/users/@me/", headers=self.as_session(first)), 401,
+                           "not_authenticated")
+
     def test_deactivation_ends_sessions_for_good(self):
         """Deactivating a user deletes their sessions (as a new password
         does): reactivating them must not bring a stolen cookie back."""
