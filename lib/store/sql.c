@@ -167,7 +167,11 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     [KW_SQL_USER_INSERT] = {"INSERT INTO users(uuid, email, first_name, is_active, created_at) "
                             "VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER) <> 0, ?5) RETURNING id"},
     [KW_SQL_USER_GET] = {"SELECT " USER_COLS " FROM users WHERE id = ?1"},
-    [KW_SQL_USER_BY_EMAIL] = {"SELECT " USER_COLS " FROM users WHERE email = ?1"},
+    /* Addresses match whatever their case (an exact match first): an
+     * invitation to A@Example.com is for the account a@example.com, not a
+     * look-alike second one. */
+    [KW_SQL_USER_BY_EMAIL] = {"SELECT " USER_COLS " FROM users WHERE lower(email) = lower(?1) "
+                              "ORDER BY (email = ?1) DESC, id LIMIT 1"},
     [KW_SQL_USER_SET_ACTIVE] = {"UPDATE users SET is_active = CAST(?2 AS INTEGER) <> 0 WHERE id = ?1"},
     [KW_SQL_USER_LIST] = {"SELECT " USER_COLS " FROM users ORDER BY id"},
     [KW_SQL_ORG_INSERT] = {"INSERT INTO organizations(id, name, created_at) VALUES (?1, ?2, ?3)"},

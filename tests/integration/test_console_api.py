@@ -280,6 +280,32 @@ class TestInvites(ConsoleCase):
                                                              "password": "newcomer password"})
         self.assertEqual(st, 201, body)
 
+    def test_email_case_finds_the_existing_account(self):
+        """An invitation to A@X.io is for the account a@x.io: accepting it
+        takes that account's password and adds the membership, instead of
+        creating a look-alike second account."""
+        org = self.env.add_org("Other")
+        uid = self.env.add_user("owner@x.io")
+        self.env.add_membership(uid, org, 15)
+        key = self.env.cli_key_create("owner@x.io", "o")
+        inv = self.assertStatus(self.srv.post("/api/organizations/%s/invites/" % org,
+                                              {"target_email": self.env.email.upper()}, key=key),
+                                201)
+        token = inv["link"].rsplit("/", 1)[1]
+        self.assertTrue(self.assertStatus(self.srv.get("/api/invites/%s/" % token), 200)
+                        ["has_account"])
+        self.assertProblem(self.srv.post("/api/invites/accept/", {
+            "token": token, "password": "some other password"}), 400, "invalid_credentials")
+        st, _, body = self.srv.post("/api/invites/accept/", {"token": token,
+                                                             "password": PASSWORD})
+        self.assertEqual(st, 201, body)
+        self.assertEqual(body["user"]["email"], self.env.email)
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM users WHERE lower(email) = ?",
+                                      (self.env.email,))[0][0], 1)
+        # and signing in with the address in another case reaches the account
+        st, _, body = self.login(email=self.env.email.upper())
+        self.assertEqual((st, body["user"]["email"]), (200, self.env.email))
+
     def test_long_texts_are_refused_not_cut(self):
         """Limits in characters alone let 4-byte characters overflow the
         stored field, which was then cut inside a character: the user could
