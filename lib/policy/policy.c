@@ -423,6 +423,21 @@ int kw_policy_check(kw_store *store, kw_directory *dir, kw_route_match *m,
     if (route->in_current_org && !m->org[0]) snprintf(m->org, sizeof m->org, "@current");
     if (m->org[0]) return check_org(store, dir, m, pr, level, problem);
     if (!m->project[0]) return 0;
+    /* A project key reaches its own project only: any other id is refused
+     * before it is looked up, the same whether it exists or not, so the
+     * answer never confirms another tenant's project ids. */
+    if ((pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) &&
+        strcmp(m->project, "@current") != 0) {
+        char *end;
+        errno = 0;
+        long long id = strtoll(m->project, &end, 10);
+        if (errno || *end || id != pr->project_id) {
+            kw_problem_set(problem, KW_P_PERMISSION, NULL, NULL,
+                           "API key does not have access to the requested project: ID %s.",
+                           m->project);
+            return 1;
+        }
+    }
     if (resolve_project(store, dir, m->project, pr, project, problem)) return 1;
     if (pr->kind == KW_KEY_SECRET || pr->kind == KW_KEY_PROJECT) {
         if (project->id != pr->project_id) {

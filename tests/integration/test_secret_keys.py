@@ -336,6 +336,12 @@ class FlagDefinitions(kwtest.KWTestCase):
         # phs_ of project 1 on project 2's local_evaluation route
         self.assertProblem(self.srv.get("/api/projects/%d/feature_flags/local_evaluation/"
                                         % self.env.project_b, key=phs), 403, "permission_denied")
+        # ... the same answer for a project that does not exist (another
+        # tenant's ids are never confirmed)
+        for ref in ("9999", "0", "123456789012"):
+            self.assertProblem(self.srv.get("/api/projects/%s/feature_flags/local_evaluation/"
+                                            % ref, key=phs), 403, "permission_denied")
+        # (a segment that is no project id matches no route: 404 for anyone)
         # a phs_ without feature_flag:read
         ep = self.make_phs(scopes=("endpoint:read",), label="endpoints")
         self.assertProblem(self.srv.get("/flags/definitions", key=ep), 403, "permission_denied",
