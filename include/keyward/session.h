@@ -110,6 +110,11 @@ int kw_session_logout(kw_sessions *s, const char *token);
 int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, const json_t *body,
                      kw_invite *out, char token[KW_TOKEN_LEN + 1], kw_problem *p);
 
+/* DELETE /api/organizations/:id/invites/:invite_id/: revokes a pending
+ * invitation of the organization (an admin's, checked by the policy); a
+ * 404 for one that is used, expired, another organization's or unknown. */
+int kw_invite_revoke(const kw_call *c, const char *org_id, const char *invite_id, kw_problem *p);
+
 /* A live (unused, unexpired) invitation by its token, else a 404. */
 int kw_invite_lookup(kw_store *store, const char *token, kw_invite *out, kw_problem *p);
 

@@ -14,6 +14,7 @@
  * two people race with it — and then signs the person in. */
 #include <ctype.h>
 #include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,15 +39,47 @@ static int valid_email(const char *e)
 
 /* One activity entry per project of the organization: that is where the
  * console's activity page (and PostHog's readers) look. */
-static int audit_invite(const kw_call *c, const kw_invite *inv)
+static int audit_invite(const kw_call *c, const kw_invite *inv, const char *activity)
 {
     kw_project_refs o = {.only_org = inv->org_id};
     int rc = kw_store_user_projects(c->store, c->actor->user_id, kw_project_refs_add, &o);
     for (size_t i = 0; !rc && i < o.n; i++)
-        rc = kw_audit_record(c, o.at[i].id, inv->org_id, "created", "OrganizationInvite", inv->id,
+        rc = kw_audit_record(c, o.at[i].id, inv->org_id, activity, "OrganizationInvite", inv->id,
                              inv->target_email, NULL);
     free(o.at);
     return rc;
+}
+
+struct find_invite {
+    const char *id;
+    kw_invite *out;
+    int found;
+};
+
+static int pick_invite(void *ctx, const kw_invite *inv)
+{
+    struct find_invite *f = ctx;
+    if (strcmp(inv->id, f->id) != 0) return 0;
+    *f->out = *inv;
+    f->found = 1;
+    return 1;  /* stop */
+}
+
+int kw_invite_revoke(const kw_call *c, const char *org_id, const char *invite_id, kw_problem *p)
+{
+    kw_invite inv;
+    struct find_invite f = {invite_id, &inv, 0};
+    /* The organization's pending invitations are few (each lives 7 days):
+     * the one to revoke is found among them, so an id of another
+     * organization's is a 404 like an unknown one. */
+    int rc = kw_store_invite_list(c->store, org_id, kw_now(), INT64_MAX, 0, pick_invite, &f);
+    if (rc < 0) return kw_storage_problem(p, rc);
+    if (!f.found) return kw_problem_from_store(p, KW_ERR_NOTFOUND);
+    rc = kw_store_begin(c->store);
+    if (rc) return kw_storage_problem(p, rc);
+    rc = kw_store_invite_delete(c->store, inv.id, org_id);
+    if (!rc) rc = audit_invite(c, &inv, "deleted");
+    return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 
 int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, const json_t *body,
@@ -89,7 +122,7 @@ int kw_invite_create(const kw_call *c, const char *org_id, int actor_level, cons
     int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
     rc = kw_store_invite_insert(c->store, out);
-    if (!rc) rc = audit_invite(c, out);
+    if (!rc) rc = audit_invite(c, out, "created");
     return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 

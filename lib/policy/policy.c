@@ -150,6 +150,10 @@ static const kw_route ROUTES[] = {
     {KW_ROUTE_SESSION, "GET", "/api/session", KW_CRED_SESSION, NULL, 0, NULL},
     {KW_ROUTE_INVITE_CREATE, "POST", "/api/organizations/:org/invites", ADMIN,
      "organization_member:write", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_INVITE_LIST, "GET", "/api/organizations/:org/invites", ADMIN,
+     "organization_member:read", KW_LEVEL_ADMIN, NULL},
+    {KW_ROUTE_INVITE_DELETE, "DELETE", "/api/organizations/:org/invites/:id", ADMIN,
+     "organization_member:write", KW_LEVEL_ADMIN, NULL},
     {KW_ROUTE_INVITE_ACCEPT, "POST", "/api/invites/accept", KW_CRED_NONE, NULL, 0, NULL},
     {KW_ROUTE_INVITE_GET, "GET", "/api/invites/:id", KW_CRED_NONE, NULL, 0, NULL},
     /* The console's pages and files, embedded in the binary. */

@@ -169,6 +169,42 @@ int kw_store_invite_accept(kw_store *s, const char *id, kw_time now)
     return kw_db_exec(st, 1);
 }
 
+int kw_store_invite_list(kw_store *s, const char *org_id, kw_time now, int64_t limit,
+                         int64_t offset, kw_invite_cb cb, void *ctx)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_INVITE_LIST, &st);
+    if (rc) return rc;
+    kw_db_text(st, 1, org_id);
+    kw_db_int(st, 2, now);
+    kw_db_int(st, 3, limit);
+    kw_db_int(st, 4, offset);
+    kw_invite inv;
+    while ((rc = kw_db_next(st, KW_DB_FIELDS(INVITE_FIELDS), &inv)) == KW_DB_ROW)
+        if ((rc = cb(ctx, &inv))) break;
+    return kw_db_finish(st, rc);
+}
+
+int kw_store_invite_count(kw_store *s, const char *org_id, kw_time now, int64_t *count)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_INVITE_COUNT, &st);
+    if (rc) return rc;
+    kw_db_text(st, 1, org_id);
+    kw_db_int(st, 2, now);
+    return kw_db_int_result(st, count);
+}
+
+int kw_store_invite_delete(kw_store *s, const char *id, const char *org_id)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_INVITE_DELETE, &st);
+    if (rc) return rc;
+    kw_db_text(st, 1, id);
+    kw_db_text(st, 2, org_id);
+    return kw_db_exec(st, 1);
+}
+
 /* ---- failed sign-ins ------------------------------------------------------ */
 
 /* A key's rows older than `keep` go first, so the table stays the size of

@@ -387,6 +387,14 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
      * once. */
     [KW_SQL_INVITE_ACCEPT] = {"UPDATE invites SET accepted_at = CAST(?2 AS BIGINT) WHERE id = ?1 "
                               "AND accepted_at IS NULL AND expires_at > CAST(?2 AS BIGINT)"},
+    /* An organization's pending invitations: unused and unexpired at ?2. */
+    [KW_SQL_INVITE_LIST] = {"SELECT " INVITE_COLS " FROM invites WHERE org_id = ?1 "
+                            "AND accepted_at IS NULL AND expires_at > CAST(?2 AS BIGINT) "
+                            "ORDER BY created_at DESC, id LIMIT ?3 OFFSET ?4"},
+    [KW_SQL_INVITE_COUNT] = {"SELECT COUNT(*) FROM invites WHERE org_id = ?1 "
+                             "AND accepted_at IS NULL AND expires_at > CAST(?2 AS BIGINT)"},
+    [KW_SQL_INVITE_DELETE] = {"DELETE FROM invites WHERE id = ?1 AND org_id = ?2 "
+                              "AND accepted_at IS NULL"},
     [KW_SQL_LOGIN_FAILURE_PRUNE] = {"DELETE FROM login_attempts WHERE key = ?1 AND at < ?2"},
     [KW_SQL_LOGIN_FAILURE_INSERT] = {"INSERT INTO login_attempts(key, at) VALUES (?1, ?2)"},
     [KW_SQL_LOGIN_FAILURE_NTH] = {"SELECT at FROM login_attempts WHERE key = ?1 AND at > ?2 "

@@ -90,6 +90,8 @@ static kw_handler handler_of(kw_route_id id)
     case KW_ROUTE_LOGOUT: return kw_h_logout;
     case KW_ROUTE_SESSION: return kw_h_session;
     case KW_ROUTE_INVITE_CREATE: return kw_h_invite_create;
+    case KW_ROUTE_INVITE_LIST: return kw_h_invite_list;
+    case KW_ROUTE_INVITE_DELETE: return kw_h_invite_delete;
     case KW_ROUTE_INVITE_ACCEPT: return kw_h_invite_accept;
     case KW_ROUTE_INVITE_GET: return kw_h_invite_get;
     case KW_ROUTE_CONSOLE: return kw_h_console;

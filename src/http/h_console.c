@@ -1,5 +1,6 @@
 /* h_console.c — the console's JSON routes: sign in and out, the current
- * session, and organization invitations.
+ * session, and organization invitations (create, list, revoke, look up,
+ * accept).
  *
  * Every rule lives in lib/auth/session.c and lib/org/invite.c; these functions
  * translate, and own the one HTTP-only concern: the session cookie.  It is
@@ -209,6 +210,57 @@ int kw_h_invite_create(kw_http_req *req, kw_http_resp *resp)
                            kw_json_user_by_id(req->app->store, inv.created_by), "created_at",
                            kw_json_time(inv.created_at), "expires_at", kw_json_time(inv.expires_at)));
     memset(token, 0, sizeof token);
+    return KW_OK;
+}
+
+/* A pending invitation as the list shows it: never its link (the token
+ * is shown once, to its creator). */
+static json_t *invite_json(kw_store *store, const kw_invite *inv)
+{
+    return json_pack("{s:s, s:s, s:i, s:o, s:o, s:o, s:b}", "id", inv->id, "target_email",
+                     inv->target_email, "level", inv->level, "created_by",
+                     kw_json_user_by_id(store, inv->created_by), "created_at",
+                     kw_json_time(inv->created_at), "expires_at", kw_json_time(inv->expires_at),
+                     "is_expired", 0);
+}
+
+struct invite_page {
+    kw_store *store;
+    json_t *list;
+};
+
+static int add_invite(void *ctx, const kw_invite *inv)
+{
+    struct invite_page *page = ctx;
+    json_t *o = invite_json(page->store, inv);
+    return o && !json_array_append_new(page->list, o) ? 0 : KW_ERR_NOMEM;
+}
+
+int kw_h_invite_list(kw_http_req *req, kw_http_resp *resp)
+{
+    int64_t limit, offset, count;
+    kw_req_page(req, 100, 1000, &limit, &offset);
+    struct invite_page page = {req->app->store, json_array()};
+    if (!page.list) return KW_ERR_NOMEM;
+    kw_time now = kw_now();
+    int rc = kw_store_invite_count(req->app->store, req->match.org, now, &count);
+    if (!rc) rc = kw_store_invite_list(req->app->store, req->match.org, now, limit, offset,
+                                       add_invite, &page);
+    if (rc) {
+        json_decref(page.list);
+        return rc;
+    }
+    kw_resp_json(resp, 200, kw_page_json(req, count, limit, offset, page.list));
+    return KW_OK;
+}
+
+int kw_h_invite_delete(kw_http_req *req, kw_http_resp *resp)
+{
+    kw_problem p;
+    if (kw_invite_revoke(&req->call, req->match.org, req->match.id, &p))
+        kw_resp_problem(resp, &p);
+    else
+        kw_resp_json(resp, 204, NULL);
     return KW_OK;
 }
 

@@ -283,6 +283,8 @@ int kw_h_login(kw_http_req *, kw_http_resp *);
 int kw_h_logout(kw_http_req *, kw_http_resp *);
 int kw_h_session(kw_http_req *, kw_http_resp *);
 int kw_h_invite_create(kw_http_req *, kw_http_resp *);
+int kw_h_invite_list(kw_http_req *, kw_http_resp *);
+int kw_h_invite_delete(kw_http_req *, kw_http_resp *);
 int kw_h_invite_accept(kw_http_req *, kw_http_resp *);
 int kw_h_invite_get(kw_http_req *, kw_http_resp *);
 int kw_h_console(kw_http_req *, kw_http_resp *);

@@ -101,6 +101,8 @@ static struct success success_of(kw_route_id id)
     case KW_ROUTE_LOGOUT: return (struct success){204, NULL, NULL};
     case KW_ROUTE_SESSION: return (struct success){200, "Object", NULL};
     case KW_ROUTE_INVITE_CREATE: return (struct success){201, "Object", NULL};
+    case KW_ROUTE_INVITE_LIST: return (struct success){200, "Page", NULL};
+    case KW_ROUTE_INVITE_DELETE: return (struct success){204, NULL, NULL};
     case KW_ROUTE_INVITE_ACCEPT: return (struct success){201, "Object", NULL};
     case KW_ROUTE_INVITE_GET: return (struct success){200, "Object", NULL};
     case KW_ROUTE_CONSOLE: return (struct success){200, "Text", HTML};

@@ -2,6 +2,7 @@
 sign-in and the session cookie, CSRF, the login limit, sessions acting
 through the same routes as keys, sign-out and revocation, invitations, and
 the embedded pages with their security headers."""
+import json
 import os
 import re
 import subprocess
@@ -234,6 +235,46 @@ class TestInvites(ConsoleCase):
         log = self.assertStatus(self.srv.get("/api/projects/1/activity_log/?scope=OrganizationInvite",
                                              key=self.key), 200)
         self.assertEqual(log["results"][0]["detail"]["name"], "new@x.io")
+
+    def test_list_and_revoke_pending_invitations(self):
+        invites = "/api/organizations/%s/invites/" % self.env.org_a
+        made = [self.assertStatus(self.srv.post(invites, {"target_email": "p%d@x.io" % i},
+                                                key=self.key), 201) for i in range(3)]
+        page = self.assertStatus(self.srv.get(invites, key=self.key), 200)
+        self.assertEqual(page["count"], 3)
+        self.assertEqual([i["target_email"] for i in page["results"]],
+                         ["p2@x.io", "p1@x.io", "p0@x.io"])
+        for item in page["results"]:  # never the link or its token
+            self.assertNotIn("link", item)
+            self.assertFalse(any(m["link"].rsplit("/", 1)[1] in json.dumps(item) for m in made))
+        # revoked: gone from the list, its link dead; a second time 404
+        self.assertEqual(self.srv.delete(invites + made[0]["id"] + "/", key=self.key)[0], 204)
+        self.assertProblem(self.srv.get("/api/invites/%s/" % made[0]["link"].rsplit("/", 1)[1]),
+                           404, "not_found")
+        self.assertProblem(self.srv.delete(invites + made[0]["id"] + "/", key=self.key), 404,
+                           "not_found")
+        # accepted ones are not pending
+        token = made[1]["link"].rsplit("/", 1)[1]
+        self.assertEqual(self.srv.post("/api/invites/accept/", {
+            "token": token, "password": "newcomer password"})[0], 201)
+        self.assertEqual([i["id"] for i in self.assertStatus(self.srv.get(invites, key=self.key),
+                                                             200)["results"]], [made[2]["id"]])
+        # another organization: 404 for its admin, and by its own path
+        self.env.tenants()
+        self.assertProblem(self.srv.get(invites, key=self.env.key_b), 404, "not_found")
+        self.assertProblem(self.srv.delete(invites + made[2]["id"] + "/", key=self.env.key_b),
+                           404, "not_found")
+        other = "/api/organizations/%s/invites/" % self.env.org_b
+        self.assertProblem(self.srv.delete(other + made[2]["id"] + "/", key=self.env.key_b), 404,
+                           "not_found")
+        # a plain member: 403
+        self.assertProblem(self.srv.get(invites, key=self.env.key_c), 403, "permission_denied")
+        self.assertProblem(self.srv.delete(invites + made[2]["id"] + "/", key=self.env.key_c),
+                           403, "permission_denied")
+        self.assertEqual(self.assertStatus(self.srv.get(invites, key=self.key), 200)["count"], 1)
+        log = self.env.sql("SELECT activity FROM activity_log WHERE scope='OrganizationInvite' "
+                           "AND item_id=?", (made[0]["id"],))
+        self.assertIn(("deleted",), log)
 
     def test_invite_dies_with_its_creators_standing(self):
         """A link is only as good as its creator is now: removed, demoted
