@@ -36,7 +36,8 @@ typedef enum kw_err {
     KW_ERR_LIMIT = -7,     /* a count or size limit was reached */
     KW_ERR_UNAVAILABLE = -8, /* backend unreachable; retry later */
     KW_ERR_IO = -9,
-    KW_ERR_UNSUPPORTED = -10 /* the backend does not offer this operation */
+    KW_ERR_UNSUPPORTED = -10, /* the backend does not offer this operation */
+    KW_ERR_TIMEOUT = -11   /* a statement ran past the time limit set for it */
 } kw_err;
 
 const char *kw_strerror(int err);

@@ -20,7 +20,8 @@ typedef enum kw_problem_kind {
     KW_P_UNSUPPORTED_MEDIA,  /* 415 invalid_request / unsupported_media_type */
     KW_P_THROTTLED,          /* 429 throttled_error / throttled */
     KW_P_SERVER,             /* 500 server_error / error */
-    KW_P_UNAVAILABLE         /* 503 server_error / service_unavailable */
+    KW_P_UNAVAILABLE,        /* 503 server_error / service_unavailable */
+    KW_P_TIMEOUT             /* 504 server_error / timeout: work stopped at its time limit */
 } kw_problem_kind;
 
 typedef struct kw_problem {

@@ -263,9 +263,18 @@ int kw_endpoint_delete(const kw_call *c, const kw_project *project, const char *
                        kw_problem *problem);
 int kw_endpoint_load(const kw_call *c, int64_t project_id, const char *name, kw_endpoint *out,
                      kw_problem *problem);
-/* Runs with `variables` (an object, or NULL = defaults only): *result =
- * {"columns", "results", "name", "kind"}, owned by the caller. */
-int kw_endpoint_run(const kw_call *c, const kw_project *project, const char *name,
-                    const json_t *variables, json_t **result, kw_problem *problem);
+/* A run in two halves, so that the query can run on a thread of its own:
+ * prepare loads the endpoint and resolves `variables` (an object, or NULL
+ * = defaults only) into *job; execute runs it, with at most time_limit_ms
+ * of database time (0: no bound; below 0: none left, refused at once) and
+ * *result = {"columns", "results", "name", "kind"} (and "truncated": true
+ * when recent_events' budget cut it), owned by the caller.  Past the limit
+ * the problem is 504 query_timeout. */
+typedef struct kw_endpoint_job kw_endpoint_job;
+int kw_endpoint_run_prepare(const kw_call *c, const kw_project *project, const char *name,
+                            const json_t *variables, kw_endpoint_job **job, kw_problem *problem);
+int kw_endpoint_run_execute(kw_store *store, kw_endpoint_job *job, int64_t time_limit_ms,
+                            json_t **result, kw_problem *problem);
+void kw_endpoint_job_free(kw_endpoint_job *job);
 
 #endif

@@ -402,6 +402,10 @@ int kw_store_rolled_live(kw_store *store, kw_time now, int64_t *count);
 
 #define KW_EVENT_NAME_MAX 400      /* bytes kept of an event name */
 #define KW_DISTINCT_ID_MAX 200     /* PostHog truncates distinct ids to 200 */
+/* An event's properties, serialized compactly, at most (PostHog's capture
+ * refuses events over 1 MB): what one stored event can cost an endpoint
+ * that reads it back. */
+#define KW_EVENT_PROPERTIES_MAX ((size_t)1 << 20)
 #define KW_ENDPOINT_NAME_MAX 64
 
 typedef struct kw_event {
@@ -432,6 +436,12 @@ typedef struct kw_event_query {
     kw_time date_from;          /* inclusive; 0 = unbounded */
     kw_time date_to;            /* exclusive; 0 = unbounded */
     int64_t limit;
+    /* recent_events: properties bytes the rows may hold together (the
+     * newest first; the answer ends before the row that would cross it). */
+    int64_t bytes;
+    /* Wall time the query may take, in ms; 0 = unbounded.  Past it the
+     * query fails with KW_ERR_TIMEOUT. */
+    int64_t time_limit_ms;
 } kw_event_query;
 
 /* One result row.  Aggregates fill bucket (interval start, 0 without an
@@ -442,6 +452,7 @@ typedef struct kw_event_row {
     const char *key;
     int64_t count;
     kw_event event;
+    int cut;  /* recent_events: the byte budget ends the answer before this row (no event) */
 } kw_event_row;
 
 typedef int (*kw_event_row_cb)(void *ctx, const kw_event_row *row);

@@ -175,6 +175,18 @@ static int stage_event(const json_t *e, kw_event *out, struct placed *at, kw_str
     else
         text_add(t, "{}", 2, &at->properties);
     if (dumped || !kw_sb_ok(t)) return kw_storage_problem(p, KW_ERR_NOMEM);
+    /* A gzip body of a few KiB inflates to megabytes of properties (an
+     * array of zeros), which every endpoint reading the event back would
+     * parse.  413, not 400: posthog-node halves a batch on 413 until the
+     * event is alone, then drops it and delivers the rest, where a 400
+     * drops the whole batch. */
+    if (kw_sb_len(t) - at->properties - 1 > KW_EVENT_PROPERTIES_MAX) {
+        kw_problem_set(p, KW_P_TOO_LARGE, NULL, "properties",
+                       "An event's properties may be at most %zu bytes once serialized; this "
+                       "one has %zu. Nothing of this request was stored.",
+                       KW_EVENT_PROPERTIES_MAX, kw_sb_len(t) - at->properties - 1);
+        return 1;
+    }
 
     memset(out, 0, sizeof *out);
     json_t *uuid = json_object_get(e, "uuid");

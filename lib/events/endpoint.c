@@ -228,10 +228,19 @@ int kw_endpoint_delete(const kw_call *c, const kw_project *project, const char *
     return rc;
 }
 
-int kw_endpoint_run(const kw_call *c, const kw_project *project, const char *name,
-                    const json_t *values, json_t **result, kw_problem *p)
+/* A run between its two halves: what the query needs, nothing borrowed
+ * from the request (it may run on another thread once the request's first
+ * pass has returned). */
+struct kw_endpoint_job {
+    kw_eq_resolved r;
+    char name[KW_ENDPOINT_NAME_MAX + 1];
+    json_t *kind;
+};
+
+int kw_endpoint_run_prepare(const kw_call *c, const kw_project *project, const char *name,
+                            const json_t *values, kw_endpoint_job **out, kw_problem *p)
 {
-    *result = NULL;
+    *out = NULL;
     if (values && !json_is_object(values)) {
         kw_problem_set(p, KW_P_VALIDATION, "invalid_input", "variables",
                        "variables must be an object.");
@@ -239,22 +248,41 @@ int kw_endpoint_run(const kw_call *c, const kw_project *project, const char *nam
     }
     kw_endpoint e;
     if (kw_endpoint_load(c, project->id, name, &e, p)) return 1;
+    kw_endpoint_job *job = calloc(1, sizeof *job);
     json_t *query = json_loads(e.query, 0, NULL);
     json_t *defs = json_loads(e.variables, 0, NULL);
     json_t *empty = values ? NULL : json_object();
-    kw_eq_resolved r;
-    int failed = kw_eq_resolve(query, defs, values ? values : empty, kw_now(), &r, p);
-    r.q.project_id = project->id;
-    if (!failed) failed = kw_eq_run(c->store, &r, result, p);
+    int failed = !job ? kw_storage_problem(p, KW_ERR_NOMEM)
+                      : kw_eq_resolve(query, defs, values ? values : empty, kw_now(), &job->r, p);
     if (!failed) {
-        json_object_set_new(*result, "name", json_string(e.name));
-        json_object_set_new(*result, "kind", json_object_get(query, "kind")
-                                                 ? json_deep_copy(json_object_get(query, "kind"))
-                                                 : json_null());
+        job->r.q.project_id = project->id;
+        snprintf(job->name, sizeof job->name, "%s", e.name);
+        job->kind = json_incref(json_object_get(query, "kind"));
+        *out = job;
+    } else {
+        free(job);
     }
     json_decref(query);
     json_decref(defs);
     json_decref(empty);
     kw_endpoint_clear(&e);
     return failed;
+}
+
+int kw_endpoint_run_execute(kw_store *store, kw_endpoint_job *job, int64_t time_limit_ms,
+                            json_t **result, kw_problem *p)
+{
+    *result = NULL;
+    job->r.q.time_limit_ms = time_limit_ms;
+    if (kw_eq_run(store, &job->r, result, p)) return 1;
+    json_object_set_new(*result, "name", json_string(job->name));
+    json_object_set(*result, "kind", job->kind ? job->kind : json_null());
+    return 0;
+}
+
+void kw_endpoint_job_free(kw_endpoint_job *job)
+{
+    if (!job) return;
+    json_decref(job->kind);
+    free(job);
 }

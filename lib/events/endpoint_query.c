@@ -82,8 +82,14 @@ static int check_typed(const json_t *v, const char *type, const char *what, cons
     const char *s = json_string_value(v);
     if (strlen(s) != json_string_length(v))
         return bad(p, attr, "%s may not contain null characters.", what);
-    if (kw_v_utf8_length(s) > KW_EQ_TEXT_MAX)
-        return bad(p, attr, "%s is longer than 400 characters.", what);
+    /* Bytes, not characters: the value is copied into a buffer of
+     * KW_EQ_TEXT_MAX bytes, and capture keeps event names to as many bytes,
+     * so a longer name could never match anyway. */
+    if (json_string_length(v) > KW_EQ_TEXT_MAX) {
+        kw_problem_set(p, KW_P_VALIDATION, "max_length", attr, "%s is longer than %d bytes.",
+                       what, KW_EQ_TEXT_MAX);
+        return 1;
+    }
     if (strcmp(type, "date") == 0 && parse_date(s, 0, &t))
         return bad(p, attr, "%s is not a date (2024-01-31, 2024-01-31T12:00:00Z, -7d, -24h, now).",
                    what);
@@ -136,13 +142,18 @@ static const char *placeholder(const json_t *v, char name[VAR_NAME_MAX + 1])
 }
 
 /* The value of query field `field` (a literal, or a variable's value at
- * run time; NULL when absent, null, or a placeholder while saving). */
+ * run time; NULL when absent or null).  While saving, a placeholder gives
+ * its variable's default (NULL without one), so that the field's own rules
+ * (a limit's range) hold for defaults too: a default every run would
+ * refuse is refused when the endpoint is saved.  *from_var says the value
+ * came from a variable (its refusals then name "variables"). */
 static int field(const json_t *query, const char *field, const char *type, const json_t *defs,
-                 const json_t *values, const json_t **out, kw_problem *p)
+                 const json_t *values, const json_t **out, int *from_var, kw_problem *p)
 {
     char name[VAR_NAME_MAX + 1];
     const json_t *v = json_object_get(query, field);
     *out = NULL;
+    *from_var = 0;
     if (!v || json_is_null(v)) return 0;
     if (!placeholder(v, name)) {
         if (check_typed(v, type, field, "query", p)) return 1;
@@ -158,7 +169,12 @@ static int field(const json_t *query, const char *field, const char *type, const
                        declared ? declared : "?", field, type);
         return 1;
     }
-    if (!values) return 0;
+    *from_var = 1;
+    if (!values) {
+        const json_t *dflt = json_object_get(def, "default");
+        if (dflt && !json_is_null(dflt)) *out = dflt;  /* typed by kw_eq_check_variables */
+        return 0;
+    }
     v = json_object_get(values, name);
     if (!v) v = json_object_get(def, "default");
     if (!v) return bad(p, "variables", "Missing value for variable '%.64s'.", name);
@@ -198,11 +214,12 @@ int kw_eq_resolve(const json_t *query, const json_t *defs, const json_t *values,
         r->q.bucket = iv[0] == 'h' ? HOUR_US : 24 * HOUR_US;
     }
     const json_t *event, *property, *from, *to, *limit;
-    if (field(query, "event", "string", defs, values, &event, p) ||
-        field(query, "property", "string", defs, values, &property, p) ||
-        field(query, "date_from", "date", defs, values, &from, p) ||
-        field(query, "date_to", "date", defs, values, &to, p) ||
-        field(query, "limit", "integer", defs, values, &limit, p))
+    int var, var_limit;
+    if (field(query, "event", "string", defs, values, &event, &var, p) ||
+        field(query, "property", "string", defs, values, &property, &var, p) ||
+        field(query, "date_from", "date", defs, values, &from, &var, p) ||
+        field(query, "date_to", "date", defs, values, &to, &var, p) ||
+        field(query, "limit", "integer", defs, values, &limit, &var_limit, p))
         return 1;
     if (r->q.kind == KW_EQ_PROPERTY_BREAKDOWN &&
         (!json_object_get(query, "property") || (values && !property)))
@@ -219,10 +236,14 @@ int kw_eq_resolve(const json_t *query, const json_t *defs, const json_t *values,
     if (from) parse_date(json_string_value(from), now, &r->q.date_from);
     if (to) parse_date(json_string_value(to), now, &r->q.date_to);
     r->q.limit = LIMIT_DEFAULT;
+    r->q.bytes = KW_EQ_RECENT_BYTES_MAX;
     if (limit) {
         json_int_t n = json_integer_value(limit);
         if (n < 1 || n > LIMIT_MAX)
-            return bad(p, values ? "variables" : "query", "%s", "limit must be between 1 and 1000.");
+            return bad(p, var_limit ? "variables" : "query", "%s",
+                       var_limit && !values ? "The default of the variable used as limit must be "
+                                              "between 1 and 1000."
+                                            : "limit must be between 1 and 1000.");
         r->q.limit = n;
     }
     return 0;
@@ -233,7 +254,31 @@ int kw_eq_resolve(const json_t *query, const json_t *defs, const json_t *values,
 struct run {
     const kw_eq_resolved *r;
     json_t *rows;
+    size_t values;  /* JSON values parsed so far (recent_events' properties) */
+    int truncated;  /* a budget ended the rows early */
 };
+
+/* How many values a JSON text holds, roughly (its separators and
+ * containers outside strings): what parsing it costs in jansson nodes,
+ * found without parsing.  An array of 500,000 zeros is 1 MB of text and,
+ * parsed, some 20 MB of nodes; the byte budget alone would let a few such
+ * properties take a hundred MB. */
+static size_t json_values(const char *s)
+{
+    size_t n = 1;
+    int in_string = 0;
+    for (; *s; s++) {
+        if (in_string) {
+            if (*s == '\\' && s[1]) s++;
+            else if (*s == '"') in_string = 0;
+        } else if (*s == '"') {
+            in_string = 1;
+        } else if (*s == ',' || *s == ':' || *s == '[' || *s == '{') {
+            n++;
+        }
+    }
+    return n;
+}
 
 static json_t *bucket_json(const kw_eq_resolved *r, kw_time bucket)
 {
@@ -248,12 +293,26 @@ static int add_row(void *ctx, const kw_event_row *row)
 {
     struct run *run = ctx;
     const kw_eq_resolved *r = run->r;
+    json_t *props = NULL;
+    if (r->q.kind == KW_EQ_RECENT_EVENTS) {
+        /* Past either budget the answer ends (and says so): the rows stay
+         * the newest ones, with no gap. */
+        size_t values = row->cut ? 0 : json_values(row->event.properties);
+        if (row->cut || values > KW_EQ_RECENT_VALUES_MAX - run->values) {
+            run->truncated = 1;
+            return KW_ERR_LIMIT;
+        }
+        run->values += values;
+        props = json_loads(row->event.properties, 0, NULL);
+    }
     json_t *a = json_array();
-    if (!a) return KW_ERR_NOMEM;
+    if (!a) {
+        json_decref(props);
+        return KW_ERR_NOMEM;
+    }
     if (r->q.kind == KW_EQ_RECENT_EVENTS) {
         char ts[KW_TIME_TEXT];
         kw_time_format(row->event.timestamp, ts);
-        json_t *props = json_loads(row->event.properties ? row->event.properties : "{}", 0, NULL);
         json_array_append_new(a, json_string(row->event.uuid));
         json_array_append_new(a, json_string(row->event.event ? row->event.event : ""));
         json_array_append_new(a, json_string(row->event.distinct_id ? row->event.distinct_id : ""));
@@ -268,8 +327,19 @@ static int add_row(void *ctx, const kw_event_row *row)
     return json_array_append_new(run->rows, a) ? KW_ERR_NOMEM : 0;
 }
 
+static int timed_out(kw_problem *p)
+{
+    kw_problem_set(p, KW_P_TIMEOUT, "query_timeout", NULL,
+                   "The endpoint's query ran past the server's time limit for endpoint runs and "
+                   "was stopped. Narrow it (date_from, event) or raise the limit (keyward serve "
+                   "--endpoint-timeout).");
+    return 1;
+}
+
 int kw_eq_run(kw_store *store, const kw_eq_resolved *r, json_t **out, kw_problem *p)
 {
+    *out = NULL;
+    if (r->q.time_limit_ms < 0) return timed_out(p);  /* spent waiting for its turn */
     static const char *const COLUMNS[KW_EQ_KIND_COUNT][5] = {
         {"event", "count"}, {"unique_users"}, {"value", "count"},
         {"uuid", "event", "distinct_id", "properties", "timestamp"}};
@@ -277,16 +347,19 @@ int kw_eq_run(kw_store *store, const kw_eq_resolved *r, json_t **out, kw_problem
     if (r->interval) json_array_append_new(columns, json_string("date"));
     for (int i = 0; i < 5 && COLUMNS[r->q.kind][i]; i++)
         json_array_append_new(columns, json_string(COLUMNS[r->q.kind][i]));
-    struct run run = {r, json_array()};
+    struct run run = {r, json_array(), 0, 0};
     int rc = kw_store_events_query(store, &r->q, add_row, &run);
+    if (rc == KW_ERR_LIMIT && run.truncated) rc = KW_OK;  /* a budget, not a failure */
     /* One bucket and no events: "0 users", not "no answer". */
     if (!rc && r->q.kind == KW_EQ_UNIQUE_USERS && !r->interval && json_array_size(run.rows) == 0)
         json_array_append_new(run.rows, json_pack("[i]", 0));
     if (rc) {
         json_decref(columns);
         json_decref(run.rows);
-        return kw_storage_problem(p, rc);
+        return rc == KW_ERR_TIMEOUT ? timed_out(p) : kw_storage_problem(p, rc);
     }
     *out = json_pack("{s:o, s:o}", "columns", columns, "results", run.rows);
+    /* Said only when it happened, so an answer without it is complete. */
+    if (*out && run.truncated) json_object_set_new(*out, "truncated", json_true());
     return *out ? 0 : kw_storage_problem(p, KW_ERR_NOMEM);
 }

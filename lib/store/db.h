@@ -52,6 +52,10 @@ struct kw_db_driver {
     /* Blocks until another session changed keys or flags (KW_CHANGE_*);
      * NULL where the database cannot tell (SQLite: the caller polls). */
     int (*wait_change)(kw_store *, int timeout_ms, int *what);
+    /* Bounds the statements this thread steps from now on to `ms`
+     * milliseconds of wall time, until called again with 0 (no bound);
+     * a statement stopped by it fails with KW_ERR_TIMEOUT. */
+    int (*time_limit)(kw_store *, int64_t ms);
 };
 
 struct kw_store {
@@ -82,6 +86,14 @@ static inline int kw_db_counted(int rc)
     else if (rc == KW_ERR_DB || rc == KW_ERR_NOMEM || rc == KW_ERR_IO) kw_metrics_db_error(KW_M_DB_ERROR);
     return rc;
 }
+
+/* Bounds what the thread's next statements may run, for work a caller
+ * chose (an endpoint's query), never for the store's own statements:
+ * SQLite checks a deadline from a progress handler, PostgreSQL sets the
+ * session's statement_timeout.  Set it after kw_db_prepare (which may
+ * reconnect a PostgreSQL session, losing the setting) and clear it with 0
+ * before anything else runs on the thread. */
+static inline int kw_db_time_limit(kw_store *s, int64_t ms) { return s->driver->time_limit(s, ms); }
 
 /* The thread's prepared statement `id`, ready to bind. */
 static inline int kw_db_prepare(kw_store *s, enum kw_sql_id id, kw_db_stmt **st)

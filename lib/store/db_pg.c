@@ -109,6 +109,9 @@ static int kw_pg_error(PGconn *db, const PGresult *res)
         strcmp(state, "53300") == 0)                                       /* too many connections */
         return KW_ERR_UNAVAILABLE;
     if (strcmp(state, "53200") == 0) return KW_ERR_NOMEM;
+    /* query_canceled: keyward cancels nothing, so it is statement_timeout
+     * (kw_pg_time_limit). */
+    if (strcmp(state, "57014") == 0) return KW_ERR_TIMEOUT;
     return KW_ERR_DB;
 }
 
@@ -505,6 +508,25 @@ static void kw_pg_finish(kw_db_stmt *st)
 }
 
 
+/* The session's statement_timeout, for one caller's bounded statements;
+ * RESET gives back whatever the URL or the role set.  The value is a
+ * parameter like any other. */
+static int kw_pg_time_limit(kw_store *b, int64_t ms)
+{
+    struct pg_conn *c;
+    int rc = kw_pg_conn_get(P(b), &c);
+    if (rc) return rc;
+    if (ms <= 0) return kw_pg_exec(c, "RESET statement_timeout");
+    char text[24];
+    const char *values[1] = {text};
+    snprintf(text, sizeof text, "%" PRId64, ms);
+    PGresult *res = NULL;
+    rc = take_result(c->db, PQexecParams(c->db, "SELECT set_config('statement_timeout', $1, false)",
+                                         1, NULL, values, NULL, NULL, 0), &res);
+    PQclear(res);
+    return rc;
+}
+
 /* ---- schema, transactions, lifecycle ------------------------------------- */
 
 
@@ -614,6 +636,7 @@ static const struct kw_db_driver PG_DRIVER = {
     .in_transaction = pg_in_transaction,
     .schema_version = pg_schema_version,
     .wait_change = kw_pg_wait_change,
+    .time_limit = kw_pg_time_limit,
 };
 
 int kw_db_postgres_open(const char *url, kw_store **out)

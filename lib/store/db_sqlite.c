@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyward/keyward.h"
 #include "store/store_schema.h"
@@ -32,6 +33,7 @@ struct sq_stmt {
 
 struct conn {
     sqlite3 *db;
+    int64_t deadline_ns;  /* CLOCK_MONOTONIC; set while a time limit is (sqlite_time_limit) */
     struct sq_stmt stmts[KW_SQL_COUNT];  /* indexed by statement id, prepared on first use */
     struct conn *next;  /* every connection, for close */
 };
@@ -55,6 +57,7 @@ static int map_rc(sqlite3 *db, int rc)
     case SQLITE_CONSTRAINT: return KW_ERR_EXISTS;
     case SQLITE_NOMEM: return KW_ERR_NOMEM;
     case SQLITE_BUSY: case SQLITE_LOCKED: return KW_ERR_UNAVAILABLE;
+    case SQLITE_INTERRUPT: return KW_ERR_TIMEOUT;  /* only the time limit interrupts */
     default: return KW_ERR_DB;
     }
 }
@@ -197,6 +200,42 @@ static int sqlite_in_transaction(kw_store *base)
 }
 
 
+/* ---- time limit ------------------------------------------------------------ */
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* SQLite calls this every PROGRESS_STEPS virtual-machine instructions of
+ * the statement being stepped; non-zero interrupts it (SQLITE_INTERRUPT).
+ * 1000 instructions take microseconds, so the deadline is met closely and
+ * the clock is read rarely enough not to show. */
+#define PROGRESS_STEPS 1000
+static int past_deadline(void *arg)
+{
+    const struct conn *c = arg;
+    return monotonic_ns() >= c->deadline_ns;
+}
+
+/* Installed only while a caller's bounded work runs, and removed after:
+ * the store's own statements (a verification, a capture) never pay for it
+ * and are never interrupted. */
+static int sqlite_time_limit(kw_store *base, int64_t ms)
+{
+    struct conn *c = conn_get(S(base));
+    if (!c) return KW_ERR_UNAVAILABLE;
+    if (ms <= 0) {
+        sqlite3_progress_handler(c->db, 0, NULL, NULL);
+        return KW_OK;
+    }
+    c->deadline_ns = monotonic_ns() + ms * 1000000;
+    sqlite3_progress_handler(c->db, PROGRESS_STEPS, past_deadline, c);
+    return KW_OK;
+}
+
 /* ---- the driver (db.h) ----------------------------------------------------- */
 
 static const struct kw_db_driver SQLITE_DRIVER;
@@ -293,6 +332,7 @@ static const struct kw_db_driver SQLITE_DRIVER = {
     .in_transaction = sqlite_in_transaction,
     .schema_version = sqlite_schema_version,
     .wait_change = NULL,
+    .time_limit = sqlite_time_limit,
 };
 
 int kw_db_sqlite_open(const char *path, kw_store **out)

@@ -158,10 +158,16 @@ int kw_store_events_query(kw_store *s, const kw_event_query *q, kw_event_row_cb 
     kw_db_int(st, 4, q->date_from ? q->date_from : INT64_MIN);
     kw_db_int(st, 5, q->date_to ? q->date_to : INT64_MAX);
     kw_db_int(st, 6, q->limit > 0 ? q->limit : 100);
-    /* Only the breakdown has ?7: PostgreSQL refuses a parameter too many. */
-    if (q->kind == KW_EQ_PROPERTY_BREAKDOWN) kw_db_text(st, 7, q->property);
-
+    /* Only the breakdown and recent events have ?7: PostgreSQL refuses a
+     * parameter too many. */
     int recent = q->kind == KW_EQ_RECENT_EVENTS;
+    if (q->kind == KW_EQ_PROPERTY_BREAKDOWN) kw_db_text(st, 7, q->property);
+    if (recent) kw_db_int(st, 7, q->bytes > 0 ? q->bytes : INT64_MAX);
+    /* After the prepare: a PostgreSQL session reconnected there would
+     * have lost the setting. */
+    if (q->time_limit_ms > 0 && (rc = kw_db_time_limit(s, q->time_limit_ms)))
+        return kw_db_finish(st, rc);
+
     const struct kw_db_field *fields = recent ? RECENT_FIELDS : AGGREGATE_FIELDS;
     size_t n_fields = recent ? N_OF(RECENT_FIELDS) : N_OF(AGGREGATE_FIELDS);
     kw_event_row row;
@@ -170,12 +176,20 @@ int kw_store_events_query(kw_store *s, const kw_event_query *q, kw_event_row_cb 
         if (recent) {
             row.event.event = kw_db_col_text(st, 4);
             row.event.distinct_id = kw_db_col_text(st, 5);
-            row.event.properties = kw_db_col_text(st, 6);
+            row.cut = kw_db_col_null(st, 6);  /* stored properties are never NULL */
+            row.event.properties = row.cut ? NULL : kw_db_col_text(st, 6);
             row.count = 1;
         } else {
             row.key = kw_db_col_null(st, 2) ? NULL : kw_db_col_text(st, 2);
         }
         if ((rc = cb(ctx, &row))) break;
+    }
+    if (q->time_limit_ms > 0) {
+        /* The bound is this query's only: cleared once its statement is
+         * reset, whatever the outcome. */
+        rc = kw_db_finish(st, rc);
+        int cleared = kw_db_time_limit(s, 0);
+        return rc ? rc : cleared;
     }
     return kw_db_finish(st, rc);
 }

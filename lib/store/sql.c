@@ -289,6 +289,14 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     "SELECT bucket, n, value FROM (SELECT " EV_BUCKET " AS bucket, " value " AS value, " \
     "COUNT(*) AS n FROM events WHERE " EV_WHERE " GROUP BY 1, 2) AS g "                 \
     "ORDER BY bucket, n DESC, value IS NULL, value" collate " LIMIT ?6"
+#define EV_RECENT(bytes)                                                                   \
+    "SELECT e.id, e.uuid, e.timestamp, e.created_at, e.event, e.distinct_id, "             \
+    "CASE WHEN r.upto <= CAST(?7 AS BIGINT) THEN e.properties END "                        \
+    "FROM (SELECT id, len, SUM(len) OVER (ORDER BY timestamp DESC, id DESC "               \
+    "ROWS UNBOUNDED PRECEDING) AS upto FROM (SELECT id, timestamp, " bytes " AS len "      \
+    "FROM events WHERE " EV_WHERE " AND CAST(?2 AS BIGINT) IS NOT NULL "                   \
+    "ORDER BY timestamp DESC, id DESC LIMIT ?6) AS w) AS r JOIN events AS e ON e.id = r.id " \
+    "WHERE r.upto - r.len <= CAST(?7 AS BIGINT) ORDER BY r.upto"
 #define EP_COLS \
     "id, project_id, name, description, query, variables, created_by, created_at, updated_at"
     /* A batch: 16 rows (or one) per step on SQLite, inside one
@@ -341,10 +349,16 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
                                           ""),
                              EV_BREAKDOWN("CAST(properties AS JSONB) ->> CAST(?7 AS TEXT)",
                                           " COLLATE \"C\"")},
-    /* ?2 is unused here but named, so every kind binds the same parameters. */
-    [KW_SQL_EV_RECENT] = {"SELECT id, uuid, timestamp, created_at, event, distinct_id, properties "
-                          "FROM events WHERE " EV_WHERE " AND CAST(?2 AS BIGINT) IS NOT NULL "
-                          "ORDER BY timestamp DESC, id DESC LIMIT ?6"},
+    /* ?2 is unused here but named, so every kind binds the same parameters.
+     * ?7 is a budget of properties bytes: the newest rows are kept while
+     * their properties add up to at most ?7, and the first row past it
+     * comes with NULL properties (the caller's sign that the answer was
+     * cut there).  The running sum is taken over ids and lengths only and
+     * properties are read for the rows kept, so neither backend holds more
+     * than the budget (PostgreSQL sends its whole result at once).
+     * SQLite's length() of text counts characters, hence the BLOB. */
+    [KW_SQL_EV_RECENT] = {EV_RECENT("LENGTH(CAST(properties AS BLOB))"),
+                          EV_RECENT("OCTET_LENGTH(properties)")},
     [KW_SQL_EP_INSERT] = {"INSERT INTO endpoints(project_id, name, description, query, variables, "
                           "created_by, created_at, updated_at) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id"},

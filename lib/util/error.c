@@ -15,6 +15,7 @@ const char *kw_strerror(int err)
     case KW_ERR_UNAVAILABLE: return "backend unavailable";
     case KW_ERR_IO: return "i/o error";
     case KW_ERR_UNSUPPORTED: return "not supported by this backend";
+    case KW_ERR_TIMEOUT: return "stopped at its time limit";
     default: return "unknown error";
     }
 }

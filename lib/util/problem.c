@@ -26,6 +26,7 @@ static const struct {
     [KW_P_THROTTLED] = {429, "throttled_error", "throttled"},
     [KW_P_SERVER] = {500, "server_error", "error"},
     [KW_P_UNAVAILABLE] = {503, "server_error", "service_unavailable"},
+    [KW_P_TIMEOUT] = {504, "server_error", "timeout"},
 };
 
 int kw_problem_from_store(kw_problem *p, int rc)

@@ -36,7 +36,8 @@ static void usage(FILE *out)
             "                     [--public-url URL] [--js-dir DIR]\n"
             "                     [--metrics-listen HOST:PORT] [--log-format text|json]\n"
             "                     [--webhook-retry-base SECONDS] [--webhook-allow-private]\n"
-            "                     [--webhook-expiring-days DAYS] [--config FILE]\n\n"
+            "                     [--webhook-expiring-days DAYS] [--endpoint-timeout SECONDS]\n"
+            "                     [--config FILE]\n\n"
             "  --listen   address to bind (default $KEYWARD_LISTEN or 127.0.0.1:8000;\n"
             "             port 0 picks a free port, printed on stdout)\n"
             "  --db       SQLite file or PostgreSQL URL (default $KEYWARD_DATABASE_URL or keyward.db)\n"
@@ -65,6 +66,10 @@ static void usage(FILE *out)
             "             0: every capture is answered once its events are committed.  A\n"
             "             crash or kill -9 loses up to EVENTS acknowledged events; past the\n"
             "             window, and while the database refuses them, captures wait again\n"
+            "  --endpoint-timeout SECONDS\n"
+            "             wall time an endpoint run may take from its arrival, its wait for\n"
+            "             the query thread included (default 10, 0.05-3600); past it the\n"
+            "             query is stopped and the run answered 504 query_timeout\n"
             "  --conn-timeout SECONDS\n"
             "             close a connection idle (or stalled mid-request) this long\n"
             "             (default 30, 1-3600)\n"
@@ -247,7 +252,7 @@ static const char *check_public_url(const char *v)
  * configuration file; flag > variable > file > default. */
 enum { S_LISTEN, S_DB, S_THREADS, S_LEAK_KEYS, S_SECURE, S_GRACE, S_CONN_TIMEOUT, S_PUBLIC_URL,
        S_JS_DIR, S_METRICS, S_LOG_FORMAT, S_WEBHOOK_RETRY, S_WEBHOOK_PRIVATE, S_WEBHOOK_EXPIRING,
-       S_MAX_CONNECTIONS, S_CAPTURE_ACK_WINDOW,
+       S_MAX_CONNECTIONS, S_CAPTURE_ACK_WINDOW, S_ENDPOINT_TIMEOUT,
        S_COUNT };
 
 /* A number in [lo, hi] (seconds or days), as the webhook settings take. */
@@ -260,6 +265,10 @@ static int double_in(const char *v, double lo, double hi, double *out)
     return 1;
 }
 static const char *check_webhook_retry(const char *v)
+{
+    return double_in(v, 0.05, 3600, NULL) ? NULL : "a number of seconds 0.05-3600";
+}
+static const char *check_endpoint_timeout(const char *v)
 {
     return double_in(v, 0.05, 3600, NULL) ? NULL : "a number of seconds 0.05-3600";
 }
@@ -286,6 +295,8 @@ int kw_cli_serve(int argc, char **argv)
                                .check = check_max_connections},
         [S_CAPTURE_ACK_WINDOW] = {.key = "capture-ack-window", .env = "KEYWARD_CAPTURE_ACK_WINDOW",
                                   .check = check_ack_window},
+        [S_ENDPOINT_TIMEOUT] = {.key = "endpoint-timeout", .env = "KEYWARD_ENDPOINT_TIMEOUT",
+                                .check = check_endpoint_timeout},
         [S_PUBLIC_URL] = {.key = "public-url", .env = "KEYWARD_PUBLIC_URL",
                           .check = check_public_url},
         [S_JS_DIR] = {.key = "js-dir", .env = "KEYWARD_JS_DIR", .check = NULL, .empty_ok = 1},
@@ -313,6 +324,8 @@ int kw_cli_serve(int argc, char **argv)
                                          {"capture-ack-window", required_argument, 0,
                                           S_CAPTURE_ACK_WINDOW},
                                          {"public-url", required_argument, 0, S_PUBLIC_URL},
+                                         {"endpoint-timeout", required_argument, 0,
+                                          S_ENDPOINT_TIMEOUT},
                                          /* operations */
                                          {"metrics-listen", required_argument, 0, S_METRICS},
                                          {"log-format", required_argument, 0, S_LOG_FORMAT},
@@ -389,6 +402,9 @@ static int serve(const kw_setting *set)
     long ack_window = 0;
     if (set[S_CAPTURE_ACK_WINDOW].value)
         long_in(set[S_CAPTURE_ACK_WINDOW].value, 0, 1000000, &ack_window);
+    double endpoint_s = KW_ENDPOINT_TIMEOUT_MS_DEFAULT / 1000.0;
+    if (set[S_ENDPOINT_TIMEOUT].value)
+        double_in(set[S_ENDPOINT_TIMEOUT].value, 0.05, 3600, &endpoint_s);
     double grace_s = set[S_GRACE].value ? strtod(set[S_GRACE].value, NULL) : 30;
     if (log_format && *log_format && kw_log_set_format(log_format)) {
         fprintf(stderr, "keyward serve: --log-format must be text or json\n");
@@ -440,6 +456,7 @@ static int serve(const kw_setting *set)
                   .secure_cookies = secure_cookies, .conn_timeout = (unsigned)conn_timeout,
                   .max_connections = (unsigned)max_connections,
                   .capture_ack_window = (unsigned)ack_window,
+                  .endpoint_timeout_ms = (int64_t)(endpoint_s * 1000 + 0.5),
                   .public_url = public_base[0] ? public_base : NULL, .js = js};
     int rc = kw_flagcache_new(store, FLAGCACHE_PROJECTS, FLAGCACHE_TTL_US, &app.flags);
     if (!rc) rc = kw_directory_new(store, &app.directory);

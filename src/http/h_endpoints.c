@@ -1,9 +1,20 @@
 /* h_endpoints.c — /api/projects/:id/endpoints/ (CRUD, by name) and
  * …/endpoints/:name/run/.  Rules live in lib/events/endpoint.c; this file
  * translates.  Run takes its variables as a JSON object: in the body
- * ({"variables": {...}}) for POST, in ?variables=<JSON> for GET. */
+ * ({"variables": {...}}) for POST, in ?variables=<JSON> for GET.
+ *
+ * A run's query can read every event of the project (anyone holding the
+ * public phc_ token can capture hundreds of thousands), so it never runs
+ * on a request thread, each of which serves many connections: the request
+ * is checked and its variables resolved here, then it is suspended while
+ * the query runs on the query thread (server_hold.c), and answered when
+ * it is dispatched again.  Each run has a time limit counted from its
+ * arrival (--endpoint-timeout), so one waiting behind another gets only
+ * what is left, and at most KW_ENDPOINT_RUNS_MAX are taken at once: more
+ * are answered 503 at once instead of queueing without bound. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http.h"
 #include "keyward/keyward.h"
@@ -84,9 +95,99 @@ int kw_h_endpoint_delete(kw_http_req *req, kw_http_resp *resp)
     return KW_OK;
 }
 
+/* A run handed to the query thread, and its outcome. */
+struct run_job {
+    kw_app *app;
+    kw_endpoint_job *job;
+    struct timespec deadline;  /* CLOCK_MONOTONIC */
+    json_t *result;
+    int failed;
+    kw_problem problem;
+};
+
+/* What is left of the run's time, in ms; -1 when none. */
+static int64_t time_left(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+                 (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    return ms > 0 ? ms : -1;
+}
+
+/* On the query thread. */
+static void run_work(kw_http_slow *slow)
+{
+    struct run_job *j = slow->ctx;
+    j->failed = kw_endpoint_run_execute(j->app->store, j->job, time_left(&j->deadline), &j->result,
+                                        &j->problem);
+}
+
+/* Once the request has been answered (or has gone): the run's place is
+ * free again. */
+static void run_release(void *ctx)
+{
+    struct run_job *j = ctx;
+    atomic_fetch_sub(&j->app->endpoint_runs, 1);
+    kw_endpoint_job_free(j->job);
+    json_decref(j->result);
+    free(j);
+}
+
+/* Takes one of the KW_ENDPOINT_RUNS_MAX places and hands the run over
+ * (req->slow_job): 0, or 1 with the refusal in *p. */
+static int hand_over(kw_http_req *req, kw_endpoint_job *job, kw_problem *p)
+{
+    kw_app *app = req->app;
+    if (atomic_fetch_add(&app->endpoint_runs, 1) >= KW_ENDPOINT_RUNS_MAX) {
+        atomic_fetch_sub(&app->endpoint_runs, 1);
+        kw_endpoint_job_free(job);
+        kw_problem_set(p, KW_P_UNAVAILABLE, NULL, NULL,
+                       "Too many endpoint runs are in progress on this server; retry shortly.");
+        return 1;
+    }
+    struct run_job *j = calloc(1, sizeof *j);
+    kw_http_slow *slow = calloc(1, sizeof *slow);
+    if (!j || !slow) {
+        free(j);
+        free(slow);
+        atomic_fetch_sub(&app->endpoint_runs, 1);
+        kw_endpoint_job_free(job);
+        kw_problem_from_store(p, KW_ERR_NOMEM);
+        return 1;
+    }
+    int64_t ms = app->endpoint_timeout_ms > 0 ? app->endpoint_timeout_ms
+                                              : KW_ENDPOINT_TIMEOUT_MS_DEFAULT;
+    clock_gettime(CLOCK_MONOTONIC, &j->deadline);
+    j->deadline.tv_sec += (time_t)(ms / 1000);
+    j->deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (j->deadline.tv_nsec >= 1000000000) {
+        j->deadline.tv_sec++;
+        j->deadline.tv_nsec -= 1000000000;
+    }
+    j->app = app;
+    j->job = job;
+    slow->work = run_work;
+    slow->release = run_release;
+    slow->ctx = j;
+    slow->query = 1;
+    req->slow_job = slow;
+    return 0;
+}
+
 int kw_h_endpoint_run(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
+    if (req->slow && req->slow->work == run_work) {  /* back from the query thread */
+        struct run_job *j = req->slow->ctx;
+        if (j->failed) {
+            kw_resp_problem(resp, &j->problem);
+        } else {
+            kw_resp_json(resp, 200, j->result);
+            j->result = NULL;
+        }
+        return KW_OK;
+    }
     json_t *owned = NULL;
     const json_t *variables = NULL;
     if (strcmp(req->method, "POST") == 0) {
@@ -112,11 +213,10 @@ int kw_h_endpoint_run(kw_http_req *req, kw_http_resp *resp)
             variables = owned;
         }
     }
-    json_t *result;
-    if (kw_endpoint_run(&req->call, &req->project, req->match.id, variables, &result, &p))
-        kw_resp_problem(resp, &p);
-    else
-        kw_resp_json(resp, 200, result);
+    kw_endpoint_job *job;
+    if (kw_endpoint_run_prepare(&req->call, &req->project, req->match.id, variables, &job, &p) ||
+        hand_over(req, job, &p))
+        kw_resp_problem(resp, &p);  /* else no answer yet: dispatched again once it ran */
     json_decref(owned);
     return KW_OK;
 }

@@ -14,6 +14,7 @@
 #define KW_HTTP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "keyward/auth.h"
@@ -57,6 +58,12 @@ typedef struct kw_app {
      * (--capture-ack-window); 0: every capture is answered once its events
      * are committed.  Those events are lost if the process dies first. */
     unsigned capture_ack_window;
+    /* Wall time an endpoint's run may take, from its arrival (its wait
+     * for the query thread included), in ms (--endpoint-timeout); 0: 10 s. */
+    int64_t endpoint_timeout_ms;
+    /* Endpoint runs taken and not answered yet (h_endpoints.c): at most
+     * KW_ENDPOINT_RUNS_MAX, beyond it 503 at once. */
+    atomic_uint endpoint_runs;
     /* Where clients reach this server (--public-url), without a trailing
      * slash; NULL: links are relative.  Never the request's Host header,
      * which the client chooses. */
@@ -65,6 +72,11 @@ typedef struct kw_app {
      * answers a 404 naming the setting. */
     const struct kw_jsfiles *js;
 } kw_app;
+
+/* Endpoint runs at once per instance, queued or running on the query
+ * thread; more are answered 503 + Retry-After at once. */
+#define KW_ENDPOINT_RUNS_MAX 8
+#define KW_ENDPOINT_TIMEOUT_MS_DEFAULT 10000
 
 #define KW_PUBLIC_URL_MAX 512
 /* Checks a --public-url value and writes it without trailing slashes into
@@ -88,6 +100,9 @@ typedef struct kw_http_slow {
      * the job is freed (kw_http_slow_free), once the request has been
      * dispatched again with it or has gone. */
     void (*work)(struct kw_http_slow *job);
+    /* Set: the work is an endpoint's query, run on the query thread (one
+     * of its own, so a long query never delays a legacy key check). */
+    int query;
     void (*release)(void *ctx);
     void *ctx;
 } kw_http_slow;

@@ -214,6 +214,10 @@ static json_t *operation(const kw_route *r, const char *path)
     };
     for (size_t i = 0; i < sizeof ERRORS / sizeof ERRORS[0]; i++)
         json_object_set_new(responses, ERRORS[i].status, error_response(ERRORS[i].description));
+    if (r->id == KW_ROUTE_ENDPOINT_RUN_GET || r->id == KW_ROUTE_ENDPOINT_RUN_POST)
+        json_object_set_new(responses, "504",
+                            error_response("The query ran past the time limit for endpoint runs "
+                                           "(query_timeout)"));
     if (r->id == KW_ROUTE_HEALTH_READY)  /* degraded: its own body, not a problem */
         json_object_set_new(responses, "503",
                             json_pack("{s:s, s:{s:{s:o}}}", "description", "Degraded", "content",

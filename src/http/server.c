@@ -559,10 +559,12 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
         flags |= MHD_ALLOW_SUSPEND_RESUME;
         kw_call call = {.store = app->store, .verifier = app->verifier, .flags = app->flags};
         if (kw_slow_start(app->verifier, kw_hold_slow_done, &s->slow) ||
+            kw_slow_start(app->verifier, kw_hold_slow_done, &s->queries) ||
             kw_capture_group_start(&call, KW_CAPTURE_QUEUE_MAX * (s->ack_window ? 2 : 1),
                                    &s->capture)) {
-            snprintf(err, errsz, "cannot start the legacy key check and capture threads");
+            snprintf(err, errsz, "cannot start the legacy key check, query and capture threads");
             kw_slow_free(s->slow);
+            kw_slow_free(s->queries);
             free(s);
             return -1;
         }
@@ -586,6 +588,7 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         kw_slow_free(s->slow);
+        kw_slow_free(s->queries);
         kw_capture_group_free(s->capture);
         free(s);
         return -1;
@@ -623,6 +626,7 @@ void kw_server_stop(kw_server *s)
      * dispatched meanwhile is refused by them and answered on its own
      * thread (server_hold.c). */
     kw_slow_stop(s->slow);
+    kw_slow_stop(s->queries);  /* each queued run within what is left of its time limit */
     kw_capture_group_stop(s->capture);
     /* Then the answers of the captures taken go out, on MHD's threads,
      * while they run: waited for, within a bound (a client that reads
@@ -633,6 +637,7 @@ void kw_server_stop(kw_server *s)
         nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
     MHD_stop_daemon(s->daemon);
     kw_slow_free(s->slow);
+    kw_slow_free(s->queries);
     kw_capture_group_free(s->capture);
     free(s);
 }

@@ -76,7 +76,7 @@ int kw_hold_slow(kw_server *s, struct MHD_Connection *conn, const kw_http_req *r
     }
     job->owner = conn;
     MHD_suspend_connection(conn);
-    if (kw_slow_submit(s->slow, job)) {  /* stopping: answer on this thread */
+    if (kw_slow_submit(job->query ? s->queries : s->slow, job)) {  /* stopping: run it here */
         kw_slow_run(s->app->verifier, job);
         kw_hold_slow_done(job);
     }

@@ -14,6 +14,7 @@ struct kw_server {
     kw_app *app;
     unsigned port;
     kw_slow_queue *slow;  /* legacy key checks (slow.c); NULL on the metrics listener */
+    kw_slow_queue *queries;  /* endpoint runs (kw_http_slow.query), on a thread of their own */
     kw_capture_group *capture;  /* group commit of captured events; ditto */
     atomic_uint open;           /* connections open now */
     /* Captures taken (stored, queued or held) whose answer is not sent yet,

@@ -9,7 +9,9 @@
  * legacy-length keys could slow valid requests down.  Instead the request
  * is suspended (server.c), its check runs on this one thread, and the
  * request resumes with the answer.  One thread is enough: the verifier's
- * budget grants one legacy check at a time. */
+ * budget grants one legacy check at a time.  The server starts a second
+ * queue of the same kind for endpoint queries (kw_http_slow.query), so a
+ * query running up to its time limit never delays a legacy check. */
 #include <stdlib.h>
 
 #include "http/http.h"

@@ -131,20 +131,29 @@ static void test_group_commit(void **state)
     kw_capture_group_free(g);
 }
 
-/* A batch with one event whose properties hold a string of `bytes`. */
+/* A batch of about `bytes` of properties: events each holding a string of
+ * at most 1,000,000 bytes (an event's properties are limited to 1 MiB). */
 static kw_capture_batch *stage_big(const kw_call *c, int64_t project_id, size_t bytes)
 {
-    char *big = malloc(bytes + 1);
+    const size_t each = 1000000;
+    char *big = malloc(each + 1);
     assert_non_null(big);
-    memset(big, 'x', bytes);
-    big[bytes] = '\0';
-    json_t *event = json_pack("{s:s, s:s, s:{s:s}}", "event", "big", "distinct_id", "u1",
-                              "properties", "blob", big);
+    memset(big, 'x', each);
+    big[each] = '\0';
+    json_t *events = json_array();
+    for (size_t left = bytes; left; ) {
+        size_t n = left < each ? left : each;
+        json_t *event = json_pack("{s:s, s:s, s:{s:s%}}", "event", "big", "distinct_id", "u1",
+                                  "properties", "blob", big, n);
+        assert_non_null(event);
+        json_array_append_new(events, event);
+        left -= n;
+    }
     free(big);
     kw_capture_batch *b = NULL;
     kw_problem p;
-    assert_int_equal(kw_capture_stage(c, project_id,
-                                      json_pack("{s:[o]}", "batch", event), &b, &p), 0);
+    assert_int_equal(kw_capture_stage(c, project_id, json_pack("{s:o}", "batch", events), &b, &p),
+                     0);
     return b;
 }
 
