@@ -1,5 +1,5 @@
-/* webhook_send.c — delivers the webhook outbox: one thread per `keyward
- * serve` claims due rows, POSTs each signed, and records the answer.
+/* webhook_send.c — delivers the webhook outbox: a few threads per
+ * `keyward serve` claim due rows, POST each signed, and record the answer.
  *
  * Nothing is held in memory between attempts: a claim moves the row a
  * lease ahead in the database, the result sets its next attempt (or closes
@@ -7,7 +7,16 @@
  * delivery (the receiver sees the same webhook-id and drops it).  With
  * several instances each claim takes a different row (KW_SQL_OUTBOX_CLAIM).
  *
- * The same thread sweeps for keys that are about to expire or have
+ * One organization's receiver must not delay the others'.  An attempt can
+ * take TOTAL_TIMEOUT_MS, so: a claim holds the row's webhook (no other
+ * sender, here or in another instance, attempts it meanwhile), a failed
+ * attempt holds the whole webhook until its next retry (its backoff grows
+ * with its consecutive failures, whatever number of rows it has queued),
+ * webhooks without failures are claimed first, and SENDERS threads work at
+ * once.  A receiver that never answers thus costs one thread one attempt
+ * per backoff step, and other webhooks' events go out on the other threads.
+ *
+ * One of the threads also sweeps for keys that are about to expire or have
  * expired (kw_webhook_expiry_sweep): those events come from no write.
  *
  * SSRF: a webhook URL is chosen by an organization admin, and keyward
@@ -16,8 +25,9 @@
  * are not used, and unless --webhook-allow-private is given the address
  * each connection actually goes to (after DNS, so a name cannot be
  * rebound to an internal address between check and use) must be a public
- * one: loopback, private, link-local, CGNAT, multicast and unspecified
- * addresses are refused. */
+ * one (kw_webhook_address_public).  A refused address and a name that does
+ * not resolve read the same in the delivery log, so the log cannot be used
+ * to learn which internal names exist. */
 #include "webhook_send.h"
 
 #include <arpa/inet.h>
@@ -36,7 +46,13 @@
 #include "keyward/webhook.h"
 #include "logger.h"
 
+/* Threads per instance: with one, a receiver that never answers takes
+ * the instance's whole delivery time while it is being tried. */
+#define SENDERS 4
 #define POLL_MS 250
+/* The other threads poll less when idle (each claim is a write); a thread
+ * that finds work wakes another, so a backlog fans out at once. */
+#define IDLE_POLL_MS 2000
 #define ERROR_WAIT_MS 1000
 #define CONNECT_TIMEOUT_MS 5000L
 #define TOTAL_TIMEOUT_MS 10000L
@@ -45,59 +61,43 @@
 #define SWEEP_EVERY_US ((int64_t)2 * 1000000)
 /* Finished rows past the delivery log's retention go this often. */
 #define PRUNE_EVERY_US ((int64_t)3600 * 1000000)
+/* Rows past their day that a failing webhook's hold kept waiting are
+ * closed this often. */
+#define EXPIRE_EVERY_US ((int64_t)60 * 1000000)
 /* Longer than any attempt, so a claimed row is never taken by a second
  * sender while the first still works on it. */
 #define LEASE_US ((int64_t)(TOTAL_TIMEOUT_MS + 20000) * 1000)
 
+struct sender_arg {
+    struct kw_webhook_sender *s;
+    int first;  /* this thread does the chores */
+};
+
 struct kw_webhook_sender {
     kw_store *store;
     kw_webhook_sender_opts opts;
-    pthread_t thread;
+    pthread_t threads[SENDERS];
+    struct sender_arg args[SENDERS];
+    int started;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     atomic_int stopping;
 };
+
+/* The same words for a refused address and a name that does not resolve. */
+#define ADDRESS_REFUSED \
+    "address not allowed or not resolvable (private addresses need serve --webhook-allow-private)"
 
 struct attempt {
     const kw_webhook_sender *s;
     int refused_address;
 };
 
-static int public_v4(const unsigned char *a)
-{
-    if (a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224) return 0;
-    if (a[0] == 169 && a[1] == 254) return 0;
-    if (a[0] == 172 && (a[1] & 0xf0) == 16) return 0;
-    if (a[0] == 192 && a[1] == 168) return 0;
-    if (a[0] == 100 && (a[1] & 0xc0) == 64) return 0;  /* CGNAT 100.64/10 */
-    return 1;
-}
-
-static int public_address(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        unsigned char v4[4];
-        memcpy(v4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return public_v4(v4);
-    }
-    if (sa->sa_family != AF_INET6) return 0;
-    unsigned char a[16];
-    memcpy(a, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, 16);
-    static const unsigned char MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const unsigned char ZERO[15] = {0};
-    if (memcmp(a, MAPPED, 12) == 0) return public_v4(a + 12);
-    if (memcmp(a, ZERO, 15) == 0) return 0;            /* :: and ::1 */
-    if ((a[0] & 0xfe) == 0xfc) return 0;               /* fc00::/7 unique local */
-    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return 0; /* fe80::/10 link-local */
-    if (a[0] == 0xff) return 0;                        /* multicast */
-    return 1;
-}
-
 static curl_socket_t open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct attempt *at = ctx;
     (void)purpose;
-    if (!at->s->opts.allow_private && !public_address(&addr->addr)) {
+    if (!at->s->opts.allow_private && !kw_webhook_address_public(&addr->addr)) {
         at->refused_address = 1;
         return CURL_SOCKET_BAD;
     }
@@ -168,15 +168,24 @@ static long post(kw_webhook_sender *s, const kw_webhook *w, const kw_webhook_del
             error[0] = '\0';
         else
             snprintf(error, error_size, "HTTP %ld", status);
-    } else if (at.refused_address) {
-        snprintf(error, error_size,
-                 "address not allowed: loopback or private (serve --webhook-allow-private)");
+    } else if (at.refused_address || rc == CURLE_COULDNT_RESOLVE_HOST) {
+        snprintf(error, error_size, "%s", ADDRESS_REFUSED);
     } else {
         snprintf(error, error_size, "%s", curl_easy_strerror(rc));
     }
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     return status;
+}
+
+/* Ends the claim's hold on the webhook: at once, or (failed) until its
+ * next retry, base_us doubled per consecutive failure up to an hour (the
+ * rows' own schedule, with the webhook's failures for attempts). */
+static void release(kw_webhook_sender *s, const kw_webhook *w, int failed, kw_time now)
+{
+    int64_t failures = failed ? w->failures + 1 : 0;
+    kw_time until = failed ? kw_webhook_next_attempt(now, failures, now, s->opts.retry_base_us) : 0;
+    kw_store_webhook_release(s->store, w->id, failures, until);
 }
 
 /* Delivers one claimed row and records how it went. */
@@ -194,6 +203,7 @@ static void deliver(kw_webhook_sender *s, kw_webhook_delivery *d)
     if (!w.enabled) {
         kw_store_outbox_result(s->store, d->id, 0, now, 0, 0, 0, "webhook disabled");
         memset(w.secret, 0, sizeof w.secret);
+        release(s, &w, 0, now);
         return;
     }
     char signature[KW_WEBHOOK_SIGNATURE_MAX + 1];
@@ -201,6 +211,7 @@ static void deliver(kw_webhook_sender *s, kw_webhook_delivery *d)
     if (kw_webhook_sign(w.secret, d->id, timestamp, d->payload, strlen(d->payload), signature)) {
         memset(w.secret, 0, sizeof w.secret);
         kw_store_outbox_result(s->store, d->id, 0, now, 0, 0, 0, "the webhook's secret is unusable");
+        release(s, &w, 0, now);
         return;
     }
     memset(w.secret, 0, sizeof w.secret);
@@ -211,11 +222,13 @@ static void deliver(kw_webhook_sender *s, kw_webhook_delivery *d)
         /* Abandoned by the shutdown: due again at once for the next start. */
         kw_store_outbox_result(s->store, d->id, done, done, 0, 0, latency_ms,
                                "interrupted by shutdown");
+        release(s, &w, 0, done);
         return;
     }
     int ok = !error[0];
     kw_time next = ok ? 0 : kw_webhook_next_attempt(d->created_at, d->attempts, done, s->opts.retry_base_us);
     kw_store_outbox_result(s->store, d->id, next, done, ok ? done : 0, status, latency_ms, error);
+    release(s, &w, !ok, done);
     json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I}", "webhook_id", d->webhook_id,
                                "delivery_id", d->id, "event", d->event, "attempt",
                                (json_int_t)d->attempts, "status", (int)status, "latency_ms",
@@ -241,33 +254,52 @@ static void wait_ms(kw_webhook_sender *s, long ms)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The housekeeping one thread does besides delivering: the delivery
+ * log's retention, rows past their day, the backlog gauge, expiry
+ * notices. */
+struct chores {
+    kw_time pruned, expired, swept;
+};
+
+static void do_chores(kw_webhook_sender *s, struct chores *c, kw_time now)
+{
+    if (now - c->pruned >= PRUNE_EVERY_US && !kw_store_outbox_prune(s->store, now - KW_WEBHOOK_LOG_KEEP_US))
+        c->pruned = now;
+    if (now - c->expired >= EXPIRE_EVERY_US &&
+        !kw_store_outbox_expire(s->store, now - KW_WEBHOOK_GIVE_UP_US, now))
+        c->expired = now;
+    if (now - c->swept >= SWEEP_EVERY_US) {
+        int64_t backlog = 0;
+        if (!kw_store_outbox_backlog(s->store, &backlog))
+            kw_metrics_webhook_backlog((uint64_t)backlog);
+        int announced = 0;
+        int rc = kw_webhook_expiry_sweep(s->store, now, s->opts.expiring_lead_us, &announced);
+        /* A full batch: look again at once. */
+        if (!rc && announced < 16) c->swept = now;
+    }
+}
+
 static void *sender_thread(void *arg)
 {
-    kw_webhook_sender *s = arg;
+    const struct sender_arg *a = arg;
+    kw_webhook_sender *s = a->s;
     kw_webhook_delivery d;
-    kw_time pruned = 0, swept = 0;
+    struct chores chores = {0, 0, 0};
     while (!atomic_load(&s->stopping)) {
         kw_time now = kw_now();
-        if (now - pruned >= PRUNE_EVERY_US && !kw_store_outbox_prune(s->store, now - KW_WEBHOOK_LOG_KEEP_US))
-            pruned = now;
-        if (now - swept >= SWEEP_EVERY_US) {
-            int64_t backlog = 0;
-            if (!kw_store_outbox_backlog(s->store, &backlog))
-                kw_metrics_webhook_backlog((uint64_t)backlog);
-            int announced = 0;
-            int rc = kw_webhook_expiry_sweep(s->store, now, s->opts.expiring_lead_us, &announced);
-            /* A full batch: look again at once. */
-            if (!rc && announced < 16) swept = now;
-        }
+        if (a->first) do_chores(s, &chores, now);
         int rc = kw_store_outbox_claim(s->store, now, now + LEASE_US, &d);
         if (rc == KW_ERR_NOTFOUND) {
-            wait_ms(s, POLL_MS);
+            wait_ms(s, a->first ? POLL_MS : IDLE_POLL_MS);
             continue;
         }
         if (rc) {
             wait_ms(s, ERROR_WAIT_MS);
             continue;
         }
+        pthread_mutex_lock(&s->lock);
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
         deliver(s, &d);
         kw_webhook_delivery_clear(&d);
     }
@@ -285,10 +317,14 @@ int kw_webhook_sender_start(kw_store *store, const kw_webhook_sender_opts *opts,
     if (s->opts.retry_base_us <= 0) s->opts.retry_base_us = 5 * 1000000LL;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
-    if (pthread_create(&s->thread, NULL, sender_thread, s)) {
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->wake);
-        free(s);
+    for (int i = 0; i < SENDERS; i++) {
+        s->args[i].s = s;
+        s->args[i].first = i == 0;
+        if (pthread_create(&s->threads[i], NULL, sender_thread, &s->args[i])) break;
+        s->started++;
+    }
+    if (s->started < SENDERS) {
+        kw_webhook_sender_stop(s);
         return KW_ERR_NOMEM;
     }
     *out = s;
@@ -300,9 +336,9 @@ void kw_webhook_sender_stop(kw_webhook_sender *s)
     if (!s) return;
     pthread_mutex_lock(&s->lock);
     atomic_store(&s->stopping, 1);
-    pthread_cond_signal(&s->wake);
+    pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
+    for (int i = 0; i < s->started; i++) pthread_join(s->threads[i], NULL);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
     free(s);

@@ -42,8 +42,15 @@ enum kw_m_limit {
 /* What a leak report did to each token it named (label action). */
 enum kw_m_leak { KW_M_LEAK_REVOKED, KW_M_LEAK_PUBLIC, KW_M_LEAK_NONE, KW_M_NLEAK };
 /* Webhook delivery attempts (label outcome): delivered, failed and to be
- * retried, failed for the last time. */
-enum kw_m_webhook { KW_M_WEBHOOK_DELIVERED, KW_M_WEBHOOK_RETRY, KW_M_WEBHOOK_GAVE_UP, KW_M_NWEBHOOK };
+ * retried, failed for the last time; and events never queued because
+ * their webhook had KW_WEBHOOK_PENDING_MAX rows to deliver. */
+enum kw_m_webhook {
+    KW_M_WEBHOOK_DELIVERED,
+    KW_M_WEBHOOK_RETRY,
+    KW_M_WEBHOOK_GAVE_UP,
+    KW_M_WEBHOOK_DROPPED,
+    KW_M_NWEBHOOK
+};
 /* Database failures (label kind): unreachable / busy, or any other. */
 enum kw_m_db { KW_M_DB_UNAVAILABLE, KW_M_DB_ERROR, KW_M_NDB };
 

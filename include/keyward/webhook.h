@@ -30,6 +30,10 @@
 #define KW_WEBHOOK_ID_MAX 48        /* outbox ids: "msg_" + 32 base62 */
 #define KW_WEBHOOK_ERROR_MAX 256
 #define KW_WEBHOOK_SIGNATURE_MAX 64 /* "v1," + base64 of 32 bytes */
+/* Undelivered rows one webhook may have: an event for a webhook that has
+ * this many still to deliver is dropped (and counted in the metrics), so a
+ * receiver that never answers cannot grow the outbox without bound. */
+#define KW_WEBHOOK_PENDING_MAX 1000
 /* Retries: first after the base delay (5 s by default), doubling, at most
  * an hour apart, none after a day. */
 #define KW_WEBHOOK_BACKOFF_CAP_US ((int64_t)3600 * 1000000)
@@ -43,6 +47,11 @@ typedef struct kw_webhook {
     int enabled;
     int64_t created_by;
     kw_time created_at;
+    /* Its health, kept by the senders: consecutive failed attempts (0
+     * after a delivery), and until when none of its rows is attempted
+     * (an attempt in flight, or the wait after a failure; 0: none). */
+    int64_t failures;
+    kw_time held_until;
     /* Filled only by kw_store_webhook_by_id (the sender's read) and by
      * kw_webhook_create (shown once); "" everywhere else. */
     char secret[KW_WEBHOOK_SECRET_MAX + 1];
@@ -82,11 +91,29 @@ int kw_store_webhook_delete(kw_store *store, const char *org_id, const char *id)
  * change's transaction. */
 int kw_store_webhook_enqueue(kw_store *store, const char *org_id, const char *only_webhook,
                              const char *event, const char *payload, kw_time now);
-/* Claims the oldest due row (next_attempt_at <= now), moving it to
- * lease_until and counting the attempt: KW_OK with *out filled,
- * KW_ERR_NOTFOUND when nothing is due. */
+/* Queues `payload` for one webhook unless it already has
+ * KW_WEBHOOK_PENDING_MAX rows to deliver: KW_OK, or KW_ERR_LIMIT when the
+ * event was dropped (and counted).  Call inside the change's transaction. */
+int kw_store_outbox_insert(kw_store *store, const char *webhook_id, const char *event,
+                           const char *payload, kw_time now);
+/* Claims the oldest due row (next_attempt_at <= now) of a webhook that is
+ * not held, webhooks without failures first, moving the row to lease_until
+ * and counting the attempt, and holds its webhook until lease_until, so
+ * no other sender attempts that webhook meanwhile: KW_OK with *out
+ * filled, KW_ERR_NOTFOUND when nothing is due. */
 int kw_store_outbox_claim(kw_store *store, kw_time now, kw_time lease_until,
                           kw_webhook_delivery *out);
+/* Ends an attempt's hold on a webhook: failures is its new count of
+ * consecutive failures, held_until when its rows may next be attempted
+ * (0: at once). */
+int kw_store_webhook_release(kw_store *store, const char *webhook_id, int64_t failures,
+                             kw_time held_until);
+/* When a pending "webhook.test" row of the webhook, if any, is next due
+ * (0: none pending). */
+int kw_store_outbox_pending_test(kw_store *store, const char *webhook_id, kw_time *next);
+/* Closes, as given up, pending rows of events made before `before`: those
+ * of a held webhook may not have been attempted since their day ran out. */
+int kw_store_outbox_expire(kw_store *store, kw_time before, kw_time now);
 /* Records an attempt: next_attempt_at 0 = done; delivered_at 0 = not
  * delivered; error "" = none. */
 int kw_store_outbox_result(kw_store *store, const char *id, kw_time next_attempt_at,
@@ -115,6 +142,13 @@ int kw_webhook_sign(const char *secret, const char *msg_id, int64_t timestamp, c
  * next attempt would fall past a day after the event (give up). */
 kw_time kw_webhook_next_attempt(kw_time created_at, int64_t attempts, kw_time now, int64_t base_us);
 
+/* ---- where deliveries may go (lib/events/webhook_addr.c) ---- */
+/* 1 when a delivery may connect to this address without
+ * --webhook-allow-private: a globally routable unicast address, IPv4 or
+ * IPv6, IPv4 embedded in IPv6 judged as IPv4; 0 otherwise. */
+struct sockaddr;
+int kw_webhook_address_public(const struct sockaddr *sa);
+
 /* ---- management and events (lib/events/webhook.c) ----
  * The policy has checked the caller's membership and level in org_id.
  * Body fields: url (http:// or https://, at most KW_WEBHOOK_URL_MAX
@@ -128,8 +162,11 @@ int kw_webhook_update(const kw_call *c, const char *org_id, const char *id, cons
 int kw_webhook_delete(const kw_call *c, const char *org_id, const char *id, kw_problem *problem);
 int kw_webhook_load(const kw_call *c, const char *org_id, const char *id, kw_webhook *out,
                     kw_problem *problem);
-/* Queues a "webhook.test" event for this webhook alone. */
-int kw_webhook_test(const kw_call *c, const char *org_id, const char *id, kw_problem *problem);
+/* Queues a "webhook.test" event for this webhook alone.  Refused (400)
+ * while the webhook is paused, and (429, *retry_after seconds) while a
+ * test of it is still pending: one caller cannot fill the outbox. */
+int kw_webhook_test(const kw_call *c, const char *org_id, const char *id, int *retry_after,
+                    kw_problem *problem);
 /* The event names a filter may hold, NULL-terminated. */
 extern const char *const kw_webhook_event_names[];
 

@@ -216,14 +216,49 @@ static int enqueue(const kw_call *c, const char *org_id, const char *only, const
     return rc;
 }
 
-int kw_webhook_test(const kw_call *c, const char *org_id, const char *id, kw_problem *p)
+/* One pending test per webhook: a test is for seeing a receiver answer,
+ * and more of them only lengthen the queue a failing receiver holds.
+ * The check and the insert run under the organization's row lock
+ * (PostgreSQL; SQLite has one writer), so two tests at once queue one. */
+int kw_webhook_test(const kw_call *c, const char *org_id, const char *id, int *retry_after,
+                    kw_problem *p)
 {
     kw_webhook w;
+    *retry_after = 0;
     if (kw_webhook_load(c, org_id, id, &w, p)) return 1;
+    if (!w.enabled) {
+        kw_problem_set(p, KW_P_VALIDATION, "webhook_disabled", "enabled",
+                       "This webhook is paused (enabled: false): nothing is queued for it.");
+        return 1;
+    }
     int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
-    rc = enqueue(c, org_id, w.id, "webhook.test",
-                 json_pack("{s:s, s:s}", "webhook_id", w.id, "organization_id", org_id));
+    kw_time pending = 0;
+    rc = kw_store_org_lock(c->store, org_id);
+    if (!rc) rc = kw_store_outbox_pending_test(c->store, w.id, &pending);
+    if (!rc && pending) {
+        kw_store_rollback(c->store);
+        /* Until its next attempt, or the webhook's wait after a failure. */
+        kw_time until = pending > w.held_until ? pending : w.held_until, now = kw_now();
+        int64_t secs = until > now ? (until - now + 999999) / 1000000 : 1;
+        *retry_after = secs < 1 ? 1 : secs > 86400 ? 86400 : (int)secs;
+        kw_problem_set(p, KW_P_THROTTLED, NULL, NULL,
+                       "A test of this webhook is still pending: see its deliveries. "
+                       "Expected available in %d second%s.",
+                       *retry_after, *retry_after == 1 ? "" : "s");
+        return 1;
+    }
+    if (!rc)
+        rc = enqueue(c, org_id, w.id, "webhook.test",
+                     json_pack("{s:s, s:s}", "webhook_id", w.id, "organization_id", org_id));
+    if (rc == KW_ERR_LIMIT) {
+        kw_store_rollback(c->store);
+        *retry_after = 60;
+        kw_problem_set(p, KW_P_THROTTLED, NULL, NULL,
+                       "This webhook has %d events still to deliver: no test is queued. "
+                       "Expected available in 60 seconds.", KW_WEBHOOK_PENDING_MAX);
+        return 1;
+    }
     return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
 

@@ -518,7 +518,8 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     /* an organization's webhooks and their outbox (webhooks.c).  The
      * secret is read only where a delivery is signed (BY_ID) and by the
      * create that hands it out; listings never select it. */
-#define WEBHOOK_COLS "id, org_id, url, events, enabled, created_by, created_at"
+#define WEBHOOK_COLS "id, org_id, url, events, enabled, created_by, created_at, failures, " \
+                     "COALESCE(held_until, 0)"
 #define OUTBOX_COLS "id, webhook_id, event, payload, created_at, attempts, " \
                     "COALESCE(next_attempt_at, 0), COALESCE(last_attempt_at, 0), " \
                     "COALESCE(delivered_at, 0), COALESCE(last_status, 0), " \
@@ -537,22 +538,36 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     [KW_SQL_WEBHOOK_DELETE] = {"DELETE FROM webhooks WHERE org_id = ?1 AND id = ?2"},
     [KW_SQL_WEBHOOK_TARGETS] = {"SELECT id, events FROM webhooks WHERE org_id = ?1 AND enabled <> 0 "
                                 "ORDER BY id"},
+    /* Nothing is written when the webhook already has ?6 rows to deliver
+     * (the caller sees no change).  Two transactions racing on PostgreSQL
+     * may each pass the count once: the bound holds to within the number
+     * of concurrent writers. */
     [KW_SQL_OUTBOX_INSERT] = {"INSERT INTO webhook_outbox(id, webhook_id, event, payload, created_at, "
-                              "attempts, next_attempt_at) VALUES (?1, ?2, ?3, ?4, "
-                              "CAST(?5 AS BIGINT), 0, CAST(?5 AS BIGINT))"},
-    /* One due row, moved a lease ahead (?2) with its attempt counted, in
-     * one statement.  SQLite runs one writer at a time, so two senders on
-     * one file never take the same row; PostgreSQL's SKIP LOCKED lets
-     * several instances claim different rows at once, and the row one
-     * claims is no longer due for the others until its lease ends. */
+                              "attempts, next_attempt_at) SELECT ?1, ?2, ?3, ?4, "
+                              "CAST(?5 AS BIGINT), 0, CAST(?5 AS BIGINT) "
+                              "WHERE (SELECT COUNT(*) FROM webhook_outbox WHERE webhook_id = ?2 "
+                              "AND next_attempt_at IS NOT NULL) < CAST(?6 AS BIGINT)"},
+    /* One due row of a webhook not held, moved a lease ahead (?2) with its
+     * attempt counted; webhooks without failures go first, so a failing
+     * receiver's retries wait behind every healthy delivery.  The caller
+     * holds the row's webhook (WEBHOOK_HOLD) in the same transaction.
+     * SQLite runs one writer at a time, so two senders on one file never
+     * take the same row or webhook; PostgreSQL's SKIP LOCKED, over the row
+     * and its webhook, lets several instances claim rows of different
+     * webhooks at once, and re-reads the webhook's hold when it waited. */
     [KW_SQL_OUTBOX_CLAIM] = {"UPDATE webhook_outbox SET next_attempt_at = ?2, attempts = attempts + 1 "
-                             "WHERE id = (SELECT id FROM webhook_outbox WHERE next_attempt_at <= ?1 "
-                             "ORDER BY next_attempt_at LIMIT 1) "
+                             "WHERE id = (SELECT o.id FROM webhook_outbox o JOIN webhooks w "
+                             "ON w.id = o.webhook_id WHERE o.next_attempt_at <= ?1 "
+                             "AND (w.held_until IS NULL OR w.held_until <= ?1) "
+                             "ORDER BY w.failures > 0, o.next_attempt_at, o.created_at LIMIT 1) "
                              "RETURNING " OUTBOX_COLS,
                              "UPDATE webhook_outbox o SET next_attempt_at = ?2::bigint, "
-                             "attempts = o.attempts + 1 FROM (SELECT id FROM webhook_outbox "
-                             "WHERE next_attempt_at <= ?1::bigint ORDER BY next_attempt_at LIMIT 1 "
-                             "FOR UPDATE SKIP LOCKED) d WHERE o.id = d.id RETURNING o.id, "
+                             "attempts = o.attempts + 1 FROM (SELECT o2.id FROM webhook_outbox o2 "
+                             "JOIN webhooks w ON w.id = o2.webhook_id "
+                             "WHERE o2.next_attempt_at <= ?1::bigint "
+                             "AND (w.held_until IS NULL OR w.held_until <= ?1::bigint) "
+                             "ORDER BY w.failures > 0, o2.next_attempt_at, o2.created_at LIMIT 1 "
+                             "FOR UPDATE OF o2, w SKIP LOCKED) d WHERE o.id = d.id RETURNING o.id, "
                              "o.webhook_id, o.event, o.payload, o.created_at, o.attempts, "
                              "COALESCE(o.next_attempt_at, 0), COALESCE(o.last_attempt_at, 0), "
                              "COALESCE(o.delivered_at, 0), COALESCE(o.last_status, 0), "
@@ -570,6 +585,20 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
     [KW_SQL_OUTBOX_PRUNE] = {"DELETE FROM webhook_outbox WHERE next_attempt_at IS NULL "
                              "AND created_at < CAST(?1 AS BIGINT)"},
     [KW_SQL_OUTBOX_BACKLOG] = {"SELECT COUNT(*) FROM webhook_outbox WHERE next_attempt_at IS NOT NULL"},
+    [KW_SQL_WEBHOOK_HOLD] = {"UPDATE webhooks SET held_until = CAST(?2 AS BIGINT) WHERE id = ?1"},
+    [KW_SQL_WEBHOOK_RELEASE] = {"UPDATE webhooks SET failures = CAST(?2 AS INTEGER), "
+                                "held_until = CAST(?3 AS BIGINT) WHERE id = ?1"},
+    [KW_SQL_OUTBOX_PENDING_TEST] = {"SELECT COALESCE(MAX(next_attempt_at), 0) FROM webhook_outbox "
+                                    "WHERE webhook_id = ?1 AND event = 'webhook.test' "
+                                    "AND next_attempt_at IS NOT NULL"},
+    /* Rows past their day that a held webhook kept from being attempted:
+     * given up like a row whose last attempt failed past its day. */
+    [KW_SQL_OUTBOX_EXPIRE] = {"UPDATE webhook_outbox SET next_attempt_at = NULL, "
+                              "last_error = COALESCE(last_error, 'not attempted: the webhook was "
+                              "failing') WHERE next_attempt_at IS NOT NULL "
+                              "AND created_at < CAST(?1 AS BIGINT) "
+                              "AND next_attempt_at <= CAST(?2 AS BIGINT) "
+                              "AND webhook_id IN (SELECT id FROM webhooks WHERE failures > 0)"},
 #undef WEBHOOK_COLS
 #undef OUTBOX_COLS
 };

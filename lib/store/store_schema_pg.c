@@ -464,6 +464,10 @@ const char *const kw_pg_migrations[] = {
     "END $$;"
     "CREATE TRIGGER projects_delete_events AFTER DELETE ON projects"
     "  FOR EACH ROW EXECUTE FUNCTION kw_delete_project_events();",
+
+    /* 18: a webhook's health (see store_schema_sqlite.c, migration 18). */
+    "ALTER TABLE webhooks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE webhooks ADD COLUMN held_until BIGINT;",
 };
 
 const int kw_pg_migration_count = (int)(sizeof kw_pg_migrations / sizeof kw_pg_migrations[0]);

@@ -418,6 +418,21 @@ const char *const kw_sqlite_migrations[] = {
     "CREATE TRIGGER personal_api_keys_directory_delete AFTER DELETE ON personal_api_keys" M16_BUMP,
 #undef M16_TABLE
 #undef M16_BUMP
+
+    /* 17: empty here.  PostgreSQL's 17 drops the events table's foreign
+     * key, a cost SQLite's capture path never had; the number is kept so
+     * both dialects count their migrations alike. */
+    "SELECT 1;",
+
+    /* 18: a webhook's health, so that one failing receiver costs the
+     * senders one attempt per backoff step, not one per queued event.
+     * failures counts consecutive failed attempts (0 after a delivery);
+     * held_until is when any of its rows may next be attempted: a sender
+     * sets it to its lease while an attempt is in flight (one row of a
+     * webhook at a time, across instances) and to the webhook's next
+     * retry after a failure.  NULL: not held. */
+    "ALTER TABLE webhooks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE webhooks ADD COLUMN held_until INTEGER;",
 };
 
 const int kw_sqlite_migration_count =

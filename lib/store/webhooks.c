@@ -1,5 +1,5 @@
 /* webhooks.c — an organization's webhooks and their outbox, written once
- * over the database layer (statements in sql.c, schema migration 14).
+ * over the database layer (statements in sql.c, schema migrations 14 and 18).
  *
  * The outbox is the durable half of delivery: a row is written in the
  * transaction of the event, claimed by a sender with a lease (the claim
@@ -11,6 +11,7 @@
 
 #include "keyward/key.h"
 #include "keyward/keyward.h"
+#include "keyward/metrics.h"
 #include "keyward/webhook.h"
 #include "store/db.h"
 
@@ -18,7 +19,8 @@ static const struct kw_db_field WEBHOOK_FIELDS[] = {
     KW_DB_TEXT(kw_webhook, id),         KW_DB_TEXT(kw_webhook, org_id),
     KW_DB_TEXT(kw_webhook, url),        KW_DB_TEXT(kw_webhook, events),
     KW_DB_INT(kw_webhook, enabled),     KW_DB_I64(kw_webhook, created_by),
-    KW_DB_I64(kw_webhook, created_at),  KW_DB_TEXT(kw_webhook, secret),
+    KW_DB_I64(kw_webhook, created_at),  KW_DB_I64(kw_webhook, failures),
+    KW_DB_I64(kw_webhook, held_until),  KW_DB_TEXT(kw_webhook, secret),
 };
 
 static const struct kw_db_field DELIVERY_FIELDS[] = {
@@ -152,8 +154,8 @@ static int filter_takes(const char *events, const char *event)
     return strstr(events, quoted) != NULL;
 }
 
-static int outbox_insert(kw_store *s, const char *webhook_id, const char *event,
-                         const char *payload, kw_time now)
+int kw_store_outbox_insert(kw_store *s, const char *webhook_id, const char *event,
+                           const char *payload, kw_time now)
 {
     char id[KW_WEBHOOK_ID_MAX + 1] = "msg_";
     int rc = kw_random_base62(id + 4, 32);
@@ -167,13 +169,20 @@ static int outbox_insert(kw_store *s, const char *webhook_id, const char *event,
     kw_db_text(st, 3, event);
     kw_db_text(st, 4, payload);
     kw_db_int(st, 5, now);
-    return kw_db_exec(st, 1);
+    kw_db_int(st, 6, KW_WEBHOOK_PENDING_MAX);
+    while ((rc = kw_db_step(st)) == KW_DB_ROW) {
+    }
+    if (!rc && kw_db_changes(st) == 0) {
+        kw_metrics_webhook(KW_M_WEBHOOK_DROPPED);
+        rc = KW_ERR_LIMIT;
+    }
+    return kw_db_finish(st, rc);
 }
 
 int kw_store_webhook_enqueue(kw_store *s, const char *org_id, const char *only_webhook,
                              const char *event, const char *payload, kw_time now)
 {
-    if (only_webhook) return outbox_insert(s, only_webhook, event, payload, now);
+    if (only_webhook) return kw_store_outbox_insert(s, only_webhook, event, payload, now);
     /* The targets are read to the end before the inserts: one statement
      * at a time on this connection. */
     char ids[KW_WEBHOOK_MAX_PER_ORG][KW_ID_LEN + 1];
@@ -188,14 +197,18 @@ int kw_store_webhook_enqueue(kw_store *s, const char *org_id, const char *only_w
         n++;
     }
     rc = kw_db_finish(st, rc);
-    for (size_t i = 0; !rc && i < n; i++) rc = outbox_insert(s, ids[i], event, payload, now);
+    /* A webhook at its bound loses this event; the others and the change
+     * itself go on. */
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = kw_store_outbox_insert(s, ids[i], event, payload, now);
+        if (rc == KW_ERR_LIMIT) rc = KW_OK;
+    }
     return rc;
 }
 
-int kw_store_outbox_claim(kw_store *s, kw_time now, kw_time lease_until, kw_webhook_delivery *out)
+static int claim_row(kw_store *s, kw_time now, kw_time lease_until, kw_webhook_delivery *out)
 {
     kw_db_stmt *st;
-    memset(out, 0, sizeof *out);
     int rc = kw_db_prepare(s, KW_SQL_OUTBOX_CLAIM, &st);
     if (rc) return rc;
     kw_db_int(st, 1, now);
@@ -207,8 +220,62 @@ int kw_store_outbox_claim(kw_store *s, kw_time now, kw_time lease_until, kw_webh
         }
         return kw_db_finish(st, rc);
     }
-    kw_webhook_delivery_clear(out);
     return kw_db_finish(st, rc ? rc : KW_ERR_NOTFOUND);
+}
+
+static int hold(kw_store *s, const char *webhook_id, kw_time until)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_WEBHOOK_HOLD, &st);
+    if (rc) return rc;
+    kw_db_text(st, 1, webhook_id);
+    kw_db_int(st, 2, until);
+    return kw_db_exec(st, 0);
+}
+
+/* The row and its webhook's hold in one transaction: a sender that
+ * claimed a row has its webhook to itself until the lease ends, and one
+ * killed mid-attempt frees both when it does. */
+int kw_store_outbox_claim(kw_store *s, kw_time now, kw_time lease_until, kw_webhook_delivery *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kw_store_begin(s);
+    if (rc) return rc;
+    rc = claim_row(s, now, lease_until, out);
+    if (!rc) rc = hold(s, out->webhook_id, lease_until);
+    if (!rc) rc = kw_store_commit(s);
+    if (rc) {
+        kw_store_rollback(s);
+        kw_webhook_delivery_clear(out);
+    }
+    return rc;
+}
+
+int kw_store_webhook_release(kw_store *s, const char *webhook_id, int64_t failures,
+                             kw_time held_until)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_WEBHOOK_RELEASE, &st);
+    if (rc) return rc;
+    kw_db_text(st, 1, webhook_id);
+    kw_db_int(st, 2, failures);
+    kw_db_int_or_null(st, 3, held_until);
+    return kw_db_exec(st, 0);
+}
+
+int kw_store_outbox_pending_test(kw_store *s, const char *webhook_id, kw_time *next)
+{
+    return count_of(s, KW_SQL_OUTBOX_PENDING_TEST, webhook_id, next);
+}
+
+int kw_store_outbox_expire(kw_store *s, kw_time before, kw_time now)
+{
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_OUTBOX_EXPIRE, &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, before);
+    kw_db_int(st, 2, now);
+    return kw_db_exec(st, 0);
 }
 
 int kw_store_outbox_result(kw_store *s, const char *id, kw_time next_attempt_at,

@@ -159,7 +159,8 @@ static int act(kw_store *store, const kw_principal *me, const char *action, cons
     } else if (strcmp(action, "delete") == 0) {
         if (!(failed = kw_webhook_delete(&call, m.org, m.id, &p))) printf("Webhook %s deleted.\n", m.id);
     } else if (strcmp(action, "test") == 0) {
-        if (!(failed = kw_webhook_test(&call, m.org, m.id, &p)))
+        int retry_after;
+        if (!(failed = kw_webhook_test(&call, m.org, m.id, &retry_after, &p)))
             printf("Test event queued for webhook %s.\n", m.id);
     } else {
         failed = kw_webhook_load(&call, m.org, m.id, &w, &p);

@@ -28,7 +28,7 @@ static const char *const RESULT[KW_M_NRESULT] = {"ok", "invalid", "expired", "un
 static const char *const LIMIT[KW_M_NLIMIT] = {"key", "legacy_budget", "leak_report", "login"};
 static const char *const LEAK[KW_M_NLEAK] = {"revoked", "public", "none"};
 static const char *const DB[KW_M_NDB] = {"unavailable", "error"};
-static const char *const WEBHOOK[KW_M_NWEBHOOK] = {"delivered", "retry", "gave_up"};
+static const char *const WEBHOOK[KW_M_NWEBHOOK] = {"delivered", "retry", "gave_up", "dropped"};
 
 static void head(kw_strbuf *f, const char *name, const char *type, const char *help)
 {
@@ -151,7 +151,8 @@ char *kw_metrics_render(const kw_app *app, size_t *len)
              "action", LEAK, s->leak_tokens, KW_M_NLEAK);
     labelled(f, "keyward_webhook_deliveries_total", "counter",
              "Webhook delivery attempts by this instance, by outcome: delivered (2xx), retry "
-             "(failed, tried again later), gave_up (failed 24 h after the event).",
+             "(failed, tried again later), gave_up (failed 24 h after the event); dropped: events "
+             "not queued because their webhook already had 1000 to deliver.",
              "outcome", WEBHOOK, s->webhook_attempts, KW_M_NWEBHOOK);
     head(f, "keyward_capture_lost_events_total", "counter",
          "Captured events answered 200 before they were stored (--capture-ack-window) that the "

@@ -4,6 +4,7 @@
  * The policy has resolved :org and checked the caller is an admin there
  * with the webhook scope; the rules are in lib/events/webhook.c.  The
  * secret is in the create answer only: no other answer has the field. */
+#include <stdio.h>
 #include <string.h>
 
 #include "http/http.h"
@@ -131,9 +132,15 @@ int kw_h_webhook_deliveries(kw_http_req *req, kw_http_resp *resp)
 int kw_h_webhook_test(kw_http_req *req, kw_http_resp *resp)
 {
     kw_problem p;
-    if (kw_webhook_test(&req->call, req->match.org, req->match.id, &p))
+    int retry_after = 0;
+    if (kw_webhook_test(&req->call, req->match.org, req->match.id, &retry_after, &p)) {
         kw_resp_problem(resp, &p);
-    else
+        if (p.kind == KW_P_THROTTLED) {
+            char text[16];
+            snprintf(text, sizeof text, "%d", retry_after);
+            kw_resp_header(resp, "Retry-After", text);
+        }
+    } else
         kw_resp_json(resp, 202, json_pack("{s:s}", "status", "queued"));
     return KW_OK;
 }

@@ -10,8 +10,14 @@ created, rolled, deleted, revoked by a leak report) arrives once per
 webhook-id with a valid Standard Webhooks signature and no key value; a
 SIGKILL of keyward between events loses none (the outbox is in the
 database, written with the event, and deliveries resume at the next
-start); loopback receivers are refused without --webhook-allow-private.
+start); loopback receivers are refused without --webhook-allow-private,
+and a name that does not resolve reads the same in the delivery log.
+Isolation: a receiver that never answers, for another organization's
+webhooks, does not hold up this one's events; /test/ queues one pending
+test per webhook (429 beyond, 400 while paused) and a webhook's pending
+rows are bounded.
 """
+import socket
 import base64
 import datetime
 import hashlib
@@ -102,6 +108,48 @@ class Receiver:
                     got[h["webhook-id"]] = (h, b)
                     times[h["webhook-id"]] = times.get(h["webhook-id"], 0) + 1
             return got, times
+
+
+class BlackHole:
+    """A receiver on 127.0.0.1 that accepts connections and reads what is
+    sent, but never answers: each attempt waits for keyward's timeout."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = "http://127.0.0.1:%d/hook" % self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.closed = False
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn):
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                c.close()
 
 
 class WebhookBase(KWTestCase):
@@ -604,9 +652,9 @@ class Delivery(WebhookBase):
             return scrape()[("keyward_webhook_deliveries_total", (("outcome", outcome),))]
         rec = self.receiver(fail_first=2)
         rec.down = True
-        created = self.create(rec.url)
-        for _ in range(3):
-            self.assertStatus(srv.post(self.hooks() + created["id"] + "/test/", key=self.key), 202)
+        self.create(rec.url)
+        for i in range(3):
+            self.assertStatus(srv.post(PK, {"label": "m%d" % i, "scopes": ["*"]}, key=self.key), 201)
         self.assertTrue(self.poll(lambda: scrape()[("keyward_webhook_backlog", ())] == 3,
                                   timeout=10, interval=0.2))
         # the backlog counts the rows as soon as they are written; the first
@@ -622,8 +670,125 @@ class Delivery(WebhookBase):
         with rec.lock:
             self.assertEqual(attempts("retry") + 3, len(rec.requests))
 
+class Isolation(WebhookBase):
+    def black_hole(self):
+        b = BlackHole()
+        self.addCleanup(b.close)
+        return b
+
+    def pending(self, wid):
+        return self.env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE webhook_id = ? "
+                            "AND next_attempt_at IS NOT NULL", (wid,))[0][0]
+
+    def test_a_receiver_that_never_answers_does_not_delay_other_organizations(self):
+        """Organization B's two webhooks point at a receiver that accepts and
+        never answers, with events and tests queued for both; A's key event,
+        queued after them, arrives within 15 s (one attempt per B webhook at
+        most, on other threads), not after B's rows of 10 s each."""
+        hole = self.black_hole()
+        b_hooks = [self.create(hole.url, key=self.env.key_b, org=self.env.org_b)["id"]
+                   for _ in range(2)]
+        for wid in b_hooks:
+            self.assertStatus(self.srv.post(self.hooks(self.env.org_b) + wid + "/test/",
+                                            key=self.env.key_b), 202)
+        for i in range(4):
+            self.assertStatus(self.srv.post(PK, {"label": "b%d" % i, "scopes": ["*"]},
+                                            key=self.env.key_b), 201)
+        self.assertTrue(self.poll(lambda: hole.connections >= 1, timeout=10, interval=0.05))
+        rec = self.receiver()
+        created = self.create(rec.url)
+        started = time.monotonic()
+        self.assertStatus(self.srv.post(PK, {"label": "victim", "scopes": ["*"]}, key=self.key), 201)
+        accepted, _ = self.wait_accepted(rec, 1, timeout=60)
+        took = time.monotonic() - started
+        self.assertLess(took, 15.0, "A's event waited %.1f s behind B's receiver" % took)
+        self.check_signed(created["secret"], accepted)
+        # one attempt in flight per B webhook at a time, however many rows
+        with hole.lock:
+            self.assertLessEqual(hole.connections, 2 * len(b_hooks), hole.connections)
+        self.assertEqual(sum(self.pending(w) for w in b_hooks), 10)
+
+    def test_test_route_is_bounded_and_refused_while_paused(self):
+        hole = self.black_hole()
+        wid = self.create(hole.url)["id"]
+        test = self.hooks() + wid + "/test/"
+        self.assertStatus(self.srv.post(test, key=self.key), 202)
+        for _ in range(5):
+            st, headers, body = self.srv.post(test, key=self.key)
+            self.assertEqual(st, 429, body)
+            self.assertEqual(body["code"], "throttled")
+            self.assertIn("still pending", body["detail"])
+            self.assertGreaterEqual(int(headers["Retry-After"]), 1)
+        self.assertEqual(self.pending(wid), 1)
+        # paused: refused, nothing queued (the pending test stays as it was)
+        self.assertStatus(self.srv.patch(self.hooks() + wid + "/", {"enabled": False},
+                                         key=self.key), 200)
+        off = self.create(hole.url, enabled=False)["id"]
+        got = self.assertProblem(self.srv.post(self.hooks() + off + "/test/", key=self.key), 400,
+                                 "webhook_disabled")
+        self.assertEqual(got["attr"], "enabled")
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE webhook_id = ?",
+                                      (off,))[0][0], 0)
+        # a test delivered (or given up) no longer counts as pending
+        rec = self.receiver()
+        ok = self.create(rec.url)["id"]
+        self.assertStatus(self.srv.post(self.hooks() + ok + "/test/", key=self.key), 202)
+        self.wait_accepted(rec, 1)
+        self.assertTrue(self.poll(lambda: self.pending(ok) == 0, timeout=10))
+        self.assertStatus(self.srv.post(self.hooks() + ok + "/test/", key=self.key), 202)
+
+    def test_pending_rows_per_webhook_are_bounded(self):
+        """A webhook with 1000 rows to deliver takes no more: further events
+        for it are dropped (counted), other webhooks still get them."""
+        rec = self.receiver()
+        rec.down = True
+        full = self.create(rec.url, events=["key.created"])["id"]
+        healthy = self.receiver()
+        other = self.create(healthy.url, events=["key.created"])["id"]
+        self.srv.stop()
+        now = kwtest.now_us()
+        with self.env.connect() as c:
+            for i in range(999):
+                c.execute("INSERT INTO webhook_outbox(id, webhook_id, event, payload, created_at, "
+                          "attempts, next_attempt_at) VALUES (?,?,?,?,?,?,?)",
+                          ("msg_fill%04d" % i, full, "key.created", "{}", now, 0,
+                           now + 3600 * 10**6))
+        self.start_server()
+        for i in range(3):
+            self.assertStatus(self.srv.post(PK, {"label": "f%d" % i, "scopes": ["*"]},
+                                            key=self.key), 201)
+        self.assertEqual(self.pending(full), 1000)
+        got = self.assertProblem(self.srv.post(self.hooks() + full + "/test/", key=self.key), 429,
+                                 "throttled")
+        self.assertIn("1000", got["detail"])
+        self.assertEqual(self.pending(full), 1000)
+        self.wait_accepted(healthy, 3)
+        self.assertEqual(self.env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE webhook_id = ?",
+                                      (other,))[0][0], 3)
+
+
 class PrivateAddresses(WebhookBase):
     serve_args = ["--webhook-retry-base", "0.2"]
+
+    def test_unresolvable_name_reads_as_a_refused_address(self):
+        """The delivery log does not tell a name that does not resolve from
+        one that resolves to a refused address: an admin cannot probe which
+        internal names exist."""
+        rec = self.receiver()
+        logs = []
+        for url in (rec.url, "http://no-such-host.invalid/hook"):
+            created = self.create(url)
+            self.assertStatus(self.srv.post(self.hooks() + created["id"] + "/test/", key=self.key),
+                              202)
+            path = self.hooks() + created["id"] + "/deliveries/"
+            self.assertTrue(self.poll(lambda: (self.srv.get(path, key=self.key)[2]["results"][0]
+                                               ["last_error"] or "") != "",
+                                      timeout=DELIVERY_WAIT, interval=0.1))
+            logs.append(self.srv.get(path, key=self.key)[2]["results"][0])
+        self.assertEqual(logs[0]["last_error"], logs[1]["last_error"])
+        self.assertIn("address not allowed", logs[0]["last_error"])
+        self.assertEqual([(d["status"], d["last_status"]) for d in logs],
+                         [("pending", None), ("pending", None)])
 
     def test_loopback_refused_without_the_flag(self):
         rec = self.receiver()
