@@ -343,12 +343,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         const char *cl = f.content_length, *te = f.transfer_encoding;
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
-        if (announced > app->max_body &&
-            (announced > DISCARD_MAX(app->max_body) ||
-             (expect && strcasecmp(expect, "100-continue") == 0))) {
-            *con_cls = &TOO_LARGE;
-            return refuse_too_large(s, conn, url, method);
+        if (announced > app->max_body) {
+            /* Looked up only for a body over the limit: every capture has a body. */
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if (announced > DISCARD_MAX(app->max_body) ||
+                (expect && strcasecmp(expect, "100-continue") == 0)) {
+                *con_cls = &TOO_LARGE;
+                return refuse_too_large(s, conn, url, method);
+            }
         }
         /* Answering only on the next callback, once MHD has read the whole
          * request, keeps the connection alive; a marker, not an allocation,
