@@ -1,8 +1,10 @@
 /* ratelimit.h — per-key rate limits (token buckets, in memory).
  *
  * A key with rate_limit_per_minute = N may burst N requests and refills at
- * N per minute.  Buckets live in a fixed, sharded table keyed by key id, so
- * the check is one short per-shard critical section and never allocates.
+ * N per minute; a change of N keeps what the key has spent.  Buckets live
+ * in a sharded table keyed by key id (exactly: two keys never share one),
+ * so the check is one short per-shard critical section, and allocates only
+ * when a shard doubles for more keys spending at once than it holds.
  * The limit is per instance: behind a load balancer with k instances a key
  * gets at most k × N per minute (docs/rate-limits.md says so). */
 #ifndef KEYWARD_RATELIMIT_H

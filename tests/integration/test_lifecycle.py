@@ -125,6 +125,24 @@ class RateLimit(kwtest.KWTestCase):
             self.assertStatus(self.srv.get("/api/users/@me/", key=value), 200)
 
 
+    def test_lowering_its_own_limit_never_refills(self):
+        # A limited key that may write keys tightens its own limit after
+        # each burst: what it spent stays spent, so it gets its first
+        # limit's worth of requests in a minute, not the sum of them all.
+        created = self.assertStatus(self.srv.post(PK, {
+            "label": "sawtooth", "scopes": ["personal_api_key:write", "project:read"],
+            "rate_limit_per_minute": 8}, key=self.key), 201)
+        value = created["value"]
+        allowed = 0
+        for limit in range(8, 1, -1):
+            for _ in range(limit - 1):
+                allowed += self.srv.get("/api/projects/1/", key=value)[0] == 200
+            self.srv.patch(PK + "@current/", {"rate_limit_per_minute": limit - 1}, key=value)
+        self.assertLessEqual(allowed, 8)
+        self.assertProblem(self.srv.get("/api/projects/1/", key=value), 429, "throttled",
+                           attr=None, type_="throttled_error")
+
+
 class Report(kwtest.KWTestCase):
     def entry(self, report, kid):
         found = [e for e in report["results"] if e["id"] == kid]

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "keyward/keyward.h"
@@ -89,6 +90,54 @@ static void test_first_refusal_of_each_minute(void **state)
     kw_ratelimit_free(rl);
 }
 
+/* A key able to change its own limit must not refill by lowering it: the
+ * requests already spent stay spent.  Lowering 20 → 19 → … → 1 while
+ * spending all but one each time used to give ~N²/2 requests a minute. */
+static void test_lowering_a_limit_never_refills(void **state)
+{
+    (void)state;
+    kw_ratelimit *rl;
+    assert_int_equal(kw_ratelimit_new(1024, &rl), KW_OK);
+    int64_t t = 7000 * SEC;
+    int allowed = 0;
+    for (int limit = 20; limit >= 1; limit--)
+        for (int i = 0; i < limit; i++) allowed += kw_ratelimit_take(rl, "k", limit, t) == 0;
+    assert_int_equal(allowed, 20);
+    /* and the lower limit's rate applies from then on */
+    assert_int_equal(kw_ratelimit_take(rl, "k", 1, t + 30 * SEC), 30);
+    assert_int_equal(kw_ratelimit_take(rl, "k", 1, t + 60 * SEC), 0);
+    kw_ratelimit_free(rl);
+}
+
+/* Two keys never share a bucket: with far more hot keys than the table
+ * had slots, each key is still held to its own limit (a collision used to
+ * give the incoming key a full bucket, so two colliding keys taking turns
+ * were never limited). */
+static void test_no_key_gets_a_fresh_bucket_from_another(void **state)
+{
+    (void)state;
+    kw_ratelimit *rl;
+    assert_int_equal(kw_ratelimit_new(64, &rl), KW_OK);
+    int64_t t = 8000 * SEC;
+    enum { KEYS = 3000 };
+    char id[48];
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < KEYS; k++) {
+            snprintf(id, sizeof id, "0f6c3a1e-key-%06d", k);
+            int allowed = 0;
+            for (int i = 0; i < 5; i++) allowed += kw_ratelimit_take(rl, id, 3, t) == 0;
+            assert_int_equal(allowed, round == 0 ? 3 : 0);
+        }
+    /* an id longer than a bucket's is still one key, not a new one per take */
+    const char *long_id = "2001:db8:1234:5678:9abc:def0:1234:5678-and-more";
+    int allowed = 0;
+    for (int i = 0; i < 10; i++) allowed += kw_ratelimit_take(rl, long_id, 3, t) == 0;
+    assert_int_equal(allowed, 3);
+    /* a minute later every key is full again */
+    assert_int_equal(kw_ratelimit_take(rl, "0f6c3a1e-key-000007", 3, t + 60 * SEC), 0);
+    kw_ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +145,8 @@ int main(void)
         cmocka_unit_test(test_slow_limits_and_changes),
         cmocka_unit_test(test_steady_rate_over_an_hour),
         cmocka_unit_test(test_first_refusal_of_each_minute),
+        cmocka_unit_test(test_lowering_a_limit_never_refills),
+        cmocka_unit_test(test_no_key_gets_a_fresh_bucket_from_another),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
