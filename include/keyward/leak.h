@@ -73,8 +73,11 @@ int kw_leak_process(const kw_call *c, const kw_leak_item *items, size_t n, int r
 
 /* ---- the unauthenticated endpoint's guard ---------------------------
  *
- * A report needs no credential, so one client may send at most
- * KW_LEAK_REPORTS_PER_MINUTE of them (a burst of as many).  A token
+ * A report needs no credential, so one client (an address; IPv6: a /64)
+ * may send at most KW_LEAK_REPORTS_PER_MINUTE of them (a burst of as
+ * many), and all clients together KW_LEAK_REPORTS_PER_MINUTE_ALL (a burst
+ * of a quarter of that): a report of 1000 tokens is 1000 lookups, and
+ * unauthenticated work is bounded in total, not only per client.  A token
  * reported again within the hour is still looked up — keys appear (an
  * import brings PostHog's back), so no earlier "not found" may stand in for
  * a lookup — but what was costly to learn is remembered: the pbkdf2 forms of
@@ -84,6 +87,7 @@ int kw_leak_process(const kw_call *c, const kw_leak_item *items, size_t n, int r
  * first report stays "revoked", not "unknown"). */
 
 #define KW_LEAK_REPORTS_PER_MINUTE 30
+#define KW_LEAK_REPORTS_PER_MINUTE_ALL 600
 
 typedef struct kw_leak_guard kw_leak_guard;
 

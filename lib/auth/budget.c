@@ -9,8 +9,11 @@
  * says. */
 #include "auth/budget.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,18 +79,34 @@ static int refill(struct bucket *k, int burst, int per_minute, int64_t now)
     return wait < 1 ? 1 : wait;
 }
 
-/* The answer of a take (0 or seconds); `take` spends the tokens and
- * counts the unit as running. */
-static int admit(kw_budget *b, const char *client, int64_t now, int take)
+/* The bucket name of an address: an IPv6 one by its /64 (one host holds
+ * a whole /64, so counting its addresses apart would multiply its share);
+ * anything else as it is. */
+static void client_of(const char *ip, char out[ADDR_MAX])
+{
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, ip, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memset(a6.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a6, out, ADDR_MAX)) return;
+    }
+    snprintf(out, ADDR_MAX, "%s", ip);
+}
+
+enum admission { PEEK, TAKE, SPEND };
+
+/* The answer of an admission (0 or seconds).  TAKE spends the tokens and
+ * counts the unit as running; SPEND only spends them. */
+static int admit(kw_budget *b, const char *ip, int64_t now, enum admission how)
 {
     const kw_budget_limits *l = &b->limits;
+    char client[ADDR_MAX] = "";
+    if (ip && *ip) client_of(ip, client);
     pthread_mutex_lock(&b->lock);
     struct bucket *c = NULL;
-    if (client && *client) {
+    if (*client) {
         c = &b->clients[kw_hash_text(KW_HASH_START, client) % CLIENT_SLOTS];
-        if (strncmp(c->addr, client, ADDR_MAX - 1) != 0) {
-            strncpy(c->addr, client, ADDR_MAX - 1);
-            c->addr[ADDR_MAX - 1] = '\0';
+        if (strcmp(c->addr, client) != 0) {
+            memcpy(c->addr, client, sizeof c->addr);  /* client_of ended it */
             c->tokens = l->client_burst;
             c->updated_at = now;
         }
@@ -95,9 +114,9 @@ static int admit(kw_budget *b, const char *client, int64_t now, int take)
     int wait = c ? refill(c, l->client_burst, l->client_per_minute, now) : 0;
     int global = refill(&b->global, l->global_burst, l->global_per_minute, now);
     if (global > wait) wait = global;
-    if (!wait && take && b->running >= l->max_running) wait = 1;
-    if (!wait && take) {
-        b->running++;
+    if (!wait && how == TAKE && b->running >= l->max_running) wait = 1;
+    if (!wait && how != PEEK) {
+        if (how == TAKE) b->running++;
         b->global.tokens -= 1.0;
         if (c) c->tokens -= 1.0;
     }
@@ -105,9 +124,20 @@ static int admit(kw_budget *b, const char *client, int64_t now, int take)
     return wait;
 }
 
-int kw_budget_take(kw_budget *b, const char *client, int64_t now) { return admit(b, client, now, 1); }
+int kw_budget_take(kw_budget *b, const char *client, int64_t now)
+{
+    return admit(b, client, now, TAKE);
+}
 
-int kw_budget_peek(kw_budget *b, const char *client, int64_t now) { return admit(b, client, now, 0); }
+int kw_budget_peek(kw_budget *b, const char *client, int64_t now)
+{
+    return admit(b, client, now, PEEK);
+}
+
+int kw_budget_spend(kw_budget *b, const char *client, int64_t now)
+{
+    return admit(b, client, now, SPEND);
+}
 
 void kw_budget_done(kw_budget *b)
 {

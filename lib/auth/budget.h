@@ -39,12 +39,16 @@ int kw_budget_new(kw_budget **out);
 int kw_budget_new_limits(const kw_budget_limits *limits, kw_budget **out);
 void kw_budget_free(kw_budget *b);
 
-/* Admits one unit of work for `client` (an address; NULL or "" counts
- * against the global bound only) at `now` (microseconds).  0: admitted —
+/* Admits one unit of work for `client` (an address, an IPv6 one counted
+ * by its /64; NULL or "" counts against the global bound only) at `now`
+ * (microseconds).  0: admitted —
  * the caller runs the work, then calls kw_budget_done.  Otherwise the
  * whole seconds (≥ 1) after which asking again may succeed. */
 int kw_budget_take(kw_budget *b, const char *client, int64_t now);
 void kw_budget_done(kw_budget *b);
+/* Admits and spends one unit like kw_budget_take, for work that is bounded
+ * by the rates alone: nothing counts as running, so no kw_budget_done. */
+int kw_budget_spend(kw_budget *b, const char *client, int64_t now);
 /* Whether the rates would admit one unit now, taking nothing (the units
  * running do not count: a caller that queues its work asks this first, to
  * refuse at once what would only be refused later). */

@@ -1,5 +1,5 @@
 /* leak_guard.c — what keeps the unauthenticated leak-report endpoint cheap
- * (see leak.h): a per-address rate limit, and a memory of recently
+ * (see leak.h): a rate limit per address and in total, and a memory of recently
  * reported tokens — their first answer and, for legacy-length phx_, the
  * pbkdf2 forms that cost two PBKDF2 runs to compute.
  *
@@ -18,14 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/budget.h"
 #include "keyward/keyward.h"
 #include "keyward/leak.h"
-#include "keyward/ratelimit.h"
 
 #define MEMO_SLOTS 8192
 /* How long an answer is remembered. */
 #define MEMO_TTL_US ((int64_t)3600 * 1000000)
-#define RATE_SLOTS 4096
 
 struct memo {
     kw_leak_memo m;
@@ -33,7 +32,7 @@ struct memo {
 };
 
 struct kw_leak_guard {
-    kw_ratelimit *rate;  /* keyed by client address */
+    kw_budget *rate;  /* per client address (IPv6: per /64) and in total */
     pthread_mutex_t lock;
     struct memo memo[MEMO_SLOTS];
 };
@@ -42,7 +41,9 @@ int kw_leak_guard_new(kw_leak_guard **out)
 {
     kw_leak_guard *g = calloc(1, sizeof *g);
     if (!g) return KW_ERR_NOMEM;
-    int rc = kw_ratelimit_new(RATE_SLOTS, &g->rate);
+    const kw_budget_limits limits = {KW_LEAK_REPORTS_PER_MINUTE_ALL / 4, KW_LEAK_REPORTS_PER_MINUTE_ALL,
+                                     KW_LEAK_REPORTS_PER_MINUTE, KW_LEAK_REPORTS_PER_MINUTE, 1};
+    int rc = kw_budget_new_limits(&limits, &g->rate);
     if (rc) {
         free(g);
         return rc;
@@ -55,7 +56,7 @@ int kw_leak_guard_new(kw_leak_guard **out)
 void kw_leak_guard_free(kw_leak_guard *g)
 {
     if (!g) return;
-    kw_ratelimit_free(g->rate);
+    kw_budget_free(g->rate);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -63,10 +64,7 @@ void kw_leak_guard_free(kw_leak_guard *g)
 int kw_leak_guard_admit(kw_leak_guard *g, const char *client, int64_t now)
 {
     if (!g) return 0;
-    /* The limiter's keys are ids: an IPv6 text longer than one is cut,
-     * which only makes two such addresses share a bucket. */
-    return kw_ratelimit_take(g->rate, client && *client ? client : "-", KW_LEAK_REPORTS_PER_MINUTE,
-                             now);
+    return kw_budget_spend(g->rate, client && *client ? client : "-", now);
 }
 
 static struct memo *slot(kw_leak_guard *g, const char *token_hash)

@@ -1,11 +1,12 @@
 /* test_budget.c — the bounds on unauthenticated work, with explicit times:
  * the legacy-check budget (one at a time, per address and global token
- * buckets, Retry-After) and the leak-report guard (per-address limit,
+ * buckets, Retry-After) and the leak-report guard (per-address and total limits,
  * memory of recent answers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include <string.h>
@@ -62,7 +63,9 @@ static void test_leak_guard(void **state)
 {
     (void)state;
     kw_leak_guard *g;
+    kw_clock_set(T0);  /* the total's bucket starts full at kw_now() */
     assert_int_equal(kw_leak_guard_new(&g), KW_OK);
+    kw_clock_set(0);
     for (int i = 0; i < KW_LEAK_REPORTS_PER_MINUTE; i++)
         assert_int_equal(kw_leak_guard_admit(g, "10.0.0.1", T0), 0);
     assert_int_equal(kw_leak_guard_admit(g, "10.0.0.1", T0), 2);
@@ -93,12 +96,44 @@ static void test_leak_guard(void **state)
     kw_leak_guard_free(g);
 }
 
+/* Reports are bounded per client — an IPv6 client by its /64, whatever
+ * the length of its address's text — and in total over all clients. */
+static void test_leak_guard_bounds(void **state)
+{
+    (void)state;
+    kw_leak_guard *g;
+    kw_clock_set(T0);
+    assert_int_equal(kw_leak_guard_new(&g), KW_OK);
+    kw_clock_set(0);
+    const char *full = "2001:db8:1234:5678:9abc:def0:1234:5678";  /* no "::" to shorten it */
+    for (int i = 0; i < KW_LEAK_REPORTS_PER_MINUTE; i++)
+        assert_int_equal(kw_leak_guard_admit(g, full, T0), 0);
+    assert_true(kw_leak_guard_admit(g, full, T0) > 0);
+    /* the rest of its /64 shares the limit; the next /64 does not */
+    assert_true(kw_leak_guard_admit(g, "2001:db8:1234:5678::1", T0) > 0);
+    assert_int_equal(kw_leak_guard_admit(g, "2001:db8:1234:5679::1", T0), 0);
+    /* one report each from ever more /64s: the total runs out */
+    int admitted = KW_LEAK_REPORTS_PER_MINUTE + 1, refused = 0;
+    char addr[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:%x:%x::1", i / 65536, i % 65536 + 1);
+        if (kw_leak_guard_admit(g, addr, T0)) refused++;
+        else admitted++;
+    }
+    assert_int_equal(admitted, KW_LEAK_REPORTS_PER_MINUTE_ALL / 4);
+    assert_int_equal(refused, 1000 - (KW_LEAK_REPORTS_PER_MINUTE_ALL / 4 - KW_LEAK_REPORTS_PER_MINUTE - 1));
+    /* and refills at its rate: ten a second */
+    assert_int_equal(kw_leak_guard_admit(g, "192.0.2.7", T0 + SEC / 10), 0);
+    kw_leak_guard_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_client_then_global),
         cmocka_unit_test(test_one_at_a_time),
         cmocka_unit_test(test_leak_guard),
+        cmocka_unit_test(test_leak_guard_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
