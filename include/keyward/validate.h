@@ -29,8 +29,8 @@ int kw_v_list(const json_t *body, const char *field, int required, int nullable,
  * least one unless `allow_empty` (DRF's allow_empty / max_length). */
 int kw_v_list_length(const json_t *list, const char *field, int allow_empty, int max,
                      kw_problem *p);
-/* A nullable ISO-8601 datetime (DRF's DateTimeField texts); *present set
- * when the field is there, *out 0 for null. */
+/* A nullable ISO-8601 datetime (DRF's DateTimeField texts) after the
+ * epoch; *present set when the field is there, *out 0 for null. */
 int kw_v_datetime(const json_t *body, const char *field, int *present, int64_t *out, kw_problem *p);
 /* A nullable integer in [min, max] (DRF's IntegerField texts); *out 0 for
  * null. */

@@ -136,6 +136,15 @@ int kw_v_datetime(const json_t *body, const char *field, int *present, int64_t *
                        "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].");
         return 1;
     }
+    /* 0 is "no time" to every reader of a stored time (expires_at: never
+     * expires), so the epoch itself, and anything before it, would read
+     * as no expiry at all or be a date no key needs. */
+    if (*out <= 0) {
+        kw_problem_set(p, KW_P_VALIDATION, "invalid", field,
+                       "Datetime must be after 1970-01-01T00:00:00Z.");
+        *out = 0;
+        return 1;
+    }
     return 0;
 }
 

@@ -64,6 +64,27 @@ class Expiry(kwtest.KWTestCase):
         self.assertTrue(rolled["expires_at"].startswith(iso(30)[:10]))
         self.assertStatus(self.srv.get("/api/users/@me/", key=rolled["value"]), 200)
 
+    def test_epoch_is_not_never(self):
+        # A stored expiry of 0 means "never expires": the epoch itself (in
+        # any offset) or an earlier date must be refused, not become null.
+        created = self.assertStatus(self.create(expires_at=iso(1)), 201)
+        kid, value = created["id"], created["value"]
+        for when in ("1970-01-01T00:00:00Z", "1970-01-01T01:00:00+01:00", "1969-07-20T20:17:00Z"):
+            for result in (self.create(expires_at=when),
+                           self.srv.patch(PK + kid + "/", {"expires_at": when}, key=self.key),
+                           self.srv.post(PK + kid + "/roll/", {"expires_at": when}, key=self.key)):
+                body = self.assertProblem(result, 400, "invalid", attr="expires_at")
+                if not when.startswith("1969"):  # before 1970 is not a time kw_time_parse reads
+                    self.assertEqual(body["detail"], "Datetime must be after 1970-01-01T00:00:00Z.")
+        # nothing changed: the key still works and still expires
+        self.assertStatus(self.srv.get("/api/users/@me/", key=value), 200)
+        listed = self.assertStatus(self.srv.get(PK, key=self.key), 200)
+        self.assertEqual([k["expires_at"] for k in listed if k["id"] == kid], [created["expires_at"]])
+        psk = self.srv.post(PSK, {"label": "epoch", "scopes": ["feature_flag:read"],
+                                  "expires_at": "1970-01-01T00:00:00Z"}, key=self.key)
+        self.assertProblem(psk, 400, "invalid", attr="expires_at",
+                           detail="Datetime must be after 1970-01-01T00:00:00Z.")
+
     def test_validation(self):
         self.assertProblem(self.create(expires_at=iso(-1)), 400, "invalid_input",
                            attr="expires_at")
