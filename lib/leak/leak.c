@@ -164,6 +164,12 @@ static int revoke_secret(const kw_call *c, const kw_leak_item *it, struct scratc
     return kw_txn_end(c, rc, KW_TXN_CHANGES_AUTH, p);
 }
 
+/* Whether a found key would be refused as expired (expiry is inclusive,
+ * as verification has it).  Check mode says "live" only of a key that
+ * would verify; report mode revokes an expired key all the same, since a
+ * later update could give it a new expiry. */
+static int expired(kw_time expires_at) { return expires_at && kw_now() >= expires_at; }
+
 /* One token.  Fills r->outcome; returns 0 or 1 with *p set. */
 static int process_one(const kw_call *c, const kw_leak_item *it, int revoke, struct scratch *s,
                        kw_leak_result *r, kw_problem *p)
@@ -192,7 +198,7 @@ static int process_one(const kw_call *c, const kw_leak_item *it, int revoke, str
             rc = kw_store_user_get(c->store, s->pkey.user_id, &s->user);
             if (rc == KW_ERR_NOTFOUND) return 0;
             if (rc) return kw_storage_problem(p, rc);
-            if (s->user.is_active) r->outcome = KW_LEAK_LIVE;
+            if (s->user.is_active && !expired(s->pkey.expires_at)) r->outcome = KW_LEAK_LIVE;
             return 0;
         }
         r->outcome = KW_LEAK_REVOKED;
@@ -203,6 +209,7 @@ static int process_one(const kw_call *c, const kw_leak_item *it, int revoke, str
         if (rc == KW_ERR_NOTFOUND) rc = find_previous(c, KW_KEY_SECRET, hash, s);
         if (rc == KW_ERR_NOTFOUND) return 0;
         if (rc) return kw_storage_problem(p, rc);
+        if (!revoke && expired(s->psk.expires_at)) return 0;
         r->outcome = revoke ? KW_LEAK_REVOKED : KW_LEAK_LIVE;
         r->owner_project_id = s->psk.project_id;
         return revoke ? revoke_secret(c, it, s, p) : 0;

@@ -159,6 +159,27 @@ class LeakReport(kwtest.KWTestCase):
         st, _, body = self.srv.post(VERIFY, items[:1], key=self.key)
         self.assertFalse(body[0]["live"])
 
+    def test_verify_says_an_expired_key_is_not_live(self):
+        # Check mode answers "live" only for what would verify: a key past
+        # its expires_at is refused with key_expired, so it is not live.
+        st, _, pk = self.srv.post("/api/personal_api_keys/", {"label": "soon", "scopes": ["*"]},
+                                  key=self.key)
+        self.assertEqual(st, 201, pk)
+        psk = self.assertStatus(self.srv.post("/api/projects/1/project_secret_api_keys/",
+                                              {"label": "soon", "scopes": ["feature_flag:read"]},
+                                              key=self.key), 201)
+        phs = psk["value"]
+        past = "2001-01-01T00:00:00Z"
+        self.assertStatus(self.srv.patch("/api/personal_api_keys/%s/" % pk["id"],
+                                         {"expires_at": past}, key=self.key), 200)
+        self.assertStatus(self.srv.patch("/api/projects/1/project_secret_api_keys/%s/" % psk["id"],
+                                         {"expires_at": past}, key=self.key), 200)
+        self.assertEqual(self.srv.get("/api/users/@me/", key=pk["value"])[0], 401)
+        self.assertEqual(self.flag_defs(phs)[0], 401)
+        st, _, body = self.srv.post(VERIFY, [{"token": pk["value"]}, {"token": phs}], key=self.key)
+        self.assertEqual(st, 200, body)
+        self.assertEqual([r["live"] for r in body], [False, False])
+
 
     # ---- a rolled key's previous value (still working) is a leak too ----
 
