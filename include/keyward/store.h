@@ -604,6 +604,13 @@ int kw_store_login_failure_add(kw_store *store, const char *key, kw_time now, kw
 int kw_store_login_failure_nth(kw_store *store, const char *key, kw_time since, int nth,
                                kw_time *at);
 int kw_store_login_failure_clear(kw_store *store, const char *key);
+/* Deletes failures older than `before` of every key, at most `limit` of
+ * them in one statement; *removed says how many went.  A key's own rows
+ * are pruned when it fails again, but a key that never fails again (one
+ * of many emails or addresses an attacker tried) is left to this sweep,
+ * which the server runs in batches until one comes back short. */
+int kw_store_login_failure_sweep(kw_store *store, kw_time before, int64_t limit,
+                                 int64_t *removed);
 
 /* A named server secret (text) kept in kw_meta: `candidate` is stored if
  * the name has none yet; *out receives the stored one either way, so every

@@ -241,6 +241,20 @@ int kw_store_login_failure_clear(kw_store *s, const char *key)
     return write_text(s, KW_SQL_LOGIN_FAILURE_CLEAR, key);
 }
 
+int kw_store_login_failure_sweep(kw_store *s, kw_time before, int64_t limit, int64_t *removed)
+{
+    *removed = 0;
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_LOGIN_FAILURE_SWEEP, &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, before);
+    kw_db_int(st, 2, limit);
+    while ((rc = kw_db_step(st)) == KW_DB_ROW) {
+    }
+    if (!rc) *removed = kw_db_changes(st);
+    return kw_db_finish(st, rc);
+}
+
 /* ---- named server secrets ------------------------------------------------- */
 
 /* Insert-if-absent, then read back: every instance sharing the database

@@ -84,6 +84,26 @@ class TestSignIn(ConsoleCase):
         self.assertProblem((st, hdrs, body), 429, "throttled")
         self.assertGreater(int(hdrs["Retry-After"]), 800)
 
+    def test_stale_failures_of_every_key_are_swept(self):
+        """Failed sign-ins past the login window are deleted whatever their
+        key, not only when the same key fails again: an attacker trying many
+        emails from many addresses cannot grow the table without end.  The
+        server's housekeeping deletes them in batches; an instance makes its
+        first pass as it starts."""
+        self.assertProblem(self.login(password="wrong wrong wrong"), 400, "invalid_credentials")
+        stale = kwtest.now_us() - 16 * 60 * 1000000
+        self.env.sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < 2500) INSERT INTO login_attempts(key, at) "
+                     "SELECT 'ip:10.9.' || i, CAST(? AS BIGINT) - i FROM n", (stale,))
+
+        def count():
+            return self.env.sql("SELECT COUNT(*) FROM login_attempts")[0][0]
+        self.assertEqual(count(), 2502)
+        srv = kwtest.Server(self.env.db, self.env.dir)
+        self.addCleanup(self._stop_server, srv)
+        self.poll(lambda: count() == 2, timeout=10)
+        self.assertEqual(count(), 2)  # the recent failure's two rows stay
+
     def test_cross_origin_login_refused(self):
         self.assertProblem(self.login(headers={"Origin": "http://evil.example"}), 403,
                            "permission_denied", CSRF_DETAIL)

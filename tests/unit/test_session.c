@@ -226,6 +226,41 @@ static void test_store_invites_and_attempts(void **state)
     assert_string_equal(again, "first");  /* the first writer wins, for every instance */
 }
 
+/* The sweep: failures older than `before` go whatever their key (keys
+ * that never fail again included), at most `limit` per call, so the
+ * server's batches end when one comes back short; newer rows stay. */
+static void test_store_login_failure_sweep(void **state)
+{
+    struct fixture *f = *state;
+    kw_store *s = f->store;
+    char key[32];
+    kw_time at;
+    int64_t removed = -1;
+    for (int i = 0; i < 25; i++) {  /* 25 keys that each failed once, long ago */
+        snprintf(key, sizeof key, "ip:10.0.1.%d", i);
+        assert_int_equal(kw_store_login_failure_add(s, key, T0 + i * SEC, KW_LOGIN_WINDOW), KW_OK);
+    }
+    for (int i = 0; i < 3; i++)  /* and one recent key */
+        assert_int_equal(kw_store_login_failure_add(s, "ip:10.0.2.1", T0 + KW_LOGIN_WINDOW + i * SEC,
+                                                    KW_LOGIN_WINDOW), KW_OK);
+    kw_time before = T0 + KW_LOGIN_WINDOW;
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 10);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 10);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 5);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 0);
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof key, "ip:10.0.1.%d", i);
+        assert_int_equal(kw_store_login_failure_nth(s, key, 0, 1, &at), KW_OK);
+        assert_int_equal(at, 0);
+    }
+    assert_int_equal(kw_store_login_failure_nth(s, "ip:10.0.2.1", 0, 3, &at), KW_OK);
+    assert_int_equal(at, before);  /* not before itself: only older rows go */
+}
+
 static json_t *creds(const char *email, const char *password)
 {
     return json_pack("{s:s, s:s}", "email", email, "password", password);
@@ -427,6 +462,7 @@ static void test_invites(void **state)
         cmocka_unit_test_setup_teardown(test_password_hashing, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_store_sessions, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_store_invites_and_attempts, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_store_login_failure_sweep, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_login_sessions_csrf, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_login_limit, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),                \
