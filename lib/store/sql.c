@@ -407,8 +407,11 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
                             "ORDER BY created_at DESC, id LIMIT ?3 OFFSET ?4"},
     [KW_SQL_INVITE_COUNT] = {"SELECT COUNT(*) FROM invites WHERE org_id = ?1 "
                              "AND accepted_at IS NULL AND expires_at > CAST(?2 AS BIGINT)"},
+    /* Finds and deletes in one statement, among the organization's pending
+     * invitations only: another organization's id never matches. */
     [KW_SQL_INVITE_DELETE] = {"DELETE FROM invites WHERE id = ?1 AND org_id = ?2 "
-                              "AND accepted_at IS NULL"},
+                              "AND accepted_at IS NULL AND expires_at > CAST(?3 AS BIGINT) "
+                              "RETURNING " INVITE_COLS},
     [KW_SQL_LOGIN_FAILURE_PRUNE] = {"DELETE FROM login_attempts WHERE key = ?1 AND at < ?2"},
     [KW_SQL_LOGIN_FAILURE_INSERT] = {"INSERT INTO login_attempts(key, at) VALUES (?1, ?2)"},
     [KW_SQL_LOGIN_FAILURE_NTH] = {"SELECT at FROM login_attempts WHERE key = ?1 AND at > ?2 "

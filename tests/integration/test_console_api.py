@@ -292,9 +292,16 @@ class TestInvites(ConsoleCase):
         self.assertProblem(self.srv.delete(invites + made[2]["id"] + "/", key=self.env.key_c),
                            403, "permission_denied")
         self.assertEqual(self.assertStatus(self.srv.get(invites, key=self.key), 200)["count"], 1)
-        log = self.env.sql("SELECT activity FROM activity_log WHERE scope='OrganizationInvite' "
-                           "AND item_id=?", (made[0]["id"],))
-        self.assertIn(("deleted",), log)
+        log = self.env.sql("SELECT activity, org_id, project_id, detail FROM activity_log "
+                           "WHERE scope='OrganizationInvite' AND item_id=?", (made[0]["id"],))
+        deleted = [row for row in log if row[0] == "deleted"]
+        self.assertEqual(len(deleted), 1, log)
+        self.assertEqual(deleted[0][1:3], (self.env.org_a, 1))
+        self.assertEqual(json.loads(deleted[0][3])["name"], "p0@x.io")
+        # nothing logged for the refused revocations of made[2]
+        self.assertEqual([row[0] for row in self.env.sql(
+            "SELECT activity FROM activity_log WHERE scope='OrganizationInvite' AND item_id=?",
+            (made[2]["id"],))], ["created"])
 
     def test_invite_dies_with_its_creators_standing(self):
         """A link is only as good as its creator is now: removed, demoted
