@@ -186,9 +186,9 @@ int kw_invite_accept(kw_sessions *s, const char *ip, const json_t *body, kw_logi
         snprintf(user.email, sizeof user.email, "%s", inv.target_email);
         snprintf(user.first_name, sizeof user.first_name, "%s", first_name ? first_name : "");
         user.is_active = 1;
-        if (kw_sessions_hash_take(s, ip, retry_after, p)) return 1;
+        if (kw_session_hash_take(s, ip, retry_after, p)) return 1;
         rc = kw_password_hash(password, hash);
-        kw_sessions_hash_done(s);
+        kw_session_hash_done(s);
         if (rc) return kw_storage_problem(p, rc);
     } else if (kw_login_check(s, ip, inv.target_email, password, &user, retry_after, p)) {
         /* An existing account proves itself with its own password. */

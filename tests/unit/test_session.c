@@ -21,6 +21,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/session.h"
+#include "auth/session_internal.h"
 
 #define SEC ((kw_time)1000000)
 #define T0 ((kw_time)1800000000 * SEC)
@@ -433,6 +434,30 @@ static void test_login_limit(void **state)
     json_decref(bad);
 }
 
+/* The password-hash budget per address: each hash takes a unit and gives
+ * its turn back when done; once the address's burst is spent both the
+ * peek and the take refuse with 429, and another address still may. */
+static void test_hash_budget(void **state)
+{
+    struct fixture *f = *state;
+    kw_problem p;
+    int wait = 0;
+    for (int i = 0; i < KW_LOGIN_HASH_CLIENT_BURST; i++) {
+        assert_int_equal(kw_session_hash_admissible(f->sessions, "10.0.3.1", &wait, &p), 0);
+        assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.1", &wait, &p), 0);
+        kw_session_hash_done(f->sessions);
+    }
+    assert_int_equal(kw_session_hash_admissible(f->sessions, "10.0.3.1", &wait, &p), 1);
+    assert_int_equal(p.status, 429);
+    assert_true(wait >= 1);
+    wait = 0;
+    assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.1", &wait, &p), 1);
+    assert_int_equal(p.status, 429);
+    assert_true(wait >= 1);
+    assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.2", &wait, &p), 0);
+    kw_session_hash_done(f->sessions);
+}
+
 static void test_invites(void **state)
 {
     struct fixture *f = *state;
@@ -530,6 +555,7 @@ static void test_invites(void **state)
         cmocka_unit_test_setup_teardown(test_store_login_failure_sweep, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_login_sessions_csrf, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_login_limit, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_hash_budget, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),                \
     }
 
