@@ -17,7 +17,9 @@
  * per backoff step, and other webhooks' events go out on the other threads.
  *
  * One of the threads also sweeps for keys that are about to expire or have
- * expired (kw_webhook_expiry_sweep): those events come from no write.
+ * expired (kw_webhook_expiry_sweep): those events come from no write.  It
+ * is the server's periodic housekeeping too: failed console sign-ins that
+ * have left the login window are deleted there, whatever their key.
  *
  * SSRF: a webhook URL is chosen by an organization admin, and keyward
  * connects from inside the operator's network.  Only http and https are
@@ -43,6 +45,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/metrics.h"
+#include "keyward/session.h"
 #include "keyward/webhook.h"
 #include "logger.h"
 
@@ -64,6 +67,11 @@
 /* Rows past their day that a failing webhook's hold kept waiting are
  * closed this often. */
 #define EXPIRE_EVERY_US ((int64_t)60 * 1000000)
+/* Failed sign-ins past the login window go this often, LOGIN_SWEEP_BATCH
+ * rows per statement; a full batch is followed by another at the next
+ * pass, so a backlog drains without one long hold of the write lock. */
+#define LOGIN_SWEEP_EVERY_US ((int64_t)60 * 1000000)
+#define LOGIN_SWEEP_BATCH 1000
 /* Longer than any attempt, so a claimed row is never taken by a second
  * sender while the first still works on it. */
 #define LEASE_US ((int64_t)(TOTAL_TIMEOUT_MS + 20000) * 1000)
@@ -256,9 +264,9 @@ static void wait_ms(kw_webhook_sender *s, long ms)
 
 /* The housekeeping one thread does besides delivering: the delivery
  * log's retention, rows past their day, the backlog gauge, expiry
- * notices. */
+ * notices, failed sign-ins past the login window. */
 struct chores {
-    kw_time pruned, expired, swept;
+    kw_time pruned, expired, swept, logins_swept;
 };
 
 static void do_chores(kw_webhook_sender *s, struct chores *c, kw_time now)
@@ -277,6 +285,12 @@ static void do_chores(kw_webhook_sender *s, struct chores *c, kw_time now)
         /* A full batch: look again at once. */
         if (!rc && announced < 16) c->swept = now;
     }
+    if (now - c->logins_swept >= LOGIN_SWEEP_EVERY_US) {
+        int64_t removed = 0;
+        int rc = kw_store_login_failure_sweep(s->store, now - KW_LOGIN_WINDOW, LOGIN_SWEEP_BATCH,
+                                              &removed);
+        if (!rc && removed < LOGIN_SWEEP_BATCH) c->logins_swept = now;
+    }
 }
 
 static void *sender_thread(void *arg)
@@ -284,7 +298,7 @@ static void *sender_thread(void *arg)
     const struct sender_arg *a = arg;
     kw_webhook_sender *s = a->s;
     kw_webhook_delivery d;
-    struct chores chores = {0, 0, 0};
+    struct chores chores = {0, 0, 0, 0};
     while (!atomic_load(&s->stopping)) {
         kw_time now = kw_now();
         if (a->first) do_chores(s, &chores, now);

@@ -1,5 +1,6 @@
 /* webhook_send.h — the delivery thread of `keyward serve` (see
- * webhook_send.c); it also runs the expiry-notice sweep. */
+ * webhook_send.c); it also runs the expiry-notice sweep and the server's
+ * other periodic housekeeping. */
 #ifndef KW_WEBHOOK_SEND_H
 #define KW_WEBHOOK_SEND_H
 

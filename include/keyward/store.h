@@ -594,9 +594,11 @@ typedef int (*kw_invite_cb)(void *ctx, const kw_invite *invite);
 int kw_store_invite_list(kw_store *store, const char *org_id, kw_time now, int64_t limit,
                          int64_t offset, kw_invite_cb cb, void *ctx);
 int kw_store_invite_count(kw_store *store, const char *org_id, kw_time now, int64_t *count);
-/* Deletes a pending invitation of the organization; KW_ERR_NOTFOUND when
- * there is none (another organization's, used, or unknown). */
-int kw_store_invite_delete(kw_store *store, const char *id, const char *org_id);
+/* Deletes a pending invitation (unused, unexpired at `now`) of the
+ * organization and returns it in *out, in one statement; KW_ERR_NOTFOUND
+ * when there is none (another organization's, used, expired, or unknown). */
+int kw_store_invite_delete(kw_store *store, const char *id, const char *org_id, kw_time now,
+                           kw_invite *out);
 
 /* Failed sign-ins, per key ("email:…", "ip:…"), for the login rate limit. */
 int kw_store_login_failure_add(kw_store *store, const char *key, kw_time now, kw_time keep);
@@ -604,6 +606,13 @@ int kw_store_login_failure_add(kw_store *store, const char *key, kw_time now, kw
 int kw_store_login_failure_nth(kw_store *store, const char *key, kw_time since, int nth,
                                kw_time *at);
 int kw_store_login_failure_clear(kw_store *store, const char *key);
+/* Deletes failures older than `before` of every key, at most `limit` of
+ * them in one statement; *removed says how many went.  A key's own rows
+ * are pruned when it fails again, but a key that never fails again (one
+ * of many emails or addresses an attacker tried) is left to this sweep,
+ * which the server runs in batches until one comes back short. */
+int kw_store_login_failure_sweep(kw_store *store, kw_time before, int64_t limit,
+                                 int64_t *removed);
 
 /* A named server secret (text) kept in kw_meta: `candidate` is stored if
  * the name has none yet; *out receives the stored one either way, so every

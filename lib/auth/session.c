@@ -293,7 +293,7 @@ static int hash_refused(int wait, int *retry_after, kw_problem *p)
     return 1;
 }
 
-int kw_sessions_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
+int kw_session_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
 {
     char client[INET6_ADDRSTRLEN];
     hash_client(ip, client);
@@ -301,7 +301,7 @@ int kw_sessions_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_p
     return wait ? hash_refused(wait, retry_after, p) : 0;
 }
 
-void kw_sessions_hash_done(kw_sessions *s) { kw_budget_done(s->hashes); }
+void kw_session_hash_done(kw_sessions *s) { kw_budget_done(s->hashes); }
 
 int kw_session_hash_admissible(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
 {
@@ -321,13 +321,13 @@ int kw_login_check(kw_sessions *s, const char *ip, const char *email, const char
     int rc = kw_store_user_by_email(store, email, user);
     if (!rc) rc = kw_store_user_password_get(store, user->id, hash);
     if (rc && rc != KW_ERR_NOTFOUND) return kw_problem_from_store(p, rc);
-    if (kw_sessions_hash_take(s, ip, retry_after, p)) {
+    if (kw_session_hash_take(s, ip, retry_after, p)) {
         OPENSSL_cleanse(hash, sizeof hash);
         return 1;
     }
     int ok = kw_password_verify(hash[0] ? hash : s->decoy, password) && !rc && hash[0] &&
              user->is_active;
-    kw_sessions_hash_done(s);
+    kw_session_hash_done(s);
     OPENSSL_cleanse(hash, sizeof hash);
     if (!ok) {
         login_failed(store, email, ip);

@@ -11,10 +11,10 @@
 int kw_login_check(kw_sessions *s, const char *ip, const char *email, const char *password,
                    kw_user *user, int *retry_after, kw_problem *p);
 /* The password-hash budget (KW_LOGIN_HASH_*): 0 when `ip` may have one
- * hash computed now (then kw_sessions_hash_done after it), else 1 with a
+ * hash computed now (then kw_session_hash_done after it), else 1 with a
  * 429 in *p and *retry_after. */
-int kw_sessions_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p);
-void kw_sessions_hash_done(kw_sessions *s);
+int kw_session_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p);
+void kw_session_hash_done(kw_sessions *s);
 /* A new session for a user who has just proved who they are. */
 int kw_session_open_for(kw_sessions *s, const kw_user *user, kw_login *out);
 kw_store *kw_sessions_store(const kw_sessions *s);

@@ -14,7 +14,6 @@
  * two people race with it — and then signs the person in. */
 #include <ctype.h>
 #include <openssl/crypto.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,34 +49,19 @@ static int audit_invite(const kw_call *c, const kw_invite *inv, const char *acti
     return rc;
 }
 
-struct find_invite {
-    const char *id;
-    kw_invite *out;
-    int found;
-};
-
-static int pick_invite(void *ctx, const kw_invite *inv)
-{
-    struct find_invite *f = ctx;
-    if (strcmp(inv->id, f->id) != 0) return 0;
-    *f->out = *inv;
-    f->found = 1;
-    return 1;  /* stop */
-}
-
 int kw_invite_revoke(const kw_call *c, const char *org_id, const char *invite_id, kw_problem *p)
 {
     kw_invite inv;
-    struct find_invite f = {invite_id, &inv, 0};
-    /* The organization's pending invitations are few (each lives 7 days):
-     * the one to revoke is found among them, so an id of another
-     * organization's is a 404 like an unknown one. */
-    int rc = kw_store_invite_list(c->store, org_id, kw_now(), INT64_MAX, 0, pick_invite, &f);
-    if (rc < 0) return kw_storage_problem(p, rc);
-    if (!f.found) return kw_problem_from_store(p, KW_ERR_NOTFOUND);
-    rc = kw_store_begin(c->store);
+    int rc = kw_store_begin(c->store);
     if (rc) return kw_storage_problem(p, rc);
-    rc = kw_store_invite_delete(c->store, inv.id, org_id);
+    /* Only the organization's pending invitations can match: another
+     * organization's id, a used or an expired one is a 404 like an unknown
+     * one.  The row deleted is the one the audit entry names. */
+    rc = kw_store_invite_delete(c->store, invite_id, org_id, kw_now(), &inv);
+    if (rc == KW_ERR_NOTFOUND) {
+        kw_store_rollback(c->store);
+        return kw_problem_from_store(p, rc);
+    }
     if (!rc) rc = audit_invite(c, &inv, "deleted");
     return kw_txn_end(c, rc, KW_TXN_KEEPS_AUTH, p);
 }
@@ -202,9 +186,9 @@ int kw_invite_accept(kw_sessions *s, const char *ip, const json_t *body, kw_logi
         snprintf(user.email, sizeof user.email, "%s", inv.target_email);
         snprintf(user.first_name, sizeof user.first_name, "%s", first_name ? first_name : "");
         user.is_active = 1;
-        if (kw_sessions_hash_take(s, ip, retry_after, p)) return 1;
+        if (kw_session_hash_take(s, ip, retry_after, p)) return 1;
         rc = kw_password_hash(password, hash);
-        kw_sessions_hash_done(s);
+        kw_session_hash_done(s);
         if (rc) return kw_storage_problem(p, rc);
     } else if (kw_login_check(s, ip, inv.target_email, password, &user, retry_after, p)) {
         /* An existing account proves itself with its own password. */

@@ -195,14 +195,18 @@ int kw_store_invite_count(kw_store *s, const char *org_id, kw_time now, int64_t 
     return kw_db_int_result(st, count);
 }
 
-int kw_store_invite_delete(kw_store *s, const char *id, const char *org_id)
+int kw_store_invite_delete(kw_store *s, const char *id, const char *org_id, kw_time now,
+                           kw_invite *out)
 {
     kw_db_stmt *st;
     int rc = kw_db_prepare(s, KW_SQL_INVITE_DELETE, &st);
     if (rc) return rc;
     kw_db_text(st, 1, id);
     kw_db_text(st, 2, org_id);
-    return kw_db_exec(st, 1);
+    kw_db_int(st, 3, now);
+    if ((rc = kw_db_one(st))) return rc;
+    memset(out, 0, sizeof *out);
+    return kw_db_finish(st, kw_db_read_row(st, KW_DB_FIELDS(INVITE_FIELDS), out));
 }
 
 /* ---- failed sign-ins ------------------------------------------------------ */
@@ -239,6 +243,20 @@ int kw_store_login_failure_nth(kw_store *s, const char *key, kw_time since, int 
 int kw_store_login_failure_clear(kw_store *s, const char *key)
 {
     return write_text(s, KW_SQL_LOGIN_FAILURE_CLEAR, key);
+}
+
+int kw_store_login_failure_sweep(kw_store *s, kw_time before, int64_t limit, int64_t *removed)
+{
+    *removed = 0;
+    kw_db_stmt *st;
+    int rc = kw_db_prepare(s, KW_SQL_LOGIN_FAILURE_SWEEP, &st);
+    if (rc) return rc;
+    kw_db_int(st, 1, before);
+    kw_db_int(st, 2, limit);
+    while ((rc = kw_db_step(st)) == KW_DB_ROW) {
+    }
+    if (!rc) *removed = kw_db_changes(st);
+    return kw_db_finish(st, rc);
 }
 
 /* ---- named server secrets ------------------------------------------------- */

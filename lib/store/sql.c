@@ -5,8 +5,8 @@
  * (CAST(?2 AS BIGINT)), because PostgreSQL receives every parameter as
  * text; booleans are written as integers compared with 0, which both read
  * as true/false; and a row's own pg text is used only where the SQL really
- * differs (PostgreSQL's locked limit-insert functions).  Ids are in sql.h,
- * grouped by the file that runs them. */
+ * differs (PostgreSQL's locked limit-insert functions, a row's physical
+ * id).  Ids are in sql.h, grouped by the file that runs them. */
 #include "store/sql.h"
 
 /* Most rows give only the text both databases run; clang's -Wextra would
@@ -407,13 +407,25 @@ const struct kw_sql_text kw_sql[KW_SQL_COUNT] = {
                             "ORDER BY created_at DESC, id LIMIT ?3 OFFSET ?4"},
     [KW_SQL_INVITE_COUNT] = {"SELECT COUNT(*) FROM invites WHERE org_id = ?1 "
                              "AND accepted_at IS NULL AND expires_at > CAST(?2 AS BIGINT)"},
+    /* Finds and deletes in one statement, among the organization's pending
+     * invitations only: another organization's id never matches. */
     [KW_SQL_INVITE_DELETE] = {"DELETE FROM invites WHERE id = ?1 AND org_id = ?2 "
-                              "AND accepted_at IS NULL"},
+                              "AND accepted_at IS NULL AND expires_at > CAST(?3 AS BIGINT) "
+                              "RETURNING " INVITE_COLS},
     [KW_SQL_LOGIN_FAILURE_PRUNE] = {"DELETE FROM login_attempts WHERE key = ?1 AND at < ?2"},
     [KW_SQL_LOGIN_FAILURE_INSERT] = {"INSERT INTO login_attempts(key, at) VALUES (?1, ?2)"},
     [KW_SQL_LOGIN_FAILURE_NTH] = {"SELECT at FROM login_attempts WHERE key = ?1 AND at > ?2 "
                                   "ORDER BY at DESC LIMIT 1 OFFSET ?3"},
     [KW_SQL_LOGIN_FAILURE_CLEAR] = {"DELETE FROM login_attempts WHERE key = ?1"},
+    /* Every key's failures before ?1, at most ?2 of them, picked by the
+     * row's physical id (the table has no key of its own).  No index on
+     * `at` alone: once swept the table holds one window of failures, which
+     * the password-hash budget keeps to a few thousand rows per instance,
+     * so the scan is short and a batch holds the write lock briefly. */
+    [KW_SQL_LOGIN_FAILURE_SWEEP] = {"DELETE FROM login_attempts WHERE rowid IN "
+                                    "(SELECT rowid FROM login_attempts WHERE at < ?1 LIMIT ?2)",
+                                    "DELETE FROM login_attempts WHERE ctid = ANY(ARRAY("
+                                    "SELECT ctid FROM login_attempts WHERE at < ?1 LIMIT ?2))"},
     [KW_SQL_META_SECRET_INSERT] = {"INSERT INTO kw_meta(name, value, text_value) VALUES (?1, 0, ?2) "
                                    "ON CONFLICT(name) DO NOTHING"},
     [KW_SQL_META_SECRET_GET] = {"SELECT text_value FROM kw_meta WHERE name = ?1"},

@@ -84,6 +84,26 @@ class TestSignIn(ConsoleCase):
         self.assertProblem((st, hdrs, body), 429, "throttled")
         self.assertGreater(int(hdrs["Retry-After"]), 800)
 
+    def test_stale_failures_of_every_key_are_swept(self):
+        """Failed sign-ins past the login window are deleted whatever their
+        key, not only when the same key fails again: an attacker trying many
+        emails from many addresses cannot grow the table without end.  The
+        server's housekeeping deletes them in batches; an instance makes its
+        first pass as it starts."""
+        self.assertProblem(self.login(password="wrong wrong wrong"), 400, "invalid_credentials")
+        stale = kwtest.now_us() - 16 * 60 * 1000000
+        self.env.sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < 2500) INSERT INTO login_attempts(key, at) "
+                     "SELECT 'ip:10.9.' || i, CAST(? AS BIGINT) - i FROM n", (stale,))
+
+        def count():
+            return self.env.sql("SELECT COUNT(*) FROM login_attempts")[0][0]
+        self.assertEqual(count(), 2502)
+        srv = kwtest.Server(self.env.db, self.env.dir)
+        self.addCleanup(self._stop_server, srv)
+        self.poll(lambda: count() == 2, timeout=10)
+        self.assertEqual(count(), 2)  # the recent failure's two rows stay
+
     def test_cross_origin_login_refused(self):
         self.assertProblem(self.login(headers={"Origin": "http://evil.example"}), 403,
                            "permission_denied", CSRF_DETAIL)
@@ -272,9 +292,16 @@ class TestInvites(ConsoleCase):
         self.assertProblem(self.srv.delete(invites + made[2]["id"] + "/", key=self.env.key_c),
                            403, "permission_denied")
         self.assertEqual(self.assertStatus(self.srv.get(invites, key=self.key), 200)["count"], 1)
-        log = self.env.sql("SELECT activity FROM activity_log WHERE scope='OrganizationInvite' "
-                           "AND item_id=?", (made[0]["id"],))
-        self.assertIn(("deleted",), log)
+        log = self.env.sql("SELECT activity, org_id, project_id, detail FROM activity_log "
+                           "WHERE scope='OrganizationInvite' AND item_id=?", (made[0]["id"],))
+        deleted = [row for row in log if row[0] == "deleted"]
+        self.assertEqual(len(deleted), 1, log)
+        self.assertEqual(deleted[0][1:3], (self.env.org_a, 1))
+        self.assertEqual(json.loads(deleted[0][3])["name"], "p0@x.io")
+        # nothing logged for the refused revocations of made[2]
+        self.assertEqual([row[0] for row in self.env.sql(
+            "SELECT activity FROM activity_log WHERE scope='OrganizationInvite' AND item_id=?",
+            (made[2]["id"],))], ["created"])
 
     def test_invite_dies_with_its_creators_standing(self):
         """A link is only as good as its creator is now: removed, demoted

@@ -21,6 +21,7 @@
 
 #include "keyward/keyward.h"
 #include "keyward/session.h"
+#include "auth/session_internal.h"
 
 #define SEC ((kw_time)1000000)
 #define T0 ((kw_time)1800000000 * SEC)
@@ -226,6 +227,88 @@ static void test_store_invites_and_attempts(void **state)
     assert_string_equal(again, "first");  /* the first writer wins, for every instance */
 }
 
+/* Revoking by id: one statement finds and deletes, among the
+ * organization's pending invitations only, and returns the row deleted. */
+static void test_store_invite_delete(void **state)
+{
+    struct fixture *f = *state;
+    kw_store *s = f->store;
+    kw_org other;
+    memset(&other, 0, sizeof other);
+    strcpy(other.name, "Other");
+    assert_int_equal(kw_store_org_create(s, &other), KW_OK);
+    const char *ids[] = {"inv-live", "inv-used", "inv-old"};
+    for (int i = 0; i < 3; i++) {
+        kw_invite in = {0};
+        strcpy(in.id, ids[i]);
+        strcpy(in.org_id, f->org.id);
+        snprintf(in.token_hash, sizeof in.token_hash, "h%d", i);
+        snprintf(in.target_email, sizeof in.target_email, "p%d@b.io", i);
+        in.level = KW_LEVEL_MEMBER;
+        in.created_by = f->alice.id;
+        in.created_at = T0;
+        in.expires_at = T0 + (i == 2 ? 1 : 100) * SEC;
+        assert_int_equal(kw_store_invite_insert(s, &in), KW_OK);
+    }
+    assert_int_equal(kw_store_invite_accept(s, "inv-used", T0), KW_OK);
+    kw_time now = T0 + 10 * SEC;
+    kw_invite out;
+    int64_t n = 0;
+    /* another organization's id never matches, and the invitation stays */
+    assert_int_equal(kw_store_invite_delete(s, "inv-live", other.id, now, &out), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_invite_count(s, f->org.id, now, &n), KW_OK);
+    assert_int_equal(n, 1);
+    /* used, expired or unknown: not pending, not deleted */
+    assert_int_equal(kw_store_invite_delete(s, "inv-used", f->org.id, now, &out), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_invite_delete(s, "inv-old", f->org.id, now, &out), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_invite_delete(s, "nope", f->org.id, now, &out), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_invite_by_hash(s, "h1", &out), KW_OK);
+    assert_int_equal(kw_store_invite_by_hash(s, "h2", &out), KW_OK);
+    /* its own organization's: deleted, and the row comes back */
+    assert_int_equal(kw_store_invite_delete(s, "inv-live", f->org.id, now, &out), KW_OK);
+    assert_string_equal(out.id, "inv-live");
+    assert_string_equal(out.org_id, f->org.id);
+    assert_string_equal(out.target_email, "p0@b.io");
+    assert_int_equal(out.created_by, f->alice.id);
+    assert_int_equal(kw_store_invite_by_hash(s, "h0", &out), KW_ERR_NOTFOUND);
+    assert_int_equal(kw_store_invite_delete(s, "inv-live", f->org.id, now, &out), KW_ERR_NOTFOUND);
+}
+
+/* The sweep: failures older than `before` go whatever their key (keys
+ * that never fail again included), at most `limit` per call, so the
+ * server's batches end when one comes back short; newer rows stay. */
+static void test_store_login_failure_sweep(void **state)
+{
+    struct fixture *f = *state;
+    kw_store *s = f->store;
+    char key[32];
+    kw_time at;
+    int64_t removed = -1;
+    for (int i = 0; i < 25; i++) {  /* 25 keys that each failed once, long ago */
+        snprintf(key, sizeof key, "ip:10.0.1.%d", i);
+        assert_int_equal(kw_store_login_failure_add(s, key, T0 + i * SEC, KW_LOGIN_WINDOW), KW_OK);
+    }
+    for (int i = 0; i < 3; i++)  /* and one recent key */
+        assert_int_equal(kw_store_login_failure_add(s, "ip:10.0.2.1", T0 + KW_LOGIN_WINDOW + i * SEC,
+                                                    KW_LOGIN_WINDOW), KW_OK);
+    kw_time before = T0 + KW_LOGIN_WINDOW;
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 10);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 10);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 5);
+    assert_int_equal(kw_store_login_failure_sweep(s, before, 10, &removed), KW_OK);
+    assert_int_equal(removed, 0);
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof key, "ip:10.0.1.%d", i);
+        assert_int_equal(kw_store_login_failure_nth(s, key, 0, 1, &at), KW_OK);
+        assert_int_equal(at, 0);
+    }
+    assert_int_equal(kw_store_login_failure_nth(s, "ip:10.0.2.1", 0, 3, &at), KW_OK);
+    assert_int_equal(at, before);  /* not before itself: only older rows go */
+}
+
 static json_t *creds(const char *email, const char *password)
 {
     return json_pack("{s:s, s:s}", "email", email, "password", password);
@@ -351,6 +434,30 @@ static void test_login_limit(void **state)
     json_decref(bad);
 }
 
+/* The password-hash budget per address: each hash takes a unit and gives
+ * its turn back when done; once the address's burst is spent both the
+ * peek and the take refuse with 429, and another address still may. */
+static void test_hash_budget(void **state)
+{
+    struct fixture *f = *state;
+    kw_problem p;
+    int wait = 0;
+    for (int i = 0; i < KW_LOGIN_HASH_CLIENT_BURST; i++) {
+        assert_int_equal(kw_session_hash_admissible(f->sessions, "10.0.3.1", &wait, &p), 0);
+        assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.1", &wait, &p), 0);
+        kw_session_hash_done(f->sessions);
+    }
+    assert_int_equal(kw_session_hash_admissible(f->sessions, "10.0.3.1", &wait, &p), 1);
+    assert_int_equal(p.status, 429);
+    assert_true(wait >= 1);
+    wait = 0;
+    assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.1", &wait, &p), 1);
+    assert_int_equal(p.status, 429);
+    assert_true(wait >= 1);
+    assert_int_equal(kw_session_hash_take(f->sessions, "10.0.3.2", &wait, &p), 0);
+    kw_session_hash_done(f->sessions);
+}
+
 static void test_invites(void **state)
 {
     struct fixture *f = *state;
@@ -414,6 +521,23 @@ static void test_invites(void **state)
     assert_int_equal(kw_session_login(f->sessions, "127.0.0.1", good, &login, &wait, &p), 0);
     json_decref(good);
 
+    /* revoked only through its own organization; then its link is dead */
+    body = json_pack("{s:s}", "email", "dave@d.io");
+    assert_int_equal(kw_invite_create(&c, f->org.id, KW_LEVEL_OWNER, body, &inv, token, &p), 0);
+    json_decref(body);
+    kw_org other;
+    memset(&other, 0, sizeof other);
+    strcpy(other.name, "Other");
+    assert_int_equal(kw_store_org_create(f->store, &other), KW_OK);
+    assert_int_equal(kw_invite_revoke(&c, other.id, inv.id, &p), 1);
+    assert_int_equal(p.status, 404);
+    assert_int_equal(kw_invite_lookup(f->store, token, &seen, &p), 0);
+    assert_int_equal(kw_invite_revoke(&c, f->org.id, inv.id, &p), 0);
+    assert_int_equal(kw_invite_lookup(f->store, token, &seen, &p), 1);
+    assert_int_equal(p.status, 404);
+    assert_int_equal(kw_invite_revoke(&c, f->org.id, inv.id, &p), 1);
+    assert_int_equal(p.status, 404);
+
     /* expired after 7 days */
     body = json_pack("{s:s}", "email", "carol@c.io");
     assert_int_equal(kw_invite_create(&c, f->org.id, KW_LEVEL_OWNER, body, &inv, token, &p), 0);
@@ -427,8 +551,11 @@ static void test_invites(void **state)
         cmocka_unit_test_setup_teardown(test_password_hashing, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_store_sessions, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_store_invites_and_attempts, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_store_invite_delete, setup, teardown),    \
+        cmocka_unit_test_setup_teardown(test_store_login_failure_sweep, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_login_sessions_csrf, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_login_limit, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_hash_budget, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),                \
     }
 
