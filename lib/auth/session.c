@@ -33,7 +33,6 @@
 
 #include "keyward/keyward.h"
 #include "keyward/session.h"
-#include <arpa/inet.h>
 
 #include "auth/budget.h"
 #include "auth/session_internal.h"
@@ -272,19 +271,6 @@ static void login_failed(kw_store *store, const char *email, const char *ip)
     kw_store_login_failure_add(store, addr, now, KW_LOGIN_WINDOW);
 }
 
-/* The budget's client: the address, an IPv6 one by its /64 (one host
- * holds a whole /64, so counting its addresses apart would multiply its
- * share). */
-static void hash_client(const char *ip, char out[INET6_ADDRSTRLEN])
-{
-    struct in6_addr a6;
-    if (ip && inet_pton(AF_INET6, ip, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
-        memset(a6.s6_addr + 8, 0, 8);
-        if (inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN)) return;
-    }
-    snprintf(out, INET6_ADDRSTRLEN, "%s", ip ? ip : "");
-}
-
 static int hash_refused(int wait, int *retry_after, kw_problem *p)
 {
     *retry_after = wait;
@@ -295,9 +281,8 @@ static int hash_refused(int wait, int *retry_after, kw_problem *p)
 
 int kw_session_hash_take(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
 {
-    char client[INET6_ADDRSTRLEN];
-    hash_client(ip, client);
-    int wait = kw_budget_take(s->hashes, client, kw_now());
+    /* kw_budget counts an IPv6 address by its /64 */
+    int wait = kw_budget_take(s->hashes, ip, kw_now());
     return wait ? hash_refused(wait, retry_after, p) : 0;
 }
 
@@ -305,9 +290,7 @@ void kw_session_hash_done(kw_sessions *s) { kw_budget_done(s->hashes); }
 
 int kw_session_hash_admissible(kw_sessions *s, const char *ip, int *retry_after, kw_problem *p)
 {
-    char client[INET6_ADDRSTRLEN];
-    hash_client(ip, client);
-    int wait = kw_budget_peek(s->hashes, client, kw_now());
+    int wait = kw_budget_peek(s->hashes, ip, kw_now());
     return wait ? hash_refused(wait, retry_after, p) : 0;
 }
 
