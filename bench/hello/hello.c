@@ -59,7 +59,7 @@ static int make_body(long n)
     return 0;
 }
 
-static char NO_BODY;  /* con_cls marker, as in server.c */
+static char NO_BODY;  /* con_cls marker, as in server_request.c */
 
 /* --parse-json: each connection's body, read whole before it is parsed. */
 static int parse_json;

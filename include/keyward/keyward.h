@@ -7,7 +7,8 @@
  * by concern, one header each, and a caller includes the ones it uses:
  *   key.h       key format, checksum, mask, hashing (no I/O)
  *   scope.h     scope parsing and satisfaction
- *   store.h     persistence behind one interface (SQLite, PostgreSQL)
+ *   store.h     persistence behind one interface (SQLite, PostgreSQL); it
+ *               includes its families (store_keys.h, store_orgs.h …)
  *   auth.h      verifying a presented key into a principal; rate limit
  *   vcache.h    the verification cache;  ratelimit.h  per-key token buckets
  *   policy.h    which route may be called by which credential

@@ -289,7 +289,7 @@ static int build(kw_flagcache *c, int64_t project_id, uint64_t ticket, struct se
     json_t *doc = json_pack("{s:O, s:O, s:{}, s:b, s:i}", "flags", flags, "group_type_mapping",
                             mapping, "cohorts", "minimal_flag_called_events", 0,
                             "property_matching_version", 1);
-    /* The dump flags server.c uses, so the ETag is over the bytes it would send. */
+    /* The dump flags server_response.c uses, so the ETag is over the bytes it would send. */
     char *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     struct set *s = body ? calloc(1, sizeof *s) : NULL;

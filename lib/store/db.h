@@ -2,8 +2,9 @@
  * (internal to lib/store/).
  *
  * keyward runs on SQLite (embedded, the default) and on PostgreSQL (several
- * instances sharing one database).  Only two files know those libraries:
- * db_sqlite.c and db_pg.c, the drivers.  Everything else in lib/store/ is
+ * instances sharing one database).  Only the two drivers know those
+ * libraries: db_sqlite.c, and db_pg.c with db_pg_session.c and
+ * db_pg_listen.c (sharing db_pg.h).  Everything else in lib/store/ is
  * written once, in terms of this header: a statement is named by its id in
  * the one statement table (sql.h), bound with numbered parameters, stepped
  * row by row, and its columns read by index or decoded into a struct by a

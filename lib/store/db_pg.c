@@ -1,19 +1,8 @@
 /* db_pg.c — the PostgreSQL driver of the database layer (libpq), for
- * several keyward instances sharing one database.
- *
- * Concurrency model: one connection per thread, opened lazily and kept for
- * the thread's life, exactly like the SQLite driver.  We chose that over a
- * shared pool (N connections behind a mutex + condvar) because:
- *   - the HTTP server runs a fixed thread pool, so the connection count is
- *     bounded by threads × instances, the same as a pool sized to the
- *     thread count would be;
- *   - the verification path (key by hash, touch) takes no lock of ours and
- *     never waits for a free connection;
- *   - kw_store_begin/commit/rollback must run on one session; with a
- *     per-thread connection the calling thread owns it, with a pool we would
- *     have to pin a connection to the thread for the transaction anyway.
- * The cost: a short-lived thread costs a connection setup; the thread-exit
- * destructor closes its connection so they do not pile up.
+ * several keyward instances sharing one database: its statements, its
+ * transactions and migrations, and the driver table db.h calls through.
+ * Sessions (one per thread) are db_pg_session.c's, change notifications
+ * db_pg_listen.c's.
  *
  * Statements of the table are prepared (PQprepare, ?N rewritten to $N) on
  * first use per connection and run with PQexecPrepared and text
@@ -23,226 +12,21 @@
  *
  * Migrations run in one transaction that first takes
  * pg_advisory_xact_lock(MIGRATION_LOCK): several instances starting at once
- * queue on the lock and the later ones find the schema already current.
- * This is the only file that knows libpq. */
-#include <errno.h>
+ * queue on the lock and the later ones find the schema already current. */
 #include <inttypes.h>
-#include <libpq-fe.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyward/keyward.h"
-#include "store/db.h"
+#include "store/db_pg.h"
 #include "store/store_schema.h"
 
 /* Arbitrary, fixed: "kwmg" in ASCII.  Only keyward's migrations take it. */
 #define MIGRATION_LOCK 0x6b776d67
-#define PG_MAX_PARAMS 32
-
-/* A statement of the table on one connection: its parameters until the
- * first step runs it, then its result and the row the cursor is on. */
-struct pg_stmt {
-    kw_db_stmt base;
-    struct pg_conn *conn;
-    int id;          /* in the statement table; -1: ad hoc */
-    char *adhoc_sql; /* ad hoc: the rewritten text, freed with the statement */
-    int n;           /* parameters bound: the highest index */
-    const char *v[PG_MAX_PARAMS];
-    char buf[PG_MAX_PARAMS][24];
-    PGresult *res;   /* NULL until the first step */
-    int row;
-};
-
-struct pg_conn {
-    PGconn *db;
-    struct pg_store *store;
-    unsigned char table_prepared[KW_SQL_COUNT];  /* PQprepare done on this session */
-    struct pg_stmt stmts[KW_SQL_COUNT];
-    struct pg_conn *prev, *next;  /* every connection, for close */
-};
-
-struct pg_store {
-    kw_store base;
-    char *url;
-    pthread_key_t tls;
-    pthread_mutex_t conns_lock;  /* guards the list only */
-    struct pg_conn *conns;
-    /* The LISTEN session of kw_store_wait_change: its own connection, never
-     * used for queries (a notification arrives only between transactions of
-     * its session, so it must not share one with request threads). */
-    pthread_mutex_t listen_lock;
-    PGconn *listen;
-};
 
 #define P(base) ((struct pg_store *)(base))
 static const struct kw_db_driver PG_DRIVER;
-static int kw_pg_exec(struct pg_conn *c, const char *sql);
-
-/* The library never writes to the terminal: NOTICEs ("relation already
- * exists, skipping") are dropped. */
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-/* libpq's words for a session's failure, for the logs. */
-static const char *session_words(PGconn *db) { return db ? PQerrorMessage(db) : "no connection"; }
-
-static int kw_pg_error(PGconn *db, const PGresult *res)
-{
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    kw_db_note_error(state ? state : "connection", primary ? primary : session_words(db));
-    if (!db || PQstatus(db) == CONNECTION_BAD) return KW_ERR_UNAVAILABLE;
-    if (!state) return res ? KW_ERR_DB : KW_ERR_UNAVAILABLE;
-    /* Class 23 (integrity constraint): 23505 unique_violation is the case
-     * callers act on; foreign-key / not-null violations map the same way
-     * because the SQLite backend reports every SQLITE_CONSTRAINT as
-     * KW_ERR_EXISTS and both backends must answer alike. */
-    if (strncmp(state, "23", 2) == 0) return KW_ERR_EXISTS;
-    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||  /* connection, shutdown */
-        strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||     /* retryable conflicts */
-        strcmp(state, "53300") == 0)                                       /* too many connections */
-        return KW_ERR_UNAVAILABLE;
-    if (strcmp(state, "53200") == 0) return KW_ERR_NOMEM;
-    /* query_canceled: keyward cancels nothing, so it is statement_timeout
-     * (kw_pg_time_limit). */
-    if (strcmp(state, "57014") == 0) return KW_ERR_TIMEOUT;
-    return KW_ERR_DB;
-}
-
-/* A session that cannot be used. */
-static int unreachable(PGconn *db)
-{
-    kw_db_note_error("connection", session_words(db));
-    return KW_ERR_UNAVAILABLE;
-}
-
-static PGconn *connect_db(const char *url)
-{
-    /* connect_timeout comes first so a value in the URL overrides it. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"10", "keyward", url, NULL};
-    PGconn *db = PQconnectdbParams(keys, vals, 1);
-    if (db) PQsetNoticeProcessor(db, quiet_notice, NULL);
-    return db;
-}
-
-static void conn_free(struct pg_conn *c)
-{
-    if (c->db) PQfinish(c->db);
-    free(c);
-}
-
-/* Unlinks and closes a thread's connection when the thread exits. */
-static void conn_thread_exit(void *arg)
-{
-    struct pg_conn *c = arg;
-    struct pg_store *s = c->store;
-    pthread_mutex_lock(&s->conns_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    pthread_mutex_unlock(&s->conns_lock);
-    conn_free(c);
-}
-
-static int kw_pg_store_init(struct pg_store *s, const char *url)
-{
-    s->url = strdup(url);
-    if (!s->url) return KW_ERR_NOMEM;
-    if (pthread_key_create(&s->tls, conn_thread_exit)) {
-        free(s->url);
-        return KW_ERR_NOMEM;
-    }
-    pthread_mutex_init(&s->conns_lock, NULL);
-    pthread_mutex_init(&s->listen_lock, NULL);
-    return KW_OK;
-}
-
-static void kw_pg_store_fini(struct pg_store *s)
-{
-    /* Deleting the key first: no destructor runs after this point. */
-    pthread_key_delete(s->tls);
-    for (struct pg_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        conn_free(c);
-    }
-    s->conns = NULL;
-    pthread_mutex_destroy(&s->conns_lock);
-    if (s->listen) PQfinish(s->listen);
-    s->listen = NULL;
-    pthread_mutex_destroy(&s->listen_lock);
-    free(s->url);
-}
-
-static int kw_pg_conn_get(struct pg_store *s, struct pg_conn **out)
-{
-    struct pg_conn *c = pthread_getspecific(s->tls);
-    if (c) {
-        /* An idle session the server has closed (restart, terminated
-         * backend, idle timeout) has said so on its socket; reading that
-         * now, before a statement is sent, lets it reconnect here instead
-         * of failing the caller's statement — without ever re-sending a
-         * statement that may have run.  One poll() with no wait. */
-        if (PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) == PQTRANS_IDLE) {
-            /* The server's last message comes first, the end of the
-             * stream on a later read: read until nothing is waiting. */
-            struct pollfd pfd = {.fd = PQsocket(c->db), .events = POLLIN};
-            for (int i = 0; i < 4 && pfd.fd >= 0 && poll(&pfd, 1, 0) > 0; i++)
-                if (!PQconsumeInput(c->db) || PQstatus(c->db) == CONNECTION_BAD) break;
-        }
-        if (PQstatus(c->db) == CONNECTION_BAD) {
-            /* The session is gone (server restart, network): reconnect.  Its
-             * prepared statements went with it. */
-            PQreset(c->db);
-            memset(c->table_prepared, 0, sizeof c->table_prepared);
-            if (PQstatus(c->db) != CONNECTION_OK) return unreachable(c->db);
-        }
-        *out = c;
-        return KW_OK;
-    }
-    c = calloc(1, sizeof *c);
-    if (!c) return KW_ERR_NOMEM;
-    c->store = s;
-    c->db = connect_db(s->url);
-    if (!c->db) {
-        free(c);
-        return KW_ERR_NOMEM;
-    }
-    if (PQstatus(c->db) != CONNECTION_OK) {
-        int rc = unreachable(c->db);
-        conn_free(c);
-        return rc;
-    }
-    pthread_mutex_lock(&s->conns_lock);
-    c->next = s->conns;
-    if (c->next) c->next->prev = c;
-    s->conns = c;
-    pthread_mutex_unlock(&s->conns_lock);
-    pthread_setspecific(s->tls, c);
-    *out = c;
-    return KW_OK;
-}
-
-/* Keeps a successful result; maps and frees a failed one. */
-static int take_result(PGconn *db, PGresult *res, PGresult **out)
-{
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        *out = res;
-        return KW_OK;
-    }
-    int rc = kw_pg_error(db, res);
-    PQclear(res);
-    return rc;
-}
 
 /* Inside an explicit transaction a failed statement would abort the whole
  * transaction in PostgreSQL, while in SQLite only the statement is undone
@@ -266,91 +50,6 @@ static int fence_open(struct pg_conn *c, int *in_tx)
     *in_tx = PQtransactionStatus(c->db) == PQTRANS_INTRANS;
     return *in_tx ? kw_pg_exec(c, "SAVEPOINT kw_stmt") : KW_OK;
 }
-
-static int kw_pg_exec(struct pg_conn *c, const char *sql)
-{
-    PGresult *res = NULL;
-    int rc = take_result(c->db, PQexec(c->db, sql), &res);
-    PQclear(res);
-    return rc;
-}
-
-/* ---- change notifications: every instance hears every write --------------
- * The schema's triggers NOTIFY keyward_auth / keyward_flags in the writing
- * transaction; PostgreSQL delivers them at commit to every session that
- * LISTENs.  One dedicated session per store listens; a wait is poll() on
- * its socket, then PQconsumeInput + PQnotifies.  When the session breaks
- * (server restart, network), the next wait reconnects and LISTENs again and
- * reports KW_CHANGE_ALL: whatever was notified in between is lost, so the
- * caller must re-read the generations.  The payload (the new generation) is
- * not trusted or parsed: the caller reads the generation itself. */
-
-static int notified(PGconn *db)
-{
-    int what = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(db))) {
-        if (strcmp(n->relname, "keyward_auth") == 0) what |= KW_CHANGE_AUTH;
-        else if (strcmp(n->relname, "keyward_flags") == 0) what |= KW_CHANGE_FLAGS;
-        PQfreemem(n);
-    }
-    return what;
-}
-
-static int listen_open(struct pg_store *s)
-{
-    if (s->listen) PQfinish(s->listen);
-    s->listen = connect_db(s->url);
-    if (!s->listen) return KW_ERR_NOMEM;
-    int rc;
-    if (PQstatus(s->listen) == CONNECTION_OK) {
-        PGresult *res = PQexec(s->listen, "LISTEN keyward_auth; LISTEN keyward_flags");
-        rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? KW_OK : kw_pg_error(s->listen, res);
-        PQclear(res);
-    } else {
-        rc = unreachable(s->listen);
-    }
-    if (rc) {
-        PQfinish(s->listen);
-        s->listen = NULL;
-    }
-    return rc;
-}
-
-static int kw_pg_wait_change(kw_store *b, int timeout_ms, int *what)
-{
-    struct pg_store *s = (struct pg_store *)b;
-    int rc = KW_OK;
-    *what = 0;
-    pthread_mutex_lock(&s->listen_lock);
-    if (!s->listen || PQstatus(s->listen) != CONNECTION_OK) {
-        rc = listen_open(s);
-        if (!rc) *what = KW_CHANGE_ALL;  /* anything may have happened meanwhile */
-        goto out;
-    }
-    if ((*what = notified(s->listen))) goto out;  /* already buffered */
-    struct pollfd pfd = {.fd = PQsocket(s->listen), .events = POLLIN};
-    if (pfd.fd < 0) {
-        rc = unreachable(s->listen);
-        goto drop;
-    }
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n == 0 || (n < 0 && errno == EINTR)) goto out;
-    /* Readable (or hung up): a closed socket makes PQconsumeInput fail. */
-    if (n < 0 || !PQconsumeInput(s->listen) || PQstatus(s->listen) != CONNECTION_OK) {
-        rc = unreachable(s->listen);
-        goto drop;
-    }
-    *what = notified(s->listen);
-    goto out;
-drop:
-    PQfinish(s->listen);
-    s->listen = NULL;
-out:
-    pthread_mutex_unlock(&s->listen_lock);
-    return rc;
-}
-
 
 /* ---- the statement half of the driver (db.h) ------------------------------ */
 
@@ -398,7 +97,7 @@ static int kw_pg_prepare(kw_store *b, enum kw_sql_id id, kw_db_stmt **out)
         /* Prepared outside any savepoint: a PREPARE is not undone by
          * ROLLBACK TO, and it does not fail on data. */
         PGresult *ok = NULL;
-        rc = take_result(c->db, PQprepare(c->db, name, sql, 0, NULL), &ok);
+        rc = kw_pg_take_result(c->db, PQprepare(c->db, name, sql, 0, NULL), &ok);
         PQclear(ok);
         free(sql);
         if (rc) return rc;
@@ -460,7 +159,7 @@ static int kw_pg_step(kw_db_stmt *st)
         } else {
             res = PQexecParams(c->db, s->adhoc_sql, s->n, NULL, s->v, NULL, NULL, 0);
         }
-        rc = fence(c, in_tx, take_result(c->db, res, &s->res));
+        rc = fence(c, in_tx, kw_pg_take_result(c->db, res, &s->res));
         if (rc) {
             PQclear(s->res);
             s->res = NULL;
@@ -521,15 +220,15 @@ static int kw_pg_time_limit(kw_store *b, int64_t ms)
     const char *values[1] = {text};
     snprintf(text, sizeof text, "%" PRId64, ms);
     PGresult *res = NULL;
-    rc = take_result(c->db, PQexecParams(c->db, "SELECT set_config('statement_timeout', $1, false)",
-                                         1, NULL, values, NULL, NULL, 0), &res);
+    rc = kw_pg_take_result(c->db,
+                           PQexecParams(c->db, "SELECT set_config('statement_timeout', $1, false)",
+                                        1, NULL, values, NULL, NULL, 0),
+                           &res);
     PQclear(res);
     return rc;
 }
 
 /* ---- schema, transactions, lifecycle ------------------------------------- */
-
-
 
 static int pg_schema_version(kw_store *b, int *version)
 {

@@ -1,6 +1,6 @@
 /* access.c — what every answered request leaves behind: its count and
  * latency under its route in the metrics and, with `--log-format json`,
- * one access line.  One function, called by server.c for every answer
+ * one access line.  One function, called by server_request.c for every answer
  * (413s before the body included), so no route can be missed.
  *
  * The line names the route by its pattern, the caller by credential kind

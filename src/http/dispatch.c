@@ -372,7 +372,7 @@ static int authenticate_session(kw_http_req *req, kw_http_resp *resp)
 
 /* A personal key: the answer of a legacy check run while this request was
  * suspended, or the verification up to that check.  KW_VERIFY_SLOW names
- * the key for server.c, which runs the check off this thread. */
+ * the key for server_request.c, which runs the check off this thread. */
 static kw_verify_result verify_personal(kw_http_req *req, const char *token, size_t len,
                                         kw_principal *pr)
 {
@@ -416,7 +416,7 @@ static int authenticate(kw_http_req *req, kw_http_resp *resp)
         result = verify_personal(req, token, len, pr);
     else if (secret && len <= KW_KEY_MAX_LEN)
         result = kw_verify_secret(req->app->verifier, token, len, pr);
-    if (result == KW_VERIFY_SLOW) return 1;  /* no answer yet: server.c resumes it */
+    if (result == KW_VERIFY_SLOW) return 1;  /* no answer yet: server_request.c resumes it */
     if (result == KW_VERIFY_EXPIRED) {
         kw_resp_error(resp, KW_P_KEY_EXPIRED, NULL, "API key has expired.");
         return 1;

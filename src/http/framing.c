@@ -7,7 +7,7 @@
  * a body served as the next request) or on which credential it carries (a
  * check made on one Authorization header, the request run with another).
  * Such requests are refused with 400 and their connection closed
- * (server.c), before a byte of their body is read. */
+ * (server_request.c), before a byte of their body is read. */
 #include <string.h>
 #include <strings.h>
 

@@ -6,8 +6,8 @@
  * form data=base64: body.c) and found the project from the phc_ token in
  * it; lib/events/capture.c validates the events here, and the server's
  * capture group stores them, many requests in one transaction, before the
- * answer is sent (server.c).  The answer is PostHog's: 200 {"status": 1}.
- * The 1 MiB request limit of server.c holds here too (PostHog allows
+ * answer is sent (server_hold.c).  The answer is PostHog's: 200 {"status": 1}.
+ * The 1 MiB request limit of server_request.c holds here too (PostHog allows
  * 20 MB on /batch/): posthog-node and posthog-python flush far smaller
  * batches by default, and the inflated size of a compressed body is
  * capped separately (KW_MAX_INFLATED). */
@@ -41,7 +41,7 @@ static void build_ready(void)
     ready_results = ready_answer(RESULTS_OK);
 }
 
-/* The answer for staged events: server.c stores them (with other
+/* The answer for staged events: server_hold.c stores them (with other
  * requests' in the capture group, or on its own thread) before `ok` is
  * sent, and answers the storage's refusal instead when it fails.  `ok` is
  * static text, sent as the ready response when resp carries just the

@@ -5,7 +5,7 @@
  * Every answer carries a strict Content-Security-Policy: scripts, styles
  * and requests only from this origin, no inline script, no framing — so an
  * injected string can never run as code (the pages also build the DOM with
- * textContent, never innerHTML).  server.c adds X-Frame-Options,
+ * textContent, never innerHTML).  server_response.c adds X-Frame-Options,
  * X-Content-Type-Options and Referrer-Policy to every response. */
 #include <string.h>
 

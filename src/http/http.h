@@ -1,15 +1,17 @@
 /* http.h — the keyward HTTP layer (internal to the program).
  *
- * server.c owns libmicrohttpd (with server_hold.c, which suspends requests
- * that wait; no other file includes it): it reads bodies (with the size
- * limit), hands a kw_http_req to dispatch.c,
- * which matches the route, verifies the credential and applies the policy
- * table once; only then does a handler (h_*.c) run.  Everything else reads
- * the request through kw_req_* (headers, cookies, the query string) and
- * answers through a kw_http_resp, so the HTTP library can change in two
- * files.  Every error body is built by kw_resp_problem, in one place, and a
- * handler's failed storage call becomes its problem in one place too
- * (kw_handler's return value, mapped by dispatch.c). */
+ * The server*.c files own libmicrohttpd (server.c the listeners,
+ * server_request.c a request's life, server_response.c its answer,
+ * server_hold.c the requests that wait; no other file includes it):
+ * server_request.c reads bodies (with the size limit) and hands a
+ * kw_http_req to dispatch.c, which matches the route, verifies the
+ * credential and applies the policy table once; only then does a handler
+ * (h_*.c) run.  Everything else reads the request through kw_req_*
+ * (headers, cookies, the query string) and answers through a kw_http_resp,
+ * so the HTTP library can change in those files alone.  Every error body
+ * is built by kw_resp_problem, in one place, and a handler's failed
+ * storage call becomes its problem in one place too (kw_handler's return
+ * value, mapped by dispatch.c). */
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
 
@@ -95,7 +97,7 @@ typedef struct kw_http_slow {
     size_t len;
     kw_verify_result result;
     kw_principal principal;
-    void *owner;  /* server.c's: the suspended connection */
+    void *owner;  /* server_hold.c's: the suspended connection */
     /* A handler's work instead of the key check; release(ctx) runs when
      * the job is freed (kw_http_slow_free), once the request has been
      * dispatched again with it or has gone. */
@@ -107,12 +109,12 @@ typedef struct kw_http_slow {
     void *ctx;
 } kw_http_slow;
 
-/* libmicrohttpd's connection, opaque outside server.c. */
+/* libmicrohttpd's connection, opaque outside the server*.c files. */
 struct MHD_Connection;
 
 typedef struct kw_http_req {
     kw_app *app;
-    struct MHD_Connection *conn;  /* read only through kw_req_* (server.c) */
+    struct MHD_Connection *conn;  /* read only through kw_req_* (server_request.c) */
     const char *method;
     const char *path;
     const char *body;
@@ -127,15 +129,15 @@ typedef struct kw_http_req {
     /* In: a legacy key check already answered for this request (the
      * request was suspended while it ran).  Out: the key dispatch.c could
      * not verify without one (KW_VERIFY_SLOW); no response was built, and
-     * server.c runs the check and dispatches the request again. */
+     * server_request.c runs the check and dispatches the request again. */
     const kw_http_slow *slow;
     const char *slow_key;
     size_t slow_key_len;
     /* Out: a job a handler hands over (its `work` set; no response was
-     * built), which server.c runs like the key check above. */
+     * built), which server_request.c runs like the key check above. */
     kw_http_slow *slow_job;
-    /* Out: a capture handler's staged events, which server.c stores before
-     * it sends the answer the handler built (server_hold.c). */
+    /* Out: a capture handler's staged events, which server_hold.c stores
+     * before it sends the answer the handler built. */
     kw_capture_batch *capture;
     /* Last, and not zeroed with the rest (kw_http_req_init): 3 KB that
      * kw_principal_clear makes anonymous. */
@@ -145,7 +147,7 @@ typedef struct kw_http_req {
 #define KW_RESP_MAX_HEADERS 8
 
 /* A response built once and queued on any number of connections (see
- * kw_http_resp.shared); server.c's, opaque elsewhere. */
+ * kw_http_resp.shared); server_response.c's, opaque elsewhere. */
 typedef struct kw_http_ready kw_http_ready;
 
 typedef struct kw_http_resp {
@@ -398,7 +400,7 @@ void kw_slow_stop(kw_slow_queue *q);
  * be refused, until then): frees the queue, stopping it first if needed. */
 void kw_slow_free(kw_slow_queue *q);
 
-/* server.c — with server_hold.c, the only user of libmicrohttpd. */
+/* The server*.c files — the only users of libmicrohttpd. */
 typedef struct kw_server kw_server;
 /* The request's header `name` (case-insensitive), cookie `name`, or first
  * query parameter `name` (decoded; stops at a NUL byte): NULL when absent. */

@@ -6,7 +6,7 @@
  * capture, whose events the capture group stores together with other
  * requests' in one transaction.  Each is suspended
  * (MHD_suspend_connection) while that runs and resumed with the outcome;
- * MHD then calls the request again and server.c answers it — the legacy
+ * MHD then calls the request again and server_request.c answers it — the legacy
  * check by dispatching the request again, the capture by sending the
  * answer held here (kw_hold_answer).  Suspended before queued, so a
  * request is never resumed before it is suspended.

@@ -1,6 +1,6 @@
-/* server_internal.h — what server.c, server_hold.c and framing.c share:
- * the server, the per-connection state, and the calls between them.  Only
- * these files see libmicrohttpd. */
+/* server_internal.h — what server.c, server_request.c, server_response.c,
+ * server_hold.c and framing.c share: the server, the per-connection state,
+ * and the calls between them.  Only these files see libmicrohttpd. */
 #ifndef KW_HTTP_SERVER_INTERNAL_H
 #define KW_HTTP_SERVER_INTERNAL_H
 
@@ -86,8 +86,23 @@ static inline struct conn_state *kw_conn_state(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-/* server.c: queues resp on the connection. */
+/* server_response.c: queues resp on the connection.  kw_server_common_headers
+ * adds the headers every response carries (the metrics listener builds its
+ * own response and adds them too). */
 enum MHD_Result kw_server_send(struct MHD_Connection *conn, kw_http_resp *resp);
+void kw_server_common_headers(struct MHD_Response *r);
+
+/* server_request.c: the API listener's libmicrohttpd callbacks, which
+ * server.c registers (cls is the kw_server): each step of a request, its
+ * completion, and a connection's opening and closing. */
+enum MHD_Result kw_server_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls);
+void kw_server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                            enum MHD_RequestTerminationCode toe);
+void kw_server_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe);
 
 /* The headers that frame a request or name its caller (framing.c): the
  * first Content-Length and Transfer-Encoding (NULL when absent) and how

@@ -7,7 +7,7 @@
  * (about half a second); run on a request thread it would stall every
  * other connection that thread serves, so a stranger presenting made-up
  * legacy-length keys could slow valid requests down.  Instead the request
- * is suspended (server.c), its check runs on this one thread, and the
+ * is suspended (server_hold.c), its check runs on this one thread, and the
  * request resumes with the answer.  One thread is enough: the verifier's
  * budget grants one legacy check at a time.  The server starts a second
  * queue of the same kind for endpoint queries (kw_http_slow.query), so a
