@@ -161,7 +161,8 @@ static int start(kw_app *app, const char *listen, unsigned threads, int metrics,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)(64 * 1024),
             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, kw_server_on_completed,
-            s, MHD_OPTION_NOTIFY_CONNECTION, kw_server_on_connection, s, MHD_OPTION_END);
+            s, MHD_OPTION_NOTIFY_CONNECTION, kw_server_on_connection, s,
+            MHD_OPTION_UNESCAPE_CALLBACK, kw_server_unescape, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errsz, "cannot listen on %s (address in use or not permitted)", listen);
         kw_slow_free(s->slow);

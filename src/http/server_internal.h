@@ -75,6 +75,10 @@ struct conn_state {
      * a body buffer allocated and freed per request costs a malloc of 4 KB
      * or more, which makes glibc consolidate its free lists. */
     struct body body;
+    /* The last text of the current request in which MHD's %XX decoding
+     * made a NUL byte (kw_server_unescape); cleared when a request starts
+     * and ends. */
+    const char *nul_decoded;
 };
 
 #define KW_BODY_KEEP (64u * 1024)
@@ -99,6 +103,7 @@ enum MHD_Result kw_server_on_request(void *cls, struct MHD_Connection *conn, con
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_data_size,
                                      void **con_cls);
+size_t kw_server_unescape(void *cls, struct MHD_Connection *conn, char *text);
 void kw_server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe);
 void kw_server_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,

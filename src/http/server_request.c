@@ -213,6 +213,24 @@ static enum MHD_Result refuse_too_large(kw_server *s, struct MHD_Connection *con
     return refuse_early(s, conn, url, method, &p, 0);
 }
 
+/* libmicrohttpd decodes %XX in the path and in the query's names and
+ * values, then hands the path over as a C string: a %00 in it would cut it
+ * short, so that DELETE /api/personal_api_keys/ID%00/roll/ deleted the key,
+ * and a proxy in front (or a log) would judge a different request than
+ * keyward routes.  The decoding stays MHD's; a text in which it made a NUL
+ * is remembered, and a path that is that text is refused.  (The query's
+ * values come with their lengths, and check_query refuses a NUL in them.) */
+size_t kw_server_unescape(void *cls, struct MHD_Connection *conn, char *text)
+{
+    (void)cls;
+    size_t n = MHD_http_unescape(text);
+    if (memchr(text, '\0', n)) {
+        struct conn_state *state = kw_conn_state(conn);
+        if (state) state->nul_decoded = text;
+    }
+    return n;
+}
+
 enum MHD_Result kw_server_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_data_size,
@@ -236,6 +254,16 @@ enum MHD_Result kw_server_on_request(void *cls, struct MHD_Connection *conn, con
         if (kw_framing_read(conn, &f, &p)) {
             *con_cls = &REFUSED;
             return refuse_early(s, conn, url, method, &p, 1);
+        }
+        if (state && state->nul_decoded) {
+            int in_path = state->nul_decoded == url;
+            state->nul_decoded = NULL;
+            if (in_path) {
+                *con_cls = &REFUSED;
+                kw_problem_set(&p, KW_P_VALIDATION, "path_invalid", NULL,
+                               "The path may not contain a NUL byte (%%00).");
+                return refuse_early(s, conn, url, method, &p, 1);
+            }
         }
         const char *cl = f.content_length, *te = f.transfer_encoding;
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
@@ -300,6 +328,7 @@ void kw_server_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
     kw_server *s = cls;
     (void)toe;
     struct conn_state *state = kw_conn_state(conn);
+    if (state) state->nul_decoded = NULL;
     if (state && state->done) {
         state->done(state->done_ctx);
         state->done = NULL;

@@ -202,6 +202,20 @@ class TestRouteTable(SweepBase):
                     self.assertProblem(res, 401, "not_authenticated", MSG_NOT_PROVIDED, None)
         self.assertUntouched()
 
+    def test_nul_in_path_is_refused(self):
+        # libmicrohttpd decodes %00 and hands the path over as a C string:
+        # a NUL must not cut the path short (DELETE …/ID%00/roll/ used to
+        # delete the key), on any route, with the key that may do anything.
+        for r in API_ROUTES:
+            path = self.fill(r["pattern"])
+            for bad in (path[:-1] + "%00/", path[:-1] + "%00/roll/", path + "%00"):
+                with self.subTest(route=r["id"], path=bad):
+                    self.assertProblem(self.call(r, bad, self.key), 400, "path_invalid",
+                                       "The path may not contain a NUL byte (%00).", None)
+        self.assertUntouched()
+        self.assertStatus(self.srv.get("/api/personal_api_keys/%s/" % self.pkey_a_id,
+                                       key=self.key), 200)
+
     def test_project_token_as_bearer(self):
         for r in API_ROUTES:
             if "none" in r["creds"]:
