@@ -35,7 +35,9 @@
  *     line; see docs/fuzzing.md.
  * After each structured input the database is put back (created rows
  * removed, the bootstrap key and the flag restored, the phs_ key and the
- * session made again when a request revoked them). */
+ * session made again when a request revoked them); DELETE of a project or
+ * an organization is sent to a spare one, made again once deleted, since a
+ * deletion takes the flags and keys with it. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -73,6 +75,33 @@ static kw_login login;
 static const kw_route *table;
 static size_t table_len;
 static char cleanup_sql[1024];
+/* DELETE /api/projects/:project and DELETE /api/organizations/:org go to
+ * these, never to the project and organization every other route works
+ * on: a deletion takes their flags and keys with it, which restore_state
+ * could not put back.  Each is made again once deleted. */
+static int64_t spare_project_id;
+static char spare_org_id[KW_ID_LEN + 1];
+
+static void make_spare_org(void)
+{
+    kw_org org;
+    memset(&org, 0, sizeof org);
+    snprintf(org.name, sizeof org.name, "spare org");
+    FZ_CHECK(kw_store_org_create(store, &org) == KW_OK &&
+             kw_store_membership_set(store, user.id, org.id, KW_LEVEL_OWNER) == KW_OK, "spare org");
+    snprintf(spare_org_id, sizeof spare_org_id, "%s", org.id);
+}
+
+static void make_spare_project(void)
+{
+    kw_project spare;
+    memset(&spare, 0, sizeof spare);
+    snprintf(spare.org_id, sizeof spare.org_id, "%s", project.org_id);
+    snprintf(spare.name, sizeof spare.name, "spare");
+    FZ_CHECK(kw_key_generate(KW_KEY_PROJECT, spare.api_token) == KW_OK, "spare token");
+    FZ_CHECK(kw_store_project_create(store, &spare) == KW_OK, "spare project");
+    spare_project_id = spare.id;
+}
 
 #define PASSWORD "fuzz-password-Long-enough-1"
 /* Names some handler reads (kw_req_query), plus the credential's. */
@@ -124,6 +153,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(kw_bootstrap(store, "fuzz@example.com", "Fuzz org", "Fuzz project", &user, &project,
                           boot_value, &p) == 0, "bootstrap: %s", p.detail);
     FZ_CHECK(kw_store_pkey_list(store, user.id, find_boot, NULL) == KW_OK && boot_key.id[0], "boot key");
+    make_spare_project();
+    make_spare_org();
     kw_principal session;
     memset(&session, 0, sizeof session);
     session.session = 1;
@@ -347,6 +378,10 @@ static void check_alive(void)
 static void restore_state(void)
 {
     kw_fz_sql(cleanup_sql);
+    kw_project spare;
+    if (kw_store_project_get(store, spare_project_id, &spare) == KW_ERR_NOTFOUND) make_spare_project();
+    kw_org spare_org;
+    if (kw_store_org_get(store, spare_org_id, &spare_org) == KW_ERR_NOTFOUND) make_spare_org();
     FZ_CHECK(kw_store_pkey_update(store, &boot_key) == KW_OK, "restore boot key");
     kw_flag copy = flag;
     copy.filters = strdup(flag.filters);
@@ -444,13 +479,15 @@ static void fill_path(kw_fz_buf *out, const kw_route *r, int current)
         const char *param = NULL;
         size_t plen = 0;
         if (strncmp(c, ":project", 8) == 0) {
-            if (current)
+            if (r->id == KW_ROUTE_PROJECT_DELETE)
+                snprintf(val, sizeof val, "%lld", (long long)spare_project_id);
+            else if (current)
                 snprintf(val, sizeof val, "@current");
             else
                 snprintf(val, sizeof val, "%lld", (long long)project.id);
             param = val, plen = 8;
         } else if (strncmp(c, ":org", 4) == 0) {
-            snprintf(val, sizeof val, "%s", project.org_id);
+            snprintf(val, sizeof val, "%s", r->id == KW_ROUTE_ORG_DELETE ? spare_org_id : project.org_id);
             param = val, plen = 4;
         } else if (strncmp(c, ":num", 4) == 0) {
             snprintf(val, sizeof val, "%lld", (long long)flag.id);
