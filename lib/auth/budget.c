@@ -1,8 +1,9 @@
 /* budget.c — admission for unauthenticated expensive work (see budget.h).
  *
  * Token buckets: one global, and a direct-mapped table of per-address
- * buckets.  All of it sits behind one mutex: only the rare legacy-hash
- * path takes it, never a request with a current-format key.  An address
+ * buckets.  All of it sits behind one mutex: only rare unauthenticated
+ * work takes it (legacy-hash checks, console password hashes, leak
+ * reports), never a request with a current-format key.  An address
  * colliding with another on a slot takes over the slot with a full bucket:
  * that can only let one address spend another's small burst, and the
  * global bucket and the one-at-a-time rule still hold whatever the table

@@ -11,7 +11,7 @@
  * caller is told to come back later instead of being made to wait, so a
  * flood of guesses costs a table probe each.  The same admission, with
  * its own bounds (kw_budget_limits), meters the console's password
- * hashes. */
+ * hashes and the leak-report endpoint. */
 #ifndef KW_BUDGET_H
 #define KW_BUDGET_H
 
