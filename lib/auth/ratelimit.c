@@ -167,11 +167,15 @@ int kw_ratelimit_take_noting(kw_ratelimit *rl, const char *key_id, int per_minut
     if (first_refusal) *first_refusal = 0;
     if (per_minute <= 0) return 0;
     /* Ids longer than a bucket holds are cut the same way on every take,
-     * so a long id still finds its own bucket. */
-    char id[KW_ID_LEN + 1];
-    strncpy(id, key_id, KW_ID_LEN);
-    id[KW_ID_LEN] = '\0';
-    if (!id[0]) id[0] = '-';
+     * so a long id still finds its own bucket.  A key id fits as it is. */
+    char cut[KW_ID_LEN + 1];
+    const char *id = key_id;
+    size_t len = strnlen(key_id, KW_ID_LEN + 1);
+    if (len == 0 || len > KW_ID_LEN) {
+        memcpy(cut, len ? key_id : "-", len ? KW_ID_LEN : 2);
+        cut[KW_ID_LEN] = '\0';
+        id = cut;
+    }
     uint64_t h = kw_hash_text(KW_HASH_START, id);
     struct shard *s = &rl->shards[h % SHARDS];
     int retry = 0;
